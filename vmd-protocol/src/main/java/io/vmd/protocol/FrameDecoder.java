@@ -1,0 +1,47 @@
+package io.vmd.protocol;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.handler.codec.ByteToMessageDecoder;
+import java.util.List;
+
+/**
+ * Splits the byte stream into frames. Emits each frame body (header + payload, without the length
+ * prefix) as a retained slice of the inbound buffer: no copy and, with pooled buffers, no garbage.
+ * A length outside [header, max] means framing is lost: it throws {@link ProtocolException}.
+ */
+public final class FrameDecoder extends ByteToMessageDecoder {
+  private final int maxFrame;
+
+  public FrameDecoder() {
+    this(Frame.MAX_FRAME);
+  }
+
+  public FrameDecoder(int maxFrame) {
+    this.maxFrame = maxFrame;
+  }
+
+  @Override
+  protected void decode(ChannelHandlerContext ctx, ByteBuf in, List<Object> out) {
+    while (in.readableBytes() >= Frame.LENGTH_FIELD) {
+      int start = in.readerIndex();
+      int length = in.getInt(start);
+      if (length < Frame.HEADER_SIZE || length > maxFrame) {
+        in.skipBytes(in.readableBytes());
+        throw new ProtocolException(
+            "frame length " + length + " outside " + Frame.HEADER_SIZE + ".." + maxFrame);
+      }
+      if (in.readableBytes() >= 2 + Frame.LENGTH_FIELD
+          && in.getShort(start + Frame.LENGTH_FIELD) != Frame.MAGIC) {
+        in.skipBytes(in.readableBytes());
+        throw new ProtocolException(
+            String.format("bad magic 0x%04x", in.getShort(start + Frame.LENGTH_FIELD) & 0xffff));
+      }
+      if (in.readableBytes() < Frame.LENGTH_FIELD + length) {
+        return;
+      }
+      in.skipBytes(Frame.LENGTH_FIELD);
+      out.add(in.readRetainedSlice(length));
+    }
+  }
+}

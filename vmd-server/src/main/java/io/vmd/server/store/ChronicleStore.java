@@ -1,0 +1,271 @@
+package io.vmd.server.store;
+
+import io.netty.buffer.ByteBuf;
+import io.vmd.protocol.Pages;
+import java.io.File;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.locks.StampedLock;
+import net.openhft.chronicle.map.ChronicleMap;
+import net.openhft.chronicle.map.ChronicleMapBuilder;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Pages in a Chronicle Map, either in memory or persisted to a file so that an intermediate host can
+ * extend onto SSD and keep its pages across a restart.
+ *
+ * <p>Chronicle reserves virtual space for every entry up front but the OS commits memory (or file
+ * blocks, the file is sparse) only when an entry is written; a deleted entry's space goes back to the
+ * map's own free list, not to the OS. The exact capacity and the all-or-nothing batch are ours: the
+ * map is sized with headroom and a {@link StampedLock} makes each batch write atomic.
+ */
+public final class ChronicleStore implements PageStore {
+  private static final Logger LOG = LoggerFactory.getLogger(ChronicleStore.class);
+  private static final String FILE = "pages.cmap";
+  private static final String CLEAN_MARK = "pages.clean";
+
+  private final long capacityPages;
+  private final ChronicleMap<Long, byte[]> map;
+  private final Path dataDir;
+  private final StampedLock lock = new StampedLock();
+  private final NamespacePageCounts perNamespace = new NamespacePageCounts();
+  private final byte[] writeScratch = new byte[Pages.PAGE_SIZE];
+  private final ThreadLocal<byte[]> readScratch = ThreadLocal.withInitial(() -> new byte[Pages.PAGE_SIZE]);
+  private long used;
+  private boolean closed;
+
+  /** An in-memory map. */
+  public static ChronicleStore inMemory(long capacityBytes) {
+    return new ChronicleStore(capacityBytes, null);
+  }
+
+  /** A map persisted under {@code dataDir}; an existing file is opened with all its pages. */
+  public static ChronicleStore persisted(long capacityBytes, Path dataDir) {
+    return new ChronicleStore(capacityBytes, dataDir);
+  }
+
+  private ChronicleStore(long capacityBytes, Path dataDir) {
+    System.setProperty("chronicle.analytics.disable", "true");
+    this.capacityPages = capacityBytes / Pages.PAGE_SIZE;
+    if (capacityPages < 1) {
+      throw new IllegalArgumentException("capacity " + capacityBytes + " holds no page");
+    }
+    this.dataDir = dataDir;
+    ChronicleMapBuilder<Long, byte[]> builder = ChronicleMap.of(Long.class, byte[].class)
+        .name("vmd-pages")
+        .entries(Math.max(1024, capacityPages + capacityPages / 8))
+        .constantValueSizeBySample(new byte[Pages.PAGE_SIZE]);
+    try {
+      if (dataDir == null) {
+        map = builder.create();
+      } else {
+        Files.createDirectories(dataDir);
+        File file = dataDir.resolve(FILE).toFile();
+        Path mark = dataDir.resolve(CLEAN_MARK);
+        boolean existed = file.exists();
+        if (existed && !Files.exists(mark)) {
+          LOG.warn("{} was not closed cleanly; recovering it", file);
+          map = builder.recoverPersistedTo(file, true);
+        } else {
+          map = builder.createPersistedTo(file);
+        }
+        Files.deleteIfExists(mark);
+        if (existed) {
+          for (Long key : map.keySet()) {
+            perNamespace.add(PageStore.namespaceOf(key), 1);
+            used++;
+          }
+          LOG.info("opened {} with {} pages", file, used);
+        }
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot open the Chronicle page store in " + dataDir, e);
+    }
+    if (used > capacityPages) {
+      LOG.warn("{} holds {} pages, more than the capacity of {}; no new page fits until some go",
+          dataDir, used, capacityPages);
+    }
+  }
+
+  @Override
+  public String engine() {
+    return dataDir == null ? "chronicle" : "chronicle-persisted";
+  }
+
+  @Override
+  public boolean write(int namespace, long firstPage, int count, ByteBuf src) {
+    long stamp = lock.writeLock();
+    try {
+      checkOpen();
+      long fresh = 0;
+      for (int i = 0; i < count; i++) {
+        if (!map.containsKey(PageStore.key(namespace, firstPage + i))) {
+          fresh++;
+        }
+      }
+      if (used + fresh > capacityPages) {
+        return false;
+      }
+      int srcIndex = src.readerIndex();
+      for (int i = 0; i < count; i++, srcIndex += Pages.PAGE_SIZE) {
+        src.getBytes(srcIndex, writeScratch);
+        if (map.put(PageStore.key(namespace, firstPage + i), writeScratch) == null) {
+          used++;
+          perNamespace.add(namespace, 1);
+        }
+      }
+      return true;
+    } finally {
+      lock.unlockWrite(stamp);
+    }
+  }
+
+  @Override
+  public boolean read(int namespace, long page, ByteBuf dst) {
+    byte[] scratch = readScratch.get();
+    long stamp = lock.readLock();
+    try {
+      checkOpen();
+      if (map.getUsing(PageStore.key(namespace, page), scratch) == null) {
+        return false;
+      }
+    } finally {
+      lock.unlockRead(stamp);
+    }
+    dst.writeBytes(scratch);
+    return true;
+  }
+
+  @Override
+  public boolean contains(int namespace, long page) {
+    long stamp = lock.readLock();
+    try {
+      return !closed && map.containsKey(PageStore.key(namespace, page));
+    } finally {
+      lock.unlockRead(stamp);
+    }
+  }
+
+  @Override
+  public long delete(int namespace, long firstPage, long count) {
+    long stamp = lock.writeLock();
+    try {
+      checkOpen();
+      long deleted = 0;
+      if (count > 2 * perNamespace.get(namespace)) {
+        for (long page : pagesLocked(namespace)) {
+          if (page >= firstPage && page - firstPage < count) {
+            deleted += removeLocked(namespace, page);
+          }
+        }
+      } else {
+        for (long i = 0; i < count; i++) {
+          deleted += removeLocked(namespace, firstPage + i);
+        }
+      }
+      return deleted;
+    } finally {
+      lock.unlockWrite(stamp);
+    }
+  }
+
+  private int removeLocked(int namespace, long page) {
+    if (map.remove(PageStore.key(namespace, page)) == null) {
+      return 0;
+    }
+    used--;
+    perNamespace.add(namespace, -1);
+    return 1;
+  }
+
+  @Override
+  public long deleteNamespace(int namespace) {
+    long stamp = lock.writeLock();
+    try {
+      checkOpen();
+      long deleted = 0;
+      for (long page : pagesLocked(namespace)) {
+        deleted += removeLocked(namespace, page);
+      }
+      perNamespace.clear(namespace);
+      return deleted;
+    } finally {
+      lock.unlockWrite(stamp);
+    }
+  }
+
+  @Override
+  public long[] pagesOf(int namespace) {
+    long stamp = lock.readLock();
+    try {
+      checkOpen();
+      return pagesLocked(namespace);
+    } finally {
+      lock.unlockRead(stamp);
+    }
+  }
+
+  private long[] pagesLocked(int namespace) {
+    long[] out = new long[(int) perNamespace.get(namespace)];
+    int n = 0;
+    for (Long key : map.keySet()) {
+      if (PageStore.namespaceOf(key) == namespace && n < out.length) {
+        out[n++] = PageStore.pageOf(key);
+      }
+    }
+    return out;
+  }
+
+  @Override
+  public long pageCount(int namespace) {
+    long stamp = lock.readLock();
+    try {
+      return perNamespace.get(namespace);
+    } finally {
+      lock.unlockRead(stamp);
+    }
+  }
+
+  @Override
+  public long usedPages() {
+    long stamp = lock.readLock();
+    try {
+      return used;
+    } finally {
+      lock.unlockRead(stamp);
+    }
+  }
+
+  @Override
+  public long capacityPages() {
+    return capacityPages;
+  }
+
+  @Override
+  public void close() {
+    long stamp = lock.writeLock();
+    try {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      map.close();
+      if (dataDir != null) {
+        Files.write(dataDir.resolve(CLEAN_MARK), new byte[0]);
+      }
+    } catch (IOException e) {
+      LOG.warn("could not mark {} as cleanly closed: {}", dataDir, e.toString());
+    } finally {
+      lock.unlockWrite(stamp);
+    }
+  }
+
+  private void checkOpen() {
+    if (closed) {
+      throw new IllegalStateException("page store is closed");
+    }
+  }
+}

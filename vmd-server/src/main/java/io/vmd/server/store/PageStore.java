@@ -1,0 +1,66 @@
+package io.vmd.server.store;
+
+import io.netty.buffer.ByteBuf;
+
+/**
+ * Where a server keeps 4 KiB pages, keyed by (namespace id, page index).
+ *
+ * <p>Contract shared by every engine (and checked by one test suite):
+ * <ul>
+ *   <li>capacity is exact: {@link #capacityPages()} pages fit, and not one more;
+ *   <li>a batch write is all or nothing with respect to space: when the new pages of a batch do not
+ *       fit, nothing of it is written and it returns false;
+ *   <li>memory is taken when a page is first written and handed back when it is deleted;
+ *   <li>every method is safe to call from several threads.
+ * </ul>
+ */
+public interface PageStore extends AutoCloseable {
+
+  /** Writes {@code count} consecutive pages read from {@code src} at its reader index (not moved). */
+  boolean write(int namespace, long firstPage, int count, ByteBuf src);
+
+  /**
+   * Copies the page into {@code dst} at its writer index and advances it by 4096, or returns false
+   * and leaves {@code dst} alone when the page was never written.
+   */
+  boolean read(int namespace, long page, ByteBuf dst);
+
+  boolean contains(int namespace, long page);
+
+  /** Deletes the pages of the range that exist; returns how many did. */
+  long delete(int namespace, long firstPage, long count);
+
+  /** Deletes every page of the namespace; returns how many there were. */
+  long deleteNamespace(int namespace);
+
+  /** The page indices the namespace holds here, in no particular order. */
+  long[] pagesOf(int namespace);
+
+  long pageCount(int namespace);
+
+  long usedPages();
+
+  long capacityPages();
+
+  /** Engine name for logs and metrics. */
+  String engine();
+
+  @Override
+  void close();
+
+  /** Packs (namespace, page) into one key: 24 bits of namespace, 40 bits of page index. */
+  static long key(int namespace, long page) {
+    return ((long) namespace << 40) | page;
+  }
+
+  static int namespaceOf(long key) {
+    return (int) (key >>> 40);
+  }
+
+  static long pageOf(long key) {
+    return key & ((1L << 40) - 1);
+  }
+
+  /** Largest page index a key can hold (4 PiB of namespace). */
+  long MAX_PAGE = (1L << 40) - 1;
+}
