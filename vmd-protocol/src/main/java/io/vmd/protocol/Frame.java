@@ -229,7 +229,7 @@ public final class Frame {
     if (magic(f) != MAGIC) {
       return String.format("bad magic 0x%04x", magic(f) & 0xffff);
     }
-    if (!Op.isKnown(op(f))) {
+    if (!Op.isKnown(op(f)) && !(isReply(f) && status(f) != 0)) {
       return "unknown op " + op(f);
     }
     if (firstPage(f) < 0) {

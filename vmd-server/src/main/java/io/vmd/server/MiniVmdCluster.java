@@ -1,0 +1,152 @@
+package io.vmd.server;
+
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.vmd.common.HostPort;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Collectors;
+
+/**
+ * N vmd-servers in one JVM on 127.0.0.1 ports: the base of every integration test and of
+ * {@code vmd up}. Fault injection is part of the API: {@link #kill} stops a server abruptly (its
+ * connections drop), {@link #restart} brings it back on the same port (with its pages when the
+ * server is persisted).
+ */
+public final class MiniVmdCluster implements AutoCloseable {
+  private final List<ServerConfig> configs = new ArrayList<>();
+  private final List<VmdServer> servers = new ArrayList<>();
+  private final List<PrometheusMeterRegistry> registries = new ArrayList<>();
+
+  private MiniVmdCluster() {}
+
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  public int size() {
+    return servers.size();
+  }
+
+  /** The server at {@code i}, or null while it is killed. */
+  public VmdServer server(int i) {
+    return servers.get(i);
+  }
+
+  public PrometheusMeterRegistry registry(int i) {
+    return registries.get(i);
+  }
+
+  public HostPort address(int i) {
+    return configs.get(i).listen();
+  }
+
+  public List<HostPort> addresses() {
+    List<HostPort> out = new ArrayList<>();
+    for (int i = 0; i < configs.size(); i++) {
+      out.add(address(i));
+    }
+    return out;
+  }
+
+  /** The addresses as the {@code --servers} flag takes them. */
+  public String serversFlag() {
+    return addresses().stream().map(HostPort::toString).collect(Collectors.joining(","));
+  }
+
+  /** Stops server {@code i} at once: connections drop, an in-memory store loses its pages. */
+  public synchronized void kill(int i) {
+    VmdServer s = servers.get(i);
+    if (s != null) {
+      servers.set(i, null);
+      s.close();
+    }
+  }
+
+  /** Starts server {@code i} again on the same address and store settings. */
+  public synchronized void restart(int i) throws InterruptedException {
+    kill(i);
+    PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    registries.set(i, registry);
+    servers.set(i, VmdServer.start(configs.get(i), registry));
+  }
+
+  @Override
+  public synchronized void close() {
+    for (int i = 0; i < servers.size(); i++) {
+      kill(i);
+    }
+  }
+
+  public static final class Builder {
+    private final List<Long> memories = new ArrayList<>();
+    private String store = "slab";
+    private Path dataRoot;
+    private String cluster = ServerConfig.DEFAULT_CLUSTER;
+    private Duration availabilityInterval = Duration.ofMillis(200);
+    private String host = "127.0.0.1";
+
+    /** Adds {@code count} servers of {@code memoryBytes} each. */
+    public Builder servers(int count, long memoryBytes) {
+      for (int i = 0; i < count; i++) {
+        memories.add(memoryBytes);
+      }
+      return this;
+    }
+
+    /** Adds one server of {@code memoryBytes}. */
+    public Builder server(long memoryBytes) {
+      memories.add(memoryBytes);
+      return this;
+    }
+
+    /** Persisted Chronicle stores, one directory per server under {@code root}. */
+    public Builder persisted(Path root) {
+      this.store = "chronicle";
+      this.dataRoot = root;
+      return this;
+    }
+
+    public Builder store(String engine) {
+      this.store = engine;
+      return this;
+    }
+
+    public Builder cluster(String name) {
+      this.cluster = name;
+      return this;
+    }
+
+    public Builder host(String bindHost) {
+      this.host = bindHost;
+      return this;
+    }
+
+    public Builder availabilityInterval(Duration interval) {
+      this.availabilityInterval = interval;
+      return this;
+    }
+
+    public MiniVmdCluster start() throws InterruptedException {
+      MiniVmdCluster c = new MiniVmdCluster();
+      try {
+        for (int i = 0; i < memories.size(); i++) {
+          ServerConfig cfg = new ServerConfig(new HostPort(host, 0), memories.get(i), store,
+              dataRoot == null ? null : dataRoot.resolve("server-" + i), cluster, availabilityInterval, 1);
+          PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+          VmdServer s = VmdServer.start(cfg, registry);
+          // Pin the chosen port so that a restart comes back at the same address.
+          c.configs.add(cfg.withListen(s.address()));
+          c.servers.add(s);
+          c.registries.add(registry);
+        }
+      } catch (InterruptedException | RuntimeException e) {
+        c.close();
+        throw e;
+      }
+      return c;
+    }
+  }
+}

@@ -1,0 +1,48 @@
+package io.vmd.server;
+
+import io.vmd.common.HostPort;
+import java.nio.file.Path;
+import java.time.Duration;
+
+/**
+ * How one vmd-server runs.
+ *
+ * @param listen address to bind (port 0 picks a free one)
+ * @param memoryBytes exact page capacity in bytes
+ * @param store page store engine: slab or chronicle
+ * @param dataDir directory of a persisted store and namespace table, or null
+ * @param cluster cluster name; clients of another cluster are refused at HELLO
+ * @param availabilityInterval how often free memory is pushed to clients
+ * @param ioThreads Netty event loop threads (0: one per core)
+ */
+public record ServerConfig(
+    HostPort listen,
+    long memoryBytes,
+    String store,
+    Path dataDir,
+    String cluster,
+    Duration availabilityInterval,
+    int ioThreads) {
+
+  public static final String DEFAULT_CLUSTER = "vmd";
+
+  public static ServerConfig inMemory(HostPort listen, long memoryBytes) {
+    return new ServerConfig(listen, memoryBytes, "slab", null, DEFAULT_CLUSTER, Duration.ofSeconds(1), 0);
+  }
+
+  public ServerConfig withStore(String engine, Path dir) {
+    return new ServerConfig(listen, memoryBytes, engine, dir, cluster, availabilityInterval, ioThreads);
+  }
+
+  public ServerConfig withListen(HostPort address) {
+    return new ServerConfig(address, memoryBytes, store, dataDir, cluster, availabilityInterval, ioThreads);
+  }
+
+  public ServerConfig withAvailabilityInterval(Duration interval) {
+    return new ServerConfig(listen, memoryBytes, store, dataDir, cluster, interval, ioThreads);
+  }
+
+  public ServerConfig withCluster(String name) {
+    return new ServerConfig(listen, memoryBytes, store, dataDir, name, availabilityInterval, ioThreads);
+  }
+}

@@ -1,0 +1,332 @@
+package io.vmd.server;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.handler.codec.DecoderException;
+import io.vmd.protocol.Codec;
+import io.vmd.protocol.ErrorCode;
+import io.vmd.protocol.Frame;
+import io.vmd.protocol.Hello;
+import io.vmd.protocol.NamespaceRecord;
+import io.vmd.protocol.Op;
+import io.vmd.protocol.Pages;
+import io.vmd.protocol.ProtocolException;
+import io.vmd.server.store.PageStore;
+import java.io.IOException;
+import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Serves one client connection. Requests are handled in arrival order on the connection's event loop
+ * and replies are flushed once per read batch, so a pipelining client gets many replies per syscall.
+ * A malformed frame gets a BAD_REQUEST reply and closes this connection only; a request that is well
+ * formed but wrong (unknown namespace, out-of-range pages, stale epoch, no space) gets an error reply
+ * and the connection carries on.
+ */
+final class ServerHandler extends ChannelInboundHandlerAdapter {
+  private static final Logger LOG = LoggerFactory.getLogger(ServerHandler.class);
+
+  private final VmdServer server;
+  private final PageStore store;
+  private final NamespaceTable namespaces;
+  private final ServerMetrics metrics;
+  private boolean helloDone;
+
+  ServerHandler(VmdServer server) {
+    this.server = server;
+    this.store = server.store();
+    this.namespaces = server.namespaces();
+    this.metrics = server.metrics();
+  }
+
+  @Override
+  public void channelRead(ChannelHandlerContext ctx, Object msg) {
+    ByteBuf frame = (ByteBuf) msg;
+    long start = System.nanoTime();
+    byte op = Frame.op(frame);
+    try {
+      if (Frame.version(frame) != Frame.VERSION) {
+        fatal(ctx, frame, ErrorCode.VERSION, "server speaks protocol version " + Frame.VERSION
+            + ", the client sent version " + Frame.version(frame));
+        return;
+      }
+      String malformed = Frame.checkRequest(frame);
+      if (malformed != null) {
+        fatal(ctx, frame, ErrorCode.BAD_REQUEST, "malformed frame: " + malformed);
+        return;
+      }
+      if (!helloDone && op != Op.HELLO) {
+        fatal(ctx, frame, ErrorCode.BAD_REQUEST, "send HELLO before " + Op.name(op));
+        return;
+      }
+      serve(ctx, frame, op);
+      metrics.request(op, start);
+    } catch (IllegalArgumentException e) {
+      fatal(ctx, frame, ErrorCode.BAD_REQUEST, "malformed " + Op.name(op) + " payload: " + e.getMessage());
+    } catch (RuntimeException e) {
+      LOG.error("failed to serve {} from {}", Op.name(op), ctx.channel().remoteAddress(), e);
+      reply(ctx, Codec.error(ctx.alloc(), op, Frame.requestId(frame), Frame.namespace(frame),
+          ErrorCode.INTERNAL, "server error: " + e));
+      metrics.error(ErrorCode.INTERNAL);
+    } finally {
+      frame.release();
+    }
+  }
+
+  private void serve(ChannelHandlerContext ctx, ByteBuf f, byte op) {
+    switch (op) {
+      case Op.HELLO: hello(ctx, f); break;
+      case Op.PUT: put(ctx, f); break;
+      case Op.GET: get(ctx, f); break;
+      case Op.DELETE: delete(ctx, f); break;
+      case Op.LIST: list(ctx, f); break;
+      case Op.NS_CREATE: createNamespace(ctx, f); break;
+      case Op.NS_DELETE: deleteNamespace(ctx, f); break;
+      case Op.NS_LIST: listNamespaces(ctx, f); break;
+      case Op.NS_INFO: namespaceInfo(ctx, f); break;
+      case Op.NS_ATTACH: attach(ctx, f); break;
+      case Op.AVAILABILITY:
+        reply(ctx, Codec.frame(ctx.alloc(), Op.AVAILABILITY, Frame.FLAG_REPLY, 0, Frame.requestId(f),
+            0, 0, 0, 0, b -> Codec.writeAvailability(b, server.availability())));
+        break;
+      default:
+        throw new IllegalStateException("unreachable op " + op);
+    }
+  }
+
+  private void hello(ChannelHandlerContext ctx, ByteBuf f) {
+    String cluster = Codec.readString(Frame.skipHeader(f.duplicate()));
+    if (!cluster.equals(server.config().cluster())) {
+      fatal(ctx, f, ErrorCode.WRONG_CLUSTER, "this server belongs to cluster '" + server.config().cluster()
+          + "', not '" + cluster + "'");
+      return;
+    }
+    helloDone = true;
+    Hello hello = new Hello(server.config().cluster(), server.instanceId(), Frame.MAX_FRAME,
+        server.availability());
+    reply(ctx, Codec.frame(ctx.alloc(), Op.HELLO, Frame.FLAG_REPLY, 0, Frame.requestId(f), 0, 0, 0, 0,
+        b -> Codec.writeHello(b, hello)));
+    server.clients().add(ctx.channel());
+  }
+
+  /** The namespace of a page request, checked against its size; null after an error reply. */
+  private NamespaceRecord pageRange(ChannelHandlerContext ctx, ByteBuf f, long count) {
+    int id = Frame.namespace(f);
+    NamespaceRecord ns = namespaces.get(id);
+    if (ns == null) {
+      error(ctx, f, ErrorCode.NO_NAMESPACE, "no namespace with id " + id);
+      return null;
+    }
+    long first = Frame.firstPage(f);
+    if (first >= ns.pages() || count > ns.pages() - first) {
+      error(ctx, f, ErrorCode.BAD_REQUEST, "pages " + first + ".." + (first + count - 1)
+          + " are outside namespace '" + ns.name() + "' of " + ns.pages() + " pages");
+      return null;
+    }
+    return ns;
+  }
+
+  private boolean epochCurrent(ChannelHandlerContext ctx, ByteBuf f, NamespaceRecord ns) {
+    if (Frame.epoch(f) < ns.epoch()) {
+      error(ctx, f, ErrorCode.STALE_EPOCH, "write with epoch " + Frame.epoch(f) + " to namespace '"
+          + ns.name() + "' now at epoch " + ns.epoch());
+      return false;
+    }
+    return true;
+  }
+
+  private void put(ChannelHandlerContext ctx, ByteBuf f) {
+    int count = Frame.pageCount(f);
+    NamespaceRecord ns = pageRange(ctx, f, count);
+    if (ns == null || !epochCurrent(ctx, f, ns)) {
+      return;
+    }
+    long reqId = Frame.requestId(f);
+    long first = Frame.firstPage(f);
+    Frame.skipHeader(f);
+    if (!store.write(ns.id(), first, count, f)) {
+      ctx.write(Codec.error(ctx.alloc(), Op.PUT, reqId, ns.id(), ErrorCode.NO_SPACE,
+          "server has no room for " + count + " pages (" + store.usedPages() + " of "
+              + store.capacityPages() + " used)"));
+      metrics.error(ErrorCode.NO_SPACE);
+      return;
+    }
+    metrics.written(count);
+    ByteBuf out = ctx.alloc().directBuffer(Frame.LENGTH_FIELD + Frame.HEADER_SIZE);
+    Frame.writeHeader(out, Op.PUT, Frame.FLAG_REPLY, 0, reqId, ns.id(), ns.epoch(), 0, count, 0);
+    ctx.write(out);
+  }
+
+  private void get(ChannelHandlerContext ctx, ByteBuf f) {
+    int count = Frame.pageCount(f);
+    NamespaceRecord ns = pageRange(ctx, f, count);
+    if (ns == null) {
+      return;
+    }
+    long first = Frame.firstPage(f);
+    int bitmap = Frame.bitmapBytes(count);
+    ByteBuf out = ctx.alloc().directBuffer(
+        Frame.LENGTH_FIELD + Frame.HEADER_SIZE + bitmap + count * Pages.PAGE_SIZE);
+    Frame.writeHeader(out, Op.GET, Frame.FLAG_REPLY, 0, Frame.requestId(f), ns.id(), ns.epoch(),
+        first, count, 0);
+    int bitmapAt = out.writerIndex();
+    out.writeZero(bitmap);
+    int present = 0;
+    for (int i = 0; i < count; i++) {
+      if (store.read(ns.id(), first + i, out)) {
+        int word = bitmapAt + ((i >>> 6) << 3);
+        out.setLong(word, out.getLong(word) | (1L << (i & 63)));
+        present++;
+      }
+    }
+    out.setInt(0, out.readableBytes() - Frame.LENGTH_FIELD);
+    metrics.read(present);
+    ctx.write(out);
+  }
+
+  private void delete(ChannelHandlerContext ctx, ByteBuf f) {
+    long count = Frame.pageCount(f) & 0xffffffffL;
+    NamespaceRecord ns = pageRange(ctx, f, count);
+    if (ns == null || !epochCurrent(ctx, f, ns)) {
+      return;
+    }
+    long deleted = store.delete(ns.id(), Frame.firstPage(f), count);
+    metrics.deleted(deleted);
+    reply(ctx, Codec.frame(ctx.alloc(), Op.DELETE, Frame.FLAG_REPLY, 0, Frame.requestId(f), ns.id(),
+        ns.epoch(), Frame.firstPage(f), 0, b -> b.writeLong(deleted)));
+  }
+
+  private void list(ChannelHandlerContext ctx, ByteBuf f) {
+    int id = Frame.namespace(f);
+    if (namespaces.get(id) == null) {
+      error(ctx, f, ErrorCode.NO_NAMESPACE, "no namespace with id " + id);
+      return;
+    }
+    long reqId = Frame.requestId(f);
+    long[] pages = store.pagesOf(id);
+    int at = 0;
+    do {
+      int n = Math.min(Frame.MAX_LIST_ENTRIES, pages.length - at);
+      boolean more = at + n < pages.length;
+      ByteBuf out = ctx.alloc().buffer(Frame.LENGTH_FIELD + Frame.HEADER_SIZE + n * 8);
+      Frame.writeHeader(out, Op.LIST, Frame.FLAG_REPLY | (more ? Frame.FLAG_MORE : 0), 0, reqId, id,
+          0, 0, n, n * 8);
+      for (int i = 0; i < n; i++) {
+        out.writeLong(pages[at + i]);
+      }
+      at += n;
+      ctx.write(out);
+    } while (at < pages.length);
+  }
+
+  private void createNamespace(ChannelHandlerContext ctx, ByteBuf f) {
+    NamespaceRecord ns = Codec.readNamespace(Frame.skipHeader(f.duplicate()));
+    NamespaceRecord stored;
+    try {
+      stored = namespaces.create(ns);
+    } catch (IllegalStateException e) {
+      error(ctx, f, ErrorCode.EXISTS, e.getMessage());
+      return;
+    }
+    metrics.namespaceAdded(stored);
+    LOG.info("namespace '{}' (id {}, {} bytes, {} replicas)", stored.name(), stored.id(),
+        stored.sizeBytes(), stored.replicas());
+    reply(ctx, Codec.frame(ctx.alloc(), Op.NS_CREATE, Frame.FLAG_REPLY, 0, Frame.requestId(f),
+        stored.id(), stored.epoch(), 0, 0, b -> Codec.writeNamespace(b, stored)));
+  }
+
+  private void deleteNamespace(ChannelHandlerContext ctx, ByteBuf f) {
+    int id = Frame.namespace(f);
+    NamespaceRecord gone = namespaces.remove(id);
+    if (gone == null) {
+      error(ctx, f, ErrorCode.NO_NAMESPACE, "no namespace with id " + id);
+      return;
+    }
+    long pages = store.deleteNamespace(id);
+    metrics.namespaceRemoved(id);
+    LOG.info("namespace '{}' deleted with its {} pages", gone.name(), pages);
+    reply(ctx, Codec.frame(ctx.alloc(), Op.NS_DELETE, Frame.FLAG_REPLY, 0, Frame.requestId(f), id, 0,
+        0, 0, b -> b.writeLong(pages)));
+  }
+
+  private void listNamespaces(ChannelHandlerContext ctx, ByteBuf f) {
+    List<NamespaceRecord> all = namespaces.list();
+    reply(ctx, Codec.frame(ctx.alloc(), Op.NS_LIST, Frame.FLAG_REPLY, 0, Frame.requestId(f), 0, 0, 0,
+        all.size(), b -> Codec.writeNamespaces(b, all)));
+  }
+
+  private void namespaceInfo(ChannelHandlerContext ctx, ByteBuf f) {
+    NamespaceRecord ns = namespaces.get(Frame.namespace(f));
+    if (ns == null) {
+      error(ctx, f, ErrorCode.NO_NAMESPACE, "no namespace with id " + Frame.namespace(f));
+      return;
+    }
+    long held = store.pageCount(ns.id());
+    reply(ctx, Codec.frame(ctx.alloc(), Op.NS_INFO, Frame.FLAG_REPLY, 0, Frame.requestId(f), ns.id(),
+        ns.epoch(), 0, 0, b -> {
+          Codec.writeNamespace(b, ns);
+          b.writeLong(held);
+        }));
+  }
+
+  private void attach(ChannelHandlerContext ctx, ByteBuf f) {
+    NamespaceRecord ns = namespaces.raiseEpoch(Frame.namespace(f), Frame.epoch(f));
+    if (ns == null) {
+      error(ctx, f, ErrorCode.NO_NAMESPACE, "no namespace with id " + Frame.namespace(f));
+      return;
+    }
+    reply(ctx, Codec.frame(ctx.alloc(), Op.NS_ATTACH, Frame.FLAG_REPLY, 0, Frame.requestId(f), ns.id(),
+        ns.epoch(), 0, 0, b -> Codec.writeNamespace(b, ns)));
+  }
+
+  private void reply(ChannelHandlerContext ctx, ByteBuf frame) {
+    ctx.write(frame);
+  }
+
+  private void error(ChannelHandlerContext ctx, ByteBuf f, ErrorCode code, String message) {
+    metrics.error(code);
+    ctx.write(Codec.error(ctx.alloc(), Frame.op(f), Frame.requestId(f), Frame.namespace(f), code, message));
+  }
+
+  /** Answers with an error, then closes this connection: the peer cannot be trusted to continue. */
+  private void fatal(ChannelHandlerContext ctx, ByteBuf f, ErrorCode code, String message) {
+    LOG.warn("closing connection from {}: {}", ctx.channel().remoteAddress(), message);
+    metrics.error(code);
+    ctx.writeAndFlush(Codec.error(ctx.alloc(), Frame.op(f), Frame.requestId(f), Frame.namespace(f),
+            code, message))
+        .addListener(ChannelFutureListener.CLOSE);
+  }
+
+  @Override
+  public void channelReadComplete(ChannelHandlerContext ctx) {
+    ctx.flush();
+  }
+
+  @Override
+  public void channelWritabilityChanged(ChannelHandlerContext ctx) {
+    // Back-pressure: stop reading requests while replies pile up unsent.
+    ctx.channel().config().setAutoRead(ctx.channel().isWritable());
+    ctx.fireChannelWritabilityChanged();
+  }
+
+  @Override
+  public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+    Throwable c = cause instanceof DecoderException && cause.getCause() != null ? cause.getCause() : cause;
+    if (c instanceof ProtocolException) {
+      LOG.warn("closing connection from {}: {}", ctx.channel().remoteAddress(), c.getMessage());
+      metrics.error(ErrorCode.BAD_REQUEST);
+      ctx.writeAndFlush(Codec.error(ctx.alloc(), (byte) 0, 0, 0, ErrorCode.BAD_REQUEST,
+              "protocol violation: " + c.getMessage()))
+          .addListener(ChannelFutureListener.CLOSE);
+    } else if (c instanceof IOException) {
+      LOG.debug("connection from {} failed: {}", ctx.channel().remoteAddress(), c.toString());
+      ctx.close();
+    } else {
+      LOG.error("closing connection from {}", ctx.channel().remoteAddress(), c);
+      ctx.close();
+    }
+  }
+}

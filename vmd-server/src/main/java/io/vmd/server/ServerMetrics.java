@@ -1,0 +1,101 @@
+package io.vmd.server;
+
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.Meter;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Timer;
+import io.vmd.protocol.ErrorCode;
+import io.vmd.protocol.NamespaceRecord;
+import io.vmd.protocol.Op;
+import io.vmd.protocol.Pages;
+import io.vmd.server.store.PageStore;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The server's meters. Per-op timers and counters are resolved once into arrays so that recording on
+ * the data path is an array load and an add: no lookup, no allocation.
+ */
+final class ServerMetrics {
+  private final MeterRegistry registry;
+  private final PageStore store;
+  private final Timer[] requestTimers = new Timer[Op.AVAILABILITY + 1];
+  private final Counter[] errors = new Counter[ErrorCode.values().length];
+  private final Counter pagesWritten;
+  private final Counter pagesRead;
+  private final Counter pagesDeleted;
+  private final ConcurrentHashMap<Integer, Meter[]> namespaceGauges = new ConcurrentHashMap<>();
+
+  ServerMetrics(MeterRegistry registry, PageStore store) {
+    this.registry = registry;
+    this.store = store;
+    for (int op = Op.HELLO; op <= Op.AVAILABILITY; op++) {
+      requestTimers[op] = Timer.builder("vmd.server.request")
+          .description("time to serve a request, by op")
+          .tag("op", Op.name(op))
+          .publishPercentileHistogram()
+          .register(registry);
+    }
+    for (ErrorCode code : ErrorCode.values()) {
+      if (code != ErrorCode.OK) {
+        errors[code.ordinal()] = Counter.builder("vmd.server.errors")
+            .description("error replies, by code").tag("code", code.name()).register(registry);
+      }
+    }
+    pagesWritten = Counter.builder("vmd.server.pages.written").register(registry);
+    pagesRead = Counter.builder("vmd.server.pages.read").register(registry);
+    pagesDeleted = Counter.builder("vmd.server.pages.deleted").register(registry);
+    Gauge.builder("vmd.server.pages.stored", store, PageStore::usedPages).register(registry);
+    Gauge.builder("vmd.server.bytes.stored", store, s -> (double) s.usedPages() * Pages.PAGE_SIZE)
+        .baseUnit("bytes").register(registry);
+    Gauge.builder("vmd.server.capacity", store, s -> (double) s.capacityPages() * Pages.PAGE_SIZE)
+        .baseUnit("bytes").register(registry);
+    Gauge.builder("vmd.server.free", store,
+            s -> (double) (s.capacityPages() - Math.min(s.capacityPages(), s.usedPages())) * Pages.PAGE_SIZE)
+        .baseUnit("bytes").register(registry);
+    if (store instanceof io.vmd.server.store.OffHeapSlabStore slab) {
+      Gauge.builder("vmd.server.memory.allocated", slab,
+              io.vmd.server.store.OffHeapSlabStore::allocatedBytes)
+          .description("direct memory held by page chunks").baseUnit("bytes").register(registry);
+    }
+  }
+
+  void request(byte op, long startNanos) {
+    requestTimers[op].record(System.nanoTime() - startNanos, TimeUnit.NANOSECONDS);
+  }
+
+  void error(ErrorCode code) {
+    errors[code.ordinal()].increment();
+  }
+
+  void written(int pages) {
+    pagesWritten.increment(pages);
+  }
+
+  void read(int pages) {
+    pagesRead.increment(pages);
+  }
+
+  void deleted(long pages) {
+    pagesDeleted.increment(pages);
+  }
+
+  void namespaceAdded(NamespaceRecord ns) {
+    namespaceGauges.computeIfAbsent(ns.id(), id -> new Meter[] {
+      Gauge.builder("vmd.server.namespace.pages", store, s -> s.pageCount(id))
+          .tag("namespace", ns.name()).register(registry),
+      Gauge.builder("vmd.server.namespace.bytes", store, s -> (double) s.pageCount(id) * Pages.PAGE_SIZE)
+          .tag("namespace", ns.name()).baseUnit("bytes").register(registry)
+    });
+  }
+
+  void namespaceRemoved(int id) {
+    Meter[] meters = namespaceGauges.remove(id);
+    if (meters != null) {
+      for (Meter m : meters) {
+        registry.remove(m);
+      }
+    }
+  }
+}

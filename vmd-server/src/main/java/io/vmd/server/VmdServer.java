@@ -1,0 +1,152 @@
+package io.vmd.server;
+
+import io.micrometer.core.instrument.MeterRegistry;
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.WriteBufferWaterMark;
+import io.netty.channel.group.ChannelGroup;
+import io.netty.channel.group.DefaultChannelGroup;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.util.concurrent.GlobalEventExecutor;
+import io.netty.util.concurrent.ScheduledFuture;
+import io.vmd.common.HostPort;
+import io.vmd.common.Transports;
+import io.vmd.protocol.Availability;
+import io.vmd.protocol.Codec;
+import io.vmd.protocol.FrameDecoder;
+import io.vmd.protocol.NamespaceRecord;
+import io.vmd.protocol.Op;
+import io.vmd.protocol.Pages;
+import io.vmd.server.store.PageStore;
+import io.vmd.server.store.PageStores;
+import java.net.InetSocketAddress;
+import java.security.SecureRandom;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/** One vmd-server: a page store behind a Netty frame server, pushing its free memory to clients. */
+public final class VmdServer implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(VmdServer.class);
+
+  private final ServerConfig config;
+  private final PageStore store;
+  private final NamespaceTable namespaces;
+  private final ServerMetrics metrics;
+  private final long instanceId = new SecureRandom().nextLong();
+  private final EventLoopGroup group;
+  private final ChannelGroup clients = new DefaultChannelGroup("vmd-clients", GlobalEventExecutor.INSTANCE);
+  private Channel listener;
+  private ScheduledFuture<?> pushTask;
+
+  private VmdServer(ServerConfig config, MeterRegistry registry) {
+    this.config = config;
+    this.store = PageStores.open(config.store(), config.memoryBytes(), config.dataDir());
+    this.namespaces = new NamespaceTable(config.dataDir());
+    this.metrics = new ServerMetrics(registry, store);
+    for (NamespaceRecord ns : namespaces.list()) {
+      metrics.namespaceAdded(ns);
+    }
+    int threads = config.ioThreads() > 0 ? config.ioThreads() : Runtime.getRuntime().availableProcessors();
+    this.group = Transports.group(threads, "vmd-server");
+  }
+
+  /** Opens the store and starts listening. */
+  public static VmdServer start(ServerConfig config, MeterRegistry registry) throws InterruptedException {
+    VmdServer server = new VmdServer(config, registry);
+    try {
+      server.bind();
+    } catch (RuntimeException | InterruptedException e) {
+      server.close();
+      throw e;
+    }
+    return server;
+  }
+
+  private void bind() throws InterruptedException {
+    ServerBootstrap b = new ServerBootstrap()
+        .group(group)
+        .channel(Transports.serverChannel())
+        .option(ChannelOption.SO_BACKLOG, 1024)
+        .option(ChannelOption.SO_REUSEADDR, true)
+        .childOption(ChannelOption.TCP_NODELAY, true)
+        .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(1 << 20, 8 << 20))
+        .childHandler(new ChannelInitializer<SocketChannel>() {
+          @Override
+          protected void initChannel(SocketChannel ch) {
+            ch.pipeline().addLast("frames", new FrameDecoder()).addLast("vmd", new ServerHandler(VmdServer.this));
+          }
+        });
+    HostPort at = config.listen();
+    listener = b.bind(new InetSocketAddress(at.host(), at.port())).sync().channel();
+    long every = config.availabilityInterval().toMillis();
+    pushTask = group.next().scheduleAtFixedRate(this::pushAvailability, every, every, TimeUnit.MILLISECONDS);
+    LOG.info("vmd-server on {} ({} store, {} capacity, {} transport, cluster '{}')", address(),
+        store.engine(), io.vmd.common.Sizes.format(config.memoryBytes()), Transports.name(), config.cluster());
+  }
+
+  private void pushAvailability() {
+    if (clients.isEmpty()) {
+      return;
+    }
+    ByteBuf frame = Codec.frame(io.netty.buffer.ByteBufAllocator.DEFAULT, Op.AVAILABILITY, 0, 0, 0, 0, 0,
+        0, 0, b -> Codec.writeAvailability(b, availability()));
+    clients.writeAndFlush(frame);
+  }
+
+  public Availability availability() {
+    long capacity = store.capacityPages() * Pages.PAGE_SIZE;
+    long pages = store.usedPages();
+    long used = pages * Pages.PAGE_SIZE;
+    return new Availability(capacity, used, Math.max(0, capacity - used), pages);
+  }
+
+  /** The address actually bound (with the real port when 0 was asked for). */
+  public HostPort address() {
+    InetSocketAddress a = (InetSocketAddress) listener.localAddress();
+    return new HostPort(config.listen().host(), a.getPort());
+  }
+
+  public ServerConfig config() {
+    return config;
+  }
+
+  public PageStore store() {
+    return store;
+  }
+
+  public NamespaceTable namespaces() {
+    return namespaces;
+  }
+
+  ServerMetrics metrics() {
+    return metrics;
+  }
+
+  long instanceId() {
+    return instanceId;
+  }
+
+  ChannelGroup clients() {
+    return clients;
+  }
+
+  /** Closes every client connection and the listener, then the store. */
+  @Override
+  public void close() {
+    if (pushTask != null) {
+      pushTask.cancel(false);
+    }
+    if (listener != null) {
+      listener.close().syncUninterruptibly();
+    }
+    clients.close().syncUninterruptibly();
+    group.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
+    store.close();
+    LOG.info("vmd-server on {} stopped", config.listen());
+  }
+}
