@@ -17,7 +17,9 @@ public enum ErrorCode {
   /** A namespace with that id or name exists with other attributes. */
   EXISTS(7),
   /** The server failed while serving a valid request (an I/O error of a persisted store). */
-  INTERNAL(8);
+  INTERNAL(8),
+  /** Client side only: the server could not be reached, the connection broke or the request timed out. */
+  UNAVAILABLE(9);
 
   private static final ErrorCode[] BY_CODE;
 

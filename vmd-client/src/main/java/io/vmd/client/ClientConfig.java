@@ -1,0 +1,51 @@
+package io.vmd.client;
+
+import io.vmd.common.HostPort;
+import java.time.Duration;
+import java.util.List;
+
+/**
+ * How a client reaches its cluster.
+ *
+ * @param servers every server, in an order all clients of the cluster share (the location table
+ *     stores indices into this list)
+ * @param cluster cluster name checked at HELLO
+ * @param placement "round-robin" (the paper's load-aware round-robin) or "weighted" (by free memory)
+ * @param connectTimeout how long to wait for a server to connect and answer HELLO
+ * @param requestTimeout how long any request may wait for its reply
+ * @param ioThreads Netty event loop threads
+ */
+public record ClientConfig(
+    List<HostPort> servers,
+    String cluster,
+    String placement,
+    Duration connectTimeout,
+    Duration requestTimeout,
+    int ioThreads) {
+
+  public ClientConfig {
+    if (servers == null || servers.isEmpty()) {
+      throw new IllegalArgumentException("no servers given (use --servers HOST:PORT,... or VMD_SERVERS)");
+    }
+    if (servers.size() > 254) {
+      throw new IllegalArgumentException("at most 254 servers per cluster, got " + servers.size());
+    }
+    servers = List.copyOf(servers);
+  }
+
+  public static ClientConfig of(List<HostPort> servers) {
+    return new ClientConfig(servers, "vmd", "round-robin", Duration.ofSeconds(3), Duration.ofSeconds(10), 2);
+  }
+
+  public ClientConfig withPlacement(String policy) {
+    return new ClientConfig(servers, cluster, policy, connectTimeout, requestTimeout, ioThreads);
+  }
+
+  public ClientConfig withCluster(String name) {
+    return new ClientConfig(servers, name, placement, connectTimeout, requestTimeout, ioThreads);
+  }
+
+  public ClientConfig withRequestTimeout(Duration timeout) {
+    return new ClientConfig(servers, cluster, placement, connectTimeout, timeout, ioThreads);
+  }
+}

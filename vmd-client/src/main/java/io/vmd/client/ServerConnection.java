@@ -1,0 +1,264 @@
+package io.vmd.client;
+
+import io.netty.bootstrap.Bootstrap;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.CompositeByteBuf;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.handler.codec.DecoderException;
+import io.netty.util.collection.LongObjectHashMap;
+import io.netty.util.concurrent.ScheduledFuture;
+import io.vmd.common.Transports;
+import io.vmd.protocol.Codec;
+import io.vmd.protocol.ErrorCode;
+import io.vmd.protocol.Frame;
+import io.vmd.protocol.Hello;
+import io.vmd.protocol.Op;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One pipelined connection to one server. Requests carry ids; replies may come in any order and are
+ * matched through a primitive long-keyed map. A broken connection fails every pending request at
+ * once; a sweeper fails requests whose reply is later than the configured timeout, so no caller
+ * waits forever on a silent server.
+ */
+final class ServerConnection {
+  private static final Logger LOG = LoggerFactory.getLogger(ServerConnection.class);
+
+  private final ServerState state;
+  private final ClientConfig config;
+  private final AtomicLong ids = new AtomicLong();
+  private final LongObjectHashMap<Pending> pending = new LongObjectHashMap<>();
+  private volatile Channel channel;
+  private volatile Hello hello;
+  private ScheduledFuture<?> sweeper;
+
+  ServerConnection(ServerState state, ClientConfig config) {
+    this.state = state;
+    this.config = config;
+  }
+
+  ServerState state() {
+    return state;
+  }
+
+  Hello hello() {
+    return hello;
+  }
+
+  /** Connects and says HELLO; completes when the server answered (or fails with why not). */
+  CompletableFuture<Void> connect(EventLoopGroup group) {
+    CompletableFuture<Void> ready = new CompletableFuture<>();
+    Bootstrap b = new Bootstrap()
+        .group(group)
+        .channel(Transports.clientChannel())
+        .option(ChannelOption.TCP_NODELAY, true)
+        .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) config.connectTimeout().toMillis())
+        .handler(new ChannelInitializer<SocketChannel>() {
+          @Override
+          protected void initChannel(SocketChannel ch) {
+            ch.pipeline().addLast(new io.vmd.protocol.FrameDecoder()).addLast(new Handler());
+          }
+        });
+    ChannelFuture cf = b.connect(state.address().toSocketAddress());
+    cf.addListener(f -> {
+      if (!f.isSuccess()) {
+        ready.completeExceptionally(new VmdException(ErrorCode.UNAVAILABLE,
+            "cannot connect to server " + state.address() + ": " + f.cause().getMessage()));
+        return;
+      }
+      channel = cf.channel();
+      long every = Math.max(50, config.requestTimeout().toMillis() / 4);
+      sweeper = channel.eventLoop().scheduleAtFixedRate(this::sweep, every, every, TimeUnit.MILLISECONDS);
+      sendHello(ready);
+    });
+    return ready;
+  }
+
+  private void sendHello(CompletableFuture<Void> ready) {
+    long id = nextId();
+    ByteBuf frame = Codec.frame(channel.alloc(), Op.HELLO, 0, 0, id, 0, 0, 0, 0,
+        b -> Codec.writeString(b, config.cluster()));
+    send(id, frame, new Pending() {
+      @Override
+      void onReply(ByteBuf f) {
+        if (Frame.status(f) != 0) {
+          ready.completeExceptionally(new VmdException(ErrorCode.of(Frame.status(f)),
+              "server " + state.address() + " refused HELLO: " + Codec.errorMessage(f)));
+          return;
+        }
+        Hello h = Codec.readHello(Frame.skipHeader(f.duplicate()));
+        hello = h;
+        state.report(h.availability());
+        state.up(true);
+        ready.complete(null);
+      }
+
+      @Override
+      void onFailure(VmdException e) {
+        ready.completeExceptionally(e);
+      }
+    });
+  }
+
+  long nextId() {
+    return ids.incrementAndGet();
+  }
+
+  /**
+   * Registers {@code p} under {@code id} and sends the frame (which this method owns from now on).
+   * Fails {@code p} at once when the connection is down.
+   */
+  void send(long id, ByteBuf frame, Pending p) {
+    Channel ch = channel;
+    if (ch == null || !ch.isActive()) {
+      frame.release();
+      p.onFailure(new VmdException(ErrorCode.UNAVAILABLE, "server " + state.address() + " is down"));
+      return;
+    }
+    p.deadlineNanos = System.nanoTime() + config.requestTimeout().toNanos();
+    synchronized (pending) {
+      pending.put(id, p);
+    }
+    ch.writeAndFlush(frame).addListener(f -> {
+      if (!f.isSuccess()) {
+        fail(id, new VmdException(ErrorCode.UNAVAILABLE,
+            "sending to server " + state.address() + " failed: " + f.cause().getMessage()));
+      }
+    });
+  }
+
+  /** Sends a header and a payload slice as one frame, so concurrent senders never interleave. */
+  void send(long id, ByteBuf header, ByteBuf payload, Pending p) {
+    Channel ch = channel;
+    if (ch == null) {
+      header.release();
+      payload.release();
+      p.onFailure(new VmdException(ErrorCode.UNAVAILABLE, "server " + state.address() + " is down"));
+      return;
+    }
+    CompositeByteBuf frame = ch.alloc().compositeDirectBuffer(2);
+    frame.addComponents(true, header, payload);
+    send(id, frame, p);
+  }
+
+  ByteBuf header(int capacity) {
+    Channel ch = channel;
+    return (ch == null ? io.netty.buffer.ByteBufAllocator.DEFAULT : ch.alloc()).directBuffer(capacity);
+  }
+
+  private void fail(long id, VmdException e) {
+    Pending p;
+    synchronized (pending) {
+      p = pending.remove(id);
+    }
+    if (p != null) {
+      p.onFailure(e);
+    }
+  }
+
+  private void sweep() {
+    long now = System.nanoTime();
+    List<Long> late = null;
+    synchronized (pending) {
+      for (LongObjectHashMap.PrimitiveEntry<Pending> e : pending.entries()) {
+        if (now - e.value().deadlineNanos > 0) {
+          if (late == null) {
+            late = new ArrayList<>();
+          }
+          late.add(e.key());
+        }
+      }
+    }
+    if (late != null) {
+      for (long id : late) {
+        fail(id, new VmdException(ErrorCode.UNAVAILABLE, "server " + state.address()
+            + " did not answer within " + config.requestTimeout().toMillis() + " ms"));
+      }
+    }
+  }
+
+  private void failAll(String why) {
+    List<Pending> all;
+    synchronized (pending) {
+      all = new ArrayList<>(pending.values());
+      pending.clear();
+    }
+    for (Pending p : all) {
+      p.onFailure(new VmdException(ErrorCode.UNAVAILABLE, why));
+    }
+  }
+
+  void close() {
+    Channel ch = channel;
+    if (ch != null) {
+      ch.close().syncUninterruptibly();
+    }
+  }
+
+  private final class Handler extends ChannelInboundHandlerAdapter {
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+      ByteBuf f = (ByteBuf) msg;
+      try {
+        String bad = Frame.checkReply(f);
+        if (bad != null) {
+          LOG.warn("server {} sent a malformed frame ({}); closing", state.address(), bad);
+          ctx.close();
+          return;
+        }
+        if (!Frame.isReply(f)) {
+          state.report(Codec.readAvailability(Frame.skipHeader(f.duplicate())));
+          return;
+        }
+        long id = Frame.requestId(f);
+        if (id == 0) {
+          LOG.warn("server {}: {}", state.address(), Codec.errorMessage(f));
+          return;
+        }
+        Pending p;
+        synchronized (pending) {
+          p = pending.get(id);
+          if (p != null && (Frame.status(f) != 0 || p.done(f))) {
+            pending.remove(id);
+          }
+        }
+        if (p != null) {
+          p.onReply(f);
+        }
+      } catch (RuntimeException e) {
+        LOG.error("failed to handle a reply from {}", state.address(), e);
+      } finally {
+        f.release();
+      }
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) {
+      state.up(false);
+      if (sweeper != null) {
+        sweeper.cancel(false);
+      }
+      failAll("connection to server " + state.address() + " closed");
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+      Throwable c = cause instanceof DecoderException && cause.getCause() != null ? cause.getCause() : cause;
+      LOG.warn("connection to server {} failed: {}", state.address(), c.toString());
+      ctx.close();
+    }
+  }
+}

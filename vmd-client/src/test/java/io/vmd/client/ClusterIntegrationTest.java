@@ -1,0 +1,246 @@
+package io.vmd.client;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
+import io.vmd.protocol.ErrorCode;
+import io.vmd.protocol.Pages;
+import io.vmd.server.MiniVmdCluster;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+class ClusterIntegrationTest {
+  private static final long MIB = 1 << 20;
+  private final List<AutoCloseable> closeables = new ArrayList<>();
+
+  @AfterEach
+  void tearDown() throws Exception {
+    for (int i = closeables.size() - 1; i >= 0; i--) {
+      closeables.get(i).close();
+    }
+  }
+
+  private MiniVmdCluster cluster(MiniVmdCluster.Builder b) throws InterruptedException {
+    MiniVmdCluster c = b.start();
+    closeables.add(c);
+    return c;
+  }
+
+  private VmdClient client(MiniVmdCluster c, String placement) throws VmdException {
+    VmdClient client = VmdClient.connect(ClientConfig.of(c.addresses()).withPlacement(placement));
+    closeables.add(client);
+    return client;
+  }
+
+  static byte[] content(long seed, int pages) {
+    byte[] b = new byte[pages * Pages.PAGE_SIZE];
+    new Random(seed).nextBytes(b);
+    return b;
+  }
+
+  @Test
+  void pagesWrittenByOneClientReadBackByteExactThroughALaterClient() throws Exception {
+    long seed = System.nanoTime();
+    System.out.println("seed " + seed);
+    Random r = new Random(seed);
+    MiniVmdCluster c = cluster(MiniVmdCluster.builder().servers(3, 64 * MIB));
+    VmdClient writer = client(c, "round-robin");
+    writer.createNamespace("vm1", 32 * MIB, 1);
+    Namespace ns = writer.attach("vm1", true);
+    java.util.Set<Long> busy = new java.util.HashSet<>();
+    List<CompletableFuture<Void>> inflight = new ArrayList<>();
+    for (int i = 0; i < 400; i++) {
+      int count = 1 + r.nextInt(r.nextBoolean() ? 4 : 300);
+      long first = r.nextInt((int) ns.pages() - count);
+      long contentSeed = r.nextLong();
+      // Pipelined: many requests in flight, but never two on the same pages at once.
+      boolean overlaps = false;
+      for (long p = first; p < first + count && !overlaps; p++) {
+        overlaps = busy.contains(p);
+      }
+      if (inflight.size() > 16 || overlaps) {
+        CompletableFuture.allOf(inflight.toArray(new CompletableFuture<?>[0])).join();
+        inflight.clear();
+        busy.clear();
+      }
+      byte[] data = content(contentSeed, count);
+      inflight.add(ns.write(first, count, Unpooled.wrappedBuffer(data)));
+      for (int k = 0; k < count; k++) {
+        busy.add(first + k);
+        expected.put(first + k, java.util.Arrays.copyOfRange(data, k * Pages.PAGE_SIZE, (k + 1) * Pages.PAGE_SIZE));
+      }
+    }
+    CompletableFuture.allOf(inflight.toArray(new CompletableFuture<?>[0])).join();
+    // Trim a range: it reads as zeros afterwards.
+    ns.deleteSync(100, 50);
+    for (long p = 100; p < 150; p++) {
+      expected.remove(p);
+    }
+
+    VmdClient reader = client(c, "round-robin");
+    Namespace again = reader.attach("vm1", false);
+    assertThat(again.locations().storedPages()).isEqualTo(expected.size());
+    byte[] zero = new byte[Pages.PAGE_SIZE];
+    for (long first = 0; first < again.pages(); first += 1024) {
+      byte[] got = again.readSync(first, 1024);
+      for (int k = 0; k < 1024; k++) {
+        byte[] want = expected.getOrDefault(first + k, zero);
+        byte[] page = java.util.Arrays.copyOfRange(got, k * Pages.PAGE_SIZE, (k + 1) * Pages.PAGE_SIZE);
+        assertThat(page).as("page %d (seed %d)", first + k, seed).isEqualTo(want);
+      }
+    }
+  }
+
+  private final Map<Long, byte[]> expected = new HashMap<>();
+
+  @Test
+  void tenThousandNewPagesSplitEvenlyOverThreeServers() throws Exception {
+    MiniVmdCluster c = cluster(MiniVmdCluster.builder().servers(3, 64 * MIB));
+    VmdClient client = client(c, "round-robin");
+    client.createNamespace("even", 64 * MIB, 1);
+    Namespace ns = client.attach("even", true);
+    ByteBuf page = Unpooled.wrappedBuffer(content(1, 1));
+    List<CompletableFuture<Void>> fs = new ArrayList<>();
+    for (int p = 0; p < 10_000; p++) {
+      fs.add(ns.write(p, 1, page));
+    }
+    CompletableFuture.allOf(fs.toArray(new CompletableFuture<?>[0])).join();
+    for (int s = 0; s < 3; s++) {
+      long held = c.server(s).store().pageCount(ns.record().id());
+      assertThat(held).as("server %d", s).isBetween(3167L, 3500L); // 10,000 / 3 ± 5 %
+    }
+    assertThat(client.namespaceUsage("even").stream().mapToLong(ServerUsage::pages).sum()).isEqualTo(10_000);
+  }
+
+  @Test
+  void weightedPlacementFollowsFreeMemory() throws Exception {
+    MiniVmdCluster c = cluster(MiniVmdCluster.builder().server(32 * MIB).server(64 * MIB).server(96 * MIB));
+    VmdClient client = client(c, "weighted");
+    client.createNamespace("w", 64 * MIB, 1);
+    Namespace ns = client.attach("w", true);
+    ByteBuf page = Unpooled.wrappedBuffer(content(2, 1));
+    for (int p = 0; p < 3000; p++) {
+      ns.write(p, 1, page).join();
+    }
+    long[] held = new long[3];
+    for (int s = 0; s < 3; s++) {
+      held[s] = c.server(s).store().pageCount(ns.record().id());
+    }
+    // Shares of free memory are 1/6, 2/6, 3/6 at the start.
+    assertThat(held[0]).isBetween(400L, 600L);
+    assertThat(held[2]).isBetween(1350L, 1650L);
+  }
+
+  @Test
+  void fullServerStopsReceivingNewPagesWhileTheOthersGoOn() throws Exception {
+    MiniVmdCluster c = cluster(MiniVmdCluster.builder().server(100 * Pages.PAGE_SIZE).servers(2, 64 * MIB));
+    VmdClient client = client(c, "round-robin");
+    client.createNamespace("fill", 64 * MIB, 1);
+    Namespace ns = client.attach("fill", true);
+    for (int p = 0; p < 3000; p++) {
+      ns.writeSync(p, content(p, 1));
+    }
+    assertThat(c.server(0).store().usedPages()).isEqualTo(100);
+    assertThat(c.server(1).store().usedPages() + c.server(2).store().usedPages()).isEqualTo(2900);
+    for (int p = 0; p < 3000; p += 97) {
+      assertThat(ns.readSync(p, 1)).isEqualTo(content(p, 1));
+    }
+  }
+
+  @Test
+  void fullClusterGivesNoSpaceAndLosesNothingStored() throws Exception {
+    MiniVmdCluster c = cluster(MiniVmdCluster.builder().servers(3, 50 * Pages.PAGE_SIZE));
+    VmdClient client = client(c, "round-robin");
+    client.createNamespace("full", 4 * MIB, 1);
+    Namespace ns = client.attach("full", true);
+    int written = 0;
+    VmdException refused = null;
+    for (int p = 0; p < 200; p++) {
+      try {
+        ns.writeSync(p, content(p, 1));
+        written++;
+      } catch (VmdException e) {
+        refused = e;
+        break;
+      }
+    }
+    assertThat(written).isEqualTo(150);
+    assertThat(refused).isNotNull();
+    assertThat(refused.code()).isEqualTo(ErrorCode.NO_SPACE);
+    // A batch that straddles the limit is refused too, and rewriting stored pages still works.
+    assertThatThrownBy(() -> ns.writeSync(160, content(9, 4))).isInstanceOf(VmdException.class);
+    ns.writeSync(7, content(777, 1));
+    for (int p = 0; p < 150; p++) {
+      assertThat(ns.readSync(p, 1)).as("page %d", p).isEqualTo(content(p == 7 ? 777 : p, 1));
+    }
+    // Deleting gives room back.
+    ns.deleteSync(0, 10);
+    await().atMost(Duration.ofSeconds(5)).untilAsserted(() -> ns.writeSync(170, content(170, 1)));
+  }
+
+  @Test
+  void unwrittenPagesReadAsZerosAndDeleteGivesMemoryBack() throws Exception {
+    MiniVmdCluster c = cluster(MiniVmdCluster.builder().servers(2, 16 * MIB));
+    VmdClient client = client(c, "round-robin");
+    client.createNamespace("z", 8 * MIB, 2);
+    Namespace ns = client.attach("z", true);
+    assertThat(ns.readSync(5, 3)).isEqualTo(new byte[3 * Pages.PAGE_SIZE]);
+    ns.writeSync(0, content(3, 64));
+    // Two replicas: each page is on both servers.
+    assertThat(c.server(0).store().usedPages()).isEqualTo(64);
+    assertThat(c.server(1).store().usedPages()).isEqualTo(64);
+    ns.deleteSync(0, ns.pages());
+    assertThat(c.server(0).store().usedPages()).isZero();
+    assertThat(c.server(1).store().usedPages()).isZero();
+    assertThat(ns.readSync(0, 64)).isEqualTo(new byte[64 * Pages.PAGE_SIZE]);
+  }
+
+  @Test
+  void outOfRangeAndStaleWritersGetClearErrors() throws Exception {
+    MiniVmdCluster c = cluster(MiniVmdCluster.builder().servers(2, 16 * MIB));
+    VmdClient first = client(c, "round-robin");
+    first.createNamespace("fence", 1 * MIB, 1);
+    Namespace old = first.attach("fence", true);
+    assertThatThrownBy(() -> old.writeSync(256, content(1, 1)))
+        .isInstanceOfSatisfying(VmdException.class, e -> assertThat(e.code()).isEqualTo(ErrorCode.BAD_REQUEST));
+    old.writeSync(0, content(1, 1));
+    Namespace owner = client(c, "round-robin").attach("fence", true);
+    assertThat(owner.epoch()).isGreaterThan(old.epoch());
+    assertThatThrownBy(() -> old.writeSync(0, content(2, 1)))
+        .isInstanceOfSatisfying(VmdException.class, e -> assertThat(e.code()).isEqualTo(ErrorCode.STALE_EPOCH));
+    assertThat(owner.readSync(0, 1)).isEqualTo(content(1, 1));
+  }
+
+  @Test
+  void deadServerFailsRequestsFastAndTheClientStaysUsable() throws Exception {
+    MiniVmdCluster c = cluster(MiniVmdCluster.builder().servers(2, 16 * MIB));
+    VmdClient client = client(c, "round-robin");
+    client.createNamespace("dead", 4 * MIB, 1);
+    Namespace ns = client.attach("dead", true);
+    // Two single-page writes: round-robin puts one page on each server.
+    ns.writeSync(0, java.util.Arrays.copyOfRange(content(1, 2), 0, Pages.PAGE_SIZE));
+    ns.writeSync(1, java.util.Arrays.copyOfRange(content(1, 2), Pages.PAGE_SIZE, 2 * Pages.PAGE_SIZE));
+    assertThat(ns.locations().primary(0)).isNotEqualTo(ns.locations().primary(1));
+    c.kill(1);
+    await().atMost(Duration.ofSeconds(5)).until(() -> !client.servers()[1].up());
+    int lostAt = ns.locations().primary(0) == 1 ? 0 : 1;
+    assertThatThrownBy(() -> ns.readSync(lostAt, 1))
+        .isInstanceOfSatisfying(VmdException.class, e -> assertThat(e.code()).isEqualTo(ErrorCode.UNAVAILABLE));
+    int live = 1 - lostAt;
+    assertThat(ns.readSync(live, 1)).isEqualTo(
+        java.util.Arrays.copyOfRange(content(1, 2), live * Pages.PAGE_SIZE, (live + 1) * Pages.PAGE_SIZE));
+    // New pages go to the live server.
+    ns.writeSync(10, content(5, 8));
+    assertThat(c.server(0).store().pageCount(ns.record().id())).isGreaterThanOrEqualTo(9);
+  }
+}
