@@ -1,0 +1,149 @@
+package io.vmd.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.embedded.EmbeddedChannel;
+import io.vmd.common.HostPort;
+import io.vmd.protocol.Codec;
+import io.vmd.protocol.ErrorCode;
+import io.vmd.protocol.Frame;
+import io.vmd.protocol.FrameDecoder;
+import io.vmd.protocol.FrameTestSupport;
+import io.vmd.protocol.NamespaceRecord;
+import io.vmd.protocol.Op;
+import io.vmd.protocol.Pages;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.net.Socket;
+import java.util.Random;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/** Hostile input against the real request handler: the server answers or closes, never fails. */
+class ServerFuzzTest {
+  private VmdServer server;
+
+  @BeforeEach
+  void start() throws Exception {
+    server = VmdServer.start(ServerConfig.inMemory(new HostPort("127.0.0.1", 0), 256 * Pages.PAGE_SIZE),
+        new SimpleMeterRegistry());
+    for (int id = 1; id <= 4; id++) {
+      server.namespaces().create(new NamespaceRecord(id, "ns" + id, 1 << 20, 1, 0));
+    }
+  }
+
+  @AfterEach
+  void stop() {
+    server.close();
+  }
+
+  private EmbeddedChannel helloChannel() {
+    EmbeddedChannel ch = new EmbeddedChannel(new FrameDecoder(), new ServerHandler(server));
+    ch.writeInbound(Codec.frame(Unpooled.buffer().alloc(), Op.HELLO, 0, 0, 1, 0, 0, 0, 0,
+        b -> Codec.writeString(b, "vmd")));
+    ByteBuf reply = ch.readOutbound();
+    assertThat(reply).isNotNull();
+    reply.release();
+    return ch;
+  }
+
+  @Test
+  void twentyThousandMutatedFramesNeverBreakTheServer() throws Exception {
+    long seed = Long.getLong("fuzz.seed", System.nanoTime());
+    System.out.println("ServerFuzzTest seed " + seed);
+    Random r = new Random(seed);
+    EmbeddedChannel ch = helloChannel();
+    int replies = 0;
+    int closes = 0;
+    for (int i = 0; i < 20_000; i++) {
+      byte[] input = i % 4 == 0 ? FrameTestSupport.validRequest(r) : FrameTestSupport.mutate(FrameTestSupport.validRequest(r), r);
+      ch.writeInbound(Unpooled.wrappedBuffer(input));
+      ch.checkException();
+      ByteBuf out;
+      while ((out = ch.readOutbound()) != null) {
+        replies++;
+        out.release();
+      }
+      if (!ch.isOpen()) {
+        closes++;
+        ch.finishAndReleaseAll();
+        ch = helloChannel();
+      }
+    }
+    ch.finishAndReleaseAll();
+    System.out.printf("server fuzz: %d replies, %d connections closed%n", replies, closes);
+    // Truncated frames swallow the bytes of the frames after them, so not every frame gets a reply.
+    assertThat(replies).isGreaterThan(1_000);
+    assertThat(closes).isGreaterThan(100);
+    // And it still serves a clean client byte-exact.
+    EmbeddedChannel clean = helloChannel();
+    ByteBuf put = Unpooled.buffer();
+    Frame.writeHeader(put, Op.PUT, 0, 0, 7, 1, Long.MAX_VALUE, 10, 1, Pages.PAGE_SIZE);
+    byte[] page = new byte[Pages.PAGE_SIZE];
+    r.nextBytes(page);
+    put.writeBytes(page);
+    clean.writeInbound(put);
+    ByteBuf putReply = clean.readOutbound();
+    assertThat(Frame.status(putReply.skipBytes(Frame.LENGTH_FIELD))).isZero();
+    putReply.release();
+    ByteBuf get = Unpooled.buffer();
+    Frame.writeHeader(get, Op.GET, 0, 0, 8, 1, 0, 10, 1, 0);
+    clean.writeInbound(get);
+    ByteBuf getReply = clean.readOutbound();
+    getReply.skipBytes(Frame.LENGTH_FIELD);
+    assertThat(Frame.status(getReply)).isZero();
+    byte[] back = new byte[Pages.PAGE_SIZE];
+    getReply.getBytes(Frame.payloadIndex(getReply) + Frame.bitmapBytes(1), back);
+    assertThat(back).isEqualTo(page);
+    getReply.release();
+    clean.finishAndReleaseAll();
+    // Capacity accounting survived: used pages never exceed capacity and match the namespaces.
+    long sum = 0;
+    for (int id = 1; id <= 4; id++) {
+      sum += server.store().pageCount(id);
+    }
+    assertThat(server.store().usedPages()).isEqualTo(sum).isLessThanOrEqualTo(256);
+  }
+
+  @Test
+  void malformedFrameOverTcpGetsAnErrorAndClosesOnlyItsConnection() throws Exception {
+    HostPort at = server.address();
+    try (Socket good = new Socket(at.host(), at.port()); Socket bad = new Socket(at.host(), at.port())) {
+      DataOutputStream goodOut = new DataOutputStream(good.getOutputStream());
+      DataInputStream goodIn = new DataInputStream(good.getInputStream());
+      send(goodOut, Codec.frame(Unpooled.buffer().alloc(), Op.HELLO, 0, 0, 1, 0, 0, 0, 0, b -> Codec.writeString(b, "vmd")));
+      assertThat(readFrameStatus(goodIn)).isZero();
+
+      DataOutputStream badOut = new DataOutputStream(bad.getOutputStream());
+      DataInputStream badIn = new DataInputStream(bad.getInputStream());
+      badOut.writeInt(Frame.HEADER_SIZE);
+      badOut.writeShort(0x0BAD);
+      badOut.write(new byte[Frame.HEADER_SIZE - 2]);
+      badOut.flush();
+      assertThat(readFrameStatus(badIn)).isEqualTo(ErrorCode.BAD_REQUEST.code);
+      assertThat(badIn.read()).isEqualTo(-1); // closed
+
+      // The other connection is unaffected.
+      send(goodOut, Codec.frame(Unpooled.buffer().alloc(), Op.NS_LIST, 0, 0, 2, 0, 0, 0, 0, null));
+      assertThat(readFrameStatus(goodIn)).isZero();
+    }
+  }
+
+  private static void send(DataOutputStream out, ByteBuf frame) throws Exception {
+    byte[] b = new byte[frame.readableBytes()];
+    frame.readBytes(b);
+    out.write(b);
+    out.flush();
+  }
+
+  private static int readFrameStatus(DataInputStream in) throws Exception {
+    int len = in.readInt();
+    byte[] body = new byte[len];
+    in.readFully(body);
+    return Frame.status(Unpooled.wrappedBuffer(body));
+  }
+}
