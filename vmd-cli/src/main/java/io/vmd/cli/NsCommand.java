@@ -1,0 +1,118 @@
+package io.vmd.cli;
+
+import io.vmd.client.ServerUsage;
+import io.vmd.client.VmdClient;
+import io.vmd.protocol.NamespaceRecord;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.ParentCommand;
+import picocli.CommandLine.Spec;
+
+@Command(name = "ns", mixinStandardHelpOptions = true, description = "Administer namespaces (per-VM swap devices).",
+    subcommands = {NsCommand.Create.class, NsCommand.ListCmd.class, NsCommand.Info.class, NsCommand.Delete.class})
+final class NsCommand {
+  @ParentCommand Vmd vmd;
+
+  private static final Map<String, String> SIZES = Map.of("size", "size", "bytes", "size");
+
+  @Command(name = "create", mixinStandardHelpOptions = true, description = "Create a namespace on every server.")
+  static final class Create implements Callable<Integer> {
+    @ParentCommand NsCommand ns;
+    @Spec CommandSpec spec;
+
+    @Parameters(paramLabel = "NAME") String name;
+
+    @Option(names = "--size", required = true, converter = Vmd.SizeConverter.class, paramLabel = "SIZE",
+        description = "Size of the device (K, M, G, T suffixes; a multiple of 4K).")
+    long size;
+
+    @Option(names = "--replicas", defaultValue = "1", description = "Copies of each page (default: ${DEFAULT-VALUE}).")
+    int replicas;
+
+    @Override
+    public Integer call() throws Exception {
+      try (VmdClient client = ns.vmd.connect()) {
+        NamespaceRecord r = client.createNamespace(name, size, replicas);
+        row(r).print(spec.commandLine().getOut(), ns.vmd.json, SIZES);
+      }
+      return 0;
+    }
+  }
+
+  @Command(name = "list", mixinStandardHelpOptions = true, description = "List every namespace.")
+  static final class ListCmd implements Callable<Integer> {
+    @ParentCommand NsCommand ns;
+    @Spec CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+      try (VmdClient client = ns.vmd.connect()) {
+        Output out = new Output("name", "id", "size", "replicas", "epoch");
+        for (NamespaceRecord r : client.listNamespaces()) {
+          out.row(r.name(), r.id(), r.sizeBytes(), r.replicas(), r.epoch());
+        }
+        out.print(spec.commandLine().getOut(), ns.vmd.json, SIZES);
+      }
+      return 0;
+    }
+  }
+
+  @Command(name = "info", mixinStandardHelpOptions = true, description = "Show a namespace's pages and bytes on each server.")
+  static final class Info implements Callable<Integer> {
+    @ParentCommand NsCommand ns;
+    @Spec CommandSpec spec;
+
+    @Parameters(paramLabel = "NAME") String name;
+
+    @Override
+    public Integer call() throws Exception {
+      try (VmdClient client = ns.vmd.connect()) {
+        NamespaceRecord r = client.namespace(name);
+        Output out = new Output("namespace", "server", "state", "pages", "bytes");
+        long pages = 0;
+        for (ServerUsage u : client.namespaceUsage(name)) {
+          out.row(r.name(), u.server().toString(), u.up() ? "up" : "down", u.pages(), u.bytes());
+          pages += u.pages();
+        }
+        var w = spec.commandLine().getOut();
+        if (!ns.vmd.json) {
+          w.printf("namespace %s: id %d, size %s, %d replica(s), epoch %d, %d page copies stored%n", r.name(),
+              r.id(), io.vmd.common.Sizes.format(r.sizeBytes()), r.replicas(), r.epoch(), pages);
+        }
+        out.print(w, ns.vmd.json, SIZES);
+      }
+      return 0;
+    }
+  }
+
+  @Command(name = "delete", mixinStandardHelpOptions = true, description = "Delete a namespace and its pages everywhere.")
+  static final class Delete implements Callable<Integer> {
+    @ParentCommand NsCommand ns;
+    @Spec CommandSpec spec;
+
+    @Parameters(paramLabel = "NAME") String name;
+
+    @Override
+    public Integer call() throws Exception {
+      try (VmdClient client = ns.vmd.connect()) {
+        client.deleteNamespace(name);
+        if (ns.vmd.json) {
+          spec.commandLine().getOut().println("{\"deleted\":" + Output.quote(name) + "}");
+        } else {
+          spec.commandLine().getOut().println("deleted namespace " + name);
+        }
+        spec.commandLine().getOut().flush();
+      }
+      return 0;
+    }
+  }
+
+  static Output row(NamespaceRecord r) {
+    return new Output("name", "id", "size", "replicas", "epoch")
+        .row(r.name(), r.id(), r.sizeBytes(), r.replicas(), r.epoch());
+  }
+}

@@ -1,0 +1,116 @@
+package io.vmd.cli;
+
+import io.vmd.client.ClientConfig;
+import io.vmd.client.VmdClient;
+import io.vmd.client.VmdException;
+import io.vmd.common.HostPort;
+import java.time.Duration;
+import java.util.List;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ScopeType;
+
+/** The {@code vmd} command: every role, namespace administration and (later) benchmarks. */
+@Command(
+    name = "vmd",
+    mixinStandardHelpOptions = true,
+    versionProvider = Vmd.Version.class,
+    defaultValueProvider = CommandLine.PropertiesDefaultProvider.class,
+    description = {
+      "VMD: cluster memory as portable VM swap.",
+      "Defaults for any option can be set in ~/.vmd.properties (e.g. servers=h1:7400,h2:7400)."
+    },
+    subcommands = {ServerCommand.class, NsCommand.class, ServersCommand.class, CommandLine.HelpCommand.class})
+public final class Vmd {
+
+  @Option(names = "--servers", scope = ScopeType.INHERIT, paramLabel = "HOST:PORT,...",
+      defaultValue = "${env:VMD_SERVERS}",
+      description = "Servers of the cluster, in the same order on every host (default: $VMD_SERVERS).")
+  String servers;
+
+  @Option(names = "--cluster", scope = ScopeType.INHERIT, defaultValue = "${env:VMD_CLUSTER:-vmd}",
+      description = "Cluster name checked at connect (default: ${DEFAULT-VALUE}).")
+  String cluster;
+
+  @Option(names = "--json", scope = ScopeType.INHERIT, description = "Print JSON instead of a table.")
+  boolean json;
+
+  @Option(names = "--timeout", scope = ScopeType.INHERIT, defaultValue = "10s", paramLabel = "DURATION",
+      converter = DurationConverter.class, description = "Request timeout (default: ${DEFAULT-VALUE}).")
+  Duration timeout;
+
+  List<HostPort> serverList() {
+    if (servers == null || servers.isBlank()) {
+      throw new CommandLine.ParameterException(new CommandLine(this),
+          "no servers: pass --servers HOST:PORT,... or set VMD_SERVERS");
+    }
+    return HostPort.parseList(servers);
+  }
+
+  VmdClient connect() throws VmdException {
+    ClientConfig cfg = ClientConfig.of(serverList()).withCluster(cluster).withRequestTimeout(timeout);
+    return VmdClient.connect(cfg);
+  }
+
+  public static void main(String[] args) {
+    System.exit(run(args));
+  }
+
+  /** Runs the command line and returns the exit code (the tests call this in-process). */
+  public static int run(String... args) {
+    System.setProperty("chronicle.analytics.disable", "true");
+    CommandLine cl = new CommandLine(new Vmd());
+    cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
+      cmd.getErr().println("vmd: " + message(e));
+      return 1;
+    });
+    cl.setParameterExceptionHandler((e, argv) -> {
+      CommandLine cmd = e.getCommandLine();
+      cmd.getErr().println("vmd: " + e.getMessage());
+      cmd.getErr().println("Try '" + cmd.getCommandSpec().qualifiedName() + " --help' for more information.");
+      return 2;
+    });
+    return cl.execute(args);
+  }
+
+  private static String message(Throwable e) {
+    Throwable t = e;
+    while (t.getCause() != null && (t.getMessage() == null || t instanceof java.util.concurrent.CompletionException)) {
+      t = t.getCause();
+    }
+    return t.getMessage() == null ? t.toString() : t.getMessage();
+  }
+
+  static final class DurationConverter implements CommandLine.ITypeConverter<Duration> {
+    @Override
+    public Duration convert(String value) {
+      String v = value.trim().toLowerCase(java.util.Locale.ROOT);
+      if (v.endsWith("ms")) {
+        return Duration.ofMillis(Long.parseLong(v.substring(0, v.length() - 2)));
+      }
+      if (v.endsWith("s")) {
+        return Duration.ofMillis((long) (Double.parseDouble(v.substring(0, v.length() - 1)) * 1000));
+      }
+      if (v.endsWith("m")) {
+        return Duration.ofMinutes(Long.parseLong(v.substring(0, v.length() - 1)));
+      }
+      return Duration.ofMillis((long) (Double.parseDouble(v) * 1000));
+    }
+  }
+
+  static final class SizeConverter implements CommandLine.ITypeConverter<Long> {
+    @Override
+    public Long convert(String value) {
+      return io.vmd.common.Sizes.parse(value);
+    }
+  }
+
+  static final class Version implements CommandLine.IVersionProvider {
+    @Override
+    public String[] getVersion() {
+      String v = Vmd.class.getPackage().getImplementationVersion();
+      return new String[] {"vmd " + (v == null ? "development build" : v)};
+    }
+  }
+}

@@ -1,0 +1,156 @@
+package io.vmd.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.vmd.client.ClientConfig;
+import io.vmd.client.Namespace;
+import io.vmd.client.VmdClient;
+import io.vmd.common.HostPort;
+import java.io.BufferedReader;
+import java.io.File;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The {@code vmd} command end to end, as a user types it: the bin/vmd launcher, the runnable jar,
+ * two server processes (one persisted), and the admin commands against them.
+ */
+class VmdCommandIT {
+  private static final Pattern LISTENING = Pattern.compile("listening on (\\S+?)(,|$)");
+  private final List<Process> servers = new ArrayList<>();
+  @TempDir Path tmp;
+
+  @AfterEach
+  void stopServers() throws InterruptedException {
+    for (Process p : servers) {
+      p.destroy();
+      if (!p.waitFor(10, TimeUnit.SECONDS)) {
+        p.destroyForcibly();
+      }
+    }
+  }
+
+  private static ProcessBuilder launcher(String... args) {
+    List<String> cmd = new ArrayList<>();
+    cmd.add(System.getProperty("vmd.launcher"));
+    cmd.addAll(List.of(args));
+    ProcessBuilder pb = new ProcessBuilder(cmd);
+    pb.environment().put("VMD_JAR", System.getProperty("vmd.jar"));
+    pb.environment().remove("VMD_SERVERS");
+    return pb;
+  }
+
+  /** Starts a server process and returns its address once it says it listens. */
+  private HostPort startServer(String... args) throws IOException {
+    Path log = Files.createTempFile(tmp, "server", ".log");
+    Process p = launcher(args).redirectError(log.toFile()).start();
+    servers.add(p);
+    BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+    String line = out.readLine();
+    assertThat(line).as("server output; its log: %s", readQuietly(log)).isNotNull();
+    Matcher m = LISTENING.matcher(line);
+    assertThat(m.find()).as(line).isTrue();
+    return HostPort.parse(m.group(1));
+  }
+
+  private static String readQuietly(Path p) {
+    try {
+      return Files.readString(p);
+    } catch (IOException e) {
+      return e.toString();
+    }
+  }
+
+  record Result(int exit, String out, String err) {}
+
+  private Result vmd(String... args) throws Exception {
+    File out = Files.createTempFile(tmp, "out", ".txt").toFile();
+    File err = Files.createTempFile(tmp, "err", ".txt").toFile();
+    Process p = launcher(args).redirectOutput(out).redirectError(err).start();
+    assertThat(p.waitFor(60, TimeUnit.SECONDS)).isTrue();
+    return new Result(p.exitValue(), Files.readString(out.toPath()), Files.readString(err.toPath()));
+  }
+
+  @Test
+  void adminCommandsAgainstTwoServerProcesses() throws Exception {
+    HostPort a = startServer("server", "--listen", "127.0.0.1:0", "--memory", "64M");
+    Path dataDir = tmp.resolve("server-b");
+    HostPort b = startServer("server", "--listen", "127.0.0.1:0", "--memory", "32M", "--store", "chronicle",
+        "--data-dir", dataDir.toString());
+    String flag = a + "," + b;
+
+    Result created = vmd("--servers", flag, "ns", "create", "vm1", "--size", "16M", "--replicas", "2");
+    assertThat(created.exit()).as(created.err()).isZero();
+    assertThat(created.out()).contains("vm1").contains("16.0 MiB");
+
+    Result serverTable = vmd("servers", "--servers", flag);
+    assertThat(serverTable.exit()).as(serverTable.err()).isZero();
+    assertThat(serverTable.out()).contains(a.toString()).contains(b.toString()).contains("64.0 MiB").contains("32.0 MiB");
+
+    // Write 40 pages through the client library; R=2 puts every page on both servers.
+    byte[] data = new byte[40 * 4096];
+    new Random(7).nextBytes(data);
+    try (VmdClient client = VmdClient.connect(ClientConfig.of(List.of(a, b)))) {
+      Namespace ns = client.attach("vm1", true);
+      ns.writeSync(100, data);
+    }
+    Result info = vmd("ns", "info", "vm1", "--servers", flag, "--json");
+    assertThat(info.exit()).as(info.err()).isZero();
+    assertThat(info.out())
+        .contains("\"server\":\"" + a + "\",\"state\":\"up\",\"pages\":40,\"bytes\":163840")
+        .contains("\"server\":\"" + b + "\",\"state\":\"up\",\"pages\":40,\"bytes\":163840");
+    Result table = vmd("ns", "info", "vm1", "--servers", flag);
+    assertThat(table.out()).contains("80 page copies stored").contains("160.0 KiB");
+
+    Result used = vmd("servers", "--servers", flag, "--json");
+    assertThat(used.out()).contains("\"used\":163840");
+
+    // Errors are one clear line and a non-zero exit, never a stack trace.
+    Result missing = vmd("ns", "info", "nope", "--servers", flag);
+    assertThat(missing.exit()).isEqualTo(1);
+    assertThat(missing.err().strip()).isEqualTo("vmd: no namespace named 'nope'");
+    Result again = vmd("ns", "create", "vm1", "--size", "1G", "--servers", flag);
+    assertThat(again.exit()).isEqualTo(1);
+    assertThat(again.err()).contains("exists").doesNotContain("Exception");
+    Result badSize = vmd("ns", "create", "vm3", "--size", "12Q", "--servers", flag);
+    assertThat(badSize.exit()).isEqualTo(2);
+    assertThat(badSize.err()).contains("12Q").doesNotContain("at io.");
+    Result noServers = vmd("servers");
+    assertThat(noServers.exit()).isEqualTo(2);
+    assertThat(noServers.err()).contains("VMD_SERVERS");
+    Result dead = vmd("servers", "--servers", "127.0.0.1:1");
+    assertThat(dead.exit()).isEqualTo(1);
+    assertThat(dead.err()).startsWith("vmd: no server answered");
+
+    // The persisted server keeps its namespace table and pages across a restart.
+    Process persisted = servers.remove(1);
+    persisted.destroy();
+    assertThat(persisted.waitFor(20, TimeUnit.SECONDS)).isTrue();
+    HostPort b2 = startServer("server", "--listen", b.toString(), "--memory", "32M", "--store", "chronicle",
+        "--data-dir", dataDir.toString());
+    assertThat(b2).isEqualTo(b);
+    try (VmdClient client = VmdClient.connect(ClientConfig.of(List.of(b)))) {
+      Namespace ns = client.attach("vm1", false);
+      assertThat(ns.readSync(100, 40)).isEqualTo(data);
+    }
+
+    Result deleted = vmd("ns", "delete", "vm1", "--servers", flag);
+    assertThat(deleted.exit()).as(deleted.err()).isZero();
+    Result list = vmd("ns", "list", "--servers", flag, "--json");
+    assertThat(list.out().strip()).isEqualTo("[]");
+    Result after = vmd("servers", "--servers", flag, "--json");
+    assertThat(after.out()).contains("\"used\":0,").doesNotContain("\"used\":163840");
+  }
+}
