@@ -243,4 +243,42 @@ class ClusterIntegrationTest {
     ns.writeSync(10, content(5, 8));
     assertThat(c.server(0).store().pageCount(ns.record().id())).isGreaterThanOrEqualTo(9);
   }
+
+  @Test
+  void serversPushTheirFreeMemoryToEveryClient() throws Exception {
+    MiniVmdCluster c = cluster(MiniVmdCluster.builder().servers(2, 16 * MIB));
+    VmdClient watcher = client(c, "round-robin");
+    VmdClient writer = client(c, "round-robin");
+    assertThat(watcher.servers()[0].free()).isEqualTo(16 * MIB);
+    writer.createNamespace("push", 8 * MIB, 2);
+    writer.attach("push", true).writeSync(0, content(4, 256));
+    // The watcher placed nothing itself: only the servers' pushes can tell it.
+    await().atMost(Duration.ofSeconds(5)).untilAsserted(() -> {
+      for (ServerState s : watcher.servers()) {
+        assertThat(s.free()).isEqualTo(16 * MIB - MIB);
+        assertThat(s.availability().pages()).isEqualTo(256);
+      }
+    });
+  }
+
+  @Test
+  void metricsEndpointServesPrometheusText() throws Exception {
+    MiniVmdCluster c = cluster(MiniVmdCluster.builder().servers(1, 16 * MIB));
+    VmdClient client = client(c, "round-robin");
+    client.createNamespace("m1", 8 * MIB, 1);
+    client.attach("m1", true).writeSync(0, content(5, 3));
+    try (io.vmd.common.MetricsEndpoint endpoint = io.vmd.common.MetricsEndpoint.start(
+        new io.vmd.common.HostPort("127.0.0.1", 0), c.registry(0))) {
+      java.net.http.HttpResponse<String> r = java.net.http.HttpClient.newHttpClient().send(
+          java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://127.0.0.1:" + endpoint.port() + "/metrics")).build(),
+          java.net.http.HttpResponse.BodyHandlers.ofString());
+      assertThat(r.statusCode()).isEqualTo(200);
+      assertThat(r.body())
+          .contains("vmd_server_pages_stored 3.0")
+          .contains("vmd_server_namespace_pages{namespace=\"m1\"} 3.0")
+          .contains("vmd_server_request_seconds_count{op=\"PUT\"} 1")
+          .contains("vmd_server_request_seconds_bucket{op=\"GET\"")
+          .contains("vmd_server_free_bytes");
+    }
+  }
 }

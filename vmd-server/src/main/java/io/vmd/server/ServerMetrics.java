@@ -47,7 +47,7 @@ final class ServerMetrics {
     pagesRead = Counter.builder("vmd.server.pages.read").register(registry);
     pagesDeleted = Counter.builder("vmd.server.pages.deleted").register(registry);
     Gauge.builder("vmd.server.pages.stored", store, PageStore::usedPages).register(registry);
-    Gauge.builder("vmd.server.bytes.stored", store, s -> (double) s.usedPages() * Pages.PAGE_SIZE)
+    Gauge.builder("vmd.server.stored", store, s -> (double) s.usedPages() * Pages.PAGE_SIZE)
         .baseUnit("bytes").register(registry);
     Gauge.builder("vmd.server.capacity", store, s -> (double) s.capacityPages() * Pages.PAGE_SIZE)
         .baseUnit("bytes").register(registry);
@@ -85,7 +85,7 @@ final class ServerMetrics {
     namespaceGauges.computeIfAbsent(ns.id(), id -> new Meter[] {
       Gauge.builder("vmd.server.namespace.pages", store, s -> s.pageCount(id))
           .tag("namespace", ns.name()).register(registry),
-      Gauge.builder("vmd.server.namespace.bytes", store, s -> (double) s.pageCount(id) * Pages.PAGE_SIZE)
+      Gauge.builder("vmd.server.namespace.stored", store, s -> (double) s.pageCount(id) * Pages.PAGE_SIZE)
           .tag("namespace", ns.name()).baseUnit("bytes").register(registry)
     });
   }

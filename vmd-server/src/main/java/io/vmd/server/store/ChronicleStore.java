@@ -10,6 +10,9 @@ import java.nio.file.Path;
 import java.util.concurrent.locks.StampedLock;
 import net.openhft.chronicle.map.ChronicleMap;
 import net.openhft.chronicle.map.ChronicleMapBuilder;
+import net.openhft.chronicle.map.ExternalMapQueryContext;
+import net.openhft.chronicle.map.MapEntry;
+import net.openhft.chronicle.hash.Data;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -112,7 +115,7 @@ public final class ChronicleStore implements PageStore {
       int srcIndex = src.readerIndex();
       for (int i = 0; i < count; i++, srcIndex += Pages.PAGE_SIZE) {
         src.getBytes(srcIndex, writeScratch);
-        if (map.put(PageStore.key(namespace, firstPage + i), writeScratch) == null) {
+        if (putWithoutOldValue(PageStore.key(namespace, firstPage + i))) {
           used++;
           perNamespace.add(namespace, 1);
         }
@@ -120,6 +123,24 @@ public final class ChronicleStore implements PageStore {
       return true;
     } finally {
       lock.unlockWrite(stamp);
+    }
+  }
+
+  /**
+   * Stores {@link #writeScratch} under the key through a query context: unlike {@code map.put}, it
+   * does not read the old value back into a fresh 4 KiB array. Returns true when the key was new.
+   */
+  private boolean putWithoutOldValue(long key) {
+    try (ExternalMapQueryContext<Long, byte[], ?> q = map.queryContext(key)) {
+      q.updateLock().lock();
+      MapEntry<Long, byte[]> entry = q.entry();
+      Data<byte[]> value = q.wrapValueAsData(writeScratch);
+      if (entry != null) {
+        q.replaceValue(entry, value);
+        return false;
+      }
+      q.insert(q.absentEntry(), value);
+      return true;
     }
   }
 
