@@ -74,7 +74,7 @@ final class NsCommand {
         NamespaceRecord r = client.namespace(name);
         Output out = new Output("namespace", "server", "state", "pages", "bytes");
         long pages = 0;
-        for (ServerUsage u : client.namespaceUsage(name)) {
+        for (ServerUsage u : client.namespaceUsage(r)) {
           out.row(r.name(), u.server().toString(), u.up() ? "up" : "down", u.pages(), u.bytes());
           pages += u.pages();
         }

@@ -237,7 +237,11 @@ public final class VmdClient implements AutoCloseable {
 
   /** Pages and bytes of the namespace on each server. */
   public List<ServerUsage> namespaceUsage(String name) throws VmdException {
-    NamespaceRecord ns = namespace(name);
+    return namespaceUsage(namespace(name));
+  }
+
+  /** Pages and bytes of the namespace on each server. */
+  public List<ServerUsage> namespaceUsage(NamespaceRecord ns) throws VmdException {
     List<ServerUsage> out = new ArrayList<>();
     for (ServerState s : servers) {
       long pages = 0;
