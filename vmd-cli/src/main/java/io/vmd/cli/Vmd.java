@@ -21,7 +21,8 @@ import picocli.CommandLine.ScopeType;
       "VMD: cluster memory as portable VM swap.",
       "Defaults for any option can be set in ~/.vmd.properties (e.g. servers=h1:7400,h2:7400)."
     },
-    subcommands = {ServerCommand.class, NsCommand.class, ServersCommand.class, CommandLine.HelpCommand.class})
+    subcommands = {UpCommand.class, ServerCommand.class, GatewayCommand.class, NsCommand.class, ServersCommand.class,
+      CommandLine.HelpCommand.class})
 public final class Vmd {
 
   @Option(names = "--servers", scope = ScopeType.INHERIT, paramLabel = "HOST:PORT,...",

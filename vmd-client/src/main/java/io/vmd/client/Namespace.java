@@ -266,7 +266,7 @@ public final class Namespace {
         while (j < count && !locations.stored(firstPage + j)) {
           j++;
         }
-        dst.setZero(base + i * Pages.PAGE_SIZE, (j - i) * Pages.PAGE_SIZE);
+        PageCopy.zero(dst, base + i * Pages.PAGE_SIZE, (j - i) * Pages.PAGE_SIZE);
       } else {
         while (j < count && j - i < Frame.MAX_PAGES && locations.primary(firstPage + j) == server) {
           j++;
@@ -325,7 +325,7 @@ public final class Namespace {
       for (int i = 0; i < count; i++) {
         boolean present = (f.getLong(bitmapAt + ((i >>> 6) << 3)) & (1L << (i & 63))) != 0;
         if (present) {
-          op.dst.setBytes(dstIndex + i * Pages.PAGE_SIZE, f, pageAt, Pages.PAGE_SIZE);
+          PageCopy.copy(f, pageAt, op.dst, dstIndex + i * Pages.PAGE_SIZE, Pages.PAGE_SIZE);
           pageAt += Pages.PAGE_SIZE;
         } else if (locations.stored(page + i)) {
           op.fail(new VmdException(ErrorCode.UNAVAILABLE, "page " + (page + i) + " of namespace '"
@@ -333,7 +333,7 @@ public final class Namespace {
           return;
         } else {
           // Deleted while the read was in flight: it reads as never written.
-          op.dst.setZero(dstIndex + i * Pages.PAGE_SIZE, Pages.PAGE_SIZE);
+          PageCopy.zero(op.dst, dstIndex + i * Pages.PAGE_SIZE, Pages.PAGE_SIZE);
         }
       }
       op.finish();

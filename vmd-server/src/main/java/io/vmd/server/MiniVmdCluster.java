@@ -19,6 +19,7 @@ public final class MiniVmdCluster implements AutoCloseable {
   private final List<ServerConfig> configs = new ArrayList<>();
   private final List<VmdServer> servers = new ArrayList<>();
   private final List<PrometheusMeterRegistry> registries = new ArrayList<>();
+  private PrometheusMeterRegistry shared;
 
   private MiniVmdCluster() {}
 
@@ -35,8 +36,30 @@ public final class MiniVmdCluster implements AutoCloseable {
     return servers.get(i);
   }
 
+  /** Server {@code i}'s registry (the shared one, when the cluster was built with one). */
   public PrometheusMeterRegistry registry(int i) {
-    return registries.get(i);
+    return shared != null ? shared : registries.get(i);
+  }
+
+  private io.micrometer.core.instrument.MeterRegistry meterRegistryFor(int i) {
+    if (shared == null) {
+      PrometheusMeterRegistry own = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+      if (registries.size() > i) {
+        registries.set(i, own);
+      } else {
+        registries.add(own);
+      }
+      return own;
+    }
+    // One registry for every server: each server's meters carry server="i".
+    io.micrometer.core.instrument.composite.CompositeMeterRegistry tagged =
+        new io.micrometer.core.instrument.composite.CompositeMeterRegistry();
+    tagged.config().commonTags("server", String.valueOf(i));
+    tagged.add(shared);
+    if (registries.size() <= i) {
+      registries.add(null);
+    }
+    return tagged;
   }
 
   public HostPort address(int i) {
@@ -68,9 +91,7 @@ public final class MiniVmdCluster implements AutoCloseable {
   /** Starts server {@code i} again on the same address and store settings. */
   public synchronized void restart(int i) throws InterruptedException {
     kill(i);
-    PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-    registries.set(i, registry);
-    servers.set(i, VmdServer.start(configs.get(i), registry));
+    servers.set(i, VmdServer.start(configs.get(i), meterRegistryFor(i)));
   }
 
   @Override
@@ -87,6 +108,13 @@ public final class MiniVmdCluster implements AutoCloseable {
     private String cluster = ServerConfig.DEFAULT_CLUSTER;
     private Duration availabilityInterval = Duration.ofMillis(200);
     private String host = "127.0.0.1";
+    private PrometheusMeterRegistry sharedRegistry;
+
+    /** Registers every server's meters in this one registry, tagged server="i". */
+    public Builder metrics(PrometheusMeterRegistry registry) {
+      this.sharedRegistry = registry;
+      return this;
+    }
 
     /** Adds {@code count} servers of {@code memoryBytes} each. */
     public Builder servers(int count, long memoryBytes) {
@@ -131,16 +159,15 @@ public final class MiniVmdCluster implements AutoCloseable {
 
     public MiniVmdCluster start() throws InterruptedException {
       MiniVmdCluster c = new MiniVmdCluster();
+      c.shared = sharedRegistry;
       try {
         for (int i = 0; i < memories.size(); i++) {
           ServerConfig cfg = new ServerConfig(new HostPort(host, 0), memories.get(i), store,
               dataRoot == null ? null : dataRoot.resolve("server-" + i), cluster, availabilityInterval, 1);
-          PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-          VmdServer s = VmdServer.start(cfg, registry);
+          VmdServer s = VmdServer.start(cfg, c.meterRegistryFor(i));
           // Pin the chosen port so that a restart comes back at the same address.
           c.configs.add(cfg.withListen(s.address()));
           c.servers.add(s);
-          c.registries.add(registry);
         }
       } catch (InterruptedException | RuntimeException e) {
         c.close();

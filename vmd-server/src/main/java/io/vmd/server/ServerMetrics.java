@@ -61,6 +61,15 @@ final class ServerMetrics {
     }
   }
 
+  /** Removes this server's meters, so that a server restarted in the same registry starts clean. */
+  void close() {
+    for (Meter m : registry.getMeters()) {
+      if (m.getId().getName().startsWith("vmd.server.")) {
+        registry.remove(m);
+      }
+    }
+  }
+
   void request(byte op, long startNanos) {
     requestTimers[op].record(System.nanoTime() - startNanos, TimeUnit.NANOSECONDS);
   }

@@ -147,6 +147,7 @@ public final class VmdServer implements AutoCloseable {
     clients.close().syncUninterruptibly();
     group.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
     store.close();
+    metrics.close();
     LOG.info("vmd-server on {} stopped", config.listen());
   }
 }

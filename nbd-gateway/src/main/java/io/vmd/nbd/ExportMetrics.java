@@ -1,0 +1,69 @@
+package io.vmd.nbd;
+
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Timer;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Per-namespace counters of the gateway. Page-ins (pages read) and page-outs (pages written) are
+ * the VM's swap rate: the working-set tracker reads them, Prometheus gets them as counters.
+ */
+public final class ExportMetrics {
+  private final Counter pagesIn;
+  private final Counter pagesOut;
+  private final Counter bytesRead;
+  private final Counter bytesWritten;
+  private final Counter pagesTrimmed;
+  private final Timer[] latency = new Timer[Nbd.CMD_BLOCK_STATUS + 1];
+  private final Counter errors;
+
+  ExportMetrics(MeterRegistry registry, String namespace) {
+    pagesIn = Counter.builder("vmd.gateway.pages.in").description("pages read (page-ins)")
+        .tag("namespace", namespace).register(registry);
+    pagesOut = Counter.builder("vmd.gateway.pages.out").description("pages written (page-outs)")
+        .tag("namespace", namespace).register(registry);
+    bytesRead = Counter.builder("vmd.gateway.read").baseUnit("bytes").tag("namespace", namespace).register(registry);
+    bytesWritten = Counter.builder("vmd.gateway.written").baseUnit("bytes").tag("namespace", namespace).register(registry);
+    pagesTrimmed = Counter.builder("vmd.gateway.pages.trimmed").tag("namespace", namespace).register(registry);
+    errors = Counter.builder("vmd.gateway.errors").tag("namespace", namespace).register(registry);
+    for (int cmd = 0; cmd < latency.length; cmd++) {
+      latency[cmd] = Timer.builder("vmd.gateway.request").tag("namespace", namespace)
+          .tag("op", Nbd.commandName(cmd)).publishPercentileHistogram().register(registry);
+    }
+  }
+
+  void read(long pages, long bytes) {
+    pagesIn.increment(pages);
+    bytesRead.increment(bytes);
+  }
+
+  void written(long pages, long bytes) {
+    pagesOut.increment(pages);
+    bytesWritten.increment(bytes);
+  }
+
+  void trimmed(long pages) {
+    pagesTrimmed.increment(pages);
+  }
+
+  void error() {
+    errors.increment();
+  }
+
+  void latency(int cmd, long startNanos) {
+    if (cmd >= 0 && cmd < latency.length) {
+      latency[cmd].record(System.nanoTime() - startNanos, TimeUnit.NANOSECONDS);
+    }
+  }
+
+  /** Pages read since start: the page-in side of the swap rate. */
+  public double pagesIn() {
+    return pagesIn.count();
+  }
+
+  /** Pages written since start: the page-out side of the swap rate. */
+  public double pagesOut() {
+    return pagesOut.count();
+  }
+}

@@ -1,0 +1,95 @@
+package io.vmd.nbd;
+
+import io.micrometer.core.instrument.MeterRegistry;
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.WriteBufferWaterMark;
+import io.netty.channel.group.ChannelGroup;
+import io.netty.channel.group.DefaultChannelGroup;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.util.concurrent.GlobalEventExecutor;
+import io.vmd.client.VmdClient;
+import io.vmd.common.HostPort;
+import io.vmd.common.Transports;
+import java.net.InetSocketAddress;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/** The NBD server: each namespace of the cluster is one export. */
+public final class NbdGateway implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(NbdGateway.class);
+
+  private final GatewayConfig config;
+  private final ExportRegistry exports;
+  private final EventLoopGroup group;
+  private final ChannelGroup connections = new DefaultChannelGroup("nbd", GlobalEventExecutor.INSTANCE);
+  private Channel listener;
+
+  private NbdGateway(GatewayConfig config, VmdClient client, MeterRegistry registry) {
+    this.config = config;
+    this.exports = new ExportRegistry(client, registry);
+    int threads = config.ioThreads() > 0 ? config.ioThreads() : Runtime.getRuntime().availableProcessors();
+    this.group = Transports.group(threads, "nbd-gateway");
+  }
+
+  public static NbdGateway start(GatewayConfig config, VmdClient client, MeterRegistry registry)
+      throws InterruptedException {
+    NbdGateway gw = new NbdGateway(config, client, registry);
+    try {
+      ServerBootstrap b = new ServerBootstrap()
+          .group(gw.group)
+          .channel(Transports.serverChannel())
+          .option(ChannelOption.SO_BACKLOG, 256)
+          .option(ChannelOption.SO_REUSEADDR, true)
+          .childOption(ChannelOption.TCP_NODELAY, true)
+          .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(1 << 20, 16 << 20))
+          .childHandler(new ChannelInitializer<SocketChannel>() {
+            @Override
+            protected void initChannel(SocketChannel ch) {
+              gw.connections.add(ch);
+              ch.pipeline().addLast("nbd-negotiation", new NbdNegotiation(gw));
+            }
+          });
+      HostPort at = config.listen();
+      gw.listener = b.bind(new InetSocketAddress(at.host(), at.port())).sync().channel();
+    } catch (RuntimeException | InterruptedException e) {
+      gw.close();
+      throw e;
+    }
+    LOG.info("NBD gateway on {} ({} transport)", gw.address(), Transports.name());
+    return gw;
+  }
+
+  public HostPort address() {
+    InetSocketAddress a = (InetSocketAddress) listener.localAddress();
+    return new HostPort(config.listen().host(), a.getPort());
+  }
+
+  GatewayConfig config() {
+    return config;
+  }
+
+  ExportRegistry exports() {
+    return exports;
+  }
+
+  /** Per-namespace counters of an export that has been opened, or null. */
+  public ExportMetrics metrics(String namespace) {
+    Export e = exports.peek(namespace);
+    return e == null ? null : e.metrics;
+  }
+
+  @Override
+  public void close() {
+    if (listener != null) {
+      listener.close().syncUninterruptibly();
+    }
+    connections.close().syncUninterruptibly();
+    group.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
+    exports.close();
+  }
+}

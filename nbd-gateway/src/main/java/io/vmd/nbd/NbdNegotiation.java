@@ -1,0 +1,387 @@
+package io.vmd.nbd;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelPipeline;
+import io.vmd.client.VmdException;
+import io.vmd.protocol.ErrorCode;
+import io.vmd.protocol.NamespaceRecord;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.function.BiConsumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The handshake of one NBD connection (fixed newstyle): greeting, client flags, then options until
+ * NBD_OPT_GO or NBD_OPT_EXPORT_NAME moves the connection to transmission. Options that need the
+ * cluster (LIST, INFO, GO) complete asynchronously; bytes that arrive meanwhile wait in the buffer, so
+ * options are still answered one by one, in order.
+ */
+final class NbdNegotiation extends ChannelInboundHandlerAdapter {
+  private static final Logger LOG = LoggerFactory.getLogger(NbdNegotiation.class);
+  private static final int TRANSMISSION_FLAGS = Nbd.FLAG_HAS_FLAGS | Nbd.FLAG_SEND_FLUSH | Nbd.FLAG_SEND_FUA
+      | Nbd.FLAG_SEND_TRIM | Nbd.FLAG_SEND_WRITE_ZEROES | Nbd.FLAG_SEND_CACHE | Nbd.FLAG_CAN_MULTI_CONN;
+
+  private final NbdGateway gateway;
+  private ByteBuf buf;
+  private boolean flagsRead;
+  private boolean noZeroes;
+  private boolean busy;
+  private boolean done;
+  private boolean structured;
+  private boolean allocationContext;
+
+  NbdNegotiation(NbdGateway gateway) {
+    this.gateway = gateway;
+  }
+
+  @Override
+  public void handlerAdded(ChannelHandlerContext ctx) {
+    buf = ctx.alloc().buffer(512);
+  }
+
+  @Override
+  public void handlerRemoved(ChannelHandlerContext ctx) {
+    if (buf != null) {
+      buf.release();
+      buf = null;
+    }
+  }
+
+  @Override
+  public void channelActive(ChannelHandlerContext ctx) {
+    ByteBuf greeting = ctx.alloc().buffer(18);
+    greeting.writeLong(Nbd.NBDMAGIC).writeLong(Nbd.IHAVEOPT)
+        .writeShort(Nbd.FLAG_FIXED_NEWSTYLE | Nbd.FLAG_NO_ZEROES);
+    ctx.writeAndFlush(greeting);
+    ctx.fireChannelActive();
+  }
+
+  @Override
+  public void channelRead(ChannelHandlerContext ctx, Object msg) {
+    ByteBuf in = (ByteBuf) msg;
+    try {
+      if (buf != null) {
+        buf.writeBytes(in);
+      }
+    } finally {
+      in.release();
+    }
+    process(ctx);
+  }
+
+  private void process(ChannelHandlerContext ctx) {
+    while (!busy && !done && buf != null && ctx.channel().isActive()) {
+      if (!flagsRead) {
+        if (buf.readableBytes() < 4) {
+          break;
+        }
+        int clientFlags = buf.readInt();
+        if ((clientFlags & ~(Nbd.FLAG_C_FIXED_NEWSTYLE | Nbd.FLAG_C_NO_ZEROES)) != 0) {
+          violation(ctx, String.format("unknown client flags 0x%x", clientFlags));
+          return;
+        }
+        noZeroes = (clientFlags & Nbd.FLAG_C_NO_ZEROES) != 0;
+        flagsRead = true;
+        continue;
+      }
+      if (buf.readableBytes() < 16) {
+        break;
+      }
+      int at = buf.readerIndex();
+      if (buf.getLong(at) != Nbd.IHAVEOPT) {
+        violation(ctx, String.format("bad option magic 0x%016x", buf.getLong(at)));
+        return;
+      }
+      int option = buf.getInt(at + 8);
+      long length = buf.getUnsignedInt(at + 12);
+      if (length > Nbd.MAX_OPTION) {
+        violation(ctx, "option " + option + " of " + length + " bytes is over the " + Nbd.MAX_OPTION + " limit");
+        return;
+      }
+      if (buf.readableBytes() < 16 + length) {
+        break;
+      }
+      buf.skipBytes(16);
+      ByteBuf data = buf.readSlice((int) length);
+      try {
+        option(ctx, option, data);
+      } catch (IndexOutOfBoundsException | IllegalArgumentException e) {
+        reply(ctx, option, Nbd.REP_ERR_INVALID, "malformed option data: " + e.getMessage());
+      }
+    }
+    if (buf != null) {
+      buf.discardSomeReadBytes();
+    }
+  }
+
+  private void option(ChannelHandlerContext ctx, int option, ByteBuf data) {
+    switch (option) {
+      case Nbd.OPT_EXPORT_NAME:
+        exportName(ctx, string(data, data.readableBytes()));
+        break;
+      case Nbd.OPT_ABORT:
+        done = true;
+        ctx.writeAndFlush(optionReply(ctx, option, Nbd.REP_ACK, 0)).addListener(ChannelFutureListener.CLOSE);
+        break;
+      case Nbd.OPT_LIST:
+        if (data.isReadable()) {
+          reply(ctx, option, Nbd.REP_ERR_INVALID, "NBD_OPT_LIST takes no data");
+        } else {
+          list(ctx);
+        }
+        break;
+      case Nbd.OPT_STARTTLS:
+        reply(ctx, option, Nbd.REP_ERR_POLICY, "TLS is not configured on this gateway");
+        break;
+      case Nbd.OPT_INFO:
+      case Nbd.OPT_GO:
+        infoOrGo(ctx, option, data);
+        break;
+      case Nbd.OPT_STRUCTURED_REPLY:
+        if (data.isReadable()) {
+          reply(ctx, option, Nbd.REP_ERR_INVALID, "NBD_OPT_STRUCTURED_REPLY takes no data");
+        } else {
+          structured = true;
+          reply(ctx, option, Nbd.REP_ACK, null);
+        }
+        break;
+      case Nbd.OPT_LIST_META_CONTEXT:
+      case Nbd.OPT_SET_META_CONTEXT:
+        metaContext(ctx, option, data);
+        break;
+      default:
+        reply(ctx, option, Nbd.REP_ERR_UNSUP, "option " + option + " is not supported");
+    }
+  }
+
+  private String exportNameOrDefault(String name) {
+    if (name.isEmpty() && gateway.config().defaultExport() != null) {
+      return gateway.config().defaultExport();
+    }
+    return name;
+  }
+
+  private void exportName(ChannelHandlerContext ctx, String requested) {
+    String name = exportNameOrDefault(requested);
+    async(ctx, gateway.exports().open(name), (export, err) -> {
+      if (err != null) {
+        // NBD_OPT_EXPORT_NAME cannot answer with an error: the protocol says to close.
+        LOG.warn("closing connection from {}: export '{}': {}", ctx.channel().remoteAddress(), name, message(err));
+        done = true;
+        ctx.close();
+        return;
+      }
+      ByteBuf out = ctx.alloc().buffer(10 + 124);
+      out.writeLong(export.size()).writeShort(TRANSMISSION_FLAGS);
+      if (!noZeroes) {
+        out.writeZero(124);
+      }
+      ctx.write(out);
+      transmission(ctx, export);
+    });
+  }
+
+  private void list(ChannelHandlerContext ctx) {
+    async(ctx, gateway.exports().list(), (all, err) -> {
+      if (err != null) {
+        reply(ctx, Nbd.OPT_LIST, Nbd.REP_ERR_SHUTDOWN, "cannot list namespaces: " + message(err));
+        return;
+      }
+      for (NamespaceRecord ns : all) {
+        byte[] name = ns.name().getBytes(StandardCharsets.UTF_8);
+        byte[] description = description(ns).getBytes(StandardCharsets.UTF_8);
+        ByteBuf r = optionReply(ctx, Nbd.OPT_LIST, Nbd.REP_SERVER, 4 + name.length + description.length);
+        r.writeInt(name.length).writeBytes(name).writeBytes(description);
+        ctx.write(r);
+      }
+      reply(ctx, Nbd.OPT_LIST, Nbd.REP_ACK, null);
+    });
+  }
+
+  private static String description(NamespaceRecord ns) {
+    return "VMD namespace " + ns.name() + " (" + io.vmd.common.Sizes.format(ns.sizeBytes()) + ", "
+        + ns.replicas() + " replica" + (ns.replicas() == 1 ? "" : "s") + ")";
+  }
+
+  private void infoOrGo(ChannelHandlerContext ctx, int option, ByteBuf data) {
+    long nameLength = data.readUnsignedInt();
+    if (nameLength > Nbd.MAX_STRING || nameLength > data.readableBytes() - 2) {
+      reply(ctx, option, Nbd.REP_ERR_INVALID, "export name length " + nameLength + " does not fit the option");
+      return;
+    }
+    String name = exportNameOrDefault(string(data, (int) nameLength));
+    int requests = data.readUnsignedShort();
+    if (data.readableBytes() != requests * 2) {
+      reply(ctx, option, Nbd.REP_ERR_INVALID, requests + " information requests do not fit the option");
+      return;
+    }
+    boolean wantName = false;
+    boolean wantDescription = false;
+    for (int i = 0; i < requests; i++) {
+      int type = data.readUnsignedShort();
+      wantName |= type == Nbd.INFO_NAME;
+      wantDescription |= type == Nbd.INFO_DESCRIPTION;
+    }
+    boolean go = option == Nbd.OPT_GO;
+    boolean sendName = wantName;
+    boolean sendDescription = wantDescription;
+    if (go) {
+      async(ctx, gateway.exports().open(name), (export, err) -> {
+        if (err != null) {
+          unknown(ctx, option, name, err);
+          return;
+        }
+        sendInfo(ctx, option, export.namespace.record(), sendName, sendDescription);
+        transmission(ctx, export);
+      });
+    } else {
+      async(ctx, gateway.exports().describe(name), (record, err) -> {
+        if (err != null) {
+          unknown(ctx, option, name, err);
+          return;
+        }
+        sendInfo(ctx, option, record, sendName, sendDescription);
+      });
+    }
+  }
+
+  private void unknown(ChannelHandlerContext ctx, int option, String name, Throwable err) {
+    VmdException v = VmdException.from(err);
+    if (v.code() == ErrorCode.NO_NAMESPACE) {
+      reply(ctx, option, Nbd.REP_ERR_UNKNOWN, "no export named '" + name + "'");
+    } else {
+      reply(ctx, option, Nbd.REP_ERR_SHUTDOWN, "export '" + name + "' is unavailable: " + v.getMessage());
+    }
+  }
+
+  private void sendInfo(ChannelHandlerContext ctx, int option, NamespaceRecord ns, boolean name, boolean description) {
+    ByteBuf export = optionReply(ctx, option, Nbd.REP_INFO, 12);
+    export.writeShort(Nbd.INFO_EXPORT).writeLong(ns.sizeBytes()).writeShort(TRANSMISSION_FLAGS);
+    ctx.write(export);
+    if (name) {
+      byte[] n = ns.name().getBytes(StandardCharsets.UTF_8);
+      ctx.write(optionReply(ctx, option, Nbd.REP_INFO, 2 + n.length).writeShort(Nbd.INFO_NAME).writeBytes(n));
+    }
+    if (description) {
+      byte[] d = description(ns).getBytes(StandardCharsets.UTF_8);
+      ctx.write(optionReply(ctx, option, Nbd.REP_INFO, 2 + d.length).writeShort(Nbd.INFO_DESCRIPTION).writeBytes(d));
+    }
+    // Any alignment works (sub-page I/O is read-modify-write); 4 KiB is the page.
+    ByteBuf sizes = optionReply(ctx, option, Nbd.REP_INFO, 14);
+    sizes.writeShort(Nbd.INFO_BLOCK_SIZE).writeInt(1).writeInt(4096).writeInt(Nbd.MAX_PAYLOAD);
+    ctx.write(sizes);
+    reply(ctx, option, Nbd.REP_ACK, null);
+  }
+
+  private void metaContext(ChannelHandlerContext ctx, int option, ByteBuf data) {
+    if (!structured) {
+      reply(ctx, option, Nbd.REP_ERR_INVALID, "negotiate NBD_OPT_STRUCTURED_REPLY first");
+      return;
+    }
+    long nameLength = data.readUnsignedInt();
+    if (nameLength > Nbd.MAX_STRING || nameLength > data.readableBytes()) {
+      reply(ctx, option, Nbd.REP_ERR_INVALID, "export name length does not fit the option");
+      return;
+    }
+    data.skipBytes((int) nameLength);
+    long queries = data.readUnsignedInt();
+    List<String> matches = new ArrayList<>();
+    if (queries == 0 && option == Nbd.OPT_LIST_META_CONTEXT) {
+      matches.add(Nbd.BASE_ALLOCATION);
+    }
+    for (long i = 0; i < queries; i++) {
+      long length = data.readUnsignedInt();
+      if (length > Nbd.MAX_STRING || length > data.readableBytes()) {
+        reply(ctx, option, Nbd.REP_ERR_INVALID, "query length does not fit the option");
+        return;
+      }
+      String query = string(data, (int) length);
+      boolean match = query.equals(Nbd.BASE_ALLOCATION)
+          || (option == Nbd.OPT_LIST_META_CONTEXT && query.equals("base:"));
+      if (match && !matches.contains(Nbd.BASE_ALLOCATION)) {
+        matches.add(Nbd.BASE_ALLOCATION);
+      }
+    }
+    if (data.isReadable()) {
+      reply(ctx, option, Nbd.REP_ERR_INVALID, "trailing bytes after the queries");
+      return;
+    }
+    if (option == Nbd.OPT_SET_META_CONTEXT) {
+      allocationContext = !matches.isEmpty();
+    }
+    for (String m : matches) {
+      byte[] n = m.getBytes(StandardCharsets.UTF_8);
+      int id = option == Nbd.OPT_SET_META_CONTEXT ? Nbd.ALLOCATION_CONTEXT_ID : 0;
+      ctx.write(optionReply(ctx, option, Nbd.REP_META_CONTEXT, 4 + n.length).writeInt(id).writeBytes(n));
+    }
+    reply(ctx, option, Nbd.REP_ACK, null);
+  }
+
+  /** Hands the connection to the transmission phase, with any bytes the client already sent. */
+  private void transmission(ChannelHandlerContext ctx, Export export) {
+    done = true;
+    ctx.flush();
+    ChannelPipeline p = ctx.pipeline();
+    p.addLast("nbd-requests", new NbdRequestDecoder());
+    p.addLast("nbd-session", new NbdSession(export, structured, allocationContext));
+    ByteBuf rest = buf.isReadable() ? buf.readRetainedSlice(buf.readableBytes()) : null;
+    p.remove(this);
+    LOG.debug("{} attached to export '{}'", ctx.channel().remoteAddress(), export.name());
+    if (rest != null) {
+      p.fireChannelRead(rest);
+      p.fireChannelReadComplete();
+    }
+  }
+
+  /** Runs {@code then} on this connection's event loop when {@code f} completes, holding options back meanwhile. */
+  private <T> void async(ChannelHandlerContext ctx, CompletableFuture<T> f, BiConsumer<T, Throwable> then) {
+    busy = true;
+    f.whenComplete((v, err) -> ctx.executor().execute(() -> {
+      busy = false;
+      if (!ctx.channel().isActive()) {
+        return;
+      }
+      then.accept(v, err);
+      process(ctx);
+    }));
+  }
+
+  private ByteBuf optionReply(ChannelHandlerContext ctx, int option, int type, int length) {
+    ByteBuf r = ctx.alloc().buffer(20 + length);
+    r.writeLong(Nbd.OPTION_REPLY_MAGIC).writeInt(option).writeInt(type).writeInt(length);
+    return r;
+  }
+
+  private void reply(ChannelHandlerContext ctx, int option, int type, String message) {
+    byte[] m = message == null ? new byte[0] : message.getBytes(StandardCharsets.UTF_8);
+    ctx.writeAndFlush(optionReply(ctx, option, type, m.length).writeBytes(m));
+  }
+
+  private void violation(ChannelHandlerContext ctx, String why) {
+    LOG.warn("closing NBD connection from {}: {}", ctx.channel().remoteAddress(), why);
+    done = true;
+    ctx.close();
+  }
+
+  private static String string(ByteBuf data, int length) {
+    String s = data.toString(data.readerIndex(), length, StandardCharsets.UTF_8);
+    data.skipBytes(length);
+    return s;
+  }
+
+  private static String message(Throwable err) {
+    return VmdException.from(err).getMessage();
+  }
+
+  @Override
+  public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+    LOG.debug("NBD connection from {} failed during negotiation: {}", ctx.channel().remoteAddress(), cause.toString());
+    ctx.close();
+  }
+}

@@ -1,2 +1,0 @@
-/** The NBD gateway: one export per namespace. Implemented by the NBD gateway issue. */
-package io.vmd.nbd;

@@ -1,0 +1,61 @@
+package io.vmd.cli;
+
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.vmd.client.VmdClient;
+import io.vmd.common.HostPort;
+import io.vmd.common.MetricsEndpoint;
+import io.vmd.nbd.GatewayConfig;
+import io.vmd.nbd.NbdGateway;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParentCommand;
+
+@Command(name = "gateway", mixinStandardHelpOptions = true,
+    description = "Run an NBD gateway: every namespace of the cluster becomes an NBD export.")
+final class GatewayCommand implements Callable<Integer> {
+  @ParentCommand Vmd vmd;
+
+  @Option(names = "--listen", defaultValue = "127.0.0.1:10809", paramLabel = "HOST:PORT",
+      description = "NBD address (default: ${DEFAULT-VALUE}; NBD has no authentication, keep it on loopback).")
+  String listen;
+
+  @Option(names = "--metrics", paramLabel = "HOST:PORT", description = "Serve Prometheus metrics at /metrics.")
+  String metrics;
+
+  @Option(names = "--default-export", paramLabel = "NAMESPACE",
+      description = "Namespace served to clients that ask for the empty export name.")
+  String defaultExport;
+
+  @Option(names = "--io-threads", defaultValue = "0", description = "Event loop threads (0: one per core).")
+  int ioThreads;
+
+  @Override
+  public Integer call() throws Exception {
+    PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    VmdClient client = vmd.connect();
+    NbdGateway gateway;
+    try {
+      gateway = NbdGateway.start(new GatewayConfig(HostPort.parse(listen), defaultExport, ioThreads), client, registry);
+    } catch (RuntimeException | InterruptedException e) {
+      client.close();
+      throw e;
+    }
+    MetricsEndpoint endpoint = metrics == null ? null : MetricsEndpoint.start(HostPort.parse(metrics), registry);
+    CountDownLatch stopped = new CountDownLatch(1);
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+      if (endpoint != null) {
+        endpoint.close();
+      }
+      gateway.close();
+      client.close();
+      stopped.countDown();
+    }, "vmd-shutdown"));
+    System.out.println("NBD gateway listening on " + gateway.address());
+    System.out.flush();
+    stopped.await();
+    return 0;
+  }
+}

@@ -1,0 +1,108 @@
+package io.vmd.cli;
+
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.vmd.client.ClientConfig;
+import io.vmd.client.VmdClient;
+import io.vmd.common.HostPort;
+import io.vmd.common.MetricsEndpoint;
+import io.vmd.common.Sizes;
+import io.vmd.nbd.GatewayConfig;
+import io.vmd.nbd.NbdGateway;
+import io.vmd.server.MiniVmdCluster;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+@Command(name = "up", mixinStandardHelpOptions = true,
+    description = {"Run a whole VMD in this process: servers, an NBD gateway and a namespace ready to attach.",
+      "Stops cleanly on Ctrl-C."})
+final class UpCommand implements Callable<Integer> {
+  @Option(names = "--servers-count", defaultValue = "2", description = "Servers to start (default: ${DEFAULT-VALUE}).")
+  int serverCount;
+
+  @Option(names = "--server-memory", defaultValue = "1G", converter = Vmd.SizeConverter.class, paramLabel = "SIZE",
+      description = "Memory of each server (default: ${DEFAULT-VALUE}); taken only as pages are written.")
+  long serverMemory;
+
+  @Option(names = "--listen", defaultValue = "127.0.0.1:10809", paramLabel = "HOST:PORT",
+      description = "NBD address (default: ${DEFAULT-VALUE}).")
+  String listen;
+
+  @Option(names = "--namespace", defaultValue = "vm1", description = "Namespace to create (default: ${DEFAULT-VALUE}).")
+  String namespace;
+
+  @Option(names = "--size", defaultValue = "1G", converter = Vmd.SizeConverter.class, paramLabel = "SIZE",
+      description = "Size of the namespace (default: ${DEFAULT-VALUE}).")
+  long size;
+
+  @Option(names = "--replicas", defaultValue = "1", description = "Copies of each page (default: ${DEFAULT-VALUE}).")
+  int replicas;
+
+  @Option(names = "--metrics", defaultValue = "127.0.0.1:9100", paramLabel = "HOST:PORT",
+      description = "Prometheus metrics of every part (default: ${DEFAULT-VALUE}; 'none' to disable).")
+  String metrics;
+
+  @Option(names = "--store", defaultValue = "slab", description = "Page store of the servers: slab or chronicle.")
+  String store;
+
+  @Override
+  public Integer call() throws Exception {
+    PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    MiniVmdCluster cluster = MiniVmdCluster.builder().servers(serverCount, serverMemory).store(store)
+        .metrics(registry).start();
+    VmdClient client = null;
+    NbdGateway gateway = null;
+    MetricsEndpoint endpoint = null;
+    try {
+      client = VmdClient.connect(ClientConfig.of(cluster.addresses()));
+      client.createNamespace(namespace, size, replicas);
+      gateway = NbdGateway.start(new GatewayConfig(HostPort.parse(listen), namespace, 0), client, registry);
+      if (!"none".equals(metrics)) {
+        endpoint = MetricsEndpoint.start(HostPort.parse(metrics), registry);
+      }
+    } catch (Exception e) {
+      close(endpoint, gateway, client, cluster);
+      throw e;
+    }
+    HostPort nbd = gateway.address();
+    String url = "nbd://" + nbd + "/" + namespace;
+    System.out.printf("VMD is up: %d servers of %s (%s), NBD gateway on %s, namespace '%s' of %s.%n",
+        serverCount, Sizes.format(serverMemory), cluster.serversFlag(), nbd, namespace, Sizes.format(size));
+    System.out.println("Attach it:");
+    System.out.println("  nbdinfo " + url);
+    System.out.println("  nbd-client " + nbd.host() + " " + nbd.port() + " -N " + namespace + " /dev/nbd0"
+        + "   # then: mkswap /dev/nbd0 && swapon /dev/nbd0");
+    System.out.println("  qemu-system-x86_64 ... -drive file=" + url + ",format=raw,if=virtio");
+    System.out.println("Administer it: VMD_SERVERS=" + cluster.serversFlag() + " bin/vmd ns info " + namespace);
+    if (endpoint != null) {
+      System.out.println("Metrics: http://" + HostPort.parse(metrics).host() + ":" + endpoint.port() + "/metrics");
+    }
+    System.out.println("Press Ctrl-C to stop.");
+    System.out.flush();
+    CountDownLatch stopped = new CountDownLatch(1);
+    MetricsEndpoint e = endpoint;
+    NbdGateway g = gateway;
+    VmdClient c = client;
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+      close(e, g, c, cluster);
+      System.err.println("VMD stopped.");
+      stopped.countDown();
+    }, "vmd-shutdown"));
+    stopped.await();
+    return 0;
+  }
+
+  private static void close(AutoCloseable... parts) {
+    for (AutoCloseable p : parts) {
+      if (p != null) {
+        try {
+          p.close();
+        } catch (Exception ignored) {
+          // Shutting down: keep closing the rest.
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,46 @@
+package io.vmd.client;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.util.internal.PlatformDependent;
+
+/**
+ * Copies bytes into a buffer that other threads are filling at the same time (replies from several
+ * servers land in one destination, each in its own range). Netty buffers are not safe for that even
+ * on disjoint ranges: some implementations copy through one shared internal NIO buffer. This copies
+ * memory directly when both sides expose an address, else through a private NIO view.
+ */
+public final class PageCopy {
+  private PageCopy() {}
+
+  public static void copy(ByteBuf src, int srcIndex, ByteBuf dst, int dstIndex, int length) {
+    if (src.hasMemoryAddress() && dst.hasMemoryAddress()) {
+      check(src, srcIndex, length);
+      check(dst, dstIndex, length);
+      PlatformDependent.copyMemory(src.memoryAddress() + srcIndex, dst.memoryAddress() + dstIndex, length);
+    } else {
+      src.getBytes(srcIndex, dst.nioBuffer(dstIndex, length));
+    }
+  }
+
+  /** Zeros a range of a buffer other threads are filling elsewhere. */
+  public static void zero(ByteBuf dst, int dstIndex, int length) {
+    if (dst.hasMemoryAddress()) {
+      check(dst, dstIndex, length);
+      PlatformDependent.setMemory(dst.memoryAddress() + dstIndex, length, (byte) 0);
+    } else {
+      java.nio.ByteBuffer view = dst.nioBuffer(dstIndex, length);
+      while (view.remaining() >= 8) {
+        view.putLong(0L);
+      }
+      while (view.hasRemaining()) {
+        view.put((byte) 0);
+      }
+    }
+  }
+
+  private static void check(ByteBuf b, int index, int length) {
+    if (index < 0 || length < 0 || length > b.capacity() - index) {
+      throw new IndexOutOfBoundsException("range " + index + "+" + length + " outside a buffer of " + b.capacity());
+    }
+  }
+}
