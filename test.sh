@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, fuzz, integration and end-to-end tests of every module.
-# Installs what it needs first (JDK, Maven through the wrapper). Extra Maven arguments pass through.
+# Installs what it needs first: a JDK, Maven through the wrapper, and the NBD clients the interop
+# tests drive (qemu-utils, libnbd-bin, fio, nbdkit; via apt-get as root). Extra Maven arguments pass through.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
-bin/ensure-deps
+bin/ensure-deps qemu-utils:qemu-img libnbd-bin:nbdinfo fio:fio nbdkit:nbdkit
 exec ./mvnw -B -ntp verify "$@"

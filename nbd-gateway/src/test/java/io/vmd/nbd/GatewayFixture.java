@@ -1,0 +1,91 @@
+package io.vmd.nbd;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.fail;
+
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.vmd.client.ClientConfig;
+import io.vmd.client.VmdClient;
+import io.vmd.common.HostPort;
+import io.vmd.server.MiniVmdCluster;
+import java.io.File;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/** A MiniVmdCluster with a VmdClient and an NBD gateway in front of it, and a way to run real NBD tools. */
+final class GatewayFixture implements AutoCloseable {
+  final MiniVmdCluster cluster;
+  final VmdClient client;
+  final NbdGateway gateway;
+  final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+
+  GatewayFixture(int servers, long serverMemory) throws Exception {
+    cluster = MiniVmdCluster.builder().servers(servers, serverMemory).start();
+    client = VmdClient.connect(ClientConfig.of(cluster.addresses()));
+    gateway = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), client, registry);
+  }
+
+  String uri(String namespace) {
+    return "nbd://" + gateway.address() + "/" + namespace;
+  }
+
+  long storedPages(int namespaceId) {
+    long n = 0;
+    for (int i = 0; i < cluster.size(); i++) {
+      n += cluster.server(i).store().pageCount(namespaceId);
+    }
+    return n;
+  }
+
+  record Result(int exit, String out, String err) {}
+
+  /** Runs a command to completion; a tool that is not installed fails the test (test.sh installs them). */
+  static Result run(Path dir, String... command) throws Exception {
+    String tool = command[0];
+    boolean found = false;
+    for (String p : System.getenv("PATH").split(File.pathSeparator)) {
+      found |= Files.isExecutable(Path.of(p, tool));
+    }
+    if (!found) {
+      fail(tool + " is not installed: run ./test.sh as root (it installs qemu-utils, libnbd-bin, fio, nbdkit)");
+    }
+    Path out = Files.createTempFile(dir, "out", ".txt");
+    Path err = Files.createTempFile(dir, "err", ".txt");
+    Process p = new ProcessBuilder(command).directory(dir.toFile())
+        .redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+    if (!p.waitFor(180, TimeUnit.SECONDS)) {
+      p.destroyForcibly();
+      fail(String.join(" ", command) + " did not finish in 180 s");
+    }
+    return new Result(p.exitValue(), Files.readString(out, StandardCharsets.UTF_8),
+        Files.readString(err, StandardCharsets.UTF_8));
+  }
+
+  static Result ok(Path dir, String... command) throws Exception {
+    Result r = run(dir, command);
+    assertThat(r.exit()).as("%s\nstdout: %s\nstderr: %s", String.join(" ", command), r.out(), r.err()).isZero();
+    return r;
+  }
+
+  static List<String> lines(String s) {
+    List<String> out = new ArrayList<>();
+    for (String l : s.split("\n")) {
+      if (!l.isBlank()) {
+        out.add(l.trim().replaceAll("\\s+", " "));
+      }
+    }
+    return out;
+  }
+
+  @Override
+  public void close() {
+    gateway.close();
+    client.close();
+    cluster.close();
+  }
+}
