@@ -4,5 +4,6 @@
 # tests drive (qemu-utils, libnbd-bin, fio, nbdkit; via apt-get as root). Extra Maven arguments pass through.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
-bin/ensure-deps qemu-utils:qemu-img libnbd-bin:nbdinfo fio:fio nbdkit:nbdkit
+bin/ensure-deps qemu-utils:qemu-img libnbd-bin:nbdinfo fio:fio nbdkit:nbdkit qemu-system-x86:qemu-system-x86_64 \
+  busybox-static:busybox nbd-client:nbd-client cpio:cpio gcc:gcc
 exec ./mvnw -B -ntp verify "$@"

@@ -47,7 +47,7 @@ final class GatewayFixture implements AutoCloseable {
   /** Runs a command to completion; a tool that is not installed fails the test (test.sh installs them). */
   static Result run(Path dir, String... command) throws Exception {
     String tool = command[0];
-    boolean found = false;
+    boolean found = tool.startsWith("/");
     for (String p : System.getenv("PATH").split(File.pathSeparator)) {
       found |= Files.isExecutable(Path.of(p, tool));
     }
@@ -58,9 +58,9 @@ final class GatewayFixture implements AutoCloseable {
     Path err = Files.createTempFile(dir, "err", ".txt");
     Process p = new ProcessBuilder(command).directory(dir.toFile())
         .redirectOutput(out.toFile()).redirectError(err.toFile()).start();
-    if (!p.waitFor(180, TimeUnit.SECONDS)) {
+    if (!p.waitFor(600, TimeUnit.SECONDS)) {
       p.destroyForcibly();
-      fail(String.join(" ", command) + " did not finish in 180 s");
+      fail(String.join(" ", command) + " did not finish in 600 s");
     }
     return new Result(p.exitValue(), Files.readString(out, StandardCharsets.UTF_8),
         Files.readString(err, StandardCharsets.UTF_8));
