@@ -34,7 +34,8 @@ python3 - "$work" <<'PY'
 import json, sys, os
 w = sys.argv[1]
 def job(t, n):
-    j = json.load(open(os.path.join(w, f"{t}-{n}.json")))["jobs"][0]
+    text = open(os.path.join(w, f"{t}-{n}.json")).read()
+    j = json.loads(text[text.index("{"):])["jobs"][0]  # fio's nbd engine prints a line first
     return j
 def lat(j, side, pct):
     p = j[side]["clat_ns"].get("percentile", {})

@@ -153,4 +153,81 @@ class VmdCommandIT {
     Result after = vmd("servers", "--servers", flag, "--json");
     assertThat(after.out()).contains("\"used\":0,").doesNotContain("\"used\":163840");
   }
+
+  /** Starts a long-running vmd process and waits for the stdout line that matches {@code ready}. */
+  private Matcher startAndWait(Pattern ready, String... args) throws IOException {
+    Path log = Files.createTempFile(tmp, "vmd", ".log");
+    Process p = launcher(args).redirectError(log.toFile()).start();
+    servers.add(p);
+    BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+    StringBuilder seen = new StringBuilder();
+    for (String line = out.readLine(); line != null; line = out.readLine()) {
+      seen.append(line).append('\n');
+      Matcher m = ready.matcher(line);
+      if (m.find()) {
+        // Keep draining its output so that the process never blocks on a full pipe.
+        Thread drain = new Thread(() -> {
+          try {
+            while (out.readLine() != null) {
+              // discard
+            }
+          } catch (IOException ignored) {
+            // process ended
+          }
+        });
+        drain.setDaemon(true);
+        drain.start();
+        return m;
+      }
+    }
+    throw new AssertionError("vmd " + String.join(" ", args) + " never became ready; stdout:\n" + seen
+        + "stderr:\n" + readQuietly(log));
+  }
+
+  private Result tool(String... command) throws Exception {
+    File out = Files.createTempFile(tmp, "out", ".txt").toFile();
+    File err = Files.createTempFile(tmp, "err", ".txt").toFile();
+    Process p = new ProcessBuilder(command).redirectOutput(out).redirectError(err).start();
+    assertThat(p.waitFor(60, TimeUnit.SECONDS)).isTrue();
+    return new Result(p.exitValue(), Files.readString(out.toPath()), Files.readString(err.toPath()));
+  }
+
+  @Test
+  void vmdUpThenNbdinfoAsANewUserWouldTryIt() throws Exception {
+    Matcher up = startAndWait(Pattern.compile("NBD gateway on (\\S+), namespace 'vm1'"),
+        "up", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--server-memory", "64M", "--size", "64M");
+    String gateway = up.group(1).replaceAll(",$", "");
+    Result info = tool("nbdinfo", "nbd://" + gateway + "/vm1");
+    assertThat(info.exit()).as(info.err()).isZero();
+    assertThat(info.out()).contains("export-size: 67108864").contains("can_multi_conn: true");
+    // The empty export name reaches vm1 too.
+    Result dflt = tool("nbdinfo", "--size", "nbd://" + gateway);
+    assertThat(dflt.out().strip()).isEqualTo("67108864");
+    Process p = servers.remove(servers.size() - 1);
+    p.destroy(); // SIGTERM, as Ctrl-C would
+    assertThat(p.waitFor(20, TimeUnit.SECONDS)).isTrue();
+    assertThat(p.exitValue()).isIn(0, 130, 143);
+  }
+
+  @Test
+  void gatewayProcessServesNamespacesOfServerProcesses() throws Exception {
+    HostPort a = startServer("server", "--listen", "127.0.0.1:0", "--memory", "32M");
+    HostPort b = startServer("server", "--listen", "127.0.0.1:0", "--memory", "32M");
+    String flag = a + "," + b;
+    assertThat(vmd("ns", "create", "disk", "--size", "8M", "--servers", flag).exit()).isZero();
+    Matcher gw = startAndWait(Pattern.compile("NBD gateway listening on (\\S+)"),
+        "gateway", "--listen", "127.0.0.1:0", "--servers", flag);
+    String uri = "nbd://" + gw.group(1) + "/disk";
+    Path data = tmp.resolve("data.img");
+    byte[] bytes = new byte[8 << 20];
+    new Random(3).nextBytes(bytes);
+    Files.write(data, bytes);
+    Result copy = tool("nbdcopy", data.toString(), uri);
+    assertThat(copy.exit()).as(copy.err()).isZero();
+    Result info = vmd("ns", "info", "disk", "--servers", flag, "--json");
+    assertThat(info.out()).contains("\"pages\":").doesNotContain("\"pages\":0,");
+    Path back = tmp.resolve("back.img");
+    assertThat(tool("nbdcopy", uri, back.toString()).exit()).isZero();
+    assertThat(Files.readAllBytes(back)).isEqualTo(bytes);
+  }
 }
