@@ -8,7 +8,6 @@ import io.vmd.common.MetricsEndpoint;
 import io.vmd.nbd.GatewayConfig;
 import io.vmd.nbd.NbdGateway;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
@@ -43,19 +42,13 @@ final class GatewayCommand implements Callable<Integer> {
       client.close();
       throw e;
     }
-    MetricsEndpoint endpoint = metrics == null ? null : MetricsEndpoint.start(HostPort.parse(metrics), registry);
-    CountDownLatch stopped = new CountDownLatch(1);
-    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-      if (endpoint != null) {
-        endpoint.close();
-      }
-      gateway.close();
-      client.close();
-      stopped.countDown();
-    }, "vmd-shutdown"));
-    System.out.println("NBD gateway listening on " + gateway.address());
-    System.out.flush();
-    stopped.await();
-    return 0;
+    MetricsEndpoint endpoint;
+    try {
+      endpoint = metrics == null ? null : MetricsEndpoint.start(HostPort.parse(metrics), registry);
+    } catch (java.io.IOException | RuntimeException e) {
+      Foreground.closeAll(gateway, client);
+      throw e;
+    }
+    return Foreground.run("NBD gateway listening on " + gateway.address(), endpoint, gateway, client);
   }
 }

@@ -9,7 +9,6 @@ import io.vmd.server.VmdServer;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
@@ -51,19 +50,15 @@ final class ServerCommand implements Callable<Integer> {
         availabilityInterval, ioThreads);
     PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     VmdServer server = VmdServer.start(cfg, registry);
-    MetricsEndpoint endpoint = metrics == null ? null : MetricsEndpoint.start(HostPort.parse(metrics), registry);
-    CountDownLatch stopped = new CountDownLatch(1);
-    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-      if (endpoint != null) {
-        endpoint.close();
-      }
+    MetricsEndpoint endpoint;
+    try {
+      endpoint = metrics == null ? null : MetricsEndpoint.start(HostPort.parse(metrics), registry);
+    } catch (java.io.IOException | RuntimeException e) {
       server.close();
-      stopped.countDown();
-    }, "vmd-shutdown"));
-    System.out.println("vmd-server listening on " + server.address()
-        + (endpoint == null ? "" : ", metrics on http://" + HostPort.parse(metrics).host() + ":" + endpoint.port() + "/metrics"));
-    System.out.flush();
-    stopped.await();
-    return 0;
+      throw e;
+    }
+    return Foreground.run("vmd-server listening on " + server.address()
+        + (endpoint == null ? "" : ", metrics on http://" + HostPort.parse(metrics).host() + ":" + endpoint.port() + "/metrics"),
+        endpoint, server);
   }
 }

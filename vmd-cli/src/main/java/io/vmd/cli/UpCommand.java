@@ -11,7 +11,6 @@ import io.vmd.nbd.GatewayConfig;
 import io.vmd.nbd.NbdGateway;
 import io.vmd.server.MiniVmdCluster;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -63,7 +62,7 @@ final class UpCommand implements Callable<Integer> {
         endpoint = MetricsEndpoint.start(HostPort.parse(metrics), registry);
       }
     } catch (Exception e) {
-      close(endpoint, gateway, client, cluster);
+      Foreground.closeAll(endpoint, gateway, client, cluster);
       throw e;
     }
     HostPort nbd = gateway.address();
@@ -79,30 +78,7 @@ final class UpCommand implements Callable<Integer> {
     if (endpoint != null) {
       System.out.println("Metrics: http://" + HostPort.parse(metrics).host() + ":" + endpoint.port() + "/metrics");
     }
-    System.out.println("Press Ctrl-C to stop.");
-    System.out.flush();
-    CountDownLatch stopped = new CountDownLatch(1);
-    MetricsEndpoint e = endpoint;
-    NbdGateway g = gateway;
-    VmdClient c = client;
-    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-      close(e, g, c, cluster);
-      System.err.println("VMD stopped.");
-      stopped.countDown();
-    }, "vmd-shutdown"));
-    stopped.await();
-    return 0;
-  }
-
-  private static void close(AutoCloseable... parts) {
-    for (AutoCloseable p : parts) {
-      if (p != null) {
-        try {
-          p.close();
-        } catch (Exception ignored) {
-          // Shutting down: keep closing the rest.
-        }
-      }
-    }
+    return Foreground.run("Press Ctrl-C to stop.", endpoint, gateway, client, cluster,
+        () -> System.err.println("VMD stopped."));
   }
 }

@@ -138,6 +138,7 @@ public final class VmdServer implements AutoCloseable {
   /** Closes every client connection and the listener, then the store. */
   @Override
   public void close() {
+    String where = listener != null ? address().toString() : config.listen().toString();
     if (pushTask != null) {
       pushTask.cancel(false);
     }
@@ -148,6 +149,6 @@ public final class VmdServer implements AutoCloseable {
     group.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
     store.close();
     metrics.close();
-    LOG.info("vmd-server on {} stopped", config.listen());
+    LOG.info("vmd-server on {} stopped", where);
   }
 }
