@@ -4,6 +4,7 @@
 # with the libraries it links, and memcheck. Installs what it needs via apt-get (as root).
 # Usage: build.sh [OUT_DIR]  (default ~/.cache/vmd-vmlab); prints the directory. Idempotent.
 set -euo pipefail
+export PATH="$PATH:/usr/sbin:/sbin"
 here="$(cd "$(dirname "$(readlink -f "$0")")" && pwd)"
 out="${1:-${VMD_VMLAB_DIR:-$HOME/.cache/vmd-vmlab}}"
 mkdir -p "$out"
