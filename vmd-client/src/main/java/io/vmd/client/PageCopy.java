@@ -10,10 +10,13 @@ import io.netty.util.internal.PlatformDependent;
  * memory directly when both sides expose an address, else through a private NIO view.
  */
 public final class PageCopy {
+  /** Raw copies need Netty's Unsafe access; newer JDKs may run Netty without it, buffers keep addresses. */
+  private static final boolean RAW = PlatformDependent.hasUnsafe();
+
   private PageCopy() {}
 
   public static void copy(ByteBuf src, int srcIndex, ByteBuf dst, int dstIndex, int length) {
-    if (src.hasMemoryAddress() && dst.hasMemoryAddress()) {
+    if (RAW && src.hasMemoryAddress() && dst.hasMemoryAddress()) {
       check(src, srcIndex, length);
       check(dst, dstIndex, length);
       PlatformDependent.copyMemory(src.memoryAddress() + srcIndex, dst.memoryAddress() + dstIndex, length);
@@ -24,7 +27,7 @@ public final class PageCopy {
 
   /** Zeros a range of a buffer other threads are filling elsewhere. */
   public static void zero(ByteBuf dst, int dstIndex, int length) {
-    if (dst.hasMemoryAddress()) {
+    if (RAW && dst.hasMemoryAddress()) {
       check(dst, dstIndex, length);
       PlatformDependent.setMemory(dst.memoryAddress() + dstIndex, length, (byte) 0);
     } else {

@@ -208,6 +208,17 @@ final class ServerConnection {
     }
   }
 
+  /** Hands a reply to its request; if handling it throws, the request fails rather than waits forever. */
+  private void deliver(Pending p, ByteBuf f) {
+    try {
+      p.onReply(f);
+    } catch (RuntimeException e) {
+      LOG.error("failed to handle a {} reply from {}", io.vmd.protocol.Op.name(Frame.op(f)), state.address(), e);
+      p.onFailure(new VmdException(ErrorCode.INTERNAL, "client failed to handle the reply from "
+          + state.address() + ": " + e, e));
+    }
+  }
+
   private final class Handler extends ChannelInboundHandlerAdapter {
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
@@ -236,10 +247,10 @@ final class ServerConnection {
           }
         }
         if (p != null) {
-          p.onReply(f);
+          deliver(p, f);
         }
       } catch (RuntimeException e) {
-        LOG.error("failed to handle a reply from {}", state.address(), e);
+        LOG.error("failed to handle a frame from {}", state.address(), e);
       } finally {
         f.release();
       }
