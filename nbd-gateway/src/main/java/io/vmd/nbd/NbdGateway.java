@@ -15,11 +15,14 @@ import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
 import io.vmd.common.Transports;
 import java.net.InetSocketAddress;
-import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-/** The NBD server: each namespace of the cluster is one export. */
+/**
+ * The NBD server: each namespace of the cluster is one export. NBD connections are served on the
+ * client's own event loops, so that a request, the cluster I/O it causes and its reply all run on
+ * one thread: no hand-off between threads on the data path.
+ */
 public final class NbdGateway implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(NbdGateway.class);
 
@@ -32,8 +35,7 @@ public final class NbdGateway implements AutoCloseable {
   private NbdGateway(GatewayConfig config, VmdClient client, MeterRegistry registry) {
     this.config = config;
     this.exports = new ExportRegistry(client, registry);
-    int threads = config.ioThreads() > 0 ? config.ioThreads() : Runtime.getRuntime().availableProcessors();
-    this.group = Transports.group(threads, "nbd-gateway");
+    this.group = client.eventLoopGroup();
   }
 
   public static NbdGateway start(GatewayConfig config, VmdClient client, MeterRegistry registry)
@@ -51,7 +53,8 @@ public final class NbdGateway implements AutoCloseable {
             @Override
             protected void initChannel(SocketChannel ch) {
               gw.connections.add(ch);
-              ch.pipeline().addLast("nbd-negotiation", new NbdNegotiation(gw));
+              ch.pipeline().addLast("flushes", new io.netty.handler.flush.FlushConsolidationHandler(64, true))
+                  .addLast("nbd-negotiation", new NbdNegotiation(gw));
             }
           });
       HostPort at = config.listen();
@@ -89,7 +92,6 @@ public final class NbdGateway implements AutoCloseable {
       listener.close().syncUninterruptibly();
     }
     connections.close().syncUninterruptibly();
-    group.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
     exports.close();
   }
 }

@@ -34,10 +34,10 @@ final class GatewayCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-    VmdClient client = vmd.connect();
+    VmdClient client = vmd.connect(ioThreads > 0 ? ioThreads : Runtime.getRuntime().availableProcessors());
     NbdGateway gateway;
     try {
-      gateway = NbdGateway.start(new GatewayConfig(HostPort.parse(listen), defaultExport, ioThreads), client, registry);
+      gateway = NbdGateway.start(new GatewayConfig(HostPort.parse(listen), defaultExport), client, registry);
     } catch (RuntimeException | InterruptedException e) {
       client.close();
       throw e;

@@ -55,9 +55,10 @@ final class UpCommand implements Callable<Integer> {
     NbdGateway gateway = null;
     MetricsEndpoint endpoint = null;
     try {
-      client = VmdClient.connect(ClientConfig.of(cluster.addresses()));
+      client = VmdClient.connect(ClientConfig.of(cluster.addresses())
+          .withIoThreads(Runtime.getRuntime().availableProcessors()));
       client.createNamespace(namespace, size, replicas);
-      gateway = NbdGateway.start(new GatewayConfig(HostPort.parse(listen), namespace, 0), client, registry);
+      gateway = NbdGateway.start(new GatewayConfig(HostPort.parse(listen), namespace), client, registry);
       if (!"none".equals(metrics)) {
         endpoint = MetricsEndpoint.start(HostPort.parse(metrics), registry);
       }

@@ -50,7 +50,13 @@ public final class Vmd {
   }
 
   VmdClient connect() throws VmdException {
-    ClientConfig cfg = ClientConfig.of(serverList()).withCluster(cluster).withRequestTimeout(timeout);
+    return connect(1);
+  }
+
+  /** A client with {@code ioThreads} event loops (admin commands need one; a gateway one per core). */
+  VmdClient connect(int ioThreads) throws VmdException {
+    ClientConfig cfg = ClientConfig.of(serverList()).withCluster(cluster).withRequestTimeout(timeout)
+        .withIoThreads(ioThreads);
     return VmdClient.connect(cfg);
   }
 

@@ -45,6 +45,10 @@ public record ClientConfig(
     return new ClientConfig(servers, name, placement, connectTimeout, requestTimeout, ioThreads);
   }
 
+  public ClientConfig withIoThreads(int threads) {
+    return new ClientConfig(servers, cluster, placement, connectTimeout, requestTimeout, threads);
+  }
+
   public ClientConfig withRequestTimeout(Duration timeout) {
     return new ClientConfig(servers, cluster, placement, connectTimeout, timeout, ioThreads);
   }

@@ -54,6 +54,11 @@ final class ServerConnection {
     return state;
   }
 
+  boolean active() {
+    Channel ch = channel;
+    return ch != null && ch.isActive();
+  }
+
   Hello hello() {
     return hello;
   }
@@ -69,7 +74,9 @@ final class ServerConnection {
         .handler(new ChannelInitializer<SocketChannel>() {
           @Override
           protected void initChannel(SocketChannel ch) {
-            ch.pipeline().addLast(new io.vmd.protocol.FrameDecoder()).addLast(new Handler());
+            // Replies complete requests whose callbacks write more requests: consolidate their flushes.
+            ch.pipeline().addLast(new io.netty.handler.flush.FlushConsolidationHandler(64, true))
+                .addLast(new io.vmd.protocol.FrameDecoder()).addLast(new Handler());
           }
         });
     ChannelFuture cf = b.connect(state.address().toSocketAddress());

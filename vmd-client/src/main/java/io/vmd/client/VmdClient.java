@@ -30,19 +30,26 @@ public final class VmdClient implements AutoCloseable {
 
   private final ClientConfig config;
   private final EventLoopGroup group;
+  private final io.netty.channel.EventLoop[] loops;
   private final ServerState[] servers;
-  private final ServerConnection[] connections;
+  /** [server][event loop]: one connection to each server per event loop. */
+  private final ServerConnection[][] connections;
   private final PlacementPolicy placement;
 
   private VmdClient(ClientConfig config) {
     this.config = config;
     this.group = Transports.group(config.ioThreads(), "vmd-client");
+    List<io.netty.channel.EventLoop> all = new ArrayList<>();
+    group.forEach(e -> all.add((io.netty.channel.EventLoop) e));
+    this.loops = all.toArray(new io.netty.channel.EventLoop[0]);
     int n = config.servers().size();
     this.servers = new ServerState[n];
-    this.connections = new ServerConnection[n];
+    this.connections = new ServerConnection[n][loops.length];
     for (int i = 0; i < n; i++) {
       servers[i] = new ServerState(i, config.servers().get(i));
-      connections[i] = new ServerConnection(servers[i], config);
+      for (int l = 0; l < loops.length; l++) {
+        connections[i][l] = new ServerConnection(servers[i], config);
+      }
     }
     this.placement = PlacementPolicy.named(config.placement());
   }
@@ -54,14 +61,18 @@ public final class VmdClient implements AutoCloseable {
   public static VmdClient connect(ClientConfig config) throws VmdException {
     VmdClient c = new VmdClient(config);
     List<String> failures = new ArrayList<>();
-    CompletableFuture<?>[] all = new CompletableFuture<?>[c.connections.length];
+    CompletableFuture<?>[][] all = new CompletableFuture<?>[c.connections.length][c.loops.length];
     for (int i = 0; i < all.length; i++) {
-      all[i] = c.connections[i].connect(c.group);
+      for (int l = 0; l < c.loops.length; l++) {
+        all[i][l] = c.connections[i][l].connect(c.loops[l]);
+      }
     }
     int up = 0;
     for (int i = 0; i < all.length; i++) {
       try {
-        await(all[i], config.connectTimeout().toMillis() + 1000);
+        for (CompletableFuture<?> f : all[i]) {
+          await(f, config.connectTimeout().toMillis() + 1000);
+        }
         up++;
       } catch (VmdException e) {
         if (e.code() == ErrorCode.WRONG_CLUSTER || e.code() == ErrorCode.VERSION) {
@@ -92,8 +103,37 @@ public final class VmdClient implements AutoCloseable {
     return placement;
   }
 
+  /**
+   * The connection to {@code server} to use from this thread: on an event loop of this client (where
+   * the NBD gateway runs its connections too), the one bound to that same loop, so that a request and
+   * its reply never cross threads; elsewhere a fixed one per thread. A broken one is passed over.
+   */
   ServerConnection connection(int server) {
-    return connections[server];
+    ServerConnection[] cs = connections[server];
+    int pick = -1;
+    for (int l = 0; l < loops.length; l++) {
+      if (loops[l].inEventLoop()) {
+        pick = l;
+        break;
+      }
+    }
+    if (pick < 0) {
+      pick = (int) (Thread.currentThread().getId() % cs.length);
+    }
+    if (cs[pick].active()) {
+      return cs[pick];
+    }
+    for (ServerConnection c : cs) {
+      if (c.active()) {
+        return c;
+      }
+    }
+    return cs[pick];
+  }
+
+  /** The event loops this client's connections run on; a gateway serving its clients on them avoids thread hops. */
+  public EventLoopGroup eventLoopGroup() {
+    return group;
   }
 
   VmdException error(ByteBuf f, int server) {
@@ -107,7 +147,7 @@ public final class VmdClient implements AutoCloseable {
   <T> CompletableFuture<T> call(int server, byte op, int ns, long epoch, Consumer<ByteBuf> body,
       Function<ByteBuf, T> parse) {
     CompletableFuture<T> result = new CompletableFuture<>();
-    ServerConnection conn = connections[server];
+    ServerConnection conn = connection(server);
     long id = conn.nextId();
     ByteBuf frame = Codec.frame(io.netty.buffer.ByteBufAllocator.DEFAULT, op, 0, 0, id, ns, epoch, 0, 0, body);
     conn.send(id, frame, new Pending() {
@@ -327,7 +367,7 @@ public final class VmdClient implements AutoCloseable {
 
   private CompletableFuture<Void> listInto(int server, NamespaceRecord ns, LocationTable table) {
     CompletableFuture<Void> done = new CompletableFuture<>();
-    ServerConnection conn = connections[server];
+    ServerConnection conn = connection(server);
     long id = conn.nextId();
     ByteBuf frame = Codec.frame(io.netty.buffer.ByteBufAllocator.DEFAULT, Op.LIST, 0, 0, id, ns.id(), 0, 0, 0, null);
     conn.send(id, frame, new Pending() {
@@ -399,8 +439,10 @@ public final class VmdClient implements AutoCloseable {
 
   @Override
   public void close() {
-    for (ServerConnection c : connections) {
-      c.close();
+    for (ServerConnection[] cs : connections) {
+      for (ServerConnection c : cs) {
+        c.close();
+      }
     }
     group.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
   }
