@@ -1,5 +1,6 @@
 package io.vmd.server;
 
+import io.netty.util.collection.IntObjectHashMap;
 import io.vmd.protocol.NamespaceRecord;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -8,19 +9,20 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
-import java.util.Arrays;
+import java.util.Comparator;
 import java.util.List;
 
 /**
  * The namespaces this server knows. Every server holds the whole table; administrators change it on
- * all of them. Lookups by id on the data path read a copy-on-write array: no lock, no boxing.
+ * all of them. Lookups by id on the data path read a copy-on-write primitive map: no lock, no boxing,
+ * and its size follows the number of namespaces, not the largest id (ids go up to 2^24).
  * With a data directory the table is rewritten atomically on every change, so an epoch bump
  * survives a restart (fencing depends on it).
  */
 public final class NamespaceTable {
   private static final String FILE = "namespaces.tsv";
   private final Path file;
-  private volatile NamespaceRecord[] byId = new NamespaceRecord[16];
+  private volatile IntObjectHashMap<NamespaceRecord> byId = new IntObjectHashMap<>();
 
   public NamespaceTable(Path dataDir) {
     this.file = dataDir == null ? null : dataDir.resolve(FILE);
@@ -31,26 +33,22 @@ public final class NamespaceTable {
 
   /** The namespace with this id, or null. */
   public NamespaceRecord get(int id) {
-    NamespaceRecord[] t = byId;
-    return id > 0 && id < t.length ? t[id] : null;
+    return byId.get(id);
   }
 
   public synchronized NamespaceRecord byName(String name) {
-    for (NamespaceRecord r : byId) {
-      if (r != null && r.name().equals(name)) {
+    for (NamespaceRecord r : byId.values()) {
+      if (r.name().equals(name)) {
         return r;
       }
     }
     return null;
   }
 
+  /** Every namespace, by id. */
   public List<NamespaceRecord> list() {
-    List<NamespaceRecord> out = new ArrayList<>();
-    for (NamespaceRecord r : byId) {
-      if (r != null) {
-        out.add(r);
-      }
-    }
+    List<NamespaceRecord> out = new ArrayList<>(byId.values());
+    out.sort(Comparator.comparingInt(NamespaceRecord::id));
     return out;
   }
 
@@ -82,8 +80,8 @@ public final class NamespaceTable {
   public synchronized NamespaceRecord remove(int id) {
     NamespaceRecord old = get(id);
     if (old != null) {
-      NamespaceRecord[] t = byId.clone();
-      t[id] = null;
+      IntObjectHashMap<NamespaceRecord> t = copy();
+      t.remove(id);
       byId = t;
       save();
     }
@@ -102,11 +100,16 @@ public final class NamespaceTable {
   }
 
   private void put(NamespaceRecord ns) {
-    NamespaceRecord[] t = byId;
-    t = ns.id() < t.length ? t.clone() : Arrays.copyOf(t, Math.max(ns.id() + 1, t.length * 2));
-    t[ns.id()] = ns;
+    IntObjectHashMap<NamespaceRecord> t = copy();
+    t.put(ns.id(), ns);
     byId = t;
     save();
+  }
+
+  private IntObjectHashMap<NamespaceRecord> copy() {
+    IntObjectHashMap<NamespaceRecord> t = new IntObjectHashMap<>(Math.max(8, byId.size() * 2));
+    t.putAll(byId);
+    return t;
   }
 
   private void save() {

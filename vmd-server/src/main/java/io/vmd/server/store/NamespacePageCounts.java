@@ -1,25 +1,33 @@
 package io.vmd.server.store;
 
-import java.util.Arrays;
+import io.netty.util.collection.IntObjectHashMap;
 
-/** Pages held per namespace id, in a growable primitive array (ids are small and dense). */
+/**
+ * Pages held per namespace id. A primitive-keyed map of one-element counters: no boxing on the data
+ * path, and memory follows the number of namespaces rather than the largest id (up to 2^24).
+ * Callers hold the store's lock.
+ */
 final class NamespacePageCounts {
-  private long[] counts = new long[64];
+  private final IntObjectHashMap<long[]> counts = new IntObjectHashMap<>();
 
   long get(int namespace) {
-    return namespace < counts.length ? counts[namespace] : 0;
+    long[] c = counts.get(namespace);
+    return c == null ? 0 : c[0];
   }
 
   void add(int namespace, long delta) {
-    if (namespace >= counts.length) {
-      counts = Arrays.copyOf(counts, Math.max(namespace + 1, counts.length * 2));
+    long[] c = counts.get(namespace);
+    if (c == null) {
+      c = new long[1];
+      counts.put(namespace, c);
     }
-    counts[namespace] += delta;
+    c[0] += delta;
+    if (c[0] == 0) {
+      counts.remove(namespace);
+    }
   }
 
   void clear(int namespace) {
-    if (namespace < counts.length) {
-      counts[namespace] = 0;
-    }
+    counts.remove(namespace);
   }
 }
