@@ -78,7 +78,7 @@ final class NbdLoadClient implements Driver {
     long blocks = region / w.blockSize();
     long next = 0;
     long start = System.nanoTime();
-    long deadline = start + nanos;
+    long deadline = start + Math.min(nanos, Long.MAX_VALUE / 4); // no overflow for "until done"
     long issuedBytes = 0;
     int inFlight = 0;
     boolean stop = false;
