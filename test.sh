@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 bin/ensure-deps qemu-utils:qemu-img libnbd-bin:nbdinfo fio:fio nbdkit:nbdkit qemu-system-x86:qemu-system-x86_64 \
-  busybox-static:busybox nbd-client:nbd-client cpio:cpio gcc:gcc
+  busybox-static:busybox nbd-client:nbd-client cpio:cpio gcc:gcc redis-server:redis-server
 exec ./mvnw -B -ntp verify "$@"

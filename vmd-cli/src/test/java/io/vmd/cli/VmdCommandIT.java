@@ -230,4 +230,26 @@ class VmdCommandIT {
     assertThat(tool("nbdcopy", uri, back.toString()).exit()).isZero();
     assertThat(Files.readAllBytes(back)).isEqualTo(bytes);
   }
+
+  @Test
+  void benchFaultRunsAsAUserWouldTypeItAndWritesTableJsonAndPlot() throws Exception {
+    Path json = tmp.resolve("fault.json");
+    Path plot = tmp.resolve("fault.svg");
+    File out = tmp.resolve("bench.out").toFile();
+    File err = tmp.resolve("bench.err").toFile();
+    Process p = launcher("bench", "fault", "--seconds", "0.3", "--region", "16M", "--json-file", json.toString(),
+        "--plot", plot.toString()).redirectOutput(out).redirectError(err).start();
+    assertThat(p.waitFor(300, TimeUnit.SECONDS)).isTrue();
+    String table = Files.readString(out.toPath());
+    assertThat(p.exitValue()).as("%s\n%s", table, Files.readString(err.toPath())).isZero();
+    assertThat(Files.readString(err.toPath())).contains("[vmd-nbd] filling 16 MiB").contains("[redis] 1M sequential write");
+    for (String target : List.of("vmd-nbd", "vmd-direct", "nbdkit", "redis", "vmd-nbd / nbdkit", "vmd-direct / redis")) {
+      assertThat(table).contains("  " + target + " ");
+    }
+    assertThat(table).contains("4K random read QD1 (page-in)").contains("1M sequential write QD8");
+    String rows = Files.readString(json);
+    assertThat(rows.split("\"target\"", -1)).hasSize(21); // 4 targets x 5 workloads
+    assertThat(rows).doesNotContain("\"iops\":0,");
+    assertThat(Files.readString(plot)).startsWith("<svg").contains("<polyline").contains("redis");
+  }
 }
