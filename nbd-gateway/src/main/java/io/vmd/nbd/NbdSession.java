@@ -353,9 +353,15 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
     } else {
       header.writeInt(Nbd.SIMPLE_REPLY_MAGIC).writeInt(0).writeLong(r.handle);
     }
-    CompositeByteBuf reply = channel.alloc().compositeDirectBuffer(2);
-    reply.addComponents(true, header, data);
-    send(r, reply);
+    if (channel.eventLoop().inEventLoop()) {
+      // On the loop nothing can come between the two writes: no composite buffer needed.
+      channel.write(header, channel.voidPromise());
+      send(r, data);
+    } else {
+      CompositeByteBuf reply = channel.alloc().compositeDirectBuffer(2);
+      reply.addComponents(true, header, data);
+      send(r, reply);
+    }
   }
 
   private void failed(NbdRequest r, Throwable err) {
@@ -394,7 +400,8 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
   }
 
   private void send(NbdRequest r, ByteBuf reply) {
-    channel.writeAndFlush(reply);
+    // A failed write surfaces as exceptionCaught and closes the connection; no promise per reply.
+    channel.writeAndFlush(reply, channel.voidPromise());
     export.metrics.latency(r.type, r.startNanos);
     finished(r);
   }
@@ -423,15 +430,21 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
    * frees the request's place in the order, so no request is left unanswered.
    */
   private void whenReady(PageOrdering.Entry e, NbdRequest r, Runnable body) {
-    e.ready.thenRun(() -> {
-      try {
-        body.run();
-      } catch (RuntimeException ex) {
-        export.ordering.release(e);
-        LOG.error("failed to serve {} on export '{}'", Nbd.commandName(r.type), export.name(), ex);
-        error(r, Nbd.EIO, "gateway error: " + ex);
-      }
-    });
+    if (e.ready == null) {
+      guarded(e, r, body);
+    } else {
+      e.ready.thenRun(() -> guarded(e, r, body));
+    }
+  }
+
+  private void guarded(PageOrdering.Entry e, NbdRequest r, Runnable body) {
+    try {
+      body.run();
+    } catch (RuntimeException ex) {
+      export.ordering.release(e);
+      LOG.error("failed to serve {} on export '{}'", Nbd.commandName(r.type), export.name(), ex);
+      error(r, Nbd.EIO, "gateway error: " + ex);
+    }
   }
 
   @Override

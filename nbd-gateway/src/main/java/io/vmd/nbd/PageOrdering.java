@@ -9,7 +9,8 @@ import java.util.concurrent.CompletableFuture;
  * starts only after every earlier request whose page range overlaps its own has finished, unless both
  * only read. This is what makes sub-page writes (read-modify-write) safe under concurrency, and what
  * lets a read on one connection see a write acknowledged on another (CAN_MULTI_CONN). Requests on
- * different pages run in parallel.
+ * different pages run in parallel. A request that waits for nobody allocates no future: the common
+ * case costs one small entry.
  */
 final class PageOrdering {
   private final List<Entry> active = new ArrayList<>();
@@ -19,7 +20,9 @@ final class PageOrdering {
     final long first;
     final long last;
     final boolean write;
-    final CompletableFuture<Void> done = new CompletableFuture<>();
+    /** Completed at release; created only when a later request has to wait for this one. */
+    private CompletableFuture<Void> done;
+    /** When this request may run; null when it may run at once. */
     CompletableFuture<Void> ready;
 
     Entry(long first, long last, boolean write) {
@@ -29,32 +32,44 @@ final class PageOrdering {
     }
   }
 
-  /** Registers a request on pages [first, last]; its {@code ready} future completes when it may run. */
+  /** Registers a request on pages [first, last]; it may run when {@code ready} is null or completes. */
   Entry enter(long first, long last, boolean write) {
     Entry e = new Entry(first, last, write);
-    List<CompletableFuture<Void>> before = null;
+    CompletableFuture<Void> one = null;
+    List<CompletableFuture<Void>> more = null;
     synchronized (active) {
       for (Entry other : active) {
         if ((write || other.write) && other.first <= last && first <= other.last) {
-          if (before == null) {
-            before = new ArrayList<>(2);
+          if (other.done == null) {
+            other.done = new CompletableFuture<>();
           }
-          before.add(other.done);
+          if (one == null) {
+            one = other.done;
+          } else {
+            if (more == null) {
+              more = new ArrayList<>(4);
+              more.add(one);
+            }
+            more.add(other.done);
+          }
         }
       }
       active.add(e);
     }
-    e.ready = before == null
-        ? CompletableFuture.completedFuture(null)
-        : before.size() == 1 ? before.get(0) : CompletableFuture.allOf(before.toArray(new CompletableFuture<?>[0]));
+    e.ready = more != null ? CompletableFuture.allOf(more.toArray(new CompletableFuture<?>[0])) : one;
     return e;
   }
 
+  /** Ends the request's turn; later requests waiting on it may run. Calling it twice is harmless. */
   void release(Entry e) {
+    CompletableFuture<Void> waiters;
     synchronized (active) {
       active.remove(e);
+      waiters = e.done;
     }
-    e.done.complete(null);
+    if (waiters != null) {
+      waiters.complete(null);
+    }
   }
 
   int active() {

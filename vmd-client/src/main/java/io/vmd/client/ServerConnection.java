@@ -40,6 +40,7 @@ final class ServerConnection {
   private final ServerState state;
   private final ClientConfig config;
   private final AtomicLong ids = new AtomicLong();
+  private final long timeoutNanos;
   private final LongObjectHashMap<Pending> pending = new LongObjectHashMap<>();
   private volatile Channel channel;
   private volatile Hello hello;
@@ -48,6 +49,7 @@ final class ServerConnection {
   ServerConnection(ServerState state, ClientConfig config) {
     this.state = state;
     this.config = config;
+    this.timeoutNanos = config.requestTimeout().toNanos();
   }
 
   ServerState state() {
@@ -135,16 +137,16 @@ final class ServerConnection {
       p.onFailure(new VmdException(ErrorCode.UNAVAILABLE, "server " + state.address() + " is down"));
       return;
     }
-    p.deadlineNanos = System.nanoTime() + config.requestTimeout().toNanos();
+    register(id, p);
+    // A failed write closes the connection (exceptionCaught), which fails every pending request.
+    ch.writeAndFlush(frame, ch.voidPromise());
+  }
+
+  private void register(long id, Pending p) {
+    p.deadlineNanos = System.nanoTime() + timeoutNanos;
     synchronized (pending) {
       pending.put(id, p);
     }
-    ch.writeAndFlush(frame).addListener(f -> {
-      if (!f.isSuccess()) {
-        fail(id, new VmdException(ErrorCode.UNAVAILABLE,
-            "sending to server " + state.address() + " failed: " + f.cause().getMessage()));
-      }
-    });
   }
 
   /** Sends a header and a payload slice as one frame, so concurrent senders never interleave. */
@@ -154,6 +156,13 @@ final class ServerConnection {
       header.release();
       payload.release();
       p.onFailure(new VmdException(ErrorCode.UNAVAILABLE, "server " + state.address() + " is down"));
+      return;
+    }
+    if (ch.eventLoop().inEventLoop() && ch.isActive()) {
+      // On the loop nothing can come between the two writes: no composite buffer needed.
+      register(id, p);
+      ch.write(header, ch.voidPromise());
+      ch.writeAndFlush(payload, ch.voidPromise());
       return;
     }
     CompositeByteBuf frame = ch.alloc().compositeDirectBuffer(2);
