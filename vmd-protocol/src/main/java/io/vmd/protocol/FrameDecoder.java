@@ -19,6 +19,8 @@ public final class FrameDecoder extends ByteToMessageDecoder {
 
   public FrameDecoder(int maxFrame) {
     this.maxFrame = maxFrame;
+    // Page frames are up to 4 MiB and arrive in many reads: gather them without copying.
+    setCumulator(COMPOSITE_CUMULATOR);
   }
 
   @Override

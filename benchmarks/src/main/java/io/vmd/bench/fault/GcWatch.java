@@ -9,7 +9,7 @@ import javax.management.NotificationEmitter;
 import javax.management.NotificationListener;
 import javax.management.openmbean.CompositeData;
 
-/** Counts this JVM's GC pauses and keeps the longest, while open. */
+/** Counts this JVM's stop-the-world GC pauses and keeps the longest, while open. */
 final class GcWatch implements AutoCloseable {
   private final List<NotificationEmitter> emitters = new ArrayList<>();
   private final NotificationListener listener;
@@ -20,7 +20,10 @@ final class GcWatch implements AutoCloseable {
     listener = (n, handback) -> {
       if (GarbageCollectionNotificationInfo.GARBAGE_COLLECTION_NOTIFICATION.equals(n.getType())) {
         GarbageCollectionNotificationInfo info = GarbageCollectionNotificationInfo.from((CompositeData) n.getUserData());
-        if (!info.getGcAction().contains("concurrent") && !info.getGcName().contains("Concurrent")) {
+        // Concurrent collectors report their whole cycles too ("ZGC Cycles", "Shenandoah Cycles",
+        // "G1 Concurrent GC"); those run beside the application and are not pauses.
+        String name = info.getGcName();
+        if (!name.endsWith("Cycles") && !name.contains("Concurrent") && !info.getGcAction().contains("concurrent")) {
           pauses++;
           maxPauseMillis = Math.max(maxPauseMillis, info.getGcInfo().getDuration());
         }
