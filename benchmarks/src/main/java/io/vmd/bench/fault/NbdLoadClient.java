@@ -13,7 +13,7 @@ import java.util.SplittableRandom;
  * A load-generating NBD client: fixed newstyle, NBD_OPT_GO, simple replies, a window of requests in
  * flight on one connection from one thread. Measures each request from send to reply.
  */
-final class NbdLoadClient implements Driver {
+final class NbdLoadClient extends WindowedDriver {
   private static final long IHAVEOPT = 0x49484156454F5054L;
   private static final int REQUEST_MAGIC = 0x25609513;
   private static final int SIMPLE_REPLY_MAGIC = 0x67446698;
@@ -22,6 +22,8 @@ final class NbdLoadClient implements Driver {
   private final DataInputStream in;
   private final DataOutputStream out;
   private final String target;
+  private boolean[] isRead;
+  private byte[] block;
 
   NbdLoadClient(String host, int port, String export) throws IOException {
     this.target = "nbd://" + host + ":" + port + "/" + export;
@@ -58,82 +60,49 @@ final class NbdLoadClient implements Driver {
   }
 
   @Override
-  public void fill(long bytes) throws Exception {
-    run(new Workload("fill", 1 << 20, 8, 0, true), bytes, Long.MAX_VALUE, bytes);
+  void begin(Workload w) {
+    if (isRead == null || isRead.length < w.queueDepth()) {
+      isRead = new boolean[w.queueDepth()];
+    }
+    if (block == null || block.length != w.blockSize()) {
+      block = new byte[w.blockSize()];
+      new SplittableRandom(1).nextBytes(block);
+    }
   }
 
   @Override
-  public Result run(Workload w, long region, long nanos) throws Exception {
-    return run(w, region, nanos, Long.MAX_VALUE);
+  void issue(Workload w, int slot, long offset, boolean read) throws IOException {
+    isRead[slot] = read;
+    out.writeInt(REQUEST_MAGIC);
+    out.writeShort(0);
+    out.writeShort(read ? 0 : 1);
+    out.writeLong(slot);
+    out.writeLong(offset);
+    out.writeInt(w.blockSize());
+    if (!read) {
+      out.write(block);
+    }
   }
 
-  private Result run(Workload w, long region, long nanos, long maxBytes) throws IOException {
-    Result r = new Result();
-    int qd = w.queueDepth();
-    long[] sentAt = new long[qd];
-    boolean[] isRead = new boolean[qd];
-    byte[] block = new byte[w.blockSize()];
-    new SplittableRandom(1).nextBytes(block);
-    SplittableRandom random = new SplittableRandom(42);
-    long blocks = region / w.blockSize();
-    long next = 0;
-    long start = System.nanoTime();
-    long deadline = start + Math.min(nanos, Long.MAX_VALUE / 4); // no overflow for "until done"
-    long issuedBytes = 0;
-    int inFlight = 0;
-    boolean stop = false;
-    int[] freeSlots = new int[qd];
-    int free = qd;
-    for (int i = 0; i < qd; i++) {
-      freeSlots[i] = i;
+  @Override
+  void flush() throws IOException {
+    out.flush();
+  }
+
+  @Override
+  int awaitOne(Workload w) throws IOException {
+    if (in.readInt() != SIMPLE_REPLY_MAGIC) {
+      throw new IOException(target + ": bad reply magic");
     }
-    while (true) {
-      while (!stop && free > 0) {
-        int slot = freeSlots[--free];
-        long offset = (w.sequential() ? next++ % blocks : random.nextLong(blocks)) * w.blockSize();
-        boolean read = random.nextInt(100) < w.readPercent();
-        isRead[slot] = read;
-        out.writeInt(REQUEST_MAGIC);
-        out.writeShort(0);
-        out.writeShort(read ? 0 : 1);
-        out.writeLong(slot);
-        out.writeLong(offset);
-        out.writeInt(w.blockSize());
-        if (!read) {
-          out.write(block);
-        }
-        sentAt[slot] = System.nanoTime();
-        inFlight++;
-        issuedBytes += w.blockSize();
-        stop = issuedBytes >= maxBytes;
-      }
-      out.flush();
-      if (inFlight == 0) {
-        break;
-      }
-      if (in.readInt() != SIMPLE_REPLY_MAGIC) {
-        throw new IOException(target + ": bad reply magic");
-      }
-      int error = in.readInt();
-      int slot = (int) in.readLong();
-      if (error != 0) {
-        throw new IOException(target + ": request failed with errno " + error);
-      }
-      if (isRead[slot]) {
-        in.readFully(block);
-      }
-      long now = System.nanoTime();
-      r.latencyNanos.recordValue(now - sentAt[slot]);
-      r.operations++;
-      r.bytes += w.blockSize();
-      inFlight--;
-      freeSlots[free++] = slot;
-      if (now >= deadline) {
-        stop = true;
-      }
+    int error = in.readInt();
+    int slot = (int) in.readLong();
+    if (error != 0) {
+      throw new IOException(target + ": request failed with errno " + error);
     }
-    r.elapsedNanos = System.nanoTime() - start;
-    return r;
+    if (isRead[slot]) {
+      in.readFully(block);
+    }
+    return slot;
   }
 
   @Override

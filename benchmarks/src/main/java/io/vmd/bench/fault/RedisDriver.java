@@ -13,12 +13,15 @@ import java.util.SplittableRandom;
  * Redis as the page store a user might build instead: one key per 4 KiB page, GET for a page-in and
  * SET for a page-out, pipelined up to the queue depth. A 1 MiB block is 256 page commands sent together.
  */
-final class RedisDriver implements Driver {
+final class RedisDriver extends WindowedDriver {
   private static final int PAGE = 4096;
   private final Socket socket;
   private final DataInputStream in;
   private final OutputStream out;
   private final byte[] page = new byte[PAGE];
+  private int[] order;
+  private int head;
+  private int tail;
 
   RedisDriver(String host, int port) throws IOException {
     socket = new Socket(host, port);
@@ -76,63 +79,37 @@ final class RedisDriver implements Driver {
   }
 
   @Override
-  public void fill(long bytes) throws Exception {
-    run(new Workload("fill", 1 << 20, 8, 0, true), bytes, Long.MAX_VALUE, bytes);
+  void begin(Workload w) {
+    order = new int[w.queueDepth()];
+    head = 0;
+    tail = 0;
   }
 
   @Override
-  public Result run(Workload w, long region, long nanos) throws Exception {
-    return run(w, region, nanos, Long.MAX_VALUE);
+  void issue(Workload w, int slot, long offset, boolean read) throws IOException {
+    int perBlock = w.blockSize() / PAGE;
+    long first = offset / PAGE;
+    for (int p = 0; p < perBlock; p++) {
+      command(read, first + p);
+    }
+    order[tail] = slot;
+    tail = (tail + 1) % order.length;
   }
 
-  private Result run(Workload w, long region, long nanos, long maxBytes) throws IOException {
-    Result r = new Result();
-    int qd = w.queueDepth();
-    int perBlock = w.blockSize() / PAGE;
-    long[] sentAt = new long[qd];
-    SplittableRandom random = new SplittableRandom(42);
-    long blocks = region / w.blockSize();
-    long next = 0;
-    long issued = 0;
-    long start = System.nanoTime();
-    long deadline = start + Math.min(nanos, Long.MAX_VALUE / 4); // no overflow for "until done"
-    // Redis answers in order, so the in-flight blocks form a ring.
-    int head = 0;
-    int tail = 0;
-    int inFlight = 0;
-    boolean stop = false;
-    while (true) {
-      while (!stop && inFlight < qd) {
-        long block = w.sequential() ? next++ % blocks : random.nextLong(blocks);
-        boolean get = random.nextInt(100) < w.readPercent();
-        for (int p = 0; p < perBlock; p++) {
-          command(get, block * perBlock + p);
-        }
-        sentAt[tail] = System.nanoTime();
-        tail = (tail + 1) % qd;
-        inFlight++;
-        issued += w.blockSize();
-        stop = issued >= maxBytes;
-      }
-      out.flush();
-      if (inFlight == 0) {
-        break;
-      }
-      for (int p = 0; p < perBlock; p++) {
-        reply();
-      }
-      long now = System.nanoTime();
-      r.latencyNanos.recordValue(now - sentAt[head]);
-      head = (head + 1) % qd;
-      inFlight--;
-      r.operations++;
-      r.bytes += w.blockSize();
-      if (now >= deadline) {
-        stop = true;
-      }
+  @Override
+  void flush() throws IOException {
+    out.flush();
+  }
+
+  /** Redis answers in order: the oldest request in flight finishes first. */
+  @Override
+  int awaitOne(Workload w) throws IOException {
+    for (int p = 0; p < w.blockSize() / PAGE; p++) {
+      reply();
     }
-    r.elapsedNanos = System.nanoTime() - start;
-    return r;
+    int slot = order[head];
+    head = (head + 1) % order.length;
+    return slot;
   }
 
   @Override
