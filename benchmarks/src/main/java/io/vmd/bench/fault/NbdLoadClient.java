@@ -6,7 +6,6 @@ import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
 import java.net.Socket;
-import java.nio.charset.StandardCharsets;
 import java.util.SplittableRandom;
 
 /**
@@ -14,7 +13,6 @@ import java.util.SplittableRandom;
  * flight on one connection from one thread. Measures each request from send to reply.
  */
 final class NbdLoadClient extends WindowedDriver {
-  private static final long IHAVEOPT = 0x49484156454F5054L;
   private static final int REQUEST_MAGIC = 0x25609513;
   private static final int SIMPLE_REPLY_MAGIC = 0x67446698;
 
@@ -31,32 +29,7 @@ final class NbdLoadClient extends WindowedDriver {
     socket.setTcpNoDelay(true);
     in = new DataInputStream(new BufferedInputStream(socket.getInputStream(), 1 << 20));
     out = new DataOutputStream(new BufferedOutputStream(socket.getOutputStream(), 1 << 20));
-    if (in.readLong() != 0x4e42444d41474943L || in.readLong() != IHAVEOPT) {
-      throw new IOException(target + ": not an NBD server");
-    }
-    int flags = in.readUnsignedShort();
-    out.writeInt(flags & 3); // fixed newstyle, no zeroes
-    byte[] name = export.getBytes(StandardCharsets.UTF_8);
-    out.writeLong(IHAVEOPT);
-    out.writeInt(7); // NBD_OPT_GO
-    out.writeInt(4 + name.length + 2);
-    out.writeInt(name.length);
-    out.write(name);
-    out.writeShort(0);
-    out.flush();
-    while (true) {
-      in.readLong();
-      in.readInt();
-      int type = in.readInt();
-      byte[] data = new byte[in.readInt()];
-      in.readFully(data);
-      if (type == 1) {
-        return; // NBD_REP_ACK: transmission begins
-      }
-      if (type != 3) {
-        throw new IOException(target + ": NBD_OPT_GO refused (" + new String(data, StandardCharsets.UTF_8) + ")");
-      }
-    }
+    NbdHandshake.go(in, out, export, target);
   }
 
   @Override

@@ -11,7 +11,6 @@ import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
 import java.net.Socket;
-import java.nio.charset.StandardCharsets;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -60,27 +59,7 @@ public class NbdPathBenchmark {
     socket.setTcpNoDelay(true);
     in = new DataInputStream(new java.io.BufferedInputStream(socket.getInputStream(), 65536));
     out = new DataOutputStream(new java.io.BufferedOutputStream(socket.getOutputStream(), 65536));
-    in.readLong();
-    in.readLong();
-    in.readUnsignedShort();
-    out.writeInt(3);
-    byte[] name = "bench".getBytes(StandardCharsets.UTF_8);
-    out.writeLong(0x49484156454F5054L);
-    out.writeInt(7);
-    out.writeInt(4 + name.length + 2);
-    out.writeInt(name.length);
-    out.write(name);
-    out.writeShort(0);
-    out.flush();
-    while (true) {
-      in.readLong();
-      in.readInt();
-      int type = in.readInt();
-      in.skipNBytes(in.readInt());
-      if (type == 1) {
-        break;
-      }
-    }
+    io.vmd.bench.fault.NbdHandshake.go(in, out, "bench", "gateway");
     for (int p = 0; p < PAGES; p++) {
       request(1, p);
     }
