@@ -1,6 +1,7 @@
 package io.vmd.server.store;
 
 import io.netty.buffer.ByteBuf;
+import io.vmd.common.PageCopy;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.UnpooledByteBufAllocator;
 import io.vmd.protocol.Pages;
@@ -93,7 +94,7 @@ public final class OffHeapSlabStore implements PageStore {
           used++;
           perNamespace.add(namespace, 1);
         }
-        chunks[slot / CHUNK_SLOTS].setBytes(offset(slot), src, srcIndex, Pages.PAGE_SIZE);
+        PageCopy.copy(src, srcIndex, chunks[slot / CHUNK_SLOTS], offset(slot), Pages.PAGE_SIZE);
       }
       return true;
     } finally {
@@ -110,7 +111,11 @@ public final class OffHeapSlabStore implements PageStore {
       if (slot == LongIntIndex.MISSING) {
         return false;
       }
-      dst.writeBytes(chunks[slot / CHUNK_SLOTS], offset(slot), Pages.PAGE_SIZE);
+      // Not dst.writeBytes: Netty's adaptive buffers copy through a freshly sliced NIO view each time.
+      dst.ensureWritable(Pages.PAGE_SIZE);
+      int at = dst.writerIndex();
+      PageCopy.copy(chunks[slot / CHUNK_SLOTS], offset(slot), dst, at, Pages.PAGE_SIZE);
+      dst.writerIndex(at + Pages.PAGE_SIZE);
       return true;
     } finally {
       lock.unlockRead(stamp);

@@ -1,6 +1,7 @@
-package io.vmd.client;
+package io.vmd.common;
 
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.CompositeByteBuf;
 import io.netty.util.internal.PlatformDependent;
 
 /**
@@ -16,6 +17,20 @@ public final class PageCopy {
   private PageCopy() {}
 
   public static void copy(ByteBuf src, int srcIndex, ByteBuf dst, int dstIndex, int length) {
+    if (RAW && src instanceof CompositeByteBuf && dst.hasMemoryAddress()) {
+      // Frames gathered from several reads: a page usually still lies inside one component.
+      CompositeByteBuf c = (CompositeByteBuf) src;
+      check(src, srcIndex, length);
+      int i = c.toComponentIndex(srcIndex);
+      int at = c.toByteIndex(i);
+      ByteBuf part = c.internalComponent(i);
+      if (srcIndex - at + length <= part.readableBytes() && part.hasMemoryAddress()) {
+        check(dst, dstIndex, length);
+        PlatformDependent.copyMemory(part.memoryAddress() + part.readerIndex() + srcIndex - at,
+            dst.memoryAddress() + dstIndex, length);
+        return;
+      }
+    }
     if (RAW && src.hasMemoryAddress() && dst.hasMemoryAddress()) {
       check(src, srcIndex, length);
       check(dst, dstIndex, length);
