@@ -48,13 +48,13 @@ public final class NbdGateway implements AutoCloseable {
           .option(ChannelOption.SO_BACKLOG, 256)
           .option(ChannelOption.SO_REUSEADDR, true)
           .childOption(ChannelOption.TCP_NODELAY, true)
+          .childOption(ChannelOption.ALLOCATOR, Transports.allocator())
           .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(1 << 20, 16 << 20))
           .childHandler(new ChannelInitializer<SocketChannel>() {
             @Override
             protected void initChannel(SocketChannel ch) {
               gw.connections.add(ch);
-              ch.pipeline().addLast("flushes", new io.netty.handler.flush.FlushConsolidationHandler(64, true))
-                  .addLast("nbd-negotiation", new NbdNegotiation(gw));
+              ch.pipeline().addLast("nbd-negotiation", new NbdNegotiation(gw));
             }
           });
       HostPort at = config.listen();

@@ -14,6 +14,7 @@ import io.netty.channel.socket.SocketChannel;
 import io.netty.handler.codec.DecoderException;
 import io.netty.util.collection.LongObjectHashMap;
 import io.netty.util.concurrent.ScheduledFuture;
+import io.vmd.common.FlushBatch;
 import io.vmd.common.Transports;
 import io.vmd.protocol.Codec;
 import io.vmd.protocol.ErrorCode;
@@ -72,13 +73,12 @@ final class ServerConnection {
         .group(group)
         .channel(Transports.clientChannel())
         .option(ChannelOption.TCP_NODELAY, true)
+        .option(ChannelOption.ALLOCATOR, Transports.allocator())
         .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) config.connectTimeout().toMillis())
         .handler(new ChannelInitializer<SocketChannel>() {
           @Override
           protected void initChannel(SocketChannel ch) {
-            // Replies complete requests whose callbacks write more requests: consolidate their flushes.
-            ch.pipeline().addLast(new io.netty.handler.flush.FlushConsolidationHandler(64, true))
-                .addLast(new io.vmd.protocol.FrameDecoder()).addLast(new Handler());
+            ch.pipeline().addLast(new io.vmd.protocol.FrameDecoder()).addLast(new Handler());
           }
         });
     ChannelFuture cf = b.connect(state.address().toSocketAddress());
@@ -139,7 +139,7 @@ final class ServerConnection {
     }
     register(id, p);
     // A failed write closes the connection (exceptionCaught), which fails every pending request.
-    ch.writeAndFlush(frame, ch.voidPromise());
+    FlushBatch.writeAndFlush(ch, frame);
   }
 
   private void register(long id, Pending p) {
@@ -162,7 +162,7 @@ final class ServerConnection {
       // On the loop nothing can come between the two writes: no composite buffer needed.
       register(id, p);
       ch.write(header, ch.voidPromise());
-      ch.writeAndFlush(payload, ch.voidPromise());
+      FlushBatch.writeAndFlush(ch, payload);
       return;
     }
     CompositeByteBuf frame = ch.alloc().compositeDirectBuffer(2);
@@ -236,9 +236,17 @@ final class ServerConnection {
   }
 
   private final class Handler extends ChannelInboundHandlerAdapter {
+    /** Whether this read burst opened the loop's flush batch (closed in channelReadComplete). */
+    private boolean batching;
+
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
       ByteBuf f = (ByteBuf) msg;
+      if (!batching) {
+        // Replies complete requests whose callbacks send more requests and NBD replies: one flush each.
+        batching = true;
+        FlushBatch.current().open();
+      }
       try {
         String bad = Frame.checkReply(f);
         if (bad != null) {
@@ -273,7 +281,21 @@ final class ServerConnection {
     }
 
     @Override
+    public void channelReadComplete(ChannelHandlerContext ctx) {
+      endBatch();
+      ctx.fireChannelReadComplete();
+    }
+
+    private void endBatch() {
+      if (batching) {
+        batching = false;
+        FlushBatch.current().close();
+      }
+    }
+
+    @Override
     public void channelInactive(ChannelHandlerContext ctx) {
+      endBatch();
       state.up(false);
       if (sweeper != null) {
         sweeper.cancel(false);

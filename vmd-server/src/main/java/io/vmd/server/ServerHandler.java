@@ -157,7 +157,7 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
     metrics.written(count);
     ByteBuf out = ctx.alloc().directBuffer(Frame.LENGTH_FIELD + Frame.HEADER_SIZE);
     Frame.writeHeader(out, Op.PUT, Frame.FLAG_REPLY, 0, reqId, ns.id(), ns.epoch(), 0, count, 0);
-    ctx.write(out);
+    ctx.write(out, ctx.voidPromise());
   }
 
   private void get(ChannelHandlerContext ctx, ByteBuf f) {
@@ -184,7 +184,7 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
     }
     out.setInt(0, out.readableBytes() - Frame.LENGTH_FIELD);
     metrics.read(present);
-    ctx.write(out);
+    ctx.write(out, ctx.voidPromise());
   }
 
   private void delete(ChannelHandlerContext ctx, ByteBuf f) {
@@ -283,12 +283,13 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
   }
 
   private void reply(ChannelHandlerContext ctx, ByteBuf frame) {
-    ctx.write(frame);
+    ctx.write(frame, ctx.voidPromise());
   }
 
   private void error(ChannelHandlerContext ctx, ByteBuf f, ErrorCode code, String message) {
     metrics.error(code);
-    ctx.write(Codec.error(ctx.alloc(), Frame.op(f), Frame.requestId(f), Frame.namespace(f), code, message));
+    ctx.write(Codec.error(ctx.alloc(), Frame.op(f), Frame.requestId(f), Frame.namespace(f), code, message),
+        ctx.voidPromise());
   }
 
   /** Answers with an error, then closes this connection: the peer cannot be trusted to continue. */
