@@ -42,7 +42,7 @@ final class NbdRequestDecoder extends ByteToMessageDecoder {
       } else {
         in.skipBytes(HEADER);
       }
-      out.add(new NbdRequest(flags, type, handle, offset, length, payload));
+      out.add(NbdRequest.of(flags, type, handle, offset, length, payload));
     }
   }
 }

@@ -10,6 +10,7 @@ import io.netty.handler.codec.DecoderException;
 import io.vmd.client.LocationTable;
 import io.vmd.client.Namespace;
 import io.vmd.client.VmdException;
+import io.vmd.common.FlushBatch;
 import io.vmd.protocol.Pages;
 import io.vmd.protocol.ProtocolException;
 import java.io.IOException;
@@ -37,6 +38,8 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
   private Channel channel;
   private int inFlight;
   private boolean disconnecting;
+  /** Whether this read burst opened the loop's flush batch (closed in channelReadComplete). */
+  private boolean batching;
 
   NbdSession(Export export, boolean structured, boolean allocationContext) {
     this.export = export;
@@ -55,7 +58,13 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
     NbdRequest r = (NbdRequest) msg;
     if (disconnecting) {
       r.releasePayload();
+      r.recycle();
       return;
+    }
+    if (!batching) {
+      // The burst's requests go out to the servers (and its quick replies back) with one flush each.
+      batching = true;
+      FlushBatch.current().open();
     }
     if (++inFlight >= MAX_IN_FLIGHT) {
       channel.config().setAutoRead(false);
@@ -147,12 +156,46 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
       return;
     }
     long first = firstPage(r);
+    export.ordering.enter(r, first, lastPage(r), false);
+    whenReady(r);
+  }
+
+  private void write(NbdRequest r) {
+    if (r.length == 0) {
+      r.releasePayload();
+      ok(r);
+      return;
+    }
+    export.ordering.enter(r, firstPage(r), lastPage(r), true);
+    whenReady(r);
+  }
+
+  /** Starts a READ or WRITE whose turn has come; its cluster I/O ends in {@link #ioDone}. */
+  private void start(NbdRequest r) {
+    long first = firstPage(r);
     int pages = (int) (lastPage(r) - first + 1);
-    PageOrdering.Entry e = export.ordering.enter(first, first + pages - 1, false);
-    whenReady(e, r, () -> {
-      ByteBuf buf = channel.alloc().directBuffer(pages * Pages.PAGE_SIZE);
-      ns.read(first, pages, buf).whenComplete((v, err) -> {
-        export.ordering.release(e);
+    r.session = this;
+    if (r.type == Nbd.CMD_READ) {
+      r.buffer = channel.alloc().directBuffer(pages * Pages.PAGE_SIZE);
+      ns.read(first, pages, r.buffer, r);
+    } else if ((r.offset & (Pages.PAGE_SIZE - 1)) == 0 && (r.length & (Pages.PAGE_SIZE - 1)) == 0) {
+      ns.write(first, pages, r.payload, r);
+    } else {
+      ByteBuf merged = channel.alloc().directBuffer(pages * Pages.PAGE_SIZE);
+      r.buffer = merged;
+      readModifyWrite(first, pages, r.offset, r.payload, merged).whenComplete((v, err) ->
+          ioDone(r, err == null ? null : VmdException.from(err)));
+    }
+  }
+
+  /** A READ's or WRITE's cluster I/O has finished: release its pages in the order and answer. */
+  void ioDone(NbdRequest r, VmdException err) {
+    export.ordering.release(r);
+    long pages = lastPage(r) - firstPage(r) + 1;
+    ByteBuf buf = r.buffer;
+    r.buffer = null;
+    try {
+      if (r.type == Nbd.CMD_READ) {
         if (err != null) {
           buf.release();
           failed(r, err);
@@ -162,33 +205,9 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
         int from = (int) (r.offset & (Pages.PAGE_SIZE - 1));
         buf.readerIndex(from).writerIndex(from + (int) r.length);
         replyData(r, buf);
-      });
-    });
-  }
-
-  private void write(NbdRequest r) {
-    if (r.length == 0) {
-      r.releasePayload();
-      ok(r);
-      return;
-    }
-    long first = firstPage(r);
-    int pages = (int) (lastPage(r) - first + 1);
-    PageOrdering.Entry e = export.ordering.enter(first, first + pages - 1, true);
-    whenReady(e, r, () -> {
-      CompletableFuture<Void> done;
-      ByteBuf merged = null;
-      if ((r.offset & (Pages.PAGE_SIZE - 1)) == 0 && (r.length & (Pages.PAGE_SIZE - 1)) == 0) {
-        done = ns.write(first, pages, r.payload);
       } else {
-        merged = channel.alloc().directBuffer(pages * Pages.PAGE_SIZE);
-        done = readModifyWrite(first, pages, r.offset, r.payload, merged);
-      }
-      ByteBuf scratch = merged;
-      done.whenComplete((v, err) -> {
-        export.ordering.release(e);
-        if (scratch != null) {
-          scratch.release();
+        if (buf != null) {
+          buf.release();
         }
         r.releasePayload();
         if (err != null) {
@@ -197,8 +216,11 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
           export.metrics.written(pages, r.length);
           ok(r);
         }
-      });
-    });
+      }
+    } catch (RuntimeException e) {
+      LOG.error("failed to answer {} on export '{}'", Nbd.commandName(r.type), export.name(), e);
+      channel.close();
+    }
   }
 
   /**
@@ -312,7 +334,7 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
     int max = one ? 1 : MAX_EXTENTS;
     ByteBuf out = channel.alloc().buffer(64);
     out.writeInt(Nbd.STRUCTURED_REPLY_MAGIC).writeShort(Nbd.REPLY_FLAG_DONE).writeShort(Nbd.REPLY_TYPE_BLOCK_STATUS)
-        .writeLong(r.handle).writeInt(0).writeInt(Nbd.ALLOCATION_CONTEXT_ID);
+        .writeLong(r.handleId).writeInt(0).writeInt(Nbd.ALLOCATION_CONTEXT_ID);
     long at = r.offset;
     int extents = 0;
     while (at < end && extents < max) {
@@ -337,9 +359,9 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
     ByteBuf out = channel.alloc().buffer(20);
     if (structured && r.type == Nbd.CMD_READ) {
       out.writeInt(Nbd.STRUCTURED_REPLY_MAGIC).writeShort(Nbd.REPLY_FLAG_DONE).writeShort(Nbd.REPLY_TYPE_NONE)
-          .writeLong(r.handle).writeInt(0);
+          .writeLong(r.handleId).writeInt(0);
     } else {
-      out.writeInt(Nbd.SIMPLE_REPLY_MAGIC).writeInt(0).writeLong(r.handle);
+      out.writeInt(Nbd.SIMPLE_REPLY_MAGIC).writeInt(0).writeLong(r.handleId);
     }
     send(r, out);
   }
@@ -348,10 +370,10 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
     ByteBuf header = channel.alloc().buffer(28);
     if (structured) {
       header.writeInt(Nbd.STRUCTURED_REPLY_MAGIC).writeShort(Nbd.REPLY_FLAG_DONE)
-          .writeShort(Nbd.REPLY_TYPE_OFFSET_DATA).writeLong(r.handle).writeInt(8 + data.readableBytes())
+          .writeShort(Nbd.REPLY_TYPE_OFFSET_DATA).writeLong(r.handleId).writeInt(8 + data.readableBytes())
           .writeLong(r.offset);
     } else {
-      header.writeInt(Nbd.SIMPLE_REPLY_MAGIC).writeInt(0).writeLong(r.handle);
+      header.writeInt(Nbd.SIMPLE_REPLY_MAGIC).writeInt(0).writeLong(r.handleId);
     }
     if (channel.eventLoop().inEventLoop()) {
       // On the loop nothing can come between the two writes: no composite buffer needed.
@@ -391,23 +413,24 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
       int len = Math.min(m.length, 1024);
       out = channel.alloc().buffer(26 + len);
       out.writeInt(Nbd.STRUCTURED_REPLY_MAGIC).writeShort(Nbd.REPLY_FLAG_DONE).writeShort(Nbd.REPLY_TYPE_ERROR)
-          .writeLong(r.handle).writeInt(6 + len).writeInt(errno).writeShort(len).writeBytes(m, 0, len);
+          .writeLong(r.handleId).writeInt(6 + len).writeInt(errno).writeShort(len).writeBytes(m, 0, len);
     } else {
       out = channel.alloc().buffer(16);
-      out.writeInt(Nbd.SIMPLE_REPLY_MAGIC).writeInt(errno).writeLong(r.handle);
+      out.writeInt(Nbd.SIMPLE_REPLY_MAGIC).writeInt(errno).writeLong(r.handleId);
     }
     send(r, out);
   }
 
   private void send(NbdRequest r, ByteBuf reply) {
     // A failed write surfaces as exceptionCaught and closes the connection; no promise per reply.
-    channel.writeAndFlush(reply, channel.voidPromise());
+    FlushBatch.writeAndFlush(channel, reply);
     export.metrics.latency(r.type, r.startNanos);
     finished(r);
   }
 
   /** Bookkeeping on the event loop once a request is answered (or a DISC received). */
   private void finished(NbdRequest r) {
+    r.recycle();
     if (channel.eventLoop().inEventLoop()) {
       afterRequest();
     } else {
@@ -422,6 +445,29 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
     }
     if (disconnecting && inFlight == 0) {
       channel.close();
+    }
+  }
+
+  /** Starts a READ or WRITE now, or when the requests it overlaps have finished. */
+  private void whenReady(NbdRequest r) {
+    if (r.ready == null) {
+      startGuarded(r);
+    } else {
+      r.ready.thenRun(() -> startGuarded(r));
+    }
+  }
+
+  private void startGuarded(NbdRequest r) {
+    try {
+      start(r);
+    } catch (RuntimeException ex) {
+      export.ordering.release(r);
+      if (r.buffer != null) {
+        r.buffer.release();
+        r.buffer = null;
+      }
+      LOG.error("failed to serve {} on export '{}'", Nbd.commandName(r.type), export.name(), ex);
+      error(r, Nbd.EIO, "gateway error: " + ex);
     }
   }
 
@@ -444,6 +490,25 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
       export.ordering.release(e);
       LOG.error("failed to serve {} on export '{}'", Nbd.commandName(r.type), export.name(), ex);
       error(r, Nbd.EIO, "gateway error: " + ex);
+    }
+  }
+
+  @Override
+  public void channelReadComplete(ChannelHandlerContext ctx) {
+    endBatch();
+    ctx.fireChannelReadComplete();
+  }
+
+  @Override
+  public void channelInactive(ChannelHandlerContext ctx) {
+    endBatch();
+    ctx.fireChannelInactive();
+  }
+
+  private void endBatch() {
+    if (batching) {
+      batching = false;
+      FlushBatch.current().close();
     }
   }
 

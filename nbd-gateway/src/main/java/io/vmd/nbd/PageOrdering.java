@@ -16,29 +16,41 @@ final class PageOrdering {
   private final List<Entry> active = new ArrayList<>();
 
   /** A request's place in the order; {@link #release} it when the request has finished. */
-  static final class Entry {
-    final long first;
-    final long last;
-    final boolean write;
+  static class Entry {
+    long first;
+    long last;
+    boolean write;
     /** Completed at release; created only when a later request has to wait for this one. */
     private CompletableFuture<Void> done;
     /** When this request may run; null when it may run at once. */
     CompletableFuture<Void> ready;
+    /** In the order now: a second release of a pooled entry must not remove its next use. */
+    private boolean entered;
 
-    Entry(long first, long last, boolean write) {
-      this.first = first;
-      this.last = last;
-      this.write = write;
+    /** Clears the order state before a pooled entry is reused. */
+    final void resetOrder() {
+      done = null;
+      ready = null;
     }
   }
 
-  /** Registers a request on pages [first, last]; it may run when {@code ready} is null or completes. */
+  /** A standalone entry on pages [first, last]. */
   Entry enter(long first, long last, boolean write) {
-    Entry e = new Entry(first, last, write);
+    return enter(new Entry(), first, last, write);
+  }
+
+  /** Registers {@code e} on pages [first, last]; it may run when {@code e.ready} is null or completes. */
+  Entry enter(Entry e, long first, long last, boolean write) {
+    e.first = first;
+    e.last = last;
+    e.write = write;
+    e.done = null;
+    e.entered = true;
     CompletableFuture<Void> one = null;
     List<CompletableFuture<Void>> more = null;
     synchronized (active) {
-      for (Entry other : active) {
+      for (int i = 0, n = active.size(); i < n; i++) {
+        Entry other = active.get(i);
         if ((write || other.write) && other.first <= last && first <= other.last) {
           if (other.done == null) {
             other.done = new CompletableFuture<>();
@@ -64,6 +76,10 @@ final class PageOrdering {
   void release(Entry e) {
     CompletableFuture<Void> waiters;
     synchronized (active) {
+      if (!e.entered) {
+        return;
+      }
+      e.entered = false;
       active.remove(e);
       waiters = e.done;
     }

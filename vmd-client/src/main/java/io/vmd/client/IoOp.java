@@ -1,18 +1,30 @@
 package io.vmd.client;
 
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicIntegerFieldUpdater;
 
 /**
  * One caller-visible operation split into several frames. Starts with one extra count held by the
- * dispatching thread, so the future cannot complete before every frame has been sent.
+ * dispatching thread, so it cannot complete before every frame has been sent. Subclasses are
+ * recycled: once {@link #finish} reaches zero the object goes back to its pool before the callback
+ * runs, so nothing may touch it afterwards.
  */
-class IoOp extends CompletableFuture<Void> {
-  private final AtomicInteger outstanding = new AtomicInteger(1);
+abstract class IoOp {
+  private static final AtomicIntegerFieldUpdater<IoOp> OUTSTANDING =
+      AtomicIntegerFieldUpdater.newUpdater(IoOp.class, "outstanding");
+
+  private volatile int outstanding;
   private volatile VmdException error;
+  private IoCallback callback;
+
+  final void start(IoCallback cb) {
+    callback = cb;
+    error = null;
+    outstanding = 1;
+  }
 
   final void begin() {
-    outstanding.incrementAndGet();
+    OUTSTANDING.incrementAndGet(this);
   }
 
   final void fail(VmdException e) {
@@ -23,21 +35,32 @@ class IoOp extends CompletableFuture<Void> {
   }
 
   final void finish() {
-    if (outstanding.decrementAndGet() == 0) {
+    if (OUTSTANDING.decrementAndGet(this) == 0) {
       VmdException e = error;
-      if (e == null) {
-        succeeded();
-        complete(null);
-      } else {
-        failed();
-        completeExceptionally(e);
-      }
+      IoCallback cb = callback;
+      callback = null;
+      error = null;
+      completed(e);
+      recycle();
+      cb.ioDone(e);
     }
   }
 
-  /** Hook run once before a successful completion. */
-  void succeeded() {}
+  /** Runs once, before the callback: release or publish what the operation held. */
+  abstract void completed(VmdException error);
 
-  /** Hook run once before a failed completion. */
-  void failed() {}
+  /** Returns this object to its pool. */
+  abstract void recycle();
+
+  /** A callback that completes a future: what the {@code CompletableFuture} methods return. */
+  static final class Future extends CompletableFuture<Void> implements IoCallback {
+    @Override
+    public void ioDone(VmdException error) {
+      if (error == null) {
+        complete(null);
+      } else {
+        completeExceptionally(error);
+      }
+    }
+  }
 }

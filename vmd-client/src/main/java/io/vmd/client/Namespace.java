@@ -2,6 +2,8 @@ package io.vmd.client;
 
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
+import io.netty.util.Recycler;
+import io.vmd.common.PageCopy;
 import io.vmd.protocol.ErrorCode;
 import io.vmd.protocol.Frame;
 import io.vmd.protocol.NamespaceRecord;
@@ -73,18 +75,32 @@ public final class Namespace {
 
   /** Writes {@code count} pages from {@code src}'s readable bytes (reader index not moved). */
   public CompletableFuture<Void> write(long firstPage, int count, ByteBuf src) {
+    IoOp.Future f = new IoOp.Future();
+    write(firstPage, count, src, f);
+    return f;
+  }
+
+  /**
+   * Writes {@code count} pages from {@code src}'s readable bytes (reader index not moved) and calls
+   * {@code done} once every replica holds them. {@code src} must stay untouched until then.
+   */
+  public void write(long firstPage, int count, ByteBuf src, IoCallback done) {
     if (!writable) {
-      return CompletableFuture.failedFuture(new VmdException(ErrorCode.BAD_REQUEST,
-          "namespace '" + name() + "' was attached read-only"));
+      done.ioDone(new VmdException(ErrorCode.BAD_REQUEST, "namespace '" + name() + "' was attached read-only"));
+      return;
     }
     if (!inRange(firstPage, count)) {
-      return CompletableFuture.failedFuture(outOfRange(firstPage, count));
+      done.ioDone(outOfRange(firstPage, count));
+      return;
     }
     if (src.readableBytes() < (long) count * Pages.PAGE_SIZE) {
-      return CompletableFuture.failedFuture(new VmdException(ErrorCode.BAD_REQUEST,
+      done.ioDone(new VmdException(ErrorCode.BAD_REQUEST,
           src.readableBytes() + " bytes given for " + count + " pages"));
+      return;
     }
-    WriteOp op = new WriteOp(src.retain());
+    WriteOp op = WriteOp.POOL.get();
+    op.src = src.retain();
+    op.start(done);
     int i = 0;
     while (i < count) {
       long page = firstPage + i;
@@ -108,14 +124,14 @@ public final class Namespace {
       i = j;
     }
     op.finish();
-    return op;
   }
 
   private void placeAndPut(WriteOp op, long page, int count, int srcPage) {
-    int[] chosen = new int[locations.replicas()];
+    int replicas = locations.replicas();
+    int[] chosen = client.placementScratch(replicas);
     long bytes = (long) count * Pages.PAGE_SIZE;
-    int n = client.placement().choose(client.servers(), locations.replicas(), bytes, chosen);
-    if (n < locations.replicas()) {
+    int n = client.placement().choose(client.servers(), replicas, bytes, chosen);
+    if (n < replicas) {
       op.fail(noSpace(count, n));
       return;
     }
@@ -125,8 +141,9 @@ public final class Namespace {
         locations.set(page + k, r, chosen[r]);
       }
     }
+    // From the table, not the scratch array: a send that fails at once may run callbacks that write again.
     for (int r = 0; r < n; r++) {
-      sendPut(op, chosen[r], page, count, srcPage, true, r);
+      sendPut(op, locations.get(page, r), page, count, srcPage, true, r);
     }
   }
 
@@ -136,7 +153,7 @@ public final class Namespace {
         + found + " servers have room)");
   }
 
-  private void sendPut(WriteOp op, int server, long page, int count, int srcPage, boolean fresh, int slot) {
+  void sendPut(WriteOp op, int server, long page, int count, int srcPage, boolean fresh, int slot) {
     ServerConnection conn = client.connection(server);
     long id = conn.nextId();
     ByteBuf header = conn.header(Frame.LENGTH_FIELD + Frame.HEADER_SIZE);
@@ -145,68 +162,106 @@ public final class Namespace {
     ByteBuf payload = op.src.retainedSlice(op.src.readerIndex() + srcPage * Pages.PAGE_SIZE,
         count * Pages.PAGE_SIZE);
     op.begin();
-    conn.send(id, header, payload, new PutFrame(op, server, page, count, srcPage, fresh, slot));
+    conn.send(id, header, payload, PutFrame.of(this, op, server, page, count, srcPage, fresh, slot));
   }
 
-  private final class WriteOp extends IoOp {
-    final ByteBuf src;
+  static final class WriteOp extends IoOp {
+    static final Recycler<WriteOp> POOL = new Recycler<WriteOp>() {
+      @Override
+      protected WriteOp newObject(Handle<WriteOp> handle) {
+        return new WriteOp(handle);
+      }
+    };
 
-    WriteOp(ByteBuf src) {
-      this.src = src;
+    private final Recycler.Handle<WriteOp> handle;
+    ByteBuf src;
+
+    private WriteOp(Recycler.Handle<WriteOp> handle) {
+      this.handle = handle;
     }
 
     @Override
-    void succeeded() {
+    void completed(VmdException error) {
       src.release();
+      src = null;
     }
 
     @Override
-    void failed() {
-      src.release();
+    void recycle() {
+      handle.recycle(this);
     }
   }
 
-  private final class PutFrame extends Pending {
-    final WriteOp op;
-    final int server;
-    final long page;
-    final int count;
-    final int srcPage;
-    final boolean fresh;
-    final int slot;
+  /** One PUT frame in flight: a run of pages of one write on one server. */
+  static final class PutFrame extends Pending {
+    private static final Recycler<PutFrame> POOL = new Recycler<PutFrame>() {
+      @Override
+      protected PutFrame newObject(Handle<PutFrame> handle) {
+        return new PutFrame(handle);
+      }
+    };
 
-    PutFrame(WriteOp op, int server, long page, int count, int srcPage, boolean fresh, int slot) {
-      this.op = op;
-      this.server = server;
-      this.page = page;
-      this.count = count;
-      this.srcPage = srcPage;
-      this.fresh = fresh;
-      this.slot = slot;
+    private final Recycler.Handle<PutFrame> handle;
+    private Namespace ns;
+    private WriteOp op;
+    private int server;
+    private long page;
+    private int count;
+    private int srcPage;
+    private boolean fresh;
+    private int slot;
+
+    private PutFrame(Recycler.Handle<PutFrame> handle) {
+      this.handle = handle;
+    }
+
+    static PutFrame of(Namespace ns, WriteOp op, int server, long page, int count, int srcPage,
+        boolean fresh, int slot) {
+      PutFrame p = POOL.get();
+      p.ns = ns;
+      p.op = op;
+      p.server = server;
+      p.page = page;
+      p.count = count;
+      p.srcPage = srcPage;
+      p.fresh = fresh;
+      p.slot = slot;
+      return p;
+    }
+
+    private void recycle() {
+      ns = null;
+      op = null;
+      handle.recycle(this);
     }
 
     @Override
     void onReply(ByteBuf f) {
       int status = Frame.status(f);
+      WriteOp o = op;
       if (status == 0) {
-        op.finish();
+        recycle();
+        o.finish();
       } else if (status == ErrorCode.NO_SPACE.code && fresh) {
-        client.servers()[server].full();
+        ns.client.servers()[server].full();
         replace();
       } else {
         if (fresh) {
           clearSlot();
         }
-        op.fail(client.error(f, server));
+        VmdException e = ns.client.error(f, server);
+        recycle();
+        o.fail(e);
       }
     }
 
     /** The server filled up before its report said so: move this copy to another server. */
     private void replace() {
       long bytes = (long) count * Pages.PAGE_SIZE;
-      ServerState[] servers = client.servers();
+      ServerState[] servers = ns.client.servers();
+      LocationTable locations = ns.locations;
       int[] candidates = new int[servers.length];
-      int n = client.placement().choose(servers, servers.length, bytes, candidates);
+      int n = ns.client.placement().choose(servers, servers.length, bytes, candidates);
       for (int c = 0; c < n; c++) {
         int s = candidates[c];
         boolean holdsOther = false;
@@ -218,19 +273,24 @@ public final class Namespace {
           for (int k = 0; k < count; k++) {
             locations.set(page + k, slot, s);
           }
-          sendPut(op, s, page, count, srcPage, true, slot);
-          op.finish();
+          WriteOp o = op;
+          ns.sendPut(o, s, page, count, srcPage, true, slot);
+          recycle();
+          o.finish();
           return;
         }
       }
       clearSlot();
-      op.fail(noSpace(count, 0));
+      VmdException e = ns.noSpace(count, 0);
+      WriteOp o = op;
+      recycle();
+      o.fail(e);
     }
 
     private void clearSlot() {
       for (int k = 0; k < count; k++) {
-        if (locations.get(page + k, slot) == server) {
-          locations.set(page + k, slot, LocationTable.NONE);
+        if (ns.locations.get(page + k, slot) == server) {
+          ns.locations.set(page + k, slot, LocationTable.NONE);
         }
       }
     }
@@ -240,7 +300,9 @@ public final class Namespace {
       if (fresh) {
         clearSlot();
       }
-      op.fail(e);
+      WriteOp o = op;
+      recycle();
+      o.fail(e);
     }
   }
 
@@ -251,12 +313,26 @@ public final class Namespace {
    * {@code count * 4096} when the future completes. Pages never written read as zeros.
    */
   public CompletableFuture<Void> read(long firstPage, int count, ByteBuf dst) {
+    IoOp.Future f = new IoOp.Future();
+    read(firstPage, count, dst, f);
+    return f;
+  }
+
+  /**
+   * Reads {@code count} pages into {@code dst} at its writer index, which moves on by
+   * {@code count * 4096} before {@code done} runs. Pages never written read as zeros.
+   */
+  public void read(long firstPage, int count, ByteBuf dst, IoCallback done) {
     if (!inRange(firstPage, count)) {
-      return CompletableFuture.failedFuture(outOfRange(firstPage, count));
+      done.ioDone(outOfRange(firstPage, count));
+      return;
     }
     int base = dst.writerIndex();
     dst.ensureWritable(count * Pages.PAGE_SIZE);
-    ReadOp op = new ReadOp(dst, base + count * Pages.PAGE_SIZE);
+    ReadOp op = ReadOp.POOL.get();
+    op.dst = dst;
+    op.end = base + count * Pages.PAGE_SIZE;
+    op.start(done);
     int i = 0;
     while (i < count) {
       long page = firstPage + i;
@@ -276,72 +352,116 @@ public final class Namespace {
         ByteBuf frame = conn.header(Frame.LENGTH_FIELD + Frame.HEADER_SIZE);
         Frame.writeHeader(frame, Op.GET, 0, 0, id, record.id(), record.epoch(), page, j - i, 0);
         op.begin();
-        conn.send(id, frame, new GetFrame(op, server, page, j - i, base + i * Pages.PAGE_SIZE));
+        conn.send(id, frame, GetFrame.of(this, op, server, page, j - i, base + i * Pages.PAGE_SIZE));
       }
       i = j;
     }
     op.finish();
-    return op;
   }
 
-  private static final class ReadOp extends IoOp {
-    final ByteBuf dst;
-    final int end;
+  static final class ReadOp extends IoOp {
+    static final Recycler<ReadOp> POOL = new Recycler<ReadOp>() {
+      @Override
+      protected ReadOp newObject(Handle<ReadOp> handle) {
+        return new ReadOp(handle);
+      }
+    };
 
-    ReadOp(ByteBuf dst, int end) {
-      this.dst = dst;
-      this.end = end;
+    private final Recycler.Handle<ReadOp> handle;
+    ByteBuf dst;
+    int end;
+
+    private ReadOp(Recycler.Handle<ReadOp> handle) {
+      this.handle = handle;
     }
 
     @Override
-    void succeeded() {
-      dst.writerIndex(end);
+    void completed(VmdException error) {
+      if (error == null) {
+        dst.writerIndex(end);
+      }
+      dst = null;
+    }
+
+    @Override
+    void recycle() {
+      handle.recycle(this);
     }
   }
 
-  private final class GetFrame extends Pending {
-    final ReadOp op;
-    final int server;
-    final long page;
-    final int count;
-    final int dstIndex;
+  /** One GET frame in flight: a run of pages of one read from one server. */
+  static final class GetFrame extends Pending {
+    private static final Recycler<GetFrame> POOL = new Recycler<GetFrame>() {
+      @Override
+      protected GetFrame newObject(Handle<GetFrame> handle) {
+        return new GetFrame(handle);
+      }
+    };
 
-    GetFrame(ReadOp op, int server, long page, int count, int dstIndex) {
-      this.op = op;
-      this.server = server;
-      this.page = page;
-      this.count = count;
-      this.dstIndex = dstIndex;
+    private final Recycler.Handle<GetFrame> handle;
+    private Namespace ns;
+    private ReadOp op;
+    private int server;
+    private long page;
+    private int count;
+    private int dstIndex;
+
+    private GetFrame(Recycler.Handle<GetFrame> handle) {
+      this.handle = handle;
+    }
+
+    static GetFrame of(Namespace ns, ReadOp op, int server, long page, int count, int dstIndex) {
+      GetFrame g = POOL.get();
+      g.ns = ns;
+      g.op = op;
+      g.server = server;
+      g.page = page;
+      g.count = count;
+      g.dstIndex = dstIndex;
+      return g;
     }
 
     @Override
     void onReply(ByteBuf f) {
-      if (Frame.status(f) != 0) {
-        op.fail(client.error(f, server));
-        return;
+      VmdException e = Frame.status(f) != 0 ? ns.client.error(f, server) : copyPages(f);
+      ReadOp o = op;
+      ns = null;
+      op = null;
+      handle.recycle(this);
+      if (e == null) {
+        o.finish();
+      } else {
+        o.fail(e);
       }
+    }
+
+    private VmdException copyPages(ByteBuf f) {
+      ByteBuf dst = op.dst;
       int bitmapAt = Frame.payloadIndex(f);
       int pageAt = bitmapAt + Frame.bitmapBytes(count);
       for (int i = 0; i < count; i++) {
         boolean present = (f.getLong(bitmapAt + ((i >>> 6) << 3)) & (1L << (i & 63))) != 0;
         if (present) {
-          PageCopy.copy(f, pageAt, op.dst, dstIndex + i * Pages.PAGE_SIZE, Pages.PAGE_SIZE);
+          PageCopy.copy(f, pageAt, dst, dstIndex + i * Pages.PAGE_SIZE, Pages.PAGE_SIZE);
           pageAt += Pages.PAGE_SIZE;
-        } else if (locations.stored(page + i)) {
-          op.fail(new VmdException(ErrorCode.UNAVAILABLE, "page " + (page + i) + " of namespace '"
-              + name() + "' is missing on server " + client.servers()[server].address()));
-          return;
+        } else if (ns.locations.stored(page + i)) {
+          return new VmdException(ErrorCode.UNAVAILABLE, "page " + (page + i) + " of namespace '"
+              + ns.name() + "' is missing on server " + ns.client.servers()[server].address());
         } else {
           // Deleted while the read was in flight: it reads as never written.
-          PageCopy.zero(op.dst, dstIndex + i * Pages.PAGE_SIZE, Pages.PAGE_SIZE);
+          PageCopy.zero(dst, dstIndex + i * Pages.PAGE_SIZE, Pages.PAGE_SIZE);
         }
       }
-      op.finish();
+      return null;
     }
 
     @Override
     void onFailure(VmdException e) {
-      op.fail(e);
+      ReadOp o = op;
+      ns = null;
+      op = null;
+      handle.recycle(this);
+      o.fail(e);
     }
   }
 
@@ -366,7 +486,9 @@ public final class Namespace {
       }
       locations.clear(p);
     }
-    IoOp op = new IoOp();
+    IoOp op = new PlainOp();
+    IoOp.Future result = new IoOp.Future();
+    op.start(result);
     for (int s = 0; s < holds.length; s++) {
       if (!holds[s]) {
         continue;
@@ -398,7 +520,16 @@ public final class Namespace {
       }
     }
     op.finish();
-    return op;
+    return result;
+  }
+
+  /** An operation with nothing to release, not pooled (deletes are rare). */
+  private static final class PlainOp extends IoOp {
+    @Override
+    void completed(VmdException error) {}
+
+    @Override
+    void recycle() {}
   }
 
   // ---------------------------------------------------------------- blocking conveniences

@@ -103,6 +103,19 @@ public final class VmdClient implements AutoCloseable {
     return placement;
   }
 
+  private static final io.netty.util.concurrent.FastThreadLocal<int[]> PLACEMENT_SCRATCH =
+      new io.netty.util.concurrent.FastThreadLocal<>();
+
+  /** A per-thread array for the placement policy's answer: placing a page run allocates nothing. */
+  int[] placementScratch(int replicas) {
+    int[] a = PLACEMENT_SCRATCH.get();
+    if (a == null || a.length < replicas) {
+      a = new int[Math.max(replicas, 4)];
+      PLACEMENT_SCRATCH.set(a);
+    }
+    return a;
+  }
+
   /**
    * The connection to {@code server} to use from this thread: on an event loop of this client (where
    * the NBD gateway runs its connections too), the one bound to that same loop, so that a request and
