@@ -35,7 +35,8 @@ import org.openjdk.jmh.annotations.Warmup;
 @OutputTimeUnit(TimeUnit.MICROSECONDS)
 @Warmup(iterations = 3, time = 2)
 @Measurement(iterations = 5, time = 2)
-@Fork(value = 1, jvmArgsAppend = {"-Xms1g", "-Xmx1g", "-XX:+UseZGC"})
+// As bin/vmd runs it: leak detection off (its sampled stack traces would be most of the garbage).
+@Fork(value = 1, jvmArgsAppend = {"-Xms1g", "-Xmx1g", "-XX:+UseZGC", "-Dio.netty.leakDetection.level=disabled"})
 @State(Scope.Benchmark)
 public class NbdPathBenchmark {
   static final int PAGES = 16_384;
