@@ -49,6 +49,7 @@ public final class NbdGateway implements AutoCloseable {
           .option(ChannelOption.SO_REUSEADDR, true)
           .childOption(ChannelOption.TCP_NODELAY, true)
           .childOption(ChannelOption.ALLOCATOR, Transports.allocator())
+          .childOption(ChannelOption.RCVBUF_ALLOCATOR, Transports.receiveSizes())
           .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(1 << 20, 16 << 20))
           .childHandler(new ChannelInitializer<SocketChannel>() {
             @Override

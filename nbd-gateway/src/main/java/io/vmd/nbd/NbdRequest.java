@@ -3,6 +3,7 @@ package io.vmd.nbd;
 import io.netty.buffer.ByteBuf;
 import io.netty.util.Recycler;
 import io.vmd.client.IoCallback;
+import io.vmd.client.Namespace;
 import io.vmd.client.VmdException;
 
 /**
@@ -10,7 +11,7 @@ import io.vmd.client.VmdException;
  * completion callback of its cluster I/O, so serving a 4 KiB read or write allocates no object of
  * its own. A WRITE carries its payload as a retained slice of the inbound bytes.
  */
-final class NbdRequest extends PageOrdering.Entry implements IoCallback {
+final class NbdRequest extends PageOrdering.Entry implements IoCallback, Namespace.PagesCallback {
   private static final Recycler<NbdRequest> POOL = new Recycler<NbdRequest>() {
     @Override
     protected NbdRequest newObject(Handle<NbdRequest> handle) {
@@ -61,6 +62,12 @@ final class NbdRequest extends PageOrdering.Entry implements IoCallback {
 
   @Override
   public void ioDone(VmdException error) {
+    session.ioDone(this, error);
+  }
+
+  @Override
+  public void pagesRead(ByteBuf pages, VmdException error) {
+    buffer = pages;
     session.ioDone(this, error);
   }
 

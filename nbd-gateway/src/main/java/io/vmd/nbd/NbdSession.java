@@ -30,6 +30,11 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
   /** Stop reading requests above this many in flight, resume below half of it. */
   private static final int MAX_IN_FLIGHT = 512;
   private static final int MAX_EXTENTS = 65536;
+  /**
+   * Reads of at least this many pages are answered with the servers' reply bytes themselves (no
+   * copy); smaller ones are copied into one buffer, which costs less than joining slices.
+   */
+  private static final int SHARED_READ_PAGES = 16;
 
   private final Export export;
   private final Namespace ns;
@@ -175,7 +180,9 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
     long first = firstPage(r);
     int pages = (int) (lastPage(r) - first + 1);
     r.session = this;
-    if (r.type == Nbd.CMD_READ) {
+    if (r.type == Nbd.CMD_READ && pages >= SHARED_READ_PAGES) {
+      ns.readShared(first, pages, channel.alloc(), r);
+    } else if (r.type == Nbd.CMD_READ) {
       r.buffer = channel.alloc().directBuffer(pages * Pages.PAGE_SIZE);
       ns.read(first, pages, r.buffer, r);
     } else if ((r.offset & (Pages.PAGE_SIZE - 1)) == 0 && (r.length & (Pages.PAGE_SIZE - 1)) == 0) {
@@ -197,7 +204,9 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
     try {
       if (r.type == Nbd.CMD_READ) {
         if (err != null) {
-          buf.release();
+          if (buf != null) {
+            buf.release();
+          }
           failed(r, err);
           return;
         }

@@ -31,6 +31,10 @@ final class BenchCommand {
         description = "Targets to measure (default: ${DEFAULT-VALUE}).")
     List<String> targets;
 
+    @Option(names = "--workloads", split = ",", paramLabel = "NAME",
+        description = "Workloads to run: page-in, page-out, mixed, seq-read, seq-write (default: all).")
+    List<String> workloads = new ArrayList<>();
+
     @Option(names = "--json-file", paramLabel = "FILE", description = "Also write the results as JSON (--json prints them instead of the table).")
     Path json;
 
@@ -55,7 +59,7 @@ final class BenchCommand {
       if (!missing.isEmpty()) {
         install(missing);
       }
-      new FaultBench(new FaultBench.Options(targets, seconds, region, json, csv, plot, bench.vmd.json), System.out,
+      new FaultBench(new FaultBench.Options(targets, workloads, seconds, region, json, csv, plot, bench.vmd.json), System.out,
           System.err).run();
       return 0;
     }

@@ -40,17 +40,16 @@ abstract class IoOp {
       IoCallback cb = callback;
       callback = null;
       error = null;
-      completed(e);
-      recycle();
-      cb.ioDone(e);
+      done(e, cb);
     }
   }
 
-  /** Runs once, before the callback: release or publish what the operation held. */
-  abstract void completed(VmdException error);
-
-  /** Returns this object to its pool. */
-  abstract void recycle();
+  /**
+   * Runs once: releases or publishes what the operation held, returns this object to its pool and
+   * then tells {@code cb} (or another callback the subclass keeps). Nothing may touch this object
+   * after it went back to its pool.
+   */
+  abstract void done(VmdException error, IoCallback cb);
 
   /** A callback that completes a future: what the {@code CompletableFuture} methods return. */
   static final class Future extends CompletableFuture<Void> implements IoCallback {

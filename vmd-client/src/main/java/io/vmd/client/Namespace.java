@@ -1,6 +1,8 @@
 package io.vmd.client;
 
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.CompositeByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.util.Recycler;
 import io.vmd.common.PageCopy;
@@ -181,14 +183,11 @@ public final class Namespace {
     }
 
     @Override
-    void completed(VmdException error) {
+    void done(VmdException error, IoCallback cb) {
       src.release();
       src = null;
-    }
-
-    @Override
-    void recycle() {
       handle.recycle(this);
+      cb.ioDone(error);
     }
   }
 
@@ -333,6 +332,28 @@ public final class Namespace {
     op.dst = dst;
     op.end = base + count * Pages.PAGE_SIZE;
     op.start(done);
+    sendGets(op, firstPage, count, base);
+  }
+
+  /**
+   * Reads {@code count} pages without copying them: {@code done} gets a buffer of exactly
+   * {@code count * 4096} readable bytes made of retained slices of the servers' replies (zeros where
+   * nothing was written), which it must release. Worth it for large reads; a small read is cheaper
+   * copied into a buffer of the caller's.
+   */
+  public void readShared(long firstPage, int count, ByteBufAllocator alloc, PagesCallback done) {
+    if (!inRange(firstPage, count)) {
+      done.pagesRead(null, outOfRange(firstPage, count));
+      return;
+    }
+    ReadOp op = ReadOp.POOL.get();
+    op.shared(count, alloc, done);
+    op.start(null);
+    sendGets(op, firstPage, count, 0);
+  }
+
+  /** Sends one GET per run of pages on the same server; zero-fills runs nobody stored. */
+  private void sendGets(ReadOp op, long firstPage, int count, int base) {
     int i = 0;
     while (i < count) {
       long page = firstPage + i;
@@ -342,7 +363,7 @@ public final class Namespace {
         while (j < count && !locations.stored(firstPage + j)) {
           j++;
         }
-        PageCopy.zero(dst, base + i * Pages.PAGE_SIZE, (j - i) * Pages.PAGE_SIZE);
+        op.zeros(i, j - i, base);
       } else {
         while (j < count && j - i < Frame.MAX_PAGES && locations.primary(firstPage + j) == server) {
           j++;
@@ -352,13 +373,24 @@ public final class Namespace {
         ByteBuf frame = conn.header(Frame.LENGTH_FIELD + Frame.HEADER_SIZE);
         Frame.writeHeader(frame, Op.GET, 0, 0, id, record.id(), record.epoch(), page, j - i, 0);
         op.begin();
-        conn.send(id, frame, GetFrame.of(this, op, server, page, j - i, base + i * Pages.PAGE_SIZE));
+        conn.send(id, frame, GetFrame.of(this, op, server, page, j - i, i, base));
       }
       i = j;
     }
     op.finish();
   }
 
+  /** Receives the pages of a {@link #readShared} read. */
+  @FunctionalInterface
+  public interface PagesCallback {
+    /** {@code pages} (owned by the callee) on success; null and the error otherwise. */
+    void pagesRead(ByteBuf pages, VmdException error);
+  }
+
+  /**
+   * A read: either copies pages into the caller's buffer, or (shared) keeps each run's pages as a
+   * retained slice of the reply, indexed by the run's first page, and joins them at the end.
+   */
   static final class ReadOp extends IoOp {
     static final Recycler<ReadOp> POOL = new Recycler<ReadOp>() {
       @Override
@@ -370,22 +402,71 @@ public final class Namespace {
     private final Recycler.Handle<ReadOp> handle;
     ByteBuf dst;
     int end;
+    private ByteBuf[] parts = new ByteBuf[0];
+    private int count;
+    private ByteBufAllocator alloc;
+    private PagesCallback pagesDone;
 
     private ReadOp(Recycler.Handle<ReadOp> handle) {
       this.handle = handle;
     }
 
-    @Override
-    void completed(VmdException error) {
-      if (error == null) {
-        dst.writerIndex(end);
+    void shared(int pages, ByteBufAllocator allocator, PagesCallback done) {
+      if (parts.length < pages) {
+        parts = new ByteBuf[pages];
       }
-      dst = null;
+      count = pages;
+      alloc = allocator;
+      pagesDone = done;
+    }
+
+    boolean isShared() {
+      return pagesDone != null;
+    }
+
+    /** Pages {@code [at, at + n)} of the read were never written. */
+    void zeros(int at, int n, int base) {
+      if (isShared()) {
+        parts[at] = alloc.directBuffer(n * Pages.PAGE_SIZE).writeZero(n * Pages.PAGE_SIZE);
+      } else {
+        PageCopy.zero(dst, base + at * Pages.PAGE_SIZE, n * Pages.PAGE_SIZE);
+      }
     }
 
     @Override
-    void recycle() {
+    void done(VmdException error, IoCallback cb) {
+      if (!isShared()) {
+        if (error == null) {
+          dst.writerIndex(end);
+        }
+        dst = null;
+        handle.recycle(this);
+        cb.ioDone(error);
+        return;
+      }
+      PagesCallback pcb = pagesDone;
+      ByteBuf result = null;
+      if (error == null) {
+        CompositeByteBuf joined = alloc.compositeDirectBuffer(count);
+        for (int i = 0; i < count; ) {
+          ByteBuf part = parts[i];
+          parts[i] = null;
+          joined.addComponent(true, part);
+          i += part.readableBytes() / Pages.PAGE_SIZE;
+        }
+        result = joined;
+      } else {
+        for (int i = 0; i < count; i++) {
+          if (parts[i] != null) {
+            parts[i].release();
+            parts[i] = null;
+          }
+        }
+      }
+      pagesDone = null;
+      alloc = null;
       handle.recycle(this);
+      pcb.pagesRead(result, error);
     }
   }
 
@@ -404,26 +485,29 @@ public final class Namespace {
     private int server;
     private long page;
     private int count;
+    /** The run's first page within the read. */
+    private int at;
     private int dstIndex;
 
     private GetFrame(Recycler.Handle<GetFrame> handle) {
       this.handle = handle;
     }
 
-    static GetFrame of(Namespace ns, ReadOp op, int server, long page, int count, int dstIndex) {
+    static GetFrame of(Namespace ns, ReadOp op, int server, long page, int count, int at, int base) {
       GetFrame g = POOL.get();
       g.ns = ns;
       g.op = op;
       g.server = server;
       g.page = page;
       g.count = count;
-      g.dstIndex = dstIndex;
+      g.at = at;
+      g.dstIndex = base + at * Pages.PAGE_SIZE;
       return g;
     }
 
     @Override
     void onReply(ByteBuf f) {
-      VmdException e = Frame.status(f) != 0 ? ns.client.error(f, server) : copyPages(f);
+      VmdException e = Frame.status(f) != 0 ? ns.client.error(f, server) : takePages(f);
       ReadOp o = op;
       ns = null;
       op = null;
@@ -435,21 +519,36 @@ public final class Namespace {
       }
     }
 
-    private VmdException copyPages(ByteBuf f) {
-      ByteBuf dst = op.dst;
+    private VmdException takePages(ByteBuf f) {
       int bitmapAt = Frame.payloadIndex(f);
       int pageAt = bitmapAt + Frame.bitmapBytes(count);
+      if (op.isShared() && Frame.payloadLength(f) == Frame.bitmapBytes(count) + count * Pages.PAGE_SIZE) {
+        // Every page present: the run is one slice of the reply, no copy.
+        op.parts[at] = f.retainedSlice(pageAt, count * Pages.PAGE_SIZE);
+        return null;
+      }
+      ByteBuf dst;
+      int dstAt;
+      if (op.isShared()) {
+        dst = op.alloc.directBuffer(count * Pages.PAGE_SIZE);
+        dst.writerIndex(count * Pages.PAGE_SIZE);
+        op.parts[at] = dst;
+        dstAt = 0;
+      } else {
+        dst = op.dst;
+        dstAt = dstIndex;
+      }
       for (int i = 0; i < count; i++) {
         boolean present = (f.getLong(bitmapAt + ((i >>> 6) << 3)) & (1L << (i & 63))) != 0;
         if (present) {
-          PageCopy.copy(f, pageAt, dst, dstIndex + i * Pages.PAGE_SIZE, Pages.PAGE_SIZE);
+          PageCopy.copy(f, pageAt, dst, dstAt + i * Pages.PAGE_SIZE, Pages.PAGE_SIZE);
           pageAt += Pages.PAGE_SIZE;
         } else if (ns.locations.stored(page + i)) {
           return new VmdException(ErrorCode.UNAVAILABLE, "page " + (page + i) + " of namespace '"
               + ns.name() + "' is missing on server " + ns.client.servers()[server].address());
         } else {
           // Deleted while the read was in flight: it reads as never written.
-          PageCopy.zero(dst, dstIndex + i * Pages.PAGE_SIZE, Pages.PAGE_SIZE);
+          PageCopy.zero(dst, dstAt + i * Pages.PAGE_SIZE, Pages.PAGE_SIZE);
         }
       }
       return null;
@@ -526,10 +625,9 @@ public final class Namespace {
   /** An operation with nothing to release, not pooled (deletes are rare). */
   private static final class PlainOp extends IoOp {
     @Override
-    void completed(VmdException error) {}
-
-    @Override
-    void recycle() {}
+    void done(VmdException error, IoCallback cb) {
+      cb.ioDone(error);
+    }
   }
 
   // ---------------------------------------------------------------- blocking conveniences

@@ -74,6 +74,7 @@ final class ServerConnection {
         .channel(Transports.clientChannel())
         .option(ChannelOption.TCP_NODELAY, true)
         .option(ChannelOption.ALLOCATOR, Transports.allocator())
+        .option(ChannelOption.RCVBUF_ALLOCATOR, Transports.receiveSizes())
         .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) config.connectTimeout().toMillis())
         .handler(new ChannelInitializer<SocketChannel>() {
           @Override

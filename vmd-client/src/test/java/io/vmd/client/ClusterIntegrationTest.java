@@ -189,6 +189,47 @@ class ClusterIntegrationTest {
   }
 
   @Test
+  void sharedReadsJoinReplySlicesAndZerosInOrderLikeCopyingReads() throws Exception {
+    long seed = System.nanoTime();
+    System.out.println("seed " + seed);
+    Random r = new Random(seed);
+    MiniVmdCluster c = cluster(MiniVmdCluster.builder().servers(3, 64 * MIB));
+    VmdClient client = client(c, "round-robin");
+    client.createNamespace("shared", 16 * MIB, 1);
+    Namespace ns = client.attach("shared", true);
+    int pages = (int) ns.pages();
+    // Runs of written pages between holes, placed over three servers.
+    for (int i = 0; i < 40; i++) {
+      int first = r.nextInt(pages - 300);
+      ns.writeSync(first, content(r.nextLong(), 1 + r.nextInt(300)));
+    }
+    io.netty.buffer.ByteBufAllocator alloc = io.netty.buffer.PooledByteBufAllocator.DEFAULT;
+    for (int i = 0; i < 60; i++) {
+      int count = 1 + r.nextInt(1024);
+      int first = r.nextInt(pages - count);
+      java.util.concurrent.CompletableFuture<io.netty.buffer.ByteBuf> got = new java.util.concurrent.CompletableFuture<>();
+      ns.readShared(first, count, alloc, (buf, err) -> {
+        if (err != null) {
+          got.completeExceptionally(err);
+        } else {
+          got.complete(buf);
+        }
+      });
+      io.netty.buffer.ByteBuf buf = got.get(10, java.util.concurrent.TimeUnit.SECONDS);
+      try {
+        byte[] shared = new byte[buf.readableBytes()];
+        buf.getBytes(buf.readerIndex(), shared);
+        assertThat(shared).as("pages %d+%d", first, count).isEqualTo(ns.readSync(first, count));
+      } finally {
+        buf.release();
+      }
+    }
+    java.util.concurrent.CompletableFuture<VmdException> outside = new java.util.concurrent.CompletableFuture<>();
+    ns.readShared(pages - 1, 2, alloc, (buf, err) -> outside.complete(err));
+    assertThat(outside.get(10, java.util.concurrent.TimeUnit.SECONDS)).hasMessageContaining("outside namespace");
+  }
+
+  @Test
   void unwrittenPagesReadAsZerosAndDeleteGivesMemoryBack() throws Exception {
     MiniVmdCluster c = cluster(MiniVmdCluster.builder().servers(2, 16 * MIB));
     VmdClient client = client(c, "round-robin");

@@ -1,7 +1,6 @@
 package io.vmd.common;
 
 import io.netty.buffer.ByteBuf;
-import io.netty.buffer.CompositeByteBuf;
 import io.netty.util.internal.PlatformDependent;
 
 /**
@@ -17,24 +16,15 @@ public final class PageCopy {
   private PageCopy() {}
 
   public static void copy(ByteBuf src, int srcIndex, ByteBuf dst, int dstIndex, int length) {
-    if (RAW && src instanceof CompositeByteBuf && dst.hasMemoryAddress()) {
-      // Frames gathered from several reads: a page usually still lies inside one component.
-      CompositeByteBuf c = (CompositeByteBuf) src;
-      check(src, srcIndex, length);
-      int i = c.toComponentIndex(srcIndex);
-      int at = c.toByteIndex(i);
-      ByteBuf part = c.internalComponent(i);
-      if (srcIndex - at + length <= part.readableBytes() && part.hasMemoryAddress()) {
-        check(dst, dstIndex, length);
-        PlatformDependent.copyMemory(part.memoryAddress() + part.readerIndex() + srcIndex - at,
-            dst.memoryAddress() + dstIndex, length);
-        return;
-      }
-    }
     if (RAW && src.hasMemoryAddress() && dst.hasMemoryAddress()) {
       check(src, srcIndex, length);
       check(dst, dstIndex, length);
       PlatformDependent.copyMemory(src.memoryAddress() + srcIndex, dst.memoryAddress() + dstIndex, length);
+    } else if (RAW && dst.hasMemoryAddress()) {
+      // A frame gathered from several reads (a slice of a composite): every component copies
+      // straight to the destination's address; nothing goes through the destination's own NIO view.
+      check(dst, dstIndex, length);
+      src.getBytes(srcIndex, dst, dstIndex, length);
     } else {
       src.getBytes(srcIndex, dst.nioBuffer(dstIndex, length));
     }

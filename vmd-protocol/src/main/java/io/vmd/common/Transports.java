@@ -31,6 +31,14 @@ public final class Transports {
     return io.netty.buffer.PooledByteBufAllocator.DEFAULT;
   }
 
+  /**
+   * How much each socket read asks for: Netty's adaptive guess, but growing to 1 MiB rather than
+   * 64 KiB, because page frames are up to 4 MiB and a sequential reader streams them back to back.
+   */
+  public static io.netty.channel.RecvByteBufAllocator receiveSizes() {
+    return new io.netty.channel.AdaptiveRecvByteBufAllocator(512, 16 << 10, 1 << 20);
+  }
+
   public static boolean epoll() {
     return EPOLL;
   }

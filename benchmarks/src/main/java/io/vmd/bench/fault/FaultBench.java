@@ -26,15 +26,17 @@ public final class FaultBench {
 
   /**
    * @param targets which targets, in order: vmd-nbd, vmd-direct, nbdkit, redis
+   * @param workloads which workloads by key (page-in, page-out, mixed, seq-read, seq-write); empty: all
    * @param seconds per workload and target
    * @param regionBytes bytes each target holds and the workloads address
    */
-  public record Options(List<String> targets, double seconds, long regionBytes, Path json, Path csv, Path plot,
+  public record Options(List<String> targets, List<String> workloads, double seconds, long regionBytes, Path json, Path csv, Path plot,
       boolean jsonToStdout) {}
 
   /** One measured cell: a target under a workload. */
   public record Row(String target, String workload, double p50, double p90, double p99, double p999,
-      double iops, double mbPerSecond, long gcMaxPauseMillis, int gcPauses) {}
+      double iops, double mbPerSecond, long gcMaxPauseMillis, int gcPauses, double cpuMicrosPerOp,
+      double kernelShare) {}
 
   private final Options options;
   private final PrintStream out;
@@ -42,8 +44,11 @@ public final class FaultBench {
   private final Map<String, Map<String, Result>> results = new LinkedHashMap<>();
   private final List<Row> rows = new ArrayList<>();
 
+  private final List<Workload> workloads;
+
   public FaultBench(Options options, PrintStream out, PrintStream progress) {
     this.options = options;
+    this.workloads = Workload.select(options.workloads());
     this.out = out;
     this.progress = progress;
   }
@@ -55,18 +60,23 @@ public final class FaultBench {
         try (Driver d = t.driver()) {
           progress.printf("[%s] filling %d MiB%n", name, options.regionBytes() >> 20);
           d.fill(options.regionBytes());
-          for (Workload w : Workload.ALL) {
+          for (Workload w : workloads) {
             progress.printf("[%s] %s for %.0f s ...%n", name, w.name(), options.seconds());
             Result r;
             GcWatch gc = new GcWatch();
+            CpuWatch cpu = new CpuWatch();
+            CpuWatch.Usage used;
             try {
               r = d.run(w, options.regionBytes(), nanos);
             } finally {
+              used = cpu.stop();
               gc.close();
             }
+            double cpuPerOp = used == null ? -1 : used.busyMicros() / Math.max(1, r.operations);
+            double kernel = used == null || used.busyMicros() == 0 ? -1 : used.systemMicros() / used.busyMicros();
             results.computeIfAbsent(name, k -> new LinkedHashMap<>()).put(w.name(), r);
             rows.add(new Row(name, w.name(), r.micros(50), r.micros(90), r.micros(99), r.micros(99.9), r.iops(),
-                r.megabytesPerSecond(), gc.maxPauseMillis(), gc.pauses()));
+                r.megabytesPerSecond(), gc.maxPauseMillis(), gc.pauses(), cpuPerOp, kernel));
           }
         }
       }
@@ -185,17 +195,27 @@ public final class FaultBench {
     return m == null ? null : m.get(workload);
   }
 
+  private Row row(String target, String workload) {
+    for (Row r : rows) {
+      if (r.target().equals(target) && r.workload().equals(workload)) {
+        return r;
+      }
+    }
+    throw new IllegalStateException("no row for " + target + " / " + workload);
+  }
+
   private void printTable() {
     out.printf(Locale.ROOT, "%nvmd bench fault: %.0f s per workload, %d MiB region, %d cores, Java %s%n",
         options.seconds(), options.regionBytes() >> 20, Runtime.getRuntime().availableProcessors(),
         System.getProperty("java.version"));
-    for (Workload w : Workload.ALL) {
-      out.printf(Locale.ROOT, "%n%-30s %9s %9s %9s %9s %10s %9s %8s%n", w.name(), "p50 µs", "p90 µs", "p99 µs",
-          "p99.9 µs", "IOPS", "MB/s", "GC max");
+    for (Workload w : workloads) {
+      out.printf(Locale.ROOT, "%n%-30s %9s %9s %9s %9s %10s %9s %8s %11s %7s%n", w.name(), "p50 µs", "p90 µs",
+          "p99 µs", "p99.9 µs", "IOPS", "MB/s", "GC max", "CPU µs/op", "kernel");
       for (Row r : rows) {
         if (r.workload().equals(w.name())) {
-          out.printf(Locale.ROOT, "  %-28s %9.1f %9.1f %9.1f %9.1f %10.0f %9.1f %6d ms%n", r.target(), r.p50(), r.p90(),
-              r.p99(), r.p999(), r.iops(), r.mbPerSecond(), r.gcMaxPauseMillis());
+          out.printf(Locale.ROOT, "  %-28s %9.1f %9.1f %9.1f %9.1f %10.0f %9.1f %6d ms %11.1f %6.0f%%%n", r.target(),
+              r.p50(), r.p90(), r.p99(), r.p999(), r.iops(), r.mbPerSecond(), r.gcMaxPauseMillis(),
+              r.cpuMicrosPerOp(), r.kernelShare() * 100);
         }
       }
       ratio(w, "vmd-nbd", "nbdkit");
@@ -208,9 +228,12 @@ public final class FaultBench {
     Result ra = result(a, w.name());
     Result rb = result(b, w.name());
     if (ra != null && rb != null) {
-      out.printf(Locale.ROOT, "  %-28s %9.2f %9.2f %9.2f %9.2f %10.2f %9.2f%n", a + " / " + b,
+      Row ca = row(a, w.name());
+      Row cb = row(b, w.name());
+      out.printf(Locale.ROOT, "  %-28s %9.2f %9.2f %9.2f %9.2f %10.2f %9.2f %8s %11.2f%n", a + " / " + b,
           ra.micros(50) / rb.micros(50), ra.micros(90) / rb.micros(90), ra.micros(99) / rb.micros(99),
-          ra.micros(99.9) / rb.micros(99.9), ra.iops() / rb.iops(), ra.megabytesPerSecond() / rb.megabytesPerSecond());
+          ra.micros(99.9) / rb.micros(99.9), ra.iops() / rb.iops(), ra.megabytesPerSecond() / rb.megabytesPerSecond(),
+          "", ca.cpuMicrosPerOp() / cb.cpuMicrosPerOp());
     }
   }
 
@@ -220,9 +243,9 @@ public final class FaultBench {
       Row r = rows.get(i);
       sb.append(String.format(Locale.ROOT,
           "  {\"target\":\"%s\",\"workload\":\"%s\",\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,"
-              + "\"p999_us\":%.1f,\"iops\":%.0f,\"mb_per_s\":%.1f,\"gc_max_pause_ms\":%d,\"gc_pauses\":%d}%s%n",
+              + "\"p999_us\":%.1f,\"iops\":%.0f,\"mb_per_s\":%.1f,\"gc_max_pause_ms\":%d,\"gc_pauses\":%d,\"cpu_us_per_op\":%.1f,\"kernel_share\":%.3f}%s%n",
           r.target(), r.workload(), r.p50(), r.p90(), r.p99(), r.p999(), r.iops(), r.mbPerSecond(),
-          r.gcMaxPauseMillis(), r.gcPauses(), i < rows.size() - 1 ? "," : ""));
+          r.gcMaxPauseMillis(), r.gcPauses(), r.cpuMicrosPerOp(), r.kernelShare(), i < rows.size() - 1 ? "," : ""));
     }
     return sb.append("]\n").toString();
   }
@@ -233,17 +256,19 @@ public final class FaultBench {
       progress.println("wrote " + options.json());
     }
     if (options.csv() != null) {
-      StringBuilder sb = new StringBuilder("target,workload,p50_us,p90_us,p99_us,p999_us,iops,mb_per_s,gc_max_pause_ms\n");
+      StringBuilder sb = new StringBuilder(
+          "target,workload,p50_us,p90_us,p99_us,p999_us,iops,mb_per_s,gc_max_pause_ms,cpu_us_per_op,kernel_share\n");
       for (Row r : rows) {
-        sb.append(String.format(Locale.ROOT, "%s,%s,%.1f,%.1f,%.1f,%.1f,%.0f,%.1f,%d%n", r.target(), r.workload(),
-            r.p50(), r.p90(), r.p99(), r.p999(), r.iops(), r.mbPerSecond(), r.gcMaxPauseMillis()));
+        sb.append(String.format(Locale.ROOT, "%s,%s,%.1f,%.1f,%.1f,%.1f,%.0f,%.1f,%d,%.1f,%.3f%n", r.target(),
+            r.workload(), r.p50(), r.p90(), r.p99(), r.p999(), r.iops(), r.mbPerSecond(), r.gcMaxPauseMillis(),
+            r.cpuMicrosPerOp(), r.kernelShare()));
       }
       Files.writeString(options.csv(), sb);
       progress.println("wrote " + options.csv());
     }
     if (options.plot() != null) {
       List<CdfPlot.Panel> panels = new ArrayList<>();
-      for (Workload w : Workload.ALL) {
+      for (Workload w : workloads) {
         if (w.queueDepth() != 1) {
           continue;
         }

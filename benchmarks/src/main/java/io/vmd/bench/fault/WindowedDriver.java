@@ -8,7 +8,7 @@ import java.util.SplittableRandom;
  * driver says only how to issue one request and how to wait for one to finish.
  */
 abstract class WindowedDriver implements Driver {
-  private static final Workload FILL = new Workload("fill", 1 << 20, 8, 0, true);
+  private static final Workload FILL = new Workload("fill", "fill", 1 << 20, 8, 0, true);
 
   /** Starts a request in {@code slot}: read or write {@code w.blockSize()} bytes at {@code offset}. */
   abstract void issue(Workload w, int slot, long offset, boolean read) throws Exception;
