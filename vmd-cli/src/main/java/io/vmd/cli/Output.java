@@ -44,7 +44,8 @@ final class Output {
       for (String c : columns) {
         Object v = row.get(c);
         String fmt = display.get(c);
-        line.add("size".equals(fmt) && v instanceof Long l ? io.vmd.common.Sizes.format(l) : String.valueOf(v));
+        line.add(v == null ? "—" : "size".equals(fmt) && v instanceof Long l ? io.vmd.common.Sizes.format(l)
+            : String.valueOf(v));
       }
       cells.add(line);
     }
@@ -81,7 +82,7 @@ final class Output {
       for (Map.Entry<String, Object> e : rows.get(r).entrySet()) {
         sb.append(i++ == 0 ? "" : ",").append(quote(e.getKey())).append(':');
         Object v = e.getValue();
-        sb.append(v instanceof Number || v instanceof Boolean ? String.valueOf(v) : quote(String.valueOf(v)));
+        sb.append(v == null || v instanceof Number || v instanceof Boolean ? String.valueOf(v) : quote(String.valueOf(v)));
       }
       sb.append('}');
     }

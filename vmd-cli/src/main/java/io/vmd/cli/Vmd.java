@@ -22,7 +22,7 @@ import picocli.CommandLine.ScopeType;
       "Defaults for any option can be set in ~/.vmd.properties (e.g. servers=h1:7400,h2:7400)."
     },
     subcommands = {UpCommand.class, ServerCommand.class, GatewayCommand.class, NsCommand.class, ServersCommand.class,
-      BenchCommand.class,
+      BenchCommand.class, AdviseCommand.class,
       CommandLine.HelpCommand.class})
 public final class Vmd {
 

@@ -232,6 +232,22 @@ class VmdCommandIT {
   }
 
   @Test
+  void adviseRecommendsAgileForAMostlySwappedVmAndPostCopyForAWriteHeavyOne() throws Exception {
+    Result swapped = vmd("advise", "--memory", "2G", "--wss", "512M", "--dirty-rate", "5000", "--bandwidth", "1Gbit",
+        "--resident", "1100M");
+    assertThat(swapped.exit()).as(swapped.err()).isZero();
+    assertThat(swapped.out()).contains("pre-copy (Xen)").contains("pre-copy (KVM)").contains("recommended: agile");
+    Result heavy = vmd("--json", "advise", "--memory", "2G", "--wss", "1G", "--dirty-rate", "50000", "--bandwidth",
+        "125MB/s");
+    assertThat(heavy.exit()).as(heavy.err()).isZero();
+    assertThat(heavy.out()).startsWith("[{\"policy\":\"post-copy\"")
+        .contains("{\"policy\":\"pre-copy (KVM)\",\"time_s\":null");
+    Result bad = vmd("advise", "--memory", "1G", "--wss", "2G", "--dirty-rate", "1", "--bandwidth", "1Gbit");
+    assertThat(bad.exit()).isEqualTo(1);
+    assertThat(bad.err()).contains("working set");
+  }
+
+  @Test
   void benchFaultRunsAsAUserWouldTypeItAndWritesTableJsonAndPlot() throws Exception {
     Path json = tmp.resolve("fault.json");
     Path plot = tmp.resolve("fault.svg");
