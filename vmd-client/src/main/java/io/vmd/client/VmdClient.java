@@ -426,7 +426,8 @@ public final class VmdClient implements AutoCloseable {
 
   // ---------------------------------------------------------------- blocking helpers
 
-  static <T> T await(CompletableFuture<T> f) throws VmdException {
+  /** Waits for {@code f}; a failure comes out as the {@link VmdException} that caused it. */
+  public static <T> T await(CompletableFuture<T> f) throws VmdException {
     try {
       return f.get();
     } catch (InterruptedException e) {
