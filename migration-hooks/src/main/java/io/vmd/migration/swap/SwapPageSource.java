@@ -39,6 +39,31 @@ public final class SwapPageSource implements AutoCloseable {
   private final AtomicLong hits = new AtomicLong();
   private final AtomicLong refreshes = new AtomicLong();
 
+  /**
+   * Reads by swap offset through a namespace handle this host already holds (the destination's own
+   * writer after switch-over): no attach, and pages written through that handle are known at once.
+   * Call {@link #invalidate} when a slot is rewritten, so no read-ahead window serves its old bytes.
+   */
+  public static SwapPageSource over(Namespace ns, int readAheadPages) {
+    if (readAheadPages < 1 || readAheadPages > io.vmd.protocol.Frame.MAX_PAGES) {
+      throw new IllegalArgumentException("read-ahead must be 1.." + io.vmd.protocol.Frame.MAX_PAGES + " pages");
+    }
+    return new SwapPageSource(null, ns.name(), readAheadPages, ns);
+  }
+
+  /** Drops any read-ahead window holding {@code offset}: its slot was written since. */
+  public void invalidate(long offset) {
+    synchronized (windows) {
+      for (int i = 0; i < WINDOWS; i++) {
+        Window w = windows[i];
+        if (w != null && offset >= w.base && offset < w.base + w.count) {
+          w.drop();
+          windows[i] = null;
+        }
+      }
+    }
+  }
+
   private SwapPageSource(VmdClient client, String name, int readAhead, Namespace ns) {
     this.client = client;
     this.name = name;
@@ -84,6 +109,9 @@ public final class SwapPageSource implements AutoCloseable {
 
   /** Re-reads where every page of the namespace lives (pages written since the attach become readable). */
   public void refresh() throws VmdException {
+    if (client == null) {
+      return; // over a handle of this host's: it already knows every page written through it
+    }
     ns = client.attach(name, false);
     refreshes.incrementAndGet();
     synchronized (windows) {

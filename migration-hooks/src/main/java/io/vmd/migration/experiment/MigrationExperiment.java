@@ -1,0 +1,139 @@
+package io.vmd.migration.experiment;
+
+import io.vmd.client.Namespace;
+import io.vmd.client.VmdClient;
+import io.vmd.client.VmdException;
+import io.vmd.common.HostPort;
+import io.vmd.migration.engine.MigrationDestination;
+import io.vmd.migration.engine.MigrationOptions;
+import io.vmd.migration.engine.MigrationReport;
+import io.vmd.migration.engine.MigrationSource;
+import io.vmd.migration.guest.EmulatedGuest;
+import io.vmd.migration.guest.Workload;
+import io.vmd.protocol.ErrorCode;
+import java.time.Duration;
+import java.util.List;
+import java.util.function.IntFunction;
+import org.HdrHistogram.Histogram;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One emulated VM migrated once, end to end: its swap namespace is created in the cluster, the guest
+ * boots with its cold pages swapped there, its program runs until warm, a destination manager listens
+ * (its own cluster client: another host), the source migrates it, the program runs on at the
+ * destination, then every page of the destination guest is checked against the versions the program
+ * wrote, and the source's old handle on the swap namespace is checked to be fenced.
+ */
+public final class MigrationExperiment {
+  private static final Logger LOG = LoggerFactory.getLogger(MigrationExperiment.class);
+
+  /**
+   * @param pages guest memory in pages
+   * @param residentPages its reservation: pages kept in memory, the rest swapped to the VMD
+   * @param warmUp how long the program runs before the migration (its baseline throughput)
+   * @param after how long it runs at the destination before the check
+   */
+  public record Setup(String name, int pages, int residentPages, Duration warmUp, Duration after,
+      MigrationOptions options) {}
+
+  /** The migration's report, the program's throughput around it and the checks' results. */
+  public record Outcome(MigrationReport report, double[] throughput, int migrationStartBucket, int migrationEndBucket,
+      double baselineOpsPerSecond, double duringOpsPerSecond, double recoverySeconds, List<Integer> badPages,
+      long corruptReads, boolean sourceFenced, String workload) {}
+
+  private MigrationExperiment() {}
+
+  public static Outcome run(VmdClient sourceHost, VmdClient destinationHost, Setup s, IntFunction<Workload> program)
+      throws Exception {
+    String swapName = s.name() + "-swap";
+    sourceHost.createNamespace(swapName, (long) s.pages() * 4096, 1);
+    Namespace sourceSwap = sourceHost.attach(swapName, true);
+    EmulatedGuest guest = EmulatedGuest.booted(s.pages(), s.residentPages(), sourceSwap);
+    Workload w = program.apply(s.pages());
+    EmulatedGuest arrived = null;
+    try (MigrationDestination dest = MigrationDestination.listen(new HostPort("127.0.0.1", 0), destinationHost,
+        s.options().readAheadPages(), s.options().faultTimeout(), w::resume)) {
+      w.start(guest, s.name() + "-program");
+      Thread.sleep(s.warmUp().toMillis());
+      failIfBroken(w);
+      MigrationSource.Result src = MigrationSource.migrate(guest, w, swapName, s.residentPages(), dest.address(),
+          s.options());
+      arrived = dest.arrived().get();
+      Thread.sleep(s.after().toMillis());
+      w.pause();
+      failIfBroken(w);
+      List<Integer> bad = arrived.verify(w.versions());
+      boolean fenced = fenced(sourceSwap);
+      Histogram sf = dest.sourceFaultLatency();
+      Histogram vf = arrived.swapInLatency();
+      MigrationReport report = new MigrationReport(src.policy(), (src.endNanos() - src.startNanos()) / 1e9,
+          (src.resumedNanos() - src.pausedNanos()) / 1e9, src.rounds(), src.fullPageBytes(), src.offsetBytes(),
+          src.pushedBytes(), src.demandBytes(), dest.faultsFromSource(), dest.faultsFromVmd(arrived),
+          micros(sf, 50), micros(sf, 99), micros(vf, 50), micros(vf, 99), src.startNanos(), src.resumedNanos(),
+          src.endNanos());
+      double[] t = w.throughput();
+      int bucketNanos = Workload.BUCKET_MILLIS * 1_000_000;
+      int startBucket = (int) ((src.startNanos() - w.startNanos()) / bucketNanos);
+      int endBucket = (int) Math.min(t.length, (src.endNanos() - w.startNanos()) / bucketNanos + 1);
+      double baseline = mean(t, Math.max(1, startBucket - (int) (s.warmUp().toMillis() / 2 / Workload.BUCKET_MILLIS)),
+          startBucket);
+      double during = mean(t, startBucket, endBucket);
+      return new Outcome(report, t, startBucket, endBucket, baseline, during, recovery(t, startBucket, baseline),
+          bad, w.corruptReads(), fenced, w.describe());
+    } finally {
+      w.close();
+      guest.close();
+      if (arrived != null) {
+        arrived.close();
+      }
+      destinationHost.deleteNamespace(swapName);
+    }
+  }
+
+  private static void failIfBroken(Workload w) throws VmdException {
+    if (w.failure() != null) {
+      throw new VmdException(ErrorCode.INTERNAL, "the guest's program failed: " + w.failure(), w.failure());
+    }
+  }
+
+  /** The source's handle, attached before the migration, must now be refused: the destination owns it. */
+  private static boolean fenced(Namespace oldWriter) {
+    try {
+      oldWriter.writeSync(0, new byte[4096]);
+      return false;
+    } catch (VmdException e) {
+      return e.code() == ErrorCode.STALE_EPOCH;
+    }
+  }
+
+  private static double micros(Histogram h, double percentile) {
+    return h.getTotalCount() == 0 ? 0 : h.getValueAtPercentile(percentile) / 1000.0;
+  }
+
+  static double mean(double[] t, int from, int to) {
+    if (to <= from) {
+      return 0;
+    }
+    double s = 0;
+    for (int i = from; i < to; i++) {
+      s += t[i];
+    }
+    return s / (to - from);
+  }
+
+  /**
+   * Seconds from the migration's start until the program's throughput, as a 1-second moving average,
+   * is back at 90 % of its baseline for good (0 when it never fell below).
+   */
+  static double recovery(double[] t, int start, double baseline) {
+    int window = 1000 / Workload.BUCKET_MILLIS;
+    int lastLow = -1;
+    for (int i = start; i + window <= t.length; i++) {
+      if (mean(t, i, i + window) < 0.9 * baseline) {
+        lastLow = i;
+      }
+    }
+    return lastLow < 0 ? 0 : (lastLow + window - start) * Workload.BUCKET_MILLIS / 1000.0;
+  }
+}

@@ -1,0 +1,459 @@
+package io.vmd.migration.guest;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.PooledByteBufAllocator;
+import io.vmd.client.Namespace;
+import io.vmd.client.VmdClient;
+import io.vmd.client.VmdException;
+import io.vmd.common.PageCopy;
+import java.util.concurrent.atomic.AtomicLongArray;
+
+/**
+ * An emulated VM's memory, the stand-in for a QEMU guest: pages live off-heap in this process up to a
+ * reservation (the resident limit); beyond it a clock algorithm evicts pages to the VM's swap device,
+ * a VMD namespace, at slots it allocates, and touching a swapped page reads it back: the kernel's
+ * swapping, done by the hypervisor side. On a migration's destination pages start {@code ABSENT} and a
+ * {@link FaultHandler} brings each one on first touch.
+ *
+ * <p>Residency changes and page copies happen under this object's lock (a swap-in holds it for one
+ * VMD round trip); waiting for an absent page does not, since the page arrives on another thread.
+ */
+public final class EmulatedGuest implements GuestMemory, AutoCloseable {
+  static final byte IN_MEMORY = 0;
+  static final byte SWAPPED = 1;
+  static final byte ABSENT = 2;
+  private static final int CHUNK_SHIFT = 14;
+  private static final int CHUNK_PAGES = 1 << CHUNK_SHIFT;
+
+  /** Brings an absent page to a destination guest; returns once {@link #install} put it there. */
+  public interface FaultHandler {
+    void fetch(int page) throws VmdException;
+  }
+
+  private final int pages;
+  private final ByteBuf[] chunks;
+  private final byte[] state;
+  private final long[] slot;
+  private final byte[] referenced;
+  private final long[] slotsUsed;
+  private final AtomicLongArray dirty;
+  private int residentLimit;
+  private int resident;
+  private int absent;
+  private int hand;
+  private long slotHint;
+  private Namespace swap;
+  private FaultHandler faults;
+  private long swapIns;
+  private long swapOuts;
+  private io.vmd.migration.swap.SwapPageSource reader;
+  private final org.HdrHistogram.Histogram swapInNanos = new org.HdrHistogram.Histogram(3_600_000_000_000L, 2);
+
+  private EmulatedGuest(int pages, int residentLimit, Namespace swap, byte initial) {
+    if (swap != null && swap.pages() < pages) {
+      throw new IllegalArgumentException("swap namespace '" + swap.name() + "' has " + swap.pages()
+          + " pages, the guest " + pages);
+    }
+    this.pages = pages;
+    this.residentLimit = residentLimit;
+    this.swap = swap;
+    this.chunks = new ByteBuf[(pages + CHUNK_PAGES - 1) >>> CHUNK_SHIFT];
+    for (int c = 0; c < chunks.length; c++) {
+      int n = Math.min(CHUNK_PAGES, pages - c * CHUNK_PAGES);
+      chunks[c] = PooledByteBufAllocator.DEFAULT.directBuffer(n * PageContent.PAGE, n * PageContent.PAGE);
+    }
+    this.state = new byte[pages];
+    java.util.Arrays.fill(state, initial);
+    this.slot = new long[pages];
+    java.util.Arrays.fill(slot, RESIDENT);
+    this.referenced = new byte[pages];
+    this.slotsUsed = new long[(pages + 63) >>> 6];
+    this.dirty = new AtomicLongArray((pages + 63) >>> 6);
+    this.absent = initial == ABSENT ? pages : 0;
+  }
+
+  /**
+   * A guest that booted and ran a while: every page holds version 0, the last {@code residentLimit}
+   * pages are in memory and the rest were swapped to {@code swap} (slots in page order, written in
+   * large batches here rather than one eviction at a time).
+   */
+  public static EmulatedGuest booted(int pages, int residentLimit, Namespace swap) throws VmdException {
+    if (residentLimit < 1 || residentLimit > pages) {
+      throw new IllegalArgumentException("resident limit must be 1.." + pages + " pages");
+    }
+    if (residentLimit < pages && swap == null) {
+      throw new IllegalArgumentException("a guest larger than its reservation needs a swap namespace");
+    }
+    EmulatedGuest g = new EmulatedGuest(pages, residentLimit, swap, IN_MEMORY);
+    int cold = pages - residentLimit;
+    ByteBuf batch = PooledByteBufAllocator.DEFAULT.directBuffer(256 * PageContent.PAGE);
+    try {
+      for (int first = 0; first < cold; first += 256) {
+        int n = Math.min(256, cold - first);
+        batch.clear();
+        for (int i = 0; i < n; i++) {
+          PageContent.fill(batch, i * PageContent.PAGE, first + i, 0);
+        }
+        batch.writerIndex(n * PageContent.PAGE);
+        VmdClient.await(swap.write(first, n, batch));
+        for (int i = 0; i < n; i++) {
+          g.state[first + i] = SWAPPED;
+          g.slot[first + i] = first + i;
+          g.slotsUsed[(first + i) >>> 6] |= 1L << (first + i);
+        }
+      }
+    } finally {
+      batch.release();
+    }
+    for (int p = cold; p < pages; p++) {
+      PageContent.fill(g.chunk(p), g.offset(p), p, 0);
+    }
+    g.resident = residentLimit;
+    g.slotHint = cold;
+    return g;
+  }
+
+  /** A migration's destination: every page absent until installed or found swapped. */
+  public static EmulatedGuest destination(int pages, int residentLimit, FaultHandler faults) {
+    EmulatedGuest g = new EmulatedGuest(pages, residentLimit, null, ABSENT);
+    g.faults = faults;
+    return g;
+  }
+
+  private ByteBuf chunk(int page) {
+    return chunks[page >>> CHUNK_SHIFT];
+  }
+
+  private int offset(int page) {
+    return (page & (CHUNK_PAGES - 1)) * PageContent.PAGE;
+  }
+
+  @Override
+  public int pages() {
+    return pages;
+  }
+
+  public synchronized int residentLimit() {
+    return residentLimit;
+  }
+
+  /** Changes the reservation; pages beyond it are evicted on the next touch. */
+  public synchronized void residentLimit(int limit) {
+    if (limit < 1 || limit > pages) {
+      throw new IllegalArgumentException("resident limit must be 1.." + pages + " pages");
+    }
+    residentLimit = limit;
+  }
+
+  public synchronized int residentPages() {
+    return resident;
+  }
+
+  public synchronized int swappedPages() {
+    return pages - resident - absent;
+  }
+
+  public synchronized boolean isAbsent(int page) {
+    return state[page] == ABSENT;
+  }
+
+  public synchronized int absentPages() {
+    return absent;
+  }
+
+  public synchronized long swapIns() {
+    return swapIns;
+  }
+
+  public synchronized long swapOuts() {
+    return swapOuts;
+  }
+
+  /** The swap device this guest writes evicted pages to (a destination gets it at switch-over). */
+  public synchronized void attachSwap(Namespace ns) {
+    attachSwap(ns, null);
+  }
+
+  /** As {@link #attachSwap(Namespace)}, reading swapped pages through {@code reader} (read-ahead). */
+  public synchronized void attachSwap(Namespace ns, io.vmd.migration.swap.SwapPageSource reader) {
+    if (ns.pages() < pages) {
+      throw new IllegalArgumentException("swap namespace smaller than the guest");
+    }
+    swap = ns;
+    this.reader = reader;
+  }
+
+  /** How long swap-ins took (a copy), nanoseconds. */
+  public synchronized org.HdrHistogram.Histogram swapInLatency() {
+    return swapInNanos.copy();
+  }
+
+  /** Forgets the swap-in latencies so far (e.g. at a migration's switch-over). */
+  public synchronized void resetSwapInLatency() {
+    swapInNanos.reset();
+  }
+
+  // ---------------------------------------------------------------- what the workload does
+
+  /** Reads a page; true when it holds exactly {@code version} (every byte checked). */
+  public boolean read(int page, long version) throws VmdException {
+    return access(page, false, version);
+  }
+
+  /** Overwrites a page with its content at {@code version}. */
+  public void write(int page, long version) throws VmdException {
+    access(page, true, version);
+  }
+
+  private boolean access(int page, boolean write, long version) throws VmdException {
+    while (true) {
+      FaultHandler h;
+      synchronized (this) {
+        if (state[page] != ABSENT) {
+          if (state[page] == SWAPPED) {
+            swapIn(page);
+          }
+          referenced[page] = 1;
+          // Over the reservation (pages installed by a migration, a smaller limit): shed a few per
+          // touch, so the program slows down rather than stopping until all of it is evicted.
+          for (int i = 0; i < 8 && resident > residentLimit && evictOne(page); i++) {
+            // evicted one
+          }
+          if (write) {
+            PageContent.fill(chunk(page), offset(page), page, version);
+            // Dirty after the bytes: a copy taken before this point is resent, never a torn one kept.
+            markDirty(page);
+            return true;
+          }
+          return PageContent.matches(chunk(page), offset(page), page, version);
+        }
+        h = faults;
+      }
+      if (h == null) {
+        throw new IllegalStateException("page " + page + " is absent and nothing fetches it");
+      }
+      h.fetch(page);
+    }
+  }
+
+  private void swapIn(int page) throws VmdException {
+    while (resident >= residentLimit && evictOne(page)) {
+      // make room first
+    }
+    long s = slot[page];
+    long start = System.nanoTime();
+    ByteBuf dst = chunk(page).slice(offset(page), PageContent.PAGE).writerIndex(0);
+    VmdClient.await(reader != null ? reader.read(s, dst) : swap.read(s, 1, dst));
+    swapInNanos.recordValue(System.nanoTime() - start);
+    freeSlot(s);
+    slot[page] = RESIDENT;
+    state[page] = IN_MEMORY;
+    resident++;
+    swapIns++;
+    markDirty(page);
+  }
+
+  /** Evicts one resident page other than {@code keep} (clock); false when none could go. */
+  private boolean evictOne(int keep) throws VmdException {
+    if (swap == null) {
+      return false;
+    }
+    for (int scanned = 0; scanned < 2 * pages; scanned++) {
+      int p = hand;
+      hand = hand + 1 == pages ? 0 : hand + 1;
+      if (state[p] != IN_MEMORY || p == keep) {
+        continue;
+      }
+      if (referenced[p] != 0) {
+        referenced[p] = 0;
+        continue;
+      }
+      long s = allocateSlot();
+      VmdClient.await(swap.write(s, 1, chunk(p).slice(offset(p), PageContent.PAGE)));
+      if (reader != null) {
+        reader.invalidate(s);
+      }
+      slot[p] = s;
+      state[p] = SWAPPED;
+      resident--;
+      swapOuts++;
+      markDirty(p);
+      return true;
+    }
+    return false;
+  }
+
+  private long allocateSlot() {
+    int words = slotsUsed.length;
+    for (int i = 0; i < words; i++) {
+      int w = (int) ((slotHint >>> 6) + i) % words;
+      long free = ~slotsUsed[w];
+      if (w == words - 1 && (pages & 63) != 0) {
+        free &= (1L << (pages & 63)) - 1;
+      }
+      if (free != 0) {
+        long s = ((long) w << 6) + Long.numberOfTrailingZeros(free);
+        slotsUsed[w] |= 1L << s;
+        slotHint = s + 1 == pages ? 0 : s + 1;
+        return s;
+      }
+    }
+    throw new IllegalStateException("no free swap slot");
+  }
+
+  private void freeSlot(long s) {
+    slotsUsed[(int) (s >>> 6)] &= ~(1L << s);
+  }
+
+  private void markDirty(int page) {
+    int w = page >>> 6;
+    long bit = 1L << page;
+    long cur;
+    do {
+      cur = dirty.get(w);
+    } while ((cur & bit) == 0 && !dirty.compareAndSet(w, cur, cur | bit));
+  }
+
+  // ---------------------------------------------------------------- what a migration engine does
+
+  @Override
+  public synchronized void copyPage(int page, ByteBuf dst, int dstIndex) throws VmdException {
+    switch (state[page]) {
+      case IN_MEMORY -> PageCopy.copy(chunk(page), offset(page), dst, dstIndex, PageContent.PAGE);
+      case SWAPPED -> VmdClient.await(swap.read(slot[page], 1,
+          dst.slice(dstIndex, PageContent.PAGE).writerIndex(0)));
+      default -> throw new IllegalStateException("page " + page + " is not here");
+    }
+  }
+
+  @Override
+  public synchronized long swapSlot(int page) {
+    return state[page] == SWAPPED ? slot[page] : RESIDENT;
+  }
+
+  @Override
+  public long[] takeDirty() {
+    long[] out = new long[dirty.length()];
+    for (int i = 0; i < out.length; i++) {
+      out[i] = dirty.getAndSet(i, 0);
+    }
+    return out;
+  }
+
+  @Override
+  public synchronized long[] slotsInUse() {
+    return slotsUsed.clone();
+  }
+
+  /** Destination: puts a page that arrived; false (and nothing changes) when the page is already here. */
+  public synchronized boolean install(int page, ByteBuf src, int srcIndex) {
+    if (state[page] != ABSENT) {
+      return false;
+    }
+    PageCopy.copy(src, srcIndex, chunk(page), offset(page), PageContent.PAGE);
+    state[page] = IN_MEMORY;
+    absent--;
+    resident++;
+    return true;
+  }
+
+  /** Destination: during a live round, overwrites whatever arrived before (the guest is not running). */
+  public synchronized void overwrite(int page, ByteBuf src, int srcIndex) {
+    if (state[page] == SWAPPED) {
+      freeSlot(slot[page]);
+      slot[page] = RESIDENT;
+    } else if (state[page] == ABSENT) {
+      absent--;
+    } else {
+      resident--;
+    }
+    PageCopy.copy(src, srcIndex, chunk(page), offset(page), PageContent.PAGE);
+    state[page] = IN_MEMORY;
+    resident++;
+  }
+
+  /** Destination: the page lives in the VMD at {@code s}. */
+  public synchronized void swappedAt(int page, long s) {
+    if (state[page] == ABSENT) {
+      absent--;
+    } else if (state[page] == IN_MEMORY) {
+      resident--;
+    } else {
+      freeSlot(slot[page]);
+    }
+    state[page] = SWAPPED;
+    slot[page] = s;
+    slotsUsed[(int) (s >>> 6)] |= 1L << s;
+  }
+
+  /** Destination: the page changed at the source after it was sent; it must come again. */
+  public synchronized void forget(int page) {
+    if (state[page] == IN_MEMORY) {
+      resident--;
+    } else if (state[page] == SWAPPED) {
+      freeSlot(slot[page]);
+    } else {
+      return;
+    }
+    state[page] = ABSENT;
+    slot[page] = RESIDENT;
+    absent++;
+  }
+
+  /** Destination: slots the source still reads from; not reused here until {@link #settleSlots}. */
+  public synchronized void reserveSlots(long[] bitmap) {
+    for (int i = 0; i < Math.min(bitmap.length, slotsUsed.length); i++) {
+      slotsUsed[i] |= bitmap[i];
+    }
+  }
+
+  /** Destination, once nothing is absent: only the slots of this guest's own swapped pages stay used. */
+  public synchronized void settleSlots() {
+    java.util.Arrays.fill(slotsUsed, 0);
+    for (int p = 0; p < pages; p++) {
+      if (state[p] == SWAPPED) {
+        slotsUsed[(int) (slot[p] >>> 6)] |= 1L << slot[p];
+      }
+    }
+  }
+
+  /**
+   * Checks every page against the versions the workload wrote: in memory directly, swapped ones read
+   * back from the VMD. Returns the pages that differ (or are absent).
+   */
+  public java.util.List<Integer> verify(long[] versions) throws VmdException {
+    java.util.List<Integer> bad = new java.util.ArrayList<>();
+    ByteBuf tmp = PooledByteBufAllocator.DEFAULT.directBuffer(PageContent.PAGE);
+    try {
+      for (int p = 0; p < pages; p++) {
+        boolean ok;
+        synchronized (this) {
+          if (state[p] == ABSENT) {
+            ok = false;
+          } else if (state[p] == IN_MEMORY) {
+            ok = PageContent.matches(chunk(p), offset(p), p, versions[p]);
+          } else {
+            tmp.clear();
+            VmdClient.await(swap.read(slot[p], 1, tmp));
+            ok = PageContent.matches(tmp, 0, p, versions[p]);
+          }
+        }
+        if (!ok) {
+          bad.add(p);
+        }
+      }
+    } finally {
+      tmp.release();
+    }
+    return bad;
+  }
+
+  @Override
+  public synchronized void close() {
+    for (ByteBuf c : chunks) {
+      if (c.refCnt() > 0) {
+        c.release();
+      }
+    }
+  }
+}
