@@ -2,13 +2,17 @@ package io.vmd.migration.engine;
 
 /** The migration stream between a source and a destination manager: one length-prefixed frame each. */
 final class Frames {
-  /** Source → destination: int pages, int resident limit, byte policy, string swap namespace. */
+  /** Source → destination: int pages, int resident limit, byte policy (ordinal), string swap namespace. */
   static final byte HELLO = 1;
   /** Source → destination: byte kind, int page, 4096 bytes. */
   static final byte PAGE = 2;
   /** Source → destination: int n, then n × (int page, long slot): pages left in the VMD. */
   static final byte SWAPPED = 3;
-  /** Source → destination: the VM stopped; int words, dirty bitmap; int words, slots the source uses. */
+  /**
+   * Source → destination: the VM stopped. int words + bitmap of pages changed since sent; int words +
+   * bitmap of swap slots the source still uses; int n + n × (int page, long slot) of changed pages that
+   * are in the VMD now. Agile only fills them.
+   */
   static final byte STOP = 4;
   /** Destination → source: the VM runs at the destination. */
   static final byte RESUMED = 5;
@@ -28,9 +32,6 @@ final class Frames {
 
   static final int MAX_FRAME = 64 << 20;
 
-  /** In the HELLO: all pages start absent at the destination (post-copy), or are sent live first. */
-  static final byte MODE_LIVE_FIRST = 0;
-  static final byte MODE_ALL_ABSENT = 1;
 
   private Frames() {}
 }

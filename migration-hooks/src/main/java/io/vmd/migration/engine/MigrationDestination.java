@@ -122,6 +122,7 @@ public final class MigrationDestination implements AutoCloseable {
     private Channel channel;
     private EmulatedGuest guest;
     private String swapName;
+    private io.vmd.migration.model.Policy policy;
     private volatile boolean resumed;
     private volatile boolean running;
     private boolean done;
@@ -161,7 +162,7 @@ public final class MigrationDestination implements AutoCloseable {
     private void hello(ByteBuf f) {
       int pages = f.readInt();
       int residentLimit = f.readInt();
-      f.readByte();
+      policy = io.vmd.migration.model.Policy.values()[f.readByte()];
       swapName = string(f);
       guest = EmulatedGuest.destination(pages, residentLimit, this);
       LOG.info("incoming VM: {} pages, reservation {} pages, swap namespace '{}'", pages, residentLimit, swapName);
@@ -191,6 +192,7 @@ public final class MigrationDestination implements AutoCloseable {
     private void stop(ByteBuf f) {
       long[] dirty = longs(f);
       long[] sourceSlots = longs(f);
+      int swappedNow = f.readInt();
       for (int w = 0; w < dirty.length; w++) {
         long bits = dirty[w];
         while (bits != 0) {
@@ -199,12 +201,22 @@ public final class MigrationDestination implements AutoCloseable {
           guest.forget(page);
         }
       }
+      for (int i = 0; i < swappedNow; i++) {
+        guest.swappedAt(f.readInt(), f.readLong());
+      }
       guest.reserveSlots(sourceSlots);
       resumed = true;
       // Attaching is a blocking cluster round trip: not on this event loop.
       admin.execute(() -> {
         try {
-          Namespace ns = client.attach(swapName, true);
+          // Agile hands the VM's swap namespace over (and fences the source); the other policies
+          // brought every page here, and the VM swaps to a namespace of this host's.
+          String mine = swapName;
+          if (policy != io.vmd.migration.model.Policy.AGILE) {
+            mine = swapName + "-in";
+            client.createNamespace(mine, (long) guest.pages() * 4096, 1);
+          }
+          Namespace ns = client.attach(mine, true);
           guest.attachSwap(ns, SwapPageSource.over(ns, readAhead));
           vmdFaultsAtResume = guest.swapIns();
           guest.resetSwapInLatency();

@@ -112,13 +112,14 @@ public final class MigrationSource {
     long start = System.nanoTime();
     byte[] name = swapNamespace.getBytes(StandardCharsets.UTF_8);
     send(Frames.HELLO, 4 + 4 + 1 + 4 + name.length, b -> b.writeInt(guest.pages()).writeInt(residentLimit)
-        .writeByte(policy == Policy.POST_COPY ? Frames.MODE_ALL_ABSENT : Frames.MODE_LIVE_FIRST)
+        .writeByte(policy.ordinal())
         .writeInt(name.length).writeBytes(name), false);
     int pages = guest.pages();
     int rounds = 0;
     long[] toPush;
     long paused;
     guest.takeDirty(); // tracking starts now
+    guest.takeMoved();
     switch (policy) {
       case XEN_PRE_COPY, KVM_PRE_COPY -> {
         long[] all = new long[(pages + 63) >>> 6];
@@ -143,13 +144,13 @@ public final class MigrationSource {
         paused = System.nanoTime();
         or(dirty, guest.takeDirty());
         sendPages(dirty, Frames.KIND_STOP_COPY);
-        sendStop(new long[0], new long[0]);
+        sendStop(new long[0], new long[0], 0, null, null);
         toPush = new long[(pages + 63) >>> 6];
       }
       case POST_COPY -> {
         workload.pause();
         paused = System.nanoTime();
-        sendStop(new long[0], guest.slotsInUse());
+        sendStop(new long[0], new long[0], 0, null, null);
         toPush = new long[(pages + 63) >>> 6];
         setAll(toPush, pages);
       }
@@ -158,8 +159,29 @@ public final class MigrationSource {
         liveRoundWithOffsets();
         workload.pause();
         paused = System.nanoTime();
-        toPush = guest.takeDirty();
-        sendStop(toPush, guest.slotsInUse());
+        // Written or moved during the round: what the destination has of these is stale. Those
+        // swapped out now are in the VMD as they are: their new slot goes with the stop frame; the
+        // rest are pushed from memory. The source never reads the VMD (it is not its to use now).
+        long[] changed = guest.takeDirty();
+        or(changed, guest.takeMoved());
+        toPush = changed.clone();
+        int[] swappedPages = new int[(int) count(changed)];
+        long[] swappedSlots = new long[swappedPages.length];
+        int n = 0;
+        for (int w = 0; w < changed.length; w++) {
+          long bits = changed[w];
+          while (bits != 0) {
+            int p = (w << 6) + Long.numberOfTrailingZeros(bits);
+            bits &= bits - 1;
+            long s = guest.swapSlot(p);
+            if (s != GuestMemory.RESIDENT) {
+              swappedPages[n] = p;
+              swappedSlots[n++] = s;
+              clear(toPush, p);
+            }
+          }
+        }
+        sendStop(changed, guest.slotsInUse(), n, swappedPages, swappedSlots);
       }
       default -> throw new IllegalArgumentException("policy " + policy);
     }
@@ -269,17 +291,24 @@ public final class MigrationSource {
     write(b);
   }
 
-  private void sendStop(long[] dirty, long[] slots) throws Exception {
-    send(Frames.STOP, 8 + 8 * (dirty.length + slots.length), b -> {
-      b.writeInt(dirty.length);
-      for (long w : dirty) {
+  private void sendStop(long[] changed, long[] slots, int n, int[] swappedPages, long[] swappedSlots)
+      throws Exception {
+    int size = 12 + 8 * (changed.length + slots.length) + 12 * n;
+    offsetBytes += 12L * n;
+    send(Frames.STOP, size, b -> {
+      b.writeInt(changed.length);
+      for (long w : changed) {
         b.writeLong(w);
       }
       b.writeInt(slots.length);
       for (long w : slots) {
         b.writeLong(w);
       }
-    }, false);
+      b.writeInt(n);
+      for (int i = 0; i < n; i++) {
+        b.writeInt(swappedPages[i]).writeLong(swappedSlots[i]);
+      }
+    }, true);
   }
 
   private void send(byte type, int size, java.util.function.Consumer<ByteBuf> body, boolean paced) throws Exception {

@@ -40,7 +40,7 @@ public final class MigrationExperiment {
   /** The migration's report, the program's throughput around it and the checks' results. */
   public record Outcome(MigrationReport report, double[] throughput, int migrationStartBucket, int migrationEndBucket,
       double baselineOpsPerSecond, double duringOpsPerSecond, double recoverySeconds, List<Integer> badPages,
-      long corruptReads, boolean sourceFenced, String workload) {}
+      long corruptReads, Boolean sourceFenced, String workload) {}
 
   private MigrationExperiment() {}
 
@@ -64,7 +64,8 @@ public final class MigrationExperiment {
       w.pause();
       failIfBroken(w);
       List<Integer> bad = arrived.verify(w.versions());
-      boolean fenced = fenced(sourceSwap);
+      // Only Agile hands the swap namespace over; the others leave the source's to the source.
+      Boolean fenced = s.options().policy() == io.vmd.migration.model.Policy.AGILE ? fenced(sourceSwap) : null;
       Histogram sf = dest.sourceFaultLatency();
       Histogram vf = arrived.swapInLatency();
       MigrationReport report = new MigrationReport(src.policy(), (src.endNanos() - src.startNanos()) / 1e9,
@@ -88,6 +89,13 @@ public final class MigrationExperiment {
         arrived.close();
       }
       destinationHost.deleteNamespace(swapName);
+      if (s.options().policy() != io.vmd.migration.model.Policy.AGILE) {
+        try {
+          destinationHost.deleteNamespace(swapName + "-in");
+        } catch (VmdException e) {
+          LOG.debug("no destination swap namespace to delete: {}", e.getMessage());
+        }
+      }
     }
   }
 

@@ -37,6 +37,7 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
   private final byte[] referenced;
   private final long[] slotsUsed;
   private final AtomicLongArray dirty;
+  private final AtomicLongArray moved;
   private int residentLimit;
   private int resident;
   private int absent;
@@ -69,6 +70,7 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
     this.referenced = new byte[pages];
     this.slotsUsed = new long[(pages + 63) >>> 6];
     this.dirty = new AtomicLongArray((pages + 63) >>> 6);
+    this.moved = new AtomicLongArray((pages + 63) >>> 6);
     this.absent = initial == ABSENT ? pages : 0;
   }
 
@@ -250,7 +252,7 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
     state[page] = IN_MEMORY;
     resident++;
     swapIns++;
-    markDirty(page);
+    mark(moved, page);
   }
 
   /** Evicts one resident page other than {@code keep} (clock); false when none could go. */
@@ -277,7 +279,7 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
       state[p] = SWAPPED;
       resident--;
       swapOuts++;
-      markDirty(p);
+      mark(moved, p);
       return true;
     }
     return false;
@@ -306,12 +308,16 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
   }
 
   private void markDirty(int page) {
+    mark(dirty, page);
+  }
+
+  private static void mark(AtomicLongArray bits, int page) {
     int w = page >>> 6;
     long bit = 1L << page;
     long cur;
     do {
-      cur = dirty.get(w);
-    } while ((cur & bit) == 0 && !dirty.compareAndSet(w, cur, cur | bit));
+      cur = bits.get(w);
+    } while ((cur & bit) == 0 && !bits.compareAndSet(w, cur, cur | bit));
   }
 
   // ---------------------------------------------------------------- what a migration engine does
@@ -320,8 +326,10 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
   public synchronized void copyPage(int page, ByteBuf dst, int dstIndex) throws VmdException {
     switch (state[page]) {
       case IN_MEMORY -> PageCopy.copy(chunk(page), offset(page), dst, dstIndex, PageContent.PAGE);
-      case SWAPPED -> VmdClient.await(swap.read(slot[page], 1,
-          dst.slice(dstIndex, PageContent.PAGE).writerIndex(0)));
+      case SWAPPED -> {
+        swapIn(page);
+        PageCopy.copy(chunk(page), offset(page), dst, dstIndex, PageContent.PAGE);
+      }
       default -> throw new IllegalStateException("page " + page + " is not here");
     }
   }
@@ -333,9 +341,18 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
 
   @Override
   public long[] takeDirty() {
-    long[] out = new long[dirty.length()];
+    return take(dirty);
+  }
+
+  @Override
+  public long[] takeMoved() {
+    return take(moved);
+  }
+
+  private static long[] take(AtomicLongArray bits) {
+    long[] out = new long[bits.length()];
     for (int i = 0; i < out.length; i++) {
-      out[i] = dirty.getAndSet(i, 0);
+      out[i] = bits.getAndSet(i, 0);
     }
     return out;
   }

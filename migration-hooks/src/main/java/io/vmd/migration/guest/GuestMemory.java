@@ -14,17 +14,24 @@ public interface GuestMemory {
 
   int pages();
 
-  /** Copies page {@code page}'s current content to {@code dst} at {@code dstIndex}, from swap if swapped. */
+  /**
+   * Copies page {@code page}'s current content to {@code dst} at {@code dstIndex}. A swapped page is
+   * brought back into memory first (evicting another), as a hypervisor reading guest memory makes the
+   * kernel do: what pre-copy and post-copy pay for a VM that swaps.
+   */
   void copyPage(int page, ByteBuf dst, int dstIndex) throws VmdException;
 
   /** The page's swap slot, or {@link #RESIDENT}. */
   long swapSlot(int page);
 
-  /**
-   * Returns the pages written or moved (swapped in or out) since the previous call, as a bitmap, and
-   * clears it. Moves count because a slot a destination was told about may be reused.
-   */
+  /** Returns the pages written since the previous call, as a bitmap, and clears it. */
   long[] takeDirty();
+
+  /**
+   * Returns the pages swapped in or out since the previous call, and clears it: a page's slot that a
+   * destination was told about may since have been freed and reused.
+   */
+  long[] takeMoved();
 
   /** The swap slots in use now, as a bitmap over slot numbers. */
   long[] slotsInUse();
