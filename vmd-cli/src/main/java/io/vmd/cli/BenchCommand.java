@@ -11,7 +11,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Run VMD's benchmarks.",
-    subcommands = {BenchCommand.Fault.class})
+    subcommands = {BenchCommand.Fault.class, BenchCommand.Migration.class})
 final class BenchCommand {
   @picocli.CommandLine.ParentCommand Vmd vmd;
 
@@ -87,6 +87,91 @@ final class BenchCommand {
       if (p.waitFor() != 0) {
         throw new IllegalStateException(String.join(" ", cmd) + " failed");
       }
+    }
+  }
+
+  @Command(name = "migration", mixinStandardHelpOptions = true, description = {
+    "The Agile paper's comparison, emulated: guests run on a source host with part of their memory swapped",
+    "to a VMD of three servers (in this process); one is migrated once per policy over a paced link while all",
+    "keep running. Prints tables shaped like the paper's Tables I-III and writes the throughput plot;",
+    "--model also checks the migration-time model against measurements over a grid of W and d."})
+  static final class Migration implements Callable<Integer> {
+    @picocli.CommandLine.ParentCommand BenchCommand bench;
+
+    @Option(names = "--guests", defaultValue = "4", description = "Guests on the source host (default: ${DEFAULT-VALUE}).")
+    int guests;
+
+    @Option(names = "--memory", defaultValue = "1G", converter = Vmd.SizeConverter.class, paramLabel = "SIZE",
+        description = "Memory of each guest (default: ${DEFAULT-VALUE}).")
+    long memory;
+
+    @Option(names = "--resident", defaultValue = "0.55", paramLabel = "SHARE",
+        description = "Share of each guest's memory kept resident; the rest is in the VMD (default: ${DEFAULT-VALUE}).")
+    double resident;
+
+    @Option(names = "--bandwidth", defaultValue = "1Gbit", paramLabel = "RATE",
+        description = "The migration link (default: ${DEFAULT-VALUE}).")
+    String bandwidth;
+
+    @Option(names = "--workload", defaultValue = "kv", paramLabel = "kv|dirty",
+        description = "kv: Redis/YCSB-shaped (zipfian, 50%% updates); dirty: the second paper's W/d program (default: ${DEFAULT-VALUE}).")
+    String workload;
+
+    @Option(names = "--rate", defaultValue = "10000", paramLabel = "OPS/S",
+        description = "Each guest's target operations per second (dirty: pages dirtied per second) (default: ${DEFAULT-VALUE}).")
+    double rate;
+
+    @Option(names = "--policies", split = ",", defaultValue = "pre-copy,post-copy,agile", paramLabel = "POLICY",
+        description = "pre-copy (Xen rules), kvm-pre-copy, post-copy, agile (default: ${DEFAULT-VALUE}).")
+    List<String> policies;
+
+    @Option(names = "--warm-up", defaultValue = "5", paramLabel = "SECONDS",
+        description = "Seconds the guests run before the migration (default: ${DEFAULT-VALUE}).")
+    double warmUp;
+
+    @Option(names = "--after", defaultValue = "5", paramLabel = "SECONDS",
+        description = "Seconds the migrated guest runs at the destination before the check (default: ${DEFAULT-VALUE}).")
+    double after;
+
+    @Option(names = "--seed", defaultValue = "42", description = "Seed of the guests' programs (default: ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Option(names = "--plot", defaultValue = "vmd-bench-migration.svg", paramLabel = "FILE",
+        description = "Throughput-over-time plot, SVG (default: ${DEFAULT-VALUE}).")
+    Path plot;
+
+    @Option(names = "--json-file", paramLabel = "FILE", description = "Also write the results as JSON.")
+    Path json;
+
+    @Option(names = "--model", description = "Also run the model-vs-measured grid (a few minutes).")
+    boolean model;
+
+    @Option(names = "--model-plot", defaultValue = "vmd-bench-model.svg", paramLabel = "FILE",
+        description = "Model-vs-measured plot, SVG (default: ${DEFAULT-VALUE}).")
+    Path modelPlot;
+
+    @Override
+    public Integer call() throws Exception {
+      List<io.vmd.migration.model.Policy> chosen = new ArrayList<>();
+      for (String p : policies) {
+        chosen.add(switch (p.trim()) {
+          case "pre-copy", "xen-pre-copy" -> io.vmd.migration.model.Policy.XEN_PRE_COPY;
+          case "kvm-pre-copy" -> io.vmd.migration.model.Policy.KVM_PRE_COPY;
+          case "post-copy" -> io.vmd.migration.model.Policy.POST_COPY;
+          case "agile" -> io.vmd.migration.model.Policy.AGILE;
+          default -> throw new IllegalArgumentException("unknown policy '" + p + "' (pre-copy, kvm-pre-copy, post-copy, agile)");
+        });
+      }
+      if (!workload.equals("kv") && !workload.equals("dirty")) {
+        throw new IllegalArgumentException("--workload is kv or dirty, not '" + workload + "'");
+      }
+      if (guests < 1 || resident <= 0 || resident > 1) {
+        throw new IllegalArgumentException("need at least one guest and a resident share in (0, 1]");
+      }
+      new io.vmd.bench.migration.MigrationBench(new io.vmd.bench.migration.MigrationBench.Options(guests, memory,
+          resident, io.vmd.migration.model.Bandwidth.parse(bandwidth), workload, chosen, warmUp, after, rate, 0.5, seed,
+          json, plot, model, model ? modelPlot : null), System.out, System.err).run();
+      return 0;
     }
   }
 }

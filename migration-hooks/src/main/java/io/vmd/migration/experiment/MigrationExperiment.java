@@ -33,14 +33,19 @@ public final class MigrationExperiment {
    * @param residentPages its reservation: pages kept in memory, the rest swapped to the VMD
    * @param warmUp how long the program runs before the migration (its baseline throughput)
    * @param after how long it runs at the destination before the check
+   * @param coRunners other guests of the same shape that keep running on the source host meanwhile
    */
   public record Setup(String name, int pages, int residentPages, Duration warmUp, Duration after,
-      MigrationOptions options) {}
+      MigrationOptions options, int coRunners) {
+    public Setup(String name, int pages, int residentPages, Duration warmUp, Duration after, MigrationOptions options) {
+      this(name, pages, residentPages, warmUp, after, options, 0);
+    }
+  }
 
   /** The migration's report, the program's throughput around it and the checks' results. */
   public record Outcome(MigrationReport report, double[] throughput, int migrationStartBucket, int migrationEndBucket,
       double baselineOpsPerSecond, double duringOpsPerSecond, double recoverySeconds, List<Integer> badPages,
-      long corruptReads, Boolean sourceFenced, String workload) {}
+      long corruptReads, Boolean sourceFenced, String workload, double allGuestsDuringOpsPerSecond) {}
 
   private MigrationExperiment() {}
 
@@ -52,8 +57,19 @@ public final class MigrationExperiment {
     EmulatedGuest guest = EmulatedGuest.booted(s.pages(), s.residentPages(), sourceSwap);
     Workload w = program.apply(s.pages());
     EmulatedGuest arrived = null;
+    List<EmulatedGuest> others = new java.util.ArrayList<>();
+    List<Workload> otherPrograms = new java.util.ArrayList<>();
     try (MigrationDestination dest = MigrationDestination.listen(new HostPort("127.0.0.1", 0), destinationHost,
         s.options().readAheadPages(), s.options().faultTimeout(), w::resume)) {
+      for (int i = 0; i < s.coRunners(); i++) {
+        String n = s.name() + "-co" + i + "-swap";
+        sourceHost.createNamespace(n, (long) s.pages() * 4096, 1);
+        EmulatedGuest g = EmulatedGuest.booted(s.pages(), s.residentPages(), sourceHost.attach(n, true));
+        others.add(g);
+        Workload ow = program.apply(s.pages());
+        otherPrograms.add(ow);
+        ow.start(g, s.name() + "-co" + i);
+      }
       w.start(guest, s.name() + "-program");
       Thread.sleep(s.warmUp().toMillis());
       failIfBroken(w);
@@ -61,6 +77,7 @@ public final class MigrationExperiment {
           s.options());
       arrived = dest.arrived().get();
       Thread.sleep(s.after().toMillis());
+      double[] t = w.throughput();
       w.pause();
       failIfBroken(w);
       List<Integer> bad = arrived.verify(w.versions());
@@ -73,16 +90,30 @@ public final class MigrationExperiment {
           src.pushedBytes(), src.demandBytes(), dest.faultsFromSource(), dest.faultsFromVmd(arrived),
           micros(sf, 50), micros(sf, 99), micros(vf, 50), micros(vf, 99), src.startNanos(), src.resumedNanos(),
           src.endNanos());
-      double[] t = w.throughput();
       int bucketNanos = Workload.BUCKET_MILLIS * 1_000_000;
       int startBucket = (int) ((src.startNanos() - w.startNanos()) / bucketNanos);
       int endBucket = (int) Math.min(t.length, (src.endNanos() - w.startNanos()) / bucketNanos + 1);
       double baseline = mean(t, Math.max(1, startBucket - (int) (s.warmUp().toMillis() / 2 / Workload.BUCKET_MILLIS)),
           startBucket);
       double during = mean(t, startBucket, endBucket);
+      double all = during;
+      for (Workload ow : otherPrograms) {
+        double[] ot = ow.throughput(); // still running: every bucket up to the migration's end is complete
+        int shift = (int) ((ow.startNanos() - w.startNanos()) / bucketNanos);
+        all += mean(ot, Math.max(0, startBucket - shift), Math.min(ot.length, endBucket - shift));
+        failIfBroken(ow);
+      }
+      all /= 1 + otherPrograms.size();
       return new Outcome(report, t, startBucket, endBucket, baseline, during, recovery(t, startBucket, baseline),
-          bad, w.corruptReads(), fenced, w.describe());
+          bad, w.corruptReads(), fenced, w.describe(), all);
     } finally {
+      for (Workload ow : otherPrograms) {
+        ow.close();
+      }
+      for (int i = 0; i < others.size(); i++) {
+        others.get(i).close();
+        sourceHost.deleteNamespace(s.name() + "-co" + i + "-swap");
+      }
       w.close();
       guest.close();
       if (arrived != null) {
