@@ -54,9 +54,9 @@ public final class MigrationBench {
   public Map<Policy, Outcome> run() throws Exception {
     int pages = (int) (o.memoryBytes() / 4096);
     int resident = (int) Math.round(pages * o.residentShare());
-    // Room for every guest's cold pages, plus a destination's own swap for pre- and post-copy.
-    long cold = (long) (pages - resident) * 4096;
-    long perServer = Math.max(64L << 20, (cold * (o.guests() + 1) * 3 / 2) / 3);
+    // Room for every guest's whole memory (a guest's swap namespace may come to hold all of it) and
+    // the destination's own, a fifth spare; slab servers take memory only as pages arrive.
+    long perServer = Math.max(64L << 20, o.memoryBytes() * (o.guests() + 1) * 6 / 5 / 3);
     Map<Policy, Outcome> results = new LinkedHashMap<>();
     try (MiniVmdCluster cluster = MiniVmdCluster.builder().servers(3, perServer).start();
         VmdClient source = VmdClient.connect(ClientConfig.of(cluster.addresses()));

@@ -111,7 +111,7 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
       PageContent.fill(g.chunk(p), g.offset(p), p, 0);
     }
     g.resident = residentLimit;
-    g.slotHint = cold;
+    g.slotHint = cold & ~63L;
     return g;
   }
 
@@ -285,18 +285,20 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
     return false;
   }
 
+  /**
+   * The lowest free slot: freed slots are reused first, so the pages this guest keeps in the VMD stay
+   * near the number it has swapped out rather than creeping over the whole namespace.
+   */
   private long allocateSlot() {
-    int words = slotsUsed.length;
-    for (int i = 0; i < words; i++) {
-      int w = (int) ((slotHint >>> 6) + i) % words;
+    for (int w = (int) (slotHint >>> 6); w < slotsUsed.length; w++) {
       long free = ~slotsUsed[w];
-      if (w == words - 1 && (pages & 63) != 0) {
+      if (w == slotsUsed.length - 1 && (pages & 63) != 0) {
         free &= (1L << (pages & 63)) - 1;
       }
       if (free != 0) {
         long s = ((long) w << 6) + Long.numberOfTrailingZeros(free);
         slotsUsed[w] |= 1L << s;
-        slotHint = s + 1 == pages ? 0 : s + 1;
+        slotHint = (long) w << 6;
         return s;
       }
     }
@@ -305,6 +307,7 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
 
   private void freeSlot(long s) {
     slotsUsed[(int) (s >>> 6)] &= ~(1L << s);
+    slotHint = Math.min(slotHint, s & ~63L);
   }
 
   private void markDirty(int page) {
@@ -427,6 +430,7 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
   /** Destination, once nothing is absent: only the slots of this guest's own swapped pages stay used. */
   public synchronized void settleSlots() {
     java.util.Arrays.fill(slotsUsed, 0);
+    slotHint = 0;
     for (int p = 0; p < pages; p++) {
       if (state[p] == SWAPPED) {
         slotsUsed[(int) (slot[p] >>> 6)] |= 1L << slot[p];

@@ -26,34 +26,19 @@ import org.junit.jupiter.api.Test;
  * very bytes in the swap file (read with O_DIRECT, past the page cache). Needs root (swapon), as CI has.
  */
 class PagemapTest {
-  private static final Path TARGET = Path.of("target");
-  private static final Path SWAP = TARGET.resolve("pagemap-test.swap");
   private static final int PAGES = 1024;
+  private static SwapFile swap;
   private static Path probe;
 
   @BeforeAll
   static void swapFileAndProbe() throws Exception {
-    probe = TARGET.resolve("pagemap_probe");
-    run(List.of("gcc", "-O2", "-o", probe.toString(), "src/test/c/pagemap_probe.c"));
-    run(List.of("swapoff", SWAP.toAbsolutePath().toString()), true);
-    // Written, not fallocated: swap writes bypass the filesystem, whose unwritten extents read as zeros.
-    try (FileChannel ch = FileChannel.open(SWAP, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-        StandardOpenOption.TRUNCATE_EXISTING)) {
-      ByteBuffer zeros = ByteBuffer.allocate(1 << 20);
-      for (int i = 0; i < 32; i++) {
-        zeros.clear();
-        ch.write(zeros);
-      }
-    }
-    Files.setPosixFilePermissions(SWAP, java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
-    run(List.of("mkswap", SWAP.toString()));
-    run(List.of("swapon", SWAP.toAbsolutePath().toString()));
+    probe = SwapFile.probe();
+    swap = SwapFile.on("pagemap-test.swap", 32);
   }
 
   @AfterAll
   static void swapOff() throws Exception {
-    run(List.of("swapoff", SWAP.toAbsolutePath().toString()), true);
-    Files.deleteIfExists(SWAP);
+    swap.close();
   }
 
   @Test
@@ -75,7 +60,7 @@ class PagemapTest {
       assertThat(Pagemap.frame(e[0])).as("root sees frame numbers").isNotZero();
       int type = Pagemap.swapType(pagedOut[0]);
       java.util.Set<Long> offsets = new java.util.HashSet<>();
-      try (FileChannel swap = FileChannel.open(SWAP, StandardOpenOption.READ, ExtendedOpenOption.DIRECT)) {
+      try (FileChannel device = FileChannel.open(swap.path(), StandardOpenOption.READ, ExtendedOpenOption.DIRECT)) {
         ByteBuffer page = ByteBuffer.allocateDirect(2 * Pagemap.PAGE).alignedSlice(Pagemap.PAGE)
             .limit(Pagemap.PAGE).order(ByteOrder.nativeOrder());
         for (int i = 0; i < q; i++) {
@@ -85,7 +70,7 @@ class PagemapTest {
           assertThat(offset).as("slot 0 is the swap header").isPositive();
           assertThat(offsets.add(offset)).as("offsets are distinct").isTrue();
           page.clear();
-          swap.read(page, offset * Pagemap.PAGE);
+          device.read(page, offset * Pagemap.PAGE);
           long virtualPage = 2L * q + i;
           assertThat(page.getLong(0)).as("swap slot %d holds page %d", offset, virtualPage)
               .isEqualTo(virtualPage * 1000003L);
@@ -99,17 +84,4 @@ class PagemapTest {
     }
   }
 
-  private static void run(List<String> cmd) throws Exception {
-    run(cmd, false);
-  }
-
-  private static void run(List<String> cmd, boolean mayFail) throws IOException, InterruptedException {
-    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-    int rc = p.waitFor();
-    if (rc != 0 && !mayFail) {
-      throw new IllegalStateException(String.join(" ", cmd) + " failed (" + rc + "): " + out
-          + (cmd.get(0).startsWith("swap") ? " — this test needs root to enable a swap file" : ""));
-    }
-  }
 }
