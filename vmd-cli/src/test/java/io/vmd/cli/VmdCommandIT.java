@@ -248,6 +248,27 @@ class VmdCommandIT {
   }
 
   @Test
+  void benchMigrationComparesThePoliciesAndChecksEveryPage() throws Exception {
+    Path json = tmp.resolve("migration.json");
+    Path plot = tmp.resolve("migration.svg");
+    File out = tmp.resolve("migration.out").toFile();
+    File err = tmp.resolve("migration.err").toFile();
+    Process p = launcher("bench", "migration", "--guests", "2", "--memory", "16M", "--warm-up", "0.5", "--after",
+        "0.5", "--rate", "3000", "--json-file", json.toString(), "--plot", plot.toString())
+        .redirectOutput(out).redirectError(err).start();
+    assertThat(p.waitFor(300, TimeUnit.SECONDS)).isTrue();
+    String table = Files.readString(out.toPath());
+    assertThat(p.exitValue()).as("%s\n%s", table, Files.readString(err.toPath())).isZero();
+    assertThat(table).contains("Table I").contains("Table II").contains("Table III")
+        .contains("pre-copy (Xen)").contains("post-copy").contains("agile")
+        .contains("all 4096").doesNotContain("differ").contains("agile / post-copy: time");
+    String rows = Files.readString(json);
+    assertThat(rows.split("\"policy\"", -1)).hasSize(4);
+    assertThat(rows).doesNotContain("\"byte_exact\":false");
+    assertThat(Files.readString(plot)).startsWith("<svg").contains("<polyline").contains("agile done");
+  }
+
+  @Test
   void benchFaultRunsAsAUserWouldTypeItAndWritesTableJsonAndPlot() throws Exception {
     Path json = tmp.resolve("fault.json");
     Path plot = tmp.resolve("fault.svg");

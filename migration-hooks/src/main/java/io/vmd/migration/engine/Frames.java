@@ -24,6 +24,8 @@ final class Frames {
   static final byte COMPLETE = 8;
   /** Either way: string message; the other side gives up. */
   static final byte ABORT = 9;
+  /** Destination → source: the incoming VM's memory is set up; the migration may start. */
+  static final byte READY = 10;
 
   static final byte KIND_LIVE = 0;
   static final byte KIND_STOP_COPY = 1;

@@ -164,8 +164,11 @@ public final class MigrationDestination implements AutoCloseable {
       int residentLimit = f.readInt();
       policy = io.vmd.migration.model.Policy.values()[f.readByte()];
       swapName = string(f);
+      long start = System.nanoTime();
       guest = EmulatedGuest.destination(pages, residentLimit, this);
-      LOG.info("incoming VM: {} pages, reservation {} pages, swap namespace '{}'", pages, residentLimit, swapName);
+      LOG.info("incoming VM: {} pages, reservation {} pages, swap namespace '{}' (memory set up in {} ms)", pages,
+          residentLimit, swapName, (System.nanoTime() - start) / 1_000_000);
+      send(Frames.READY, null);
     }
 
     private void page(ByteBuf f) {

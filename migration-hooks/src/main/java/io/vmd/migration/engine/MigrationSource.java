@@ -57,6 +57,7 @@ public final class MigrationSource {
   private final MigrationOptions options;
   private final TokenBucket bucket;
   private final LinkedBlockingQueue<Integer> demands = new LinkedBlockingQueue<>();
+  private final CompletableFuture<Void> ready = new CompletableFuture<>();
   private final CompletableFuture<Void> resumed = new CompletableFuture<>();
   private final CompletableFuture<Void> complete = new CompletableFuture<>();
   private Channel channel;
@@ -109,11 +110,13 @@ public final class MigrationSource {
 
   private Result migrate() throws Exception {
     Policy policy = options.policy();
-    long start = System.nanoTime();
     byte[] name = swapNamespace.getBytes(StandardCharsets.UTF_8);
     send(Frames.HELLO, 4 + 4 + 1 + 4 + name.length, b -> b.writeInt(guest.pages()).writeInt(residentLimit)
         .writeByte(policy.ordinal())
         .writeInt(name.length).writeBytes(name), false);
+    // The destination sets up the VM's memory first, as an incoming QEMU does before migration starts.
+    await(ready, "the destination to set up the VM");
+    long start = System.nanoTime();
     int pages = guest.pages();
     int rounds = 0;
     long[] toPush;
@@ -356,12 +359,14 @@ public final class MigrationSource {
       try {
         byte type = f.readByte();
         switch (type) {
+          case Frames.READY -> ready.complete(null);
           case Frames.RESUMED -> resumed.complete(null);
           case Frames.DEMAND -> demands.add(f.readInt());
           case Frames.COMPLETE -> complete.complete(null);
           case Frames.ABORT -> {
             VmdException e = new VmdException(ErrorCode.INTERNAL, "destination aborted: "
                 + MigrationDestination.string(f));
+            ready.completeExceptionally(e);
             resumed.completeExceptionally(e);
             complete.completeExceptionally(e);
           }
@@ -375,6 +380,7 @@ public final class MigrationSource {
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
       VmdException e = new VmdException(ErrorCode.UNAVAILABLE, "the destination closed the migration stream");
+      ready.completeExceptionally(e);
       resumed.completeExceptionally(e);
       complete.completeExceptionally(e);
     }

@@ -6,6 +6,8 @@ import io.vmd.client.Namespace;
 import io.vmd.client.VmdClient;
 import io.vmd.client.VmdException;
 import io.vmd.common.PageCopy;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.atomic.AtomicLongArray;
 
 /**
@@ -440,32 +442,53 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
 
   /**
    * Checks every page against the versions the workload wrote: in memory directly, swapped ones read
-   * back from the VMD. Returns the pages that differ (or are absent).
+   * back from the VMD (many at a time). Returns the pages that differ (or are absent). Call it with the
+   * guest's program paused.
    */
-  public java.util.List<Integer> verify(long[] versions) throws VmdException {
-    java.util.List<Integer> bad = new java.util.ArrayList<>();
-    ByteBuf tmp = PooledByteBufAllocator.DEFAULT.directBuffer(PageContent.PAGE);
-    try {
+  public List<Integer> verify(long[] versions) throws VmdException {
+    List<Integer> bad = new ArrayList<>();
+    int swapped = 0;
+    int[] swappedPages;
+    long[] swappedSlots;
+    synchronized (this) {
       for (int p = 0; p < pages; p++) {
-        boolean ok;
-        synchronized (this) {
-          if (state[p] == ABSENT) {
-            ok = false;
-          } else if (state[p] == IN_MEMORY) {
-            ok = PageContent.matches(chunk(p), offset(p), p, versions[p]);
-          } else {
-            tmp.clear();
-            VmdClient.await(swap.read(slot[p], 1, tmp));
-            ok = PageContent.matches(tmp, 0, p, versions[p]);
-          }
-        }
-        if (!ok) {
+        if (state[p] == ABSENT || state[p] == IN_MEMORY && !PageContent.matches(chunk(p), offset(p), p, versions[p])) {
           bad.add(p);
+        } else if (state[p] == SWAPPED) {
+          swapped++;
+        }
+      }
+      swappedPages = new int[swapped];
+      swappedSlots = new long[swapped];
+      int n = 0;
+      for (int p = 0; p < pages; p++) {
+        if (state[p] == SWAPPED) {
+          swappedPages[n] = p;
+          swappedSlots[n++] = slot[p];
+        }
+      }
+    }
+    int window = 256;
+    ByteBuf buf = PooledByteBufAllocator.DEFAULT.directBuffer(window * PageContent.PAGE);
+    try {
+      for (int at = 0; at < swapped; at += window) {
+        int n = Math.min(window, swapped - at);
+        java.util.concurrent.CompletableFuture<?>[] reads = new java.util.concurrent.CompletableFuture<?>[n];
+        for (int i = 0; i < n; i++) {
+          reads[i] = swap.read(swappedSlots[at + i], 1, buf.slice(i * PageContent.PAGE, PageContent.PAGE).writerIndex(0));
+        }
+        VmdClient.await(java.util.concurrent.CompletableFuture.allOf(reads));
+        for (int i = 0; i < n; i++) {
+          int p = swappedPages[at + i];
+          if (!PageContent.matches(buf, i * PageContent.PAGE, p, versions[p])) {
+            bad.add(p);
+          }
         }
       }
     } finally {
-      tmp.release();
+      buf.release();
     }
+    java.util.Collections.sort(bad);
     return bad;
   }
 

@@ -78,7 +78,8 @@ class MigrationEngineTest {
         assertThat(r.fullPageBytes()).isLessThan(memory * 60 / 100);
         assertThat(r.offsetBytes()).isPositive();
         assertThat(r.pushedBytes() + r.demandBytes()).isPositive();
-        assertThat(r.totalBytes()).isLessThan(memory * 75 / 100);
+        // Less than the guest: the swapped 45 % never crosses (the pages dirtied meanwhile do, once more).
+        assertThat(r.totalBytes()).isLessThan(memory * 90 / 100);
       }
       default -> throw new AssertionError(policy);
     }
