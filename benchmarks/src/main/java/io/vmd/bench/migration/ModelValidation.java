@@ -109,8 +109,8 @@ final class ModelValidation {
     List<LinePlot.Panel> panels = new ArrayList<>();
     for (Policy pol : POLICIES) {
       List<LinePlot.Series> series = new ArrayList<>();
-      for (double share : WSS_SHARES) {
-        int wss = (int) (PAGES * share);
+      for (int c = 0; c < WSS_SHARES.length; c++) {
+        int wss = (int) (PAGES * WSS_SHARES[c]);
         double[] x = DIRTY_RATES.clone();
         double[] model = new double[x.length];
         double[] measured = new double[x.length];
@@ -122,8 +122,8 @@ final class ModelValidation {
             }
           }
         }
-        series.add(new LinePlot.Series("model W=" + wss, x, model, false));
-        series.add(new LinePlot.Series("measured W=" + wss, x, measured, true));
+        series.add(new LinePlot.Series("model W=" + wss, x, model, false, c));
+        series.add(new LinePlot.Series("measured W=" + wss, x, measured, true, c));
       }
       panels.add(new LinePlot.Panel(pol.label() + ": estimated and measured time", "dirty rate (pages/s)",
           "migration time (s)", series, List.of()));

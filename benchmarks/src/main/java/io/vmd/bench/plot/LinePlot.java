@@ -11,8 +11,15 @@ import java.util.Locale;
 public final class LinePlot {
   private static final String[] COLORS = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
 
-  /** One series; {@code points} draws markers without a line (measurements against a model's line). */
-  public record Series(String label, double[] x, double[] y, boolean points) {}
+  /**
+   * One series; {@code points} draws markers without a line (measurements against a model's line);
+   * {@code color} picks the palette entry (-1: the series' position), so a model and its measurements match.
+   */
+  public record Series(String label, double[] x, double[] y, boolean points, int color) {
+    public Series(String label, double[] x, double[] y, boolean points) {
+      this(label, x, y, points, -1);
+    }
+  }
 
   /** A vertical mark at {@code x}. */
   public record Mark(String label, double x) {}
@@ -97,7 +104,7 @@ public final class LinePlot {
     }
     int i = 0;
     for (Series s : p.series()) {
-      String color = COLORS[i % COLORS.length];
+      String color = COLORS[(s.color() >= 0 ? s.color() : i) % COLORS.length];
       StringBuilder pts = new StringBuilder();
       for (int k = 0; k < s.x().length; k++) {
         double px = left + (s.x()[k] - xlo) / (xhi - xlo) * (right - left);

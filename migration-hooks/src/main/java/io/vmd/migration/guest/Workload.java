@@ -71,7 +71,7 @@ public abstract class Workload implements AutoCloseable {
         }
         long now = System.nanoTime();
         if (due - now > 20_000) {
-          LockSupport.parkNanos(due - now);
+          LockSupport.parkNanos(due - now); // woken early by pause()
           continue;
         }
         // A backlog of more than 100 ms is dropped: a stalled program does not catch up in a burst.
@@ -102,6 +102,8 @@ public abstract class Workload implements AutoCloseable {
   public void pause() throws InterruptedException {
     synchronized (pauseLock) {
       pauseRequested = true;
+      // A slow program may be parked until its next operation is due: the VM stops now, not then.
+      LockSupport.unpark(thread);
       while (!paused) {
         pauseLock.wait();
       }
