@@ -14,6 +14,7 @@ import java.util.List;
  * @param connectTimeout how long to wait for a server to connect and answer HELLO
  * @param requestTimeout how long any request may wait for its reply
  * @param ioThreads Netty event loop threads
+ * @param downAfter a server silent this long (no availability report, no reply) is taken as down
  */
 public record ClientConfig(
     List<HostPort> servers,
@@ -21,7 +22,8 @@ public record ClientConfig(
     String placement,
     Duration connectTimeout,
     Duration requestTimeout,
-    int ioThreads) {
+    int ioThreads,
+    Duration downAfter) {
 
   public ClientConfig {
     if (servers == null || servers.isEmpty()) {
@@ -31,6 +33,15 @@ public record ClientConfig(
       throw new IllegalArgumentException("at most 254 servers per cluster, got " + servers.size());
     }
     servers = List.copyOf(servers);
+    if (downAfter == null) {
+      downAfter = Duration.ofSeconds(3);
+    }
+  }
+
+  /** The configuration without an explicit silence limit (a server silent for 3 s is down). */
+  public ClientConfig(List<HostPort> servers, String cluster, String placement, Duration connectTimeout,
+      Duration requestTimeout, int ioThreads) {
+    this(servers, cluster, placement, connectTimeout, requestTimeout, ioThreads, Duration.ofSeconds(3));
   }
 
   public static ClientConfig of(List<HostPort> servers) {
@@ -38,18 +49,23 @@ public record ClientConfig(
   }
 
   public ClientConfig withPlacement(String policy) {
-    return new ClientConfig(servers, cluster, policy, connectTimeout, requestTimeout, ioThreads);
+    return new ClientConfig(servers, cluster, policy, connectTimeout, requestTimeout, ioThreads, downAfter);
   }
 
   public ClientConfig withCluster(String name) {
-    return new ClientConfig(servers, name, placement, connectTimeout, requestTimeout, ioThreads);
+    return new ClientConfig(servers, name, placement, connectTimeout, requestTimeout, ioThreads, downAfter);
   }
 
   public ClientConfig withIoThreads(int threads) {
-    return new ClientConfig(servers, cluster, placement, connectTimeout, requestTimeout, threads);
+    return new ClientConfig(servers, cluster, placement, connectTimeout, requestTimeout, threads, downAfter);
+  }
+
+  /** A server that sends nothing (no report, no reply) for this long is taken as down (default 3 s). */
+  public ClientConfig withDownAfter(Duration silence) {
+    return new ClientConfig(servers, cluster, placement, connectTimeout, requestTimeout, ioThreads, silence);
   }
 
   public ClientConfig withRequestTimeout(Duration timeout) {
-    return new ClientConfig(servers, cluster, placement, connectTimeout, timeout, ioThreads);
+    return new ClientConfig(servers, cluster, placement, connectTimeout, timeout, ioThreads, downAfter);
   }
 }

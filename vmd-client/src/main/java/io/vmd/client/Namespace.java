@@ -256,6 +256,14 @@ public final class Namespace {
 
     /** The server filled up before its report said so: move this copy to another server. */
     private void replace() {
+      replace(null);
+    }
+
+    /**
+     * Moves this run's copy to another live server that holds no other copy of it: the server was full
+     * ({@code why} null) or did not answer. With none, the write fails with why.
+     */
+    private void replace(VmdException why) {
       long bytes = (long) count * Pages.PAGE_SIZE;
       ServerState[] servers = ns.client.servers();
       LocationTable locations = ns.locations;
@@ -263,7 +271,7 @@ public final class Namespace {
       int n = ns.client.placement().choose(servers, servers.length, bytes, candidates);
       for (int c = 0; c < n; c++) {
         int s = candidates[c];
-        boolean holdsOther = false;
+        boolean holdsOther = s == server; // never back to the server that just failed
         for (int r = 0; r < locations.replicas(); r++) {
           holdsOther |= r != slot && locations.get(page, r) == s;
         }
@@ -280,7 +288,9 @@ public final class Namespace {
         }
       }
       clearSlot();
-      VmdException e = ns.noSpace(count, 0);
+      VmdException e = why != null ? new VmdException(ErrorCode.UNAVAILABLE, why.getMessage()
+          + "; no other live server with room for this copy of pages " + page + ".." + (page + count - 1))
+          : ns.noSpace(count, 0);
       WriteOp o = op;
       recycle();
       o.fail(e);
@@ -294,8 +304,17 @@ public final class Namespace {
       }
     }
 
+    /**
+     * No answer (connection lost, server down, timeout): the copy goes to another live server and the
+     * write succeeds once every replica is held somewhere. The lost server's old copy, if it comes
+     * back, is older than this write (rejoin must discard it: see the resilience issue).
+     */
     @Override
     void onFailure(VmdException e) {
+      if (e.code() == ErrorCode.UNAVAILABLE) {
+        replace(e);
+        return;
+      }
       if (fresh) {
         clearSlot();
       }
@@ -332,7 +351,8 @@ public final class Namespace {
     op.dst = dst;
     op.end = base + count * Pages.PAGE_SIZE;
     op.start(done);
-    sendGets(op, firstPage, count, base);
+    sendGets(op, firstPage, 0, count, base, LocationTable.NONE, 1);
+    op.finish();
   }
 
   /**
@@ -349,35 +369,69 @@ public final class Namespace {
     ReadOp op = ReadOp.POOL.get();
     op.shared(count, alloc, done);
     op.start(null);
-    sendGets(op, firstPage, count, 0);
+    sendGets(op, firstPage, 0, count, 0, LocationTable.NONE, 1);
+    op.finish();
   }
 
-  /** Sends one GET per run of pages on the same server; zero-fills runs nobody stored. */
-  private void sendGets(ReadOp op, long firstPage, int count, int base) {
-    int i = 0;
-    while (i < count) {
+  /**
+   * The replica of {@code page} to read: the first on a server that is up, else the first at all (its
+   * failure is then the answer); never {@code exclude}. {@link LocationTable#NONE} when no other copy.
+   */
+  private int readServer(long page, int exclude) {
+    int fallback = LocationTable.NONE;
+    ServerState[] servers = client.servers();
+    for (int r = 0; r < locations.replicas(); r++) {
+      int s = locations.get(page, r);
+      if (s == LocationTable.NONE || s == exclude) {
+        continue;
+      }
+      if (servers[s].up()) {
+        return s;
+      }
+      if (fallback == LocationTable.NONE) {
+        fallback = s;
+      }
+    }
+    return fallback;
+  }
+
+  /**
+   * Sends one GET per run of pages [from, to) of a read (pages firstPage + i) that share the server
+   * to read them from; zero-fills runs nobody stored. {@code exclude} is a server that just failed
+   * these pages: another replica is asked, and a page with none left fails the read.
+   */
+  private void sendGets(ReadOp op, long firstPage, int from, int to, int base, int exclude, int attempt) {
+    int i = from;
+    while (i < to) {
       long page = firstPage + i;
-      int server = locations.primary(page);
       int j = i + 1;
-      if (server == LocationTable.NONE) {
-        while (j < count && !locations.stored(firstPage + j)) {
+      if (!locations.stored(page)) {
+        while (j < to && !locations.stored(firstPage + j)) {
           j++;
         }
         op.zeros(i, j - i, base);
-      } else {
-        while (j < count && j - i < Frame.MAX_PAGES && locations.primary(firstPage + j) == server) {
-          j++;
-        }
-        ServerConnection conn = client.connection(server);
-        long id = conn.nextId();
-        ByteBuf frame = conn.header(Frame.LENGTH_FIELD + Frame.HEADER_SIZE);
-        Frame.writeHeader(frame, Op.GET, 0, 0, id, record.id(), record.epoch(), page, j - i, 0);
-        op.begin();
-        conn.send(id, frame, GetFrame.of(this, op, server, page, j - i, i, base));
+        i = j;
+        continue;
       }
+      int server = readServer(page, exclude);
+      if (server == LocationTable.NONE) {
+        op.begin(); // balanced by the fail below
+        op.fail(new VmdException(ErrorCode.UNAVAILABLE, "page " + page + " of namespace '" + name()
+            + "' has no copy left on a server that answers"));
+        return;
+      }
+      while (j < to && j - i < Frame.MAX_PAGES && locations.stored(firstPage + j)
+          && readServer(firstPage + j, exclude) == server) {
+        j++;
+      }
+      ServerConnection conn = client.connection(server);
+      long id = conn.nextId();
+      ByteBuf frame = conn.header(Frame.LENGTH_FIELD + Frame.HEADER_SIZE);
+      Frame.writeHeader(frame, Op.GET, 0, 0, id, record.id(), record.epoch(), page, j - i, 0);
+      op.begin();
+      conn.send(id, frame, GetFrame.of(this, op, server, page, j - i, i, base, attempt));
       i = j;
     }
-    op.finish();
   }
 
   /** Receives the pages of a {@link #readShared} read. */
@@ -422,6 +476,14 @@ public final class Namespace {
 
     boolean isShared() {
       return pagesDone != null;
+    }
+
+    /** Forgets what a failed frame left at {@code at} (its pages are read again elsewhere). */
+    void dropPart(int at) {
+      if (isShared() && parts[at] != null) {
+        parts[at].release();
+        parts[at] = null;
+      }
     }
 
     /** Pages {@code [at, at + n)} of the read were never written. */
@@ -488,13 +550,16 @@ public final class Namespace {
     /** The run's first page within the read. */
     private int at;
     private int dstIndex;
+    /** How many servers have been asked for these pages, this one included. */
+    private int attempt;
 
     private GetFrame(Recycler.Handle<GetFrame> handle) {
       this.handle = handle;
     }
 
-    static GetFrame of(Namespace ns, ReadOp op, int server, long page, int count, int at, int base) {
+    static GetFrame of(Namespace ns, ReadOp op, int server, long page, int count, int at, int base, int attempt) {
       GetFrame g = POOL.get();
+      g.attempt = attempt;
       g.ns = ns;
       g.op = op;
       g.server = server;
@@ -508,15 +573,38 @@ public final class Namespace {
     @Override
     void onReply(ByteBuf f) {
       VmdException e = Frame.status(f) != 0 ? ns.client.error(f, server) : takePages(f);
+      if (e == null) {
+        ReadOp o = op;
+        ns = null;
+        op = null;
+        handle.recycle(this);
+        o.finish();
+      } else {
+        // A server restarted empty, or one that lost the namespace: the other replicas may have it.
+        retryOrFail(e);
+      }
+    }
+
+    /** Asks the pages' other replicas (when any is left) instead of failing the read. */
+    private void retryOrFail(VmdException e) {
       ReadOp o = op;
+      Namespace n = ns;
+      long first = page - at;
+      int from = at;
+      int to = at + count;
+      int base = dstIndex - at * Pages.PAGE_SIZE;
+      int failed = server;
+      int next = attempt + 1;
       ns = null;
       op = null;
       handle.recycle(this);
-      if (e == null) {
-        o.finish();
-      } else {
+      if (e.code() == ErrorCode.STALE_EPOCH || e.code() == ErrorCode.BAD_REQUEST || next > n.locations.replicas()) {
         o.fail(e);
+        return;
       }
+      o.dropPart(from);
+      n.sendGets(o, first, from, to, base, failed, next);
+      o.finish();
     }
 
     private VmdException takePages(ByteBuf f) {
@@ -556,11 +644,7 @@ public final class Namespace {
 
     @Override
     void onFailure(VmdException e) {
-      ReadOp o = op;
-      ns = null;
-      op = null;
-      handle.recycle(this);
-      o.fail(e);
+      retryOrFail(e);
     }
   }
 

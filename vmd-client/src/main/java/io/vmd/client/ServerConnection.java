@@ -46,6 +46,12 @@ final class ServerConnection {
   private volatile Channel channel;
   private volatile Hello hello;
   private ScheduledFuture<?> sweeper;
+  /** When anything last came from the server: its reports arrive every second while it lives. */
+  private volatile long lastHeardNanos = System.nanoTime();
+  private volatile boolean closed;
+  private io.netty.channel.EventLoop loop;
+  private long reconnectDelayMillis = 250;
+  private final java.util.concurrent.atomic.AtomicBoolean reconnecting = new java.util.concurrent.atomic.AtomicBoolean();
 
   ServerConnection(ServerState state, ClientConfig config) {
     this.state = state;
@@ -67,10 +73,20 @@ final class ServerConnection {
   }
 
   /** Connects and says HELLO; completes when the server answered (or fails with why not). */
-  CompletableFuture<Void> connect(EventLoopGroup group) {
+  CompletableFuture<Void> connect(io.netty.channel.EventLoop on) {
+    loop = on;
     CompletableFuture<Void> ready = new CompletableFuture<>();
+    ready.whenComplete((v, e) -> {
+      reconnecting.set(false);
+      if (e == null) {
+        reconnectDelayMillis = 250;
+      } else if (!(e instanceof VmdException v2 && (v2.code() == ErrorCode.WRONG_CLUSTER
+          || v2.code() == ErrorCode.VERSION))) {
+        scheduleReconnect();
+      }
+    });
     Bootstrap b = new Bootstrap()
-        .group(group)
+        .group(on)
         .channel(Transports.clientChannel())
         .option(ChannelOption.TCP_NODELAY, true)
         .option(ChannelOption.ALLOCATOR, Transports.allocator())
@@ -90,7 +106,8 @@ final class ServerConnection {
         return;
       }
       channel = cf.channel();
-      long every = Math.max(50, config.requestTimeout().toMillis() / 4);
+      lastHeardNanos = System.nanoTime();
+      long every = Math.max(50, Math.min(config.requestTimeout().toMillis() / 4, config.downAfter().toMillis() / 3));
       sweeper = channel.eventLoop().scheduleAtFixedRate(this::sweep, every, every, TimeUnit.MILLISECONDS);
       sendHello(ready);
     });
@@ -186,8 +203,42 @@ final class ServerConnection {
     }
   }
 
+  /**
+   * A lost server is tried again in the background, every 250 ms at first and then less often, up to
+   * every 5 s: a restarted server rejoins without anyone asking.
+   */
+  private void scheduleReconnect() {
+    if (closed || loop == null || loop.isShuttingDown() || !reconnecting.compareAndSet(false, true)) {
+      return;
+    }
+    long delay = reconnectDelayMillis;
+    reconnectDelayMillis = Math.min(5000, reconnectDelayMillis * 2);
+    try {
+      loop.schedule(() -> {
+        if (closed || active()) {
+          reconnecting.set(false);
+          return;
+        }
+        connect(loop).whenComplete((v, e) -> {
+          if (e == null) {
+            LOG.info("server {} is back", state.address());
+          }
+        });
+      }, delay, TimeUnit.MILLISECONDS);
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      // the client is shutting down
+    }
+  }
+
   private void sweep() {
     long now = System.nanoTime();
+    Channel ch = channel;
+    if (ch != null && ch.isActive() && now - lastHeardNanos > config.downAfter().toNanos()) {
+      LOG.warn("server {} sent nothing for {} ms; taking it as down", state.address(),
+          (now - lastHeardNanos) / 1_000_000);
+      ch.close();
+      return;
+    }
     List<Long> late = null;
     synchronized (pending) {
       for (LongObjectHashMap.PrimitiveEntry<Pending> e : pending.entries()) {
@@ -219,6 +270,7 @@ final class ServerConnection {
   }
 
   void close() {
+    closed = true;
     Channel ch = channel;
     if (ch != null) {
       ch.close().syncUninterruptibly();
@@ -243,6 +295,7 @@ final class ServerConnection {
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
       ByteBuf f = (ByteBuf) msg;
+      lastHeardNanos = System.nanoTime();
       if (!batching) {
         // Replies complete requests whose callbacks send more requests and NBD replies: one flush each.
         batching = true;
@@ -302,6 +355,7 @@ final class ServerConnection {
         sweeper.cancel(false);
       }
       failAll("connection to server " + state.address() + " closed");
+      scheduleReconnect();
     }
 
     @Override

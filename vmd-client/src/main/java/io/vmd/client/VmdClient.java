@@ -451,8 +451,14 @@ public final class VmdClient implements AutoCloseable {
     }
   }
 
+  private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
+
+  /** Closes every connection and the event loops; a second call does nothing. */
   @Override
   public void close() {
+    if (!closed.compareAndSet(false, true)) {
+      return;
+    }
     for (ServerConnection[] cs : connections) {
       for (ServerConnection c : cs) {
         c.close();

@@ -88,6 +88,15 @@ public final class MiniVmdCluster implements AutoCloseable {
     }
   }
 
+  /** Server {@code i} stops answering and reporting but keeps its connections (a hung host). */
+  public synchronized void freeze(int i) {
+    servers.get(i).freeze(true);
+  }
+
+  public synchronized void thaw(int i) {
+    servers.get(i).freeze(false);
+  }
+
   /** Starts server {@code i} again on the same address and store settings. */
   public synchronized void restart(int i) throws InterruptedException {
     kill(i);

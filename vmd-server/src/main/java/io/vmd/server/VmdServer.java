@@ -92,7 +92,7 @@ public final class VmdServer implements AutoCloseable {
   }
 
   private void pushAvailability() {
-    if (clients.isEmpty()) {
+    if (clients.isEmpty() || frozen) {
       return;
     }
     ByteBuf frame = Codec.frame(io.netty.buffer.ByteBufAllocator.DEFAULT, Op.AVAILABILITY, 0, 0, 0, 0, 0,
@@ -135,6 +135,17 @@ public final class VmdServer implements AutoCloseable {
 
   ChannelGroup clients() {
     return clients;
+  }
+
+  private volatile boolean frozen;
+
+  /**
+   * Fault injection: a frozen server stops reading requests and reporting, but keeps its connections
+   * open, like a hung host or a link that silently drops everything. Thawing resumes both.
+   */
+  public void freeze(boolean freeze) {
+    frozen = freeze;
+    clients.forEach(ch -> ch.config().setAutoRead(!freeze));
   }
 
   /** Closes every client connection and the listener, then the store. */

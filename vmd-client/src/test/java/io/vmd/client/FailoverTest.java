@@ -1,0 +1,106 @@
+package io.vmd.client;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import io.vmd.protocol.Pages;
+import io.vmd.server.MiniVmdCluster;
+import java.time.Duration;
+import java.util.Random;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/** Three servers, two replicas: losing any one server loses no page and no request fails. */
+class FailoverTest {
+  private static final int PAGES = 3000;
+  private MiniVmdCluster cluster;
+  private VmdClient client;
+
+  @AfterEach
+  void stop() {
+    if (client != null) {
+      client.close();
+      client = null;
+    }
+    if (cluster != null) {
+      cluster.close();
+      cluster = null;
+    }
+  }
+
+  private Namespace start(Duration downAfter) throws Exception {
+    cluster = MiniVmdCluster.builder().servers(3, 64L << 20).start();
+    client = VmdClient.connect(ClientConfig.of(cluster.addresses()).withDownAfter(downAfter)
+        .withRequestTimeout(Duration.ofSeconds(5)));
+    client.createNamespace("vm1", 32L << 20, 2);
+    return client.attach("vm1", true);
+  }
+
+  private static byte[] content(long seed) {
+    byte[] b = new byte[PAGES * Pages.PAGE_SIZE];
+    new Random(seed).nextBytes(b);
+    return b;
+  }
+
+  private static void overwrite(byte[] data, int page, byte[] with) {
+    System.arraycopy(with, 0, data, page * Pages.PAGE_SIZE, with.length);
+  }
+
+  @Test
+  void killingAnyOneServerLosesNothingAndWritesGoOnToTheLiveOnes() throws Exception {
+    for (int victim = 0; victim < 3; victim++) {
+      long seed = System.nanoTime();
+      System.out.println("victim " + victim + " seed " + seed);
+      Namespace ns = start(Duration.ofSeconds(3));
+      byte[] data = content(seed);
+      ns.writeSync(0, data);
+      cluster.kill(victim);
+      assertThat(ns.readSync(0, PAGES)).as("every page read from its live replica").isEqualTo(data);
+      // Rewrites of pages that had a copy on the dead server, and new pages: both land on live servers.
+      byte[] again = content(seed + 1);
+      byte[] half = java.util.Arrays.copyOf(again, PAGES / 2 * Pages.PAGE_SIZE);
+      ns.writeSync(0, half);
+      overwrite(data, 0, half);
+      ns.writeSync(PAGES, java.util.Arrays.copyOf(again, 100 * Pages.PAGE_SIZE));
+      assertThat(ns.readSync(0, PAGES)).isEqualTo(data);
+      assertThat(ns.readSync(PAGES, 100)).isEqualTo(java.util.Arrays.copyOf(again, 100 * Pages.PAGE_SIZE));
+      for (long p = 0; p < PAGES + 100; p++) {
+        for (int r = 0; r < 2; r++) {
+          int s = ns.locations().get(p, r);
+          if (p < PAGES / 2 || p >= PAGES) {
+            assertThat(s).as("page %d replica %d after the rewrite", p, r).isNotEqualTo(victim).isNotNegative();
+          }
+        }
+      }
+      stop();
+    }
+  }
+
+  @Test
+  void aSilentServerIsTakenAsDownAndItsPagesAreReadFromTheOtherReplica() throws Exception {
+    Namespace ns = start(Duration.ofMillis(600));
+    byte[] data = content(5);
+    ns.writeSync(0, data);
+    cluster.freeze(1);
+    await().atMost(Duration.ofSeconds(5)).until(() -> !client.servers()[1].up());
+    long start = System.nanoTime();
+    assertThat(ns.readSync(0, PAGES)).isEqualTo(data);
+    ns.writeSync(0, java.util.Arrays.copyOf(data, 64 * Pages.PAGE_SIZE));
+    System.out.println("reads and writes with a frozen server took " + (System.nanoTime() - start) / 1_000_000 + " ms");
+    cluster.thaw(1);
+    // It reconnects by itself once it answers again.
+    await().atMost(Duration.ofSeconds(10)).until(() -> client.servers()[1].up());
+    assertThat(ns.readSync(0, PAGES)).isEqualTo(data);
+  }
+
+  @Test
+  void aRestartedServerRejoinsAndEmptyCopiesAreReadFromTheOtherReplica() throws Exception {
+    Namespace ns = start(Duration.ofSeconds(3));
+    byte[] data = content(9);
+    ns.writeSync(0, data);
+    cluster.restart(2); // in memory: it comes back empty, without the namespace
+    await().atMost(Duration.ofSeconds(10)).until(() -> client.servers()[2].up());
+    assertThat(ns.readSync(0, PAGES)).as("copies lost on the restarted server come from the other replica")
+        .isEqualTo(data);
+  }
+}
