@@ -58,6 +58,11 @@ public final class ExportMetrics {
   }
 
   /** Pages read since start: the page-in side of the swap rate. */
+  /** Requests answered with an error. */
+  public double errors() {
+    return errors.count();
+  }
+
   public double pagesIn() {
     return pagesIn.count();
   }

@@ -87,8 +87,14 @@ public final class NbdGateway implements AutoCloseable {
     return e == null ? null : e.metrics;
   }
 
+  private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
+
+  /** Stops listening, closes every NBD connection and detaches the exports; a second call does nothing. */
   @Override
   public void close() {
+    if (!closed.compareAndSet(false, true)) {
+      return;
+    }
     if (listener != null) {
       listener.close().syncUninterruptibly();
     }

@@ -30,13 +30,15 @@ final class NsCommand {
         description = "Size of the device (K, M, G, T suffixes; a multiple of 4K).")
     long size;
 
-    @Option(names = "--replicas", defaultValue = "1", description = "Copies of each page (default: ${DEFAULT-VALUE}).")
-    int replicas;
+    @Option(names = "--replicas", paramLabel = "R",
+        description = "Copies of each page, on distinct servers (default: 2 with two or more servers, else 1).")
+    Integer replicas;
 
     @Override
     public Integer call() throws Exception {
       try (VmdClient client = ns.vmd.connect()) {
-        NamespaceRecord r = client.createNamespace(name, size, replicas);
+        int r0 = replicas != null ? replicas : Math.min(2, client.servers().length);
+        NamespaceRecord r = client.createNamespace(name, size, r0);
         row(r).print(spec.commandLine().getOut(), ns.vmd.json, SIZES);
       }
       return 0;

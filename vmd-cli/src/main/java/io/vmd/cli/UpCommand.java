@@ -36,8 +36,9 @@ final class UpCommand implements Callable<Integer> {
       description = "Size of the namespace (default: ${DEFAULT-VALUE}).")
   long size;
 
-  @Option(names = "--replicas", defaultValue = "1", description = "Copies of each page (default: ${DEFAULT-VALUE}).")
-  int replicas;
+  @Option(names = "--replicas", paramLabel = "R",
+      description = "Copies of each page (default: 2 with two or more servers, else 1).")
+  Integer replicas;
 
   @Option(names = "--metrics", defaultValue = "127.0.0.1:9100", paramLabel = "HOST:PORT",
       description = "Prometheus metrics of every part (default: ${DEFAULT-VALUE}; 'none' to disable).")
@@ -57,7 +58,7 @@ final class UpCommand implements Callable<Integer> {
     try {
       client = VmdClient.connect(ClientConfig.of(cluster.addresses())
           .withIoThreads(Runtime.getRuntime().availableProcessors()));
-      client.createNamespace(namespace, size, replicas);
+      client.createNamespace(namespace, size, replicas != null ? replicas : Math.min(2, client.servers().length));
       gateway = NbdGateway.start(new GatewayConfig(HostPort.parse(listen), namespace), client, registry);
       if (!"none".equals(metrics)) {
         endpoint = MetricsEndpoint.start(HostPort.parse(metrics), registry);

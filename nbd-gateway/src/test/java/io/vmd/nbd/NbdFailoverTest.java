@@ -1,0 +1,106 @@
+package io.vmd.nbd;
+
+import static io.vmd.nbd.GatewayFixture.ok;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.vmd.client.ClientConfig;
+import io.vmd.client.VmdClient;
+import io.vmd.common.HostPort;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * What an NBD client sees when the cluster loses a server, a gateway dies, or a namespace is handed to
+ * another gateway: three servers, two replicas, nbdcopy as the client.
+ */
+class NbdFailoverTest {
+  private static final long MIB = 1 << 20;
+  @TempDir Path dir;
+  private GatewayFixture fx;
+
+  @AfterEach
+  void stop() {
+    if (fx != null) {
+      fx.close();
+    }
+  }
+
+  private Path randomFile(String name, long seed, int bytes) throws Exception {
+    byte[] b = new byte[bytes];
+    new Random(seed).nextBytes(b);
+    return Files.write(dir.resolve(name), b);
+  }
+
+  private byte[] readBack(String uri, String name) throws Exception {
+    Path back = dir.resolve(name);
+    ok(dir, "nbdcopy", uri, back.toString());
+    return Files.readAllBytes(back);
+  }
+
+  @Test
+  void aServerKilledWhileNbdcopyWritesLosesNothingAndTheClientSeesNoError() throws Exception {
+    fx = new GatewayFixture(3, 256 * MIB);
+    fx.client.createNamespace("vm1", 96 * MIB, 2);
+    Path first = randomFile("first.img", 1, 96 * (int) MIB);
+    ok(dir, "nbdcopy", first.toString(), fx.uri("vm1"));
+    Path second = randomFile("second.img", 2, 96 * (int) MIB);
+    double before = fx.gateway.metrics("vm1").pagesOut();
+    // One request at a time, so the copy lasts long enough to lose a server in the middle of it.
+    Process writer = new ProcessBuilder("nbdcopy", "--connections=1", "--requests=1", "--request-size=65536",
+        second.toString(), fx.uri("vm1"))
+        .redirectErrorStream(true).redirectOutput(dir.resolve("nbdcopy.log").toFile()).start();
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    while (fx.gateway.metrics("vm1").pagesOut() < before + 4096 && System.nanoTime() < deadline) {
+      Thread.sleep(1);
+    }
+    boolean stillWriting = writer.isAlive();
+    fx.cluster.kill(1);
+    assertThat(writer.waitFor(120, TimeUnit.SECONDS)).isTrue();
+    assertThat(writer.exitValue()).as(Files.readString(dir.resolve("nbdcopy.log"))).isZero();
+    assertThat(stillWriting).as("the server died in the middle of the copy").isTrue();
+    assertThat(readBack(fx.uri("vm1"), "back.img")).isEqualTo(Files.readAllBytes(second));
+    assertThat(fx.gateway.metrics("vm1").errors()).as("NBD errors the gateway answered").isZero();
+  }
+
+  @Test
+  void aNewGatewayOnAnotherClientReadsBackEverythingTheDeadOneWrote() throws Exception {
+    fx = new GatewayFixture(3, 128 * MIB);
+    fx.client.createNamespace("vm2", 32 * MIB, 2);
+    Path data = randomFile("data.img", 3, 32 * (int) MIB);
+    ok(dir, "nbdcopy", data.toString(), fx.uri("vm2"));
+    fx.gateway.close();
+    fx.client.close();
+    try (VmdClient other = VmdClient.connect(ClientConfig.of(fx.cluster.addresses()));
+        NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), other,
+            new SimpleMeterRegistry())) {
+      assertThat(readBack("nbd://" + gw.address() + "/vm2", "again.img")).isEqualTo(Files.readAllBytes(data));
+    }
+  }
+
+  @Test
+  void afterAHandOffTheOldGatewaysWritesAreRefusedAndTheNewOwnersDataStaysIntact() throws Exception {
+    fx = new GatewayFixture(3, 128 * MIB);
+    fx.client.createNamespace("vm3", 16 * MIB, 2);
+    Path old = randomFile("old.img", 4, 16 * (int) MIB);
+    ok(dir, "nbdcopy", old.toString(), fx.uri("vm3"));
+    // The destination host's gateway attaches the namespace for writing: its epoch moves on.
+    try (VmdClient dest = VmdClient.connect(ClientConfig.of(fx.cluster.addresses()));
+        NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), dest,
+            new SimpleMeterRegistry())) {
+      String newUri = "nbd://" + gw.address() + "/vm3";
+      Path fresh = randomFile("new.img", 5, 16 * (int) MIB);
+      ok(dir, "nbdcopy", fresh.toString(), newUri);
+      // The stale gateway still has its connection and keeps writing: every write must fail.
+      GatewayFixture.Result stale = GatewayFixture.run(dir, "nbdcopy", old.toString(), fx.uri("vm3"));
+      assertThat(stale.exit()).as("a stale writer is refused").isNotZero();
+      assertThat(stale.err()).containsIgnoringCase("input/output error");
+      assertThat(readBack(newUri, "after.img")).as("the new owner's data").isEqualTo(Files.readAllBytes(fresh));
+    }
+  }
+}
