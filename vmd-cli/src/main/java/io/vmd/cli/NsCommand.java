@@ -13,7 +13,8 @@ import picocli.CommandLine.ParentCommand;
 import picocli.CommandLine.Spec;
 
 @Command(name = "ns", mixinStandardHelpOptions = true, description = "Administer namespaces (per-VM swap devices).",
-    subcommands = {NsCommand.Create.class, NsCommand.ListCmd.class, NsCommand.Info.class, NsCommand.Delete.class})
+    subcommands = {NsCommand.Create.class, NsCommand.ListCmd.class, NsCommand.Info.class, NsCommand.Attach.class,
+      NsCommand.Delete.class})
 final class NsCommand {
   @ParentCommand Vmd vmd;
 
@@ -82,10 +83,62 @@ final class NsCommand {
         }
         var w = spec.commandLine().getOut();
         if (!ns.vmd.json) {
+          long[] copies = replication(client, r);
           w.printf("namespace %s: id %d, size %s, %d replica(s), epoch %d, %d page copies stored%n", r.name(),
               r.id(), io.vmd.common.Sizes.format(r.sizeBytes()), r.replicas(), r.epoch(), pages);
+          w.printf("%d pages stored, %d under-replicated (fewer than %d copies on live servers), %d with no live copy%n",
+              copies[0], copies[1], r.replicas(), copies[2]);
         }
         out.print(w, ns.vmd.json, SIZES);
+      }
+      return 0;
+    }
+  }
+
+  /** Pages stored, pages with fewer live copies than the replica count, pages with none. */
+  static long[] replication(VmdClient client, NamespaceRecord r) throws Exception {
+    io.vmd.client.Namespace n = client.attach(r.name(), false);
+    io.vmd.client.ServerState[] servers = client.servers();
+    long stored = 0;
+    long under = 0;
+    long lost = 0;
+    for (long p = 0; p < n.pages(); p++) {
+      if (!n.locations().stored(p)) {
+        continue;
+      }
+      stored++;
+      int live = 0;
+      for (int k = 0; k < n.locations().replicas(); k++) {
+        int s = n.locations().get(p, k);
+        if (s >= 0 && servers[s].up()) {
+          live++;
+        }
+      }
+      if (live < r.replicas()) {
+        under++;
+      }
+      if (live == 0) {
+        lost++;
+      }
+    }
+    return new long[] {stored, under, lost};
+  }
+
+  @Command(name = "attach", mixinStandardHelpOptions = true, description = {
+      "Take a namespace over for writing: raise its epoch on every server, so that whoever wrote it",
+      "before (a gateway on a migration's source, a gateway believed dead) is refused from now on.",
+      "A gateway that then opens the export takes it over again the same way."})
+  static final class Attach implements Callable<Integer> {
+    @ParentCommand NsCommand ns;
+    @Spec CommandSpec spec;
+
+    @Parameters(paramLabel = "NAME") String name;
+
+    @Override
+    public Integer call() throws Exception {
+      try (VmdClient client = ns.vmd.connect()) {
+        io.vmd.client.Namespace n = client.attach(name, true);
+        row(n.record()).print(spec.commandLine().getOut(), ns.vmd.json, SIZES);
       }
       return 0;
     }

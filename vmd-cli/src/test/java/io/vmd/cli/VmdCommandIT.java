@@ -1,6 +1,7 @@
 package io.vmd.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.vmd.client.ClientConfig;
 import io.vmd.client.Namespace;
@@ -112,7 +113,17 @@ class VmdCommandIT {
         .contains("\"server\":\"" + a + "\",\"state\":\"up\",\"pages\":40,\"bytes\":163840")
         .contains("\"server\":\"" + b + "\",\"state\":\"up\",\"pages\":40,\"bytes\":163840");
     Result table = vmd("ns", "info", "vm1", "--servers", flag);
-    assertThat(table.out()).contains("80 page copies stored").contains("160.0 KiB");
+    assertThat(table.out()).contains("80 page copies stored").contains("160.0 KiB")
+        .contains("40 pages stored, 0 under-replicated");
+
+    // ns attach fences whoever wrote before: the epoch moves on, and that writer is refused.
+    try (VmdClient client = VmdClient.connect(ClientConfig.of(List.of(a, b)))) {
+      Namespace writer = client.attach("vm1", true);
+      Result taken = vmd("--json", "ns", "attach", "vm1", "--servers", flag);
+      assertThat(taken.exit()).as(taken.err()).isZero();
+      assertThat(taken.out()).contains("\"epoch\":" + (writer.epoch() + 1));
+      assertThatThrownBy(() -> writer.writeSync(100, data)).hasMessageContaining("epoch");
+    }
 
     Result used = vmd("servers", "--servers", flag, "--json");
     assertThat(used.out()).contains("\"used\":163840");
@@ -138,6 +149,9 @@ class VmdCommandIT {
     Process persisted = servers.remove(1);
     persisted.destroy();
     assertThat(persisted.waitFor(20, TimeUnit.SECONDS)).isTrue();
+    Result degraded = vmd("ns", "info", "vm1", "--servers", flag);
+    assertThat(degraded.out()).as(degraded.err()).contains("40 pages stored, 40 under-replicated")
+        .contains("0 with no live copy");
     HostPort b2 = startServer("server", "--listen", b.toString(), "--memory", "32M", "--store", "chronicle",
         "--data-dir", dataDir.toString());
     assertThat(b2).isEqualTo(b);
