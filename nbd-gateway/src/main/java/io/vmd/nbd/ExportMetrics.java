@@ -17,6 +17,8 @@ public final class ExportMetrics {
   private final Counter pagesTrimmed;
   private final Timer[] latency = new Timer[Nbd.CMD_BLOCK_STATUS + 1];
   private final Counter errors;
+  private final Counter rereplicated;
+  private final java.util.concurrent.atomic.AtomicLong underReplicated = new java.util.concurrent.atomic.AtomicLong();
 
   ExportMetrics(MeterRegistry registry, String namespace) {
     pagesIn = Counter.builder("vmd.gateway.pages.in").description("pages read (page-ins)")
@@ -27,6 +29,12 @@ public final class ExportMetrics {
     bytesWritten = Counter.builder("vmd.gateway.written").baseUnit("bytes").tag("namespace", namespace).register(registry);
     pagesTrimmed = Counter.builder("vmd.gateway.pages.trimmed").tag("namespace", namespace).register(registry);
     errors = Counter.builder("vmd.gateway.errors").tag("namespace", namespace).register(registry);
+    rereplicated = Counter.builder("vmd.gateway.pages.rereplicated")
+        .description("page copies made because a server holding one went down").tag("namespace", namespace)
+        .register(registry);
+    io.micrometer.core.instrument.Gauge.builder("vmd.gateway.pages.under.replicated", underReplicated, Number::doubleValue)
+        .description("pages with fewer copies on live servers than the namespace's replica count")
+        .tag("namespace", namespace).register(registry);
     for (int cmd = 0; cmd < latency.length; cmd++) {
       latency[cmd] = Timer.builder("vmd.gateway.request").tag("namespace", namespace)
           .tag("op", Nbd.commandName(cmd)).publishPercentileHistogram().register(registry);
@@ -58,6 +66,24 @@ public final class ExportMetrics {
   }
 
   /** Pages read since start: the page-in side of the swap rate. */
+  void underReplicated(long pages) {
+    underReplicated.set(pages);
+  }
+
+  void rereplicated(long copies) {
+    rereplicated.increment(copies);
+  }
+
+  /** Page copies made to replace copies on down servers. */
+  public double rereplicated() {
+    return rereplicated.count();
+  }
+
+  /** Pages short of copies on live servers at the last scan. */
+  public long underReplicated() {
+    return underReplicated.get();
+  }
+
   /** Requests answered with an error. */
   public double errors() {
     return errors.count();

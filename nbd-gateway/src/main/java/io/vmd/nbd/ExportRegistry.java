@@ -60,6 +60,17 @@ final class ExportRegistry implements AutoCloseable {
     return f;
   }
 
+  /** Every export attached so far. */
+  java.util.List<Export> openExports() {
+    java.util.List<Export> all = new java.util.ArrayList<>();
+    for (CompletableFuture<Export> f : open.values()) {
+      if (f.isDone() && !f.isCompletedExceptionally()) {
+        all.add(f.join());
+      }
+    }
+    return all;
+  }
+
   /** The export if it is already open, else null; never attaches. */
   Export peek(String name) {
     CompletableFuture<Export> f = open.get(name);

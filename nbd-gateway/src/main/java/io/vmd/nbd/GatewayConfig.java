@@ -1,17 +1,31 @@
 package io.vmd.nbd;
 
 import io.vmd.common.HostPort;
+import java.time.Duration;
 
 /**
  * How an NBD gateway runs.
  *
  * @param listen address to serve NBD on (loopback by default: NBD itself has no authentication)
  * @param defaultExport namespace served to clients that ask for the empty export name, or null
+ * @param rereplicateAfter how long a server must be down before its pages get new copies elsewhere
+ * @param rereplicatePagesPerSecond at most this many pages copied per second for that
  */
-public record GatewayConfig(HostPort listen, String defaultExport) {
+public record GatewayConfig(HostPort listen, String defaultExport, Duration rereplicateAfter,
+    int rereplicatePagesPerSecond) {
   public static final int DEFAULT_PORT = 10809;
+  public static final Duration DEFAULT_REREPLICATE_AFTER = Duration.ofSeconds(5);
+  public static final int DEFAULT_REREPLICATE_RATE = 4096;
+
+  public GatewayConfig(HostPort listen, String defaultExport) {
+    this(listen, defaultExport, DEFAULT_REREPLICATE_AFTER, DEFAULT_REREPLICATE_RATE);
+  }
 
   public static GatewayConfig of(HostPort listen) {
     return new GatewayConfig(listen, null);
+  }
+
+  public GatewayConfig withRereplication(Duration after, int pagesPerSecond) {
+    return new GatewayConfig(listen, defaultExport, after, pagesPerSecond);
   }
 }

@@ -30,12 +30,14 @@ public final class NbdGateway implements AutoCloseable {
   private final ExportRegistry exports;
   private final EventLoopGroup group;
   private final ChannelGroup connections = new DefaultChannelGroup("nbd", GlobalEventExecutor.INSTANCE);
+  private final Rereplicator rereplicator;
   private Channel listener;
 
   private NbdGateway(GatewayConfig config, VmdClient client, MeterRegistry registry) {
     this.config = config;
     this.exports = new ExportRegistry(client, registry);
     this.group = client.eventLoopGroup();
+    this.rereplicator = new Rereplicator(exports, client, config.rereplicateAfter(), config.rereplicatePagesPerSecond());
   }
 
   public static NbdGateway start(GatewayConfig config, VmdClient client, MeterRegistry registry)
@@ -64,6 +66,7 @@ public final class NbdGateway implements AutoCloseable {
       gw.close();
       throw e;
     }
+    gw.rereplicator.start();
     LOG.info("NBD gateway on {} ({} transport)", gw.address(), Transports.name());
     return gw;
   }
@@ -95,6 +98,7 @@ public final class NbdGateway implements AutoCloseable {
     if (!closed.compareAndSet(false, true)) {
       return;
     }
+    rereplicator.close();
     if (listener != null) {
       listener.close().syncUninterruptibly();
     }

@@ -69,6 +69,25 @@ class NbdFailoverTest {
   }
 
   @Test
+  void pagesThatLostACopyGetANewOneSoLosingASecondServerLosesNothing() throws Exception {
+    fx = new GatewayFixture(3, 64 * MIB);
+    fx.client.createNamespace("vm4", 16 * MIB, 2);
+    try (NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0))
+        .withRereplication(java.time.Duration.ofMillis(500), 100_000), fx.client, new SimpleMeterRegistry())) {
+      String uri = "nbd://" + gw.address() + "/vm4";
+      Path data = randomFile("data4.img", 6, 16 * (int) MIB);
+      ok(dir, "nbdcopy", data.toString(), uri);
+      fx.cluster.kill(0);
+      org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(30)).until(() ->
+          gw.metrics("vm4").rereplicated() > 0 && gw.metrics("vm4").underReplicated() == 0);
+      System.out.println("re-replicated " + gw.metrics("vm4").rereplicated() + " page copies");
+      fx.cluster.kill(1);
+      assertThat(readBack(uri, "survivor.img")).as("every page has a copy on the last server")
+          .isEqualTo(Files.readAllBytes(data));
+    }
+  }
+
+  @Test
   void aNewGatewayOnAnotherClientReadsBackEverythingTheDeadOneWrote() throws Exception {
     fx = new GatewayFixture(3, 128 * MIB);
     fx.client.createNamespace("vm2", 32 * MIB, 2);

@@ -714,6 +714,105 @@ public final class Namespace {
     }
   }
 
+  // ---------------------------------------------------------------- re-replication
+
+  /**
+   * How many of the page's copies sit on live servers (0 for a page never written: check
+   * {@link LocationTable#stored}).
+   */
+  public int liveCopies(long page) {
+    int live = 0;
+    ServerState[] servers = client.servers();
+    for (int r = 0; r < locations.replicas(); r++) {
+      int s = locations.get(page, r);
+      if (s != LocationTable.NONE && servers[s].up()) {
+        live++;
+      }
+    }
+    return live;
+  }
+
+  /**
+   * Gives every stored page of [first, first + count) that has a copy on a down server (or a missing
+   * copy) a new copy on a live server holding none: reads it from a live replica, writes it there, and
+   * moves that replica slot in the location table. Completes with the number of page copies made. The
+   * caller orders it like a write (the gateway does), so no write to these pages runs meanwhile.
+   */
+  public CompletableFuture<Integer> rereplicate(long first, int count) {
+    if (!writable) {
+      return CompletableFuture.failedFuture(new VmdException(ErrorCode.BAD_REQUEST,
+          "namespace '" + name() + "' was attached read-only"));
+    }
+    if (!inRange(first, count)) {
+      return CompletableFuture.failedFuture(outOfRange(first, count));
+    }
+    ByteBuf buf = io.netty.buffer.PooledByteBufAllocator.DEFAULT.directBuffer(count * Pages.PAGE_SIZE);
+    CompletableFuture<Integer> result = new CompletableFuture<>();
+    read(first, count, buf).whenComplete((v, err) -> {
+      if (err != null) {
+        buf.release();
+        result.completeExceptionally(err);
+        return;
+      }
+      int[] made = {0};
+      IoOp.Future written = new IoOp.Future();
+      WriteOp op = WriteOp.POOL.get();
+      op.src = buf; // the op releases it when done
+      op.start(written);
+      ServerState[] servers = client.servers();
+      int[] chosen = new int[servers.length];
+      int i = 0;
+      while (i < count) {
+        long page = first + i;
+        int j = i + 1;
+        if (!locations.stored(page)) {
+          i = j;
+          continue;
+        }
+        while (j < count && j - i < PLACEMENT_RUN && locations.stored(first + j) && locations.sameLocation(page, first + j)) {
+          j++;
+        }
+        for (int r = 0; r < locations.replicas(); r++) {
+          int s = locations.get(page, r);
+          if (s != LocationTable.NONE && servers[s].up()) {
+            continue;
+          }
+          long bytes = (long) (j - i) * Pages.PAGE_SIZE;
+          int n = client.placement().choose(servers, servers.length, bytes, chosen);
+          int target = LocationTable.NONE;
+          for (int c = 0; c < n && target == LocationTable.NONE; c++) {
+            boolean holds = false;
+            for (int k = 0; k < locations.replicas(); k++) {
+              holds |= locations.get(page, k) == chosen[c];
+            }
+            if (!holds) {
+              target = chosen[c];
+            }
+          }
+          if (target == LocationTable.NONE) {
+            continue; // no live server free of a copy: stays under-replicated until one comes
+          }
+          servers[target].placed(bytes);
+          for (int k = i; k < j; k++) {
+            locations.set(first + k, r, target);
+          }
+          made[0] += j - i;
+          sendPut(op, target, page, j - i, i, true, r);
+        }
+        i = j;
+      }
+      op.finish();
+      written.whenComplete((x, e) -> {
+        if (e != null) {
+          result.completeExceptionally(e);
+        } else {
+          result.complete(made[0]);
+        }
+      });
+    });
+    return result;
+  }
+
   // ---------------------------------------------------------------- blocking conveniences
 
   public void writeSync(long firstPage, byte[] data) throws VmdException {

@@ -14,6 +14,7 @@ public final class ServerState {
   private final HostPort address;
   private final AtomicLong free = new AtomicLong();
   private volatile boolean up;
+  private volatile long downSinceNanos = System.nanoTime();
   private volatile Availability reported = new Availability(0, 0, 0, 0);
 
   ServerState(int index, HostPort address) {
@@ -44,7 +45,15 @@ public final class ServerState {
   }
 
   void up(boolean isUp) {
+    if (!isUp && up) {
+      downSinceNanos = System.nanoTime();
+    }
     this.up = isUp;
+  }
+
+  /** How long it has been down (0 while up). */
+  public long downForNanos() {
+    return up ? 0 : System.nanoTime() - downSinceNanos;
   }
 
   void report(Availability a) {
