@@ -28,6 +28,15 @@ final class GatewayCommand implements Callable<Integer> {
       description = "Namespace served to clients that ask for the empty export name.")
   String defaultExport;
 
+  @Option(names = "--rereplicate-after", defaultValue = "5s", converter = Vmd.DurationConverter.class,
+      paramLabel = "DURATION",
+      description = "How long a server must be down before its pages get new copies (default: ${DEFAULT-VALUE}).")
+  java.time.Duration rereplicateAfter;
+
+  @Option(names = "--rereplicate-rate", defaultValue = "4096", paramLabel = "PAGES/S",
+      description = "Most pages copied per second to restore replicas (default: ${DEFAULT-VALUE}).")
+  int rereplicateRate;
+
   @Option(names = "--io-threads", defaultValue = "0", description = "Event loop threads (0: one per core).")
   int ioThreads;
 
@@ -37,7 +46,8 @@ final class GatewayCommand implements Callable<Integer> {
     VmdClient client = vmd.connect(ioThreads > 0 ? ioThreads : Runtime.getRuntime().availableProcessors());
     NbdGateway gateway;
     try {
-      gateway = NbdGateway.start(new GatewayConfig(HostPort.parse(listen), defaultExport), client, registry);
+      gateway = NbdGateway.start(new GatewayConfig(HostPort.parse(listen), defaultExport)
+          .withRereplication(rereplicateAfter, rereplicateRate), client, registry);
     } catch (RuntimeException | InterruptedException e) {
       client.close();
       throw e;
