@@ -1,0 +1,139 @@
+package io.vmd.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.vmd.client.ClientConfig;
+import io.vmd.client.Namespace;
+import io.vmd.client.VmdClient;
+import io.vmd.common.HostPort;
+import io.vmd.nbd.GatewayConfig;
+import io.vmd.nbd.NbdGateway;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import org.awaitility.Awaitility;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Servers on other "hosts": three Linux network namespaces joined to this one by veth pairs, each
+ * running a {@code vmd server} process. Cutting a link ({@code ip link set ... down}) drops packets
+ * silently, as a failed switch port does: no reset, no error, just silence. Nothing may hang past the
+ * request timeout and nothing may be lost. Needs root (network namespaces), as CI runs.
+ */
+class LinkCutIT {
+  private static final int SERVERS = 3;
+  private static final String PREFIX = "vmdlc" + (ProcessHandle.current().pid() % 10000) + "n";
+  private static final List<Process> servers = new ArrayList<>();
+  private static final List<HostPort> addresses = new ArrayList<>();
+  @TempDir static Path tmp;
+
+  private static void sh(String... cmd) throws Exception {
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    if (p.waitFor() != 0) {
+      throw new IllegalStateException(String.join(" ", cmd) + " failed: " + out
+          + " (network namespaces need root)");
+    }
+  }
+
+  private static String ip() {
+    return Files.isExecutable(Path.of("/usr/sbin/ip")) ? "/usr/sbin/ip" : "/sbin/ip";
+  }
+
+  private static String hostSide(int i) {
+    return PREFIX + i + "h";
+  }
+
+  @BeforeAll
+  static void hosts() throws Exception {
+    for (int i = 0; i < SERVERS; i++) {
+      String ns = PREFIX + i;
+      sh(ip(), "netns", "add", ns);
+      sh(ip(), "link", "add", hostSide(i), "type", "veth", "peer", "name", ns + "p");
+      sh(ip(), "link", "set", ns + "p", "netns", ns);
+      sh(ip(), "addr", "add", "10.231." + (100 + i) + ".1/24", "dev", hostSide(i));
+      sh(ip(), "link", "set", hostSide(i), "up");
+      sh(ip(), "netns", "exec", ns, ip(), "addr", "add", "10.231." + (100 + i) + ".2/24", "dev", ns + "p");
+      sh(ip(), "netns", "exec", ns, ip(), "link", "set", ns + "p", "up");
+      sh(ip(), "netns", "exec", ns, ip(), "link", "set", "lo", "up");
+      Path log = tmp.resolve("server" + i + ".log");
+      ProcessBuilder pb = new ProcessBuilder(ip(), "netns", "exec", ns, System.getProperty("vmd.launcher"), "server",
+          "--listen", "10.231." + (100 + i) + ".2:7400", "--memory", "64M", "--availability-interval", "500ms");
+      pb.environment().put("VMD_JAR", System.getProperty("vmd.jar"));
+      Process p = pb.redirectError(log.toFile()).start();
+      servers.add(p);
+      String line = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8)).readLine();
+      assertThat(line).as("server %d: %s", i, Files.readString(log)).contains("listening on");
+      addresses.add(new HostPort("10.231." + (100 + i) + ".2", 7400));
+    }
+  }
+
+  @AfterAll
+  static void teardown() throws Exception {
+    for (Process p : servers) {
+      p.destroy();
+      if (!p.waitFor(10, TimeUnit.SECONDS)) {
+        p.destroyForcibly();
+      }
+    }
+    for (int i = 0; i < SERVERS; i++) {
+      new ProcessBuilder(ip(), "netns", "del", PREFIX + i).start().waitFor();
+    }
+  }
+
+  private static byte[] content(long seed, int pages) {
+    byte[] b = new byte[pages * 4096];
+    new Random(seed).nextBytes(b);
+    return b;
+  }
+
+  @Test
+  void aCutLinkHangsNothingPastTheTimeoutLosesNothingAndTheServerRejoinsWhenItIsBack() throws Exception {
+    Duration timeout = Duration.ofSeconds(5);
+    try (VmdClient client = VmdClient.connect(ClientConfig.of(addresses).withRequestTimeout(timeout));
+        NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), client,
+            new SimpleMeterRegistry())) {
+      client.createNamespace("cut", 16L << 20, 2);
+      Namespace ns = client.attach("cut", true);
+      byte[] data = content(1, 2048);
+      ns.writeSync(0, data);
+
+      sh(ip(), "link", "set", hostSide(0), "down");
+      long start = System.nanoTime();
+      assertThat(ns.readSync(0, 2048)).as("every page from a live replica").isEqualTo(data);
+      long readMillis = (System.nanoTime() - start) / 1_000_000;
+      byte[] more = content(2, 512);
+      ns.writeSync(0, more);
+      System.arraycopy(more, 0, data, 0, more.length);
+      long allMillis = (System.nanoTime() - start) / 1_000_000;
+      System.out.println("link cut: read of 2048 pages after " + readMillis + " ms, rewrite done after " + allMillis
+          + " ms");
+      assertThat(readMillis).as("no request waits past the timeout").isLessThan(timeout.toMillis() + 1000);
+      assertThat(client.servers()[0].up()).as("the silent server is taken as down").isFalse();
+
+      // An NBD client reading through a gateway on this host sees the whole device, no error.
+      Path back = tmp.resolve("back.img");
+      Process copy = new ProcessBuilder("nbdcopy", "nbd://" + gw.address() + "/cut", back.toString())
+          .redirectErrorStream(true).start();
+      assertThat(copy.waitFor(60, TimeUnit.SECONDS)).isTrue();
+      assertThat(copy.exitValue()).as(new String(copy.getInputStream().readAllBytes())).isZero();
+      assertThat(java.util.Arrays.copyOf(Files.readAllBytes(back), data.length)).isEqualTo(data);
+
+      sh(ip(), "link", "set", hostSide(0), "up");
+      Awaitility.await().atMost(Duration.ofSeconds(30)).until(() -> client.servers()[0].up());
+      assertThat(ns.readSync(0, 2048)).isEqualTo(data);
+    }
+  }
+}
