@@ -32,11 +32,17 @@ final class Rereplicator implements AutoCloseable {
     return t;
   });
 
+  private final long[] comebacks;
+
   Rereplicator(ExportRegistry exports, VmdClient client, Duration grace, int pagesPerSecond) {
     this.exports = exports;
     this.client = client;
     this.graceNanos = grace.toNanos();
     this.pagesPerSecond = pagesPerSecond;
+    this.comebacks = new long[client.servers().length];
+    for (int i = 0; i < comebacks.length; i++) {
+      comebacks[i] = client.servers()[i].comebacks();
+    }
   }
 
   Rereplicator start() {
@@ -46,10 +52,24 @@ final class Rereplicator implements AutoCloseable {
 
   private void tick() {
     try {
-      boolean copy = false;
       for (ServerState s : client.servers()) {
-        copy |= s.downForNanos() > graceNanos;
+        long c = s.comebacks();
+        if (c != comebacks[s.index()] && s.up()) {
+          comebacks[s.index()] = c;
+          for (Export e : exports.openExports()) {
+            rejoin(e, s.index());
+          }
+        }
       }
+      // Copy once a server has been down past the grace period, or when every server is up (then the
+      // short pages lost a copy to a server that came back empty): never during a short outage.
+      boolean anyDown = false;
+      boolean longDown = false;
+      for (ServerState s : client.servers()) {
+        anyDown |= !s.up();
+        longDown |= s.downForNanos() > graceNanos;
+      }
+      boolean copy = longDown || !anyDown;
       for (Export e : exports.openExports()) {
         pass(e, copy);
       }
@@ -97,6 +117,36 @@ final class Rereplicator implements AutoCloseable {
       LOG.info("export '{}': {} pages were short of copies, {} copied", e.name(), shortPages, copied);
     }
     return copied;
+  }
+
+  /**
+   * A server came back: it learns the namespace again (with the current epoch), copies the table
+   * places there but it lacks are forgotten (re-replication restores them), and copies it holds that
+   * the table no longer places there (rewritten elsewhere meanwhile) are deleted from it.
+   */
+  private void rejoin(Export e, int server) throws InterruptedException {
+    Namespace ns = e.namespace;
+    try {
+      long[] held = client.rejoin(server, ns.record());
+      long stale = 0;
+      for (long first = 0; first < ns.pages(); first += 4096) {
+        long n = Math.min(4096, ns.pages() - first);
+        PageOrdering.Entry entry = e.ordering.enter(first, first + n - 1, true);
+        try {
+          if (entry.ready != null) {
+            entry.ready.get(30, TimeUnit.SECONDS);
+          }
+          stale += ns.reconcile(server, held, first, n).get(30, TimeUnit.SECONDS);
+        } finally {
+          e.ordering.release(entry);
+        }
+      }
+      LOG.info("server {} rejoined export '{}': {} stale page copies deleted", client.servers()[server].address(),
+          e.name(), stale);
+    } catch (io.vmd.client.VmdException | java.util.concurrent.ExecutionException
+        | java.util.concurrent.TimeoutException ex) {
+      LOG.warn("server {} rejoining export '{}': {}", client.servers()[server].address(), e.name(), ex.toString());
+    }
   }
 
   private int copyRun(Export e, long first, int n) throws InterruptedException {

@@ -87,6 +87,53 @@ class NbdFailoverTest {
     }
   }
 
+  private long copiesOf(String namespace) throws Exception {
+    int id = fx.client.namespace(namespace).id();
+    long n = 0;
+    for (int i = 0; i < fx.cluster.size(); i++) {
+      if (fx.cluster.server(i) != null) {
+        n += fx.cluster.server(i).store().pageCount(id);
+      }
+    }
+    return n;
+  }
+
+  @Test
+  void aServerThatRestartsEmptyIsRefilledAndOneThatMissedWritesLosesItsStaleCopies() throws Exception {
+    fx = new GatewayFixture(3, 64 * MIB);
+    fx.client.createNamespace("vm5", 8 * MIB, 2);
+    try (NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0))
+        .withRereplication(java.time.Duration.ofMillis(500), 100_000), fx.client, new SimpleMeterRegistry())) {
+      String uri = "nbd://" + gw.address() + "/vm5";
+      Path data = randomFile("data5.img", 7, 8 * (int) MIB);
+      ok(dir, "nbdcopy", data.toString(), uri);
+      int pages = 8 * 256;
+      assertThat(copiesOf("vm5")).isEqualTo(2L * pages);
+
+      // Restarted in memory: it comes back empty; its copies are made again (some of them on it).
+      fx.cluster.restart(0);
+      org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(30))
+          .until(() -> copiesOf("vm5") == 2L * pages && gw.metrics("vm5").underReplicated() == 0);
+      fx.cluster.kill(1);
+      assertThat(readBack(uri, "after-restart.img")).isEqualTo(Files.readAllBytes(data));
+      fx.cluster.restart(1);
+      org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(30))
+          .until(() -> copiesOf("vm5") == 2L * pages && gw.metrics("vm5").underReplicated() == 0);
+
+      // A server that hangs while the VM rewrites everything keeps old copies: dropped when it returns.
+      fx.cluster.freeze(2);
+      org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(10))
+          .until(() -> !fx.client.servers()[2].up());
+      Path rewritten = randomFile("data5b.img", 8, 8 * (int) MIB);
+      ok(dir, "nbdcopy", rewritten.toString(), uri);
+      fx.cluster.thaw(2);
+      org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(30))
+          .until(() -> fx.client.servers()[2].up() && copiesOf("vm5") == 2L * pages
+              && gw.metrics("vm5").underReplicated() == 0);
+      assertThat(readBack(uri, "after-thaw.img")).isEqualTo(Files.readAllBytes(rewritten));
+    }
+  }
+
   @Test
   void aNewGatewayOnAnotherClientReadsBackEverythingTheDeadOneWrote() throws Exception {
     fx = new GatewayFixture(3, 128 * MIB);

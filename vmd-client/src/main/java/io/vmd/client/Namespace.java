@@ -11,6 +11,8 @@ import io.vmd.protocol.Frame;
 import io.vmd.protocol.NamespaceRecord;
 import io.vmd.protocol.Op;
 import io.vmd.protocol.Pages;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 
 /**
@@ -244,6 +246,9 @@ public final class Namespace {
       } else if (status == ErrorCode.NO_SPACE.code && fresh) {
         ns.client.servers()[server].full();
         replace();
+      } else if (status == ErrorCode.NO_NAMESPACE.code) {
+        // The server restarted empty and has not been told of the namespace again: copy elsewhere.
+        replace(ns.client.error(f, server));
       } else {
         if (fresh) {
           clearSlot();
@@ -811,6 +816,51 @@ public final class Namespace {
       });
     });
     return result;
+  }
+
+  /**
+   * Brings the location table and {@code server} back in line for pages [first, first + count) after
+   * the server rejoined, given the pages it holds ({@code held}, a bitmap over the namespace): a copy
+   * the table places there that the server lacks (it restarted empty) is forgotten, so re-replication
+   * restores it; a page the server holds that the table does not place there is stale (it was
+   * rewritten elsewhere while the server was away) and is deleted from it. Ordered like a write.
+   * Completes with the number of stale pages deleted.
+   */
+  public CompletableFuture<Long> reconcile(int server, long[] held, long first, long count) {
+    long stale = 0;
+    List<long[]> staleRuns = new ArrayList<>();
+    long runStart = -1;
+    for (long p = first; p < first + count; p++) {
+      boolean holds = (held[(int) (p >>> 6)] & (1L << p)) != 0;
+      boolean placed = false;
+      for (int r = 0; r < locations.replicas(); r++) {
+        if (locations.get(p, r) == server) {
+          placed = true;
+          if (!holds) {
+            locations.set(p, r, LocationTable.NONE);
+          }
+        }
+      }
+      boolean isStale = holds && !placed;
+      if (isStale) {
+        stale++;
+        if (runStart < 0) {
+          runStart = p;
+        }
+      } else if (runStart >= 0) {
+        staleRuns.add(new long[] {runStart, p - runStart});
+        runStart = -1;
+      }
+    }
+    if (runStart >= 0) {
+      staleRuns.add(new long[] {runStart, first + count - runStart});
+    }
+    List<CompletableFuture<?>> deletes = new ArrayList<>();
+    for (long[] run : staleRuns) {
+      deletes.add(client.call(server, Op.DELETE, record.id(), record.epoch(), null, f -> null, run[0], (int) run[1]));
+    }
+    long deleted = stale;
+    return CompletableFuture.allOf(deletes.toArray(new CompletableFuture<?>[0])).thenApply(v -> deleted);
   }
 
   // ---------------------------------------------------------------- blocking conveniences

@@ -15,6 +15,7 @@ public final class ServerState {
   private final AtomicLong free = new AtomicLong();
   private volatile boolean up;
   private volatile long downSinceNanos = System.nanoTime();
+  private final java.util.concurrent.atomic.AtomicLong comebacks = new java.util.concurrent.atomic.AtomicLong();
   private volatile Availability reported = new Availability(0, 0, 0, 0);
 
   ServerState(int index, HostPort address) {
@@ -44,11 +45,22 @@ public final class ServerState {
     return reported;
   }
 
-  void up(boolean isUp) {
+  synchronized void up(boolean isUp) {
     if (!isUp && up) {
       downSinceNanos = System.nanoTime();
     }
+    if (isUp && !up) {
+      comebacks.incrementAndGet();
+    }
     this.up = isUp;
+  }
+
+  /**
+   * How many times the server has come up (connected and answered HELLO) after being down or never
+   * reached: a change means it may have missed writes, or restarted and lost its pages.
+   */
+  public long comebacks() {
+    return comebacks.get();
   }
 
   /** How long it has been down (0 while up). */

@@ -159,10 +159,17 @@ public final class VmdClient implements AutoCloseable {
   /** Sends a one-reply control request to one server and parses the reply. */
   <T> CompletableFuture<T> call(int server, byte op, int ns, long epoch, Consumer<ByteBuf> body,
       Function<ByteBuf, T> parse) {
+    return call(server, op, ns, epoch, body, parse, 0, 0);
+  }
+
+  /** As above, for a request about pages [firstPage, firstPage + count). */
+  <T> CompletableFuture<T> call(int server, byte op, int ns, long epoch, Consumer<ByteBuf> body,
+      Function<ByteBuf, T> parse, long firstPage, int count) {
     CompletableFuture<T> result = new CompletableFuture<>();
     ServerConnection conn = connection(server);
     long id = conn.nextId();
-    ByteBuf frame = Codec.frame(io.netty.buffer.ByteBufAllocator.DEFAULT, op, 0, 0, id, ns, epoch, 0, 0, body);
+    ByteBuf frame = Codec.frame(io.netty.buffer.ByteBufAllocator.DEFAULT, op, 0, 0, id, ns, epoch, firstPage, count,
+        body);
     conn.send(id, frame, new Pending() {
       @Override
       void onReply(ByteBuf f) {
@@ -376,6 +383,28 @@ public final class VmdClient implements AutoCloseable {
       await(l);
     }
     return new Namespace(this, ns, table, forWriting);
+  }
+
+  /**
+   * Makes a server that came back (restarted empty, or one that missed changes) hold the namespace
+   * again with its current record, epoch included, and returns the pages it holds of it, as a bitmap.
+   */
+  public long[] rejoin(int server, NamespaceRecord ns) throws VmdException {
+    List<NamespaceRecord> table = await(call(server, Op.NS_LIST, 0, 0, null, f -> Codec.readNamespaces(payload(f))));
+    if (table.stream().noneMatch(r -> r.id() == ns.id())) {
+      await(call(server, Op.NS_CREATE, ns.id(), 0, b -> Codec.writeNamespace(b, ns), f -> null));
+    }
+    // Its epoch may be behind the writer's (it missed an attach): raise it, or older writers would pass.
+    await(call(server, Op.NS_ATTACH, ns.id(), ns.epoch(), null, Frame::epoch));
+    LocationTable one = new LocationTable(ns.pages(), 1);
+    await(listInto(server, ns, one));
+    long[] held = new long[(int) ((ns.pages() + 63) >>> 6)];
+    for (long p = 0; p < ns.pages(); p++) {
+      if (one.stored(p)) {
+        held[(int) (p >>> 6)] |= 1L << p;
+      }
+    }
+    return held;
   }
 
   private CompletableFuture<Void> listInto(int server, NamespaceRecord ns, LocationTable table) {
