@@ -11,7 +11,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Run VMD's benchmarks.",
-    subcommands = {BenchCommand.Fault.class, BenchCommand.Migration.class})
+    subcommands = {BenchCommand.Fault.class, BenchCommand.Migration.class, BenchCommand.Chaos.class})
 final class BenchCommand {
   @picocli.CommandLine.ParentCommand Vmd vmd;
 
@@ -172,6 +172,27 @@ final class BenchCommand {
           resident, io.vmd.migration.model.Bandwidth.parse(bandwidth), workload, chosen, warmUp, after, rate, 0.5, seed,
           json, plot, model, model ? modelPlot : null), System.out, System.err).run();
       return 0;
+    }
+  }
+
+  @Command(name = "chaos", mixinStandardHelpOptions = true, description = {
+    "Three server processes, two replicas: an NBD writer streams checksummed pages through a gateway while one",
+    "server is SIGKILLed and another restarted empty; then every page is read back and checked.",
+    "Prints pages written, verified and lost. Exits 1 if any page was lost or any NBD request failed."})
+  static final class Chaos implements Callable<Integer> {
+    @Option(names = "--size", defaultValue = "256M", converter = Vmd.SizeConverter.class, paramLabel = "SIZE",
+        description = "Bytes streamed (default: ${DEFAULT-VALUE}).")
+    long size;
+
+    @Option(names = "--seed", defaultValue = "1", description = "Seed of the page contents (default: ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Override
+    public Integer call() throws Exception {
+      io.vmd.bench.chaos.ChaosBench bench = new io.vmd.bench.chaos.ChaosBench(size, seed, System.out, System.err);
+      io.vmd.bench.chaos.ChaosBench.Outcome o = bench.run();
+      bench.print(o);
+      return o.pagesLost() == 0 && o.nbdErrors() == 0 && o.pagesVerified() == o.pagesWritten() ? 0 : 1;
     }
   }
 }

@@ -283,6 +283,15 @@ class VmdCommandIT {
   }
 
   @Test
+  void benchChaosLosesNoPageWhenOneServerIsKilledAndAnotherRestarted() throws Exception {
+    Result r = vmd("bench", "chaos", "--size", "32M");
+    assertThat(r.exit()).as("%s\n%s", r.out(), r.err()).isZero();
+    assertThat(r.out()).contains("pages written    8192").contains("pages verified   8192")
+        .contains("pages lost       0").contains("NBD errors       0");
+    assertThat(r.err()).contains("SIGKILL server 1").contains("restarting server 2");
+  }
+
+  @Test
   void benchFaultRunsAsAUserWouldTypeItAndWritesTableJsonAndPlot() throws Exception {
     Path json = tmp.resolve("fault.json");
     Path plot = tmp.resolve("fault.svg");

@@ -104,6 +104,7 @@ public final class Namespace {
     }
     WriteOp op = WriteOp.POOL.get();
     op.src = src.retain();
+    op.startNanos = System.nanoTime();
     op.start(done);
     int i = 0;
     while (i < count) {
@@ -136,7 +137,24 @@ public final class Namespace {
     long bytes = (long) count * Pages.PAGE_SIZE;
     int n = client.placement().choose(client.servers(), replicas, bytes, chosen);
     if (n < replicas) {
-      op.fail(noSpace(count, n));
+      boolean someDown = false;
+      for (ServerState s : client.servers()) {
+        someDown |= !s.up();
+      }
+      if (someDown && System.nanoTime() - op.startNanos + PutFrame.RETRY_NANOS
+          < client.config().requestTimeout().toNanos()) {
+        // Too few live servers for the replicas right now (one may be restarting): try again shortly
+        // rather than fail, up to the request timeout. A full cluster (all up) is NO_SPACE at once.
+        op.begin();
+        client.eventLoopGroup().schedule(() -> {
+          placeAndPut(op, page, count, srcPage);
+          op.finish();
+        }, PutFrame.RETRY_NANOS, java.util.concurrent.TimeUnit.NANOSECONDS);
+        return;
+      }
+      op.fail(someDown ? new VmdException(ErrorCode.UNAVAILABLE, "only " + n + " live servers with room for "
+          + replicas + " replicas of pages " + page + ".." + (page + count - 1) + " of namespace '" + name() + "'")
+          : noSpace(count, n));
       return;
     }
     for (int r = 0; r < n; r++) {
@@ -179,6 +197,8 @@ public final class Namespace {
 
     private final Recycler.Handle<WriteOp> handle;
     ByteBuf src;
+    /** When the write began: a copy waiting for a live server may wait until the request timeout. */
+    long startNanos;
 
     private WriteOp(Recycler.Handle<WriteOp> handle) {
       this.handle = handle;
@@ -195,6 +215,8 @@ public final class Namespace {
 
   /** One PUT frame in flight: a run of pages of one write on one server. */
   static final class PutFrame extends Pending {
+    private static final long RETRY_NANOS = 200_000_000L;
+
     private static final Recycler<PutFrame> POOL = new Recycler<PutFrame>() {
       @Override
       protected PutFrame newObject(Handle<PutFrame> handle) {
@@ -291,6 +313,13 @@ public final class Namespace {
           o.finish();
           return;
         }
+      }
+      if (why != null && System.nanoTime() - op.startNanos + RETRY_NANOS
+          < ns.client.config().requestTimeout().toNanos()) {
+        // Fewer live servers than replicas for now (one died, another is restarting): wait for one to
+        // come back rather than fail the write, up to the request timeout.
+        ns.client.eventLoopGroup().schedule(() -> replace(why), RETRY_NANOS, java.util.concurrent.TimeUnit.NANOSECONDS);
+        return;
       }
       clearSlot();
       VmdException e = why != null ? new VmdException(ErrorCode.UNAVAILABLE, why.getMessage()
@@ -763,6 +792,7 @@ public final class Namespace {
       IoOp.Future written = new IoOp.Future();
       WriteOp op = WriteOp.POOL.get();
       op.src = buf; // the op releases it when done
+      op.startNanos = System.nanoTime();
       op.start(written);
       ServerState[] servers = client.servers();
       int[] chosen = new int[servers.length];
