@@ -153,7 +153,12 @@ final class Rereplicator implements AutoCloseable {
     PageOrdering.Entry entry = e.ordering.enter(first, first + n - 1, true);
     try {
       if (entry.ready != null) {
-        entry.ready.get(30, TimeUnit.SECONDS);
+        // A write of these pages is still running (it may be waiting for a server): next pass.
+        try {
+          entry.ready.get(2, TimeUnit.SECONDS);
+        } catch (java.util.concurrent.TimeoutException busy) {
+          return 0;
+        }
       }
       int made = e.namespace.rereplicate(first, n).get(30, TimeUnit.SECONDS);
       e.metrics.rereplicated(made);

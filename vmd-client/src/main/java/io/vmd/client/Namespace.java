@@ -269,8 +269,24 @@ public final class Namespace {
         ns.client.servers()[server].full();
         replace();
       } else if (status == ErrorCode.NO_NAMESPACE.code) {
-        // The server restarted empty and has not been told of the namespace again: copy elsewhere.
-        replace(ns.client.error(f, server));
+        // The server restarted empty and nobody has told it of the namespace again: tell it (at this
+        // writer's epoch) and send the copy once more, to the same place.
+        Namespace n = ns;
+        int s = server;
+        long pg = page;
+        int c = count;
+        int sp = srcPage;
+        boolean fr = fresh;
+        int sl = slot;
+        recycle();
+        n.client.learn(s, n.record).whenComplete((v, e) -> {
+          if (e != null) {
+            o.fail(VmdException.from(e));
+          } else {
+            n.sendPut(o, s, pg, c, sp, fr, sl);
+            o.finish();
+          }
+        });
       } else {
         if (fresh) {
           clearSlot();

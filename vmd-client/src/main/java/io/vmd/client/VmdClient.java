@@ -386,6 +386,21 @@ public final class VmdClient implements AutoCloseable {
   }
 
   /**
+   * Tells a server that lost it (it restarted empty) about a namespace, at the given record's epoch,
+   * without blocking: creating it again is harmless when another writer got there first.
+   */
+  CompletableFuture<Void> learn(int server, NamespaceRecord ns) {
+    return call(server, Op.NS_CREATE, ns.id(), 0, b -> Codec.writeNamespace(b, ns), f -> (Void) null)
+        .handle((v, e) -> e == null || VmdException.from(e).code() == ErrorCode.EXISTS ? null
+            : (Void) sneaky(VmdException.from(e)))
+        .thenCompose(v -> call(server, Op.NS_ATTACH, ns.id(), ns.epoch(), null, f -> (Void) null));
+  }
+
+  private static Object sneaky(VmdException e) {
+    throw new java.util.concurrent.CompletionException(e);
+  }
+
+  /**
    * Makes a server that came back (restarted empty, or one that missed changes) hold the namespace
    * again with its current record, epoch included, and returns the pages it holds of it, as a bitmap.
    */

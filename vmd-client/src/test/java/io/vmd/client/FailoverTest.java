@@ -118,5 +118,19 @@ class FailoverTest {
     await().atMost(Duration.ofSeconds(10)).until(() -> client.servers()[2].up());
     assertThat(ns.readSync(0, PAGES)).as("copies lost on the restarted server come from the other replica")
         .isEqualTo(data);
+    // Writes to pages placed on it: it is told of the namespace again and takes its copies.
+    byte[] again = content(10);
+    ns.writeSync(0, again);
+    int id = client.namespace("vm1").id();
+    assertThat(cluster.server(2).store().pageCount(id)).as("copies back on the restarted server").isPositive();
+    cluster.kill(0);
+    cluster.kill(1);
+    for (long p = 0; p < PAGES; p++) {
+      boolean on2 = ns.locations().get(p, 0) == 2 || ns.locations().get(p, 1) == 2;
+      if (on2) {
+        assertThat(ns.readSync(p, 1)).as("page %d from the restarted server alone", p)
+            .isEqualTo(java.util.Arrays.copyOfRange(again, (int) p * Pages.PAGE_SIZE, (int) (p + 1) * Pages.PAGE_SIZE));
+      }
+    }
   }
 }
