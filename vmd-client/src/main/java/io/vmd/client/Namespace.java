@@ -169,6 +169,28 @@ public final class Namespace {
     }
   }
 
+  /**
+   * A live server with room for {@code bytes} to hold replica {@code slot} of the run starting at
+   * {@code page}: one holding no other copy of it and not {@code exclude}; {@link LocationTable#NONE}
+   * when there is none. The placement policy's order decides among them.
+   */
+  int replacementFor(long page, int slot, int exclude, long bytes) {
+    ServerState[] servers = client.servers();
+    int[] candidates = new int[servers.length];
+    int n = client.placement().choose(servers, servers.length, bytes, candidates);
+    for (int c = 0; c < n; c++) {
+      int s = candidates[c];
+      boolean holdsOther = s == exclude;
+      for (int r = 0; r < locations.replicas(); r++) {
+        holdsOther |= r != slot && locations.get(page, r) == s;
+      }
+      if (!holdsOther) {
+        return s;
+      }
+    }
+    return LocationTable.NONE;
+  }
+
   private VmdException noSpace(int count, int found) {
     return new VmdException(ErrorCode.NO_SPACE, "no room in the cluster for " + count
         + " new pages of namespace '" + name() + "' with " + locations.replicas() + " replicas ("
@@ -308,27 +330,18 @@ public final class Namespace {
      */
     private void replace(VmdException why) {
       long bytes = (long) count * Pages.PAGE_SIZE;
-      ServerState[] servers = ns.client.servers();
-      LocationTable locations = ns.locations;
-      int[] candidates = new int[servers.length];
-      int n = ns.client.placement().choose(servers, servers.length, bytes, candidates);
-      for (int c = 0; c < n; c++) {
-        int s = candidates[c];
-        boolean holdsOther = s == server; // never back to the server that just failed
-        for (int r = 0; r < locations.replicas(); r++) {
-          holdsOther |= r != slot && locations.get(page, r) == s;
+      // Never back to the server that just failed.
+      int s = ns.replacementFor(page, slot, server, bytes);
+      if (s != LocationTable.NONE) {
+        ns.client.servers()[s].placed(bytes);
+        for (int k = 0; k < count; k++) {
+          ns.locations.set(page + k, slot, s);
         }
-        if (!holdsOther) {
-          servers[s].placed(bytes);
-          for (int k = 0; k < count; k++) {
-            locations.set(page + k, slot, s);
-          }
-          WriteOp o = op;
-          ns.sendPut(o, s, page, count, srcPage, true, slot);
-          recycle();
-          o.finish();
-          return;
-        }
+        WriteOp o = op;
+        ns.sendPut(o, s, page, count, srcPage, true, slot);
+        recycle();
+        o.finish();
+        return;
       }
       if (why != null && System.nanoTime() - op.startNanos + RETRY_NANOS
           < ns.client.config().requestTimeout().toNanos()) {
@@ -811,7 +824,6 @@ public final class Namespace {
       op.startNanos = System.nanoTime();
       op.start(written);
       ServerState[] servers = client.servers();
-      int[] chosen = new int[servers.length];
       int i = 0;
       while (i < count) {
         long page = first + i;
@@ -829,17 +841,7 @@ public final class Namespace {
             continue;
           }
           long bytes = (long) (j - i) * Pages.PAGE_SIZE;
-          int n = client.placement().choose(servers, servers.length, bytes, chosen);
-          int target = LocationTable.NONE;
-          for (int c = 0; c < n && target == LocationTable.NONE; c++) {
-            boolean holds = false;
-            for (int k = 0; k < locations.replicas(); k++) {
-              holds |= locations.get(page, k) == chosen[c];
-            }
-            if (!holds) {
-              target = chosen[c];
-            }
-          }
+          int target = replacementFor(page, r, LocationTable.NONE, bytes);
           if (target == LocationTable.NONE) {
             continue; // no live server free of a copy: stays under-replicated until one comes
           }
