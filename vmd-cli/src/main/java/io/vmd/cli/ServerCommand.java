@@ -47,7 +47,7 @@ final class ServerCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     ServerConfig cfg = new ServerConfig(HostPort.parse(listen), memory, store, dataDir, vmd.cluster,
-        availabilityInterval, ioThreads);
+        availabilityInterval, ioThreads, vmd.clusterKey());
     PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     VmdServer server = VmdServer.start(cfg, registry);
     MetricsEndpoint endpoint;

@@ -18,6 +18,8 @@ import picocli.CommandLine.Option;
     description = {"Run a whole VMD in this process: servers, an NBD gateway and a namespace ready to attach.",
       "Stops cleanly on Ctrl-C."})
 final class UpCommand implements Callable<Integer> {
+  @picocli.CommandLine.ParentCommand Vmd vmd;
+
   @Option(names = "--servers-count", defaultValue = "2", description = "Servers to start (default: ${DEFAULT-VALUE}).")
   int serverCount;
 
@@ -50,14 +52,15 @@ final class UpCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    io.vmd.common.ClusterKey key = vmd.clusterKey();
     MiniVmdCluster cluster = MiniVmdCluster.builder().servers(serverCount, serverMemory).store(store)
-        .metrics(registry).start();
+        .metrics(registry).clusterKey(key).start();
     VmdClient client = null;
     NbdGateway gateway = null;
     MetricsEndpoint endpoint = null;
     try {
       client = VmdClient.connect(ClientConfig.of(cluster.addresses())
-          .withIoThreads(Runtime.getRuntime().availableProcessors()));
+          .withIoThreads(Runtime.getRuntime().availableProcessors()).withClusterKey(key));
       client.createNamespace(namespace, size, replicas != null ? replicas : Math.min(2, client.servers().length));
       gateway = NbdGateway.start(new GatewayConfig(HostPort.parse(listen), namespace), client, registry);
       if (!"none".equals(metrics)) {

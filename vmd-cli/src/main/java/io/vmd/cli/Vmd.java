@@ -35,6 +35,24 @@ public final class Vmd {
       description = "Cluster name checked at connect (default: ${DEFAULT-VALUE}).")
   String cluster;
 
+  @Option(names = "--cluster-key-file", scope = ScopeType.INHERIT, paramLabel = "FILE",
+      defaultValue = "${env:VMD_CLUSTER_KEY_FILE}",
+      description = "The cluster's shared secret (at least 16 bytes): servers require it of clients and prove"
+          + " it to them (default: $VMD_CLUSTER_KEY_FILE; none: an open cluster).")
+  java.nio.file.Path clusterKeyFile;
+
+  /** The cluster key named on the command line, or null. */
+  io.vmd.common.ClusterKey clusterKey() {
+    if (clusterKeyFile == null || clusterKeyFile.toString().isBlank()) {
+      return null;
+    }
+    try {
+      return io.vmd.common.ClusterKey.read(clusterKeyFile);
+    } catch (java.io.IOException e) {
+      throw new IllegalArgumentException("cannot read the cluster key: " + e.getMessage());
+    }
+  }
+
   @Option(names = "--json", scope = ScopeType.INHERIT, description = "Print JSON instead of a table.")
   boolean json;
 
@@ -57,7 +75,7 @@ public final class Vmd {
   /** A client with {@code ioThreads} event loops (admin commands need one; a gateway one per core). */
   VmdClient connect(int ioThreads) throws VmdException {
     ClientConfig cfg = ClientConfig.of(serverList()).withCluster(cluster).withRequestTimeout(timeout)
-        .withIoThreads(ioThreads);
+        .withIoThreads(ioThreads).withClusterKey(clusterKey());
     return VmdClient.connect(cfg);
   }
 

@@ -292,6 +292,24 @@ class VmdCommandIT {
   }
 
   @Test
+  void aKeyedClusterServesOnlyCommandsThatHoldItsKey() throws Exception {
+    Path key = tmp.resolve("cluster.key");
+    Files.writeString(key, "0123456789abcdef0123456789abcdef\n");
+    HostPort a = startServer("server", "--listen", "127.0.0.1:0", "--memory", "16M", "--cluster-key-file", key.toString());
+    Result without = vmd("ns", "list", "--servers", a.toString());
+    assertThat(without.exit()).isEqualTo(1);
+    assertThat(without.err()).contains("cluster key").doesNotContain("Exception");
+    Result with = vmd("ns", "create", "k1", "--size", "4M", "--servers", a.toString(), "--cluster-key-file",
+        key.toString());
+    assertThat(with.exit()).as(with.err()).isZero();
+    Path wrong = tmp.resolve("wrong.key");
+    Files.writeString(wrong, "fedcba9876543210fedcba9876543210");
+    Result other = vmd("ns", "list", "--servers", a.toString(), "--cluster-key-file", wrong.toString());
+    assertThat(other.exit()).isEqualTo(1);
+    assertThat(other.err()).contains("cluster key");
+  }
+
+  @Test
   void benchFaultRunsAsAUserWouldTypeItAndWritesTableJsonAndPlot() throws Exception {
     Path json = tmp.resolve("fault.json");
     Path plot = tmp.resolve("fault.svg");

@@ -15,6 +15,7 @@ import java.util.List;
  * @param requestTimeout how long any request may wait for its reply
  * @param ioThreads Netty event loop threads
  * @param downAfter a server silent this long (no availability report, no reply) is taken as down
+ * @param clusterKey the cluster's shared secret, or null; with it, servers must prove they hold it too
  */
 public record ClientConfig(
     List<HostPort> servers,
@@ -23,7 +24,8 @@ public record ClientConfig(
     Duration connectTimeout,
     Duration requestTimeout,
     int ioThreads,
-    Duration downAfter) {
+    Duration downAfter,
+    io.vmd.common.ClusterKey clusterKey) {
 
   public ClientConfig {
     if (servers == null || servers.isEmpty()) {
@@ -41,7 +43,7 @@ public record ClientConfig(
   /** The configuration without an explicit silence limit (a server silent for 3 s is down). */
   public ClientConfig(List<HostPort> servers, String cluster, String placement, Duration connectTimeout,
       Duration requestTimeout, int ioThreads) {
-    this(servers, cluster, placement, connectTimeout, requestTimeout, ioThreads, Duration.ofSeconds(3));
+    this(servers, cluster, placement, connectTimeout, requestTimeout, ioThreads, Duration.ofSeconds(3), null);
   }
 
   public static ClientConfig of(List<HostPort> servers) {
@@ -49,23 +51,28 @@ public record ClientConfig(
   }
 
   public ClientConfig withPlacement(String policy) {
-    return new ClientConfig(servers, cluster, policy, connectTimeout, requestTimeout, ioThreads, downAfter);
+    return new ClientConfig(servers, cluster, policy, connectTimeout, requestTimeout, ioThreads, downAfter, clusterKey);
   }
 
   public ClientConfig withCluster(String name) {
-    return new ClientConfig(servers, name, placement, connectTimeout, requestTimeout, ioThreads, downAfter);
+    return new ClientConfig(servers, name, placement, connectTimeout, requestTimeout, ioThreads, downAfter, clusterKey);
   }
 
   public ClientConfig withIoThreads(int threads) {
-    return new ClientConfig(servers, cluster, placement, connectTimeout, requestTimeout, threads, downAfter);
+    return new ClientConfig(servers, cluster, placement, connectTimeout, requestTimeout, threads, downAfter, clusterKey);
   }
 
   /** A server that sends nothing (no report, no reply) for this long is taken as down (default 3 s). */
   public ClientConfig withDownAfter(Duration silence) {
-    return new ClientConfig(servers, cluster, placement, connectTimeout, requestTimeout, ioThreads, silence);
+    return new ClientConfig(servers, cluster, placement, connectTimeout, requestTimeout, ioThreads, silence, clusterKey);
+  }
+
+  /** Connects with the cluster's key (and refuses servers that cannot prove they hold it). */
+  public ClientConfig withClusterKey(io.vmd.common.ClusterKey key) {
+    return new ClientConfig(servers, cluster, placement, connectTimeout, requestTimeout, ioThreads, downAfter, key);
   }
 
   public ClientConfig withRequestTimeout(Duration timeout) {
-    return new ClientConfig(servers, cluster, placement, connectTimeout, timeout, ioThreads, downAfter);
+    return new ClientConfig(servers, cluster, placement, connectTimeout, timeout, ioThreads, downAfter, clusterKey);
   }
 }

@@ -81,7 +81,7 @@ final class ServerConnection {
       if (e == null) {
         reconnectDelayMillis = 250;
       } else if (!(e instanceof VmdException v2 && (v2.code() == ErrorCode.WRONG_CLUSTER
-          || v2.code() == ErrorCode.VERSION))) {
+          || v2.code() == ErrorCode.VERSION || v2.code() == ErrorCode.UNAUTHORIZED))) {
         scheduleReconnect();
       }
     });
@@ -116,8 +116,14 @@ final class ServerConnection {
 
   private void sendHello(CompletableFuture<Void> ready) {
     long id = nextId();
-    ByteBuf frame = Codec.frame(channel.alloc(), Op.HELLO, 0, 0, id, 0, 0, 0, 0,
-        b -> Codec.writeString(b, config.cluster()));
+    io.vmd.common.ClusterKey key = config.clusterKey();
+    byte[] clientNonce = key == null ? null : io.vmd.common.ClusterKey.nonce();
+    ByteBuf frame = Codec.frame(channel.alloc(), Op.HELLO, 0, 0, id, 0, 0, 0, 0, b -> {
+      Codec.writeString(b, config.cluster());
+      if (clientNonce != null) {
+        b.writeBytes(clientNonce);
+      }
+    });
     send(id, frame, new Pending() {
       @Override
       void onReply(ByteBuf f) {
@@ -126,11 +132,47 @@ final class ServerConnection {
               "server " + state.address() + " refused HELLO: " + Codec.errorMessage(f)));
           return;
         }
-        Hello h = Codec.readHello(Frame.skipHeader(f.duplicate()));
-        hello = h;
-        state.report(h.availability());
-        state.up(true);
-        ready.complete(null);
+        ByteBuf in = Frame.skipHeader(f.duplicate());
+        Hello h = Codec.readHello(in);
+        if (key == null) {
+          ready(h, ready);
+          return;
+        }
+        // Keyed: the server proves it holds the key before this client proves it does.
+        if (in.readableBytes() < io.vmd.common.ClusterKey.NONCE_BYTES + io.vmd.common.ClusterKey.PROOF_BYTES) {
+          ready.completeExceptionally(new VmdException(ErrorCode.UNAUTHORIZED, "server " + state.address()
+              + " does not use a cluster key; this client does: refusing it"));
+          channel.close();
+          return;
+        }
+        byte[] serverNonce = new byte[io.vmd.common.ClusterKey.NONCE_BYTES];
+        byte[] serverProof = new byte[io.vmd.common.ClusterKey.PROOF_BYTES];
+        in.readBytes(serverNonce).readBytes(serverProof);
+        if (!io.vmd.common.ClusterKey.same(serverProof, key.proof("vmd-server", clientNonce, serverNonce))) {
+          ready.completeExceptionally(new VmdException(ErrorCode.UNAUTHORIZED, "server " + state.address()
+              + " could not prove it holds the cluster key: refusing it"));
+          channel.close();
+          return;
+        }
+        byte[] proof = key.proof("vmd-client", serverNonce, clientNonce);
+        long authId = nextId();
+        send(authId, Codec.frame(channel.alloc(), Op.AUTH, 0, 0, authId, 0, 0, 0, 0, b -> b.writeBytes(proof)),
+            new Pending() {
+              @Override
+              void onReply(ByteBuf a) {
+                if (Frame.status(a) != 0) {
+                  ready.completeExceptionally(new VmdException(ErrorCode.of(Frame.status(a)),
+                      "server " + state.address() + " refused the cluster key: " + Codec.errorMessage(a)));
+                } else {
+                  ready(h, ready);
+                }
+              }
+
+              @Override
+              void onFailure(VmdException e) {
+                ready.completeExceptionally(e);
+              }
+            });
       }
 
       @Override
@@ -138,6 +180,13 @@ final class ServerConnection {
         ready.completeExceptionally(e);
       }
     });
+  }
+
+  private void ready(Hello h, CompletableFuture<Void> ready) {
+    hello = h;
+    state.report(h.availability());
+    state.up(true);
+    ready.complete(null);
   }
 
   long nextId() {

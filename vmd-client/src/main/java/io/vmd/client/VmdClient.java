@@ -75,7 +75,7 @@ public final class VmdClient implements AutoCloseable {
         }
         up++;
       } catch (VmdException e) {
-        if (e.code() == ErrorCode.WRONG_CLUSTER || e.code() == ErrorCode.VERSION) {
+        if (e.code() == ErrorCode.WRONG_CLUSTER || e.code() == ErrorCode.VERSION || e.code() == ErrorCode.UNAUTHORIZED) {
           c.close();
           throw e;
         }

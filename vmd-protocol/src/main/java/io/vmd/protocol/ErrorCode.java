@@ -19,7 +19,9 @@ public enum ErrorCode {
   /** The server failed while serving a valid request (an I/O error of a persisted store). */
   INTERNAL(8),
   /** Client side only: the server could not be reached, the connection broke or the request timed out. */
-  UNAVAILABLE(9);
+  UNAVAILABLE(9),
+  /** The cluster is keyed and the peer did not prove it holds the key. */
+  UNAUTHORIZED(10);
 
   private static final ErrorCode[] BY_CODE;
 

@@ -18,10 +18,13 @@ public final class Op {
   /** Server to client push (request id 0) and also a request/reply for one-shot tools. */
   public static final byte AVAILABILITY = 11;
 
-  static final byte MAX = AVAILABILITY;
+  /** Client to server after a keyed HELLO: the client's proof that it holds the cluster key. */
+  public static final byte AUTH = 12;
+
+  static final byte MAX = AUTH;
   private static final String[] NAMES = {
     "?", "HELLO", "PUT", "GET", "DELETE", "LIST", "NS_CREATE", "NS_DELETE", "NS_LIST", "NS_INFO",
-    "NS_ATTACH", "AVAILABILITY"
+    "NS_ATTACH", "AVAILABILITY", "AUTH"
   };
 
   private Op() {}

@@ -118,6 +118,13 @@ public final class MiniVmdCluster implements AutoCloseable {
     private Duration availabilityInterval = Duration.ofMillis(200);
     private String host = "127.0.0.1";
     private PrometheusMeterRegistry sharedRegistry;
+    private io.vmd.common.ClusterKey clusterKey;
+
+    /** Every server requires this cluster key from its clients. */
+    public Builder clusterKey(io.vmd.common.ClusterKey key) {
+      this.clusterKey = key;
+      return this;
+    }
 
     /** Registers every server's meters in this one registry, tagged server="i". */
     public Builder metrics(PrometheusMeterRegistry registry) {
@@ -172,7 +179,7 @@ public final class MiniVmdCluster implements AutoCloseable {
       try {
         for (int i = 0; i < memories.size(); i++) {
           ServerConfig cfg = new ServerConfig(new HostPort(host, 0), memories.get(i), store,
-              dataRoot == null ? null : dataRoot.resolve("server-" + i), cluster, availabilityInterval, 1);
+              dataRoot == null ? null : dataRoot.resolve("server-" + i), cluster, availabilityInterval, 1, clusterKey);
           VmdServer s = VmdServer.start(cfg, c.meterRegistryFor(i));
           // Pin the chosen port so that a restart comes back at the same address.
           c.configs.add(cfg.withListen(s.address()));

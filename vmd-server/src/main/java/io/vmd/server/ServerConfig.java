@@ -14,6 +14,7 @@ import java.time.Duration;
  * @param cluster cluster name; clients of another cluster are refused at HELLO
  * @param availabilityInterval how often free memory is pushed to clients
  * @param ioThreads Netty event loop threads (0: one per core)
+ * @param clusterKey the cluster's shared secret, or null: with it, clients must prove they hold it
  */
 public record ServerConfig(
     HostPort listen,
@@ -22,7 +23,13 @@ public record ServerConfig(
     Path dataDir,
     String cluster,
     Duration availabilityInterval,
-    int ioThreads) {
+    int ioThreads,
+    io.vmd.common.ClusterKey clusterKey) {
+
+  public ServerConfig(HostPort listen, long memoryBytes, String store, Path dataDir, String cluster,
+      Duration availabilityInterval, int ioThreads) {
+    this(listen, memoryBytes, store, dataDir, cluster, availabilityInterval, ioThreads, null);
+  }
 
   public static final String DEFAULT_CLUSTER = "vmd";
 
@@ -31,18 +38,22 @@ public record ServerConfig(
   }
 
   public ServerConfig withStore(String engine, Path dir) {
-    return new ServerConfig(listen, memoryBytes, engine, dir, cluster, availabilityInterval, ioThreads);
+    return new ServerConfig(listen, memoryBytes, engine, dir, cluster, availabilityInterval, ioThreads, clusterKey);
   }
 
   public ServerConfig withListen(HostPort address) {
-    return new ServerConfig(address, memoryBytes, store, dataDir, cluster, availabilityInterval, ioThreads);
+    return new ServerConfig(address, memoryBytes, store, dataDir, cluster, availabilityInterval, ioThreads, clusterKey);
   }
 
   public ServerConfig withAvailabilityInterval(Duration interval) {
-    return new ServerConfig(listen, memoryBytes, store, dataDir, cluster, interval, ioThreads);
+    return new ServerConfig(listen, memoryBytes, store, dataDir, cluster, interval, ioThreads, clusterKey);
+  }
+
+  public ServerConfig withClusterKey(io.vmd.common.ClusterKey key) {
+    return new ServerConfig(listen, memoryBytes, store, dataDir, cluster, availabilityInterval, ioThreads, key);
   }
 
   public ServerConfig withCluster(String name) {
-    return new ServerConfig(listen, memoryBytes, store, dataDir, name, availabilityInterval, ioThreads);
+    return new ServerConfig(listen, memoryBytes, store, dataDir, name, availabilityInterval, ioThreads, clusterKey);
   }
 }

@@ -34,6 +34,8 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
   private final NamespaceTable namespaces;
   private final ServerMetrics metrics;
   private boolean helloDone;
+  /** A keyed HELLO was answered: only AUTH may come now, carrying this proof. */
+  private byte[] expectedProof;
 
   ServerHandler(VmdServer server) {
     this.server = server;
@@ -58,8 +60,14 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
         fatal(ctx, frame, ErrorCode.BAD_REQUEST, "malformed frame: " + malformed);
         return;
       }
+      if (op == Op.AUTH) {
+        auth(ctx, frame);
+        metrics.request(op, start);
+        return;
+      }
       if (!helloDone && op != Op.HELLO) {
-        fatal(ctx, frame, ErrorCode.BAD_REQUEST, "send HELLO before " + Op.name(op));
+        fatal(ctx, frame, expectedProof != null ? ErrorCode.UNAUTHORIZED : ErrorCode.BAD_REQUEST,
+            expectedProof != null ? "send AUTH before " + Op.name(op) : "send HELLO before " + Op.name(op));
         return;
       }
       serve(ctx, frame, op);
@@ -88,6 +96,8 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
       case Op.NS_LIST: listNamespaces(ctx, f); break;
       case Op.NS_INFO: namespaceInfo(ctx, f); break;
       case Op.NS_ATTACH: attach(ctx, f); break;
+      case Op.AUTH:
+        throw new IllegalStateException("AUTH is handled before dispatch");
       case Op.AVAILABILITY:
         reply(ctx, Codec.frame(ctx.alloc(), Op.AVAILABILITY, Frame.FLAG_REPLY, 0, Frame.requestId(f),
             0, 0, 0, 0, b -> Codec.writeAvailability(b, server.availability())));
@@ -98,17 +108,56 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
   }
 
   private void hello(ChannelHandlerContext ctx, ByteBuf f) {
-    String cluster = Codec.readString(Frame.skipHeader(f.duplicate()));
+    ByteBuf in = Frame.skipHeader(f.duplicate());
+    String cluster = Codec.readString(in);
     if (!cluster.equals(server.config().cluster())) {
       fatal(ctx, f, ErrorCode.WRONG_CLUSTER, "this server belongs to cluster '" + server.config().cluster()
           + "', not '" + cluster + "'");
       return;
     }
-    helloDone = true;
     Hello hello = new Hello(server.config().cluster(), server.instanceId(), Frame.MAX_FRAME,
         server.availability());
+    io.vmd.common.ClusterKey key = server.config().clusterKey();
+    if (key == null) {
+      helloDone = true;
+      reply(ctx, Codec.frame(ctx.alloc(), Op.HELLO, Frame.FLAG_REPLY, 0, Frame.requestId(f), 0, 0, 0, 0,
+          b -> Codec.writeHello(b, hello)));
+      server.clients().add(ctx.channel());
+      return;
+    }
+    if (in.readableBytes() < io.vmd.common.ClusterKey.NONCE_BYTES) {
+      fatal(ctx, f, ErrorCode.UNAUTHORIZED, "cluster '" + cluster + "' is keyed: connect with its cluster key");
+      return;
+    }
+    byte[] clientNonce = new byte[io.vmd.common.ClusterKey.NONCE_BYTES];
+    in.readBytes(clientNonce);
+    byte[] serverNonce = io.vmd.common.ClusterKey.nonce();
+    byte[] serverProof = key.proof("vmd-server", clientNonce, serverNonce);
+    expectedProof = key.proof("vmd-client", serverNonce, clientNonce);
     reply(ctx, Codec.frame(ctx.alloc(), Op.HELLO, Frame.FLAG_REPLY, 0, Frame.requestId(f), 0, 0, 0, 0,
-        b -> Codec.writeHello(b, hello)));
+        b -> {
+          Codec.writeHello(b, hello);
+          b.writeBytes(serverNonce).writeBytes(serverProof);
+        }));
+  }
+
+  /** The client's half of a keyed HELLO: its proof, or the connection ends. */
+  private void auth(ChannelHandlerContext ctx, ByteBuf f) {
+    byte[] expected = expectedProof;
+    ByteBuf in = Frame.skipHeader(f.duplicate());
+    if (expected == null || helloDone) {
+      fatal(ctx, f, ErrorCode.BAD_REQUEST, "AUTH without a keyed HELLO before it");
+      return;
+    }
+    byte[] proof = new byte[Math.min(in.readableBytes(), io.vmd.common.ClusterKey.PROOF_BYTES)];
+    in.readBytes(proof);
+    if (!io.vmd.common.ClusterKey.same(proof, expected)) {
+      fatal(ctx, f, ErrorCode.UNAUTHORIZED, "wrong cluster key");
+      return;
+    }
+    expectedProof = null;
+    helloDone = true;
+    reply(ctx, Codec.frame(ctx.alloc(), Op.AUTH, Frame.FLAG_REPLY, 0, Frame.requestId(f), 0, 0, 0, 0, null));
     server.clients().add(ctx.channel());
   }
 
