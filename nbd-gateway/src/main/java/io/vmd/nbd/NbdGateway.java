@@ -31,6 +31,7 @@ public final class NbdGateway implements AutoCloseable {
   private final EventLoopGroup group;
   private final ChannelGroup connections = new DefaultChannelGroup("nbd", GlobalEventExecutor.INSTANCE);
   private final Rereplicator rereplicator;
+  private final io.netty.handler.ssl.SslContext tls;
   private Channel listener;
 
   private NbdGateway(GatewayConfig config, VmdClient client, MeterRegistry registry) {
@@ -38,6 +39,23 @@ public final class NbdGateway implements AutoCloseable {
     this.exports = new ExportRegistry(client, registry);
     this.group = client.eventLoopGroup();
     this.rereplicator = new Rereplicator(exports, client, config.rereplicateAfter(), config.rereplicatePagesPerSecond());
+    if (config.tlsCert() != null && config.tlsKey() != null) {
+      try {
+        this.tls = io.netty.handler.ssl.SslContextBuilder
+            .forServer(config.tlsCert().toFile(), config.tlsKey().toFile())
+            .sslProvider(io.netty.handler.ssl.SslProvider.JDK).build();
+      } catch (javax.net.ssl.SSLException | IllegalArgumentException e) {
+        throw new IllegalArgumentException("cannot use the TLS certificate " + config.tlsCert() + " and key "
+            + config.tlsKey() + ": " + e.getMessage(), e);
+      }
+    } else {
+      this.tls = null;
+    }
+  }
+
+  /** The TLS context when STARTTLS is configured (and required), else null. */
+  io.netty.handler.ssl.SslContext tls() {
+    return tls;
   }
 
   public static NbdGateway start(GatewayConfig config, VmdClient client, MeterRegistry registry)

@@ -28,6 +28,7 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
       | Nbd.FLAG_SEND_TRIM | Nbd.FLAG_SEND_WRITE_ZEROES | Nbd.FLAG_SEND_CACHE | Nbd.FLAG_CAN_MULTI_CONN;
 
   private final NbdGateway gateway;
+  private boolean tlsActive;
   private ByteBuf buf;
   private boolean flagsRead;
   private boolean noZeroes;
@@ -121,6 +122,15 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
   }
 
   private void option(ChannelHandlerContext ctx, int option, ByteBuf data) {
+    if (gateway.tls() != null && !tlsActive && option != Nbd.OPT_STARTTLS && option != Nbd.OPT_ABORT) {
+      // TLS is configured, so it is required: nothing about the exports before it.
+      if (option == Nbd.OPT_EXPORT_NAME) {
+        violation(ctx, "NBD_OPT_EXPORT_NAME before NBD_OPT_STARTTLS on a gateway that requires TLS");
+      } else {
+        reply(ctx, option, Nbd.REP_ERR_TLS_REQD, "this gateway requires TLS: send NBD_OPT_STARTTLS first");
+      }
+      return;
+    }
     switch (option) {
       case Nbd.OPT_EXPORT_NAME:
         exportName(ctx, string(data, data.readableBytes()));
@@ -137,7 +147,16 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
         }
         break;
       case Nbd.OPT_STARTTLS:
-        reply(ctx, option, Nbd.REP_ERR_POLICY, "TLS is not configured on this gateway");
+        if (gateway.tls() == null) {
+          reply(ctx, option, Nbd.REP_ERR_POLICY, "TLS is not configured on this gateway");
+        } else if (tlsActive || data.isReadable()) {
+          reply(ctx, option, Nbd.REP_ERR_INVALID, tlsActive ? "TLS is already on" : "NBD_OPT_STARTTLS takes no data");
+        } else {
+          // The ACK goes in the clear; everything after it, both ways, inside TLS (the client starts it).
+          ctx.writeAndFlush(optionReply(ctx, option, Nbd.REP_ACK, 0));
+          ctx.pipeline().addFirst("tls", gateway.tls().newHandler(ctx.alloc()));
+          tlsActive = true;
+        }
         break;
       case Nbd.OPT_INFO:
       case Nbd.OPT_GO:

@@ -37,6 +37,13 @@ final class GatewayCommand implements Callable<Integer> {
       description = "Most pages copied per second to restore replicas (default: ${DEFAULT-VALUE}).")
   int rereplicateRate;
 
+  @Option(names = "--tls-cert", paramLabel = "PEM",
+      description = "Certificate (chain) for NBD_OPT_STARTTLS; with --tls-key, every client must use TLS.")
+  java.nio.file.Path tlsCert;
+
+  @Option(names = "--tls-key", paramLabel = "PEM", description = "The certificate's PKCS#8 private key.")
+  java.nio.file.Path tlsKey;
+
   @Option(names = "--io-threads", defaultValue = "0", description = "Event loop threads (0: one per core).")
   int ioThreads;
 
@@ -47,7 +54,7 @@ final class GatewayCommand implements Callable<Integer> {
     NbdGateway gateway;
     try {
       gateway = NbdGateway.start(new GatewayConfig(HostPort.parse(listen), defaultExport)
-          .withRereplication(rereplicateAfter, rereplicateRate), client, registry);
+          .withRereplication(rereplicateAfter, rereplicateRate).withTls(tlsCert, tlsKey), client, registry);
     } catch (RuntimeException | InterruptedException e) {
       client.close();
       throw e;
