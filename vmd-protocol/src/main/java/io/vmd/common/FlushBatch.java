@@ -57,11 +57,6 @@ public final class FlushBatch {
     ch.writeAndFlush(msg, ch.voidPromise());
   }
 
-  /** Writes without flushing: the caller flushes through {@link #writeAndFlush} or this batch. */
-  public static void write(Channel ch, Object msg) {
-    ch.write(msg, ch.voidPromise());
-  }
-
   private void mark(Channel ch) {
     for (int i = 0; i < dirtyCount; i++) {
       if (dirty[i] == ch) {

@@ -21,10 +21,6 @@ public final class TokenBucket {
     this.last = System.nanoTime();
   }
 
-  public static TokenBucket unlimited() {
-    return new TokenBucket(Double.POSITIVE_INFINITY, 0);
-  }
-
   public double bytesPerSecond() {
     return rate;
   }

@@ -119,10 +119,6 @@ public abstract class Workload implements AutoCloseable {
     }
   }
 
-  public EmulatedGuest guest() {
-    return guest;
-  }
-
   /** The versions this program wrote, page by page (read once it is paused or stopped). */
   public long[] versions() {
     return versions;
