@@ -98,7 +98,6 @@ final class NsCommand {
   /** Pages stored, pages with fewer live copies than the replica count, pages with none. */
   static long[] replication(VmdClient client, NamespaceRecord r) throws Exception {
     io.vmd.client.Namespace n = client.attach(r.name(), false);
-    io.vmd.client.ServerState[] servers = client.servers();
     long stored = 0;
     long under = 0;
     long lost = 0;
@@ -107,13 +106,7 @@ final class NsCommand {
         continue;
       }
       stored++;
-      int live = 0;
-      for (int k = 0; k < n.locations().replicas(); k++) {
-        int s = n.locations().get(p, k);
-        if (s >= 0 && servers[s].up()) {
-          live++;
-        }
-      }
+      int live = n.liveCopies(p);
       if (live < r.replicas()) {
         under++;
       }
