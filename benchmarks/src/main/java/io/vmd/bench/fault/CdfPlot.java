@@ -2,6 +2,7 @@ package io.vmd.bench.fault;
 
 import java.util.List;
 import java.util.Locale;
+import io.vmd.bench.plot.LinePlot;
 import org.HdrHistogram.Histogram;
 
 /** An SVG of latency CDFs: one panel per workload, one line per target, latency on a log axis. */
@@ -17,11 +18,7 @@ final class CdfPlot {
   static String svg(List<Panel> panels) {
     int w = 560;
     int h = 360;
-    StringBuilder sb = new StringBuilder();
-    sb.append(String.format(Locale.ROOT,
-        "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' font-family='sans-serif' font-size='12'>%n",
-        w * panels.size(), h));
-    sb.append(String.format("<rect width='%d' height='%d' fill='white'/>%n", w * panels.size(), h));
+    StringBuilder sb = LinePlot.document(w * panels.size(), h);
     for (int i = 0; i < panels.size(); i++) {
       panel(sb, panels.get(i), i * w, w, h);
     }
@@ -41,7 +38,7 @@ final class CdfPlot {
     }
     double logLo = Math.floor(Math.log10(Math.max(1, lo)));
     double logHi = Math.ceil(Math.log10(Math.max(10, hi)));
-    sb.append(String.format(Locale.ROOT, "<text x='%d' y='22' font-size='14'>%s</text>%n", left, esc(p.title())));
+    sb.append(String.format(Locale.ROOT, "<text x='%d' y='22' font-size='14'>%s</text>%n", left, LinePlot.esc(p.title())));
     sb.append(String.format(Locale.ROOT, "<line x1='%d' y1='%d' x2='%d' y2='%d' stroke='black'/>%n", left, bottom, right, bottom));
     sb.append(String.format(Locale.ROOT, "<line x1='%d' y1='%d' x2='%d' y2='%d' stroke='black'/>%n", left, top, left, bottom));
     for (double d = logLo; d <= logHi; d++) {
@@ -68,12 +65,8 @@ final class CdfPlot {
       }
       sb.append(String.format(Locale.ROOT, "<polyline fill='none' stroke='%s' stroke-width='2' points='%s'/>%n", color, pts));
       sb.append(String.format(Locale.ROOT, "<text x='%d' y='%d' fill='%s'>%s</text>%n", right - 150, top + 16 + 16 * legend,
-          color, esc(s.target())));
+          color, LinePlot.esc(s.target())));
       legend++;
     }
-  }
-
-  private static String esc(String s) {
-    return s.replace("&", "&amp;").replace("<", "&lt;");
   }
 }

@@ -31,15 +31,21 @@ public final class LinePlot {
   public static String svg(List<Panel> panels) {
     int w = 620;
     int h = 380;
-    StringBuilder sb = new StringBuilder();
-    sb.append(String.format(Locale.ROOT,
-        "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' font-family='sans-serif' font-size='12'>%n",
-        w * panels.size(), h));
-    sb.append(String.format(Locale.ROOT, "<rect width='%d' height='%d' fill='white'/>%n", w * panels.size(), h));
+    StringBuilder sb = document(w * panels.size(), h);
     for (int i = 0; i < panels.size(); i++) {
       panel(sb, panels.get(i), i * w, w, h);
     }
     return sb.append("</svg>\n").toString();
+  }
+
+  /** An SVG document's opening on a white background; the caller appends its shapes and {@code </svg>}. */
+  public static StringBuilder document(int width, int height) {
+    StringBuilder sb = new StringBuilder();
+    sb.append(String.format(Locale.ROOT,
+        "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' font-family='sans-serif' font-size='12'>%n",
+        width, height));
+    sb.append(String.format(Locale.ROOT, "<rect width='%d' height='%d' fill='white'/>%n", width, height));
+    return sb;
   }
 
   private static void panel(StringBuilder sb, Panel p, int x0, int w, int h) {
@@ -141,7 +147,8 @@ public final class LinePlot {
         : String.format(Locale.ROOT, "%.2g", v);
   }
 
-  private static String esc(String s) {
+  /** Text escaped for SVG. */
+  public static String esc(String s) {
     return s.replace("&", "&amp;").replace("<", "&lt;");
   }
 }
