@@ -14,6 +14,7 @@ import io.vmd.protocol.Pages;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * An attached namespace: page reads, writes and deletes spread over the cluster.
@@ -33,12 +34,15 @@ public final class Namespace {
   private final NamespaceRecord record;
   private final LocationTable locations;
   private final boolean writable;
+  /** The stamp of the next write: every copy it makes carries it (see {@link Frame}). */
+  private final AtomicLong nextStamp;
 
-  Namespace(VmdClient client, NamespaceRecord record, LocationTable locations, boolean writable) {
+  Namespace(VmdClient client, NamespaceRecord record, LocationTable locations, boolean writable, long firstStamp) {
     this.client = client;
     this.record = record;
     this.locations = locations;
     this.writable = writable;
+    this.nextStamp = new AtomicLong(firstStamp);
   }
 
   public NamespaceRecord record() {
@@ -105,6 +109,7 @@ public final class Namespace {
     WriteOp op = WriteOp.POOL.get();
     op.src = src.retain();
     op.startNanos = System.nanoTime();
+    op.stamp = nextStamp.getAndIncrement();
     op.start(done);
     int i = 0;
     while (i < count) {
@@ -117,7 +122,7 @@ public final class Namespace {
         for (int r = 0; r < locations.replicas(); r++) {
           int server = locations.get(page, r);
           if (server != LocationTable.NONE) {
-            sendPut(op, server, page, j - i, i, false, r);
+            sendPut(op, server, page, j - i, i, false, r, op.stamp);
           }
         }
       } else {
@@ -165,7 +170,7 @@ public final class Namespace {
     }
     // From the table, not the scratch array: a send that fails at once may run callbacks that write again.
     for (int r = 0; r < n; r++) {
-      sendPut(op, locations.get(page, r), page, count, srcPage, true, r);
+      sendPut(op, locations.get(page, r), page, count, srcPage, true, r, op.stamp);
     }
   }
 
@@ -197,16 +202,16 @@ public final class Namespace {
         + found + " servers have room)");
   }
 
-  void sendPut(WriteOp op, int server, long page, int count, int srcPage, boolean fresh, int slot) {
+  void sendPut(WriteOp op, int server, long page, int count, int srcPage, boolean fresh, int slot, long stamp) {
     ServerConnection conn = client.connection(server);
     long id = conn.nextId();
     ByteBuf header = conn.header(Frame.LENGTH_FIELD + Frame.HEADER_SIZE);
-    Frame.writeHeader(header, Op.PUT, 0, 0, id, record.id(), record.epoch(), page, count,
+    Frame.writeHeader(header, Op.PUT, 0, 0, id, record.id(), record.epoch(), page, count, stamp,
         count * Pages.PAGE_SIZE);
     ByteBuf payload = op.src.retainedSlice(op.src.readerIndex() + srcPage * Pages.PAGE_SIZE,
         count * Pages.PAGE_SIZE);
     op.begin();
-    conn.send(id, header, payload, PutFrame.of(this, op, server, page, count, srcPage, fresh, slot));
+    conn.send(id, header, payload, PutFrame.of(this, op, server, page, count, srcPage, fresh, slot, stamp));
   }
 
   static final class WriteOp extends IoOp {
@@ -221,6 +226,7 @@ public final class Namespace {
     ByteBuf src;
     /** When the write began: a copy waiting for a live server may wait until the request timeout. */
     long startNanos;
+    long stamp;
 
     private WriteOp(Recycler.Handle<WriteOp> handle) {
       this.handle = handle;
@@ -255,13 +261,14 @@ public final class Namespace {
     private int srcPage;
     private boolean fresh;
     private int slot;
+    private long stamp;
 
     private PutFrame(Recycler.Handle<PutFrame> handle) {
       this.handle = handle;
     }
 
     static PutFrame of(Namespace ns, WriteOp op, int server, long page, int count, int srcPage,
-        boolean fresh, int slot) {
+        boolean fresh, int slot, long stamp) {
       PutFrame p = POOL.get();
       p.ns = ns;
       p.op = op;
@@ -271,6 +278,7 @@ public final class Namespace {
       p.srcPage = srcPage;
       p.fresh = fresh;
       p.slot = slot;
+      p.stamp = stamp;
       return p;
     }
 
@@ -300,12 +308,13 @@ public final class Namespace {
         int sp = srcPage;
         boolean fr = fresh;
         int sl = slot;
+        long st = stamp;
         recycle();
         n.client.learn(s, n.record).whenComplete((v, e) -> {
           if (e != null) {
             o.fail(VmdException.from(e));
           } else {
-            n.sendPut(o, s, pg, c, sp, fr, sl);
+            n.sendPut(o, s, pg, c, sp, fr, sl, st);
             o.finish();
           }
         });
@@ -338,7 +347,7 @@ public final class Namespace {
           ns.locations.set(page + k, slot, s);
         }
         WriteOp o = op;
-        ns.sendPut(o, s, page, count, srcPage, true, slot);
+        ns.sendPut(o, s, page, count, srcPage, true, slot, stamp);
         recycle();
         o.finish();
         return;
@@ -370,7 +379,8 @@ public final class Namespace {
     /**
      * No answer (connection lost, server down, timeout): the copy goes to another live server and the
      * write succeeds once every replica is held somewhere. The lost server's old copy, if it comes
-     * back, is older than this write (rejoin must discard it: see the resilience issue).
+     * back, is older than this write: the writer's rejoin deletes it, and a later attach tells it by
+     * its lower stamp.
      */
     @Override
     void onFailure(VmdException e) {
@@ -797,9 +807,10 @@ public final class Namespace {
 
   /**
    * Gives every stored page of [first, first + count) that has a copy on a down server (or a missing
-   * copy) a new copy on a live server holding none: reads it from a live replica, writes it there, and
-   * moves that replica slot in the location table. Completes with the number of page copies made. The
-   * caller orders it like a write (the gateway does), so no write to these pages runs meanwhile.
+   * copy) a new copy on a live server holding none: reads it from a live replica, writes it there with
+   * the stamp of the copy it read (so a later attach sees the copies as one version), and moves that
+   * replica slot in the location table. Completes with the number of page copies made. The caller
+   * orders it like a write (the gateway does), so no write to these pages runs meanwhile.
    */
   public CompletableFuture<Integer> rereplicate(long first, int count) {
     if (!writable) {
@@ -810,11 +821,29 @@ public final class Namespace {
       return CompletableFuture.failedFuture(outOfRange(first, count));
     }
     ByteBuf buf = io.netty.buffer.PooledByteBufAllocator.DEFAULT.directBuffer(count * Pages.PAGE_SIZE);
+    buf.writerIndex(count * Pages.PAGE_SIZE);
+    long[] stamps = new long[count];
+    List<CompletableFuture<Void>> gets = new ArrayList<>();
+    int i = 0;
+    while (i < count) {
+      if (!locations.stored(first + i)) {
+        i++;
+        continue;
+      }
+      int server = readServer(first + i, LocationTable.NONE);
+      int j = i + 1;
+      while (j < count && j - i < Frame.MAX_PAGES && locations.stored(first + j)
+          && readServer(first + j, LocationTable.NONE) == server) {
+        j++;
+      }
+      gets.add(readStamped(server, first + i, j - i, buf, i, stamps, 1));
+      i = j;
+    }
     CompletableFuture<Integer> result = new CompletableFuture<>();
-    read(first, count, buf).whenComplete((v, err) -> {
+    CompletableFuture.allOf(gets.toArray(new CompletableFuture<?>[0])).whenComplete((v, err) -> {
       if (err != null) {
         buf.release();
-        result.completeExceptionally(err);
+        result.completeExceptionally(VmdException.from(err));
         return;
       }
       int[] made = {0};
@@ -824,15 +853,16 @@ public final class Namespace {
       op.startNanos = System.nanoTime();
       op.start(written);
       ServerState[] servers = client.servers();
-      int i = 0;
-      while (i < count) {
-        long page = first + i;
-        int j = i + 1;
+      int k = 0;
+      while (k < count) {
+        long page = first + k;
+        int j = k + 1;
         if (!locations.stored(page)) {
-          i = j;
+          k = j;
           continue;
         }
-        while (j < count && j - i < PLACEMENT_RUN && locations.stored(first + j) && locations.sameLocation(page, first + j)) {
+        while (j < count && j - k < PLACEMENT_RUN && locations.stored(first + j)
+            && locations.sameLocation(page, first + j) && stamps[j] == stamps[k]) {
           j++;
         }
         for (int r = 0; r < locations.replicas(); r++) {
@@ -840,19 +870,19 @@ public final class Namespace {
           if (s != LocationTable.NONE && servers[s].up()) {
             continue;
           }
-          long bytes = (long) (j - i) * Pages.PAGE_SIZE;
+          long bytes = (long) (j - k) * Pages.PAGE_SIZE;
           int target = replacementFor(page, r, LocationTable.NONE, bytes);
           if (target == LocationTable.NONE) {
             continue; // no live server free of a copy: stays under-replicated until one comes
           }
           servers[target].placed(bytes);
-          for (int k = i; k < j; k++) {
-            locations.set(first + k, r, target);
+          for (int x = k; x < j; x++) {
+            locations.set(first + x, r, target);
           }
-          made[0] += j - i;
-          sendPut(op, target, page, j - i, i, true, r);
+          made[0] += j - k;
+          sendPut(op, target, page, j - k, k, true, r, stamps[k]);
         }
-        i = j;
+        k = j;
       }
       op.finish();
       written.whenComplete((x, e) -> {
@@ -867,6 +897,50 @@ public final class Namespace {
   }
 
   /**
+   * Reads pages [page, page + n) with their stamps from {@code server} into {@code buf} at page
+   * {@code at} of it; a failure is asked of another replica while one is left.
+   */
+  private CompletableFuture<Void> readStamped(int server, long page, int n, ByteBuf buf, int at, long[] stamps,
+      int attempt) {
+    CompletableFuture<VmdException> got = client.call(server, Op.GET, Frame.FLAG_STAMPS, record.id(), record.epoch(),
+        null, f -> takeStamped(f, server, page, n, buf, at, stamps), page, n);
+    return got.handle((missing, err) -> {
+      VmdException e = err != null ? VmdException.from(err) : missing;
+      if (e == null) {
+        return CompletableFuture.<Void>completedFuture(null);
+      }
+      int other = readServer(page, server);
+      if (other == LocationTable.NONE || attempt >= locations.replicas() || e.code() == ErrorCode.STALE_EPOCH) {
+        return CompletableFuture.<Void>failedFuture(e);
+      }
+      return readStamped(other, page, n, buf, at, stamps, attempt + 1);
+    }).thenCompose(f -> f);
+  }
+
+  /** Copies a stamped GET reply's pages and stamps out; an error when a page the table places there is missing. */
+  private VmdException takeStamped(ByteBuf f, int server, long page, int n, ByteBuf buf, int at, long[] stamps) {
+    int bitmapAt = Frame.payloadIndex(f);
+    int pageAt = bitmapAt + Frame.bitmapBytes(n);
+    int stampAt = pageAt;
+    for (int i = 0; i < n; i++) {
+      if ((f.getLong(bitmapAt + ((i >>> 6) << 3)) & (1L << (i & 63))) != 0) {
+        stampAt += Pages.PAGE_SIZE;
+      }
+    }
+    for (int i = 0; i < n; i++) {
+      if ((f.getLong(bitmapAt + ((i >>> 6) << 3)) & (1L << (i & 63))) == 0) {
+        return new VmdException(ErrorCode.UNAVAILABLE, "page " + (page + i) + " of namespace '" + name()
+            + "' is missing on server " + client.servers()[server].address());
+      }
+      PageCopy.copy(f, pageAt, buf, (at + i) * Pages.PAGE_SIZE, Pages.PAGE_SIZE);
+      stamps[at + i] = f.getLong(stampAt);
+      pageAt += Pages.PAGE_SIZE;
+      stampAt += 8;
+    }
+    return null;
+  }
+
+  /**
    * Brings the location table and {@code server} back in line for pages [first, first + count) after
    * the server rejoined, given the pages it holds ({@code held}, a bitmap over the namespace): a copy
    * the table places there that the server lacks (it restarted empty) is forgotten, so re-replication
@@ -875,9 +949,8 @@ public final class Namespace {
    * Completes with the number of stale pages deleted.
    */
   public CompletableFuture<Long> reconcile(int server, long[] held, long first, long count) {
-    long stale = 0;
-    List<long[]> staleRuns = new ArrayList<>();
-    long runStart = -1;
+    long[] stale = new long[0];
+    int n = 0;
     for (long p = first; p < first + count; p++) {
       boolean holds = (held[(int) (p >>> 6)] & (1L << p)) != 0;
       boolean placed = false;
@@ -889,26 +962,34 @@ public final class Namespace {
           }
         }
       }
-      boolean isStale = holds && !placed;
-      if (isStale) {
-        stale++;
-        if (runStart < 0) {
-          runStart = p;
+      if (holds && !placed) {
+        if (n == stale.length) {
+          stale = java.util.Arrays.copyOf(stale, Math.max(64, 2 * n));
         }
-      } else if (runStart >= 0) {
-        staleRuns.add(new long[] {runStart, p - runStart});
-        runStart = -1;
+        stale[n++] = p;
       }
     }
-    if (runStart >= 0) {
-      staleRuns.add(new long[] {runStart, first + count - runStart});
-    }
+    long deleted = n;
+    return deleteCopies(server, java.util.Arrays.copyOf(stale, n)).thenApply(v -> deleted);
+  }
+
+  /**
+   * Deletes this namespace's copies of {@code pages} (ascending) from {@code server} alone, one
+   * DELETE per run of adjacent pages: copies that are stale or surplus, which the location table
+   * does not place there.
+   */
+  CompletableFuture<Void> deleteCopies(int server, long[] pages) {
     List<CompletableFuture<?>> deletes = new ArrayList<>();
-    for (long[] run : staleRuns) {
-      deletes.add(client.call(server, Op.DELETE, record.id(), record.epoch(), null, f -> null, run[0], (int) run[1]));
+    int i = 0;
+    while (i < pages.length) {
+      int j = i + 1;
+      while (j < pages.length && pages[j] == pages[j - 1] + 1) {
+        j++;
+      }
+      deletes.add(client.call(server, Op.DELETE, record.id(), record.epoch(), null, f -> null, pages[i], j - i));
+      i = j;
     }
-    long deleted = stale;
-    return CompletableFuture.allOf(deletes.toArray(new CompletableFuture<?>[0])).thenApply(v -> deleted);
+    return CompletableFuture.allOf(deletes.toArray(new CompletableFuture<?>[0]));
   }
 
   // ---------------------------------------------------------------- blocking conveniences

@@ -165,10 +165,16 @@ public final class VmdClient implements AutoCloseable {
   /** As above, for a request about pages [firstPage, firstPage + count). */
   <T> CompletableFuture<T> call(int server, byte op, int ns, long epoch, Consumer<ByteBuf> body,
       Function<ByteBuf, T> parse, long firstPage, int count) {
+    return call(server, op, 0, ns, epoch, body, parse, firstPage, count);
+  }
+
+  /** As above, with request flags. */
+  <T> CompletableFuture<T> call(int server, byte op, int flags, int ns, long epoch, Consumer<ByteBuf> body,
+      Function<ByteBuf, T> parse, long firstPage, int count) {
     CompletableFuture<T> result = new CompletableFuture<>();
     ServerConnection conn = connection(server);
     long id = conn.nextId();
-    ByteBuf frame = Codec.frame(io.netty.buffer.ByteBufAllocator.DEFAULT, op, 0, 0, id, ns, epoch, firstPage, count,
+    ByteBuf frame = Codec.frame(io.netty.buffer.ByteBufAllocator.DEFAULT, op, flags, 0, id, ns, epoch, firstPage, count,
         body);
     conn.send(id, frame, new Pending() {
       @Override
@@ -340,8 +346,9 @@ public final class VmdClient implements AutoCloseable {
 
   /**
    * Attaches a namespace: rebuilds its location table from what every live server holds (so any
-   * host can open a namespace another host wrote) and, for writing, raises its epoch on every live
-   * server so that an older writer's requests are refused from now on.
+   * host can open a namespace another host wrote), keeping of each page only its newest copies, and,
+   * for writing, raises its epoch on every live server so that an older writer's requests are refused
+   * from now on, and deletes the stale and surplus copies it found.
    */
   public Namespace attach(String name, boolean forWriting) throws VmdException {
     Map<Integer, List<NamespaceRecord>> tables = tables();
@@ -365,6 +372,10 @@ public final class VmdClient implements AutoCloseable {
     }
     if (forWriting) {
       long epoch = ns.epoch() + 1;
+      if (epoch > Frame.MAX_STAMPED_EPOCH) {
+        throw new VmdException(ErrorCode.BAD_REQUEST, "namespace '" + name + "' has been attached for writing "
+            + ns.epoch() + " times, the most page stamps can tell apart");
+      }
       List<CompletableFuture<Long>> bumps = new ArrayList<>();
       for (int s : tables.keySet()) {
         bumps.add(call(s, Op.NS_ATTACH, ns.id(), epoch, null, Frame::epoch));
@@ -375,14 +386,27 @@ public final class VmdClient implements AutoCloseable {
       ns = ns.withEpoch(epoch);
     }
     LocationTable table = new LocationTable(ns.pages(), ns.replicas());
+    NewestCopies copies = new NewestCopies(table, servers.length);
     List<CompletableFuture<Void>> lists = new ArrayList<>();
     for (int s : tables.keySet()) {
-      lists.add(listInto(s, ns, table));
+      lists.add(list(s, ns, copies::offer));
     }
     for (CompletableFuture<Void> l : lists) {
       await(l);
     }
-    return new Namespace(this, ns, table, forWriting);
+    if (copies.discardedTotal() > 0) {
+      LOG.info("namespace '{}': {} stale or surplus page copies found{}", ns.name(), copies.discardedTotal(),
+          forWriting ? "; deleting them" : "");
+    }
+    // A new writer stamps above every copy it saw, and above any older writer's (lower epoch).
+    long firstStamp = Math.max(Frame.firstStamp(ns.epoch()), copies.maxStamp() + 1);
+    Namespace attached = new Namespace(this, ns, table, forWriting, firstStamp);
+    if (forWriting) {
+      for (int s : tables.keySet()) {
+        await(attached.deleteCopies(s, copies.discarded(s)));
+      }
+    }
+    return attached;
   }
 
   /**
@@ -411,25 +435,29 @@ public final class VmdClient implements AutoCloseable {
     }
     // Its epoch may be behind the writer's (it missed an attach): raise it, or older writers would pass.
     await(call(server, Op.NS_ATTACH, ns.id(), ns.epoch(), null, Frame::epoch));
-    LocationTable one = new LocationTable(ns.pages(), 1);
-    await(listInto(server, ns, one));
     long[] held = new long[(int) ((ns.pages() + 63) >>> 6)];
-    for (long p = 0; p < ns.pages(); p++) {
-      if (one.stored(p)) {
-        held[(int) (p >>> 6)] |= 1L << p;
+    // One server's replies arrive in order on its connection's event loop: no lock needed.
+    await(list(server, ns, (s, page, stamp) -> {
+      if (page >= 0 && page < ns.pages()) {
+        held[(int) (page >>> 6)] |= 1L << page;
       }
-    }
+    }));
     return held;
   }
 
-  private CompletableFuture<Void> listInto(int server, NamespaceRecord ns, LocationTable table) {
+  /** Receives the entries of a LIST. */
+  @FunctionalInterface
+  interface ListSink {
+    void entry(int server, long page, long stamp);
+  }
+
+  /** Streams the pages {@code server} holds of the namespace, with their stamps, into {@code sink}. */
+  private CompletableFuture<Void> list(int server, NamespaceRecord ns, ListSink sink) {
     CompletableFuture<Void> done = new CompletableFuture<>();
     ServerConnection conn = connection(server);
     long id = conn.nextId();
     ByteBuf frame = Codec.frame(io.netty.buffer.ByteBufAllocator.DEFAULT, Op.LIST, 0, 0, id, ns.id(), 0, 0, 0, null);
     conn.send(id, frame, new Pending() {
-      private boolean overflow;
-
       @Override
       boolean done(ByteBuf f) {
         return !Frame.hasMore(f);
@@ -443,19 +471,10 @@ public final class VmdClient implements AutoCloseable {
         }
         int n = Frame.pageCount(f);
         int at = Frame.payloadIndex(f);
-        synchronized (table) {
-          for (int i = 0; i < n; i++) {
-            long page = f.getLong(at + i * 8);
-            if (page < table.pages() && !table.add(page, server)) {
-              overflow = true;
-            }
-          }
+        for (int i = 0; i < n; i++, at += Frame.LIST_ENTRY) {
+          sink.entry(server, f.getLong(at), f.getLong(at + 8));
         }
         if (!Frame.hasMore(f)) {
-          if (overflow) {
-            LOG.warn("namespace '{}': server {} holds pages that already have {} copies; ignoring its extra copies",
-                ns.name(), servers[server].address(), ns.replicas());
-          }
           done.complete(null);
         }
       }

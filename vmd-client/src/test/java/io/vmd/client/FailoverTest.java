@@ -5,10 +5,12 @@ import static org.awaitility.Awaitility.await;
 
 import io.vmd.protocol.Pages;
 import io.vmd.server.MiniVmdCluster;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Random;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** Three servers, two replicas: losing any one server loses no page and no request fails. */
 class FailoverTest {
@@ -132,5 +134,72 @@ class FailoverTest {
             .isEqualTo(java.util.Arrays.copyOfRange(again, (int) p * Pages.PAGE_SIZE, (int) (p + 1) * Pages.PAGE_SIZE));
       }
     }
+  }
+
+  /**
+   * The stale-copy case no running writer can mend: a persisted server is away while every page is
+   * rewritten elsewhere, the writer goes away too, and the server comes back with its old copies. A new
+   * attach must tell them apart by their stamps: read the new data, place nothing on the stale copies,
+   * and (for writing) delete them.
+   */
+  @Test
+  void aPersistedServerThatComesBackWithStaleCopiesAfterItsWriterLeftIsNotBelieved(@TempDir Path dir)
+      throws Exception {
+    cluster = MiniVmdCluster.builder().servers(3, 64L << 20).persisted(dir).start();
+    client = VmdClient.connect(ClientConfig.of(cluster.addresses()).withRequestTimeout(Duration.ofSeconds(5)));
+    client.createNamespace("vm1", 32L << 20, 2);
+    Namespace ns = client.attach("vm1", true);
+    byte[] old = content(21);
+    ns.writeSync(0, old);
+    int id = client.namespace("vm1").id();
+    int victim = 1;
+    long held = cluster.server(victim).store().pageCount(id);
+    assertThat(held).as("the victim holds copies").isPositive();
+    cluster.kill(victim);
+    byte[] current = content(22);
+    ns.writeSync(0, current);
+    client.close();
+    client = null;
+
+    cluster.restart(victim);
+    assertThat(cluster.server(victim).store().pageCount(id)).as("its old copies survived the restart").isEqualTo(held);
+    client = VmdClient.connect(ClientConfig.of(cluster.addresses()).withRequestTimeout(Duration.ofSeconds(5)));
+    Namespace reader = client.attach("vm1", false);
+    assertThat(reader.readSync(0, PAGES)).as("a reader sees only the newest copies").isEqualTo(current);
+    for (long p = 0; p < PAGES; p++) {
+      assertThat(reader.locations().get(p, 0)).as("page %d", p).isNotEqualTo(victim).isNotNegative();
+      assertThat(reader.locations().get(p, 1)).as("page %d", p).isNotEqualTo(victim).isNotNegative();
+    }
+    assertThat(cluster.server(victim).store().pageCount(id)).as("a reader deletes nothing").isEqualTo(held);
+
+    Namespace writer = client.attach("vm1", true);
+    assertThat(cluster.server(victim).store().pageCount(id)).as("a writer deletes the stale copies").isZero();
+    assertThat(writer.readSync(0, PAGES)).isEqualTo(current);
+    byte[] next = content(23);
+    writer.writeSync(0, java.util.Arrays.copyOf(next, 10 * Pages.PAGE_SIZE));
+    overwrite(current, 0, java.util.Arrays.copyOf(next, 10 * Pages.PAGE_SIZE));
+    assertThat(client.attach("vm1", false).readSync(0, PAGES)).as("the new writer stamps above every copy").isEqualTo(current);
+  }
+
+  /** Re-replicated copies keep the stamp of the copy they came from: a later attach sees two good copies. */
+  @Test
+  void reReplicatedCopiesKeepTheirVersion() throws Exception {
+    Namespace ns = start(Duration.ofMillis(500));
+    byte[] data = content(31);
+    ns.writeSync(0, data);
+    ns.writeSync(0, java.util.Arrays.copyOf(content(32), 100 * Pages.PAGE_SIZE)); // a second version of some
+    overwrite(data, 0, java.util.Arrays.copyOf(content(32), 100 * Pages.PAGE_SIZE));
+    cluster.kill(0);
+    await().atMost(Duration.ofSeconds(10)).until(() -> !client.servers()[0].up());
+    int made = ns.rereplicate(0, PAGES).get();
+    assertThat(made).as("copies made for those on the dead server").isPositive();
+    client.close();
+    client = VmdClient.connect(ClientConfig.of(cluster.addresses()).withRequestTimeout(Duration.ofSeconds(5)));
+    Namespace again = client.attach("vm1", false);
+    for (long p = 0; p < PAGES; p++) {
+      assertThat(again.locations().get(p, 0)).as("page %d keeps two copies", p).isNotNegative();
+      assertThat(again.locations().get(p, 1)).as("page %d keeps two copies", p).isNotNegative();
+    }
+    assertThat(again.readSync(0, PAGES)).isEqualTo(data);
   }
 }

@@ -17,8 +17,20 @@ import io.netty.buffer.ByteBuf;
  *  long  epoch       writer's epoch on writes; resulting epoch in NS_ATTACH replies
  *  long  firstPage   first page index of the range
  *  int   pageCount   number of pages (or entries, for LIST replies)
+ *  long  stamp       on PUT: the version stored with every page of the frame (see below)
  *  ...   payload
  * </pre>
+ *
+ * <p>Page versions ("stamps"). Every copy of a page carries the stamp of the write that made it, and
+ * LIST returns it: a client attaching a namespace keeps, of each page, only the copies with the
+ * highest stamp, so a server that was away while a page was rewritten elsewhere cannot pass its old
+ * copy off as current, even when no writer is left to tell it. The writer makes stamps as
+ * {@code epoch << 40 | sequence}: a later writer (higher epoch) always stamps higher, and one writer's
+ * stamps grow with every write. Servers store stamps and compare nothing.
+ *
+ * <p>Payloads by op: PUT {@code pageCount * 4096} bytes of pages; GET reply a presence bitmap
+ * ({@link #bitmapBytes}), then the pages present, then, when the request set {@link #FLAG_STAMPS},
+ * the stamp of each page present; LIST reply {@code pageCount} entries of (long page, long stamp).
  *
  * The first 16 bytes (magic, version, op, flags, status, request id) keep their offsets in every
  * future version, so a peer can always answer a version mismatch with a readable error.
@@ -28,11 +40,14 @@ import io.netty.buffer.ByteBuf;
  */
 public final class Frame {
   public static final short MAGIC = 0x564D;
-  public static final byte VERSION = 1;
+  /** 2: the header gained the stamp and LIST entries carry it. */
+  public static final byte VERSION = 2;
 
   public static final int FLAG_REPLY = 1;
   /** On LIST replies: more frames for the same request follow. */
   public static final int FLAG_MORE = 2;
+  /** On GET requests and their replies: the reply ends with the stamp of each page present. */
+  public static final int FLAG_STAMPS = 4;
 
   public static final int LENGTH_FIELD = 4;
   static final int OFF_MAGIC = 0;
@@ -45,7 +60,14 @@ public final class Frame {
   static final int OFF_EPOCH = 20;
   static final int OFF_FIRST_PAGE = 28;
   static final int OFF_PAGE_COUNT = 36;
-  public static final int HEADER_SIZE = 40;
+  static final int OFF_STAMP = 40;
+  public static final int HEADER_SIZE = 48;
+  /** Bytes of one LIST reply entry: page index and stamp. */
+  public static final int LIST_ENTRY = 16;
+  /** Bits of a stamp below the writer's epoch. */
+  public static final int STAMP_SEQUENCE_BITS = 40;
+  /** Largest epoch a stamp can carry. */
+  public static final long MAX_STAMPED_EPOCH = (1L << (63 - STAMP_SEQUENCE_BITS)) - 1;
 
   /** Most pages one PUT or GET frame may carry (4 MiB of payload). */
   public static final int MAX_PAGES = 1024;
@@ -106,6 +128,15 @@ public final class Frame {
     return f.getInt(f.readerIndex() + OFF_PAGE_COUNT);
   }
 
+  public static long stamp(ByteBuf f) {
+    return f.getLong(f.readerIndex() + OFF_STAMP);
+  }
+
+  /** The first stamp a writer at {@code epoch} may use. */
+  public static long firstStamp(long epoch) {
+    return epoch << STAMP_SEQUENCE_BITS;
+  }
+
   public static int payloadLength(ByteBuf f) {
     return f.readableBytes() - HEADER_SIZE;
   }
@@ -121,6 +152,24 @@ public final class Frame {
     return f;
   }
 
+  /**
+   * Writes a complete header (length prefix included) with stamp 0 for a payload of
+   * {@code payloadLength} bytes.
+   */
+  public static void writeHeader(
+      ByteBuf out,
+      byte op,
+      int flags,
+      int status,
+      long requestId,
+      int namespace,
+      long epoch,
+      long firstPage,
+      int pageCount,
+      int payloadLength) {
+    writeHeader(out, op, flags, status, requestId, namespace, epoch, firstPage, pageCount, 0L, payloadLength);
+  }
+
   /** Writes a complete header (length prefix included) for a payload of {@code payloadLength} bytes. */
   public static void writeHeader(
       ByteBuf out,
@@ -132,6 +181,7 @@ public final class Frame {
       long epoch,
       long firstPage,
       int pageCount,
+      long stamp,
       int payloadLength) {
     out.writeInt(HEADER_SIZE + payloadLength);
     out.writeShort(MAGIC);
@@ -144,6 +194,7 @@ public final class Frame {
     out.writeLong(epoch);
     out.writeLong(firstPage);
     out.writeInt(pageCount);
+    out.writeLong(stamp);
   }
 
   /** Bytes of the presence bitmap that leads a GET reply for {@code pageCount} pages (whole longs). */
@@ -175,7 +226,7 @@ public final class Frame {
         if (payload != count * Pages.PAGE_SIZE) {
           return "PUT payload of " + payload + " bytes for " + count + " pages";
         }
-        return null;
+        return stamp(f) < 0 ? "negative stamp " + stamp(f) : null;
       case Op.GET:
         if (count < 1 || count > MAX_PAGES) {
           return "GET page count " + count + " outside 1.." + MAX_PAGES;
@@ -200,6 +251,9 @@ public final class Frame {
     if (!isReply(f)) {
       return op(f) == Op.AVAILABILITY && requestId(f) == 0 ? null : "a request frame sent as a reply";
     }
+    if (status(f) == 0 && op(f) == Op.LIST && payloadLength(f) != pageCount(f) * LIST_ENTRY) {
+      return "LIST reply of " + payloadLength(f) + " bytes for " + pageCount(f) + " entries";
+    }
     if (status(f) != 0 || op(f) != Op.GET) {
       return null;
     }
@@ -216,7 +270,8 @@ public final class Frame {
     for (int i = 0; i < bitmap; i += 8) {
       present += Long.bitCount(f.getLong(base + i));
     }
-    if (payloadLength(f) != bitmap + present * Pages.PAGE_SIZE) {
+    int stamps = (flags(f) & FLAG_STAMPS) != 0 ? present * 8 : 0;
+    if (payloadLength(f) != bitmap + present * Pages.PAGE_SIZE + stamps) {
       return "GET reply payload does not match its bitmap";
     }
     return null;

@@ -15,7 +15,8 @@ class FrameRoundTripTest {
   @Test
   void headerFieldsSurviveEncodeAndDecode() {
     ByteBuf out = Unpooled.buffer();
-    Frame.writeHeader(out, Op.PUT, Frame.FLAG_MORE, 3, 0x0102030405060708L, 77, 9, 123456789L, 2, 2 * 4096);
+    Frame.writeHeader(out, Op.PUT, Frame.FLAG_MORE, 3, 0x0102030405060708L, 77, 9, 123456789L, 2,
+        Frame.firstStamp(9) + 5, 2 * 4096);
     out.writeZero(2 * 4096);
     EmbeddedChannel ch = new EmbeddedChannel(new FrameDecoder());
     // Split delivery: the decoder must wait for the whole frame.
@@ -31,6 +32,7 @@ class FrameRoundTripTest {
     assertThat(Frame.epoch(f)).isEqualTo(9);
     assertThat(Frame.firstPage(f)).isEqualTo(123456789L);
     assertThat(Frame.pageCount(f)).isEqualTo(2);
+    assertThat(Frame.stamp(f)).isEqualTo((9L << 40) + 5);
     assertThat(Frame.payloadLength(f)).isEqualTo(2 * 4096);
     assertThat(Frame.checkRequest(f)).isNull();
     f.release();
@@ -61,6 +63,25 @@ class FrameRoundTripTest {
     f.writeZero(4096);
     f.skipBytes(Frame.LENGTH_FIELD);
     assertThat(Frame.checkReply(f)).contains("bitmap");
+  }
+
+  @Test
+  void stampedGetReplyAndListReplyLengthsAreChecked() {
+    ByteBuf f = Unpooled.buffer();
+    Frame.writeHeader(f, Op.GET, Frame.FLAG_REPLY | Frame.FLAG_STAMPS, 0, 1, 1, 0, 0, 3, 8 + 2 * 4096 + 16);
+    f.writeLong(0b101).writeZero(2 * 4096).writeLong(7).writeLong(8);
+    f.skipBytes(Frame.LENGTH_FIELD);
+    assertThat(Frame.checkReply(f)).isNull();
+    ByteBuf unstamped = Unpooled.buffer();
+    Frame.writeHeader(unstamped, Op.GET, Frame.FLAG_REPLY, 0, 1, 1, 0, 0, 3, 8 + 2 * 4096 + 16);
+    unstamped.writeLong(0b101).writeZero(2 * 4096 + 16);
+    unstamped.skipBytes(Frame.LENGTH_FIELD);
+    assertThat(Frame.checkReply(unstamped)).contains("bitmap");
+    ByteBuf list = Unpooled.buffer();
+    Frame.writeHeader(list, Op.LIST, Frame.FLAG_REPLY, 0, 1, 1, 0, 0, 2, 24);
+    list.writeZero(24);
+    list.skipBytes(Frame.LENGTH_FIELD);
+    assertThat(Frame.checkReply(list)).contains("2 entries");
   }
 
   @Test

@@ -195,8 +195,9 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
     }
     long reqId = Frame.requestId(f);
     long first = Frame.firstPage(f);
+    long stamp = Frame.stamp(f);
     Frame.skipHeader(f);
-    if (!store.write(ns.id(), first, count, f)) {
+    if (!store.write(ns.id(), first, count, f, stamp)) {
       ctx.write(Codec.error(ctx.alloc(), Op.PUT, reqId, ns.id(), ErrorCode.NO_SPACE,
           "server has no room for " + count + " pages (" + store.usedPages() + " of "
               + store.capacityPages() + " used)"));
@@ -217,10 +218,11 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
     }
     long first = Frame.firstPage(f);
     int bitmap = Frame.bitmapBytes(count);
+    boolean stamps = (Frame.flags(f) & Frame.FLAG_STAMPS) != 0;
     ByteBuf out = ctx.alloc().directBuffer(
-        Frame.LENGTH_FIELD + Frame.HEADER_SIZE + bitmap + count * Pages.PAGE_SIZE);
-    Frame.writeHeader(out, Op.GET, Frame.FLAG_REPLY, 0, Frame.requestId(f), ns.id(), ns.epoch(),
-        first, count, 0);
+        Frame.LENGTH_FIELD + Frame.HEADER_SIZE + bitmap + count * (Pages.PAGE_SIZE + (stamps ? 8 : 0)));
+    Frame.writeHeader(out, Op.GET, Frame.FLAG_REPLY | (stamps ? Frame.FLAG_STAMPS : 0), 0,
+        Frame.requestId(f), ns.id(), ns.epoch(), first, count, 0);
     int bitmapAt = out.writerIndex();
     out.writeZero(bitmap);
     int present = 0;
@@ -229,6 +231,15 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
         int word = bitmapAt + ((i >>> 6) << 3);
         out.setLong(word, out.getLong(word) | (1L << (i & 63)));
         present++;
+      }
+    }
+    if (stamps) {
+      // Asked by re-replication, which must give a new copy the version of the one it copies. A page
+      // deleted between the two lookups is written as stamp 0, the lowest, so it never wins.
+      for (int i = 0; i < count; i++) {
+        if ((out.getLong(bitmapAt + ((i >>> 6) << 3)) & (1L << (i & 63))) != 0) {
+          out.writeLong(Math.max(0, store.stamp(ns.id(), first + i)));
+        }
       }
     }
     out.setInt(0, out.readableBytes() - Frame.LENGTH_FIELD);
@@ -255,20 +266,21 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
       return;
     }
     long reqId = Frame.requestId(f);
-    long[] pages = store.pagesOf(id);
+    long[] listed = store.list(id);
+    int entries = listed.length / 2;
     int at = 0;
     do {
-      int n = Math.min(Frame.MAX_LIST_ENTRIES, pages.length - at);
-      boolean more = at + n < pages.length;
-      ByteBuf out = ctx.alloc().buffer(Frame.LENGTH_FIELD + Frame.HEADER_SIZE + n * 8);
+      int n = Math.min(Frame.MAX_LIST_ENTRIES, entries - at);
+      boolean more = at + n < entries;
+      ByteBuf out = ctx.alloc().buffer(Frame.LENGTH_FIELD + Frame.HEADER_SIZE + n * Frame.LIST_ENTRY);
       Frame.writeHeader(out, Op.LIST, Frame.FLAG_REPLY | (more ? Frame.FLAG_MORE : 0), 0, reqId, id,
-          0, 0, n, n * 8);
-      for (int i = 0; i < n; i++) {
-        out.writeLong(pages[at + i]);
+          0, 0, n, n * Frame.LIST_ENTRY);
+      for (int i = 2 * at; i < 2 * (at + n); i++) {
+        out.writeLong(listed[i]);
       }
       at += n;
       ctx.write(out);
-    } while (at < pages.length);
+    } while (at < entries);
   }
 
   private void createNamespace(ChannelHandlerContext ctx, ByteBuf f) {

@@ -54,7 +54,7 @@ public class PageStoreBenchmark {
       ByteBuf page = Unpooled.directBuffer(Pages.PAGE_SIZE).writeZero(Pages.PAGE_SIZE);
       for (int p = 0; p < PAGES; p++) {
         page.setLong(0, p);
-        store.write(1, p, 1, page);
+        store.write(1, p, 1, page, 1);
       }
       page.release();
     }
@@ -90,7 +90,7 @@ public class PageStoreBenchmark {
   }
 
   private static boolean put(Store s, Buffers b) {
-    return s.store.write(1, b.random.nextInt(PAGES), 1, b.src);
+    return s.store.write(1, b.random.nextInt(PAGES), 1, b.src, 1);
   }
 
   @Benchmark

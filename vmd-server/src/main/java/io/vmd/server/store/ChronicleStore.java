@@ -24,10 +24,17 @@ import org.slf4j.LoggerFactory;
  * blocks, the file is sparse) only when an entry is written; a deleted entry's space goes back to the
  * map's own free list, not to the OS. The exact capacity and the all-or-nothing batch are ours: the
  * map is sized with headroom and a {@link StampedLock} makes each batch write atomic.
+ *
+ * <p>A value is the page followed by its 8-byte stamp (big-endian), so page and version are written
+ * together and survive a crash together.
  */
 public final class ChronicleStore implements PageStore {
   private static final Logger LOG = LoggerFactory.getLogger(ChronicleStore.class);
-  private static final String FILE = "pages.cmap";
+  /** Format 2: values carry the page's stamp. */
+  private static final String FILE = "pages-v2.cmap";
+  /** Format 1 (pages without stamps); refused rather than read wrongly. */
+  private static final String OLD_FILE = "pages.cmap";
+  private static final int VALUE_SIZE = Pages.PAGE_SIZE + 8;
   private static final String CLEAN_MARK = "pages.clean";
 
   private final long capacityPages;
@@ -35,8 +42,8 @@ public final class ChronicleStore implements PageStore {
   private final Path dataDir;
   private final StampedLock lock = new StampedLock();
   private final NamespacePageCounts perNamespace = new NamespacePageCounts();
-  private final byte[] writeScratch = new byte[Pages.PAGE_SIZE];
-  private final ThreadLocal<byte[]> readScratch = ThreadLocal.withInitial(() -> new byte[Pages.PAGE_SIZE]);
+  private final byte[] writeScratch = new byte[VALUE_SIZE];
+  private final ThreadLocal<byte[]> readScratch = ThreadLocal.withInitial(() -> new byte[VALUE_SIZE]);
   private long used;
   private boolean closed;
 
@@ -60,12 +67,17 @@ public final class ChronicleStore implements PageStore {
     ChronicleMapBuilder<Long, byte[]> builder = ChronicleMap.of(Long.class, byte[].class)
         .name("vmd-pages")
         .entries(Math.max(1024, capacityPages + capacityPages / 8))
-        .constantValueSizeBySample(new byte[Pages.PAGE_SIZE]);
+        .constantValueSizeBySample(new byte[VALUE_SIZE]);
     try {
       if (dataDir == null) {
         map = builder.create();
       } else {
         Files.createDirectories(dataDir);
+        if (Files.exists(dataDir.resolve(OLD_FILE))) {
+          throw new IllegalStateException(dataDir.resolve(OLD_FILE) + " was written by an older VMD whose"
+              + " pages carry no version; this one cannot tell its copies' age. Move it away (its pages"
+              + " are re-replicated from the other servers) or run the older VMD to drain it");
+        }
         File file = dataDir.resolve(FILE).toFile();
         Path mark = dataDir.resolve(CLEAN_MARK);
         boolean existed = file.exists();
@@ -77,10 +89,10 @@ public final class ChronicleStore implements PageStore {
         }
         Files.deleteIfExists(mark);
         if (existed) {
-          for (Long key : map.keySet()) {
-            perNamespace.add(PageStore.namespaceOf(key), 1);
+          map.forEachEntry(e -> {
+            perNamespace.add(PageStore.namespaceOf(e.key().get()), 1);
             used++;
-          }
+          });
           LOG.info("opened {} with {} pages", file, used);
         }
       }
@@ -99,7 +111,7 @@ public final class ChronicleStore implements PageStore {
   }
 
   @Override
-  public boolean write(int namespace, long firstPage, int count, ByteBuf src) {
+  public boolean write(int namespace, long firstPage, int count, ByteBuf src, long version) {
     long stamp = lock.writeLock();
     try {
       checkOpen();
@@ -112,9 +124,12 @@ public final class ChronicleStore implements PageStore {
       if (used + fresh > capacityPages) {
         return false;
       }
+      for (int b = 0; b < 8; b++) {
+        writeScratch[Pages.PAGE_SIZE + b] = (byte) (version >>> (56 - 8 * b));
+      }
       int srcIndex = src.readerIndex();
       for (int i = 0; i < count; i++, srcIndex += Pages.PAGE_SIZE) {
-        src.getBytes(srcIndex, writeScratch);
+        src.getBytes(srcIndex, writeScratch, 0, Pages.PAGE_SIZE);
         if (putWithoutOldValue(PageStore.key(namespace, firstPage + i))) {
           used++;
           perNamespace.add(namespace, 1);
@@ -156,8 +171,32 @@ public final class ChronicleStore implements PageStore {
     } finally {
       lock.unlockRead(stamp);
     }
-    dst.writeBytes(scratch);
+    dst.writeBytes(scratch, 0, Pages.PAGE_SIZE);
     return true;
+  }
+
+  @Override
+  public long stamp(int namespace, long page) {
+    long stamp = lock.readLock();
+    try {
+      checkOpen();
+      try (ExternalMapQueryContext<Long, byte[], ?> q = map.queryContext(PageStore.key(namespace, page))) {
+        MapEntry<Long, byte[]> entry = q.entry();
+        return entry == null ? NO_STAMP : stampOf(entry.value());
+      }
+    } finally {
+      lock.unlockRead(stamp);
+    }
+  }
+
+  /** Reads the stamp in place, without copying the page out. */
+  private static long stampOf(Data<byte[]> value) {
+    long v = 0;
+    long at = value.offset() + Pages.PAGE_SIZE;
+    for (int b = 0; b < 8; b++) {
+      v = (v << 8) | (value.bytes().readByte(at + b) & 0xff);
+    }
+    return v;
   }
 
   @Override
@@ -177,7 +216,9 @@ public final class ChronicleStore implements PageStore {
       checkOpen();
       long deleted = 0;
       if (count > 2 * perNamespace.get(namespace)) {
-        for (long page : pagesLocked(namespace)) {
+        long[] listed = listLocked(namespace);
+        for (int i = 0; i < listed.length; i += 2) {
+          long page = listed[i];
           if (page >= firstPage && page - firstPage < count) {
             deleted += removeLocked(namespace, page);
           }
@@ -208,8 +249,9 @@ public final class ChronicleStore implements PageStore {
     try {
       checkOpen();
       long deleted = 0;
-      for (long page : pagesLocked(namespace)) {
-        deleted += removeLocked(namespace, page);
+      long[] listed = listLocked(namespace);
+      for (int i = 0; i < listed.length; i += 2) {
+        deleted += removeLocked(namespace, listed[i]);
       }
       perNamespace.clear(namespace);
       return deleted;
@@ -219,24 +261,26 @@ public final class ChronicleStore implements PageStore {
   }
 
   @Override
-  public long[] pagesOf(int namespace) {
+  public long[] list(int namespace) {
     long stamp = lock.readLock();
     try {
       checkOpen();
-      return pagesLocked(namespace);
+      return listLocked(namespace);
     } finally {
       lock.unlockRead(stamp);
     }
   }
 
-  private long[] pagesLocked(int namespace) {
-    long[] out = new long[(int) perNamespace.get(namespace)];
-    int n = 0;
-    for (Long key : map.keySet()) {
-      if (PageStore.namespaceOf(key) == namespace && n < out.length) {
-        out[n++] = PageStore.pageOf(key);
+  private long[] listLocked(int namespace) {
+    long[] out = new long[(int) (2 * perNamespace.get(namespace))];
+    int[] n = {0};
+    map.forEachEntry(e -> {
+      long key = e.key().get();
+      if (PageStore.namespaceOf(key) == namespace && n[0] < out.length) {
+        out[n[0]++] = PageStore.pageOf(key);
+        out[n[0]++] = stampOf(e.value());
       }
-    }
+    });
     return out;
   }
 

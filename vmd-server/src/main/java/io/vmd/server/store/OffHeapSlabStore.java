@@ -32,6 +32,8 @@ public final class OffHeapSlabStore implements PageStore {
   private final StampedLock lock = new StampedLock();
   private final LongIntIndex index;
   private final ByteBuf[] chunks;
+  /** The stamp of each slot, allocated and released with its chunk. */
+  private final long[][] chunkStamps;
   private final int[] chunkLive;
   private final int[] chunkFreeHead;
   private final int[] chunkBump;
@@ -58,6 +60,7 @@ public final class OffHeapSlabStore implements PageStore {
     this.alloc = alloc;
     int n = (int) chunkCount;
     chunks = new ByteBuf[n];
+    chunkStamps = new long[n][];
     chunkLive = new int[n];
     chunkFreeHead = new int[n];
     chunkBump = new int[n];
@@ -71,7 +74,7 @@ public final class OffHeapSlabStore implements PageStore {
   }
 
   @Override
-  public boolean write(int namespace, long firstPage, int count, ByteBuf src) {
+  public boolean write(int namespace, long firstPage, int count, ByteBuf src, long version) {
     long stamp = lock.writeLock();
     try {
       checkOpen();
@@ -95,6 +98,7 @@ public final class OffHeapSlabStore implements PageStore {
           perNamespace.add(namespace, 1);
         }
         PageCopy.copy(src, srcIndex, chunks[slot / CHUNK_SLOTS], offset(slot), Pages.PAGE_SIZE);
+        chunkStamps[slot / CHUNK_SLOTS][slot % CHUNK_SLOTS] = version;
       }
       return true;
     } finally {
@@ -133,6 +137,18 @@ public final class OffHeapSlabStore implements PageStore {
   }
 
   @Override
+  public long stamp(int namespace, long page) {
+    long stamp = lock.readLock();
+    try {
+      checkOpen();
+      int slot = index.get(PageStore.key(namespace, page));
+      return slot == LongIntIndex.MISSING ? NO_STAMP : chunkStamps[slot / CHUNK_SLOTS][slot % CHUNK_SLOTS];
+    } finally {
+      lock.unlockRead(stamp);
+    }
+  }
+
+  @Override
   public long delete(int namespace, long firstPage, long count) {
     long stamp = lock.writeLock();
     try {
@@ -141,7 +157,9 @@ public final class OffHeapSlabStore implements PageStore {
       long deleted = 0;
       if (count > 2 * held) {
         // A huge range (a whole-device TRIM) over few pages: scan the index instead of the range.
-        for (long page : pagesLocked(namespace)) {
+        long[] listed = listLocked(namespace);
+        for (int i = 0; i < listed.length; i += 2) {
+          long page = listed[i];
           if (page >= firstPage && page - firstPage < count) {
             deleted += removeLocked(namespace, page);
           }
@@ -163,8 +181,9 @@ public final class OffHeapSlabStore implements PageStore {
     try {
       checkOpen();
       long deleted = 0;
-      for (long page : pagesLocked(namespace)) {
-        deleted += removeLocked(namespace, page);
+      long[] listed = listLocked(namespace);
+      for (int i = 0; i < listed.length; i += 2) {
+        deleted += removeLocked(namespace, listed[i]);
       }
       perNamespace.clear(namespace);
       return deleted;
@@ -174,23 +193,24 @@ public final class OffHeapSlabStore implements PageStore {
   }
 
   @Override
-  public long[] pagesOf(int namespace) {
+  public long[] list(int namespace) {
     long stamp = lock.readLock();
     try {
       checkOpen();
-      return pagesLocked(namespace);
+      return listLocked(namespace);
     } finally {
       lock.unlockRead(stamp);
     }
   }
 
-  private long[] pagesLocked(int namespace) {
+  private long[] listLocked(int namespace) {
     long n = perNamespace.get(namespace);
-    long[] out = new long[(int) n];
+    long[] out = new long[(int) (2 * n)];
     int[] fill = {0};
     index.forEach((key, slot) -> {
       if (PageStore.namespaceOf(key) == namespace && fill[0] < out.length) {
         out[fill[0]++] = PageStore.pageOf(key);
+        out[fill[0]++] = chunkStamps[slot / CHUNK_SLOTS][slot % CHUNK_SLOTS];
       }
     });
     return out;
@@ -254,6 +274,7 @@ public final class OffHeapSlabStore implements PageStore {
         if (chunks[c] != null) {
           chunks[c].release();
           chunks[c] = null;
+          chunkStamps[c] = null;
         }
       }
       index.clear();
@@ -282,6 +303,7 @@ public final class OffHeapSlabStore implements PageStore {
     if (c < 0) {
       c = chunksAllocated.nextClearBit(0);
       chunks[c] = alloc.directBuffer(CHUNK_BYTES, CHUNK_BYTES);
+      chunkStamps[c] = new long[CHUNK_SLOTS];
       chunksAllocated.set(c);
       chunksWithRoom.set(c);
       emptyChunks++;
@@ -314,6 +336,7 @@ public final class OffHeapSlabStore implements PageStore {
       } else {
         chunks[c].release();
         chunks[c] = null;
+        chunkStamps[c] = null;
         chunksAllocated.clear(c);
         chunksWithRoom.clear(c);
         chunkFreeHead[c] = NONE;

@@ -16,8 +16,14 @@ import io.netty.buffer.ByteBuf;
  */
 public interface PageStore extends AutoCloseable {
 
-  /** Writes {@code count} consecutive pages read from {@code src} at its reader index (not moved). */
-  boolean write(int namespace, long firstPage, int count, ByteBuf src);
+  /** Returned by {@link #stamp} for a page never written. */
+  long NO_STAMP = -1;
+
+  /**
+   * Writes {@code count} consecutive pages read from {@code src} at its reader index (not moved),
+   * each stored with {@code stamp}, the version of the write (kept, never interpreted).
+   */
+  boolean write(int namespace, long firstPage, int count, ByteBuf src, long stamp);
 
   /**
    * Copies the page into {@code dst} at its writer index and advances it by 4096, or returns false
@@ -27,14 +33,20 @@ public interface PageStore extends AutoCloseable {
 
   boolean contains(int namespace, long page);
 
+  /** The stamp the page was last written with, or {@link #NO_STAMP}. */
+  long stamp(int namespace, long page);
+
   /** Deletes the pages of the range that exist; returns how many did. */
   long delete(int namespace, long firstPage, long count);
 
   /** Deletes every page of the namespace; returns how many there were. */
   long deleteNamespace(int namespace);
 
-  /** The page indices the namespace holds here, in no particular order. */
-  long[] pagesOf(int namespace);
+  /**
+   * The pages the namespace holds here with their stamps, in no particular order: page index at
+   * even positions, its stamp right after.
+   */
+  long[] list(int namespace);
 
   long pageCount(int namespace);
 

@@ -2,6 +2,9 @@ package io.vmd.server.store;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
@@ -25,8 +28,9 @@ class ChronicleStoreTest extends PageStoreContract {
     @Test
     void restartKeepsEveryPage() {
       long capacity = (long) CAPACITY_PAGES * 4096;
-      store.write(1, 0, 300, pages(0, 300));
-      store.write(2, 5, 10, pages(1000, 10));
+      store.write(1, 0, 300, pages(0, 300), 11);
+      store.write(2, 5, 10, pages(1000, 10), 1L << 50);
+      store.write(1, 7, 1, page(7), 12);
       store.delete(1, 100, 50);
       store.close();
       store = ChronicleStore.persisted(capacity, dir);
@@ -38,11 +42,21 @@ class ChronicleStoreTest extends PageStoreContract {
           assertThat(readBack(1, i)).isNull();
         } else {
           assertThat(readBack(1, i)).as("page %d", i).isEqualTo(page(i));
+          assertThat(store.stamp(1, i)).isEqualTo(i == 7 ? 12 : 11);
         }
       }
       for (int i = 0; i < 10; i++) {
         assertThat(readBack(2, 5 + i)).isEqualTo(page(1000 + i));
+        assertThat(store.stamp(2, 5 + i)).isEqualTo(1L << 50);
       }
+      assertThat(store.list(2)).contains(5L, 1L << 50);
+    }
+
+    @Test
+    void refusesAFileOfTheFormatWithoutStamps(@TempDir Path old) throws Exception {
+      Files.write(old.resolve("pages.cmap"), new byte[] {1});
+      assertThatThrownBy(() -> ChronicleStore.persisted((long) CAPACITY_PAGES * 4096, old))
+          .hasMessageContaining("pages.cmap").hasMessageContaining("Move it away");
     }
   }
 }

@@ -15,9 +15,9 @@ class OffHeapSlabStoreTest extends PageStoreContract {
   void memoryIsTakenOnWriteAndGivenBackOnDelete() {
     OffHeapSlabStore slab = (OffHeapSlabStore) store;
     assertThat(slab.allocatedBytes()).isZero();
-    slab.write(1, 0, 1, page(1));
+    slab.write(1, 0, 1, page(1), 1);
     assertThat(slab.allocatedBytes()).isEqualTo(OffHeapSlabStore.CHUNK_SLOTS * (long) Pages.PAGE_SIZE);
-    slab.write(1, 1, 599, pages(2, 599));
+    slab.write(1, 1, 599, pages(2, 599), 1);
     assertThat(slab.allocatedBytes()).isEqualTo(3L * OffHeapSlabStore.CHUNK_SLOTS * Pages.PAGE_SIZE);
     slab.delete(1, 0, 600);
     // Every chunk is empty: all but one spare went back.

@@ -64,16 +64,16 @@ abstract class PageStoreContract {
     long seed = System.nanoTime();
     System.out.println("PageStoreContract seed " + seed);
     Random r = new Random(seed);
-    Map<Long, Long> model = new HashMap<>(); // key -> content seed
+    Map<Long, Long> model = new HashMap<>(); // key -> content seed, which is also its stamp
     for (int step = 0; step < 5000; step++) {
       int ns = 1 + r.nextInt(3);
       long page = r.nextInt(400);
       long key = PageStore.key(ns, page);
       int action = r.nextInt(10);
       if (action < 5) {
-        long content = r.nextLong();
+        long content = r.nextLong() >>> 1;
         boolean fits = model.containsKey(key) || model.size() < CAPACITY_PAGES;
-        assertThat(store.write(ns, page, 1, page(content))).as("seed %d step %d", seed, step).isEqualTo(fits);
+        assertThat(store.write(ns, page, 1, page(content), content)).as("seed %d step %d", seed, step).isEqualTo(fits);
         if (fits) {
           model.put(key, content);
         }
@@ -82,8 +82,10 @@ abstract class PageStoreContract {
         Long content = model.get(key);
         if (content == null) {
           assertThat(got).as("seed %d step %d", seed, step).isNull();
+          assertThat(store.stamp(ns, page)).isEqualTo(PageStore.NO_STAMP);
         } else {
           assertThat(got).as("seed %d step %d", seed, step).isEqualTo(page(content));
+          assertThat(store.stamp(ns, page)).as("seed %d step %d", seed, step).isEqualTo(content);
         }
       } else {
         long deleted = store.delete(ns, page, 1);
@@ -95,9 +97,10 @@ abstract class PageStoreContract {
       int n = ns;
       long expected = model.keySet().stream().filter(k -> PageStore.namespaceOf(k) == n).count();
       assertThat(store.pageCount(ns)).isEqualTo(expected);
-      assertThat(store.pagesOf(ns)).hasSize((int) expected);
-      for (long p : store.pagesOf(ns)) {
-        assertThat(model).containsKey(PageStore.key(ns, p));
+      long[] listed = store.list(ns);
+      assertThat(listed).hasSize((int) (2 * expected));
+      for (int i = 0; i < listed.length; i += 2) {
+        assertThat(model.get(PageStore.key(ns, listed[i]))).as("seed %d", seed).isEqualTo(listed[i + 1]);
       }
     }
   }
@@ -105,7 +108,7 @@ abstract class PageStoreContract {
   @Test
   void batchWriteStoresConsecutivePages() {
     ByteBuf src = pages(100, 16);
-    assertThat(store.write(2, 1000, 16, src)).isTrue();
+    assertThat(store.write(2, 1000, 16, src, 7)).isTrue();
     assertThat(src.readerIndex()).isZero();
     for (int i = 0; i < 16; i++) {
       assertThat(readBack(2, 1000 + i)).isEqualTo(page(100 + i));
@@ -115,35 +118,35 @@ abstract class PageStoreContract {
 
   @Test
   void fullStoreRefusesWholeBatchAndKeepsEverything() {
-    assertThat(store.write(1, 0, CAPACITY_PAGES - 2, pages(0, CAPACITY_PAGES - 2))).isTrue();
+    assertThat(store.write(1, 0, CAPACITY_PAGES - 2, pages(0, CAPACITY_PAGES - 2), 7)).isTrue();
     // Three new pages do not fit in the two free slots: nothing of the batch is written.
-    assertThat(store.write(1, CAPACITY_PAGES, 3, pages(5000, 3))).isFalse();
+    assertThat(store.write(1, CAPACITY_PAGES, 3, pages(5000, 3), 7)).isFalse();
     assertThat(store.usedPages()).isEqualTo(CAPACITY_PAGES - 2);
     assertThat(store.contains(1, CAPACITY_PAGES)).isFalse();
     // Rewrites plus exactly two new pages fit.
-    assertThat(store.write(1, CAPACITY_PAGES - 4, 4, pages(7000, 4))).isTrue();
+    assertThat(store.write(1, CAPACITY_PAGES - 4, 4, pages(7000, 4), 7)).isTrue();
     assertThat(store.usedPages()).isEqualTo(CAPACITY_PAGES);
-    assertThat(store.write(9, 0, 1, page(1))).isFalse();
+    assertThat(store.write(9, 0, 1, page(1), 7)).isFalse();
     // Rewriting a stored page still works when full.
-    assertThat(store.write(1, 3, 1, page(42))).isTrue();
+    assertThat(store.write(1, 3, 1, page(42), 7)).isTrue();
     for (int i = 0; i < CAPACITY_PAGES; i++) {
       long content = i == 3 ? 42 : i >= CAPACITY_PAGES - 4 ? 7000 + i - (CAPACITY_PAGES - 4) : i;
       assertThat(readBack(1, i)).as("page %d", i).isEqualTo(page(content));
     }
     // Deleting makes room again.
     assertThat(store.delete(1, 0, 10)).isEqualTo(10);
-    assertThat(store.write(9, 0, 10, pages(1, 10))).isTrue();
+    assertThat(store.write(9, 0, 10, pages(1, 10), 7)).isTrue();
   }
 
   @Test
   void deleteRangeAndNamespace() {
-    store.write(1, 0, 50, pages(0, 50));
-    store.write(2, 0, 50, pages(100, 50));
+    store.write(1, 0, 50, pages(0, 50), 7);
+    store.write(2, 0, 50, pages(100, 50), 7);
     assertThat(store.delete(1, 10, 20)).isEqualTo(20);
     assertThat(store.delete(1, 0, Long.MAX_VALUE / 2)).isEqualTo(30);
     assertThat(store.pageCount(1)).isZero();
     assertThat(store.deleteNamespace(2)).isEqualTo(50);
     assertThat(store.usedPages()).isZero();
-    assertThat(store.pagesOf(2)).isEmpty();
+    assertThat(store.list(2)).isEmpty();
   }
 }

@@ -1,0 +1,101 @@
+package io.vmd.client;
+
+import java.util.Arrays;
+
+/**
+ * Builds a namespace's location table from what the servers list, keeping of each page only the
+ * copies with the highest stamp. A lower-stamped copy is stale: its server was away while the page
+ * was rewritten elsewhere, and nobody was left to tell it. Copies beyond the replica count with the
+ * highest stamp are surplus. Both are remembered per server, so a writer can delete them.
+ *
+ * <p>Order of the servers' replies does not matter. Stamps are held in chunks like the location
+ * table's, allocated for chunks that have pages, and only while the namespace is being attached.
+ */
+final class NewestCopies {
+  private static final int CHUNK_PAGES = 1 << LocationTable.CHUNK_SHIFT;
+  private static final long NONE = -1;
+
+  private final LocationTable table;
+  private final long[][] stamps;
+  private final PageList[] discard;
+  private long maxStamp = NONE;
+
+  NewestCopies(LocationTable table, int servers) {
+    this.table = table;
+    this.stamps = new long[(int) ((table.pages() + CHUNK_PAGES - 1) >>> LocationTable.CHUNK_SHIFT)][];
+    this.discard = new PageList[servers];
+    for (int s = 0; s < servers; s++) {
+      discard[s] = new PageList();
+    }
+  }
+
+  /** Server {@code server} holds a copy of {@code page} stamped {@code stamp}. */
+  synchronized void offer(int server, long page, long stamp) {
+    if (page < 0 || page >= table.pages()) {
+      return; // servers refuse such pages; nothing to keep or delete
+    }
+    maxStamp = Math.max(maxStamp, stamp);
+    long[] chunk = chunk(page);
+    int at = (int) (page & (CHUNK_PAGES - 1));
+    long newest = chunk[at];
+    if (stamp > newest) {
+      for (int r = 0; r < table.replicas(); r++) {
+        int s = table.get(page, r);
+        if (s != LocationTable.NONE) {
+          discard[s].add(page);
+        }
+      }
+      table.clear(page);
+      table.add(page, server);
+      chunk[at] = stamp;
+    } else if (stamp < newest || !table.add(page, server)) {
+      discard[server].add(page);
+    }
+  }
+
+  /** The highest stamp any server listed, or -1 when the namespace holds no page. */
+  synchronized long maxStamp() {
+    return maxStamp;
+  }
+
+  /** Pages whose copy on {@code server} is stale or surplus, ascending. */
+  synchronized long[] discarded(int server) {
+    return discard[server].sorted();
+  }
+
+  synchronized long discardedTotal() {
+    long n = 0;
+    for (PageList l : discard) {
+      n += l.size;
+    }
+    return n;
+  }
+
+  private long[] chunk(long page) {
+    int i = (int) (page >>> LocationTable.CHUNK_SHIFT);
+    if (stamps[i] == null) {
+      stamps[i] = new long[CHUNK_PAGES];
+      Arrays.fill(stamps[i], NONE);
+    }
+    return stamps[i];
+  }
+
+  /** A growable list of page indices (rarely more than a few: stale copies are the exception). */
+  private static final class PageList {
+    private long[] pages = new long[0];
+    private int size;
+
+    void add(long page) {
+      if (size == pages.length) {
+        pages = Arrays.copyOf(pages, Math.max(16, size * 2));
+      }
+      pages[size++] = page;
+    }
+
+    long[] sorted() {
+      long[] out = Arrays.copyOf(pages, size);
+      Arrays.sort(out);
+      return out;
+    }
+  }
+}
