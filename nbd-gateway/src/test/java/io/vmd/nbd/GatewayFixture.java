@@ -25,7 +25,11 @@ final class GatewayFixture implements AutoCloseable {
   final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
 
   GatewayFixture(int servers, long serverMemory) throws Exception {
-    cluster = MiniVmdCluster.builder().servers(servers, serverMemory).start();
+    this(MiniVmdCluster.builder().servers(servers, serverMemory).start());
+  }
+
+  GatewayFixture(MiniVmdCluster cluster) throws Exception {
+    this.cluster = cluster;
     client = VmdClient.connect(ClientConfig.of(cluster.addresses()));
     gateway = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), client, registry);
   }

@@ -134,6 +134,38 @@ class NbdFailoverTest {
     }
   }
 
+  /**
+   * Persisted servers: one is stopped while the VM rewrites its whole device, the gateway then dies too,
+   * and the server comes back with its old copies. A new gateway serves the rewritten data (the old
+   * copies carry lower stamps) and deletes the stale copies.
+   */
+  @Test
+  void aNewGatewayIgnoresAndDeletesStaleCopiesOfAPersistedServerThatReturnsAfterTheWriterDied() throws Exception {
+    fx = new GatewayFixture(io.vmd.server.MiniVmdCluster.builder().servers(3, 64 * MIB)
+        .persisted(dir.resolve("servers")).start());
+    fx.client.createNamespace("vm6", 8 * MIB, 2);
+    int pages = 8 * 256;
+    Path first = randomFile("data6.img", 11, 8 * (int) MIB);
+    ok(dir, "nbdcopy", first.toString(), fx.uri("vm6"));
+    int id = fx.client.namespace("vm6").id();
+    long held = fx.cluster.server(1).store().pageCount(id);
+    assertThat(held).isPositive();
+    fx.cluster.kill(1);
+    Path second = randomFile("data6b.img", 12, 8 * (int) MIB);
+    ok(dir, "nbdcopy", second.toString(), fx.uri("vm6"));
+    fx.gateway.close();
+    fx.client.close();
+    fx.cluster.restart(1);
+    assertThat(fx.cluster.server(1).store().pageCount(id)).as("old copies back with the server").isEqualTo(held);
+    try (VmdClient other = VmdClient.connect(ClientConfig.of(fx.cluster.addresses()));
+        NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), other,
+            new SimpleMeterRegistry())) {
+      assertThat(readBack("nbd://" + gw.address() + "/vm6", "back6.img")).isEqualTo(Files.readAllBytes(second));
+      assertThat(fx.cluster.server(1).store().pageCount(id)).as("stale copies deleted").isZero();
+      assertThat(fx.storedPages(id)).isEqualTo(2L * pages);
+    }
+  }
+
   @Test
   void aNewGatewayOnAnotherClientReadsBackEverythingTheDeadOneWrote() throws Exception {
     fx = new GatewayFixture(3, 128 * MIB);

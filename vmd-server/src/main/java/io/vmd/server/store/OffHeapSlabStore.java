@@ -17,6 +17,7 @@ import java.util.concurrent.locks.StampedLock;
  * boundary does not allocate and free memory on every request). Each chunk keeps an intrusive free
  * list: a free slot's first four bytes hold the next free slot. New slots go to the lowest-numbered
  * chunk with room, which keeps pages packed into few chunks so that deletes can give chunks back.
+ * A chunk's page stamps (8 bytes a slot) live in an on-heap array that comes and goes with it.
  *
  * <p>One {@link StampedLock}: reads share it, writes are exclusive. That makes a batch write
  * all-or-nothing with respect to space without any undo, and a store operation is a few hundred
