@@ -700,8 +700,7 @@ public final class Namespace {
         dstAt = dstIndex;
       }
       for (int i = 0; i < count; i++) {
-        boolean present = (f.getLong(bitmapAt + ((i >>> 6) << 3)) & (1L << (i & 63))) != 0;
-        if (present) {
+        if (Frame.present(f, bitmapAt, i)) {
           PageCopy.copy(f, pageAt, dst, dstAt + i * Pages.PAGE_SIZE, Pages.PAGE_SIZE);
           pageAt += Pages.PAGE_SIZE;
         } else if (ns.locations.stored(page + i)) {
@@ -920,22 +919,18 @@ public final class Namespace {
   /** Copies a stamped GET reply's pages and stamps out; an error when a page the table places there is missing. */
   private VmdException takeStamped(ByteBuf f, int server, long page, int n, ByteBuf buf, int at, long[] stamps) {
     int bitmapAt = Frame.payloadIndex(f);
-    int pageAt = bitmapAt + Frame.bitmapBytes(n);
-    int stampAt = pageAt;
     for (int i = 0; i < n; i++) {
-      if ((f.getLong(bitmapAt + ((i >>> 6) << 3)) & (1L << (i & 63))) != 0) {
-        stampAt += Pages.PAGE_SIZE;
-      }
-    }
-    for (int i = 0; i < n; i++) {
-      if ((f.getLong(bitmapAt + ((i >>> 6) << 3)) & (1L << (i & 63))) == 0) {
+      if (!Frame.present(f, bitmapAt, i)) {
         return new VmdException(ErrorCode.UNAVAILABLE, "page " + (page + i) + " of namespace '" + name()
             + "' is missing on server " + client.servers()[server].address());
       }
-      PageCopy.copy(f, pageAt, buf, (at + i) * Pages.PAGE_SIZE, Pages.PAGE_SIZE);
-      stamps[at + i] = f.getLong(stampAt);
-      pageAt += Pages.PAGE_SIZE;
-      stampAt += 8;
+    }
+    // Every page present: n pages, then n stamps.
+    int pageAt = bitmapAt + Frame.bitmapBytes(n);
+    int stampAt = pageAt + n * Pages.PAGE_SIZE;
+    for (int i = 0; i < n; i++) {
+      PageCopy.copy(f, pageAt + i * Pages.PAGE_SIZE, buf, (at + i) * Pages.PAGE_SIZE, Pages.PAGE_SIZE);
+      stamps[at + i] = f.getLong(stampAt + 8 * i);
     }
     return null;
   }
@@ -949,8 +944,7 @@ public final class Namespace {
    * Completes with the number of stale pages deleted.
    */
   public CompletableFuture<Long> reconcile(int server, long[] held, long first, long count) {
-    long[] stale = new long[0];
-    int n = 0;
+    PageList stale = new PageList();
     for (long p = first; p < first + count; p++) {
       boolean holds = (held[(int) (p >>> 6)] & (1L << p)) != 0;
       boolean placed = false;
@@ -963,14 +957,11 @@ public final class Namespace {
         }
       }
       if (holds && !placed) {
-        if (n == stale.length) {
-          stale = java.util.Arrays.copyOf(stale, Math.max(64, 2 * n));
-        }
-        stale[n++] = p;
+        stale.add(p);
       }
     }
-    long deleted = n;
-    return deleteCopies(server, java.util.Arrays.copyOf(stale, n)).thenApply(v -> deleted);
+    long deleted = stale.size();
+    return deleteCopies(server, stale.sorted()).thenApply(v -> deleted);
   }
 
   /**

@@ -66,7 +66,7 @@ final class NewestCopies {
   synchronized long discardedTotal() {
     long n = 0;
     for (PageList l : discard) {
-      n += l.size;
+      n += l.size();
     }
     return n;
   }
@@ -78,24 +78,5 @@ final class NewestCopies {
       Arrays.fill(stamps[i], NONE);
     }
     return stamps[i];
-  }
-
-  /** A growable list of page indices (rarely more than a few: stale copies are the exception). */
-  private static final class PageList {
-    private long[] pages = new long[0];
-    private int size;
-
-    void add(long page) {
-      if (size == pages.length) {
-        pages = Arrays.copyOf(pages, Math.max(16, size * 2));
-      }
-      pages[size++] = page;
-    }
-
-    long[] sorted() {
-      long[] out = Arrays.copyOf(pages, size);
-      Arrays.sort(out);
-      return out;
-    }
   }
 }

@@ -202,6 +202,11 @@ public final class Frame {
     return ((pageCount + 63) >>> 6) << 3;
   }
 
+  /** Whether page {@code i} is marked present in the GET reply bitmap at absolute index {@code bitmapAt}. */
+  public static boolean present(ByteBuf buf, int bitmapAt, int i) {
+    return (buf.getLong(bitmapAt + ((i >>> 6) << 3)) & (1L << (i & 63))) != 0;
+  }
+
   /**
    * Checks the structure of a request frame. Returns null when it is well formed, else why not. A
    * malformed request means the peer does not speak this protocol correctly; the caller answers

@@ -237,7 +237,7 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
       // Asked by re-replication, which must give a new copy the version of the one it copies. A page
       // deleted between the two lookups is written as stamp 0, the lowest, so it never wins.
       for (int i = 0; i < count; i++) {
-        if ((out.getLong(bitmapAt + ((i >>> 6) << 3)) & (1L << (i & 63))) != 0) {
+        if (Frame.present(out, bitmapAt, i)) {
           out.writeLong(Math.max(0, store.stamp(ns.id(), first + i)));
         }
       }
