@@ -402,9 +402,11 @@ public final class VmdClient implements AutoCloseable {
     long firstStamp = Math.max(Frame.firstStamp(ns.epoch()), copies.maxStamp() + 1);
     Namespace attached = new Namespace(this, ns, table, forWriting, firstStamp);
     if (forWriting) {
+      List<CompletableFuture<Void>> deletes = new ArrayList<>();
       for (int s : tables.keySet()) {
-        await(attached.deleteCopies(s, copies.discarded(s)));
+        deletes.add(attached.deleteCopies(s, copies.discarded(s)));
       }
+      await(CompletableFuture.allOf(deletes.toArray(new CompletableFuture<?>[0])));
     }
     return attached;
   }

@@ -210,6 +210,16 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
     ctx.write(out, ctx.voidPromise());
   }
 
+  /** Stamps of one stamped GET, kept per connection (re-replication asks often, one frame at a time). */
+  private long[] stampScratch;
+
+  private long[] stampScratch() {
+    if (stampScratch == null) {
+      stampScratch = new long[Frame.MAX_PAGES];
+    }
+    return stampScratch;
+  }
+
   private void get(ChannelHandlerContext ctx, ByteBuf f) {
     int count = Frame.pageCount(f);
     NamespaceRecord ns = pageRange(ctx, f, count);
@@ -226,21 +236,21 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
     int bitmapAt = out.writerIndex();
     out.writeZero(bitmap);
     int present = 0;
+    long[] pageStamps = stamps ? stampScratch() : null;
     for (int i = 0; i < count; i++) {
-      if (store.read(ns.id(), first + i, out)) {
+      long stamp = store.read(ns.id(), first + i, out);
+      if (stamp != PageStore.NO_STAMP) {
+        if (stamps) {
+          pageStamps[present] = stamp;
+        }
         int word = bitmapAt + ((i >>> 6) << 3);
         out.setLong(word, out.getLong(word) | (1L << (i & 63)));
         present++;
       }
     }
-    if (stamps) {
-      // Asked by re-replication, which must give a new copy the version of the one it copies. A page
-      // deleted between the two lookups is written as stamp 0, the lowest, so it never wins.
-      for (int i = 0; i < count; i++) {
-        if (Frame.present(out, bitmapAt, i)) {
-          out.writeLong(Math.max(0, store.stamp(ns.id(), first + i)));
-        }
-      }
+    // Asked by re-replication, which must give a new copy the version of the one it copies.
+    for (int i = 0; stamps && i < present; i++) {
+      out.writeLong(pageStamps[i]);
     }
     out.setInt(0, out.readableBytes() - Frame.LENGTH_FIELD);
     metrics.read(present);

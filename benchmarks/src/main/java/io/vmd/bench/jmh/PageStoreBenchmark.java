@@ -86,7 +86,7 @@ public class PageStoreBenchmark {
 
   private static boolean get(Store s, Buffers b) {
     b.dst.clear();
-    return s.store.read(1, b.random.nextInt(PAGES), b.dst);
+    return s.store.read(1, b.random.nextInt(PAGES), b.dst) != PageStore.NO_STAMP;
   }
 
   private static boolean put(Store s, Buffers b) {

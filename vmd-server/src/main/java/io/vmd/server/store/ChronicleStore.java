@@ -160,33 +160,23 @@ public final class ChronicleStore implements PageStore {
   }
 
   @Override
-  public boolean read(int namespace, long page, ByteBuf dst) {
+  public long read(int namespace, long page, ByteBuf dst) {
     byte[] scratch = readScratch.get();
     long stamp = lock.readLock();
     try {
       checkOpen();
       if (map.getUsing(PageStore.key(namespace, page), scratch) == null) {
-        return false;
+        return NO_STAMP;
       }
     } finally {
       lock.unlockRead(stamp);
     }
     dst.writeBytes(scratch, 0, Pages.PAGE_SIZE);
-    return true;
-  }
-
-  @Override
-  public long stamp(int namespace, long page) {
-    long stamp = lock.readLock();
-    try {
-      checkOpen();
-      try (ExternalMapQueryContext<Long, byte[], ?> q = map.queryContext(PageStore.key(namespace, page))) {
-        MapEntry<Long, byte[]> entry = q.entry();
-        return entry == null ? NO_STAMP : stampOf(entry.value());
-      }
-    } finally {
-      lock.unlockRead(stamp);
+    long version = 0;
+    for (int b = 0; b < 8; b++) {
+      version = (version << 8) | (scratch[Pages.PAGE_SIZE + b] & 0xff);
     }
+    return version;
   }
 
   /** Reads the stamp in place, without copying the page out. */

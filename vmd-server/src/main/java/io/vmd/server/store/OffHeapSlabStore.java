@@ -108,20 +108,20 @@ public final class OffHeapSlabStore implements PageStore {
   }
 
   @Override
-  public boolean read(int namespace, long page, ByteBuf dst) {
+  public long read(int namespace, long page, ByteBuf dst) {
     long stamp = lock.readLock();
     try {
       checkOpen();
       int slot = index.get(PageStore.key(namespace, page));
       if (slot == LongIntIndex.MISSING) {
-        return false;
+        return NO_STAMP;
       }
       // Not dst.writeBytes: Netty's adaptive buffers copy through a freshly sliced NIO view each time.
       dst.ensureWritable(Pages.PAGE_SIZE);
       int at = dst.writerIndex();
       PageCopy.copy(chunks[slot / CHUNK_SLOTS], offset(slot), dst, at, Pages.PAGE_SIZE);
       dst.writerIndex(at + Pages.PAGE_SIZE);
-      return true;
+      return chunkStamps[slot / CHUNK_SLOTS][slot % CHUNK_SLOTS];
     } finally {
       lock.unlockRead(stamp);
     }
@@ -132,18 +132,6 @@ public final class OffHeapSlabStore implements PageStore {
     long stamp = lock.readLock();
     try {
       return !closed && index.get(PageStore.key(namespace, page)) != LongIntIndex.MISSING;
-    } finally {
-      lock.unlockRead(stamp);
-    }
-  }
-
-  @Override
-  public long stamp(int namespace, long page) {
-    long stamp = lock.readLock();
-    try {
-      checkOpen();
-      int slot = index.get(PageStore.key(namespace, page));
-      return slot == LongIntIndex.MISSING ? NO_STAMP : chunkStamps[slot / CHUNK_SLOTS][slot % CHUNK_SLOTS];
     } finally {
       lock.unlockRead(stamp);
     }

@@ -16,7 +16,7 @@ import io.netty.buffer.ByteBuf;
  */
 public interface PageStore extends AutoCloseable {
 
-  /** Returned by {@link #stamp} for a page never written. */
+  /** Returned by {@link #read} for a page never written. */
   long NO_STAMP = -1;
 
   /**
@@ -26,15 +26,13 @@ public interface PageStore extends AutoCloseable {
   boolean write(int namespace, long firstPage, int count, ByteBuf src, long stamp);
 
   /**
-   * Copies the page into {@code dst} at its writer index and advances it by 4096, or returns false
-   * and leaves {@code dst} alone when the page was never written.
+   * Copies the page into {@code dst} at its writer index, advances it by 4096 and returns the stamp
+   * the page was last written with; or returns {@link #NO_STAMP} and leaves {@code dst} alone when
+   * the page was never written.
    */
-  boolean read(int namespace, long page, ByteBuf dst);
+  long read(int namespace, long page, ByteBuf dst);
 
   boolean contains(int namespace, long page);
-
-  /** The stamp the page was last written with, or {@link #NO_STAMP}. */
-  long stamp(int namespace, long page);
 
   /** Deletes the pages of the range that exist; returns how many did. */
   long delete(int namespace, long firstPage, long count);

@@ -42,12 +42,12 @@ class ChronicleStoreTest extends PageStoreContract {
           assertThat(readBack(1, i)).isNull();
         } else {
           assertThat(readBack(1, i)).as("page %d", i).isEqualTo(page(i));
-          assertThat(store.stamp(1, i)).isEqualTo(i == 7 ? 12 : 11);
+          assertThat(stampOf(1, i)).isEqualTo(i == 7 ? 12 : 11);
         }
       }
       for (int i = 0; i < 10; i++) {
         assertThat(readBack(2, 5 + i)).isEqualTo(page(1000 + i));
-        assertThat(store.stamp(2, 5 + i)).isEqualTo(1L << 50);
+        assertThat(stampOf(2, 5 + i)).isEqualTo(1L << 50);
       }
       assertThat(store.list(2)).contains(5L, 1L << 50);
     }
