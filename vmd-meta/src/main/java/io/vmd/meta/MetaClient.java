@@ -1,0 +1,241 @@
+package io.vmd.meta;
+
+import io.vmd.common.HostPort;
+import io.vmd.protocol.ErrorCode;
+import java.io.IOException;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.TimeUnit;
+import org.apache.ratis.RaftConfigKeys;
+import org.apache.ratis.client.RaftClient;
+import org.apache.ratis.client.RaftClientConfigKeys;
+import org.apache.ratis.conf.RaftProperties;
+import org.apache.ratis.protocol.Message;
+import org.apache.ratis.protocol.RaftClientReply;
+import org.apache.ratis.retry.RetryPolicies;
+import org.apache.ratis.rpc.SupportedRpcType;
+import org.apache.ratis.thirdparty.com.google.protobuf.ByteString;
+import org.apache.ratis.util.TimeDuration;
+
+/**
+ * Talks to the control plane: membership, namespaces and ownership. Commands go through the Raft log
+ * (a retried command is applied once: Ratis keys its retry cache by client and call id); reads that
+ * decide safety are linearizable. Thread-safe.
+ */
+public final class MetaClient implements AutoCloseable {
+  private final List<HostPort> seeds;
+  private final RaftClient raft;
+
+  private MetaClient(String cluster, List<HostPort> seeds, Duration deadline) {
+    this.seeds = List.copyOf(seeds);
+    RaftProperties p = new RaftProperties();
+    RaftConfigKeys.Rpc.setType(p, SupportedRpcType.NETTY);
+    RaftClientConfigKeys.Rpc.setRequestTimeout(p, TimeDuration.valueOf(3, TimeUnit.SECONDS));
+    long tries = Math.max(1, deadline.toMillis() / 200);
+    this.raft = RaftClient.newBuilder()
+        .setProperties(p)
+        .setRaftGroup(MetaPeers.group(cluster, seeds))
+        .setRetryPolicy(RetryPolicies.retryUpToMaximumCountWithFixedSleep((int) tries,
+            TimeDuration.valueOf(200, TimeUnit.MILLISECONDS)))
+        .build();
+  }
+
+  /** A client of the control plane whose voters include {@code seeds} (any order). */
+  public static MetaClient connect(String cluster, List<HostPort> seeds) {
+    return new MetaClient(cluster, seeds, MetaConfig.REQUEST_DEADLINE);
+  }
+
+  public static MetaClient connect(String cluster, List<HostPort> seeds, Duration deadline) {
+    return new MetaClient(cluster, seeds, deadline);
+  }
+
+  public List<HostPort> seeds() {
+    return seeds;
+  }
+
+  // ---------------------------------------------------------------- membership
+
+  public Member register(String id, HostPort address, boolean persistent) throws MetaException {
+    return command(MetaCodec.bytes(o -> {
+      o.writeByte(MetaCodec.REGISTER);
+      o.writeUTF(id);
+      o.writeUTF(address.host());
+      o.writeShort(address.port());
+      o.writeBoolean(persistent);
+    }), MetaCodec::readMember);
+  }
+
+  public Member setStatus(int slot, ServerStatus status) throws MetaException {
+    return command(MetaCodec.bytes(o -> {
+      o.writeByte(MetaCodec.SET_STATUS);
+      o.writeShort(slot);
+      o.writeByte(status.ordinal());
+    }), MetaCodec::readMember);
+  }
+
+  // ---------------------------------------------------------------- namespaces
+
+  public NamespaceMeta createNamespace(String name, long sizeBytes, int replicas) throws MetaException {
+    if (replicas < 1 || replicas > 255) {
+      throw new MetaException(ErrorCode.BAD_REQUEST, "replica count " + replicas + " outside 1..8");
+    }
+    return command(MetaCodec.bytes(o -> {
+      o.writeByte(MetaCodec.NS_CREATE);
+      o.writeUTF(name);
+      o.writeLong(sizeBytes);
+      o.writeByte(replicas);
+    }), MetaCodec::readNamespace);
+  }
+
+  public Tombstone deleteNamespace(String name, boolean force) throws MetaException {
+    return command(MetaCodec.bytes(o -> {
+      o.writeByte(MetaCodec.NS_DELETE);
+      o.writeUTF(name);
+      o.writeBoolean(force);
+    }), MetaCodec::readTombstone);
+  }
+
+  /** What a claim found: the namespace after it, and the control plane's clock then. */
+  public record Claim(NamespaceMeta namespace, long nowMillis) {
+    /** Whether {@code owner} holds the namespace now. */
+    public boolean grantedTo(String owner) {
+      return namespace.owner().equals(owner) && namespace.leaseUntilMillis() > nowMillis;
+    }
+  }
+
+  /**
+   * Asks for ownership of the namespace: granted at a new epoch when nobody holds a live lease, or
+   * always with {@code force} (a hand-off). {@code expectedEpoch} (≥ 0) makes it a compare-and-set.
+   */
+  public Claim claim(String name, String owner, Duration lease, boolean force, long expectedEpoch)
+      throws MetaException {
+    return command(claimCommand(name, owner, lease, force, expectedEpoch),
+        in -> new Claim(MetaCodec.readNamespace(in), in.readLong()));
+  }
+
+  private static byte[] claimCommand(String name, String owner, Duration lease, boolean force, long expectedEpoch) {
+    return MetaCodec.bytes(o -> {
+      o.writeByte(MetaCodec.CLAIM);
+      o.writeUTF(name);
+      o.writeUTF(owner);
+      o.writeLong(lease.toMillis());
+      o.writeBoolean(force);
+      o.writeLong(expectedEpoch);
+    });
+  }
+
+  public CompletableFuture<NamespaceMeta> renewAsync(int namespaceId, String owner, long epoch, Duration lease) {
+    return commandAsync(MetaCodec.bytes(o -> {
+      o.writeByte(MetaCodec.RENEW);
+      o.writeInt(namespaceId);
+      o.writeUTF(owner);
+      o.writeLong(epoch);
+      o.writeLong(lease.toMillis());
+    }), MetaCodec::readNamespace);
+  }
+
+  public NamespaceMeta release(int namespaceId, String owner, long epoch) throws MetaException {
+    return command(MetaCodec.bytes(o -> {
+      o.writeByte(MetaCodec.RELEASE);
+      o.writeInt(namespaceId);
+      o.writeUTF(owner);
+      o.writeLong(epoch);
+    }), MetaCodec::readNamespace);
+  }
+
+  /** The owner names servers it is about to place pages on, so that any later reader waits for them. */
+  public CompletableFuture<NamespaceMeta> addServersAsync(int namespaceId, String owner, long epoch, int[] slots) {
+    return commandAsync(serversCommand(MetaCodec.ADD_SERVERS, namespaceId, owner, epoch, slots),
+        MetaCodec::readNamespace);
+  }
+
+  /** The owner takes servers that hold nothing of the namespace out of its server set. */
+  public NamespaceMeta removeServers(int namespaceId, String owner, long epoch, int[] slots) throws MetaException {
+    return command(serversCommand(MetaCodec.REMOVE_SERVERS, namespaceId, owner, epoch, slots),
+        MetaCodec::readNamespace);
+  }
+
+  private static byte[] serversCommand(byte op, int namespaceId, String owner, long epoch, int[] slots) {
+    return MetaCodec.bytes(o -> {
+      o.writeByte(op);
+      o.writeInt(namespaceId);
+      o.writeUTF(owner);
+      o.writeLong(epoch);
+      MetaCodec.writeSlots(o, slots);
+    });
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** Everything, linearizable: no write acknowledged before this call is missing from it. */
+  public MetaView view() throws MetaException {
+    return viewIfChanged(-1, true);
+  }
+
+  /**
+   * The view when its version differs from {@code since}, else null. {@code linearizable} false reads
+   * the leader's applied state without a round to the followers (for followers polling for changes).
+   */
+  public MetaView viewIfChanged(long since, boolean linearizable) throws MetaException {
+    byte[] q = MetaCodec.bytes(o -> {
+      o.writeByte(MetaCodec.VIEW);
+      o.writeLong(since);
+    });
+    try {
+      Message m = Message.valueOf(ByteString.copyFrom(q));
+      RaftClientReply r = linearizable ? raft.io().sendReadOnly(m) : raft.io().sendReadOnlyNonLinearizable(m);
+      return MetaCodec.reply(bytesOf(r), in -> in.readBoolean() ? MetaCodec.readView(in) : null);
+    } catch (IOException e) {
+      throw unreachable(e);
+    }
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  private <T> T command(byte[] command, MetaCodec.Reader<T> payload) throws MetaException {
+    try {
+      RaftClientReply r = raft.io().send(Message.valueOf(ByteString.copyFrom(command)));
+      return MetaCodec.reply(bytesOf(r), payload);
+    } catch (IOException e) {
+      throw unreachable(e);
+    }
+  }
+
+  private <T> CompletableFuture<T> commandAsync(byte[] command, MetaCodec.Reader<T> payload) {
+    return raft.async().send(Message.valueOf(ByteString.copyFrom(command))).thenApply(r -> {
+      try {
+        return MetaCodec.reply(bytesOf(r), payload);
+      } catch (IOException | MetaException e) {
+        throw new CompletionException(e);
+      }
+    }).exceptionally(e -> {
+      Throwable c = e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
+      if (c instanceof MetaException me) {
+        throw new CompletionException(me);
+      }
+      throw new CompletionException(unreachable(c));
+    });
+  }
+
+  private static byte[] bytesOf(RaftClientReply r) throws IOException {
+    if (!r.isSuccess()) {
+      throw r.getException() != null ? r.getException() : new IOException("control plane refused the request");
+    }
+    return r.getMessage().getContent().toByteArray();
+  }
+
+  private MetaException unreachable(Throwable e) {
+    return new MetaException(ErrorCode.UNAVAILABLE, "control plane " + seeds + " did not answer: " + e.getMessage(), e);
+  }
+
+  @Override
+  public void close() {
+    try {
+      raft.close();
+    } catch (IOException e) {
+      // closing: nothing left to do
+    }
+  }
+}

@@ -1,0 +1,110 @@
+package io.vmd.meta;
+
+import io.vmd.common.HostPort;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.apache.ratis.RaftConfigKeys;
+import org.apache.ratis.conf.RaftProperties;
+import org.apache.ratis.netty.NettyConfigKeys;
+import org.apache.ratis.protocol.RaftGroup;
+import org.apache.ratis.rpc.SupportedRpcType;
+import org.apache.ratis.server.RaftServer;
+import org.apache.ratis.server.RaftServerConfigKeys;
+import org.apache.ratis.server.storage.RaftStorage;
+import org.apache.ratis.util.TimeDuration;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/** One voter of the control plane's Raft group, running in this process. */
+public final class MetaServer implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(MetaServer.class);
+
+  private final MetaConfig config;
+  private final MetaStateMachine stateMachine = new MetaStateMachine();
+  private final RaftServer server;
+
+  private MetaServer(MetaConfig config) throws IOException {
+    this.config = config;
+    RaftGroup group = MetaPeers.group(config.cluster(), config.peers());
+    RaftProperties p = properties(config);
+    Path groupDir = config.dir().resolve(group.getGroupId().getUuid().toString());
+    this.server = RaftServer.newBuilder()
+        .setServerId(MetaPeers.peerId(config.listen()))
+        .setGroup(group)
+        .setProperties(p)
+        .setStateMachine(stateMachine)
+        .setOption(Files.isDirectory(groupDir) ? RaftStorage.StartupOption.RECOVER : RaftStorage.StartupOption.FORMAT)
+        .build();
+  }
+
+  static RaftProperties properties(MetaConfig config) {
+    RaftProperties p = new RaftProperties();
+    RaftConfigKeys.Rpc.setType(p, SupportedRpcType.NETTY);
+    NettyConfigKeys.Server.setHost(p, config.listen().host());
+    NettyConfigKeys.Server.setPort(p, config.listen().port());
+    NettyConfigKeys.Server.setUseEpoll(p, false);
+    RaftServerConfigKeys.setStorageDir(p, List.of(config.dir().toFile()));
+    // A slow 2-core host must not lose its leader to a GC pause or a busy event loop.
+    RaftServerConfigKeys.Rpc.setTimeoutMin(p, TimeDuration.valueOf(500, java.util.concurrent.TimeUnit.MILLISECONDS));
+    RaftServerConfigKeys.Rpc.setTimeoutMax(p, TimeDuration.valueOf(1000, java.util.concurrent.TimeUnit.MILLISECONDS));
+    RaftServerConfigKeys.Read.setOption(p, RaftServerConfigKeys.Read.Option.LINEARIZABLE);
+    RaftServerConfigKeys.Snapshot.setAutoTriggerEnabled(p, true);
+    RaftServerConfigKeys.Snapshot.setAutoTriggerThreshold(p, config.snapshotEvery());
+    RaftServerConfigKeys.Snapshot.setRetentionFileNum(p, 2);
+    return p;
+  }
+
+  /** Starts the voter; with one voter it leads at once, with more once a majority is up. */
+  public static MetaServer start(MetaConfig config) {
+    try {
+      Files.createDirectories(config.dir());
+      MetaServer s = new MetaServer(config);
+      s.server.start();
+      LOG.info("control plane voter {} of {} on {} (data in {})", MetaPeers.peerId(config.listen()),
+          config.peers(), config.listen(), config.dir());
+      return s;
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot start the control-plane voter on " + config.listen() + ": "
+          + e.getMessage(), e);
+    }
+  }
+
+  public HostPort address() {
+    return config.listen();
+  }
+
+  public MetaConfig config() {
+    return config;
+  }
+
+  /** The state this voter has applied (for tests and for the voter's own process). */
+  public MetaView localView() {
+    return stateMachine.state().view();
+  }
+
+  /** Whether this voter leads the group now. */
+  public boolean isLeader() {
+    try {
+      return server.getDivision(MetaPeers.groupId(config.cluster())).getInfo().isLeader();
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
+  /** Takes a snapshot now (tests; voters also take one every {@code snapshotEvery} entries). */
+  public long snapshot() throws IOException {
+    return stateMachine.takeSnapshot();
+  }
+
+  @Override
+  public void close() {
+    try {
+      server.close();
+    } catch (IOException e) {
+      LOG.warn("closing the control-plane voter on {}: {}", config.listen(), e.toString());
+    }
+  }
+}

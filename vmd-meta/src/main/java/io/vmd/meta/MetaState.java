@@ -1,0 +1,377 @@
+package io.vmd.meta;
+
+import io.vmd.common.HostPort;
+import io.vmd.protocol.ErrorCode;
+import io.vmd.protocol.Frame;
+import io.vmd.protocol.NamespaceRecord;
+import io.vmd.protocol.Pages;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.BitSet;
+import java.util.Deque;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * The control plane's state and the rules that change it: deterministic, so that every voter that
+ * applies the same log gets the same state. Time comes in with each command (the leader's clock when
+ * it took the command), never from the local clock, and only moves forward.
+ */
+final class MetaState {
+  /** Deleted namespaces remembered for display; ids are never reused whatever this keeps. */
+  static final int TOMBSTONES_KEPT = 1000;
+
+  private long version;
+  private long now;
+  private int nextNamespaceId = 1;
+  private int nextSlot = 1;
+  private final Map<String, Member> members = new LinkedHashMap<>();
+  private final TreeMap<Integer, NamespaceMeta> namespaces = new TreeMap<>();
+  private final Deque<Tombstone> tombstones = new ArrayDeque<>();
+
+  synchronized MetaView view() {
+    List<NamespaceMeta> ns = new ArrayList<>(namespaces.values());
+    return new MetaView(version, now, new ArrayList<>(members.values()), ns, new ArrayList<>(tombstones));
+  }
+
+  synchronized long version() {
+    return version;
+  }
+
+  /** Answers a query: the view, or "unchanged" when the asker already has this version. */
+  synchronized byte[] query(byte[] q) {
+    try {
+      DataInputStream in = MetaCodec.in(q, 0);
+      byte op = in.readByte();
+      if (op == MetaCodec.VIEW) {
+        long since = in.readLong();
+        if (since == version) {
+          return MetaCodec.ok(out -> out.writeBoolean(false));
+        }
+        MetaView v = view();
+        return MetaCodec.ok(out -> {
+          out.writeBoolean(true);
+          MetaCodec.writeView(out, v);
+        });
+      }
+      return MetaCodec.error(ErrorCode.BAD_REQUEST, "unknown control-plane query " + op);
+    } catch (IOException e) {
+      return MetaCodec.error(ErrorCode.BAD_REQUEST, "malformed control-plane query: " + e);
+    }
+  }
+
+  /** Applies one command taken at {@code leaderMillis}; returns the reply. Never throws. */
+  synchronized byte[] apply(byte[] command, long leaderMillis) {
+    now = Math.max(now, leaderMillis);
+    try {
+      DataInputStream in = MetaCodec.in(command, 0);
+      byte op = in.readByte();
+      switch (op) {
+        case MetaCodec.REGISTER:
+          return register(in.readUTF(), new HostPort(in.readUTF(), in.readUnsignedShort()), in.readBoolean());
+        case MetaCodec.SET_STATUS:
+          return setStatus(in.readUnsignedShort(), ServerStatus.values()[in.readUnsignedByte()]);
+        case MetaCodec.NS_CREATE:
+          return create(in.readUTF(), in.readLong(), in.readUnsignedByte());
+        case MetaCodec.NS_DELETE:
+          return delete(in.readUTF(), in.readBoolean());
+        case MetaCodec.CLAIM:
+          return claim(in.readUTF(), in.readUTF(), in.readLong(), in.readBoolean(), in.readLong());
+        case MetaCodec.RENEW:
+          return renew(in.readInt(), in.readUTF(), in.readLong(), in.readLong());
+        case MetaCodec.RELEASE:
+          return release(in.readInt(), in.readUTF(), in.readLong());
+        case MetaCodec.ADD_SERVERS:
+          return changeServers(in.readInt(), in.readUTF(), in.readLong(), MetaCodec.readSlots(in), true);
+        case MetaCodec.REMOVE_SERVERS:
+          return changeServers(in.readInt(), in.readUTF(), in.readLong(), MetaCodec.readSlots(in), false);
+        default:
+          return MetaCodec.error(ErrorCode.BAD_REQUEST, "unknown control-plane command " + op);
+      }
+    } catch (IOException | RuntimeException e) {
+      return MetaCodec.error(ErrorCode.BAD_REQUEST, "malformed control-plane command: " + e);
+    }
+  }
+
+  private void changed() {
+    version++;
+  }
+
+  // ---------------------------------------------------------------- membership
+
+  private byte[] register(String id, HostPort address, boolean persistent) {
+    if (id.isEmpty()) {
+      return MetaCodec.error(ErrorCode.BAD_REQUEST, "empty server id");
+    }
+    Member m = members.get(id);
+    if (m != null && m.status() == ServerStatus.REMOVED) {
+      return MetaCodec.error(ErrorCode.EXISTS, "server id " + id + " was removed from the cluster; "
+          + "start it with an empty data directory to join as a new server");
+    }
+    // Another server that was at this address is gone: two processes cannot listen on one address, and
+    // the new one is not it (another id), so nobody serves what it held.
+    for (Map.Entry<String, Member> e : members.entrySet()) {
+      Member o = e.getValue();
+      if (!o.id().equals(id) && o.address().equals(address) && o.status() != ServerStatus.REMOVED) {
+        e.setValue(o.withStatus(ServerStatus.REMOVED));
+      }
+    }
+    if (m == null) {
+      int slot = freeSlot();
+      if (slot < 0) {
+        return MetaCodec.error(ErrorCode.NO_SPACE, "all " + Member.MAX_SLOT + " server slots are taken");
+      }
+      m = new Member(id, slot, address, ServerStatus.JOINING, persistent);
+    } else {
+      // A persisted server back from a restart: same slot, perhaps a new address.
+      m = new Member(id, m.slot(), address, m.status() == ServerStatus.DRAINING ? ServerStatus.DRAINING
+          : ServerStatus.JOINING, persistent);
+    }
+    members.put(id, m);
+    changed();
+    Member out = m;
+    return MetaCodec.ok(o -> MetaCodec.writeMember(o, out));
+  }
+
+  /** The next slot: new ones first; once all are used, one of a removed server that no namespace names. */
+  private int freeSlot() {
+    if (nextSlot <= Member.MAX_SLOT) {
+      return nextSlot++;
+    }
+    BitSet busy = new BitSet(Member.MAX_SLOT + 1);
+    for (Member m : members.values()) {
+      if (m.status() != ServerStatus.REMOVED) {
+        busy.set(m.slot());
+      }
+    }
+    for (NamespaceMeta n : namespaces.values()) {
+      for (int s : n.servers()) {
+        busy.set(s);
+      }
+    }
+    int free = busy.nextClearBit(1);
+    if (free > Member.MAX_SLOT) {
+      return -1;
+    }
+    members.values().removeIf(m -> m.slot() == free);
+    return free;
+  }
+
+  private Member bySlot(int slot) {
+    for (Member m : members.values()) {
+      if (m.slot() == slot && m.status() != ServerStatus.REMOVED) {
+        return m;
+      }
+    }
+    return null;
+  }
+
+  private byte[] setStatus(int slot, ServerStatus status) {
+    Member m = bySlot(slot);
+    if (m == null) {
+      return MetaCodec.error(ErrorCode.NO_NAMESPACE, "no server with slot " + slot);
+    }
+    if (m.status() != status) {
+      m = m.withStatus(status);
+      members.put(m.id(), m);
+      changed();
+    }
+    Member out = m;
+    return MetaCodec.ok(o -> MetaCodec.writeMember(o, out));
+  }
+
+  // ---------------------------------------------------------------- namespaces
+
+  private NamespaceMeta byName(String name) {
+    for (NamespaceMeta n : namespaces.values()) {
+      if (n.name().equals(name)) {
+        return n;
+      }
+    }
+    return null;
+  }
+
+  private byte[] create(String name, long size, int replicas) {
+    if (!NamespaceRecord.validName(name)) {
+      return MetaCodec.error(ErrorCode.BAD_REQUEST, "namespace name '" + name
+          + "': use 1-64 characters of letters, digits, '.', '_' or '-'");
+    }
+    if (size < Pages.PAGE_SIZE || size % Pages.PAGE_SIZE != 0) {
+      return MetaCodec.error(ErrorCode.BAD_REQUEST, "namespace size must be a positive multiple of 4096 bytes");
+    }
+    if (replicas < 1 || replicas > 8) {
+      return MetaCodec.error(ErrorCode.BAD_REQUEST, "replica count " + replicas + " outside 1..8");
+    }
+    if (byName(name) != null) {
+      return MetaCodec.error(ErrorCode.EXISTS, "namespace '" + name + "' exists");
+    }
+    if (nextNamespaceId > NamespaceRecord.MAX_ID) {
+      return MetaCodec.error(ErrorCode.NO_SPACE, "every namespace id has been used");
+    }
+    NamespaceMeta n = new NamespaceMeta(nextNamespaceId++, name, size, replicas, 0, "", 0, new int[0]);
+    namespaces.put(n.id(), n);
+    changed();
+    return MetaCodec.ok(o -> MetaCodec.writeNamespace(o, n));
+  }
+
+  private byte[] delete(String name, boolean force) {
+    NamespaceMeta n = byName(name);
+    if (n == null) {
+      return MetaCodec.error(ErrorCode.NO_NAMESPACE, "no namespace named '" + name + "'");
+    }
+    if (n.ownedAt(now) && !force) {
+      return MetaCodec.error(ErrorCode.EXISTS, "namespace '" + name + "' is in use by " + n.owner()
+          + "; stop its writer first, or delete with --force");
+    }
+    namespaces.remove(n.id());
+    Tombstone t = new Tombstone(n.id(), n.name(), now);
+    tombstones.addLast(t);
+    while (tombstones.size() > TOMBSTONES_KEPT) {
+      tombstones.removeFirst();
+    }
+    changed();
+    return MetaCodec.ok(o -> MetaCodec.writeTombstone(o, t));
+  }
+
+  /**
+   * Makes {@code owner} the namespace's writer at a new epoch when nobody holds a live lease on it,
+   * to its own owner again, or always with {@code force} (an explicit hand-off). Otherwise nothing changes and the reply names
+   * the current owner: the asker may read, not write. Every grant moves the epoch on, so two grants
+   * never share one.
+   */
+  private byte[] claim(String name, String owner, long leaseMillis, boolean force, long expectedEpoch) {
+    NamespaceMeta n = byName(name);
+    if (n == null) {
+      return MetaCodec.error(ErrorCode.NO_NAMESPACE, "no namespace named '" + name + "'");
+    }
+    if (owner.isEmpty()) {
+      return MetaCodec.error(ErrorCode.BAD_REQUEST, "empty owner id");
+    }
+    if (expectedEpoch >= 0 && expectedEpoch != n.epoch()) {
+      return MetaCodec.error(ErrorCode.STALE_EPOCH, "namespace '" + name + "' is at epoch " + n.epoch()
+          + ", not " + expectedEpoch);
+    }
+    if (force || !n.ownedAt(now) || n.owner().equals(owner)) {
+      if (n.epoch() + 1 > Frame.MAX_STAMPED_EPOCH) {
+        return MetaCodec.error(ErrorCode.BAD_REQUEST, "namespace '" + name + "' has changed hands "
+            + n.epoch() + " times, the most page stamps can tell apart");
+      }
+      n = n.with(n.epoch() + 1, owner, now + leaseMillis, n.servers());
+      namespaces.put(n.id(), n);
+      changed();
+    }
+    NamespaceMeta out = n;
+    return MetaCodec.ok(o -> {
+      MetaCodec.writeNamespace(o, out);
+      o.writeLong(now);
+    });
+  }
+
+  private NamespaceMeta owned(int id, String owner, long epoch) {
+    NamespaceMeta n = namespaces.get(id);
+    return n != null && n.owner().equals(owner) && n.epoch() == epoch ? n : null;
+  }
+
+  private byte[] notOwner(int id, String owner, long epoch) {
+    NamespaceMeta n = namespaces.get(id);
+    if (n == null) {
+      return MetaCodec.error(ErrorCode.NO_NAMESPACE, "namespace " + id + " was deleted");
+    }
+    return MetaCodec.error(ErrorCode.STALE_EPOCH, "namespace '" + n.name() + "' is owned by "
+        + (n.hasOwner() ? n.owner() : "nobody") + " at epoch " + n.epoch() + ", not by " + owner + " at " + epoch);
+  }
+
+  private byte[] renew(int id, String owner, long epoch, long leaseMillis) {
+    NamespaceMeta n = owned(id, owner, epoch);
+    if (n == null) {
+      return notOwner(id, owner, epoch);
+    }
+    // Renewals do not change the version: followers of the view need not wake for them.
+    n = n.with(n.epoch(), owner, Math.max(n.leaseUntilMillis(), now + leaseMillis), n.servers());
+    namespaces.put(id, n);
+    NamespaceMeta out = n;
+    return MetaCodec.ok(o -> MetaCodec.writeNamespace(o, out));
+  }
+
+  private byte[] release(int id, String owner, long epoch) {
+    NamespaceMeta n = owned(id, owner, epoch);
+    if (n == null) {
+      return notOwner(id, owner, epoch);
+    }
+    n = n.with(n.epoch(), "", 0, n.servers());
+    namespaces.put(id, n);
+    changed();
+    NamespaceMeta out = n;
+    return MetaCodec.ok(o -> MetaCodec.writeNamespace(o, out));
+  }
+
+  /** The owner adds servers to (before it places pages there) or removes them from the server set. */
+  private byte[] changeServers(int id, String owner, long epoch, int[] slots, boolean add) {
+    NamespaceMeta n = owned(id, owner, epoch);
+    if (n == null) {
+      return notOwner(id, owner, epoch);
+    }
+    int[] cur = n.servers();
+    int[] next;
+    if (add) {
+      for (int s : slots) {
+        if (bySlot(s) == null) {
+          return MetaCodec.error(ErrorCode.BAD_REQUEST, "no server with slot " + s);
+        }
+      }
+      next = Arrays.stream(concat(cur, slots)).distinct().sorted().toArray();
+    } else {
+      next = Arrays.stream(cur).filter(s -> Arrays.stream(slots).noneMatch(x -> x == s)).toArray();
+    }
+    if (!Arrays.equals(cur, next)) {
+      n = n.with(n.epoch(), n.owner(), n.leaseUntilMillis(), next);
+      namespaces.put(id, n);
+      changed();
+    }
+    NamespaceMeta out = n;
+    return MetaCodec.ok(o -> MetaCodec.writeNamespace(o, out));
+  }
+
+  private static int[] concat(int[] a, int[] b) {
+    int[] c = Arrays.copyOf(a, a.length + b.length);
+    System.arraycopy(b, 0, c, a.length, b.length);
+    return c;
+  }
+
+  // ---------------------------------------------------------------- snapshot
+
+  synchronized void write(DataOutputStream out) throws IOException {
+    out.writeInt(1); // snapshot format
+    out.writeInt(nextNamespaceId);
+    out.writeInt(nextSlot);
+    MetaCodec.writeView(out, view());
+  }
+
+  synchronized void read(DataInputStream in) throws IOException {
+    int format = in.readInt();
+    if (format != 1) {
+      throw new IOException("unknown control-plane snapshot format " + format);
+    }
+    nextNamespaceId = in.readInt();
+    nextSlot = in.readInt();
+    MetaView v = MetaCodec.readView(in);
+    version = v.version();
+    now = v.nowMillis();
+    members.clear();
+    for (Member m : v.servers()) {
+      members.put(m.id(), m);
+    }
+    namespaces.clear();
+    for (NamespaceMeta n : v.namespaces()) {
+      namespaces.put(n.id(), n);
+    }
+    tombstones.clear();
+    tombstones.addAll(v.tombstones());
+  }
+}

@@ -1,0 +1,119 @@
+package io.vmd.meta;
+
+import java.io.BufferedInputStream;
+import java.io.BufferedOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.File;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.util.concurrent.CompletableFuture;
+import org.apache.ratis.proto.RaftProtos.LogEntryProto;
+import org.apache.ratis.protocol.Message;
+import org.apache.ratis.protocol.RaftClientRequest;
+import org.apache.ratis.protocol.RaftGroupId;
+import org.apache.ratis.server.RaftServer;
+import org.apache.ratis.server.protocol.TermIndex;
+import org.apache.ratis.server.storage.FileInfo;
+import org.apache.ratis.server.storage.RaftStorage;
+import org.apache.ratis.statemachine.StateMachineStorage;
+import org.apache.ratis.statemachine.TransactionContext;
+import org.apache.ratis.statemachine.impl.BaseStateMachine;
+import org.apache.ratis.statemachine.impl.SimpleStateMachineStorage;
+import org.apache.ratis.statemachine.impl.SingleFileSnapshotInfo;
+import org.apache.ratis.thirdparty.com.google.protobuf.ByteString;
+import org.apache.ratis.util.MD5FileUtil;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * {@link MetaState} as a Ratis state machine. The leader stamps each command with its clock when it
+ * takes it (the first 8 bytes of the log entry), so leases are judged by one clock on every voter.
+ * Snapshots are the whole state in one file.
+ */
+final class MetaStateMachine extends BaseStateMachine {
+  private static final Logger LOG = LoggerFactory.getLogger(MetaStateMachine.class);
+
+  private final MetaState state = new MetaState();
+  private final SimpleStateMachineStorage storage = new SimpleStateMachineStorage();
+
+  MetaState state() {
+    return state;
+  }
+
+  @Override
+  public void initialize(RaftServer server, RaftGroupId groupId, RaftStorage raftStorage) throws IOException {
+    super.initialize(server, groupId, raftStorage);
+    storage.init(raftStorage);
+    reinitialize();
+  }
+
+  @Override
+  public void reinitialize() throws IOException {
+    SingleFileSnapshotInfo snap = storage.loadLatestSnapshot();
+    if (snap == null) {
+      return;
+    }
+    File f = snap.getFile().getPath().toFile();
+    if (snap.hasMd5()) {
+      MD5FileUtil.verifySavedMD5(f, snap.getFile().getFileDigest());
+    }
+    try (DataInputStream in = new DataInputStream(new BufferedInputStream(Files.newInputStream(f.toPath())))) {
+      state.read(in);
+    }
+    setLastAppliedTermIndex(snap.getTermIndex());
+    LOG.info("control plane state loaded from snapshot {} (version {})", snap.getTermIndex(), state.version());
+  }
+
+  @Override
+  public StateMachineStorage getStateMachineStorage() {
+    return storage;
+  }
+
+  @Override
+  public long takeSnapshot() throws IOException {
+    TermIndex last = getLastAppliedTermIndex();
+    if (last == null || last.getIndex() < 0) {
+      return -1;
+    }
+    File f = storage.getSnapshotFile(last.getTerm(), last.getIndex());
+    File tmp = new File(f.getPath() + ".tmp");
+    try (DataOutputStream out = new DataOutputStream(new BufferedOutputStream(Files.newOutputStream(tmp.toPath())))) {
+      state.write(out);
+    }
+    Files.move(tmp.toPath(), f.toPath(), java.nio.file.StandardCopyOption.ATOMIC_MOVE,
+        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    storage.updateLatestSnapshot(new SingleFileSnapshotInfo(
+        new FileInfo(f.toPath(), MD5FileUtil.computeAndSaveMd5ForFile(f)), last));
+    return last.getIndex();
+  }
+
+  /** On the leader: the command, prefixed with the leader's clock. */
+  @Override
+  public TransactionContext startTransaction(RaftClientRequest request) throws IOException {
+    ByteString command = request.getMessage().getContent();
+    ByteBuffer b = ByteBuffer.allocate(8 + command.size());
+    b.putLong(System.currentTimeMillis());
+    command.copyTo(b);
+    b.flip();
+    return TransactionContext.newBuilder().setStateMachine(this).setClientRequest(request)
+        .setLogData(ByteString.copyFrom(b)).build();
+  }
+
+  @Override
+  public CompletableFuture<Message> applyTransaction(TransactionContext trx) {
+    LogEntryProto entry = trx.getLogEntry();
+    byte[] data = entry.getStateMachineLogEntry().getLogData().toByteArray();
+    long millis = ByteBuffer.wrap(data).getLong();
+    byte[] reply = state.apply(java.util.Arrays.copyOfRange(data, 8, data.length), millis);
+    updateLastAppliedTermIndex(entry.getTerm(), entry.getIndex());
+    return CompletableFuture.completedFuture(Message.valueOf(ByteString.copyFrom(reply)));
+  }
+
+  @Override
+  public CompletableFuture<Message> query(Message request) {
+    return CompletableFuture.completedFuture(
+        Message.valueOf(ByteString.copyFrom(state.query(request.getContent().toByteArray()))));
+  }
+}

@@ -1,0 +1,75 @@
+package io.vmd.meta;
+
+import io.vmd.protocol.NamespaceRecord;
+import java.util.Arrays;
+
+/**
+ * A namespace as the control plane holds it.
+ *
+ * @param id never reused, even after the namespace is deleted
+ * @param name unique among live namespaces
+ * @param sizeBytes size
+ * @param replicas copies of each page
+ * @param epoch changes with every transfer of ownership; servers take writes only at the current one
+ * @param owner the client or gateway that may write, or "" for none
+ * @param leaseUntilMillis the owner's lease, in the control plane's clock
+ * @param servers slots of every server that may hold pages of it (ascending): a page that none of
+ *     them holds was never written
+ */
+public record NamespaceMeta(int id, String name, long sizeBytes, int replicas, long epoch, String owner,
+    long leaseUntilMillis, int[] servers) {
+
+  public NamespaceMeta {
+    servers = servers.clone();
+    Arrays.sort(servers);
+  }
+
+  /** The record servers and the data path use. */
+  public NamespaceRecord record() {
+    return new NamespaceRecord(id, name, sizeBytes, replicas, epoch);
+  }
+
+  public long pages() {
+    return sizeBytes / io.vmd.protocol.Pages.PAGE_SIZE;
+  }
+
+  public boolean hasOwner() {
+    return !owner.isEmpty();
+  }
+
+  /** Whether the owner's lease runs at {@code nowMillis} (the control plane's clock). */
+  public boolean ownedAt(long nowMillis) {
+    return hasOwner() && leaseUntilMillis > nowMillis;
+  }
+
+  public boolean holds(int slot) {
+    return Arrays.binarySearch(servers, slot) >= 0;
+  }
+
+  @Override
+  public int[] servers() {
+    return servers.clone();
+  }
+
+  NamespaceMeta with(long newEpoch, String newOwner, long lease, int[] newServers) {
+    return new NamespaceMeta(id, name, sizeBytes, replicas, newEpoch, newOwner, lease, newServers);
+  }
+
+  @Override
+  public boolean equals(Object o) {
+    return o instanceof NamespaceMeta n && id == n.id && name.equals(n.name) && sizeBytes == n.sizeBytes
+        && replicas == n.replicas && epoch == n.epoch && owner.equals(n.owner)
+        && leaseUntilMillis == n.leaseUntilMillis && Arrays.equals(servers, n.servers);
+  }
+
+  @Override
+  public int hashCode() {
+    return Integer.hashCode(id) * 31 + Long.hashCode(epoch);
+  }
+
+  @Override
+  public String toString() {
+    return "NamespaceMeta[" + id + " '" + name + "' " + sizeBytes + " B R=" + replicas + " epoch " + epoch
+        + " owner '" + owner + "' until " + leaseUntilMillis + " servers " + Arrays.toString(servers) + "]";
+  }
+}
