@@ -24,4 +24,47 @@ final class Export {
   long size() {
     return namespace.sizeBytes();
   }
+
+  /**
+   * Read-only: another owner wrote the namespace when this gateway attached it. (One taken from this
+   * gateway later by a hand-off is not read-only but stale: its writes fail with EIO.)
+   */
+  boolean readOnly() {
+    return namespace.readOnly();
+  }
+
+  /** Orders a repair run on pages [first, last] with the export's NBD requests, like a write. */
+  final io.vmd.client.Repairer.RangeLock repairLock = (first, last, waitMillis) -> {
+    PageOrdering.Entry entry = ordering.enter(first, last, true);
+    if (entry.ready != null) {
+      try {
+        entry.ready.get(waitMillis, java.util.concurrent.TimeUnit.MILLISECONDS);
+      } catch (java.util.concurrent.TimeoutException | java.util.concurrent.ExecutionException busy) {
+        ordering.release(entry);
+        return null;
+      } catch (InterruptedException e) {
+        ordering.release(entry);
+        throw e;
+      }
+    }
+    return () -> ordering.release(entry);
+  };
+
+  /** Repair passes report into the export's gauges. */
+  final io.vmd.client.Repairer.Listener repairListener = new io.vmd.client.Repairer.Listener() {
+    @Override
+    public void underReplicated(long pages) {
+      metrics.underReplicated(pages);
+    }
+
+    @Override
+    public void rereplicated(long copies) {
+      metrics.rereplicated(copies);
+    }
+  };
+
+  /** NBD transmission flags of this export. */
+  int transmissionFlags(int base) {
+    return readOnly() ? base | Nbd.FLAG_READ_ONLY : base;
+  }
 }

@@ -13,9 +13,12 @@ import java.util.concurrent.Executors;
 
 /**
  * The gateway's view of the namespaces: lists and describes them for negotiation, and attaches each
- * one for writing at most once (attaching raises the namespace's epoch and rebuilds its location
- * table, so every connection of this gateway must share the same attachment). The cluster calls
- * block, so they run on one admin thread, never on an event loop.
+ * one at most once at a time (every connection of this gateway shares the attachment: one location
+ * table, one page ordering). Opening claims the namespace: the gateway writes it when nobody else
+ * holds a live lease on it (a lone gateway, or one replacing a dead one); otherwise the export is
+ * read-only and the owner keeps writing. A read-only export claims again at the next open, so it
+ * becomes writable once the owner is gone. The cluster calls block, so they run on one admin
+ * thread, never on an event loop.
  */
 final class ExportRegistry implements AutoCloseable {
   private final VmdClient client;
@@ -27,30 +30,61 @@ final class ExportRegistry implements AutoCloseable {
   });
   private final ConcurrentHashMap<String, CompletableFuture<Export>> open = new ConcurrentHashMap<>();
 
-  ExportRegistry(VmdClient client, MeterRegistry meters) {
+  private final io.vmd.client.Repairer repairer;
+
+  ExportRegistry(VmdClient client, MeterRegistry meters, io.vmd.client.Repairer repairer) {
     this.client = client;
     this.meters = meters;
+    this.repairer = repairer;
+  }
+
+  /** A new attachment: the repairer keeps it whole while this gateway writes it. */
+  private Export track(Export e) {
+    if (e.namespace.writable()) {
+      repairer.track(e.namespace, e.repairLock, e.repairListener);
+    }
+    return e;
   }
 
   CompletableFuture<List<NamespaceRecord>> list() {
     return CompletableFuture.supplyAsync(() -> call(client::listNamespaces), admin);
   }
 
-  /** The namespace's record without attaching it (for NBD_OPT_INFO). */
-  CompletableFuture<NamespaceRecord> describe(String name) {
+  /** What NBD_OPT_INFO tells of an export: its record, and whether a GO now would get it read-only. */
+  record Described(NamespaceRecord record, boolean readOnly) {}
+
+  /** The namespace without attaching it (for NBD_OPT_INFO). */
+  CompletableFuture<Described> describe(String name) {
     CompletableFuture<Export> attached = open.get(name);
     if (attached != null && attached.isDone() && !attached.isCompletedExceptionally()) {
-      return CompletableFuture.completedFuture(attached.join().namespace.record());
+      Export e = attached.join();
+      if (!e.readOnly()) {
+        return CompletableFuture.completedFuture(new Described(e.namespace.record(), false));
+      }
     }
-    return CompletableFuture.supplyAsync(() -> call(() -> client.namespace(name)), admin);
+    return CompletableFuture.supplyAsync(() -> call(() -> {
+      io.vmd.meta.NamespaceMeta n = client.namespaceMeta(name);
+      return new Described(n.record(), client.ownedByAnother(n));
+    }), admin);
   }
 
-  /** The export for the namespace, attaching it on first use. */
+  /** The export for the namespace, attaching it on first use (and claiming it again while read-only). */
   CompletableFuture<Export> open(String name) {
-    CompletableFuture<Export> f = open.computeIfAbsent(name, n -> CompletableFuture.supplyAsync(() -> {
-      Namespace ns = call(() -> client.attach(n, true));
-      return new Export(ns, new ExportMetrics(meters, n));
-    }, admin));
+    CompletableFuture<Export> f = open.compute(name, (n, cur) -> {
+      if (cur != null && (!cur.isDone() || (!cur.isCompletedExceptionally() && cur.join().namespace.writable()))) {
+        return cur;
+      }
+      Export old = cur != null && cur.isDone() && !cur.isCompletedExceptionally() ? cur.join() : null;
+      return CompletableFuture.supplyAsync(() -> {
+        Namespace ns = call(() -> client.attach(n, VmdClient.Access.CLAIM));
+        if (old == null) {
+          return track(new Export(ns, new ExportMetrics(meters, n)));
+        }
+        // Connections already open on the old (read-only) attachment keep it; new ones get this one.
+        old.namespace.release();
+        return track(new Export(ns, old.metrics));
+      }, admin);
+    });
     // A failed attach is not cached: the next connection tries again.
     f.whenComplete((e, err) -> {
       if (err != null) {
@@ -89,8 +123,13 @@ final class ExportRegistry implements AutoCloseable {
     }
   }
 
+  /** Gives up every export (ownership goes back to the control plane at once). */
   @Override
   public void close() {
     admin.shutdownNow();
+    for (Export e : openExports()) {
+      repairer.untrack(e.namespace);
+      e.namespace.release();
+    }
   }
 }

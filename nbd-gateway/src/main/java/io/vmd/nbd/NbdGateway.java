@@ -30,15 +30,15 @@ public final class NbdGateway implements AutoCloseable {
   private final ExportRegistry exports;
   private final EventLoopGroup group;
   private final ChannelGroup connections = new DefaultChannelGroup("nbd", GlobalEventExecutor.INSTANCE);
-  private final Rereplicator rereplicator;
+  private final io.vmd.client.Repairer repairer;
   private final io.netty.handler.ssl.SslContext tls;
   private Channel listener;
 
   private NbdGateway(GatewayConfig config, VmdClient client, MeterRegistry registry) {
     this.config = config;
-    this.exports = new ExportRegistry(client, registry);
+    this.repairer = new io.vmd.client.Repairer(client, config.rereplicateAfter(), config.rereplicatePagesPerSecond());
+    this.exports = new ExportRegistry(client, registry, repairer);
     this.group = client.eventLoopGroup();
-    this.rereplicator = new Rereplicator(exports, client, config.rereplicateAfter(), config.rereplicatePagesPerSecond());
     if (config.tlsCert() != null && config.tlsKey() != null) {
       try {
         this.tls = io.netty.handler.ssl.SslContextBuilder
@@ -84,7 +84,7 @@ public final class NbdGateway implements AutoCloseable {
       gw.close();
       throw e;
     }
-    gw.rereplicator.start();
+    gw.repairer.start();
     LOG.info("NBD gateway on {} ({} transport)", gw.address(), Transports.name());
     return gw;
   }
@@ -116,7 +116,7 @@ public final class NbdGateway implements AutoCloseable {
     if (!closed.compareAndSet(false, true)) {
       return;
     }
-    rereplicator.close();
+    repairer.close();
     if (listener != null) {
       listener.close().syncUninterruptibly();
     }

@@ -197,7 +197,7 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
         return;
       }
       ByteBuf out = ctx.alloc().buffer(10 + 124);
-      out.writeLong(export.size()).writeShort(TRANSMISSION_FLAGS);
+      out.writeLong(export.size()).writeShort(export.transmissionFlags(TRANSMISSION_FLAGS));
       if (!noZeroes) {
         out.writeZero(124);
       }
@@ -256,16 +256,18 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
           unknown(ctx, option, name, err);
           return;
         }
-        sendInfo(ctx, option, export.namespace.record(), sendName, sendDescription);
+        sendInfo(ctx, option, export.namespace.record(), export.transmissionFlags(TRANSMISSION_FLAGS), sendName,
+            sendDescription);
         transmission(ctx, export);
       });
     } else {
-      async(ctx, gateway.exports().describe(name), (record, err) -> {
+      async(ctx, gateway.exports().describe(name), (described, err) -> {
         if (err != null) {
           unknown(ctx, option, name, err);
           return;
         }
-        sendInfo(ctx, option, record, sendName, sendDescription);
+        sendInfo(ctx, option, described.record(),
+            described.readOnly() ? TRANSMISSION_FLAGS | Nbd.FLAG_READ_ONLY : TRANSMISSION_FLAGS, sendName, sendDescription);
       });
     }
   }
@@ -279,9 +281,10 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
     }
   }
 
-  private void sendInfo(ChannelHandlerContext ctx, int option, NamespaceRecord ns, boolean name, boolean description) {
+  private void sendInfo(ChannelHandlerContext ctx, int option, NamespaceRecord ns, int flags, boolean name,
+      boolean description) {
     ByteBuf export = optionReply(ctx, option, Nbd.REP_INFO, 12);
-    export.writeShort(Nbd.INFO_EXPORT).writeLong(ns.sizeBytes()).writeShort(TRANSMISSION_FLAGS);
+    export.writeShort(Nbd.INFO_EXPORT).writeLong(ns.sizeBytes()).writeShort(flags);
     ctx.write(export);
     if (name) {
       byte[] n = ns.name().getBytes(StandardCharsets.UTF_8);

@@ -96,21 +96,27 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
         }
         break;
       case Nbd.CMD_WRITE:
-        if (pastEnd) {
+        if (export.readOnly()) {
+          readOnly(r);
+        } else if (pastEnd) {
           error(r, Nbd.ENOSPC, "WRITE past the end of the export");
         } else {
           write(r);
         }
         break;
       case Nbd.CMD_WRITE_ZEROES:
-        if (pastEnd) {
+        if (export.readOnly()) {
+          readOnly(r);
+        } else if (pastEnd) {
           error(r, Nbd.ENOSPC, "WRITE_ZEROES past the end of the export");
         } else {
           writeZeroes(r);
         }
         break;
       case Nbd.CMD_TRIM:
-        if (pastEnd) {
+        if (export.readOnly()) {
+          readOnly(r);
+        } else if (pastEnd) {
           error(r, Nbd.EINVAL, "TRIM past the end of the export");
         } else {
           trim(r);
@@ -348,9 +354,11 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
     int extents = 0;
     while (at < end && extents < max) {
       long page = at >>> Pages.PAGE_SHIFT;
-      boolean stored = table.stored(page);
+      // While a server that may hold pages has not answered, no page is known to be a hole.
+      boolean complete = ns.complete();
+      boolean stored = !complete || table.stored(page);
       long next = (page + 1) << Pages.PAGE_SHIFT;
-      while (next < end && table.stored(next >>> Pages.PAGE_SHIFT) == stored && next - at < 0x7fff_f000L) {
+      while (next < end && (!complete || table.stored(next >>> Pages.PAGE_SHIFT)) == stored && next - at < 0x7fff_f000L) {
         next += Pages.PAGE_SIZE;
       }
       next = Math.min(next, end);
@@ -395,10 +403,19 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
     }
   }
 
+  /** A write to an export another owner writes: EPERM, as the NBD spec asks of a read-only export. */
+  private void readOnly(NbdRequest r) {
+    error(r, Nbd.EPERM, Nbd.commandName(r.type) + " to export '" + export.name()
+        + "', which is read-only here: another gateway or client owns it");
+  }
+
   private void failed(NbdRequest r, Throwable err) {
     VmdException v = VmdException.from(err);
     int errno;
     switch (v.code()) {
+      case READ_ONLY:
+        errno = Nbd.EPERM;
+        break;
       case NO_SPACE:
         errno = Nbd.ENOSPC;
         break;

@@ -30,7 +30,7 @@ final class GatewayFixture implements AutoCloseable {
 
   GatewayFixture(MiniVmdCluster cluster) throws Exception {
     this.cluster = cluster;
-    client = VmdClient.connect(ClientConfig.of(cluster.addresses()));
+    client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()));
     gateway = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), client, registry);
   }
 

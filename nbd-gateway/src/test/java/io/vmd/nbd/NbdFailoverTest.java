@@ -110,7 +110,7 @@ class NbdFailoverTest {
       int pages = 8 * 256;
       assertThat(copiesOf("vm5")).isEqualTo(2L * pages);
 
-      // Restarted in memory: it comes back empty; its copies are made again (some of them on it).
+      // Restarted in memory: it comes back empty, as a new member; its lost copies are made again.
       fx.cluster.restart(0);
       org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(30))
           .until(() -> copiesOf("vm5") == 2L * pages && gw.metrics("vm5").underReplicated() == 0);
@@ -122,13 +122,14 @@ class NbdFailoverTest {
 
       // A server that hangs while the VM rewrites everything keeps old copies: dropped when it returns.
       fx.cluster.freeze(2);
+      int frozen = fx.cluster.slot(2);
       org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(10))
-          .until(() -> !fx.client.servers()[2].up());
+          .until(() -> !fx.client.server(frozen).up());
       Path rewritten = randomFile("data5b.img", 8, 8 * (int) MIB);
       ok(dir, "nbdcopy", rewritten.toString(), uri);
       fx.cluster.thaw(2);
       org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(30))
-          .until(() -> fx.client.servers()[2].up() && copiesOf("vm5") == 2L * pages
+          .until(() -> fx.client.server(frozen).up() && copiesOf("vm5") == 2L * pages
               && gw.metrics("vm5").underReplicated() == 0);
       assertThat(readBack(uri, "after-thaw.img")).isEqualTo(Files.readAllBytes(rewritten));
     }
@@ -157,7 +158,7 @@ class NbdFailoverTest {
     fx.client.close();
     fx.cluster.restart(1);
     assertThat(fx.cluster.server(1).store().pageCount(id)).as("old copies back with the server").isEqualTo(held);
-    try (VmdClient other = VmdClient.connect(ClientConfig.of(fx.cluster.addresses()));
+    try (VmdClient other = VmdClient.connect(ClientConfig.of(fx.cluster.metaAddresses()));
         NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), other,
             new SimpleMeterRegistry())) {
       assertThat(readBack("nbd://" + gw.address() + "/vm6", "back6.img")).isEqualTo(Files.readAllBytes(second));
@@ -174,7 +175,7 @@ class NbdFailoverTest {
     ok(dir, "nbdcopy", data.toString(), fx.uri("vm2"));
     fx.gateway.close();
     fx.client.close();
-    try (VmdClient other = VmdClient.connect(ClientConfig.of(fx.cluster.addresses()));
+    try (VmdClient other = VmdClient.connect(ClientConfig.of(fx.cluster.metaAddresses()));
         NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), other,
             new SimpleMeterRegistry())) {
       assertThat(readBack("nbd://" + gw.address() + "/vm2", "again.img")).isEqualTo(Files.readAllBytes(data));
@@ -187,10 +188,11 @@ class NbdFailoverTest {
     fx.client.createNamespace("vm3", 16 * MIB, 2);
     Path old = randomFile("old.img", 4, 16 * (int) MIB);
     ok(dir, "nbdcopy", old.toString(), fx.uri("vm3"));
-    // The destination host's gateway attaches the namespace for writing: its epoch moves on.
-    try (VmdClient dest = VmdClient.connect(ClientConfig.of(fx.cluster.addresses()));
+    // The namespace is handed to the destination host's gateway: its epoch moves on.
+    try (VmdClient dest = VmdClient.connect(ClientConfig.of(fx.cluster.metaAddresses()));
         NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), dest,
             new SimpleMeterRegistry())) {
+      dest.handOff("vm3", dest.ownerId());
       String newUri = "nbd://" + gw.address() + "/vm3";
       Path fresh = randomFile("new.img", 5, 16 * (int) MIB);
       ok(dir, "nbdcopy", fresh.toString(), newUri);

@@ -251,7 +251,7 @@ class NbdProtocolTest {
       }
       assertThat(errors).isEqualTo(140 - 128);
       fx.cluster.kill(0);
-      org.awaitility.Awaitility.await().until(() -> !fx.client.servers()[0].up());
+      org.awaitility.Awaitility.await().until(() -> !fx.client.servers().get(0).up());
       int eio = 0;
       for (int i = 0; i < 128; i++) {
         c.request(Nbd.CMD_READ, 0, i, (long) i * 4096, 4096, null);

@@ -11,7 +11,8 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Run VMD's benchmarks.",
-    subcommands = {BenchCommand.Fault.class, BenchCommand.Migration.class, BenchCommand.Chaos.class})
+    subcommands = {BenchCommand.Fault.class, BenchCommand.Migration.class, BenchCommand.Chaos.class,
+      BenchCommand.Meta.class})
 final class BenchCommand {
   @picocli.CommandLine.ParentCommand Vmd vmd;
 
@@ -192,7 +193,29 @@ final class BenchCommand {
       io.vmd.bench.chaos.ChaosBench bench = new io.vmd.bench.chaos.ChaosBench(size, seed, System.out, System.err);
       io.vmd.bench.chaos.ChaosBench.Outcome o = bench.run();
       bench.print(o);
-      return o.pagesLost() == 0 && o.nbdErrors() == 0 && o.pagesVerified() == o.pagesWritten() ? 0 : 1;
+      return o.pagesLost() == 0 && o.nbdErrors() == 0 && o.zeroPages() == 0 && o.pagesVerified() == o.pagesWritten()
+          && o.verifiedAfterRestart() == o.pagesWritten() ? 0 : 1;
+    }
+  }
+
+  @Command(name = "meta", mixinStandardHelpOptions = true, description = {
+    "The control plane at scale: 3 real servers and simulated ones up to --servers members; prints",
+    "registration, membership learning, namespace and lease operations per second, connect and attach time."})
+  static final class Meta implements Callable<Integer> {
+    @Option(names = "--servers", defaultValue = "1000", description = "Members in all (default: ${DEFAULT-VALUE}).")
+    int servers;
+
+    @Option(names = "--voters", defaultValue = "1", description = "Control-plane voters, 1 or 3 (default: ${DEFAULT-VALUE}).")
+    int voters;
+
+    @Option(names = "--namespaces", defaultValue = "500", description = "Namespaces created and claimed (default: ${DEFAULT-VALUE}).")
+    int namespaces;
+
+    @Override
+    public Integer call() throws Exception {
+      System.out.printf("vmd bench meta: %d members, %d voter(s), %d namespaces%n", servers, voters, namespaces);
+      new io.vmd.bench.meta.MetaBench(servers, voters, namespaces, System.out, System.err).run();
+      return 0;
     }
   }
 }

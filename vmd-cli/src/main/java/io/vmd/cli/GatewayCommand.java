@@ -50,7 +50,7 @@ final class GatewayCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-    VmdClient client = vmd.connect(ioThreads > 0 ? ioThreads : Runtime.getRuntime().availableProcessors());
+    VmdClient client = vmd.connect(ioThreads > 0 ? ioThreads : Runtime.getRuntime().availableProcessors(), "gateway");
     NbdGateway gateway;
     try {
       gateway = NbdGateway.start(new GatewayConfig(HostPort.parse(listen), defaultExport)
@@ -66,6 +66,7 @@ final class GatewayCommand implements Callable<Integer> {
       Foreground.closeAll(gateway, client);
       throw e;
     }
-    return Foreground.run("NBD gateway listening on " + gateway.address(), endpoint, gateway, client);
+    return Foreground.run("NBD gateway listening on " + gateway.address() + " (owner id " + client.ownerId() + ")",
+        endpoint, gateway, client);
   }
 }

@@ -20,7 +20,8 @@ final class NsCommand {
 
   private static final Map<String, String> SIZES = Map.of("size", "size", "bytes", "size");
 
-  @Command(name = "create", mixinStandardHelpOptions = true, description = "Create a namespace on every server.")
+  @Command(name = "create", mixinStandardHelpOptions = true,
+      description = "Create a namespace (in the control plane, with an id never used before).")
   static final class Create implements Callable<Integer> {
     @ParentCommand NsCommand ns;
     @Spec CommandSpec spec;
@@ -38,7 +39,7 @@ final class NsCommand {
     @Override
     public Integer call() throws Exception {
       try (VmdClient client = ns.vmd.connect()) {
-        int r0 = replicas != null ? replicas : Math.min(2, client.servers().length);
+        int r0 = replicas != null ? replicas : Math.min(2, client.servers().size());
         NamespaceRecord r = client.createNamespace(name, size, r0);
         row(r).print(spec.commandLine().getOut(), ns.vmd.json, SIZES);
       }
@@ -54,9 +55,10 @@ final class NsCommand {
     @Override
     public Integer call() throws Exception {
       try (VmdClient client = ns.vmd.connect()) {
-        Output out = new Output("name", "id", "size", "replicas", "epoch");
-        for (NamespaceRecord r : client.listNamespaces()) {
-          out.row(r.name(), r.id(), r.sizeBytes(), r.replicas(), r.epoch());
+        Output out = new Output("name", "id", "size", "replicas", "epoch", "owner", "servers");
+        for (io.vmd.meta.NamespaceMeta r : client.namespaces()) {
+          out.row(r.name(), r.id(), r.sizeBytes(), r.replicas(), r.epoch(), r.hasOwner() ? r.owner() : "-",
+              r.servers().length);
         }
         out.print(spec.commandLine().getOut(), ns.vmd.json, SIZES);
       }
@@ -74,7 +76,8 @@ final class NsCommand {
     @Override
     public Integer call() throws Exception {
       try (VmdClient client = ns.vmd.connect()) {
-        NamespaceRecord r = client.namespace(name);
+        io.vmd.meta.NamespaceMeta m = client.namespaceMeta(name);
+        NamespaceRecord r = m.record();
         Output out = new Output("namespace", "server", "state", "pages", "bytes");
         long pages = 0;
         for (ServerUsage u : client.namespaceUsage(r)) {
@@ -84,8 +87,9 @@ final class NsCommand {
         var w = spec.commandLine().getOut();
         if (!ns.vmd.json) {
           long[] copies = replication(client, r);
-          w.printf("namespace %s: id %d, size %s, %d replica(s), epoch %d, %d page copies stored%n", r.name(),
-              r.id(), io.vmd.common.Sizes.format(r.sizeBytes()), r.replicas(), r.epoch(), pages);
+          w.printf("namespace %s: id %d, size %s, %d replica(s), epoch %d, owner %s, %d page copies stored%n", r.name(),
+              r.id(), io.vmd.common.Sizes.format(r.sizeBytes()), r.replicas(), r.epoch(),
+              m.hasOwner() ? m.owner() : "none", pages);
           w.printf("%d pages stored, %d under-replicated (fewer than %d copies on live servers), %d with no live copy%n",
               copies[0], copies[1], r.replicas(), copies[2]);
         }
@@ -118,36 +122,54 @@ final class NsCommand {
   }
 
   @Command(name = "attach", mixinStandardHelpOptions = true, description = {
-      "Take a namespace over for writing: raise its epoch on every server, so that whoever wrote it",
-      "before (a gateway on a migration's source, a gateway believed dead) is refused from now on.",
-      "A gateway that then opens the export takes it over again the same way."})
+      "Hand a namespace over: make --owner (a gateway's or client's owner id, as 'vmd ns list' shows it)",
+      "its writer at a new epoch, so that whoever wrote it before (a gateway on a migration's source,",
+      "a gateway believed dead) is refused from now on. Without --owner nobody owns it afterwards, and",
+      "the next gateway to open the export takes it."})
   static final class Attach implements Callable<Integer> {
     @ParentCommand NsCommand ns;
     @Spec CommandSpec spec;
 
     @Parameters(paramLabel = "NAME") String name;
 
+    @Option(names = "--owner", paramLabel = "ID", description = "The new owner (default: none, the next opener).")
+    String owner;
+
     @Override
     public Integer call() throws Exception {
       try (VmdClient client = ns.vmd.connect()) {
-        io.vmd.client.Namespace n = client.attach(name, true);
-        row(n.record()).print(spec.commandLine().getOut(), ns.vmd.json, SIZES);
+        io.vmd.meta.NamespaceMeta n;
+        if (owner != null) {
+          n = client.handOff(name, owner);
+        } else {
+          io.vmd.client.Namespace taken = client.attach(name, VmdClient.Access.TAKE_OVER);
+          taken.release();
+          n = client.namespaceMeta(name);
+        }
+        new Output("name", "id", "size", "replicas", "epoch", "owner")
+            .row(n.name(), n.id(), n.sizeBytes(), n.replicas(), n.epoch(), n.hasOwner() ? n.owner() : "-")
+            .print(spec.commandLine().getOut(), ns.vmd.json, SIZES);
       }
       return 0;
     }
   }
 
-  @Command(name = "delete", mixinStandardHelpOptions = true, description = "Delete a namespace and its pages everywhere.")
+  @Command(name = "delete", mixinStandardHelpOptions = true, description = {
+      "Delete a namespace and its pages everywhere (a server that is down now drops them when it is back).",
+      "Its id is never given to another namespace."})
   static final class Delete implements Callable<Integer> {
     @ParentCommand NsCommand ns;
     @Spec CommandSpec spec;
 
     @Parameters(paramLabel = "NAME") String name;
 
+    @Option(names = "--force", description = "Delete it even while an owner holds a live lease (its VM loses its swap).")
+    boolean force;
+
     @Override
     public Integer call() throws Exception {
       try (VmdClient client = ns.vmd.connect()) {
-        client.deleteNamespace(name);
+        client.deleteNamespace(name, force);
         if (ns.vmd.json) {
           spec.commandLine().getOut().println("{\"deleted\":" + Output.quote(name) + "}");
         } else {

@@ -44,21 +44,50 @@ final class ServerCommand implements Callable<Integer> {
   @Option(names = "--io-threads", defaultValue = "0", description = "Event loop threads (0: one per core).")
   int ioThreads;
 
+  @Option(names = "--advertise", paramLabel = "HOST:PORT",
+      description = "The address clients should use, when it is not the one listened on (e.g. --listen 0.0.0.0:7400).")
+  String advertise;
+
+  @Option(names = "--voter", paramLabel = "HOST:PORT",
+      description = "Also run a voter of the control plane in this process, on this address (it must be one of --meta).")
+  String voter;
+
+  @Option(names = "--meta-dir", paramLabel = "DIR",
+      description = "The voter's Raft log and snapshots (default: DATA_DIR/meta; required without --data-dir).")
+  Path metaDir;
+
   @Override
   public Integer call() throws Exception {
+    java.util.List<HostPort> meta = vmd.metaList();
+    io.vmd.meta.MetaServer metaVoter = null;
+    if (voter != null) {
+      Path dir = metaDir != null ? metaDir : dataDir != null ? dataDir.resolve("meta") : null;
+      if (dir == null) {
+        throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+            "a voter keeps its log on disk: give --meta-dir DIR (or --data-dir)");
+      }
+      metaVoter = io.vmd.meta.MetaServer.start(new io.vmd.meta.MetaConfig(HostPort.parse(voter), meta, dir,
+          vmd.cluster, 1000));
+    }
     ServerConfig cfg = new ServerConfig(HostPort.parse(listen), memory, store, dataDir, vmd.cluster,
-        availabilityInterval, ioThreads, vmd.clusterKey());
+        availabilityInterval, ioThreads, vmd.clusterKey(), meta, advertise == null ? null : HostPort.parse(advertise));
     PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-    VmdServer server = VmdServer.start(cfg, registry);
+    VmdServer server;
     MetricsEndpoint endpoint;
+    try {
+      server = VmdServer.start(cfg, registry);
+    } catch (RuntimeException | InterruptedException e) {
+      Foreground.closeAll(metaVoter);
+      throw e;
+    }
     try {
       endpoint = metrics == null ? null : MetricsEndpoint.start(HostPort.parse(metrics), registry);
     } catch (java.io.IOException | RuntimeException e) {
-      server.close();
+      Foreground.closeAll(server, metaVoter);
       throw e;
     }
-    return Foreground.run("vmd-server listening on " + server.address()
+    return Foreground.run("vmd-server listening on " + server.address() + " (slot " + server.member().slot() + ")"
         + (endpoint == null ? "" : ", metrics on http://" + HostPort.parse(metrics).host() + ":" + endpoint.port() + "/metrics"),
-        endpoint, server);
+        endpoint, server, metaVoter);
   }
 }

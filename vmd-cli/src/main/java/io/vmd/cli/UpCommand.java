@@ -49,19 +49,23 @@ final class UpCommand implements Callable<Integer> {
   @Option(names = "--store", defaultValue = "slab", description = "Page store of the servers: slab or chronicle.")
   String store;
 
+  @Option(names = "--meta-listen", defaultValue = "127.0.0.1:7300", paramLabel = "HOST:PORT",
+      description = "The control plane's single voter (default: ${DEFAULT-VALUE}; port 0 picks a free one).")
+  String metaListen;
+
   @Override
   public Integer call() throws Exception {
     PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     io.vmd.common.ClusterKey key = vmd.clusterKey();
     MiniVmdCluster cluster = MiniVmdCluster.builder().servers(serverCount, serverMemory).store(store)
-        .metrics(registry).clusterKey(key).start();
+        .cluster(vmd.cluster).metaListen(HostPort.parse(metaListen)).metrics(registry).clusterKey(key).start();
     VmdClient client = null;
     NbdGateway gateway = null;
     MetricsEndpoint endpoint = null;
     try {
-      client = VmdClient.connect(ClientConfig.of(cluster.addresses())
-          .withIoThreads(Runtime.getRuntime().availableProcessors()).withClusterKey(key));
-      client.createNamespace(namespace, size, replicas != null ? replicas : Math.min(2, client.servers().length));
+      client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withCluster(vmd.cluster)
+          .withIoThreads(Runtime.getRuntime().availableProcessors()).withClusterKey(key), "gateway");
+      client.createNamespace(namespace, size, replicas != null ? replicas : Math.min(2, client.servers().size()));
       gateway = NbdGateway.start(new GatewayConfig(HostPort.parse(listen), namespace), client, registry);
       if (!"none".equals(metrics)) {
         endpoint = MetricsEndpoint.start(HostPort.parse(metrics), registry);
@@ -72,14 +76,14 @@ final class UpCommand implements Callable<Integer> {
     }
     HostPort nbd = gateway.address();
     String url = "nbd://" + nbd + "/" + namespace;
-    System.out.printf("VMD is up: %d servers of %s (%s), NBD gateway on %s, namespace '%s' of %s.%n",
-        serverCount, Sizes.format(serverMemory), cluster.serversFlag(), nbd, namespace, Sizes.format(size));
+    System.out.printf("VMD is up: control plane on %s, %d servers of %s, NBD gateway on %s, namespace '%s' of %s.%n",
+        cluster.metaFlag(), serverCount, Sizes.format(serverMemory), nbd, namespace, Sizes.format(size));
     System.out.println("Attach it:");
     System.out.println("  nbdinfo " + url);
     System.out.println("  nbd-client " + nbd.host() + " " + nbd.port() + " -N " + namespace + " /dev/nbd0"
         + "   # then: mkswap /dev/nbd0 && swapon /dev/nbd0");
     System.out.println("  qemu-system-x86_64 ... -drive file=" + url + ",format=raw,if=virtio");
-    System.out.println("Administer it: VMD_SERVERS=" + cluster.serversFlag() + " bin/vmd ns info " + namespace);
+    System.out.println("Administer it: VMD_META=" + cluster.metaFlag() + " bin/vmd ns info " + namespace);
     if (endpoint != null) {
       System.out.println("Metrics: http://" + HostPort.parse(metrics).host() + ":" + endpoint.port() + "/metrics");
     }

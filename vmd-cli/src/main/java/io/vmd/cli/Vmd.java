@@ -19,17 +19,18 @@ import picocli.CommandLine.ScopeType;
     defaultValueProvider = CommandLine.PropertiesDefaultProvider.class,
     description = {
       "VMD: cluster memory as portable VM swap.",
-      "Defaults for any option can be set in ~/.vmd.properties (e.g. servers=h1:7400,h2:7400)."
+      "Defaults for any option can be set in ~/.vmd.properties (e.g. meta=h1:7300,h2:7300,h3:7300)."
     },
-    subcommands = {UpCommand.class, ServerCommand.class, GatewayCommand.class, NsCommand.class, ServersCommand.class,
+    subcommands = {UpCommand.class, MetaCommand.class, ServerCommand.class, GatewayCommand.class, NsCommand.class,
+      ServersCommand.class, ClusterCommand.class,
       BenchCommand.class, AdviseCommand.class,
       CommandLine.HelpCommand.class})
 public final class Vmd {
 
-  @Option(names = "--servers", scope = ScopeType.INHERIT, paramLabel = "HOST:PORT,...",
-      defaultValue = "${env:VMD_SERVERS}",
-      description = "Servers of the cluster, in the same order on every host (default: $VMD_SERVERS).")
-  String servers;
+  @Option(names = "--meta", scope = ScopeType.INHERIT, paramLabel = "HOST:PORT,...",
+      defaultValue = "${env:VMD_META}",
+      description = "The control plane's voters, any of them, in any order (default: $VMD_META).")
+  String meta;
 
   @Option(names = "--cluster", scope = ScopeType.INHERIT, defaultValue = "${env:VMD_CLUSTER:-vmd}",
       description = "Cluster name checked at connect (default: ${DEFAULT-VALUE}).")
@@ -60,12 +61,12 @@ public final class Vmd {
       converter = DurationConverter.class, description = "Request timeout (default: ${DEFAULT-VALUE}).")
   Duration timeout;
 
-  List<HostPort> serverList() {
-    if (servers == null || servers.isBlank()) {
+  List<HostPort> metaList() {
+    if (meta == null || meta.isBlank()) {
       throw new CommandLine.ParameterException(new CommandLine(this),
-          "no servers: pass --servers HOST:PORT,... or set VMD_SERVERS");
+          "no control plane: pass --meta HOST:PORT,... or set VMD_META (vmd up prints it)");
     }
-    return HostPort.parseList(servers);
+    return HostPort.parseList(meta);
   }
 
   VmdClient connect() throws VmdException {
@@ -74,9 +75,17 @@ public final class Vmd {
 
   /** A client with {@code ioThreads} event loops (admin commands need one; a gateway one per core). */
   VmdClient connect(int ioThreads) throws VmdException {
-    ClientConfig cfg = ClientConfig.of(serverList()).withCluster(cluster).withRequestTimeout(timeout)
+    return VmdClient.connect(clientConfig(ioThreads), "cli");
+  }
+
+  /** As above, owning namespaces under an id that starts with {@code ownerPrefix}. */
+  VmdClient connect(int ioThreads, String ownerPrefix) throws VmdException {
+    return VmdClient.connect(clientConfig(ioThreads), ownerPrefix);
+  }
+
+  ClientConfig clientConfig(int ioThreads) {
+    return ClientConfig.of(metaList()).withCluster(cluster).withRequestTimeout(timeout)
         .withIoThreads(ioThreads).withClusterKey(clusterKey());
-    return VmdClient.connect(cfg);
   }
 
   public static void main(String[] args) {

@@ -29,7 +29,7 @@ import org.junit.jupiter.api.io.TempDir;
  * two server processes (one persisted), and the admin commands against them.
  */
 class VmdCommandIT {
-  private static final Pattern LISTENING = Pattern.compile("listening on (\\S+?)(,|$)");
+  private static final Pattern LISTENING = Pattern.compile("listening on (\\S+?)(,| |$)");
   private final List<Process> servers = new ArrayList<>();
   @TempDir Path tmp;
 
@@ -49,8 +49,16 @@ class VmdCommandIT {
     cmd.addAll(List.of(args));
     ProcessBuilder pb = new ProcessBuilder(cmd);
     pb.environment().put("VMD_JAR", System.getProperty("vmd.jar"));
-    pb.environment().remove("VMD_SERVERS");
+    pb.environment().remove("VMD_META");
     return pb;
+  }
+
+  /** Starts a single-voter control plane process and returns its address. */
+  private HostPort startMeta() throws IOException {
+    HostPort at = io.vmd.meta.FreePorts.loopback(1).get(0);
+    startAndWait(Pattern.compile("control-plane voter on"), "meta", "--listen", at.toString(), "--data-dir",
+        tmp.resolve("meta-" + at.port()).toString());
+    return at;
   }
 
   /** Starts a server process and returns its address once it says it listens. */
@@ -86,86 +94,92 @@ class VmdCommandIT {
 
   @Test
   void adminCommandsAgainstTwoServerProcesses() throws Exception {
-    HostPort a = startServer("server", "--listen", "127.0.0.1:0", "--memory", "64M");
+    HostPort metaAt = startMeta();
+    String meta = metaAt.toString();
+    HostPort a = startServer("server", "--meta", meta, "--listen", "127.0.0.1:0", "--memory", "64M");
     Path dataDir = tmp.resolve("server-b");
-    HostPort b = startServer("server", "--listen", "127.0.0.1:0", "--memory", "32M", "--store", "chronicle",
-        "--data-dir", dataDir.toString());
-    String flag = a + "," + b;
+    HostPort b = startServer("server", "--meta", meta, "--listen", "127.0.0.1:0", "--memory", "32M", "--store",
+        "chronicle", "--data-dir", dataDir.toString());
 
-    Result created = vmd("--servers", flag, "ns", "create", "vm1", "--size", "16M", "--replicas", "2");
+    Result created = vmd("--meta", meta, "ns", "create", "vm1", "--size", "16M", "--replicas", "2");
     assertThat(created.exit()).as(created.err()).isZero();
     assertThat(created.out()).contains("vm1").contains("16.0 MiB");
 
-    Result serverTable = vmd("servers", "--servers", flag);
+    Result serverTable = vmd("cluster", "servers", "--meta", meta);
     assertThat(serverTable.exit()).as(serverTable.err()).isZero();
-    assertThat(serverTable.out()).contains(a.toString()).contains(b.toString()).contains("64.0 MiB").contains("32.0 MiB");
+    assertThat(serverTable.out()).contains(a.toString()).contains(b.toString()).contains("64.0 MiB").contains("32.0 MiB")
+        .contains("active");
 
     // Write 40 pages through the client library; R=2 puts every page on both servers.
     byte[] data = new byte[40 * 4096];
     new Random(7).nextBytes(data);
-    try (VmdClient client = VmdClient.connect(ClientConfig.of(List.of(a, b)))) {
+    try (VmdClient client = VmdClient.connect(ClientConfig.of(List.of(metaAt)))) {
       Namespace ns = client.attach("vm1", true);
       ns.writeSync(100, data);
     }
-    Result info = vmd("ns", "info", "vm1", "--servers", flag, "--json");
+    Result info = vmd("ns", "info", "vm1", "--meta", meta, "--json");
     assertThat(info.exit()).as(info.err()).isZero();
     assertThat(info.out())
         .contains("\"server\":\"" + a + "\",\"state\":\"up\",\"pages\":40,\"bytes\":163840")
         .contains("\"server\":\"" + b + "\",\"state\":\"up\",\"pages\":40,\"bytes\":163840");
-    Result table = vmd("ns", "info", "vm1", "--servers", flag);
+    Result table = vmd("ns", "info", "vm1", "--meta", meta);
     assertThat(table.out()).contains("80 page copies stored").contains("160.0 KiB")
         .contains("40 pages stored, 0 under-replicated");
 
-    // ns attach fences whoever wrote before: the epoch moves on, and that writer is refused.
-    try (VmdClient client = VmdClient.connect(ClientConfig.of(List.of(a, b)))) {
+    // ns attach hands the namespace over: the epoch moves on, and whoever wrote before is refused.
+    try (VmdClient client = VmdClient.connect(ClientConfig.of(List.of(metaAt)))) {
       Namespace writer = client.attach("vm1", true);
-      Result taken = vmd("--json", "ns", "attach", "vm1", "--servers", flag);
+      Result taken = vmd("--json", "ns", "attach", "vm1", "--meta", meta);
       assertThat(taken.exit()).as(taken.err()).isZero();
-      assertThat(taken.out()).contains("\"epoch\":" + (writer.epoch() + 1));
+      assertThat(taken.out()).contains("\"epoch\":" + (writer.epoch() + 1)).contains("\"owner\":\"-\"");
       assertThatThrownBy(() -> writer.writeSync(100, data)).hasMessageContaining("epoch");
     }
 
-    Result used = vmd("servers", "--servers", flag, "--json");
+    Result used = vmd("servers", "--meta", meta, "--json");
     assertThat(used.out()).contains("\"used\":163840");
 
     // Errors are one clear line and a non-zero exit, never a stack trace.
-    Result missing = vmd("ns", "info", "nope", "--servers", flag);
+    Result missing = vmd("ns", "info", "nope", "--meta", meta);
     assertThat(missing.exit()).isEqualTo(1);
     assertThat(missing.err().strip()).isEqualTo("vmd: no namespace named 'nope'");
-    Result again = vmd("ns", "create", "vm1", "--size", "1G", "--servers", flag);
+    Result again = vmd("ns", "create", "vm1", "--size", "1G", "--meta", meta);
     assertThat(again.exit()).isEqualTo(1);
     assertThat(again.err()).contains("exists").doesNotContain("Exception");
-    Result badSize = vmd("ns", "create", "vm3", "--size", "12Q", "--servers", flag);
+    Result badSize = vmd("ns", "create", "vm3", "--size", "12Q", "--meta", meta);
     assertThat(badSize.exit()).isEqualTo(2);
     assertThat(badSize.err()).contains("12Q").doesNotContain("at io.");
-    Result noServers = vmd("servers");
-    assertThat(noServers.exit()).isEqualTo(2);
-    assertThat(noServers.err()).contains("VMD_SERVERS");
-    Result dead = vmd("servers", "--servers", "127.0.0.1:1");
+    Result noMeta = vmd("servers");
+    assertThat(noMeta.exit()).isEqualTo(2);
+    assertThat(noMeta.err()).contains("VMD_META");
+    Result dead = vmd("servers", "--meta", "127.0.0.1:1", "--timeout", "1s");
     assertThat(dead.exit()).isEqualTo(1);
-    assertThat(dead.err()).startsWith("vmd: no server answered");
+    assertThat(dead.err()).startsWith("vmd: control plane [127.0.0.1:1] did not answer").doesNotContain("\n\tat ");
 
-    // The persisted server keeps its namespace table and pages across a restart.
-    Process persisted = servers.remove(1);
+    // The persisted server keeps its identity, namespace table and pages across a restart.
+    Process persisted = servers.remove(2);
     persisted.destroy();
     assertThat(persisted.waitFor(20, TimeUnit.SECONDS)).isTrue();
-    Result degraded = vmd("ns", "info", "vm1", "--servers", flag);
+    Result degraded = vmd("ns", "info", "vm1", "--meta", meta, "--timeout", "2s");
     assertThat(degraded.out()).as(degraded.err()).contains("40 pages stored, 40 under-replicated")
         .contains("0 with no live copy");
-    HostPort b2 = startServer("server", "--listen", b.toString(), "--memory", "32M", "--store", "chronicle",
-        "--data-dir", dataDir.toString());
+    HostPort b2 = startServer("server", "--meta", meta, "--listen", b.toString(), "--memory", "32M", "--store",
+        "chronicle", "--data-dir", dataDir.toString());
     assertThat(b2).isEqualTo(b);
-    try (VmdClient client = VmdClient.connect(ClientConfig.of(List.of(b)))) {
+    assertThat(vmd("cluster", "servers", "--meta", meta).out().lines().filter(l -> l.contains("active")).count())
+        .as("the persisted server came back as itself, not as a third member").isEqualTo(2);
+    try (VmdClient client = VmdClient.connect(ClientConfig.of(List.of(metaAt)))) {
       Namespace ns = client.attach("vm1", false);
       assertThat(ns.readSync(100, 40)).isEqualTo(data);
     }
 
-    Result deleted = vmd("ns", "delete", "vm1", "--servers", flag);
+    Result deleted = vmd("ns", "delete", "vm1", "--meta", meta);
     assertThat(deleted.exit()).as(deleted.err()).isZero();
-    Result list = vmd("ns", "list", "--servers", flag, "--json");
+    Result list = vmd("ns", "list", "--meta", meta, "--json");
     assertThat(list.out().strip()).isEqualTo("[]");
-    Result after = vmd("servers", "--servers", flag, "--json");
-    assertThat(after.out()).contains("\"used\":0,").doesNotContain("\"used\":163840");
+    // Servers drop the pages of a deleted namespace when they see the deletion (within a poll).
+    org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(10)).untilAsserted(() ->
+        assertThat(vmd("servers", "--meta", meta, "--json").out()).contains("\"used\":0,")
+            .doesNotContain("\"used\":163840"));
   }
 
   /** Starts a long-running vmd process and waits for the stdout line that matches {@code ready}. */
@@ -209,7 +223,8 @@ class VmdCommandIT {
   @Test
   void vmdUpThenNbdinfoAsANewUserWouldTryIt() throws Exception {
     Matcher up = startAndWait(Pattern.compile("NBD gateway on (\\S+), namespace 'vm1'"),
-        "up", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--server-memory", "64M", "--size", "64M");
+        "up", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--meta-listen", "127.0.0.1:0",
+        "--server-memory", "64M", "--size", "64M");
     String gateway = up.group(1).replaceAll(",$", "");
     Result info = tool("nbdinfo", "nbd://" + gateway + "/vm1");
     assertThat(info.exit()).as(info.err()).isZero();
@@ -225,12 +240,12 @@ class VmdCommandIT {
 
   @Test
   void gatewayProcessServesNamespacesOfServerProcesses() throws Exception {
-    HostPort a = startServer("server", "--listen", "127.0.0.1:0", "--memory", "32M");
-    HostPort b = startServer("server", "--listen", "127.0.0.1:0", "--memory", "32M");
-    String flag = a + "," + b;
-    assertThat(vmd("ns", "create", "disk", "--size", "8M", "--servers", flag).exit()).isZero();
+    String flag = startMeta().toString();
+    startServer("server", "--meta", flag, "--listen", "127.0.0.1:0", "--memory", "32M");
+    startServer("server", "--meta", flag, "--listen", "127.0.0.1:0", "--memory", "32M");
+    assertThat(vmd("ns", "create", "disk", "--size", "8M", "--meta", flag).exit()).isZero();
     Matcher gw = startAndWait(Pattern.compile("NBD gateway listening on (\\S+)"),
-        "gateway", "--listen", "127.0.0.1:0", "--servers", flag);
+        "gateway", "--listen", "127.0.0.1:0", "--meta", flag);
     String uri = "nbd://" + gw.group(1) + "/disk";
     Path data = tmp.resolve("data.img");
     byte[] bytes = new byte[8 << 20];
@@ -238,7 +253,7 @@ class VmdCommandIT {
     Files.write(data, bytes);
     Result copy = tool("nbdcopy", data.toString(), uri);
     assertThat(copy.exit()).as(copy.err()).isZero();
-    Result info = vmd("ns", "info", "disk", "--servers", flag, "--json");
+    Result info = vmd("ns", "info", "disk", "--meta", flag, "--json");
     assertThat(info.out()).contains("\"pages\":").doesNotContain("\"pages\":0,");
     Path back = tmp.resolve("back.img");
     assertThat(tool("nbdcopy", uri, back.toString()).exit()).isZero();
@@ -287,24 +302,27 @@ class VmdCommandIT {
     Result r = vmd("bench", "chaos", "--size", "32M");
     assertThat(r.exit()).as("%s\n%s", r.out(), r.err()).isZero();
     assertThat(r.out()).contains("pages written    8192").contains("pages verified   8192")
-        .contains("pages lost       0").contains("NBD errors       0");
-    assertThat(r.err()).contains("SIGKILL server 1").contains("restarting server 2");
+        .contains("pages lost       0").contains("zero pages       0").contains("NBD errors       0")
+        .contains("after restart    8192 verified");
+    assertThat(r.err()).contains("SIGKILL server 1").contains("killing the control plane's leader")
+        .contains("restarting server 2").contains("SIGSTOP server 0");
   }
 
   @Test
   void aKeyedClusterServesOnlyCommandsThatHoldItsKey() throws Exception {
     Path key = tmp.resolve("cluster.key");
     Files.writeString(key, "0123456789abcdef0123456789abcdef\n");
-    HostPort a = startServer("server", "--listen", "127.0.0.1:0", "--memory", "16M", "--cluster-key-file", key.toString());
-    Result without = vmd("ns", "list", "--servers", a.toString());
+    String a = startMeta().toString();
+    startServer("server", "--meta", a, "--listen", "127.0.0.1:0", "--memory", "16M", "--cluster-key-file", key.toString());
+    Result without = vmd("ns", "list", "--meta", a);
     assertThat(without.exit()).isEqualTo(1);
     assertThat(without.err()).contains("cluster key").doesNotContain("Exception");
-    Result with = vmd("ns", "create", "k1", "--size", "4M", "--servers", a.toString(), "--cluster-key-file",
+    Result with = vmd("ns", "create", "k1", "--size", "4M", "--meta", a, "--cluster-key-file",
         key.toString());
     assertThat(with.exit()).as(with.err()).isZero();
     Path wrong = tmp.resolve("wrong.key");
     Files.writeString(wrong, "fedcba9876543210fedcba9876543210");
-    Result other = vmd("ns", "list", "--servers", a.toString(), "--cluster-key-file", wrong.toString());
+    Result other = vmd("ns", "list", "--meta", a, "--cluster-key-file", wrong.toString());
     assertThat(other.exit()).isEqualTo(1);
     assertThat(other.err()).contains("cluster key");
   }

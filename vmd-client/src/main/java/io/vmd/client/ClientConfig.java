@@ -7,72 +7,96 @@ import java.util.List;
 /**
  * How a client reaches its cluster.
  *
- * @param servers every server, in an order all clients of the cluster share (the location table
- *     stores indices into this list)
- * @param cluster cluster name checked at HELLO
+ * @param meta the control plane's voters, any of them, in any order: the client learns the servers
+ *     and the namespaces there
+ * @param cluster cluster name checked at HELLO (and naming the control plane's group)
  * @param placement "round-robin" (the paper's load-aware round-robin) or "weighted" (by free memory)
  * @param connectTimeout how long to wait for a server to connect and answer HELLO
  * @param requestTimeout how long any request may wait for its reply
  * @param ioThreads Netty event loop threads
  * @param downAfter a server silent this long (no availability report, no reply) is taken as down
  * @param clusterKey the cluster's shared secret, or null; with it, servers must prove they hold it too
+ * @param lease how long ownership of a namespace lasts without renewal (renewed every third of it)
+ * @param attachWait how long an attach waits for every server that may hold the namespace's pages;
+ *     past it, pages that only a server still silent could hold read as errors, never as zeros
  */
 public record ClientConfig(
-    List<HostPort> servers,
+    List<HostPort> meta,
     String cluster,
     String placement,
     Duration connectTimeout,
     Duration requestTimeout,
     int ioThreads,
     Duration downAfter,
-    io.vmd.common.ClusterKey clusterKey) {
+    io.vmd.common.ClusterKey clusterKey,
+    Duration lease,
+    Duration attachWait) {
 
   public ClientConfig {
-    if (servers == null || servers.isEmpty()) {
-      throw new IllegalArgumentException("no servers given (use --servers HOST:PORT,... or VMD_SERVERS)");
+    if (meta == null || meta.isEmpty()) {
+      throw new IllegalArgumentException("no control plane given (use --meta HOST:PORT,... or VMD_META)");
     }
-    if (servers.size() > 254) {
-      throw new IllegalArgumentException("at most 254 servers per cluster, got " + servers.size());
-    }
-    servers = List.copyOf(servers);
+    meta = List.copyOf(meta);
     if (downAfter == null) {
       downAfter = Duration.ofSeconds(3);
     }
+    if (lease == null) {
+      lease = Duration.ofSeconds(5);
+    }
+    if (attachWait == null) {
+      attachWait = requestTimeout;
+    }
   }
 
-  /** The configuration without an explicit silence limit (a server silent for 3 s is down). */
-  public ClientConfig(List<HostPort> servers, String cluster, String placement, Duration connectTimeout,
-      Duration requestTimeout, int ioThreads) {
-    this(servers, cluster, placement, connectTimeout, requestTimeout, ioThreads, Duration.ofSeconds(3), null);
+  public static ClientConfig of(List<HostPort> meta) {
+    return new ClientConfig(meta, "vmd", "round-robin", Duration.ofSeconds(3), Duration.ofSeconds(10), 2,
+        Duration.ofSeconds(3), null, null, null);
   }
 
-  public static ClientConfig of(List<HostPort> servers) {
-    return new ClientConfig(servers, "vmd", "round-robin", Duration.ofSeconds(3), Duration.ofSeconds(10), 2);
+  private ClientConfig with(String cluster, String placement, int ioThreads, Duration downAfter,
+      io.vmd.common.ClusterKey key, Duration requestTimeout, Duration lease, Duration attachWait) {
+    return new ClientConfig(meta, cluster, placement, connectTimeout, requestTimeout, ioThreads, downAfter, key,
+        lease, attachWait);
   }
 
   public ClientConfig withPlacement(String policy) {
-    return new ClientConfig(servers, cluster, policy, connectTimeout, requestTimeout, ioThreads, downAfter, clusterKey);
+    return with(cluster, policy, ioThreads, downAfter, clusterKey, requestTimeout, lease, attachWait);
   }
 
   public ClientConfig withCluster(String name) {
-    return new ClientConfig(servers, name, placement, connectTimeout, requestTimeout, ioThreads, downAfter, clusterKey);
+    return with(name, placement, ioThreads, downAfter, clusterKey, requestTimeout, lease, attachWait);
   }
 
   public ClientConfig withIoThreads(int threads) {
-    return new ClientConfig(servers, cluster, placement, connectTimeout, requestTimeout, threads, downAfter, clusterKey);
+    return with(cluster, placement, threads, downAfter, clusterKey, requestTimeout, lease, attachWait);
   }
 
   /** A server that sends nothing (no report, no reply) for this long is taken as down (default 3 s). */
   public ClientConfig withDownAfter(Duration silence) {
-    return new ClientConfig(servers, cluster, placement, connectTimeout, requestTimeout, ioThreads, silence, clusterKey);
+    return with(cluster, placement, ioThreads, silence, clusterKey, requestTimeout, lease, attachWait);
   }
 
   /** Connects with the cluster's key (and refuses servers that cannot prove they hold it). */
   public ClientConfig withClusterKey(io.vmd.common.ClusterKey key) {
-    return new ClientConfig(servers, cluster, placement, connectTimeout, requestTimeout, ioThreads, downAfter, key);
+    return with(cluster, placement, ioThreads, downAfter, key, requestTimeout, lease, attachWait);
   }
 
+  /** Also the attach wait, unless that was set apart. */
   public ClientConfig withRequestTimeout(Duration timeout) {
-    return new ClientConfig(servers, cluster, placement, connectTimeout, timeout, ioThreads, downAfter, clusterKey);
+    return with(cluster, placement, ioThreads, downAfter, clusterKey, timeout, lease,
+        attachWait.equals(requestTimeout) ? timeout : attachWait);
+  }
+
+  public ClientConfig withConnectTimeout(Duration d) {
+    return new ClientConfig(meta, cluster, placement, d, requestTimeout, ioThreads, downAfter, clusterKey, lease,
+        attachWait);
+  }
+
+  public ClientConfig withLease(Duration d) {
+    return with(cluster, placement, ioThreads, downAfter, clusterKey, requestTimeout, d, attachWait);
+  }
+
+  public ClientConfig withAttachWait(Duration d) {
+    return with(cluster, placement, ioThreads, downAfter, clusterKey, requestTimeout, lease, d);
   }
 }

@@ -11,8 +11,11 @@ final class FreeMemoryWeighted implements PlacementPolicy {
 
   @Override
   public synchronized int choose(ServerState[] servers, int replicas, long bytes, int[] out) {
-    if (current.length != servers.length) {
-      current = new long[servers.length];
+    // Indexed by slot; grows as servers join.
+    for (ServerState s : servers) {
+      if (s.index() >= current.length) {
+        current = java.util.Arrays.copyOf(current, s.index() + 1);
+      }
     }
     int n = 0;
     while (n < replicas) {

@@ -10,6 +10,10 @@ final class LoadAwareRoundRobin implements PlacementPolicy {
   @Override
   public synchronized int choose(ServerState[] servers, int replicas, long bytes, int[] out) {
     int n = 0;
+    if (servers.length == 0) {
+      return 0;
+    }
+    cursor %= servers.length; // servers come and go
     for (int tried = 0; tried < servers.length && n < replicas; tried++) {
       ServerState s = servers[cursor];
       cursor = (cursor + 1) % servers.length;

@@ -3,10 +3,12 @@ package io.vmd.client;
 import java.util.Arrays;
 
 /**
- * Where each page of a namespace lives: R bytes per page, each the index + 1 of a server in the
- * client's server list (0: no copy in that slot). Memory is allocated in chunks of 64 Ki pages
- * when a page of the chunk is first stored, so a sparse 1 TiB namespace costs only what it uses,
- * and a dense 1 GiB one 256 KiB per replica.
+ * Where each page of a namespace lives: R two-byte entries per page, each the cluster-wide slot
+ * (1..65535) of a server holding a copy (0: no copy in that entry). Memory is allocated in chunks of
+ * 64 Ki pages when a page of the chunk is first stored, so a sparse 1 TiB namespace costs only what
+ * it uses, and a dense 1 GiB one 512 KiB per replica.
+ *
+ * <p>Only the client changes it; others read it (the gateway's block status, tools).
  *
  * <p>Readers and writers of the same page must be ordered by the caller (the NBD gateway orders
  * requests per page); different pages may be used from any thread.
@@ -18,7 +20,7 @@ public final class LocationTable {
 
   private final long pages;
   private final int replicas;
-  private final byte[][] chunks;
+  private final char[][] chunks;
 
   public LocationTable(long pages, int replicas) {
     if (replicas < 1 || replicas > 8) {
@@ -26,7 +28,7 @@ public final class LocationTable {
     }
     this.pages = pages;
     this.replicas = replicas;
-    this.chunks = new byte[(int) ((pages + CHUNK_PAGES - 1) >>> CHUNK_SHIFT)][];
+    this.chunks = new char[(int) ((pages + CHUNK_PAGES - 1) >>> CHUNK_SHIFT)][];
   }
 
   public long pages() {
@@ -37,20 +39,24 @@ public final class LocationTable {
     return replicas;
   }
 
-  /** Server index of replica slot {@code r} of the page, or {@link #NONE}. */
+  /** Server slot of replica entry {@code r} of the page, or {@link #NONE}. */
   public int get(long page, int r) {
-    byte[] c = chunks[(int) (page >>> CHUNK_SHIFT)];
-    return c == null ? NONE : (c[offset(page) + r] & 0xff) - 1;
+    char[] c = chunks[(int) (page >>> CHUNK_SHIFT)];
+    if (c == null) {
+      return NONE;
+    }
+    int s = c[offset(page) + r];
+    return s == 0 ? NONE : s;
   }
 
   /** The first server holding a copy, or {@link #NONE} when the page is not stored. */
   public int primary(long page) {
-    byte[] c = chunks[(int) (page >>> CHUNK_SHIFT)];
+    char[] c = chunks[(int) (page >>> CHUNK_SHIFT)];
     if (c != null) {
       int o = offset(page);
       for (int r = 0; r < replicas; r++) {
         if (c[o + r] != 0) {
-          return (c[o + r] & 0xff) - 1;
+          return c[o + r];
         }
       }
     }
@@ -61,30 +67,41 @@ public final class LocationTable {
     return primary(page) != NONE;
   }
 
-  public void set(long page, int r, int server) {
-    chunk(page)[offset(page) + r] = (byte) (server + 1);
+  /** Sets replica entry {@code r} of the page to {@code slot} (1..65535), or clears it with {@link #NONE}. */
+  void set(long page, int r, int slot) {
+    if (slot == NONE) {
+      char[] c = chunks[(int) (page >>> CHUNK_SHIFT)];
+      if (c != null) {
+        c[offset(page) + r] = 0;
+      }
+      return;
+    }
+    if (slot < 1 || slot > 65535) {
+      throw new IllegalArgumentException("server slot " + slot + " outside 1..65535");
+    }
+    chunk(page)[offset(page) + r] = (char) slot;
   }
 
-  /** Records a copy on {@code server} in the first free slot (used when rebuilding from LIST). */
-  public boolean add(long page, int server) {
-    byte[] c = chunk(page);
+  /** Records a copy on server {@code slot} in the first free entry (used when rebuilding from LIST). */
+  boolean add(long page, int slot) {
+    char[] c = chunk(page);
     int o = offset(page);
     for (int r = 0; r < replicas; r++) {
-      if ((c[o + r] & 0xff) - 1 == server) {
+      if (c[o + r] == slot) {
         return true;
       }
       if (c[o + r] == 0) {
-        c[o + r] = (byte) (server + 1);
+        c[o + r] = (char) slot;
         return true;
       }
     }
     return false;
   }
 
-  public void clear(long page) {
-    byte[] c = chunks[(int) (page >>> CHUNK_SHIFT)];
+  void clear(long page) {
+    char[] c = chunks[(int) (page >>> CHUNK_SHIFT)];
     if (c != null) {
-      Arrays.fill(c, offset(page), offset(page) + replicas, (byte) 0);
+      Arrays.fill(c, offset(page), offset(page) + replicas, (char) 0);
     }
   }
 
@@ -113,9 +130,9 @@ public final class LocationTable {
     return n;
   }
 
-  /** Copies held by each server; a scan, for tools and tests. */
-  public long[] copiesPerServer(int servers) {
-    long[] out = new long[servers];
+  /** Copies held by each server slot; a scan, for tools and tests. */
+  public java.util.Map<Integer, Long> copiesPerServer() {
+    java.util.Map<Integer, Long> out = new java.util.TreeMap<>();
     for (long p = 0; p < pages; p++) {
       if (chunks[(int) (p >>> CHUNK_SHIFT)] == null) {
         p |= CHUNK_PAGES - 1;
@@ -124,21 +141,21 @@ public final class LocationTable {
       for (int r = 0; r < replicas; r++) {
         int s = get(p, r);
         if (s != NONE) {
-          out[s]++;
+          out.merge(s, 1L, Long::sum);
         }
       }
     }
     return out;
   }
 
-  private byte[] chunk(long page) {
+  private char[] chunk(long page) {
     int i = (int) (page >>> CHUNK_SHIFT);
-    byte[] c = chunks[i];
+    char[] c = chunks[i];
     if (c == null) {
       synchronized (this) {
         c = chunks[i];
         if (c == null) {
-          c = new byte[CHUNK_PAGES * replicas];
+          c = new char[CHUNK_PAGES * replicas];
           chunks[i] = c;
         }
       }

@@ -36,13 +36,169 @@ public final class Namespace {
   private final boolean writable;
   /** The stamp of the next write: every copy it makes carries it (see {@link Frame}). */
   private final AtomicLong nextStamp;
+  /** Slots of the servers that may hold pages of it (ascending), as the control plane last said. */
+  private volatile int[] serverSet;
+  /** Servers of the set that had not listed their pages when attach gave up waiting; null when none. */
+  private volatile Late late;
+  /** Another owner took the namespace over: this handle writes no more. */
+  private volatile boolean fenced;
 
-  Namespace(VmdClient client, NamespaceRecord record, LocationTable locations, boolean writable, long firstStamp) {
+  Namespace(VmdClient client, io.vmd.meta.NamespaceMeta meta, LocationTable locations, boolean writable,
+      long firstStamp, Late late) {
     this.client = client;
-    this.record = record;
+    this.record = meta.record();
     this.locations = locations;
     this.writable = writable;
     this.nextStamp = new AtomicLong(firstStamp);
+    this.serverSet = meta.servers();
+    this.late = late;
+  }
+
+  /**
+   * Servers of the namespace's set that had not answered when the attach stopped waiting, with the
+   * newest-copy merge kept open for them: until each has listed its pages, a page nobody listed is not
+   * known to be a hole.
+   */
+  static final class Late {
+    final NewestCopies copies;
+    final java.util.Set<Integer> pending;
+
+    Late(NewestCopies copies, java.util.Collection<Integer> pending) {
+      this.copies = copies;
+      this.pending = java.util.concurrent.ConcurrentHashMap.newKeySet();
+      this.pending.addAll(pending);
+    }
+  }
+
+  /** Whether this handle may write: it owns the namespace (and has not been fenced since). */
+  public boolean writable() {
+    return writable && !fenced;
+  }
+
+  /** Whether it was attached read-only (another owner held it); a handle fenced later is not read-only but stale. */
+  public boolean readOnly() {
+    return !writable;
+  }
+
+  /** Whether every server that may hold pages of it has listed them: a page not stored is then a hole. */
+  public boolean complete() {
+    return late == null;
+  }
+
+  /** Servers of its set still to list their pages (empty once complete). */
+  public java.util.Set<Integer> unresolvedServers() {
+    Late l = late;
+    return l == null ? java.util.Set.of() : java.util.Set.copyOf(l.pending);
+  }
+
+  boolean fenced() {
+    return fenced;
+  }
+
+  void fence() {
+    fenced = true;
+  }
+
+  /**
+   * Gives up ownership (when this handle holds it), so another client or gateway may take the
+   * namespace at once rather than after the lease; the handle then only reads.
+   */
+  public void release() {
+    client.detached(this);
+    if (writable && !fenced) {
+      fenced = true;
+      try {
+        client.meta().release(record.id(), client.ownerId(), record.epoch());
+      } catch (io.vmd.meta.MetaException e) {
+        // Someone took it over already, or the control plane is away: the lease runs out by itself.
+      }
+    }
+  }
+
+  /**
+   * Tries the servers that had not answered at attach again; merges what each lists, keeping of every
+   * page the newest copy (a page written since the attach is newer than anything they hold).
+   */
+  void resolveLate() {
+    Late l = late;
+    if (l == null) {
+      return;
+    }
+    for (int slot : l.pending) {
+      ServerState s = client.server(slot);
+      if (s == null || s.removed()) {
+        l.pending.remove(slot);
+        continue;
+      }
+      if (!s.up()) {
+        continue;
+      }
+      try {
+        VmdClient.await(client.catchUpAndList(slot, record, l.copies::offer), client.config().requestTimeout().toMillis());
+      } catch (VmdException e) {
+        continue;
+      }
+      l.pending.remove(slot);
+      if (writable()) {
+        for (ServerState other : client.serverArray()) {
+          long[] d = l.copies.discarded(other.index());
+          if (d.length > 0) {
+            deleteCopies(other.index(), d);
+          }
+        }
+      }
+      org.slf4j.LoggerFactory.getLogger(Namespace.class).info("namespace '{}': server {} answered late; its pages are known now",
+          name(), s.address());
+    }
+    if (l.pending.isEmpty()) {
+      late = null;
+    }
+  }
+
+  private boolean inSet(int slot) {
+    return java.util.Arrays.binarySearch(serverSet, slot) >= 0;
+  }
+
+  /**
+   * Runs {@code then} once every one of {@code slots} is in the namespace's server set: at once when
+   * they are, else after the control plane has added them (the first page a server gets of this
+   * namespace waits for that, once). So a later attach never takes a page as a hole while a server
+   * that may hold it has not answered.
+   */
+  private void inServerSet(int[] chosen, int n, Runnable then, java.util.function.Consumer<VmdException> failed) {
+    int[] slots = java.util.Arrays.copyOf(chosen, n);
+    int[] missing = null;
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+      if (!inSet(slots[i])) {
+        if (missing == null) {
+          missing = new int[n];
+        }
+        missing[m++] = slots[i];
+      }
+    }
+    if (missing == null) {
+      then.run();
+      return;
+    }
+    client.meta().addServersAsync(record.id(), client.ownerId(), record.epoch(), java.util.Arrays.copyOf(missing, m))
+        .whenComplete((meta, e) -> client.eventLoopGroup().execute(() -> {
+          if (e != null) {
+            VmdException v = VmdException.from(e);
+            if (v.code() == ErrorCode.STALE_EPOCH) {
+              fence();
+            }
+            failed.accept(v);
+            return;
+          }
+          serverSet = meta.servers();
+          // Tell the new servers the epoch now, rather than have the first write meet NOT_READY.
+          CompletableFuture<?>[] told = new CompletableFuture<?>[slots.length];
+          for (int i = 0; i < told.length; i++) {
+            told[i] = client.call(slots[i], Op.NS_ATTACH, record.id(), record.epoch(), null, f -> null);
+          }
+          CompletableFuture.allOf(told).whenComplete((v, x) -> client.eventLoopGroup().execute(then));
+        }));
   }
 
   public NamespaceRecord record() {
@@ -94,7 +250,11 @@ public final class Namespace {
    */
   public void write(long firstPage, int count, ByteBuf src, IoCallback done) {
     if (!writable) {
-      done.ioDone(new VmdException(ErrorCode.BAD_REQUEST, "namespace '" + name() + "' was attached read-only"));
+      done.ioDone(readOnlyError());
+      return;
+    }
+    if (fenced) {
+      done.ioDone(fencedError());
       return;
     }
     if (!inRange(firstPage, count)) {
@@ -105,6 +265,10 @@ public final class Namespace {
       done.ioDone(new VmdException(ErrorCode.BAD_REQUEST,
           src.readableBytes() + " bytes given for " + count + " pages"));
       return;
+    }
+    Late l = late;
+    if (l != null) {
+      l.copies.written(firstPage, count);
     }
     WriteOp op = WriteOp.POOL.get();
     op.src = src.retain();
@@ -140,10 +304,23 @@ public final class Namespace {
     int replicas = locations.replicas();
     int[] chosen = client.placementScratch(replicas);
     long bytes = (long) count * Pages.PAGE_SIZE;
-    int n = client.placement().choose(client.servers(), replicas, bytes, chosen);
+    int n = client.placement().choose(client.serverArray(), replicas, bytes, chosen);
+    if (n == replicas) {
+      for (int r = 0; r < n; r++) {
+        if (!inSet(chosen[r])) {
+          // A server new to this namespace: the control plane hears of it first, then the pages go.
+          op.begin();
+          inServerSet(java.util.Arrays.copyOf(chosen, n), n, () -> {
+            placeAndPut(op, page, count, srcPage);
+            op.finish();
+          }, op::fail);
+          return;
+        }
+      }
+    }
     if (n < replicas) {
       boolean someDown = false;
-      for (ServerState s : client.servers()) {
+      for (ServerState s : client.serverArray()) {
         someDown |= !s.up();
       }
       if (someDown && System.nanoTime() - op.startNanos + PutFrame.RETRY_NANOS
@@ -163,7 +340,7 @@ public final class Namespace {
       return;
     }
     for (int r = 0; r < n; r++) {
-      client.servers()[chosen[r]].placed(bytes);
+      client.server(chosen[r]).placed(bytes);
       for (int k = 0; k < count; k++) {
         locations.set(page + k, r, chosen[r]);
       }
@@ -180,9 +357,20 @@ public final class Namespace {
    * when there is none. The placement policy's order decides among them.
    */
   int replacementFor(long page, int slot, int exclude, long bytes) {
-    ServerState[] servers = client.servers();
+    ServerState[] servers = client.serverArray();
     int[] candidates = new int[servers.length];
     int n = client.placement().choose(servers, servers.length, bytes, candidates);
+    // Servers already in the set first: a replacement there needs no word to the control plane.
+    for (int c = 0; c < n; c++) {
+      int s = candidates[c];
+      boolean holdsOther = s == exclude;
+      for (int r = 0; r < locations.replicas(); r++) {
+        holdsOther |= r != slot && locations.get(page, r) == s;
+      }
+      if (!holdsOther && inSet(s)) {
+        return s;
+      }
+    }
     for (int c = 0; c < n; c++) {
       int s = candidates[c];
       boolean holdsOther = s == exclude;
@@ -296,11 +484,12 @@ public final class Namespace {
         recycle();
         o.finish();
       } else if (status == ErrorCode.NO_SPACE.code && fresh) {
-        ns.client.servers()[server].full();
+        ns.client.server(server).full();
         replace();
-      } else if (status == ErrorCode.NO_NAMESPACE.code) {
-        // The server restarted empty and nobody has told it of the namespace again: tell it (at this
-        // writer's epoch) and send the copy once more, to the same place.
+      } else if ((status == ErrorCode.NO_NAMESPACE.code || status == ErrorCode.NOT_READY.code)
+          && System.nanoTime() - op.startNanos < ns.client.config().requestTimeout().toNanos()) {
+        // The server has not caught up with the control plane (it just started, or its view is old):
+        // make it catch up, then send the copy once more, to the same place.
         Namespace n = ns;
         int s = server;
         long pg = page;
@@ -310,17 +499,25 @@ public final class Namespace {
         int sl = slot;
         long st = stamp;
         recycle();
-        n.client.learn(s, n.record).whenComplete((v, e) -> {
-          if (e != null) {
-            o.fail(VmdException.from(e));
-          } else {
-            n.sendPut(o, s, pg, c, sp, fr, sl, st);
-            o.finish();
-          }
-        });
+        n.client.call(s, Op.NS_ATTACH, n.record.id(), n.record.epoch(), null, r -> (Void) null)
+            .whenComplete((v, e) -> {
+              if (e == null) {
+                n.sendPut(o, s, pg, c, sp, fr, sl, st);
+                o.finish();
+                return;
+              }
+              // Not caught up yet (the control plane is away): try again shortly; the next reply decides.
+              n.client.eventLoopGroup().schedule(() -> {
+                n.sendPut(o, s, pg, c, sp, fr, sl, st);
+                o.finish();
+              }, 100, java.util.concurrent.TimeUnit.MILLISECONDS);
+            });
       } else {
         if (fresh) {
           clearSlot();
+        }
+        if (status == ErrorCode.STALE_EPOCH.code) {
+          ns.fence();
         }
         VmdException e = ns.client.error(f, server);
         recycle();
@@ -341,8 +538,17 @@ public final class Namespace {
       long bytes = (long) count * Pages.PAGE_SIZE;
       // Never back to the server that just failed.
       int s = ns.replacementFor(page, slot, server, bytes);
+      if (s != LocationTable.NONE && !ns.inSet(s)) {
+        ns.inServerSet(new int[] {s}, 1, () -> replace(why), e -> {
+          WriteOp o = op;
+          clearSlot();
+          recycle();
+          o.fail(e);
+        });
+        return;
+      }
       if (s != LocationTable.NONE) {
-        ns.client.servers()[s].placed(bytes);
+        ns.client.server(s).placed(bytes);
         for (int k = 0; k < count; k++) {
           ns.locations.set(page + k, slot, s);
         }
@@ -452,13 +658,12 @@ public final class Namespace {
    */
   private int readServer(long page, int exclude) {
     int fallback = LocationTable.NONE;
-    ServerState[] servers = client.servers();
     for (int r = 0; r < locations.replicas(); r++) {
       int s = locations.get(page, r);
       if (s == LocationTable.NONE || s == exclude) {
         continue;
       }
-      if (servers[s].up()) {
+      if (up(s)) {
         return s;
       }
       if (fallback == LocationTable.NONE) {
@@ -479,6 +684,14 @@ public final class Namespace {
       long page = firstPage + i;
       int j = i + 1;
       if (!locations.stored(page)) {
+        Late l = late;
+        if (l != null) {
+          op.begin(); // balanced by the fail below
+          op.fail(new VmdException(ErrorCode.UNAVAILABLE, "page " + page + " of namespace '" + name()
+              + "' may be on servers " + l.pending.stream().map(client::describe).toList()
+              + ", which have not answered since the attach: not reading it as zeros"));
+          return;
+        }
         while (j < to && !locations.stored(firstPage + j)) {
           j++;
         }
@@ -705,7 +918,7 @@ public final class Namespace {
           pageAt += Pages.PAGE_SIZE;
         } else if (ns.locations.stored(page + i)) {
           return new VmdException(ErrorCode.UNAVAILABLE, "page " + (page + i) + " of namespace '"
-              + ns.name() + "' is missing on server " + ns.client.servers()[server].address());
+              + ns.name() + "' is missing on server " + ns.client.describe(server));
         } else {
           // Deleted while the read was in flight: it reads as never written.
           PageCopy.zero(dst, dstAt + i * Pages.PAGE_SIZE, Pages.PAGE_SIZE);
@@ -724,19 +937,18 @@ public final class Namespace {
 
   /** Deletes the stored pages of the range on every server holding them; memory goes back. */
   public CompletableFuture<Void> delete(long firstPage, long count) {
-    if (!writable) {
-      return CompletableFuture.failedFuture(new VmdException(ErrorCode.BAD_REQUEST,
-          "namespace '" + name() + "' was attached read-only"));
+    if (!writable()) {
+      return CompletableFuture.failedFuture(writable ? fencedError() : readOnlyError());
     }
     if (!inRange(firstPage, count)) {
       return CompletableFuture.failedFuture(outOfRange(firstPage, count));
     }
-    boolean[] holds = new boolean[client.servers().length];
+    java.util.BitSet holds = new java.util.BitSet();
     for (long p = firstPage; p < firstPage + count; p++) {
       for (int r = 0; r < locations.replicas(); r++) {
         int s = locations.get(p, r);
         if (s != LocationTable.NONE) {
-          holds[s] = true;
+          holds.set(s);
         }
       }
       locations.clear(p);
@@ -744,10 +956,7 @@ public final class Namespace {
     IoOp op = new PlainOp();
     IoOp.Future result = new IoOp.Future();
     op.start(result);
-    for (int s = 0; s < holds.length; s++) {
-      if (!holds[s]) {
-        continue;
-      }
+    for (int s = holds.nextSetBit(0); s >= 0; s = holds.nextSetBit(s + 1)) {
       int server = s;
       for (long at = firstPage; at < firstPage + count; at += Integer.MAX_VALUE) {
         int n = (int) Math.min(Integer.MAX_VALUE, firstPage + count - at);
@@ -762,7 +971,10 @@ public final class Namespace {
             if (Frame.status(f) != 0) {
               op.fail(client.error(f, server));
             } else {
-              client.servers()[server].placed(-f.getLong(Frame.payloadIndex(f)) * Pages.PAGE_SIZE);
+              ServerState st = client.server(server);
+              if (st != null) {
+                st.placed(-f.getLong(Frame.payloadIndex(f)) * Pages.PAGE_SIZE);
+              }
               op.finish();
             }
           }
@@ -794,14 +1006,34 @@ public final class Namespace {
    */
   public int liveCopies(long page) {
     int live = 0;
-    ServerState[] servers = client.servers();
     for (int r = 0; r < locations.replicas(); r++) {
       int s = locations.get(page, r);
-      if (s != LocationTable.NONE && servers[s].up()) {
+      if (s != LocationTable.NONE && keeps(s)) {
         live++;
       }
     }
     return live;
+  }
+
+  private boolean up(int slot) {
+    ServerState s = client.server(slot);
+    return s != null && s.up();
+  }
+
+  /** A copy that stays: on a server that is up and not draining. */
+  private boolean keeps(int slot) {
+    ServerState s = client.server(slot);
+    return s != null && s.up() && s.status() != io.vmd.meta.ServerStatus.DRAINING;
+  }
+
+  private VmdException readOnlyError() {
+    return new VmdException(ErrorCode.READ_ONLY, "namespace '" + name() + "' is attached read-only here"
+        + " (another client or gateway owns it; a hand-off with vmd ns attach moves it)");
+  }
+
+  private VmdException fencedError() {
+    return new VmdException(ErrorCode.STALE_EPOCH, "namespace '" + name() + "' was taken over by another owner; "
+        + "this handle (epoch " + record.epoch() + ") writes no more");
   }
 
   /**
@@ -812,9 +1044,8 @@ public final class Namespace {
    * orders it like a write (the gateway does), so no write to these pages runs meanwhile.
    */
   public CompletableFuture<Integer> rereplicate(long first, int count) {
-    if (!writable) {
-      return CompletableFuture.failedFuture(new VmdException(ErrorCode.BAD_REQUEST,
-          "namespace '" + name() + "' was attached read-only"));
+    if (!writable()) {
+      return CompletableFuture.failedFuture(writable ? fencedError() : readOnlyError());
     }
     if (!inRange(first, count)) {
       return CompletableFuture.failedFuture(outOfRange(first, count));
@@ -851,8 +1082,9 @@ public final class Namespace {
       op.src = buf; // the op releases it when done
       op.startNanos = System.nanoTime();
       op.start(written);
-      ServerState[] servers = client.servers();
       int k = 0;
+      // Copies moved off a draining server: deleted from it once their new copies are written.
+      List<long[]> drained = new ArrayList<>();
       while (k < count) {
         long page = first + k;
         int j = k + 1;
@@ -866,7 +1098,7 @@ public final class Namespace {
         }
         for (int r = 0; r < locations.replicas(); r++) {
           int s = locations.get(page, r);
-          if (s != LocationTable.NONE && servers[s].up()) {
+          if (s != LocationTable.NONE && keeps(s)) {
             continue;
           }
           long bytes = (long) (j - k) * Pages.PAGE_SIZE;
@@ -874,7 +1106,15 @@ public final class Namespace {
           if (target == LocationTable.NONE) {
             continue; // no live server free of a copy: stays under-replicated until one comes
           }
-          servers[target].placed(bytes);
+          if (!inSet(target)) {
+            // Not yet a server of this namespace: ask the control plane, copy on a later pass.
+            inServerSet(new int[] {target}, 1, () -> { }, e -> { });
+            continue;
+          }
+          client.server(target).placed(bytes);
+          if (s != LocationTable.NONE && up(s)) {
+            drained.add(new long[] {s, page, j - k});
+          }
           for (int x = k; x < j; x++) {
             locations.set(first + x, r, target);
           }
@@ -887,9 +1127,14 @@ public final class Namespace {
       written.whenComplete((x, e) -> {
         if (e != null) {
           result.completeExceptionally(e);
-        } else {
-          result.complete(made[0]);
+          return;
         }
+        List<CompletableFuture<?>> deletes = new ArrayList<>();
+        for (long[] d : drained) {
+          deletes.add(client.call((int) d[0], Op.DELETE, record.id(), record.epoch(), null, f -> null, d[1], (int) d[2]));
+        }
+        CompletableFuture.allOf(deletes.toArray(new CompletableFuture<?>[0]))
+            .whenComplete((done, de) -> result.complete(made[0]));
       });
     });
     return result;
@@ -922,7 +1167,7 @@ public final class Namespace {
     for (int i = 0; i < n; i++) {
       if (!Frame.present(f, bitmapAt, i)) {
         return new VmdException(ErrorCode.UNAVAILABLE, "page " + (page + i) + " of namespace '" + name()
-            + "' is missing on server " + client.servers()[server].address());
+            + "' is missing on server " + client.describe(server));
       }
     }
     // Every page present: n pages, then n stamps.

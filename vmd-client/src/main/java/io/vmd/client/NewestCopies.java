@@ -17,15 +17,32 @@ final class NewestCopies {
 
   private final LocationTable table;
   private final long[][] stamps;
-  private final PageList[] discard;
+  private final io.netty.util.collection.IntObjectHashMap<PageList> discard =
+      new io.netty.util.collection.IntObjectHashMap<>();
   private long maxStamp = NONE;
 
-  NewestCopies(LocationTable table, int servers) {
+  NewestCopies(LocationTable table) {
     this.table = table;
     this.stamps = new long[(int) ((table.pages() + CHUNK_PAGES - 1) >>> LocationTable.CHUNK_SHIFT)][];
-    this.discard = new PageList[servers];
-    for (int s = 0; s < servers; s++) {
-      discard[s] = new PageList();
+  }
+
+  private PageList discard(int server) {
+    PageList l = discard.get(server);
+    if (l == null) {
+      l = new PageList();
+      discard.put(server, l);
+    }
+    return l;
+  }
+
+  /**
+   * The page was written after the attach: whatever a server that answers late holds of it is older.
+   * Only needed while some server of the namespace has not answered.
+   */
+  synchronized void written(long page, int count) {
+    for (int i = 0; i < count; i++) {
+      long[] chunk = chunk(page + i);
+      chunk[(int) ((page + i) & (CHUNK_PAGES - 1))] = Long.MAX_VALUE;
     }
   }
 
@@ -42,14 +59,14 @@ final class NewestCopies {
       for (int r = 0; r < table.replicas(); r++) {
         int s = table.get(page, r);
         if (s != LocationTable.NONE) {
-          discard[s].add(page);
+          discard(s).add(page);
         }
       }
       table.clear(page);
       table.add(page, server);
       chunk[at] = stamp;
     } else if (stamp < newest || !table.add(page, server)) {
-      discard[server].add(page);
+      discard(server).add(page);
     }
   }
 
@@ -58,14 +75,18 @@ final class NewestCopies {
     return maxStamp;
   }
 
-  /** Pages whose copy on {@code server} is stale or surplus, ascending. */
+  /**
+   * Pages whose copy on {@code server} is stale or surplus, ascending; taken: asked again, it lists only
+   * what was found since (a page deleted once may have been written there anew meanwhile).
+   */
   synchronized long[] discarded(int server) {
-    return discard[server].sorted();
+    PageList l = discard.remove(server);
+    return l == null ? new long[0] : l.sorted();
   }
 
   synchronized long discardedTotal() {
     long n = 0;
-    for (PageList l : discard) {
+    for (PageList l : discard.values()) {
       n += l.size();
     }
     return n;

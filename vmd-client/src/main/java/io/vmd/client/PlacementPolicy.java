@@ -9,7 +9,7 @@ public interface PlacementPolicy {
   /**
    * Picks up to {@code replicas} distinct servers with at least {@code bytes} free.
    *
-   * @param out receives the chosen server indices
+   * @param out receives the chosen servers' slots
    * @return how many were chosen (fewer than {@code replicas} when the cluster lacks room)
    */
   int choose(ServerState[] servers, int replicas, long bytes, int[] out);
@@ -26,7 +26,7 @@ public interface PlacementPolicy {
   }
 
   static boolean eligible(ServerState s, long bytes, int[] chosen, int n) {
-    if (!s.up() || s.free() < bytes) {
+    if (!s.takesNewPages() || s.free() < bytes) {
       return false;
     }
     for (int i = 0; i < n; i++) {

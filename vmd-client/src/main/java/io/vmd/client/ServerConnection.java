@@ -183,6 +183,15 @@ final class ServerConnection {
   }
 
   private void ready(Hello h, CompletableFuture<Void> ready) {
+    if (!h.serverId().equals(state.id())) {
+      // Another server took this address (the one we know restarted without its pages, or moved):
+      // it is not the member whose pages the location tables place here.
+      ready.completeExceptionally(new VmdException(ErrorCode.UNAVAILABLE, "server " + state.address()
+          + " is now " + (h.serverId().isEmpty() ? "a standalone server" : "server " + h.serverId())
+          + ", not " + state.id()));
+      channel.close();
+      return;
+    }
     hello = h;
     state.report(h.availability());
     state.up(true);

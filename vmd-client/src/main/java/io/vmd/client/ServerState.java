@@ -5,26 +5,57 @@ import io.vmd.protocol.Availability;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * What a client knows of one server: whether it is up and how much memory it has free. The free
- * figure is the server's last report, lowered locally by every page placed since, so that placement
- * does not overshoot a server between two reports.
+ * What a client knows of one server: its membership (slot, status, as the control plane says),
+ * whether it is up, and how much memory it has free. The free figure is the server's last report,
+ * lowered locally by every page placed since, so that placement does not overshoot a server between
+ * two reports.
  */
 public final class ServerState {
   private final int index;
   private final HostPort address;
+  private final String id;
+  private volatile io.vmd.meta.ServerStatus status;
+  /** One connection per event loop of the client. */
+  ServerConnection[] connections;
   private final AtomicLong free = new AtomicLong();
   private volatile boolean up;
   private volatile long downSinceNanos = System.nanoTime();
   private final java.util.concurrent.atomic.AtomicLong comebacks = new java.util.concurrent.atomic.AtomicLong();
   private volatile Availability reported = new Availability(0, 0, 0, 0);
 
-  ServerState(int index, HostPort address) {
-    this.index = index;
-    this.address = address;
+  ServerState(io.vmd.meta.Member m) {
+    this.index = m.slot();
+    this.address = m.address();
+    this.id = m.id();
+    this.status = m.status();
   }
 
+  /** The server's cluster-wide slot: what location tables store. */
   public int index() {
     return index;
+  }
+
+  /** The server's stable id. */
+  public String id() {
+    return id;
+  }
+
+  public io.vmd.meta.ServerStatus status() {
+    return status;
+  }
+
+  void status(io.vmd.meta.ServerStatus s) {
+    status = s;
+  }
+
+  /** Removed from the cluster: whatever it held is gone, and it never comes back. */
+  public boolean removed() {
+    return status == io.vmd.meta.ServerStatus.REMOVED;
+  }
+
+  /** Whether new pages may be placed here: up, and ACTIVE in the control plane. */
+  public boolean takesNewPages() {
+    return up && status.takesNewPages();
   }
 
   public HostPort address() {
@@ -32,7 +63,7 @@ public final class ServerState {
   }
 
   public boolean up() {
-    return up;
+    return up && !removed();
   }
 
   /** Free bytes as placement sees them. */

@@ -3,6 +3,12 @@ package io.vmd.client;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.EventLoopGroup;
 import io.vmd.common.Transports;
+import io.vmd.meta.Member;
+import io.vmd.meta.MetaClient;
+import io.vmd.meta.MetaException;
+import io.vmd.meta.MetaView;
+import io.vmd.meta.NamespaceMeta;
+import io.vmd.meta.ServerStatus;
 import io.vmd.protocol.Codec;
 import io.vmd.protocol.ErrorCode;
 import io.vmd.protocol.Frame;
@@ -10,10 +16,13 @@ import io.vmd.protocol.NamespaceRecord;
 import io.vmd.protocol.Op;
 import io.vmd.protocol.Pages;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
-import java.util.Map;
-import java.util.TreeMap;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import java.util.function.Function;
@@ -21,72 +30,91 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The entry point to a VMD cluster: connects to every server, tracks their free memory, administers
- * namespaces and attaches them for page I/O. Asynchronous underneath; the *Sync and admin methods
- * block for convenience.
+ * The entry point to a VMD cluster. It learns the servers and the namespaces from the control plane
+ * (and follows changes: servers that join are connected and used without a restart), connects to
+ * every server, tracks their free memory, administers namespaces through the control plane and
+ * attaches them for page I/O. Asynchronous underneath; the admin methods block.
  */
 public final class VmdClient implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(VmdClient.class);
+  private static final long MEMBERSHIP_POLL_MILLIS = 500;
+
+  /** How a namespace is attached. */
+  public enum Access {
+    /** Read only; never changes ownership. */
+    READ,
+    /** Write if nobody else holds a live lease on it (then this client owns it), else read only. */
+    CLAIM,
+    /** Take it over for writing whoever holds it: an explicit hand-off; the earlier owner is fenced. */
+    TAKE_OVER
+  }
 
   private final ClientConfig config;
   private final EventLoopGroup group;
   private final io.netty.channel.EventLoop[] loops;
-  private final ServerState[] servers;
-  /** [server][event loop]: one connection to each server per event loop. */
-  private final ServerConnection[][] connections;
+  private final MetaClient meta;
+  private final String ownerId;
   private final PlacementPolicy placement;
+  private final ScheduledExecutorService admin = Executors.newSingleThreadScheduledExecutor(r -> {
+    Thread t = new Thread(r, "vmd-client-control");
+    t.setDaemon(true);
+    return t;
+  });
+  /** Servers by slot (index = slot; null where none); replaced whole when membership changes. */
+  private volatile ServerState[] bySlot = new ServerState[1];
+  /** Every known server that is not removed, for placement and scans. */
+  private volatile ServerState[] members = new ServerState[0];
+  private volatile long membershipVersion = -1;
+  private final Set<Namespace> attached = ConcurrentHashMap.newKeySet();
 
-  private VmdClient(ClientConfig config) {
+  private VmdClient(ClientConfig config, String ownerPrefix) {
     this.config = config;
     this.group = Transports.group(config.ioThreads(), "vmd-client");
     List<io.netty.channel.EventLoop> all = new ArrayList<>();
     group.forEach(e -> all.add((io.netty.channel.EventLoop) e));
     this.loops = all.toArray(new io.netty.channel.EventLoop[0]);
-    int n = config.servers().size();
-    this.servers = new ServerState[n];
-    this.connections = new ServerConnection[n][loops.length];
-    for (int i = 0; i < n; i++) {
-      servers[i] = new ServerState(i, config.servers().get(i));
-      for (int l = 0; l < loops.length; l++) {
-        connections[i][l] = new ServerConnection(servers[i], config);
-      }
-    }
+    this.meta = MetaClient.connect(config.cluster(), config.meta(), config.requestTimeout().plusSeconds(5));
+    this.ownerId = ownerPrefix + "-" + Long.toHexString(new java.security.SecureRandom().nextLong() >>> 16);
     this.placement = PlacementPolicy.named(config.placement());
   }
 
   /**
-   * Connects to every server and waits for their HELLO. Servers that cannot be reached are marked
-   * down; it fails only when none answers or one belongs to another cluster or protocol version.
+   * Joins the control plane, learns the servers and connects to each, waiting for their HELLO.
+   * Servers that cannot be reached are marked down (and tried again in the background); it fails only
+   * when the control plane does not answer, or a server belongs to another cluster or protocol version.
    */
   public static VmdClient connect(ClientConfig config) throws VmdException {
-    VmdClient c = new VmdClient(config);
-    List<String> failures = new ArrayList<>();
-    CompletableFuture<?>[][] all = new CompletableFuture<?>[c.connections.length][c.loops.length];
-    for (int i = 0; i < all.length; i++) {
-      for (int l = 0; l < c.loops.length; l++) {
-        all[i][l] = c.connections[i][l].connect(c.loops[l]);
-      }
-    }
-    int up = 0;
-    for (int i = 0; i < all.length; i++) {
-      try {
-        for (CompletableFuture<?> f : all[i]) {
+    return connect(config, "client");
+  }
+
+  /** As {@link #connect(ClientConfig)}; {@code ownerPrefix} starts this client's owner id (e.g. "gateway"). */
+  public static VmdClient connect(ClientConfig config, String ownerPrefix) throws VmdException {
+    VmdClient c = new VmdClient(config, ownerPrefix);
+    try {
+      List<CompletableFuture<Void>> connecting = c.follow(c.meta.view());
+      for (CompletableFuture<Void> f : connecting) {
+        try {
           await(f, config.connectTimeout().toMillis() + 1000);
+        } catch (VmdException e) {
+          if (e.code() == ErrorCode.WRONG_CLUSTER || e.code() == ErrorCode.VERSION
+              || e.code() == ErrorCode.UNAUTHORIZED) {
+            throw e;
+          }
+          LOG.warn("{}", e.getMessage());
         }
-        up++;
-      } catch (VmdException e) {
-        if (e.code() == ErrorCode.WRONG_CLUSTER || e.code() == ErrorCode.VERSION || e.code() == ErrorCode.UNAUTHORIZED) {
-          c.close();
-          throw e;
-        }
-        failures.add(e.getMessage());
-        LOG.warn("{}", e.getMessage());
       }
-    }
-    if (up == 0) {
+    } catch (MetaException e) {
       c.close();
-      throw new VmdException(ErrorCode.UNAVAILABLE, "no server answered: " + String.join("; ", failures));
+      throw VmdException.of(e);
+    } catch (VmdException | RuntimeException e) {
+      c.close();
+      throw e;
     }
+    c.admin.scheduleWithFixedDelay(c::pollMembership, MEMBERSHIP_POLL_MILLIS, MEMBERSHIP_POLL_MILLIS,
+        TimeUnit.MILLISECONDS);
+    long renew = Math.max(100, config.lease().toMillis() / 3);
+    c.admin.scheduleWithFixedDelay(c::renewLeases, renew, renew, TimeUnit.MILLISECONDS);
+    c.admin.scheduleWithFixedDelay(c::resolveLate, 500, 500, TimeUnit.MILLISECONDS);
     return c;
   }
 
@@ -94,13 +122,133 @@ public final class VmdClient implements AutoCloseable {
     return config;
   }
 
-  /** Every configured server with its state (index = position in the server list). */
-  public ServerState[] servers() {
-    return servers;
+  /** The id this client owns namespaces under (shown by {@code vmd ns list}; a hand-off names it). */
+  public String ownerId() {
+    return ownerId;
+  }
+
+  MetaClient meta() {
+    return meta;
+  }
+
+  /** Every known server that is not removed from the cluster, by slot order (a snapshot). */
+  public List<ServerState> servers() {
+    return List.of(members);
+  }
+
+  /** The same, as the live array placement reads: not to be changed. */
+  ServerState[] serverArray() {
+    return members;
+  }
+
+  /** The server with this slot, or null when there is none (or it is unknown yet). */
+  public ServerState server(int slot) {
+    ServerState[] a = bySlot;
+    return slot > 0 && slot < a.length ? a[slot] : null;
+  }
+
+  /**
+   * Whether a namespace's pages may sit on servers that will not keep them: one removed from the
+   * cluster since this client learned of it, or one draining.
+   */
+  public boolean lostServers() {
+    for (ServerState s : bySlot) {
+      if (s != null && (s.removed() || s.status() == ServerStatus.DRAINING)) {
+        return true;
+      }
+    }
+    return false;
   }
 
   PlacementPolicy placement() {
     return placement;
+  }
+
+  // ---------------------------------------------------------------- membership
+
+  private void pollMembership() {
+    try {
+      MetaView v = meta.viewIfChanged(membershipVersion, false);
+      if (v != null) {
+        follow(v);
+      }
+    } catch (MetaException | RuntimeException e) {
+      LOG.debug("control plane: {}", e.getMessage());
+    }
+  }
+
+  /** Brings the server list in line with the control plane now (e.g. before an attach). */
+  void refreshMembership() throws VmdException {
+    try {
+      follow(meta.view());
+    } catch (MetaException e) {
+      throw VmdException.of(e);
+    }
+  }
+
+  /**
+   * Takes the view's membership: new servers are connected (the futures), changed states are noted, a
+   * removed server's connections are closed for good.
+   */
+  private synchronized List<CompletableFuture<Void>> follow(MetaView v) {
+    List<CompletableFuture<Void>> connecting = new ArrayList<>();
+    if (v.version() <= membershipVersion) {
+      return connecting;
+    }
+    int max = 0;
+    for (Member m : v.servers()) {
+      max = Math.max(max, m.slot());
+    }
+    ServerState[] next = Arrays.copyOf(bySlot, Math.max(bySlot.length, max + 1));
+    for (Member m : v.servers()) {
+      ServerState s = next[m.slot()];
+      if (s != null && !s.id().equals(m.id())) {
+        if (m.status() == ServerStatus.REMOVED) {
+          continue; // an older holder of a reused slot: the current one is listed too
+        }
+        retire(s);
+        s = null;
+      }
+      if (s == null) {
+        if (m.status() == ServerStatus.REMOVED) {
+          continue;
+        }
+        s = new ServerState(m);
+        s.connections = new ServerConnection[loops.length];
+        for (int l = 0; l < loops.length; l++) {
+          s.connections[l] = new ServerConnection(s, config);
+        }
+        next[m.slot()] = s;
+        for (int l = 0; l < loops.length; l++) {
+          connecting.add(s.connections[l].connect(loops[l]));
+        }
+        LOG.debug("server {} (slot {}) at {}", m.id(), m.slot(), m.address());
+      } else if (s.status() != m.status()) {
+        LOG.info("server {} (slot {}) is {}", m.address(), m.slot(), m.status());
+        s.status(m.status());
+        if (m.status() == ServerStatus.REMOVED) {
+          retire(s);
+        }
+      }
+    }
+    List<ServerState> live = new ArrayList<>();
+    for (ServerState s : next) {
+      if (s != null && !s.removed()) {
+        live.add(s);
+      }
+    }
+    bySlot = next;
+    members = live.toArray(new ServerState[0]);
+    membershipVersion = v.version();
+    return connecting;
+  }
+
+  private static void retire(ServerState s) {
+    s.status(ServerStatus.REMOVED);
+    s.up(false);
+    for (ServerConnection c : s.connections) {
+      c.close();
+    }
   }
 
   private static final io.netty.util.concurrent.FastThreadLocal<int[]> PLACEMENT_SCRATCH =
@@ -117,12 +265,12 @@ public final class VmdClient implements AutoCloseable {
   }
 
   /**
-   * The connection to {@code server} to use from this thread: on an event loop of this client (where
-   * the NBD gateway runs its connections too), the one bound to that same loop, so that a request and
-   * its reply never cross threads; elsewhere a fixed one per thread. A broken one is passed over.
+   * The connection to server {@code slot} to use from this thread: on an event loop of this client
+   * (where the NBD gateway runs its connections too), the one bound to that same loop, so that a
+   * request and its reply never cross threads; elsewhere a fixed one per thread. A broken one is passed over.
    */
-  ServerConnection connection(int server) {
-    ServerConnection[] cs = connections[server];
+  ServerConnection connection(int slot) {
+    ServerConnection[] cs = server(slot).connections;
     int pick = -1;
     for (int l = 0; l < loops.length; l++) {
       if (loops[l].inEventLoop()) {
@@ -149,9 +297,13 @@ public final class VmdClient implements AutoCloseable {
     return group;
   }
 
+  String describe(int slot) {
+    ServerState s = server(slot);
+    return s == null ? "server slot " + slot : s.address().toString();
+  }
+
   VmdException error(ByteBuf f, int server) {
-    return new VmdException(ErrorCode.of(Frame.status(f)),
-        "server " + servers[server].address() + ": " + Codec.errorMessage(f));
+    return new VmdException(ErrorCode.of(Frame.status(f)), "server " + describe(server) + ": " + Codec.errorMessage(f));
   }
 
   // ---------------------------------------------------------------- control requests
@@ -172,6 +324,10 @@ public final class VmdClient implements AutoCloseable {
   <T> CompletableFuture<T> call(int server, byte op, int flags, int ns, long epoch, Consumer<ByteBuf> body,
       Function<ByteBuf, T> parse, long firstPage, int count) {
     CompletableFuture<T> result = new CompletableFuture<>();
+    if (server(server) == null) {
+      result.completeExceptionally(new VmdException(ErrorCode.UNAVAILABLE, "no server with slot " + server));
+      return result;
+    }
     ServerConnection conn = connection(server);
     long id = conn.nextId();
     ByteBuf frame = Codec.frame(io.netty.buffer.ByteBufAllocator.DEFAULT, op, flags, 0, id, ns, epoch, firstPage, count,
@@ -187,7 +343,7 @@ public final class VmdClient implements AutoCloseable {
           result.complete(parse.apply(f));
         } catch (RuntimeException e) {
           result.completeExceptionally(new VmdException(ErrorCode.BAD_REQUEST,
-              "unreadable " + Op.name(op) + " reply from " + servers[server].address() + ": " + e.getMessage()));
+              "unreadable " + Op.name(op) + " reply from " + describe(server) + ": " + e.getMessage()));
         }
       }
 
@@ -203,49 +359,90 @@ public final class VmdClient implements AutoCloseable {
     return Frame.skipHeader(f.duplicate());
   }
 
-  /** The namespace table of every server that is up, by server index. */
-  private Map<Integer, List<NamespaceRecord>> tables() throws VmdException {
-    Map<Integer, CompletableFuture<List<NamespaceRecord>>> futures = new TreeMap<>();
-    for (ServerState s : servers) {
-      if (s.up()) {
-        futures.put(s.index(), call(s.index(), Op.NS_LIST, 0, 0, null, f -> Codec.readNamespaces(payload(f))));
+  /** Every server the control plane knows, removed ones included, linearizable. */
+  public List<Member> members() throws VmdException {
+    try {
+      return meta.view().servers();
+    } catch (MetaException e) {
+      throw VmdException.of(e);
+    }
+  }
+
+  /**
+   * Changes a server's state in the control plane: ACTIVE (admit it to placement), DRAINING (its pages
+   * move off it), REMOVED (gone for good). Removing one that still holds pages, or cannot be asked, is
+   * refused unless {@code force}: its copies are then declared lost.
+   */
+  public Member setServerStatus(int slot, ServerStatus status, boolean force) throws VmdException {
+    if (status == ServerStatus.REMOVED && !force) {
+      ServerState s = server(slot);
+      if (s == null || !s.up()) {
+        throw new VmdException(ErrorCode.UNAVAILABLE, "server slot " + slot + " is down: it cannot say it holds"
+            + " nothing; drain it while it is up, or remove it with --force (its pages are then lost)");
+      }
+      long pages = await(call(slot, Op.AVAILABILITY, 0, 0, null, f -> Codec.readAvailability(payload(f)))).pages();
+      if (pages > 0) {
+        throw new VmdException(ErrorCode.EXISTS, "server " + s.address() + " still holds " + pages
+            + " pages: drain it first (vmd cluster drain), or remove it with --force (its pages are then lost)");
       }
     }
-    Map<Integer, List<NamespaceRecord>> out = new TreeMap<>();
-    for (Map.Entry<Integer, CompletableFuture<List<NamespaceRecord>>> e : futures.entrySet()) {
-      try {
-        out.put(e.getKey(), await(e.getValue()));
-      } catch (VmdException ex) {
-        LOG.warn("{}", ex.getMessage());
-      }
+    try {
+      Member m = meta.setStatus(slot, status);
+      refreshMembership();
+      return m;
+    } catch (MetaException e) {
+      throw VmdException.of(e);
     }
-    if (out.isEmpty()) {
-      throw new VmdException(ErrorCode.UNAVAILABLE, "no server is up");
+  }
+
+  // ---------------------------------------------------------------- namespaces (control plane)
+
+  /** Every namespace as the control plane holds it (owner, epoch, server set), linearizable. */
+  public List<NamespaceMeta> namespaces() throws VmdException {
+    try {
+      return meta.view().namespaces();
+    } catch (MetaException e) {
+      throw VmdException.of(e);
+    }
+  }
+
+  /** Every namespace, by id. */
+  public List<NamespaceRecord> listNamespaces() throws VmdException {
+    List<NamespaceRecord> out = new ArrayList<>();
+    for (NamespaceMeta n : namespaces()) {
+      out.add(n.record());
     }
     return out;
   }
 
-  /** Every namespace any live server knows, by id (the newest epoch wins). */
-  public List<NamespaceRecord> listNamespaces() throws VmdException {
-    Map<Integer, NamespaceRecord> byId = new TreeMap<>();
-    for (List<NamespaceRecord> table : tables().values()) {
-      for (NamespaceRecord r : table) {
-        byId.merge(r.id(), r, (a, b) -> a.epoch() >= b.epoch() ? a : b);
-      }
-    }
-    return new ArrayList<>(byId.values());
-  }
-
-  public NamespaceRecord namespace(String name) throws VmdException {
-    for (NamespaceRecord r : listNamespaces()) {
-      if (r.name().equals(name)) {
-        return r;
+  public NamespaceMeta namespaceMeta(String name) throws VmdException {
+    for (NamespaceMeta n : namespaces()) {
+      if (n.name().equals(name)) {
+        return n;
       }
     }
     throw new VmdException(ErrorCode.NO_NAMESPACE, "no namespace named '" + name + "'");
   }
 
-  /** Creates the namespace on every live server with one cluster-wide id. */
+  /**
+   * Whether another client or gateway holds a live lease on the namespace now, so that a claim from
+   * this client would get it read-only.
+   */
+  public boolean ownedByAnother(NamespaceMeta n) throws VmdException {
+    try {
+      MetaView v = meta.view();
+      NamespaceMeta now = v.namespace(n.id());
+      return now != null && now.ownedAt(v.nowMillis()) && !now.owner().equals(ownerId);
+    } catch (MetaException e) {
+      throw VmdException.of(e);
+    }
+  }
+
+  public NamespaceRecord namespace(String name) throws VmdException {
+    return namespaceMeta(name).record();
+  }
+
+  /** Creates the namespace in the control plane, with an id never used before; servers learn it from there. */
   public NamespaceRecord createNamespace(String name, long sizeBytes, int replicas) throws VmdException {
     if (!NamespaceRecord.validName(name)) {
       throw new VmdException(ErrorCode.BAD_REQUEST, "namespace name '" + name
@@ -254,51 +451,64 @@ public final class VmdClient implements AutoCloseable {
     if (sizeBytes < Pages.PAGE_SIZE || sizeBytes % Pages.PAGE_SIZE != 0) {
       throw new VmdException(ErrorCode.BAD_REQUEST, "namespace size must be a positive multiple of 4096 bytes");
     }
-    if (replicas < 1 || replicas > servers.length) {
-      throw new VmdException(ErrorCode.BAD_REQUEST, "replica count " + replicas
-          + " needs between 1 and " + servers.length + " servers");
+    int serving = 0;
+    for (ServerState s : members) {
+      serving += s.status() == ServerStatus.ACTIVE ? 1 : 0;
     }
-    int maxId = 0;
-    for (NamespaceRecord r : listNamespaces()) {
-      if (r.name().equals(name)) {
-        throw new VmdException(ErrorCode.EXISTS, "namespace '" + name + "' exists");
-      }
-      maxId = Math.max(maxId, r.id());
+    if (replicas < 1 || replicas > Math.max(1, serving) || replicas > 8) {
+      throw new VmdException(ErrorCode.BAD_REQUEST, "replica count " + replicas + " needs between 1 and "
+          + Math.min(8, Math.max(1, serving)) + " (the cluster has " + serving + " active servers)");
     }
-    NamespaceRecord ns = new NamespaceRecord(maxId + 1, name, sizeBytes, replicas, 1);
-    List<CompletableFuture<NamespaceRecord>> futures = new ArrayList<>();
-    for (ServerState s : servers) {
-      if (s.up()) {
-        futures.add(call(s.index(), Op.NS_CREATE, ns.id(), 0, b -> Codec.writeNamespace(b, ns),
-            f -> Codec.readNamespace(payload(f))));
-      } else {
-        LOG.warn("server {} is down; it will learn namespace '{}' when a client attaches it", s.address(), name);
-      }
+    try {
+      NamespaceMeta n = meta.createNamespace(name, sizeBytes, replicas);
+      awaitServersKnow(n.id());
+      return n.record();
+    } catch (MetaException e) {
+      throw VmdException.of(e);
     }
-    for (CompletableFuture<NamespaceRecord> f : futures) {
-      await(f);
-    }
-    return ns;
   }
 
-  /** Deletes the namespace and its pages on every live server. */
-  public void deleteNamespace(String name) throws VmdException {
-    NamespaceRecord ns = namespace(name);
-    List<CompletableFuture<Long>> futures = new ArrayList<>();
-    for (ServerState s : servers) {
+  /**
+   * Waits (briefly) until the live servers have taken the new namespace from the control plane, so a
+   * write right after the create does not meet a server that has not heard of it yet.
+   */
+  private void awaitServersKnow(int id) {
+    List<CompletableFuture<NamespaceRecord>> asks = new ArrayList<>();
+    for (ServerState s : members) {
       if (s.up()) {
-        futures.add(call(s.index(), Op.NS_DELETE, ns.id(), 0, null, f -> payload(f).readLong()));
+        asks.add(call(s.index(), Op.NS_ATTACH, id, 0, null, f -> Codec.readNamespace(payload(f))));
       }
     }
-    for (CompletableFuture<Long> f : futures) {
+    for (CompletableFuture<NamespaceRecord> a : asks) {
       try {
-        await(f);
+        await(a, config.requestTimeout().toMillis());
       } catch (VmdException e) {
-        if (e.code() != ErrorCode.NO_NAMESPACE) {
-          throw e;
-        }
+        LOG.debug("{}", e.getMessage());
       }
     }
+  }
+
+  /**
+   * Deletes the namespace in the control plane; every server drops its pages when it sees that (a
+   * server that is down now does when it comes back). This client's own handles of it are released
+   * first; a namespace that another owner holds with a live lease is refused unless {@code force}.
+   */
+  public void deleteNamespace(String name, boolean force) throws VmdException {
+    // This client's own handles go first: what it owns it may delete.
+    for (Namespace ns : attached) {
+      if (ns.name().equals(name)) {
+        ns.release();
+      }
+    }
+    try {
+      meta.deleteNamespace(name, force);
+    } catch (MetaException e) {
+      throw VmdException.of(e);
+    }
+  }
+
+  public void deleteNamespace(String name) throws VmdException {
+    deleteNamespace(name, false);
   }
 
   /** Pages and bytes of the namespace on each server. */
@@ -306,10 +516,10 @@ public final class VmdClient implements AutoCloseable {
     return namespaceUsage(namespace(name));
   }
 
-  /** Pages and bytes of the namespace on each server. */
+  /** Pages and bytes of the namespace on each server that is not removed. */
   public List<ServerUsage> namespaceUsage(NamespaceRecord ns) throws VmdException {
     List<ServerUsage> out = new ArrayList<>();
-    for (ServerState s : servers) {
+    for (ServerState s : members) {
       long pages = 0;
       boolean up = s.up();
       if (up) {
@@ -331,8 +541,8 @@ public final class VmdClient implements AutoCloseable {
   }
 
   /** Asks every live server for its availability now, rather than waiting for the next push. */
-  public ServerState[] refreshAvailability() throws VmdException {
-    for (ServerState s : servers) {
+  public List<ServerState> refreshAvailability() throws VmdException {
+    for (ServerState s : members) {
       if (s.up()) {
         try {
           s.report(await(call(s.index(), Op.AVAILABILITY, 0, 0, null, f -> Codec.readAvailability(payload(f)))));
@@ -341,105 +551,193 @@ public final class VmdClient implements AutoCloseable {
         }
       }
     }
-    return servers;
+    return servers();
   }
 
   /**
-   * Attaches a namespace: rebuilds its location table from what every live server holds (so any
-   * host can open a namespace another host wrote), keeping of each page only its newest copies, and,
-   * for writing, raises its epoch on every live server so that an older writer's requests are refused
-   * from now on, and deletes the stale and surplus copies it found.
+   * Hands the namespace to {@code owner} (another client or gateway, by its owner id): its epoch moves
+   * on, and the servers refuse the earlier owner's writes from then on.
+   */
+  public NamespaceMeta handOff(String name, String owner) throws VmdException {
+    try {
+      MetaClient.Claim c = meta.claim(name, owner, config.lease(), true, -1);
+      NamespaceMeta n = c.namespace();
+      fenceEarlierWriters(n);
+      return n;
+    } catch (MetaException e) {
+      throw VmdException.of(e);
+    }
+  }
+
+  /** Makes every live server of the namespace's set catch up with its epoch now. */
+  private void fenceEarlierWriters(NamespaceMeta n) {
+    List<CompletableFuture<Long>> asks = new ArrayList<>();
+    for (int slot : n.servers()) {
+      ServerState s = server(slot);
+      if (s != null && s.up()) {
+        asks.add(call(slot, Op.NS_ATTACH, n.id(), n.epoch(), null, Frame::epoch));
+      }
+    }
+    for (CompletableFuture<Long> a : asks) {
+      try {
+        await(a, config.requestTimeout().toMillis());
+      } catch (VmdException e) {
+        LOG.warn("{}", e.getMessage());
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- attach
+
+  /**
+   * As {@link #attach(String, Access)}: {@code forWriting} takes the namespace over (fencing whoever
+   * wrote it before), else it is read only.
    */
   public Namespace attach(String name, boolean forWriting) throws VmdException {
-    Map<Integer, List<NamespaceRecord>> tables = tables();
-    NamespaceRecord ns = null;
-    for (List<NamespaceRecord> table : tables.values()) {
-      for (NamespaceRecord r : table) {
-        if (r.name().equals(name) && (ns == null || r.epoch() > ns.epoch())) {
-          ns = r;
+    return attach(name, forWriting ? Access.TAKE_OVER : Access.READ);
+  }
+
+  /**
+   * Attaches a namespace: takes ownership as {@code access} says, then rebuilds its location table
+   * from what every server of its server set holds (so any host can open a namespace another host
+   * wrote), keeping of each page only its newest copies. It waits for every server of the set (up to
+   * {@link ClientConfig#attachWait}); pages that only a server still silent could hold read as errors
+   * until it answers, never as zeros. A writer deletes the stale and surplus copies it found.
+   */
+  public Namespace attach(String name, Access access) throws VmdException {
+    NamespaceMeta n;
+    boolean writable;
+    try {
+      if (access == Access.READ) {
+        n = meta.view().namespace(name);
+        if (n == null) {
+          throw new VmdException(ErrorCode.NO_NAMESPACE, "no namespace named '" + name + "'");
+        }
+        writable = false;
+      } else {
+        MetaClient.Claim c = meta.claim(name, ownerId, config.lease(), access == Access.TAKE_OVER, -1);
+        n = c.namespace();
+        writable = c.grantedTo(ownerId);
+      }
+    } catch (MetaException e) {
+      throw VmdException.of(e);
+    }
+    refreshMembership();
+    NamespaceRecord ns = n.record();
+    LocationTable table = new LocationTable(ns.pages(), ns.replicas());
+    NewestCopies copies = new NewestCopies(table);
+    // The servers that may hold pages of it; a removed one's copies are gone.
+    List<Integer> set = new ArrayList<>();
+    for (int slot : n.servers()) {
+      ServerState s = server(slot);
+      if (s != null && !s.removed()) {
+        set.add(slot);
+      }
+    }
+    long deadline = System.nanoTime() + config.attachWait().toNanos();
+    List<Integer> listed = new ArrayList<>();
+    List<Integer> late = new ArrayList<>(set);
+    while (!late.isEmpty()) {
+      List<Integer> asking = new ArrayList<>();
+      List<CompletableFuture<Void>> lists = new ArrayList<>();
+      for (int slot : late) {
+        if (server(slot).up()) {
+          asking.add(slot);
+          lists.add(catchUpAndList(slot, ns, copies::offer));
         }
       }
-    }
-    if (ns == null) {
-      throw new VmdException(ErrorCode.NO_NAMESPACE, "no namespace named '" + name + "'");
-    }
-    NamespaceRecord found = ns;
-    // A server that missed the create (down at the time, or restarted empty) learns it now.
-    for (Map.Entry<Integer, List<NamespaceRecord>> e : tables.entrySet()) {
-      if (e.getValue().stream().noneMatch(r -> r.id() == found.id())) {
-        await(call(e.getKey(), Op.NS_CREATE, found.id(), 0, b -> Codec.writeNamespace(b, found), f -> null));
+      for (int i = 0; i < lists.size(); i++) {
+        try {
+          await(lists.get(i), Math.max(1, (deadline - System.nanoTime()) / 1_000_000));
+          listed.add(asking.get(i));
+        } catch (VmdException e) {
+          LOG.warn("namespace '{}': server {} did not list its pages: {}", name, describe(asking.get(i)), e.getMessage());
+        }
       }
-    }
-    if (forWriting) {
-      long epoch = ns.epoch() + 1;
-      if (epoch > Frame.MAX_STAMPED_EPOCH) {
-        throw new VmdException(ErrorCode.BAD_REQUEST, "namespace '" + name + "' has been attached for writing "
-            + ns.epoch() + " times, the most page stamps can tell apart");
+      late.removeAll(listed);
+      if (late.isEmpty() || System.nanoTime() - deadline > 0) {
+        break;
       }
-      List<CompletableFuture<Long>> bumps = new ArrayList<>();
-      for (int s : tables.keySet()) {
-        bumps.add(call(s, Op.NS_ATTACH, ns.id(), epoch, null, Frame::epoch));
-      }
-      for (CompletableFuture<Long> b : bumps) {
-        epoch = Math.max(epoch, await(b));
-      }
-      ns = ns.withEpoch(epoch);
+      sleep(100);
     }
-    LocationTable table = new LocationTable(ns.pages(), ns.replicas());
-    NewestCopies copies = new NewestCopies(table, servers.length);
-    List<CompletableFuture<Void>> lists = new ArrayList<>();
-    for (int s : tables.keySet()) {
-      lists.add(list(s, ns, copies::offer));
-    }
-    for (CompletableFuture<Void> l : lists) {
-      await(l);
+    if (!late.isEmpty()) {
+      LOG.warn("namespace '{}': servers {} have not answered in {} ms; pages only they could hold read as "
+          + "errors until they do", name, late.stream().map(this::describe).toList(), config.attachWait().toMillis());
     }
     if (copies.discardedTotal() > 0) {
       LOG.info("namespace '{}': {} stale or surplus page copies found{}", ns.name(), copies.discardedTotal(),
-          forWriting ? "; deleting them" : "");
+          writable ? "; deleting them" : "");
     }
     // A new writer stamps above every copy it saw, and above any older writer's (lower epoch).
     long firstStamp = Math.max(Frame.firstStamp(ns.epoch()), copies.maxStamp() + 1);
-    Namespace attached = new Namespace(this, ns, table, forWriting, firstStamp);
-    if (forWriting) {
+    Namespace attached = new Namespace(this, n, table, writable, firstStamp,
+        late.isEmpty() ? null : new Namespace.Late(copies, late));
+    if (writable) {
       List<CompletableFuture<Void>> deletes = new ArrayList<>();
-      for (int s : tables.keySet()) {
+      for (int s : listed) {
         deletes.add(attached.deleteCopies(s, copies.discarded(s)));
       }
       await(CompletableFuture.allOf(deletes.toArray(new CompletableFuture<?>[0])));
     }
+    this.attached.add(attached);
     return attached;
   }
 
-  /**
-   * Tells a server that lost it (it restarted empty) about a namespace, at the given record's epoch,
-   * without blocking: creating it again is harmless when another writer got there first.
-   */
-  CompletableFuture<Void> learn(int server, NamespaceRecord ns) {
-    return call(server, Op.NS_CREATE, ns.id(), 0, b -> Codec.writeNamespace(b, ns), f -> (Void) null)
-        .handle((v, e) -> e == null || VmdException.from(e).code() == ErrorCode.EXISTS ? null
-            : (Void) sneaky(VmdException.from(e)))
-        .thenCompose(v -> call(server, Op.NS_ATTACH, ns.id(), ns.epoch(), null, f -> (Void) null));
+  private static void sleep(long millis) throws VmdException {
+    try {
+      Thread.sleep(millis);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new VmdException(ErrorCode.UNAVAILABLE, "interrupted");
+    }
   }
 
-  private static Object sneaky(VmdException e) {
-    throw new java.util.concurrent.CompletionException(e);
+  /** Makes the server catch up with the control plane on the namespace, then streams what it holds. */
+  CompletableFuture<Void> catchUpAndList(int slot, NamespaceRecord ns, ListSink sink) {
+    return call(slot, Op.NS_ATTACH, ns.id(), ns.epoch(), null, f -> (Void) null)
+        .thenCompose(v -> list(slot, ns, sink));
+  }
+
+  void detached(Namespace ns) {
+    attached.remove(ns);
+  }
+
+  private void renewLeases() {
+    for (Namespace ns : attached) {
+      if (ns.writable() && !ns.fenced()) {
+        meta.renewAsync(ns.record().id(), ownerId, ns.epoch(), config.lease()).whenComplete((n, e) -> {
+          if (e != null) {
+            Throwable c = e.getCause() != null ? e.getCause() : e;
+            if (c instanceof MetaException me && (me.code() == ErrorCode.STALE_EPOCH || me.code() == ErrorCode.NO_NAMESPACE)) {
+              LOG.warn("namespace '{}': {}; this client no longer writes it", ns.name(), me.getMessage());
+              ns.fence();
+            } else {
+              LOG.debug("lease renewal of '{}': {}", ns.name(), c.toString());
+            }
+          }
+        });
+      }
+    }
+  }
+
+  private void resolveLate() {
+    for (Namespace ns : attached) {
+      try {
+        ns.resolveLate();
+      } catch (RuntimeException e) {
+        LOG.warn("namespace '{}': {}", ns.name(), e.toString());
+      }
+    }
   }
 
   /**
-   * Makes a server that came back (restarted empty, or one that missed changes) hold the namespace
-   * again with its current record, epoch included, and returns the pages it holds of it, as a bitmap.
+   * Makes a server that came back (restarted, or one that missed changes) catch up with the namespace
+   * and returns the pages it holds of it, as a bitmap.
    */
   public long[] rejoin(int server, NamespaceRecord ns) throws VmdException {
-    List<NamespaceRecord> table = await(call(server, Op.NS_LIST, 0, 0, null, f -> Codec.readNamespaces(payload(f))));
-    if (table.stream().noneMatch(r -> r.id() == ns.id())) {
-      await(call(server, Op.NS_CREATE, ns.id(), 0, b -> Codec.writeNamespace(b, ns), f -> null));
-    }
-    // Its epoch may be behind the writer's (it missed an attach): raise it, or older writers would pass.
-    await(call(server, Op.NS_ATTACH, ns.id(), ns.epoch(), null, Frame::epoch));
     long[] held = new long[(int) ((ns.pages() + 63) >>> 6)];
     // One server's replies arrive in order on its connection's event loop: no lock needed.
-    await(list(server, ns, (s, page, stamp) -> {
+    await(catchUpAndList(server, ns, (s, page, stamp) -> {
       if (page >= 0 && page < ns.pages()) {
         held[(int) (page >>> 6)] |= 1L << page;
       }
@@ -454,7 +752,7 @@ public final class VmdClient implements AutoCloseable {
   }
 
   /** Streams the pages {@code server} holds of the namespace, with their stamps, into {@code sink}. */
-  private CompletableFuture<Void> list(int server, NamespaceRecord ns, ListSink sink) {
+  CompletableFuture<Void> list(int server, NamespaceRecord ns, ListSink sink) {
     CompletableFuture<Void> done = new CompletableFuture<>();
     ServerConnection conn = connection(server);
     long id = conn.nextId();
@@ -518,17 +816,27 @@ public final class VmdClient implements AutoCloseable {
 
   private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
-  /** Closes every connection and the event loops; a second call does nothing. */
+  /**
+   * Gives up the namespaces this client owns (so another may take them at once), closes every
+   * connection and the event loops; a second call does nothing.
+   */
   @Override
   public void close() {
     if (!closed.compareAndSet(false, true)) {
       return;
     }
-    for (ServerConnection[] cs : connections) {
-      for (ServerConnection c : cs) {
-        c.close();
+    admin.shutdownNow();
+    for (Namespace ns : attached) {
+      ns.release();
+    }
+    for (ServerState s : bySlot) {
+      if (s != null) {
+        for (ServerConnection c : s.connections) {
+          c.close();
+        }
       }
     }
+    meta.close();
     group.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
   }
 }

@@ -24,6 +24,11 @@ public final class VmdException extends IOException {
     return code;
   }
 
+  /** A control-plane failure, with its code. */
+  public static VmdException of(io.vmd.meta.MetaException e) {
+    return new VmdException(e.code(), e.getMessage(), e);
+  }
+
   /** Unwraps what a future failed with into a VmdException. */
   public static VmdException from(Throwable t) {
     Throwable c = t;
@@ -32,6 +37,9 @@ public final class VmdException extends IOException {
     }
     if (c instanceof VmdException v) {
       return v;
+    }
+    if (c instanceof io.vmd.meta.MetaException m) {
+      return of(m);
     }
     return new VmdException(ErrorCode.INTERNAL, String.valueOf(c.getMessage()), c);
   }

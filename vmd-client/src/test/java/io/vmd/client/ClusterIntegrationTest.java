@@ -37,7 +37,7 @@ class ClusterIntegrationTest {
   }
 
   private VmdClient client(MiniVmdCluster c, String placement) throws VmdException {
-    VmdClient client = VmdClient.connect(ClientConfig.of(c.addresses()).withPlacement(placement));
+    VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()).withPlacement(placement));
     closeables.add(client);
     return client;
   }
@@ -272,9 +272,10 @@ class ClusterIntegrationTest {
     ns.writeSync(0, java.util.Arrays.copyOfRange(content(1, 2), 0, Pages.PAGE_SIZE));
     ns.writeSync(1, java.util.Arrays.copyOfRange(content(1, 2), Pages.PAGE_SIZE, 2 * Pages.PAGE_SIZE));
     assertThat(ns.locations().primary(0)).isNotEqualTo(ns.locations().primary(1));
+    int killed = c.slot(1);
     c.kill(1);
-    await().atMost(Duration.ofSeconds(5)).until(() -> !client.servers()[1].up());
-    int lostAt = ns.locations().primary(0) == 1 ? 0 : 1;
+    await().atMost(Duration.ofSeconds(5)).until(() -> !client.server(killed).up());
+    int lostAt = ns.locations().primary(0) == killed ? 0 : 1;
     assertThatThrownBy(() -> ns.readSync(lostAt, 1))
         .isInstanceOfSatisfying(VmdException.class, e -> assertThat(e.code()).isEqualTo(ErrorCode.UNAVAILABLE));
     int live = 1 - lostAt;
@@ -290,7 +291,7 @@ class ClusterIntegrationTest {
     MiniVmdCluster c = cluster(MiniVmdCluster.builder().servers(2, 16 * MIB));
     VmdClient watcher = client(c, "round-robin");
     VmdClient writer = client(c, "round-robin");
-    assertThat(watcher.servers()[0].free()).isEqualTo(16 * MIB);
+    assertThat(watcher.servers().get(0).free()).isEqualTo(16 * MIB);
     writer.createNamespace("push", 8 * MIB, 2);
     writer.attach("push", true).writeSync(0, content(4, 256));
     // The watcher placed nothing itself: only the servers' pushes can tell it.

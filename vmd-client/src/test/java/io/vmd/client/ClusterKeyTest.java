@@ -26,7 +26,7 @@ class ClusterKeyTest {
   @Test
   void aClientWithTheKeyReadsAndWritesOnesWithoutOrWithAnotherAreRefused() throws Exception {
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(2, 8L << 20).clusterKey(KEY).start()) {
-      try (VmdClient ok = VmdClient.connect(ClientConfig.of(c.addresses()).withClusterKey(KEY))) {
+      try (VmdClient ok = VmdClient.connect(ClientConfig.of(c.metaAddresses()).withClusterKey(KEY))) {
         ok.createNamespace("k", 1 << 20, 2);
         Namespace ns = ok.attach("k", true);
         byte[] page = new byte[Pages.PAGE_SIZE];
@@ -34,10 +34,10 @@ class ClusterKeyTest {
         ns.writeSync(3, page);
         assertThat(ns.readSync(3, 1)).isEqualTo(page);
       }
-      assertThatThrownBy(() -> VmdClient.connect(ClientConfig.of(c.addresses())))
+      assertThatThrownBy(() -> VmdClient.connect(ClientConfig.of(c.metaAddresses())))
           .isInstanceOf(VmdException.class).hasMessageContaining("cluster key")
           .satisfies(e -> assertThat(((VmdException) e).code()).isEqualTo(ErrorCode.UNAUTHORIZED));
-      assertThatThrownBy(() -> VmdClient.connect(ClientConfig.of(c.addresses()).withClusterKey(OTHER)))
+      assertThatThrownBy(() -> VmdClient.connect(ClientConfig.of(c.metaAddresses()).withClusterKey(OTHER)))
           .isInstanceOf(VmdException.class).hasMessageContaining("cluster key");
     }
   }
@@ -46,9 +46,9 @@ class ClusterKeyTest {
   void aClientWithTheKeyRefusesAServerThatCannotProveIt() throws Exception {
     try (MiniVmdCluster unkeyed = MiniVmdCluster.builder().servers(1, 8L << 20).start();
         MiniVmdCluster wrong = MiniVmdCluster.builder().servers(1, 8L << 20).clusterKey(OTHER).start()) {
-      assertThatThrownBy(() -> VmdClient.connect(ClientConfig.of(unkeyed.addresses()).withClusterKey(KEY)))
+      assertThatThrownBy(() -> VmdClient.connect(ClientConfig.of(unkeyed.metaAddresses()).withClusterKey(KEY)))
           .hasMessageContaining("does not use a cluster key");
-      assertThatThrownBy(() -> VmdClient.connect(ClientConfig.of(wrong.addresses()).withClusterKey(KEY)))
+      assertThatThrownBy(() -> VmdClient.connect(ClientConfig.of(wrong.metaAddresses()).withClusterKey(KEY)))
           .hasMessageContaining("could not prove");
     }
   }

@@ -32,7 +32,7 @@ class FailoverTest {
 
   private Namespace start(Duration downAfter) throws Exception {
     cluster = MiniVmdCluster.builder().servers(3, 64L << 20).start();
-    client = VmdClient.connect(ClientConfig.of(cluster.addresses()).withDownAfter(downAfter)
+    client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withDownAfter(downAfter)
         .withRequestTimeout(Duration.ofSeconds(5)));
     client.createNamespace("vm1", 32L << 20, 2);
     return client.attach("vm1", true);
@@ -56,6 +56,7 @@ class FailoverTest {
       Namespace ns = start(Duration.ofSeconds(3));
       byte[] data = content(seed);
       ns.writeSync(0, data);
+      int victimSlot = cluster.slot(victim);
       cluster.kill(victim);
       assertThat(ns.readSync(0, PAGES)).as("every page read from its live replica").isEqualTo(data);
       // Rewrites of pages that had a copy on the dead server, and new pages: both land on live servers.
@@ -70,7 +71,7 @@ class FailoverTest {
         for (int r = 0; r < 2; r++) {
           int s = ns.locations().get(p, r);
           if (p < PAGES / 2 || p >= PAGES) {
-            assertThat(s).as("page %d replica %d after the rewrite", p, r).isNotEqualTo(victim).isNotNegative();
+            assertThat(s).as("page %d replica %d after the rewrite", p, r).isNotEqualTo(victimSlot).isNotNegative();
           }
         }
       }
@@ -84,14 +85,15 @@ class FailoverTest {
     byte[] data = content(5);
     ns.writeSync(0, data);
     cluster.freeze(1);
-    await().atMost(Duration.ofSeconds(5)).until(() -> !client.servers()[1].up());
+    int frozen = cluster.slot(1);
+    await().atMost(Duration.ofSeconds(5)).until(() -> !client.server(frozen).up());
     long start = System.nanoTime();
     assertThat(ns.readSync(0, PAGES)).isEqualTo(data);
     ns.writeSync(0, java.util.Arrays.copyOf(data, 64 * Pages.PAGE_SIZE));
     System.out.println("reads and writes with a frozen server took " + (System.nanoTime() - start) / 1_000_000 + " ms");
     cluster.thaw(1);
     // It reconnects by itself once it answers again.
-    await().atMost(Duration.ofSeconds(10)).until(() -> client.servers()[1].up());
+    await().atMost(Duration.ofSeconds(10)).until(() -> client.server(frozen).up());
     assertThat(ns.readSync(0, PAGES)).isEqualTo(data);
   }
 
@@ -116,24 +118,34 @@ class FailoverTest {
     Namespace ns = start(Duration.ofSeconds(3));
     byte[] data = content(9);
     ns.writeSync(0, data);
-    cluster.restart(2); // in memory: it comes back empty, without the namespace
-    await().atMost(Duration.ofSeconds(10)).until(() -> client.servers()[2].up());
+    int old = cluster.slot(2);
+    cluster.restart(2); // in memory: it comes back empty, as a new member (the old one is removed)
+    int back = cluster.slot(2);
+    assertThat(back).isNotEqualTo(old);
+    await().atMost(Duration.ofSeconds(10)).until(() -> client.server(back) != null && client.server(back).up());
+    assertThat(client.server(old)).as("the old member is gone for good").satisfiesAnyOf(
+        s -> assertThat(s).isNull(), s -> assertThat(s.removed()).isTrue());
     assertThat(ns.readSync(0, PAGES)).as("copies lost on the restarted server come from the other replica")
         .isEqualTo(data);
-    // Writes to pages placed on it: it is told of the namespace again and takes its copies.
+    // Rewrites move the lost copies to live servers; new pages are placed on the new member too.
     byte[] again = content(10);
     ns.writeSync(0, again);
+    ns.writeSync(PAGES, again);
     int id = client.namespace("vm1").id();
-    assertThat(cluster.server(2).store().pageCount(id)).as("copies back on the restarted server").isPositive();
+    assertThat(cluster.server(2).store().pageCount(id)).as("new pages on the restarted server").isPositive();
     cluster.kill(0);
     cluster.kill(1);
-    for (long p = 0; p < PAGES; p++) {
-      boolean on2 = ns.locations().get(p, 0) == 2 || ns.locations().get(p, 1) == 2;
-      if (on2) {
+    int checked = 0;
+    for (long p = 0; p < 2 * PAGES; p++) {
+      boolean onNew = ns.locations().get(p, 0) == back || ns.locations().get(p, 1) == back;
+      if (onNew) {
+        int at = (int) (p % PAGES);
         assertThat(ns.readSync(p, 1)).as("page %d from the restarted server alone", p)
-            .isEqualTo(java.util.Arrays.copyOfRange(again, (int) p * Pages.PAGE_SIZE, (int) (p + 1) * Pages.PAGE_SIZE));
+            .isEqualTo(java.util.Arrays.copyOfRange(again, at * Pages.PAGE_SIZE, (at + 1) * Pages.PAGE_SIZE));
+        checked++;
       }
     }
+    assertThat(checked).isPositive();
   }
 
   /**
@@ -146,13 +158,14 @@ class FailoverTest {
   void aPersistedServerThatComesBackWithStaleCopiesAfterItsWriterLeftIsNotBelieved(@TempDir Path dir)
       throws Exception {
     cluster = MiniVmdCluster.builder().servers(3, 64L << 20).persisted(dir).start();
-    client = VmdClient.connect(ClientConfig.of(cluster.addresses()).withRequestTimeout(Duration.ofSeconds(5)));
+    client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withRequestTimeout(Duration.ofSeconds(5)));
     client.createNamespace("vm1", 32L << 20, 2);
     Namespace ns = client.attach("vm1", true);
     byte[] old = content(21);
     ns.writeSync(0, old);
     int id = client.namespace("vm1").id();
     int victim = 1;
+    int victimSlot = cluster.slot(victim);
     long held = cluster.server(victim).store().pageCount(id);
     assertThat(held).as("the victim holds copies").isPositive();
     cluster.kill(victim);
@@ -163,12 +176,12 @@ class FailoverTest {
 
     cluster.restart(victim);
     assertThat(cluster.server(victim).store().pageCount(id)).as("its old copies survived the restart").isEqualTo(held);
-    client = VmdClient.connect(ClientConfig.of(cluster.addresses()).withRequestTimeout(Duration.ofSeconds(5)));
+    client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withRequestTimeout(Duration.ofSeconds(5)));
     Namespace reader = client.attach("vm1", false);
     assertThat(reader.readSync(0, PAGES)).as("a reader sees only the newest copies").isEqualTo(current);
     for (long p = 0; p < PAGES; p++) {
-      assertThat(reader.locations().get(p, 0)).as("page %d", p).isNotEqualTo(victim).isNotNegative();
-      assertThat(reader.locations().get(p, 1)).as("page %d", p).isNotEqualTo(victim).isNotNegative();
+      assertThat(reader.locations().get(p, 0)).as("page %d", p).isNotEqualTo(victimSlot).isNotNegative();
+      assertThat(reader.locations().get(p, 1)).as("page %d", p).isNotEqualTo(victimSlot).isNotNegative();
     }
     assertThat(cluster.server(victim).store().pageCount(id)).as("a reader deletes nothing").isEqualTo(held);
 
@@ -189,12 +202,13 @@ class FailoverTest {
     ns.writeSync(0, data);
     ns.writeSync(0, java.util.Arrays.copyOf(content(32), 100 * Pages.PAGE_SIZE)); // a second version of some
     overwrite(data, 0, java.util.Arrays.copyOf(content(32), 100 * Pages.PAGE_SIZE));
+    int killed = cluster.slot(0);
     cluster.kill(0);
-    await().atMost(Duration.ofSeconds(10)).until(() -> !client.servers()[0].up());
+    await().atMost(Duration.ofSeconds(10)).until(() -> !client.server(killed).up());
     int made = ns.rereplicate(0, PAGES).get();
     assertThat(made).as("copies made for those on the dead server").isPositive();
     client.close();
-    client = VmdClient.connect(ClientConfig.of(cluster.addresses()).withRequestTimeout(Duration.ofSeconds(5)));
+    client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withRequestTimeout(Duration.ofSeconds(5)));
     Namespace again = client.attach("vm1", false);
     for (long p = 0; p < PAGES; p++) {
       assertThat(again.locations().get(p, 0)).as("page %d keeps two copies", p).isNotNegative();

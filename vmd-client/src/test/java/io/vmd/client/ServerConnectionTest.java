@@ -17,8 +17,8 @@ class ServerConnectionTest {
   @Test
   void aReplyHandlerThatThrowsFailsItsRequestInsteadOfLeavingItWaiting() throws Exception {
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(1, 1 << 20).start();
-         VmdClient client = VmdClient.connect(ClientConfig.of(c.addresses()))) {
-      ServerConnection conn = client.connection(0);
+         VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()))) {
+      ServerConnection conn = client.connection(c.slot(0));
       CompletableFuture<VmdException> failed = new CompletableFuture<>();
       long id = conn.nextId();
       ByteBuf frame = Codec.frame(ByteBufAllocator.DEFAULT, Op.NS_LIST, 0, 0, id, 0, 0, 0, 0, null);

@@ -147,8 +147,10 @@ final class MetaCodec {
   }
 
   static void writeView(DataOutputStream out, MetaView v) throws IOException {
+    out.writeLong(v.clusterId());
     out.writeLong(v.version());
     out.writeLong(v.nowMillis());
+    out.writeInt(v.nextNamespaceId());
     out.writeInt(v.servers().size());
     for (Member m : v.servers()) {
       writeMember(out, m);
@@ -164,8 +166,10 @@ final class MetaCodec {
   }
 
   static MetaView readView(DataInputStream in) throws IOException {
+    long clusterId = in.readLong();
     long version = in.readLong();
     long now = in.readLong();
+    int nextId = in.readInt();
     int n = in.readInt();
     List<Member> servers = new ArrayList<>(n);
     for (int i = 0; i < n; i++) {
@@ -181,6 +185,6 @@ final class MetaCodec {
     for (int i = 0; i < n; i++) {
       tombstones.add(readTombstone(in));
     }
-    return new MetaView(version, now, servers, namespaces, tombstones);
+    return new MetaView(clusterId, version, now, nextId, servers, namespaces, tombstones);
   }
 }

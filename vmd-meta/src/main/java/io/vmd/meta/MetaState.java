@@ -27,6 +27,7 @@ final class MetaState {
   /** Deleted namespaces remembered for display; ids are never reused whatever this keeps. */
   static final int TOMBSTONES_KEPT = 1000;
 
+  private long clusterId;
   private long version;
   private long now;
   private int nextNamespaceId = 1;
@@ -37,7 +38,8 @@ final class MetaState {
 
   synchronized MetaView view() {
     List<NamespaceMeta> ns = new ArrayList<>(namespaces.values());
-    return new MetaView(version, now, new ArrayList<>(members.values()), ns, new ArrayList<>(tombstones));
+    return new MetaView(clusterId, version, now, nextNamespaceId, new ArrayList<>(members.values()), ns,
+        new ArrayList<>(tombstones));
   }
 
   synchronized long version() {
@@ -66,9 +68,15 @@ final class MetaState {
     }
   }
 
-  /** Applies one command taken at {@code leaderMillis}; returns the reply. Never throws. */
-  synchronized byte[] apply(byte[] command, long leaderMillis) {
+  /**
+   * Applies one command taken at {@code leaderMillis}; returns the reply. Never throws.
+   * {@code leaderRandom} (drawn by the leader, carried in the log) names the cluster on its first command.
+   */
+  synchronized byte[] apply(byte[] command, long leaderMillis, long leaderRandom) {
     now = Math.max(now, leaderMillis);
+    if (clusterId == 0) {
+      clusterId = leaderRandom == 0 ? 1 : leaderRandom;
+    }
     try {
       DataInputStream in = MetaCodec.in(command, 0);
       byte op = in.readByte();
@@ -348,7 +356,6 @@ final class MetaState {
 
   synchronized void write(DataOutputStream out) throws IOException {
     out.writeInt(1); // snapshot format
-    out.writeInt(nextNamespaceId);
     out.writeInt(nextSlot);
     MetaCodec.writeView(out, view());
   }
@@ -358,9 +365,10 @@ final class MetaState {
     if (format != 1) {
       throw new IOException("unknown control-plane snapshot format " + format);
     }
-    nextNamespaceId = in.readInt();
     nextSlot = in.readInt();
     MetaView v = MetaCodec.readView(in);
+    clusterId = v.clusterId();
+    nextNamespaceId = v.nextNamespaceId();
     version = v.version();
     now = v.nowMillis();
     members.clear();

@@ -29,11 +29,13 @@ import org.slf4j.LoggerFactory;
 
 /**
  * {@link MetaState} as a Ratis state machine. The leader stamps each command with its clock when it
- * takes it (the first 8 bytes of the log entry), so leases are judged by one clock on every voter.
+ * takes it (the first 8 bytes of the log entry; a random long follows), so leases are judged by one clock on every voter.
  * Snapshots are the whole state in one file.
  */
 final class MetaStateMachine extends BaseStateMachine {
   private static final Logger LOG = LoggerFactory.getLogger(MetaStateMachine.class);
+
+  private static final java.security.SecureRandom RANDOM = new java.security.SecureRandom();
 
   private final MetaState state = new MetaState();
   private final SimpleStateMachineStorage storage = new SimpleStateMachineStorage();
@@ -89,12 +91,13 @@ final class MetaStateMachine extends BaseStateMachine {
     return last.getIndex();
   }
 
-  /** On the leader: the command, prefixed with the leader's clock. */
+  /** On the leader: the command, prefixed with the leader's clock and a random number it drew. */
   @Override
   public TransactionContext startTransaction(RaftClientRequest request) throws IOException {
     ByteString command = request.getMessage().getContent();
-    ByteBuffer b = ByteBuffer.allocate(8 + command.size());
+    ByteBuffer b = ByteBuffer.allocate(16 + command.size());
     b.putLong(System.currentTimeMillis());
+    b.putLong(RANDOM.nextLong());
     command.copyTo(b);
     b.flip();
     return TransactionContext.newBuilder().setStateMachine(this).setClientRequest(request)
@@ -105,8 +108,10 @@ final class MetaStateMachine extends BaseStateMachine {
   public CompletableFuture<Message> applyTransaction(TransactionContext trx) {
     LogEntryProto entry = trx.getLogEntry();
     byte[] data = entry.getStateMachineLogEntry().getLogData().toByteArray();
-    long millis = ByteBuffer.wrap(data).getLong();
-    byte[] reply = state.apply(java.util.Arrays.copyOfRange(data, 8, data.length), millis);
+    ByteBuffer head = ByteBuffer.wrap(data);
+    long millis = head.getLong();
+    long random = head.getLong();
+    byte[] reply = state.apply(java.util.Arrays.copyOfRange(data, 16, data.length), millis, random);
     updateLastAppliedTermIndex(entry.getTerm(), entry.getIndex());
     return CompletableFuture.completedFuture(Message.valueOf(ByteString.copyFrom(reply)));
   }

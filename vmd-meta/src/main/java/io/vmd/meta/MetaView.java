@@ -5,11 +5,15 @@ import java.util.List;
 /**
  * Everything the control plane holds, at one version: what servers and clients cache and follow.
  *
+ * @param clusterId chosen when the group first applies a command: a persisted server remembers it, so
+ *     it never serves its pages to another control plane (where the same namespace ids mean other VMs)
  * @param version grows with every change
  * @param nowMillis the control plane's clock at that version (leases are judged against it)
+ * @param nextNamespaceId every namespace id below it has been given out: one of them that is not live
+ *     was deleted
  */
-public record MetaView(long version, long nowMillis, List<Member> servers, List<NamespaceMeta> namespaces,
-    List<Tombstone> tombstones) {
+public record MetaView(long clusterId, long version, long nowMillis, int nextNamespaceId, List<Member> servers,
+    List<NamespaceMeta> namespaces, List<Tombstone> tombstones) {
 
   public MetaView {
     servers = List.copyOf(servers);
@@ -24,6 +28,11 @@ public record MetaView(long version, long nowMillis, List<Member> servers, List<
       }
     }
     return null;
+  }
+
+  /** Whether namespace {@code id} was given out and has been deleted since. */
+  public boolean deleted(int id) {
+    return id < nextNamespaceId && namespace(id) == null;
   }
 
   public NamespaceMeta namespace(int id) {

@@ -13,12 +13,12 @@ class MetaStateTest {
   private long clock = 1_000;
 
   private <T> T ok(byte[] command, MetaCodec.Reader<T> payload) throws Exception {
-    return MetaCodec.reply(state.apply(command, clock), payload);
+    return MetaCodec.reply(state.apply(command, clock, 7), payload);
   }
 
   private ErrorCode error(byte[] command) {
     try {
-      MetaCodec.reply(state.apply(command, clock), in -> null);
+      MetaCodec.reply(state.apply(command, clock, 7), in -> null);
       return ErrorCode.OK;
     } catch (MetaException e) {
       return e.code();
@@ -176,7 +176,7 @@ class MetaStateTest {
     for (int i = 0; i < 2000; i++) {
       byte[] junk = new byte[r.nextInt(40)];
       r.nextBytes(junk);
-      state.apply(junk, clock);
+      state.apply(junk, clock, 7);
     }
     // Random bytes may form a valid command now and then; what matters is that nothing throws and
     // the state still round-trips.
@@ -195,7 +195,7 @@ class MetaStateTest {
     copy.read(new DataInputStream(new ByteArrayInputStream(snap)));
     assertThat(copy.view()).isEqualTo(state.view());
     // The copy goes on as the original would: the next id is still fresh.
-    NamespaceMeta z = MetaCodec.reply(copy.apply(create("z"), clock), MetaCodec::readNamespace);
+    NamespaceMeta z = MetaCodec.reply(copy.apply(create("z"), clock, 7), MetaCodec::readNamespace);
     assertThat(z.id()).isEqualTo(3);
   }
 }

@@ -91,16 +91,19 @@ public final class Codec {
   public static void writeHello(ByteBuf out, Hello h) {
     writeString(out, h.cluster());
     out.writeLong(h.instanceId());
+    writeString(out, h.serverId());
     out.writeInt(h.maxFrame());
     writeAvailability(out, h.availability());
   }
 
   public static Hello readHello(ByteBuf in) {
     String cluster = readString(in);
-    need(in, 12);
+    need(in, 8);
     long instance = in.readLong();
+    String serverId = readString(in);
+    need(in, 4);
     int maxFrame = in.readInt();
-    return new Hello(cluster, instance, maxFrame, readAvailability(in));
+    return new Hello(cluster, instance, serverId, maxFrame, readAvailability(in));
   }
 
   /** Builds a complete frame whose payload is written by {@code body} (may be null). */

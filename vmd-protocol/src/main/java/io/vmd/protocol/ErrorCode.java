@@ -21,7 +21,14 @@ public enum ErrorCode {
   /** Client side only: the server could not be reached, the connection broke or the request timed out. */
   UNAVAILABLE(9),
   /** The cluster is keyed and the peer did not prove it holds the key. */
-  UNAUTHORIZED(10);
+  UNAUTHORIZED(10),
+  /**
+   * The server has not caught up with the control plane (just started, or its view is older than
+   * allowed, or the request carries a newer epoch than it knows): try again shortly.
+   */
+  NOT_READY(11),
+  /** Client side only: the namespace is attached read-only here (another owner writes it). */
+  READ_ONLY(12);
 
   private static final ErrorCode[] BY_CODE;
 

@@ -40,8 +40,8 @@ import io.netty.buffer.ByteBuf;
  */
 public final class Frame {
   public static final short MAGIC = 0x564D;
-  /** 2: the header gained the stamp and LIST entries carry it. */
-  public static final byte VERSION = 2;
+  /** 2: the header gained the stamp and LIST entries carry it. 3: HELLO names the server (control plane id); NOT_READY. */
+  public static final byte VERSION = 3;
 
   public static final int FLAG_REPLY = 1;
   /** On LIST replies: more frames for the same request follow. */

@@ -45,7 +45,7 @@ class FrameRoundTripTest {
         new NamespaceRecord(2, "vm-2.swap", 4096, 1, 0));
     Codec.writeNamespaces(b, list);
     assertThat(Codec.readNamespaces(b)).isEqualTo(list);
-    Hello h = new Hello("vmd", 42, Frame.MAX_FRAME, new Availability(100, 40, 60, 10));
+    Hello h = new Hello("vmd", 42, "s-1", Frame.MAX_FRAME, new Availability(100, 40, 60, 10));
     Codec.writeHello(b, h);
     assertThat(Codec.readHello(b)).isEqualTo(h);
     ByteBuf err = Codec.error(Unpooled.buffer().alloc(), Op.GET, 5, 1, ErrorCode.NO_SPACE, "full");

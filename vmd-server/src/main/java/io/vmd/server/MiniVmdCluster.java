@@ -10,13 +10,18 @@ import java.util.List;
 import java.util.stream.Collectors;
 
 /**
- * N vmd-servers in one JVM on 127.0.0.1 ports: the base of every integration test and of
- * {@code vmd up}. Fault injection is part of the API: {@link #kill} stops a server abruptly (its
- * connections drop), {@link #restart} brings it back on the same port (with its pages when the
- * server is persisted).
+ * A control plane (one voter, or three) and N vmd-servers in one JVM on 127.0.0.1 ports: the base
+ * of every integration test and of {@code vmd up}. Fault injection is part of the API: {@link #kill}
+ * stops a server abruptly (its connections drop), {@link #restart} brings it back on the same port
+ * (with its pages when the server is persisted; an in-memory one comes back as a new member),
+ * {@link #freeze} hangs it, {@link #killMeta} and {@link #restartMeta} do the same to a voter.
  */
 public final class MiniVmdCluster implements AutoCloseable {
   private final List<ServerConfig> configs = new ArrayList<>();
+  private final List<io.vmd.meta.MetaServer> metas = new ArrayList<>();
+  private final List<io.vmd.meta.MetaConfig> metaConfigs = new ArrayList<>();
+  private Path metaRoot;
+  private boolean ownMetaRoot;
   private final List<VmdServer> servers = new ArrayList<>();
   private final List<PrometheusMeterRegistry> registries = new ArrayList<>();
   private PrometheusMeterRegistry shared;
@@ -74,9 +79,59 @@ public final class MiniVmdCluster implements AutoCloseable {
     return out;
   }
 
-  /** The addresses as the {@code --servers} flag takes them. */
-  public String serversFlag() {
-    return addresses().stream().map(HostPort::toString).collect(Collectors.joining(","));
+  /** The control plane's voters: what clients are given. */
+  public List<HostPort> metaAddresses() {
+    List<HostPort> out = new ArrayList<>();
+    for (io.vmd.meta.MetaConfig c : metaConfigs) {
+      out.add(c.listen());
+    }
+    return out;
+  }
+
+  /** The voters as the {@code --meta} flag takes them. */
+  public String metaFlag() {
+    return metaAddresses().stream().map(HostPort::toString).collect(Collectors.joining(","));
+  }
+
+  /** Voter {@code i}, or null while it is killed. */
+  public io.vmd.meta.MetaServer meta(int i) {
+    return metas.get(i);
+  }
+
+  /** Stops voter {@code i} abruptly. */
+  public synchronized void killMeta(int i) {
+    io.vmd.meta.MetaServer m = metas.get(i);
+    if (m != null) {
+      metas.set(i, null);
+      m.close();
+    }
+  }
+
+  /** Starts voter {@code i} again from its log and snapshot. */
+  public synchronized void restartMeta(int i) {
+    killMeta(i);
+    metas.set(i, io.vmd.meta.MetaServer.start(metaConfigs.get(i)));
+  }
+
+  /** Server {@code i}'s slot in the control plane (what location tables store). */
+  public int slot(int i) {
+    return servers.get(i).member().slot();
+  }
+
+  /**
+   * Starts one more server like the first (store, cluster, key), joining the control plane while the
+   * cluster runs; returns its index.
+   */
+  public synchronized int addServer(long memoryBytes) throws InterruptedException {
+    ServerConfig like = configs.get(0);
+    int i = configs.size();
+    Path dir = like.dataDir() == null ? null : like.dataDir().resolveSibling("server-" + i);
+    ServerConfig cfg = new ServerConfig(new HostPort(like.listen().host(), 0), memoryBytes, like.store(), dir,
+        like.cluster(), like.availabilityInterval(), 1, like.clusterKey(), like.meta(), null);
+    VmdServer s = VmdServer.start(cfg, meterRegistryFor(i));
+    configs.add(cfg.withListen(s.address()));
+    servers.add(s);
+    return i;
   }
 
   /** Stops server {@code i} at once: connections drop, an in-memory store loses its pages. */
@@ -108,6 +163,16 @@ public final class MiniVmdCluster implements AutoCloseable {
     for (int i = 0; i < servers.size(); i++) {
       kill(i);
     }
+    for (int i = 0; i < metas.size(); i++) {
+      killMeta(i);
+    }
+    if (ownMetaRoot && metaRoot != null) {
+      try (java.util.stream.Stream<Path> walk = java.nio.file.Files.walk(metaRoot)) {
+        walk.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+      } catch (java.io.IOException e) {
+        // a temporary directory: left for the OS
+      }
+    }
   }
 
   public static final class Builder {
@@ -119,6 +184,28 @@ public final class MiniVmdCluster implements AutoCloseable {
     private String host = "127.0.0.1";
     private PrometheusMeterRegistry sharedRegistry;
     private io.vmd.common.ClusterKey clusterKey;
+    private int voters = 1;
+    private Path metaDir;
+    private HostPort metaListen;
+
+    /** Runs the control plane with this many voters (1 or 3; default 1). */
+    public Builder metaVoters(int n) {
+      this.voters = n;
+      return this;
+    }
+
+    /** Runs a single voter on this address (port 0: a free one). */
+    public Builder metaListen(HostPort address) {
+      this.metaListen = address;
+      this.voters = 1;
+      return this;
+    }
+
+    /** Keeps the control plane's log and snapshots here (default: a temporary directory, deleted at close). */
+    public Builder metaDir(Path dir) {
+      this.metaDir = dir;
+      return this;
+    }
 
     /** Every server requires this cluster key from its clients. */
     public Builder clusterKey(io.vmd.common.ClusterKey key) {
@@ -177,9 +264,24 @@ public final class MiniVmdCluster implements AutoCloseable {
       MiniVmdCluster c = new MiniVmdCluster();
       c.shared = sharedRegistry;
       try {
+        if (metaDir != null) {
+          c.metaRoot = metaDir;
+        } else {
+          c.metaRoot = java.nio.file.Files.createTempDirectory("vmd-meta");
+          c.ownMetaRoot = true;
+        }
+        List<HostPort> voterAddresses = metaListen != null && metaListen.port() != 0 ? List.of(metaListen)
+            : io.vmd.meta.FreePorts.loopback(voters);
+        for (HostPort a : voterAddresses) {
+          io.vmd.meta.MetaConfig mc = new io.vmd.meta.MetaConfig(a, voterAddresses,
+              c.metaRoot.resolve("voter-" + a.port()), cluster, 1000);
+          c.metaConfigs.add(mc);
+          c.metas.add(io.vmd.meta.MetaServer.start(mc));
+        }
         for (int i = 0; i < memories.size(); i++) {
           ServerConfig cfg = new ServerConfig(new HostPort(host, 0), memories.get(i), store,
-              dataRoot == null ? null : dataRoot.resolve("server-" + i), cluster, availabilityInterval, 1, clusterKey);
+              dataRoot == null ? null : dataRoot.resolve("server-" + i), cluster, availabilityInterval, 1, clusterKey)
+              .withMeta(voterAddresses);
           VmdServer s = VmdServer.start(cfg, c.meterRegistryFor(i));
           // Pin the chosen port so that a restart comes back at the same address.
           c.configs.add(cfg.withListen(s.address()));
@@ -188,6 +290,9 @@ public final class MiniVmdCluster implements AutoCloseable {
       } catch (InterruptedException | RuntimeException e) {
         c.close();
         throw e;
+      } catch (java.io.IOException e) {
+        c.close();
+        throw new java.io.UncheckedIOException(e);
       }
       return c;
     }

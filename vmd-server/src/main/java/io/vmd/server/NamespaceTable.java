@@ -88,6 +88,32 @@ public final class NamespaceTable {
     return old;
   }
 
+  /**
+   * Makes the table exactly {@code live} (the control plane's namespaces with their epochs); returns
+   * the namespaces it dropped.
+   */
+  synchronized List<NamespaceRecord> replaceAll(List<NamespaceRecord> live, ServerMetrics metrics) {
+    IntObjectHashMap<NamespaceRecord> next = new IntObjectHashMap<>(Math.max(8, live.size() * 2));
+    for (NamespaceRecord r : live) {
+      next.put(r.id(), r);
+      if (byId.get(r.id()) == null) {
+        metrics.namespaceAdded(r);
+      }
+    }
+    List<NamespaceRecord> dropped = new ArrayList<>();
+    for (NamespaceRecord r : byId.values()) {
+      if (next.get(r.id()) == null) {
+        dropped.add(r);
+        metrics.namespaceRemoved(r.id());
+      }
+    }
+    if (!next.equals(byId)) {
+      byId = next;
+      save();
+    }
+    return dropped;
+  }
+
   /** Raises the epoch to at least {@code proposed}; returns the record as it now is, or null. */
   public synchronized NamespaceRecord raiseEpoch(int id, long proposed) {
     NamespaceRecord cur = get(id);

@@ -15,6 +15,9 @@ import java.time.Duration;
  * @param availabilityInterval how often free memory is pushed to clients
  * @param ioThreads Netty event loop threads (0: one per core)
  * @param clusterKey the cluster's shared secret, or null: with it, clients must prove they hold it
+ * @param meta the control plane's voters (any of them): the server joins it and takes its namespaces
+ *     and epochs from it; empty for a standalone server whose clients administer it directly (tests)
+ * @param advertise the address clients are told to use, or null for the bound one
  */
 public record ServerConfig(
     HostPort listen,
@@ -24,11 +27,32 @@ public record ServerConfig(
     String cluster,
     Duration availabilityInterval,
     int ioThreads,
-    io.vmd.common.ClusterKey clusterKey) {
+    io.vmd.common.ClusterKey clusterKey,
+    java.util.List<HostPort> meta,
+    HostPort advertise) {
+
+  public ServerConfig {
+    meta = meta == null ? java.util.List.of() : java.util.List.copyOf(meta);
+  }
 
   public ServerConfig(HostPort listen, long memoryBytes, String store, Path dataDir, String cluster,
       Duration availabilityInterval, int ioThreads) {
-    this(listen, memoryBytes, store, dataDir, cluster, availabilityInterval, ioThreads, null);
+    this(listen, memoryBytes, store, dataDir, cluster, availabilityInterval, ioThreads, null, null, null);
+  }
+
+  public ServerConfig(HostPort listen, long memoryBytes, String store, Path dataDir, String cluster,
+      Duration availabilityInterval, int ioThreads, io.vmd.common.ClusterKey clusterKey) {
+    this(listen, memoryBytes, store, dataDir, cluster, availabilityInterval, ioThreads, clusterKey, null, null);
+  }
+
+  /** Whether the server follows a control plane. */
+  public boolean managed() {
+    return !meta.isEmpty();
+  }
+
+  public ServerConfig withMeta(java.util.List<HostPort> voters) {
+    return new ServerConfig(listen, memoryBytes, store, dataDir, cluster, availabilityInterval, ioThreads, clusterKey,
+        voters, advertise);
   }
 
   public static final String DEFAULT_CLUSTER = "vmd";
@@ -38,22 +62,27 @@ public record ServerConfig(
   }
 
   public ServerConfig withStore(String engine, Path dir) {
-    return new ServerConfig(listen, memoryBytes, engine, dir, cluster, availabilityInterval, ioThreads, clusterKey);
+    return new ServerConfig(listen, memoryBytes, engine, dir, cluster, availabilityInterval, ioThreads, clusterKey, meta,
+        advertise);
   }
 
   public ServerConfig withListen(HostPort address) {
-    return new ServerConfig(address, memoryBytes, store, dataDir, cluster, availabilityInterval, ioThreads, clusterKey);
+    return new ServerConfig(address, memoryBytes, store, dataDir, cluster, availabilityInterval, ioThreads, clusterKey, meta,
+        advertise);
   }
 
   public ServerConfig withAvailabilityInterval(Duration interval) {
-    return new ServerConfig(listen, memoryBytes, store, dataDir, cluster, interval, ioThreads, clusterKey);
+    return new ServerConfig(listen, memoryBytes, store, dataDir, cluster, interval, ioThreads, clusterKey, meta,
+        advertise);
   }
 
   public ServerConfig withClusterKey(io.vmd.common.ClusterKey key) {
-    return new ServerConfig(listen, memoryBytes, store, dataDir, cluster, availabilityInterval, ioThreads, key);
+    return new ServerConfig(listen, memoryBytes, store, dataDir, cluster, availabilityInterval, ioThreads, key, meta,
+        advertise);
   }
 
   public ServerConfig withCluster(String name) {
-    return new ServerConfig(listen, memoryBytes, store, dataDir, name, availabilityInterval, ioThreads, clusterKey);
+    return new ServerConfig(listen, memoryBytes, store, dataDir, name, availabilityInterval, ioThreads, clusterKey, meta,
+        advertise);
   }
 }

@@ -115,7 +115,7 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
           + "', not '" + cluster + "'");
       return;
     }
-    Hello hello = new Hello(server.config().cluster(), server.instanceId(), Frame.MAX_FRAME,
+    Hello hello = new Hello(server.config().cluster(), server.instanceId(), server.serverId(), Frame.MAX_FRAME,
         server.availability());
     io.vmd.common.ClusterKey key = server.config().clusterKey();
     if (key == null) {
@@ -182,6 +182,14 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
     if (Frame.epoch(f) < ns.epoch()) {
       error(ctx, f, ErrorCode.STALE_EPOCH, "write with epoch " + Frame.epoch(f) + " to namespace '"
           + ns.name() + "' now at epoch " + ns.epoch());
+      return false;
+    }
+    ControlPlaneFollower cp = server.follower();
+    if (cp != null && (Frame.epoch(f) > ns.epoch() || !cp.fresh())) {
+      // Only the control plane says which epoch writes: catch up before taking this one.
+      cp.syncNow();
+      error(ctx, f, ErrorCode.NOT_READY, "server has not caught up with the control plane for namespace '"
+          + ns.name() + "' (epoch " + ns.epoch() + ", write at " + Frame.epoch(f) + "); retry");
       return false;
     }
     return true;
@@ -293,7 +301,19 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
     } while (at < entries);
   }
 
+  private boolean standalone(ChannelHandlerContext ctx, ByteBuf f) {
+    if (server.follower() != null) {
+      error(ctx, f, ErrorCode.BAD_REQUEST, Op.name(Frame.op(f))
+          + " is not for a server that follows a control plane: administer namespaces through it");
+      return false;
+    }
+    return true;
+  }
+
   private void createNamespace(ChannelHandlerContext ctx, ByteBuf f) {
+    if (!standalone(ctx, f)) {
+      return;
+    }
     NamespaceRecord ns = Codec.readNamespace(Frame.skipHeader(f.duplicate()));
     NamespaceRecord stored;
     try {
@@ -310,6 +330,9 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
   }
 
   private void deleteNamespace(ChannelHandlerContext ctx, ByteBuf f) {
+    if (!standalone(ctx, f)) {
+      return;
+    }
     int id = Frame.namespace(f);
     NamespaceRecord gone = namespaces.remove(id);
     if (gone == null) {
@@ -344,7 +367,31 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
   }
 
   private void attach(ChannelHandlerContext ctx, ByteBuf f) {
-    NamespaceRecord ns = namespaces.raiseEpoch(Frame.namespace(f), Frame.epoch(f));
+    ControlPlaneFollower cp = server.follower();
+    if (cp != null) {
+      // A client that took the namespace over: catch up with the control plane, then answer, so that
+      // from the reply on this server refuses the writer it fenced.
+      ByteBuf request = f.retainedDuplicate();
+      cp.syncNow().whenComplete((v, e) -> ctx.executor().execute(() -> {
+        try {
+          if (e != null) {
+            error(ctx, request, ErrorCode.NOT_READY, "cannot reach the control plane: " + e.getMessage());
+          } else {
+            describeAttached(ctx, request);
+          }
+          ctx.flush();
+        } finally {
+          request.release();
+        }
+      }));
+      return;
+    }
+    describeAttached(ctx, f);
+  }
+
+  private void describeAttached(ChannelHandlerContext ctx, ByteBuf f) {
+    NamespaceRecord ns = server.follower() != null ? namespaces.get(Frame.namespace(f))
+        : namespaces.raiseEpoch(Frame.namespace(f), Frame.epoch(f));
     if (ns == null) {
       error(ctx, f, ErrorCode.NO_NAMESPACE, "no namespace with id " + Frame.namespace(f));
       return;

@@ -40,8 +40,12 @@ public final class VmdServer implements AutoCloseable {
   private final long instanceId = new SecureRandom().nextLong();
   private final EventLoopGroup group;
   private final ChannelGroup clients = new DefaultChannelGroup("vmd-clients", GlobalEventExecutor.INSTANCE);
+  /** Every open connection, greeted or not (fault injection freezes them all). */
+  private final ChannelGroup connections = new DefaultChannelGroup("vmd-connections", GlobalEventExecutor.INSTANCE);
   private Channel listener;
   private ScheduledFuture<?> pushTask;
+  /** The link to the control plane, or null for a standalone server. */
+  private ControlPlaneFollower follower;
 
   private VmdServer(ServerConfig config, MeterRegistry registry) {
     this.config = config;
@@ -59,7 +63,16 @@ public final class VmdServer implements AutoCloseable {
   public static VmdServer start(ServerConfig config, MeterRegistry registry) throws InterruptedException {
     VmdServer server = new VmdServer(config, registry);
     try {
+      if (config.managed()) {
+        server.follower = new ControlPlaneFollower(server, config.meta());
+      }
       server.bind();
+      if (server.follower != null) {
+        server.follower.join(config.advertise() != null ? config.advertise() : server.address());
+      }
+    } catch (io.vmd.meta.MetaException e) {
+      server.close();
+      throw new IllegalStateException("cannot join the control plane " + config.meta() + ": " + e.getMessage(), e);
     } catch (RuntimeException | InterruptedException e) {
       server.close();
       throw e;
@@ -80,6 +93,10 @@ public final class VmdServer implements AutoCloseable {
         .childHandler(new ChannelInitializer<SocketChannel>() {
           @Override
           protected void initChannel(SocketChannel ch) {
+            connections.add(ch);
+            if (frozen) {
+              ch.config().setAutoRead(false); // a hung host accepts (the kernel does) but answers nothing
+            }
             ch.pipeline().addLast("frames", new FrameDecoder()).addLast("vmd", new ServerHandler(VmdServer.this));
           }
         });
@@ -133,6 +150,25 @@ public final class VmdServer implements AutoCloseable {
     return instanceId;
   }
 
+  /** The link to the control plane; null for a standalone server. */
+  ControlPlaneFollower follower() {
+    return follower;
+  }
+
+  /** This server's membership record (slot, status), or null for a standalone server. */
+  public io.vmd.meta.Member member() {
+    return follower == null ? null : follower.self();
+  }
+
+  /** The stable id clients check at HELLO ("" for a standalone server). */
+  String serverId() {
+    return follower == null ? "" : follower.id();
+  }
+
+  boolean frozen() {
+    return frozen;
+  }
+
   ChannelGroup clients() {
     return clients;
   }
@@ -145,7 +181,7 @@ public final class VmdServer implements AutoCloseable {
    */
   public void freeze(boolean freeze) {
     frozen = freeze;
-    clients.forEach(ch -> ch.config().setAutoRead(!freeze));
+    connections.forEach(ch -> ch.config().setAutoRead(!freeze));
   }
 
   /** Closes every client connection and the listener, then the store. */
@@ -155,10 +191,13 @@ public final class VmdServer implements AutoCloseable {
     if (pushTask != null) {
       pushTask.cancel(false);
     }
+    if (follower != null) {
+      follower.close();
+    }
     if (listener != null) {
       listener.close().syncUninterruptibly();
     }
-    clients.close().syncUninterruptibly();
+    connections.close().syncUninterruptibly();
     group.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
     store.close();
     metrics.close();

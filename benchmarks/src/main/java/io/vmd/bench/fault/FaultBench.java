@@ -154,7 +154,7 @@ public final class FaultBench {
       MiniVmdCluster cluster = MiniVmdCluster.builder().servers(2, region).start();
       VmdClient client = null;
       try {
-        client = VmdClient.connect(ClientConfig.of(cluster.addresses()).withIoThreads(Runtime.getRuntime().availableProcessors()));
+        client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withIoThreads(Runtime.getRuntime().availableProcessors()));
         client.createNamespace("bench", region, 1);
         if (viaNbd) {
           NbdGateway gw = NbdGateway.start(new GatewayConfig(new HostPort("127.0.0.1", 0), "bench"), client,

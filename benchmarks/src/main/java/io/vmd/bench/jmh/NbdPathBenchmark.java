@@ -53,7 +53,7 @@ public class NbdPathBenchmark {
   @Setup(Level.Trial)
   public void start() throws Exception {
     cluster = MiniVmdCluster.builder().servers(2, 256L << 20).start();
-    client = VmdClient.connect(ClientConfig.of(cluster.addresses()).withIoThreads(2));
+    client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withIoThreads(2));
     client.createNamespace("bench", (long) PAGES * 4096, 1);
     gateway = NbdGateway.start(new GatewayConfig(new HostPort("127.0.0.1", 0), "bench"), client, new SimpleMeterRegistry());
     socket = new Socket("127.0.0.1", gateway.address().port());

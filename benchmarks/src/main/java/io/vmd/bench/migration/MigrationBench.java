@@ -59,8 +59,8 @@ public final class MigrationBench {
     long perServer = Math.max(64L << 20, o.memoryBytes() * (o.guests() + 1) * 6 / 5 / 3);
     Map<Policy, Outcome> results = new LinkedHashMap<>();
     try (MiniVmdCluster cluster = MiniVmdCluster.builder().servers(3, perServer).start();
-        VmdClient source = VmdClient.connect(ClientConfig.of(cluster.addresses()));
-        VmdClient destination = VmdClient.connect(ClientConfig.of(cluster.addresses()))) {
+        VmdClient source = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()));
+        VmdClient destination = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()))) {
       int i = 0;
       for (Policy p : o.policies()) {
         progress.printf(Locale.ROOT, "[%s] %d guests of %s, migrating one over %s ...%n", p.label(), o.guests(),

@@ -119,8 +119,10 @@ public final class MigrationExperiment {
       if (arrived != null) {
         arrived.close();
       }
-      destinationHost.deleteNamespace(swapName);
-      if (s.options().policy() != io.vmd.migration.model.Policy.AGILE) {
+      // The VM's swap namespace belongs to the destination after an Agile hand-off, else to the source.
+      boolean agile = s.options().policy() == io.vmd.migration.model.Policy.AGILE;
+      (agile ? destinationHost : sourceHost).deleteNamespace(swapName);
+      if (!agile) {
         try {
           destinationHost.deleteNamespace(swapName + "-in");
         } catch (VmdException e) {

@@ -31,8 +31,8 @@ class MigrationEngineTest {
   @BeforeAll
   static void cluster() throws Exception {
     cluster = MiniVmdCluster.builder().servers(3, 64L << 20).start();
-    sourceHost = VmdClient.connect(ClientConfig.of(cluster.addresses()));
-    destinationHost = VmdClient.connect(ClientConfig.of(cluster.addresses()));
+    sourceHost = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()));
+    destinationHost = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()));
   }
 
   @AfterAll

@@ -27,8 +27,8 @@ class SwapPageSourceTest {
   @BeforeEach
   void start() throws Exception {
     cluster = MiniVmdCluster.builder().servers(3, 64L << 20).start();
-    source = VmdClient.connect(ClientConfig.of(cluster.addresses()));
-    destination = VmdClient.connect(ClientConfig.of(cluster.addresses()));
+    source = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()));
+    destination = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()));
     source.createNamespace("vm1-swap", 16L << 20, 1);
     swap = source.attach("vm1-swap", true);
   }

@@ -84,7 +84,7 @@ class WorkingSetTrackerTest {
     int pages = 4096;
     int wss = 1024;
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(2, 64L << 20).start();
-        VmdClient client = VmdClient.connect(ClientConfig.of(c.addresses()))) {
+        VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()))) {
       client.createNamespace("wss-swap", (long) pages * 4096, 1);
       EmulatedGuest g = EmulatedGuest.booted(pages, pages, client.attach("wss-swap", true));
       // The program reads and writes uniformly over 1024 pages at 6000 ops/s.

@@ -1,0 +1,125 @@
+package io.vmd.cli;
+
+import io.vmd.client.ServerState;
+import io.vmd.client.VmdClient;
+import io.vmd.meta.Member;
+import io.vmd.meta.ServerStatus;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.ParentCommand;
+import picocli.CommandLine.Spec;
+
+@Command(name = "cluster", mixinStandardHelpOptions = true, description = {
+    "Membership: the servers the control plane knows. A new server joins by itself when started with",
+    "--meta; drain takes new pages away from one and moves its pages off (the namespaces' owners copy",
+    "them, as after a lost server); remove retires it for good."},
+    subcommands = {ClusterCommand.Servers.class, ClusterCommand.Add.class, ClusterCommand.Drain.class,
+      ClusterCommand.Remove.class})
+final class ClusterCommand {
+  @ParentCommand Vmd vmd;
+
+  @Command(name = "servers", mixinStandardHelpOptions = true, description = "Every server: slot, id, state, memory.")
+  static final class Servers implements Callable<Integer> {
+    @ParentCommand ClusterCommand cluster;
+    @Spec CommandSpec spec;
+
+    @Option(names = "--all", description = "Also servers removed from the cluster.")
+    boolean all;
+
+    @Override
+    public Integer call() throws Exception {
+      try (VmdClient client = cluster.vmd.connect()) {
+        client.refreshAvailability();
+        Output out = new Output("slot", "id", "address", "status", "state", "capacity", "used", "free", "pages");
+        for (Member m : client.members()) {
+          if (m.status() == ServerStatus.REMOVED && !all) {
+            continue;
+          }
+          ServerState s = client.server(m.slot());
+          boolean current = s != null && s.id().equals(m.id());
+          var a = current ? s.availability() : null;
+          out.row(m.slot(), m.id(), m.address().toString(), m.status().name().toLowerCase(java.util.Locale.ROOT),
+              current && s.up() ? "up" : "down", a == null ? 0 : a.capacityBytes(), a == null ? 0 : a.usedBytes(),
+              a == null ? 0 : a.freeBytes(), a == null ? 0 : a.pages());
+        }
+        out.print(spec.commandLine().getOut(), cluster.vmd.json,
+            Map.of("capacity", "size", "used", "size", "free", "size"));
+      }
+      return 0;
+    }
+  }
+
+  /** Names a server by slot, id or address. */
+  static Member find(VmdClient client, String which) throws Exception {
+    for (Member m : client.members()) {
+      if (m.status() != ServerStatus.REMOVED && (String.valueOf(m.slot()).equals(which) || m.id().equals(which)
+          || m.address().toString().equals(which))) {
+        return m;
+      }
+    }
+    throw new io.vmd.client.VmdException(io.vmd.protocol.ErrorCode.BAD_REQUEST,
+        "no server '" + which + "' in the cluster (give its slot, id or address; see vmd cluster servers)");
+  }
+
+  static int setStatus(ClusterCommand cluster, CommandSpec spec, String which, ServerStatus status, boolean force)
+      throws Exception {
+    try (VmdClient client = cluster.vmd.connect()) {
+      Member m = find(client, which);
+      Member after = client.setServerStatus(m.slot(), status, force);
+      new Output("slot", "id", "address", "status")
+          .row(after.slot(), after.id(), after.address().toString(), after.status().name().toLowerCase(java.util.Locale.ROOT))
+          .print(spec.commandLine().getOut(), cluster.vmd.json, Map.of());
+    }
+    return 0;
+  }
+
+  @Command(name = "add", mixinStandardHelpOptions = true, description = {
+      "Admit a server to placement again (one that was draining, or is still joining). Servers join by",
+      "themselves: start one with 'vmd server --meta ...' and clients place new pages on it at once."})
+  static final class Add implements Callable<Integer> {
+    @ParentCommand ClusterCommand cluster;
+    @Spec CommandSpec spec;
+    @Parameters(paramLabel = "SERVER", description = "Slot, id or address.") String which;
+
+    @Override
+    public Integer call() throws Exception {
+      return setStatus(cluster, spec, which, ServerStatus.ACTIVE, false);
+    }
+  }
+
+  @Command(name = "drain", mixinStandardHelpOptions = true, description = {
+      "Stop placing new pages on a server and move its pages off it: each namespace's owner (its gateway)",
+      "copies them to other servers while I/O goes on. 'vmd cluster servers' shows its pages fall to 0;",
+      "then remove it."})
+  static final class Drain implements Callable<Integer> {
+    @ParentCommand ClusterCommand cluster;
+    @Spec CommandSpec spec;
+    @Parameters(paramLabel = "SERVER", description = "Slot, id or address.") String which;
+
+    @Override
+    public Integer call() throws Exception {
+      return setStatus(cluster, spec, which, ServerStatus.DRAINING, false);
+    }
+  }
+
+  @Command(name = "remove", mixinStandardHelpOptions = true, description = {
+      "Retire a server for good. Refused while it still holds pages, unless --force: then its pages are",
+      "declared lost (their other replicas are copied again; a page with no other copy reads as an error)."})
+  static final class Remove implements Callable<Integer> {
+    @ParentCommand ClusterCommand cluster;
+    @Spec CommandSpec spec;
+    @Parameters(paramLabel = "SERVER", description = "Slot, id or address.") String which;
+
+    @Option(names = "--force", description = "Remove it even though it holds pages (or cannot be asked).")
+    boolean force;
+
+    @Override
+    public Integer call() throws Exception {
+      return setStatus(cluster, spec, which, ServerStatus.REMOVED, force);
+    }
+  }
+}

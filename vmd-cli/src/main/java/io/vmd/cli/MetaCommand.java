@@ -1,0 +1,43 @@
+package io.vmd.cli;
+
+import io.vmd.common.HostPort;
+import io.vmd.meta.MetaConfig;
+import io.vmd.meta.MetaServer;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParentCommand;
+
+@Command(name = "meta", mixinStandardHelpOptions = true, description = {
+    "Run a voter of the control plane (membership, namespaces, ownership): an Apache Ratis group of",
+    "1, 3 or 5 voters. Give every voter the same --peers list; servers, gateways and the CLI find",
+    "the group with --meta (any of the voters)."})
+final class MetaCommand implements Callable<Integer> {
+  @ParentCommand Vmd vmd;
+
+  @Option(names = "--listen", required = true, paramLabel = "HOST:PORT",
+      description = "This voter's address; it names the voter, so give it as it appears in --peers.")
+  String listen;
+
+  @Option(names = "--peers", paramLabel = "HOST:PORT,...",
+      description = "Every voter of the group, this one included (default: this one alone).")
+  String peers;
+
+  @Option(names = "--data-dir", required = true, paramLabel = "DIR",
+      description = "Where the Raft log and snapshots are kept; a restart resumes from them.")
+  Path dataDir;
+
+  @Option(names = "--snapshot-every", defaultValue = "1000", paramLabel = "N",
+      description = "Log entries between snapshots (default: ${DEFAULT-VALUE}).")
+  long snapshotEvery;
+
+  @Override
+  public Integer call() throws Exception {
+    HostPort self = HostPort.parse(listen);
+    List<HostPort> group = peers == null || peers.isBlank() ? List.of(self) : HostPort.parseList(peers);
+    MetaServer voter = MetaServer.start(new MetaConfig(self, group, dataDir, vmd.cluster, snapshotEvery));
+    return Foreground.run("control-plane voter on " + self + " of " + group, voter);
+  }
+}

@@ -1,0 +1,231 @@
+package io.vmd.client;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import io.vmd.protocol.ErrorCode;
+import io.vmd.protocol.Pages;
+import io.vmd.server.MiniVmdCluster;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The failures the control plane exists to prevent, as a user meets them: a server that does not
+ * answer while a namespace is attached, two writers racing for one namespace, a namespace id reused
+ * after a delete a server missed, an opener taking a namespace from its running owner, and servers
+ * joining while pages are written. Every check is on bytes.
+ */
+class ControlPlaneTest {
+  private static final int PAGES = 2048;
+  private final List<AutoCloseable> open = new ArrayList<>();
+  private MiniVmdCluster cluster;
+
+  @AfterEach
+  void close() throws Exception {
+    for (int i = open.size() - 1; i >= 0; i--) {
+      open.get(i).close();
+    }
+    if (cluster != null) {
+      cluster.close();
+    }
+  }
+
+  private VmdClient client(Duration attachWait) throws VmdException {
+    VmdClient c = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withRequestTimeout(Duration.ofSeconds(5))
+        .withDownAfter(Duration.ofSeconds(1)).withAttachWait(attachWait));
+    open.add(c);
+    return c;
+  }
+
+  private static byte[] content(long seed, int pages) {
+    byte[] b = new byte[pages * Pages.PAGE_SIZE];
+    new Random(seed).nextBytes(b);
+    return b;
+  }
+
+  private static byte[] page(byte[] all, long p) {
+    return java.util.Arrays.copyOfRange(all, (int) p * Pages.PAGE_SIZE, (int) (p + 1) * Pages.PAGE_SIZE);
+  }
+
+  /** Writes the pages through a writer that then leaves (releasing the namespace). */
+  private byte[] writeAndLeave(String name, int replicas, long seed) throws Exception {
+    try (VmdClient writer = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()))) {
+      writer.createNamespace(name, (long) PAGES * Pages.PAGE_SIZE, replicas);
+      byte[] data = content(seed, PAGES);
+      writer.attach(name, true).writeSync(0, data);
+      return data;
+    }
+  }
+
+  /**
+   * Reads every page one at a time: a page either reads back exactly or fails with UNAVAILABLE; it
+   * never reads as zeros. Returns how many failed.
+   */
+  private static int readEachNeverZero(Namespace ns, byte[] data) {
+    int failed = 0;
+    for (long p = 0; p < PAGES; p++) {
+      try {
+        assertThat(ns.readSync(p, 1)).as("page %d", p).isEqualTo(page(data, p));
+      } catch (VmdException e) {
+        assertThat(e.code()).as("page %d: %s", p, e.getMessage()).isEqualTo(ErrorCode.UNAVAILABLE);
+        failed++;
+      }
+    }
+    return failed;
+  }
+
+  @Test
+  void aServerFrozenDuringAnAttachGivesErrorsNeverZerosAndLosesNothingWhenItReturns() throws Exception {
+    cluster = MiniVmdCluster.builder().servers(2, 64L << 20).start();
+    byte[] data = writeAndLeave("r1", 1, 1);
+    int id = 1; // the cluster's first namespace
+    long onFrozen = cluster.server(1).store().pageCount(id);
+    assertThat(onFrozen).as("round-robin put pages on both servers").isPositive();
+    cluster.freeze(1);
+
+    VmdClient reader = client(Duration.ofSeconds(1));
+    Namespace ns = reader.attach("r1", false);
+    assertThat(ns.complete()).isFalse();
+    assertThat(readEachNeverZero(ns, data)).as("the frozen server's pages are errors").isEqualTo((int) onFrozen);
+
+    // A writer that takes it over meanwhile must not delete what the frozen server holds.
+    VmdClient writer = client(Duration.ofSeconds(1));
+    Namespace owned = writer.attach("r1", true);
+    byte[] rewrite = content(2, 16);
+    owned.writeSync(0, rewrite);
+    System.arraycopy(rewrite, 0, data, 0, rewrite.length);
+
+    cluster.thaw(1);
+    await().atMost(Duration.ofSeconds(20)).until(() -> ns.complete() && owned.complete());
+    assertThat(owned.readSync(0, PAGES)).as("every byte, the frozen server's pages included").isEqualTo(data);
+    try (VmdClient later = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()))) {
+      assertThat(later.attach("r1", false).readSync(0, PAGES)).isEqualTo(data);
+    }
+  }
+
+  @Test
+  void withTwoReplicasBothHoldersFrozenGiveErrorsNeverZeros() throws Exception {
+    cluster = MiniVmdCluster.builder().servers(3, 64L << 20).start();
+    byte[] data = writeAndLeave("r2", 2, 3);
+    cluster.freeze(1);
+    cluster.freeze(2);
+    VmdClient reader = client(Duration.ofSeconds(1));
+    Namespace ns = reader.attach("r2", false);
+    int failed = readEachNeverZero(ns, data);
+    System.out.println("pages whose two holders were frozen: " + failed + " of " + PAGES);
+    assertThat(failed).as("pages with both copies on the frozen servers").isPositive();
+    cluster.thaw(1);
+    cluster.thaw(2);
+    await().atMost(Duration.ofSeconds(20)).until(ns::complete);
+    assertThat(ns.readSync(0, PAGES)).isEqualTo(data);
+  }
+
+  @Test
+  void twoConcurrentAttachesGetDistinctEpochsAndOnlyTheLaterWriterLands() throws Exception {
+    cluster = MiniVmdCluster.builder().servers(2, 64L << 20).start();
+    VmdClient a = client(Duration.ofSeconds(5));
+    VmdClient b = client(Duration.ofSeconds(5));
+    a.createNamespace("race", 16L << 20, 2);
+    CompletableFuture<Namespace> fa = CompletableFuture.supplyAsync(() -> attach(a, "race"));
+    CompletableFuture<Namespace> fb = CompletableFuture.supplyAsync(() -> attach(b, "race"));
+    Namespace na = fa.get();
+    Namespace nb = fb.get();
+    assertThat(na.epoch()).isNotEqualTo(nb.epoch());
+    Namespace earlier = na.epoch() < nb.epoch() ? na : nb;
+    Namespace later = earlier == na ? nb : na;
+    byte[] mine = content(4, 64);
+    later.writeSync(0, mine);
+    assertThatThrownBy(() -> earlier.writeSync(0, content(5, 64)))
+        .isInstanceOfSatisfying(VmdException.class, e -> assertThat(e.code()).isEqualTo(ErrorCode.STALE_EPOCH));
+    assertThatThrownBy(() -> earlier.writeSync(100, content(6, 4))).isInstanceOf(VmdException.class);
+    assertThat(later.readSync(0, 64)).isEqualTo(mine);
+    assertThat(later.readSync(100, 4)).as("nothing of the earlier writer landed").isEqualTo(new byte[4 * Pages.PAGE_SIZE]);
+  }
+
+  private static Namespace attach(VmdClient c, String name) {
+    try {
+      return c.attach(name, true);
+    } catch (VmdException e) {
+      throw new java.util.concurrent.CompletionException(e);
+    }
+  }
+
+  @Test
+  void aNamespaceCreatedAfterADeleteThatAServerMissedNeverShowsTheOldPages() throws Exception {
+    cluster = MiniVmdCluster.builder().servers(2, 64L << 20).start();
+    VmdClient c = client(Duration.ofSeconds(5));
+    c.createNamespace("tenant", (long) PAGES * Pages.PAGE_SIZE, 2);
+    int oldId = c.namespace("tenant").id();
+    Namespace old = c.attach("tenant", true);
+    old.writeSync(0, content(7, PAGES));
+    old.release();
+    cluster.freeze(1); // misses the delete
+    c.deleteNamespace("tenant");
+    c.createNamespace("tenant", (long) PAGES * Pages.PAGE_SIZE, 2);
+    int newId = c.namespace("tenant").id();
+    assertThat(newId).as("ids are never reused").isNotEqualTo(oldId);
+    assertThat(cluster.server(1).store().pageCount(oldId)).as("the frozen server still holds the old pages").isEqualTo(PAGES);
+    cluster.thaw(1);
+    await().atMost(Duration.ofSeconds(10)).until(() -> cluster.server(1).store().pageCount(oldId) == 0);
+    assertThat(cluster.server(0).store().pageCount(oldId)).isZero();
+    Namespace fresh = c.attach("tenant", true);
+    assertThat(fresh.readSync(0, PAGES)).as("the new tenant sees nothing of the old one")
+        .isEqualTo(new byte[PAGES * Pages.PAGE_SIZE]);
+  }
+
+  @Test
+  void openingANamespaceOwnedByALiveWriterIsReadOnlyAndTheOwnerKeepsWriting() throws Exception {
+    cluster = MiniVmdCluster.builder().servers(2, 64L << 20).start();
+    VmdClient a = client(Duration.ofSeconds(5));
+    VmdClient b = client(Duration.ofSeconds(5));
+    a.createNamespace("owned", 16L << 20, 2);
+    Namespace owner = a.attach("owned", VmdClient.Access.CLAIM);
+    assertThat(owner.writable()).isTrue();
+    owner.writeSync(0, content(8, 8));
+    Namespace look = b.attach("owned", VmdClient.Access.CLAIM);
+    assertThat(look.writable()).as("a second opener only reads").isFalse();
+    assertThat(look.readSync(0, 8)).isEqualTo(content(8, 8));
+    assertThatThrownBy(() -> look.writeSync(0, content(9, 1)))
+        .isInstanceOfSatisfying(VmdException.class, e -> assertThat(e.code()).isEqualTo(ErrorCode.READ_ONLY));
+    owner.writeSync(8, content(10, 8));
+    assertThat(owner.readSync(8, 8)).as("the owner still writes").isEqualTo(content(10, 8));
+    // Leases are renewed: after several lease periods the owner still writes.
+    Thread.sleep(ClientConfig.of(cluster.metaAddresses()).lease().toMillis() * 2);
+    owner.writeSync(16, content(11, 8));
+    assertThat(b.attach("owned", VmdClient.Access.CLAIM).writable()).isFalse();
+    // Once the owner lets go, the next opener writes.
+    owner.release();
+    Namespace next = b.attach("owned", VmdClient.Access.CLAIM);
+    assertThat(next.writable()).isTrue();
+    next.writeSync(0, content(12, 1));
+    assertThat(next.epoch()).isGreaterThan(owner.epoch());
+  }
+
+  @Test
+  void aServerThatJoinsWhilePagesAreWrittenTakesNewPagesWithoutARestart() throws Exception {
+    cluster = MiniVmdCluster.builder().servers(2, 64L << 20).start();
+    VmdClient c = client(Duration.ofSeconds(5));
+    c.createNamespace("grow", 32L << 20, 2);
+    Namespace ns = c.attach("grow", true);
+    byte[] data = content(13, 8192);
+    ns.writeSync(0, java.util.Arrays.copyOf(data, 1024 * Pages.PAGE_SIZE));
+    int added = cluster.addServer(64L << 20);
+    int slot = cluster.slot(added);
+    await().atMost(Duration.ofSeconds(10)).until(() -> c.server(slot) != null && c.server(slot).takesNewPages());
+    for (int p = 1024; p < 8192; p += 256) {
+      ns.writeSync(p, java.util.Arrays.copyOfRange(data, p * Pages.PAGE_SIZE, (p + 256) * Pages.PAGE_SIZE));
+    }
+    int id = ns.record().id();
+    assertThat(cluster.server(added).store().pageCount(id)).as("the new server took new pages").isPositive();
+    assertThat(c.namespaceMeta("grow").holds(slot)).as("it is in the namespace's server set").isTrue();
+    try (VmdClient later = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()))) {
+      assertThat(later.attach("grow", false).readSync(0, 8192)).isEqualTo(data);
+    }
+  }
+}
