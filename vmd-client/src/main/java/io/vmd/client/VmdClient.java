@@ -702,22 +702,29 @@ public final class VmdClient implements AutoCloseable {
     attached.remove(ns);
   }
 
+  /** One renewal for every namespace this client owns; a handle whose namespace was taken is fenced. */
   private void renewLeases() {
+    boolean owns = false;
     for (Namespace ns : attached) {
-      if (ns.writable() && !ns.fenced()) {
-        meta.renewAsync(ns.record().id(), ownerId, ns.epoch(), config.lease()).whenComplete((n, e) -> {
-          if (e != null) {
-            Throwable c = e.getCause() != null ? e.getCause() : e;
-            if (c instanceof MetaException me && (me.code() == ErrorCode.STALE_EPOCH || me.code() == ErrorCode.NO_NAMESPACE)) {
-              LOG.warn("namespace '{}': {}; this client no longer writes it", ns.name(), me.getMessage());
-              ns.fence();
-            } else {
-              LOG.debug("lease renewal of '{}': {}", ns.name(), c.toString());
-            }
-          }
-        });
-      }
+      owns |= ns.writable();
     }
+    if (!owns) {
+      return;
+    }
+    meta.renewAsync(ownerId, config.lease()).whenComplete((held, e) -> {
+      if (e != null) {
+        LOG.debug("lease renewal: {}", e.toString());
+        return;
+      }
+      for (Namespace ns : attached) {
+        Long epoch = held.get(ns.record().id());
+        if (ns.writable() && (epoch == null || epoch != ns.epoch())) {
+          LOG.warn("namespace '{}' was taken over by another owner; this handle (epoch {}) writes no more",
+              ns.name(), ns.epoch());
+          ns.fence();
+        }
+      }
+    });
   }
 
   private void resolveLate() {

@@ -126,14 +126,23 @@ public final class MetaClient implements AutoCloseable {
     });
   }
 
-  public CompletableFuture<NamespaceMeta> renewAsync(int namespaceId, String owner, long epoch, Duration lease) {
+  /**
+   * Renews every lease {@code owner} holds, in one command; completes with the namespaces it still holds
+   * (id to epoch). A namespace missing from the answer, or at another epoch, was taken from it.
+   */
+  public CompletableFuture<java.util.Map<Integer, Long>> renewAsync(String owner, Duration lease) {
     return commandAsync(MetaCodec.bytes(o -> {
       o.writeByte(MetaCodec.RENEW);
-      o.writeInt(namespaceId);
       o.writeUTF(owner);
-      o.writeLong(epoch);
       o.writeLong(lease.toMillis());
-    }), MetaCodec::readNamespace);
+    }), in -> {
+      int n = in.readInt();
+      java.util.Map<Integer, Long> held = new java.util.HashMap<>();
+      for (int i = 0; i < n; i++) {
+        held.put(in.readInt(), in.readLong());
+      }
+      return held;
+    });
   }
 
   public NamespaceMeta release(int namespaceId, String owner, long epoch) throws MetaException {

@@ -92,7 +92,7 @@ final class MetaState {
         case MetaCodec.CLAIM:
           return claim(in.readUTF(), in.readUTF(), in.readLong(), in.readBoolean(), in.readLong());
         case MetaCodec.RENEW:
-          return renew(in.readInt(), in.readUTF(), in.readLong(), in.readLong());
+          return renew(in.readUTF(), in.readLong());
         case MetaCodec.RELEASE:
           return release(in.readInt(), in.readUTF(), in.readLong());
         case MetaCodec.ADD_SERVERS:
@@ -295,16 +295,28 @@ final class MetaState {
         + (n.hasOwner() ? n.owner() : "nobody") + " at epoch " + n.epoch() + ", not by " + owner + " at " + epoch);
   }
 
-  private byte[] renew(int id, String owner, long epoch, long leaseMillis) {
-    NamespaceMeta n = owned(id, owner, epoch);
-    if (n == null) {
-      return notOwner(id, owner, epoch);
+  /**
+   * Extends the lease of every namespace {@code owner} holds, in one command (so renewal costs one log
+   * entry per owner, not per namespace), and answers which it holds, at which epoch: one it no longer
+   * holds was handed to another.
+   */
+  private byte[] renew(String owner, long leaseMillis) {
+    List<long[]> held = new ArrayList<>();
+    for (Map.Entry<Integer, NamespaceMeta> e : namespaces.entrySet()) {
+      NamespaceMeta n = e.getValue();
+      if (n.owner().equals(owner) && !owner.isEmpty()) {
+        // Renewals do not change the version: followers of the view need not wake for them.
+        e.setValue(n.with(n.epoch(), owner, Math.max(n.leaseUntilMillis(), now + leaseMillis), n.servers()));
+        held.add(new long[] {n.id(), n.epoch()});
+      }
     }
-    // Renewals do not change the version: followers of the view need not wake for them.
-    n = n.with(n.epoch(), owner, Math.max(n.leaseUntilMillis(), now + leaseMillis), n.servers());
-    namespaces.put(id, n);
-    NamespaceMeta out = n;
-    return MetaCodec.ok(o -> MetaCodec.writeNamespace(o, out));
+    return MetaCodec.ok(o -> {
+      o.writeInt(held.size());
+      for (long[] h : held) {
+        o.writeInt((int) h[0]);
+        o.writeLong(h[1]);
+      }
+    });
   }
 
   private byte[] release(int id, String owner, long epoch) {

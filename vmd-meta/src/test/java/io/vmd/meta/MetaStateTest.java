@@ -113,6 +113,44 @@ class MetaStateTest {
     assertThat(after.epoch()).isEqualTo(4);
   }
 
+  private static byte[] renew(String owner, long lease) {
+    return MetaCodec.bytes(o -> {
+      o.writeByte(MetaCodec.RENEW);
+      o.writeUTF(owner);
+      o.writeLong(lease);
+    });
+  }
+
+  private java.util.Map<Integer, Long> renewed(String owner, long lease) throws Exception {
+    return ok(renew(owner, lease), in -> {
+      java.util.Map<Integer, Long> m = new java.util.HashMap<>();
+      for (int i = in.readInt(); i > 0; i--) {
+        m.put(in.readInt(), in.readLong());
+      }
+      return m;
+    });
+  }
+
+  @Test
+  void oneRenewalKeepsEveryLeaseOfAnOwnerAndSaysWhichWereTaken() throws Exception {
+    NamespaceMeta a = ok(create("a"), MetaCodec::readNamespace);
+    NamespaceMeta b = ok(create("b"), MetaCodec::readNamespace);
+    ok(claim("a", "gw", 1_000, false), MetaCodec::readNamespace);
+    ok(claim("b", "gw", 1_000, false), MetaCodec::readNamespace);
+    long version = state.version();
+    clock += 900;
+    assertThat(renewed("gw", 1_000)).containsEntry(a.id(), 1L).containsEntry(b.id(), 1L);
+    assertThat(state.version()).as("renewals wake no follower").isEqualTo(version);
+    clock += 900; // past the first lease, within the renewed one
+    assertThat(ok(claim("a", "other", 1_000, false), MetaCodec::readNamespace).owner()).isEqualTo("gw");
+    ok(claim("b", "other", 1_000, true), MetaCodec::readNamespace);
+    assertThat(renewed("gw", 1_000)).containsOnlyKeys(a.id());
+    // Without renewals the lease runs out.
+    clock += 1_001;
+    assertThat(ok(claim("a", "other", 1_000, false), MetaCodec::readNamespace).owner()).isEqualTo("other");
+    assertThat(renewed("gw", 1_000)).isEmpty();
+  }
+
   @Test
   void aDeleteOfANamespaceInUseNeedsForce() throws Exception {
     ok(create("vm"), MetaCodec::readNamespace);
