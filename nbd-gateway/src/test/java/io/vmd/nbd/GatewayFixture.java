@@ -70,6 +70,20 @@ final class GatewayFixture implements AutoCloseable {
         Files.readString(err, StandardCharsets.UTF_8));
   }
 
+  /** A file of {@code bytes} random bytes (from {@code seed}) in {@code dir}. */
+  static Path randomFile(Path dir, String name, long seed, int bytes) throws Exception {
+    byte[] b = new byte[bytes];
+    new java.util.Random(seed).nextBytes(b);
+    return Files.write(dir.resolve(name), b);
+  }
+
+  /** The whole export, read with nbdcopy into {@code dir/name}. */
+  static byte[] readBack(Path dir, String uri, String name) throws Exception {
+    Path back = dir.resolve(name);
+    ok(dir, "nbdcopy", uri, back.toString());
+    return Files.readAllBytes(back);
+  }
+
   static Result ok(Path dir, String... command) throws Exception {
     Result r = run(dir, command);
     assertThat(r.exit()).as("%s\nstdout: %s\nstderr: %s", String.join(" ", command), r.out(), r.err()).isZero();

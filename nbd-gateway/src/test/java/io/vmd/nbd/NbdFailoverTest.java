@@ -1,6 +1,8 @@
 package io.vmd.nbd;
 
 import static io.vmd.nbd.GatewayFixture.ok;
+import static io.vmd.nbd.GatewayFixture.randomFile;
+import static io.vmd.nbd.GatewayFixture.readBack;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
@@ -9,7 +11,6 @@ import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -31,25 +32,13 @@ class NbdFailoverTest {
     }
   }
 
-  private Path randomFile(String name, long seed, int bytes) throws Exception {
-    byte[] b = new byte[bytes];
-    new Random(seed).nextBytes(b);
-    return Files.write(dir.resolve(name), b);
-  }
-
-  private byte[] readBack(String uri, String name) throws Exception {
-    Path back = dir.resolve(name);
-    ok(dir, "nbdcopy", uri, back.toString());
-    return Files.readAllBytes(back);
-  }
-
   @Test
   void aServerKilledWhileNbdcopyWritesLosesNothingAndTheClientSeesNoError() throws Exception {
     fx = new GatewayFixture(3, 256 * MIB);
     fx.client.createNamespace("vm1", 96 * MIB, 2);
-    Path first = randomFile("first.img", 1, 96 * (int) MIB);
+    Path first = randomFile(dir, "first.img", 1, 96 * (int) MIB);
     ok(dir, "nbdcopy", first.toString(), fx.uri("vm1"));
-    Path second = randomFile("second.img", 2, 96 * (int) MIB);
+    Path second = randomFile(dir, "second.img", 2, 96 * (int) MIB);
     double before = fx.gateway.metrics("vm1").pagesOut();
     // One request at a time, so the copy lasts long enough to lose a server in the middle of it.
     Process writer = new ProcessBuilder("nbdcopy", "--connections=1", "--requests=1", "--request-size=65536",
@@ -64,7 +53,7 @@ class NbdFailoverTest {
     assertThat(writer.waitFor(120, TimeUnit.SECONDS)).isTrue();
     assertThat(writer.exitValue()).as(Files.readString(dir.resolve("nbdcopy.log"))).isZero();
     assertThat(stillWriting).as("the server died in the middle of the copy").isTrue();
-    assertThat(readBack(fx.uri("vm1"), "back.img")).isEqualTo(Files.readAllBytes(second));
+    assertThat(readBack(dir, fx.uri("vm1"), "back.img")).isEqualTo(Files.readAllBytes(second));
     assertThat(fx.gateway.metrics("vm1").errors()).as("NBD errors the gateway answered").isZero();
   }
 
@@ -75,14 +64,14 @@ class NbdFailoverTest {
     try (NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0))
         .withRereplication(java.time.Duration.ofMillis(500), 100_000), fx.client, new SimpleMeterRegistry())) {
       String uri = "nbd://" + gw.address() + "/vm4";
-      Path data = randomFile("data4.img", 6, 16 * (int) MIB);
+      Path data = randomFile(dir, "data4.img", 6, 16 * (int) MIB);
       ok(dir, "nbdcopy", data.toString(), uri);
       fx.cluster.kill(0);
       org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(30)).until(() ->
           gw.metrics("vm4").rereplicated() > 0 && gw.metrics("vm4").underReplicated() == 0);
       System.out.println("re-replicated " + gw.metrics("vm4").rereplicated() + " page copies");
       fx.cluster.kill(1);
-      assertThat(readBack(uri, "survivor.img")).as("every page has a copy on the last server")
+      assertThat(readBack(dir, uri, "survivor.img")).as("every page has a copy on the last server")
           .isEqualTo(Files.readAllBytes(data));
     }
   }
@@ -105,7 +94,7 @@ class NbdFailoverTest {
     try (NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0))
         .withRereplication(java.time.Duration.ofMillis(500), 100_000), fx.client, new SimpleMeterRegistry())) {
       String uri = "nbd://" + gw.address() + "/vm5";
-      Path data = randomFile("data5.img", 7, 8 * (int) MIB);
+      Path data = randomFile(dir, "data5.img", 7, 8 * (int) MIB);
       ok(dir, "nbdcopy", data.toString(), uri);
       int pages = 8 * 256;
       assertThat(copiesOf("vm5")).isEqualTo(2L * pages);
@@ -115,7 +104,7 @@ class NbdFailoverTest {
       org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(30))
           .until(() -> copiesOf("vm5") == 2L * pages && gw.metrics("vm5").underReplicated() == 0);
       fx.cluster.kill(1);
-      assertThat(readBack(uri, "after-restart.img")).isEqualTo(Files.readAllBytes(data));
+      assertThat(readBack(dir, uri, "after-restart.img")).isEqualTo(Files.readAllBytes(data));
       fx.cluster.restart(1);
       org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(30))
           .until(() -> copiesOf("vm5") == 2L * pages && gw.metrics("vm5").underReplicated() == 0);
@@ -125,13 +114,13 @@ class NbdFailoverTest {
       int frozen = fx.cluster.slot(2);
       org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(10))
           .until(() -> !fx.client.server(frozen).up());
-      Path rewritten = randomFile("data5b.img", 8, 8 * (int) MIB);
+      Path rewritten = randomFile(dir, "data5b.img", 8, 8 * (int) MIB);
       ok(dir, "nbdcopy", rewritten.toString(), uri);
       fx.cluster.thaw(2);
       org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(30))
           .until(() -> fx.client.server(frozen).up() && copiesOf("vm5") == 2L * pages
               && gw.metrics("vm5").underReplicated() == 0);
-      assertThat(readBack(uri, "after-thaw.img")).isEqualTo(Files.readAllBytes(rewritten));
+      assertThat(readBack(dir, uri, "after-thaw.img")).isEqualTo(Files.readAllBytes(rewritten));
     }
   }
 
@@ -146,13 +135,13 @@ class NbdFailoverTest {
         .persisted(dir.resolve("servers")).start());
     fx.client.createNamespace("vm6", 8 * MIB, 2);
     int pages = 8 * 256;
-    Path first = randomFile("data6.img", 11, 8 * (int) MIB);
+    Path first = randomFile(dir, "data6.img", 11, 8 * (int) MIB);
     ok(dir, "nbdcopy", first.toString(), fx.uri("vm6"));
     int id = fx.client.namespace("vm6").id();
     long held = fx.cluster.server(1).store().pageCount(id);
     assertThat(held).isPositive();
     fx.cluster.kill(1);
-    Path second = randomFile("data6b.img", 12, 8 * (int) MIB);
+    Path second = randomFile(dir, "data6b.img", 12, 8 * (int) MIB);
     ok(dir, "nbdcopy", second.toString(), fx.uri("vm6"));
     fx.gateway.close();
     fx.client.close();
@@ -161,7 +150,7 @@ class NbdFailoverTest {
     try (VmdClient other = VmdClient.connect(ClientConfig.of(fx.cluster.metaAddresses()));
         NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), other,
             new SimpleMeterRegistry())) {
-      assertThat(readBack("nbd://" + gw.address() + "/vm6", "back6.img")).isEqualTo(Files.readAllBytes(second));
+      assertThat(readBack(dir, "nbd://" + gw.address() + "/vm6", "back6.img")).isEqualTo(Files.readAllBytes(second));
       assertThat(fx.cluster.server(1).store().pageCount(id)).as("stale copies deleted").isZero();
       assertThat(fx.storedPages(id)).isEqualTo(2L * pages);
     }
@@ -171,14 +160,14 @@ class NbdFailoverTest {
   void aNewGatewayOnAnotherClientReadsBackEverythingTheDeadOneWrote() throws Exception {
     fx = new GatewayFixture(3, 128 * MIB);
     fx.client.createNamespace("vm2", 32 * MIB, 2);
-    Path data = randomFile("data.img", 3, 32 * (int) MIB);
+    Path data = randomFile(dir, "data.img", 3, 32 * (int) MIB);
     ok(dir, "nbdcopy", data.toString(), fx.uri("vm2"));
     fx.gateway.close();
     fx.client.close();
     try (VmdClient other = VmdClient.connect(ClientConfig.of(fx.cluster.metaAddresses()));
         NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), other,
             new SimpleMeterRegistry())) {
-      assertThat(readBack("nbd://" + gw.address() + "/vm2", "again.img")).isEqualTo(Files.readAllBytes(data));
+      assertThat(readBack(dir, "nbd://" + gw.address() + "/vm2", "again.img")).isEqualTo(Files.readAllBytes(data));
     }
   }
 
@@ -186,7 +175,7 @@ class NbdFailoverTest {
   void afterAHandOffTheOldGatewaysWritesAreRefusedAndTheNewOwnersDataStaysIntact() throws Exception {
     fx = new GatewayFixture(3, 128 * MIB);
     fx.client.createNamespace("vm3", 16 * MIB, 2);
-    Path old = randomFile("old.img", 4, 16 * (int) MIB);
+    Path old = randomFile(dir, "old.img", 4, 16 * (int) MIB);
     ok(dir, "nbdcopy", old.toString(), fx.uri("vm3"));
     // The namespace is handed to the destination host's gateway: its epoch moves on.
     try (VmdClient dest = VmdClient.connect(ClientConfig.of(fx.cluster.metaAddresses()));
@@ -194,13 +183,13 @@ class NbdFailoverTest {
             new SimpleMeterRegistry())) {
       dest.handOff("vm3", dest.ownerId());
       String newUri = "nbd://" + gw.address() + "/vm3";
-      Path fresh = randomFile("new.img", 5, 16 * (int) MIB);
+      Path fresh = randomFile(dir, "new.img", 5, 16 * (int) MIB);
       ok(dir, "nbdcopy", fresh.toString(), newUri);
       // The stale gateway still has its connection and keeps writing: every write must fail.
       GatewayFixture.Result stale = GatewayFixture.run(dir, "nbdcopy", old.toString(), fx.uri("vm3"));
       assertThat(stale.exit()).as("a stale writer is refused").isNotZero();
       assertThat(stale.err()).containsIgnoringCase("input/output error");
-      assertThat(readBack(newUri, "after.img")).as("the new owner's data").isEqualTo(Files.readAllBytes(fresh));
+      assertThat(readBack(dir, newUri, "after.img")).as("the new owner's data").isEqualTo(Files.readAllBytes(fresh));
     }
   }
 }

@@ -1,6 +1,8 @@
 package io.vmd.nbd;
 
 import static io.vmd.nbd.GatewayFixture.ok;
+import static io.vmd.nbd.GatewayFixture.randomFile;
+import static io.vmd.nbd.GatewayFixture.readBack;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
@@ -12,7 +14,6 @@ import io.vmd.server.MiniVmdCluster;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.Random;
 import org.awaitility.Awaitility;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -34,23 +35,11 @@ class NbdOwnershipTest {
     }
   }
 
-  private Path randomFile(String name, long seed, int bytes) throws Exception {
-    byte[] b = new byte[bytes];
-    new Random(seed).nextBytes(b);
-    return Files.write(dir.resolve(name), b);
-  }
-
-  private byte[] readBack(String uri, String name) throws Exception {
-    Path back = dir.resolve(name);
-    ok(dir, "nbdcopy", uri, back.toString());
-    return Files.readAllBytes(back);
-  }
-
   @Test
   void nbdinfoThroughASecondGatewayLeavesTheOwnerWriting() throws Exception {
     fx = new GatewayFixture(2, 64 * MIB);
     fx.client.createNamespace("vm1", 8 * MIB, 2);
-    Path first = randomFile("first.img", 1, 8 * (int) MIB);
+    Path first = randomFile(dir, "first.img", 1, 8 * (int) MIB);
     ok(dir, "nbdcopy", first.toString(), fx.uri("vm1"));
     try (VmdClient other = VmdClient.connect(ClientConfig.of(fx.cluster.metaAddresses()), "gateway");
         NbdGateway probe = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), other,
@@ -59,14 +48,14 @@ class NbdOwnershipTest {
       GatewayFixture.Result info = ok(dir, "nbdinfo", probeUri);
       assertThat(info.out()).contains("is_read_only: true").contains("export-size: " + 8 * MIB);
       // The look changed nothing: the owner's gateway writes on.
-      Path second = randomFile("second.img", 2, 8 * (int) MIB);
+      Path second = randomFile(dir, "second.img", 2, 8 * (int) MIB);
       ok(dir, "nbdcopy", second.toString(), fx.uri("vm1"));
-      assertThat(readBack(fx.uri("vm1"), "back.img")).isEqualTo(Files.readAllBytes(second));
+      assertThat(readBack(dir, fx.uri("vm1"), "back.img")).isEqualTo(Files.readAllBytes(second));
       // A write through the second gateway is refused (EPERM), and lands nowhere.
       GatewayFixture.Result refused = GatewayFixture.run(dir, "nbdcopy", first.toString(), probeUri);
       assertThat(refused.exit()).isNotZero();
-      assertThat(readBack(fx.uri("vm1"), "still.img")).isEqualTo(Files.readAllBytes(second));
-      assertThat(readBack(probeUri, "seen.img")).as("the second gateway reads the owner's data")
+      assertThat(readBack(dir, fx.uri("vm1"), "still.img")).isEqualTo(Files.readAllBytes(second));
+      assertThat(readBack(dir, probeUri, "seen.img")).as("the second gateway reads the owner's data")
           .isEqualTo(Files.readAllBytes(second));
     }
     // Once the owner's gateway is gone, a new gateway writes (it replaces a dead one as before).
@@ -77,7 +66,7 @@ class NbdOwnershipTest {
             new SimpleMeterRegistry())) {
       String uri = "nbd://" + gw.address() + "/vm1";
       ok(dir, "nbdcopy", first.toString(), uri);
-      assertThat(readBack(uri, "after.img")).isEqualTo(Files.readAllBytes(first));
+      assertThat(readBack(dir, uri, "after.img")).isEqualTo(Files.readAllBytes(first));
     }
   }
 
@@ -85,7 +74,7 @@ class NbdOwnershipTest {
   void aServerFrozenWhileANewGatewayAttachesGivesReadErrorsNeverZerosThenEveryByte() throws Exception {
     fx = new GatewayFixture(MiniVmdCluster.builder().servers(2, 64 * MIB).start());
     fx.client.createNamespace("vm2", 16 * MIB, 1);
-    Path data = randomFile("data.img", 3, 16 * (int) MIB);
+    Path data = randomFile(dir, "data.img", 3, 16 * (int) MIB);
     ok(dir, "nbdcopy", data.toString(), fx.uri("vm2"));
     fx.gateway.close();
     fx.client.close();
@@ -102,7 +91,7 @@ class NbdOwnershipTest {
       fx.cluster.thaw(1);
       Awaitility.await().atMost(Duration.ofSeconds(20)).until(() -> gw.metrics("vm2") != null
           && next.namespaceMeta("vm2") != null && resolved(gw));
-      assertThat(readBack(uri, "whole.img")).isEqualTo(Files.readAllBytes(data));
+      assertThat(readBack(dir, uri, "whole.img")).isEqualTo(Files.readAllBytes(data));
       assertThat(fx.storedPages(next.namespace("vm2").id())).as("nothing was deleted").isEqualTo(16 * 256);
     }
   }
@@ -119,20 +108,20 @@ class NbdOwnershipTest {
     try (NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0))
         .withRereplication(Duration.ofMillis(500), 100_000), fx.client, new SimpleMeterRegistry())) {
       String uri = "nbd://" + gw.address() + "/vm3";
-      Path data = randomFile("data3.img", 4, 16 * (int) MIB);
+      Path data = randomFile(dir, "data3.img", 4, 16 * (int) MIB);
       ok(dir, "nbdcopy", data.toString(), uri);
       int id = fx.client.namespace("vm3").id();
       assertThat(fx.cluster.server(0).store().pageCount(id)).isPositive();
       int slot = fx.cluster.slot(0);
       fx.client.setServerStatus(slot, ServerStatus.DRAINING, false);
       // The VM keeps writing while the drain runs.
-      Path more = randomFile("more.img", 5, 16 * (int) MIB);
+      Path more = randomFile(dir, "more.img", 5, 16 * (int) MIB);
       ok(dir, "nbdcopy", more.toString(), uri);
       Awaitility.await().atMost(Duration.ofSeconds(60))
           .until(() -> fx.cluster.server(0).store().pageCount(id) == 0 && gw.metrics("vm3").underReplicated() == 0);
       fx.client.setServerStatus(slot, ServerStatus.REMOVED, false);
       fx.cluster.kill(0);
-      assertThat(readBack(uri, "after.img")).isEqualTo(Files.readAllBytes(more));
+      assertThat(readBack(dir, uri, "after.img")).isEqualTo(Files.readAllBytes(more));
       try (VmdClient later = VmdClient.connect(ClientConfig.of(fx.cluster.metaAddresses()))) {
         assertThat(later.attach("vm3", false).readSync(0, 16 * 256)).isEqualTo(Files.readAllBytes(more));
       }

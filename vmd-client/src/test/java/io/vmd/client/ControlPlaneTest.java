@@ -208,6 +208,28 @@ class ControlPlaneTest {
   }
 
   @Test
+  void aReadOnlyHandleReadsWhatTheOwnerWritesAfterItAttachedAndNeverGuessesZeros() throws Exception {
+    cluster = MiniVmdCluster.builder().servers(3, 64L << 20).start();
+    VmdClient a = client(Duration.ofSeconds(5));
+    VmdClient b = client(Duration.ofSeconds(5));
+    a.createNamespace("live", 16L << 20, 2);
+    Namespace owner = a.attach("live", VmdClient.Access.CLAIM);
+    owner.writeSync(0, content(20, 8));
+    Namespace reader = b.attach("live", VmdClient.Access.READ);
+    assertThat(reader.readOnly()).isTrue();
+    owner.writeSync(100, content(21, 8)); // new pages, placed after the reader attached
+    owner.writeSync(0, content(22, 1)); // a rewrite where the page lives
+    assertThat(reader.readSync(100, 8)).as("pages placed after the attach").isEqualTo(content(21, 8));
+    assertThat(reader.readSync(0, 1)).isEqualTo(content(22, 1));
+    assertThat(reader.readSync(200, 4)).as("never written: a hole").isEqualTo(new byte[4 * Pages.PAGE_SIZE]);
+    assertThat(a.namespaceMeta("live").holds(cluster.slot(2))).as("the server to freeze holds pages of it").isTrue();
+    cluster.freeze(2);
+    assertThatThrownBy(() -> reader.readSync(300, 1)).as("a server that may hold it is silent: no guess")
+        .isInstanceOfSatisfying(VmdException.class, e -> assertThat(e.code()).isEqualTo(ErrorCode.UNAVAILABLE));
+    cluster.thaw(2);
+  }
+
+  @Test
   void aServerThatJoinsWhilePagesAreWrittenTakesNewPagesWithoutARestart() throws Exception {
     cluster = MiniVmdCluster.builder().servers(2, 64L << 20).start();
     VmdClient c = client(Duration.ofSeconds(5));

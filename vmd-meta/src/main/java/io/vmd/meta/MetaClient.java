@@ -135,14 +135,7 @@ public final class MetaClient implements AutoCloseable {
       o.writeByte(MetaCodec.RENEW);
       o.writeUTF(owner);
       o.writeLong(lease.toMillis());
-    }), in -> {
-      int n = in.readInt();
-      java.util.Map<Integer, Long> held = new java.util.HashMap<>();
-      for (int i = 0; i < n; i++) {
-        held.put(in.readInt(), in.readLong());
-      }
-      return held;
-    });
+    }), MetaCodec::readHeld);
   }
 
   public NamespaceMeta release(int namespaceId, String owner, long epoch) throws MetaException {
@@ -199,6 +192,24 @@ public final class MetaClient implements AutoCloseable {
     } catch (IOException e) {
       throw unreachable(e);
     }
+  }
+
+  /** {@link #view()} without blocking: for callers on an event loop. */
+  public CompletableFuture<MetaView> viewAsync() {
+    byte[] q = MetaCodec.bytes(o -> {
+      o.writeByte(MetaCodec.VIEW);
+      o.writeLong(-1);
+    });
+    return raft.async().sendReadOnly(Message.valueOf(ByteString.copyFrom(q))).thenApply(r -> {
+      try {
+        return MetaCodec.reply(bytesOf(r), in -> in.readBoolean() ? MetaCodec.readView(in) : null);
+      } catch (IOException | MetaException e) {
+        throw new CompletionException(e);
+      }
+    }).exceptionally(e -> {
+      Throwable c = e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
+      throw new CompletionException(c instanceof MetaException me ? me : unreachable(c));
+    });
   }
 
   // ---------------------------------------------------------------- plumbing

@@ -136,6 +136,16 @@ final class MetaCodec {
     return s;
   }
 
+  /** A renewal's answer: the namespaces the owner holds, id to epoch. */
+  static java.util.Map<Integer, Long> readHeld(DataInputStream in) throws IOException {
+    int n = in.readInt();
+    java.util.Map<Integer, Long> held = new java.util.HashMap<>();
+    for (int i = 0; i < n; i++) {
+      held.put(in.readInt(), in.readLong());
+    }
+    return held;
+  }
+
   static void writeTombstone(DataOutputStream out, Tombstone t) throws IOException {
     out.writeInt(t.id());
     out.writeUTF(t.name());

@@ -122,13 +122,7 @@ class MetaStateTest {
   }
 
   private java.util.Map<Integer, Long> renewed(String owner, long lease) throws Exception {
-    return ok(renew(owner, lease), in -> {
-      java.util.Map<Integer, Long> m = new java.util.HashMap<>();
-      for (int i = in.readInt(); i > 0; i--) {
-        m.put(in.readInt(), in.readLong());
-      }
-      return m;
-    });
+    return ok(renew(owner, lease), MetaCodec::readHeld);
   }
 
   @Test

@@ -181,7 +181,15 @@ public final class VmdServer implements AutoCloseable {
    */
   public void freeze(boolean freeze) {
     frozen = freeze;
-    connections.forEach(ch -> ch.config().setAutoRead(!freeze));
+    // On each connection's own loop, and waited for: a request sent right after this call must not be
+    // read by a server that is meant to be hung already.
+    connections.forEach(ch -> {
+      if (ch.eventLoop().inEventLoop()) {
+        ch.config().setAutoRead(!freeze);
+      } else {
+        ch.eventLoop().submit(() -> ch.config().setAutoRead(!freeze)).awaitUninterruptibly();
+      }
+    });
   }
 
   /** Closes every client connection and the listener, then the store. */

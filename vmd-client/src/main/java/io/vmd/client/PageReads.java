@@ -1,0 +1,446 @@
+package io.vmd.client;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.CompositeByteBuf;
+import io.netty.util.Recycler;
+import io.vmd.common.PageCopy;
+import io.vmd.protocol.ErrorCode;
+import io.vmd.protocol.Frame;
+import io.vmd.protocol.Op;
+import io.vmd.protocol.Pages;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * The read path of a {@link Namespace}: GET frames to one live replica per run, asking another when
+ * one fails, copying into the caller's buffer or handing out the replies' slices.
+ */
+final class PageReads {
+  private final Namespace ns;
+
+  PageReads(Namespace ns) {
+    this.ns = ns;
+  }
+
+  // ---------------------------------------------------------------- read
+
+  /**
+   * Reads {@code count} pages into {@code dst} at its writer index, which moves on by
+   * {@code count * 4096} when the future completes. Pages never written read as zeros.
+   */
+  public CompletableFuture<Void> read(long firstPage, int count, ByteBuf dst) {
+    IoOp.Future f = new IoOp.Future();
+    read(firstPage, count, dst, f);
+    return f;
+  }
+
+  /**
+   * Reads {@code count} pages into {@code dst} at its writer index, which moves on by
+   * {@code count * 4096} before {@code done} runs. Pages never written read as zeros.
+   */
+  public void read(long firstPage, int count, ByteBuf dst, IoCallback done) {
+    if (!ns.inRange(firstPage, count)) {
+      done.ioDone(ns.outOfRange(firstPage, count));
+      return;
+    }
+    int base = dst.writerIndex();
+    dst.ensureWritable(count * Pages.PAGE_SIZE);
+    ReadOp op = ReadOp.POOL.get();
+    op.dst = dst;
+    op.end = base + count * Pages.PAGE_SIZE;
+    op.start(done);
+    sendGets(op, firstPage, 0, count, base, LocationTable.NONE, 1);
+    op.finish();
+  }
+
+  /**
+   * Reads {@code count} pages without copying them: {@code done} gets a buffer of exactly
+   * {@code count * 4096} readable bytes made of retained slices of the servers' replies (zeros where
+   * nothing was written), which it must release. Worth it for large reads; a small read is cheaper
+   * copied into a buffer of the caller's.
+   */
+  public void readShared(long firstPage, int count, ByteBufAllocator alloc, Namespace.PagesCallback done) {
+    if (!ns.inRange(firstPage, count)) {
+      done.pagesRead(null, ns.outOfRange(firstPage, count));
+      return;
+    }
+    ReadOp op = ReadOp.POOL.get();
+    op.shared(count, alloc, done);
+    op.start(null);
+    sendGets(op, firstPage, 0, count, 0, LocationTable.NONE, 1);
+    op.finish();
+  }
+
+  /**
+   * The replica of {@code page} to read: the first on a server that is up, else the first at all (its
+   * failure is then the answer); never {@code exclude}. {@link LocationTable#NONE} when no other copy.
+   */
+  int readServer(long page, int exclude) {
+    int fallback = LocationTable.NONE;
+    for (int r = 0; r < ns.locations.replicas(); r++) {
+      int s = ns.locations.get(page, r);
+      if (s == LocationTable.NONE || s == exclude) {
+        continue;
+      }
+      if (ns.up(s)) {
+        return s;
+      }
+      if (fallback == LocationTable.NONE) {
+        fallback = s;
+      }
+    }
+    return fallback;
+  }
+
+  /**
+   * Pages [from, to) of a read that a read-only handle's table has no copy of: another owner writes
+   * the namespace and may have placed them after this handle attached. Every server of the namespace's
+   * set is asked (GET with stamps); each page takes the newest copy any holds. A page none holds is a
+   * hole (zeros); a page only a server that did not answer could hold is an error, never zeros.
+   */
+  private void probe(ReadOp op, long firstPage, int from, int to, int base) {
+    op.begin();
+    // The owner names a server in the set before it places a page there: the set as of now covers
+    // every page written before this read.
+    ns.client.meta().viewAsync().whenComplete((v, e) -> {
+      io.vmd.meta.NamespaceMeta now = v == null ? null : v.namespace(ns.record.id());
+      if (now == null) {
+        op.fail(e != null ? VmdException.from(e) : new VmdException(ErrorCode.NO_NAMESPACE, "namespace '"
+            + ns.name() + "' was deleted"));
+        return;
+      }
+      ns.serverSet = now.servers();
+      probe(op, firstPage, from, to, base, now.servers());
+    });
+  }
+
+  private void probe(ReadOp op, long firstPage, int from, int to, int base, int[] set) {
+    int n = to - from;
+    long page = firstPage + from;
+    ByteBuf pages = io.netty.buffer.PooledByteBufAllocator.DEFAULT.directBuffer(n * Pages.PAGE_SIZE);
+    pages.writerIndex(n * Pages.PAGE_SIZE);
+    long[] stamps = new long[n];
+    java.util.Arrays.fill(stamps, -1);
+    List<CompletableFuture<Void>> asks = new ArrayList<>();
+    for (int slot : set) {
+      ServerState s = ns.client.server(slot);
+      if (s == null || s.removed()) {
+        continue;
+      }
+      asks.add(ns.client.call(slot, Op.GET, Frame.FLAG_STAMPS, ns.record.id(), ns.record.epoch(), null, f -> {
+        int bitmapAt = Frame.payloadIndex(f);
+        int present = 0;
+        for (int k = 0; k < n; k++) {
+          present += Frame.present(f, bitmapAt, k) ? 1 : 0;
+        }
+        int pageAt = bitmapAt + Frame.bitmapBytes(n);
+        int stampAt = pageAt + present * Pages.PAGE_SIZE;
+        synchronized (stamps) {
+          for (int k = 0, idx = 0; k < n; k++) {
+            if (!Frame.present(f, bitmapAt, k)) {
+              continue;
+            }
+            long stamp = f.getLong(stampAt + 8 * idx);
+            if (stamp > stamps[k]) {
+              stamps[k] = stamp;
+              PageCopy.copy(f, pageAt + idx * Pages.PAGE_SIZE, pages, k * Pages.PAGE_SIZE, Pages.PAGE_SIZE);
+            }
+            idx++;
+          }
+        }
+        return (Void) null;
+      }, page, n));
+    }
+    CompletableFuture.allOf(asks.toArray(new CompletableFuture<?>[0])).whenComplete((v, err) -> {
+      try {
+        for (int k = 0; k < n; k++) {
+          if (stamps[k] < 0 && err != null) {
+            op.fail(new VmdException(ErrorCode.UNAVAILABLE, "page " + (page + k) + " of namespace '" + ns.name()
+                + "' is not known here and a server that may hold it did not answer: " + VmdException.from(err)
+                .getMessage() + "; not reading it as zeros"));
+            return;
+          }
+          if (stamps[k] < 0) {
+            PageCopy.zero(pages, k * Pages.PAGE_SIZE, Pages.PAGE_SIZE);
+          }
+        }
+        op.filled(from, n, base, pages);
+        op.finish();
+      } finally {
+        pages.release();
+      }
+    });
+  }
+
+  /**
+   * Sends one GET per run of pages [from, to) of a read (pages firstPage + i) that share the server
+   * to read them from; zero-fills runs nobody stored. {@code exclude} is a server that just failed
+   * these pages: another replica is asked, and a page with none left fails the read.
+   */
+  void sendGets(ReadOp op, long firstPage, int from, int to, int base, int exclude, int attempt) {
+    int i = from;
+    while (i < to) {
+      long page = firstPage + i;
+      int j = i + 1;
+      if (!ns.locations.stored(page)) {
+        Namespace.Late l = ns.late;
+        if (l != null) {
+          op.begin(); // balanced by the fail below
+          op.fail(new VmdException(ErrorCode.UNAVAILABLE, "page " + page + " of namespace '" + ns.name()
+              + "' may be on servers " + l.pending.stream().map(ns.client::describe).toList()
+              + ", which have not answered since the attach: not reading it as zeros"));
+          return;
+        }
+        while (j < to && j - i < Frame.MAX_PAGES && !ns.locations.stored(firstPage + j)) {
+          j++;
+        }
+        if (ns.readOnly()) {
+          // The owner may have written these pages since this handle attached: ask the servers.
+          probe(op, firstPage, i, j, base);
+        } else {
+          op.zeros(i, j - i, base);
+        }
+        i = j;
+        continue;
+      }
+      int server = readServer(page, exclude);
+      if (server == LocationTable.NONE) {
+        op.begin(); // balanced by the fail below
+        op.fail(new VmdException(ErrorCode.UNAVAILABLE, "page " + page + " of namespace '" + ns.name()
+            + "' has no copy left on a server that answers"));
+        return;
+      }
+      while (j < to && j - i < Frame.MAX_PAGES && ns.locations.stored(firstPage + j)
+          && readServer(firstPage + j, exclude) == server) {
+        j++;
+      }
+      ServerConnection conn = ns.client.connection(server);
+      long id = conn.nextId();
+      ByteBuf frame = conn.header(Frame.LENGTH_FIELD + Frame.HEADER_SIZE);
+      Frame.writeHeader(frame, Op.GET, 0, 0, id, ns.record.id(), ns.record.epoch(), page, j - i, 0);
+      op.begin();
+      conn.send(id, frame, GetFrame.of(ns, op, server, page, j - i, i, base, attempt));
+      i = j;
+    }
+  }
+
+  /**
+   * A read: either copies pages into the caller's buffer, or (shared) keeps each run's pages as a
+   * retained slice of the reply, indexed by the run's first page, and joins them at the end.
+   */
+  static final class ReadOp extends IoOp {
+    static final Recycler<ReadOp> POOL = new Recycler<ReadOp>() {
+      @Override
+      protected ReadOp newObject(Handle<ReadOp> handle) {
+        return new ReadOp(handle);
+      }
+    };
+
+    private final Recycler.Handle<ReadOp> handle;
+    ByteBuf dst;
+    int end;
+    private ByteBuf[] parts = new ByteBuf[0];
+    private int count;
+    private ByteBufAllocator alloc;
+    private Namespace.PagesCallback pagesDone;
+
+    private ReadOp(Recycler.Handle<ReadOp> handle) {
+      this.handle = handle;
+    }
+
+    void shared(int pages, ByteBufAllocator allocator, Namespace.PagesCallback done) {
+      if (parts.length < pages) {
+        parts = new ByteBuf[pages];
+      }
+      count = pages;
+      alloc = allocator;
+      pagesDone = done;
+    }
+
+    boolean isShared() {
+      return pagesDone != null;
+    }
+
+    /** Forgets what a failed frame left at {@code at} (its pages are read again elsewhere). */
+    void dropPart(int at) {
+      if (isShared() && parts[at] != null) {
+        parts[at].release();
+        parts[at] = null;
+      }
+    }
+
+    /** Pages {@code [at, at + n)} of the read are {@code src}'s bytes (the caller keeps {@code src}). */
+    void filled(int at, int n, int base, ByteBuf src) {
+      if (isShared()) {
+        ByteBuf part = alloc.directBuffer(n * Pages.PAGE_SIZE);
+        part.writerIndex(n * Pages.PAGE_SIZE);
+        PageCopy.copy(src, 0, part, 0, n * Pages.PAGE_SIZE);
+        parts[at] = part;
+      } else {
+        PageCopy.copy(src, 0, dst, base + at * Pages.PAGE_SIZE, n * Pages.PAGE_SIZE);
+      }
+    }
+
+    /** Pages {@code [at, at + n)} of the read were never written. */
+    void zeros(int at, int n, int base) {
+      if (isShared()) {
+        parts[at] = alloc.directBuffer(n * Pages.PAGE_SIZE).writeZero(n * Pages.PAGE_SIZE);
+      } else {
+        PageCopy.zero(dst, base + at * Pages.PAGE_SIZE, n * Pages.PAGE_SIZE);
+      }
+    }
+
+    @Override
+    void done(VmdException error, IoCallback cb) {
+      if (!isShared()) {
+        if (error == null) {
+          dst.writerIndex(end);
+        }
+        dst = null;
+        handle.recycle(this);
+        cb.ioDone(error);
+        return;
+      }
+      Namespace.PagesCallback pcb = pagesDone;
+      ByteBuf result = null;
+      if (error == null) {
+        CompositeByteBuf joined = alloc.compositeDirectBuffer(count);
+        for (int i = 0; i < count; ) {
+          ByteBuf part = parts[i];
+          parts[i] = null;
+          joined.addComponent(true, part);
+          i += part.readableBytes() / Pages.PAGE_SIZE;
+        }
+        result = joined;
+      } else {
+        for (int i = 0; i < count; i++) {
+          if (parts[i] != null) {
+            parts[i].release();
+            parts[i] = null;
+          }
+        }
+      }
+      pagesDone = null;
+      alloc = null;
+      handle.recycle(this);
+      pcb.pagesRead(result, error);
+    }
+  }
+
+  /** One GET frame in flight: a run of pages of one read from one server. */
+  static final class GetFrame extends Pending {
+    private static final Recycler<GetFrame> POOL = new Recycler<GetFrame>() {
+      @Override
+      protected GetFrame newObject(Handle<GetFrame> handle) {
+        return new GetFrame(handle);
+      }
+    };
+
+    private final Recycler.Handle<GetFrame> handle;
+    private Namespace ns;
+    private ReadOp op;
+    private int server;
+    private long page;
+    private int count;
+    /** The run's first page within the read. */
+    private int at;
+    private int dstIndex;
+    /** How many servers have been asked for these pages, this one included. */
+    private int attempt;
+
+    private GetFrame(Recycler.Handle<GetFrame> handle) {
+      this.handle = handle;
+    }
+
+    static GetFrame of(Namespace ns, ReadOp op, int server, long page, int count, int at, int base, int attempt) {
+      GetFrame g = POOL.get();
+      g.attempt = attempt;
+      g.ns = ns;
+      g.op = op;
+      g.server = server;
+      g.page = page;
+      g.count = count;
+      g.at = at;
+      g.dstIndex = base + at * Pages.PAGE_SIZE;
+      return g;
+    }
+
+    @Override
+    void onReply(ByteBuf f) {
+      VmdException e = Frame.status(f) != 0 ? ns.client.error(f, server) : takePages(f);
+      if (e == null) {
+        ReadOp o = op;
+        ns = null;
+        op = null;
+        handle.recycle(this);
+        o.finish();
+      } else {
+        // A server restarted empty, or one that lost the namespace: the other replicas may have it.
+        retryOrFail(e);
+      }
+    }
+
+    /** Asks the pages' other replicas (when any is left) instead of failing the read. */
+    private void retryOrFail(VmdException e) {
+      ReadOp o = op;
+      Namespace n = ns;
+      long first = page - at;
+      int from = at;
+      int to = at + count;
+      int base = dstIndex - at * Pages.PAGE_SIZE;
+      int failed = server;
+      int next = attempt + 1;
+      ns = null;
+      op = null;
+      handle.recycle(this);
+      if (e.code() == ErrorCode.STALE_EPOCH || e.code() == ErrorCode.BAD_REQUEST || next > n.locations.replicas()) {
+        o.fail(e);
+        return;
+      }
+      o.dropPart(from);
+      n.reads.sendGets(o, first, from, to, base, failed, next);
+      o.finish();
+    }
+
+    private VmdException takePages(ByteBuf f) {
+      int bitmapAt = Frame.payloadIndex(f);
+      int pageAt = bitmapAt + Frame.bitmapBytes(count);
+      if (op.isShared() && Frame.payloadLength(f) == Frame.bitmapBytes(count) + count * Pages.PAGE_SIZE) {
+        // Every page present: the run is one slice of the reply, no copy.
+        op.parts[at] = f.retainedSlice(pageAt, count * Pages.PAGE_SIZE);
+        return null;
+      }
+      ByteBuf dst;
+      int dstAt;
+      if (op.isShared()) {
+        dst = op.alloc.directBuffer(count * Pages.PAGE_SIZE);
+        dst.writerIndex(count * Pages.PAGE_SIZE);
+        op.parts[at] = dst;
+        dstAt = 0;
+      } else {
+        dst = op.dst;
+        dstAt = dstIndex;
+      }
+      for (int i = 0; i < count; i++) {
+        if (Frame.present(f, bitmapAt, i)) {
+          PageCopy.copy(f, pageAt, dst, dstAt + i * Pages.PAGE_SIZE, Pages.PAGE_SIZE);
+          pageAt += Pages.PAGE_SIZE;
+        } else if (ns.locations.stored(page + i)) {
+          return new VmdException(ErrorCode.UNAVAILABLE, "page " + (page + i) + " of namespace '"
+              + ns.name() + "' is missing on server " + ns.client.describe(server));
+        } else {
+          // Deleted while the read was in flight: it reads as never written.
+          PageCopy.zero(dst, dstAt + i * Pages.PAGE_SIZE, Pages.PAGE_SIZE);
+        }
+      }
+      return null;
+    }
+
+    @Override
+    void onFailure(VmdException e) {
+      retryOrFail(e);
+    }
+  }
+}
