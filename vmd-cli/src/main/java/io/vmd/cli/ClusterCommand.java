@@ -93,16 +93,34 @@ final class ClusterCommand {
 
   @Command(name = "drain", mixinStandardHelpOptions = true, description = {
       "Stop placing new pages on a server and move its pages off it: each namespace's owner (its gateway)",
-      "copies them to other servers while I/O goes on. 'vmd cluster servers' shows its pages fall to 0;",
-      "then remove it."})
+      "copies them to other servers while I/O goes on; namespaces nobody owns are moved by this command.",
+      "It waits until the server holds nothing (then remove it), or --wait runs out."})
   static final class Drain implements Callable<Integer> {
     @ParentCommand ClusterCommand cluster;
     @Spec CommandSpec spec;
     @Parameters(paramLabel = "SERVER", description = "Slot, id or address.") String which;
 
+    @Option(names = "--wait", defaultValue = "10m", converter = Vmd.DurationConverter.class, paramLabel = "DURATION",
+        description = "How long to wait for it to empty (default: ${DEFAULT-VALUE}; 0: mark it draining and return).")
+    java.time.Duration wait;
+
     @Override
     public Integer call() throws Exception {
-      return setStatus(cluster, spec, which, ServerStatus.DRAINING, false);
+      if (wait.isZero()) {
+        return setStatus(cluster, spec, which, ServerStatus.DRAINING, false);
+      }
+      try (VmdClient client = cluster.vmd.connect()) {
+        Member m = find(client, which);
+        long left = client.drain(m.slot(), wait);
+        new Output("slot", "id", "address", "status", "pages")
+            .row(m.slot(), m.id(), m.address().toString(), "draining", left)
+            .print(spec.commandLine().getOut(), cluster.vmd.json, Map.of());
+        if (left > 0) {
+          throw new io.vmd.client.VmdException(io.vmd.protocol.ErrorCode.UNAVAILABLE, "server " + m.address()
+              + " still holds " + left + " pages after " + wait.toSeconds() + " s (are their owners running?)");
+        }
+      }
+      return 0;
     }
   }
 

@@ -87,6 +87,28 @@ public final class Repairer implements AutoCloseable {
     tracked.remove(ns);
   }
 
+  /**
+   * Repairs {@code ns} now, to the end: copies every page short of copies (or on a draining server) in
+   * passes until one copies nothing. For a namespace this client owns and does no other I/O on (the
+   * CLI's drain); returns the pages copied.
+   */
+  public long repairNow(Namespace ns) throws InterruptedException {
+    Tracked t = new Tracked(ns, RangeLock.NONE, new Listener() {
+      @Override
+      public void underReplicated(long pages) {
+      }
+
+      @Override
+      public void rereplicated(long copies) {
+      }
+    });
+    long total = 0;
+    for (int copied = pass(t, true); copied > 0; copied = pass(t, true)) {
+      total += copied;
+    }
+    return total;
+  }
+
   private void tick() {
     try {
       tracked.keySet().removeIf(ns -> !ns.writable());

@@ -15,6 +15,7 @@ import io.vmd.protocol.Frame;
 import io.vmd.protocol.NamespaceRecord;
 import io.vmd.protocol.Op;
 import io.vmd.protocol.Pages;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -392,6 +393,46 @@ public final class VmdClient implements AutoCloseable {
       return m;
     } catch (MetaException e) {
       throw VmdException.of(e);
+    }
+  }
+
+  /**
+   * Drains a server: marks it DRAINING (no new pages go there) and moves its pages off, waiting up to
+   * {@code timeout} until it holds none. Namespaces another client or gateway owns are moved by their
+   * owner's {@link Repairer}; those nobody owns are taken here, repaired and given back. Returns the
+   * pages it still holds (0: it may be removed).
+   */
+  public long drain(int slot, Duration timeout) throws VmdException {
+    setServerStatus(slot, ServerStatus.DRAINING, false);
+    long deadline = System.nanoTime() + timeout.toNanos();
+    try (Repairer repairer = new Repairer(this, Duration.ZERO, 16_384)) {
+      return drain(slot, deadline, repairer);
+    }
+  }
+
+  private long drain(int slot, long deadline, Repairer repairer) throws VmdException {
+    while (true) {
+      long held = await(call(slot, Op.AVAILABILITY, 0, 0, null, f -> Codec.readAvailability(payload(f)))).pages();
+      if (held == 0 || System.nanoTime() - deadline > 0) {
+        return held;
+      }
+      for (NamespaceMeta n : namespaces()) {
+        if (!n.holds(slot) || ownedByAnother(n)) {
+          continue;
+        }
+        Namespace ns = attach(n.name(), Access.CLAIM);
+        try {
+          if (ns.writable()) {
+            repairer.repairNow(ns);
+          }
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          throw new VmdException(ErrorCode.UNAVAILABLE, "interrupted");
+        } finally {
+          ns.release();
+        }
+      }
+      sleep(500);
     }
   }
 

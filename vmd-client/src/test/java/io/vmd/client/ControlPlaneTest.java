@@ -230,6 +230,30 @@ class ControlPlaneTest {
   }
 
   @Test
+  void drainingAServerMovesThePagesOfNamespacesNobodyOwnsAndThenItCanBeRemoved() throws Exception {
+    cluster = MiniVmdCluster.builder().servers(3, 64L << 20).start();
+    byte[] data = writeAndLeave("idle", 2, 30); // written, then its writer left: nobody owns it
+    int id = 1;
+    int slot = cluster.slot(0);
+    assertThat(cluster.server(0).store().pageCount(id)).isPositive();
+    VmdClient admin = client(Duration.ofSeconds(5));
+    assertThatThrownBy(() -> admin.setServerStatus(slot, io.vmd.meta.ServerStatus.REMOVED, false))
+        .as("a server that holds pages is not removed").isInstanceOf(VmdException.class);
+    assertThat(admin.drain(slot, Duration.ofSeconds(60))).isZero();
+    assertThat(cluster.server(0).store().pageCount(id)).isZero();
+    admin.setServerStatus(slot, io.vmd.meta.ServerStatus.REMOVED, false);
+    cluster.kill(0);
+    try (VmdClient later = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()))) {
+      Namespace ns = later.attach("idle", false);
+      assertThat(ns.complete()).as("a removed server is not waited for").isTrue();
+      assertThat(ns.readSync(0, PAGES)).isEqualTo(data);
+      for (long p = 0; p < PAGES; p++) {
+        assertThat(ns.liveCopies(p)).as("page %d keeps two copies", p).isEqualTo(2);
+      }
+    }
+  }
+
+  @Test
   void aServerThatJoinsWhilePagesAreWrittenTakesNewPagesWithoutARestart() throws Exception {
     cluster = MiniVmdCluster.builder().servers(2, 64L << 20).start();
     VmdClient c = client(Duration.ofSeconds(5));
