@@ -719,9 +719,39 @@ public final class VmdClient implements AutoCloseable {
         deletes.add(attached.deleteCopies(s, copies.discarded(s)));
       }
       await(CompletableFuture.allOf(deletes.toArray(new CompletableFuture<?>[0])));
+      if (late.isEmpty()) {
+        shrinkServerSet(attached, n, listed, table);
+      }
     }
     this.attached.add(attached);
     return attached;
+  }
+
+  /**
+   * The owner, having heard from every server of the set, takes out of it those that hold nothing of
+   * the namespace (and removed ones): later attaches need not wait for them. No other writer can place a
+   * page meanwhile (this one owns it), and this one names a server again before it places a page there.
+   */
+  private void shrinkServerSet(Namespace ns, NamespaceMeta n, List<Integer> listed, LocationTable table) {
+    java.util.Map<Integer, Long> held = table.copiesPerServer();
+    List<Integer> idle = new ArrayList<>();
+    for (int slot : n.servers()) {
+      boolean gone = server(slot) == null || server(slot).removed();
+      if (gone || (listed.contains(slot) && !held.containsKey(slot))) {
+        idle.add(slot);
+      }
+    }
+    if (idle.isEmpty()) {
+      return;
+    }
+    try {
+      NamespaceMeta after = meta.removeServers(n.id(), ownerId, n.epoch(), idle.stream().mapToInt(Integer::intValue).toArray());
+      ns.serverSet = after.servers();
+      LOG.info("namespace '{}': servers {} hold nothing of it; its server set is now {}", n.name(), idle,
+          Arrays.toString(after.servers()));
+    } catch (MetaException e) {
+      LOG.debug("namespace '{}': server set not shrunk: {}", n.name(), e.getMessage());
+    }
   }
 
   private static void sleep(long millis) throws VmdException {

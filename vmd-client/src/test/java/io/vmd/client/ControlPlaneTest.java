@@ -246,6 +246,8 @@ class ControlPlaneTest {
     try (VmdClient later = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()))) {
       Namespace ns = later.attach("idle", false);
       assertThat(ns.complete()).as("a removed server is not waited for").isTrue();
+      later.attach("idle", true).release(); // a writer takes the removed server out of the set
+      assertThat(later.namespaceMeta("idle").holds(slot)).isFalse();
       assertThat(ns.readSync(0, PAGES)).isEqualTo(data);
       for (long p = 0; p < PAGES; p++) {
         assertThat(ns.liveCopies(p)).as("page %d keeps two copies", p).isEqualTo(2);
