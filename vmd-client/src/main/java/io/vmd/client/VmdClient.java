@@ -61,6 +61,12 @@ public final class VmdClient implements AutoCloseable {
     t.setDaemon(true);
     return t;
   });
+  /** Lease renewals on a thread of their own: a slow membership poll or late server never delays them. */
+  private final ScheduledExecutorService leases = Executors.newSingleThreadScheduledExecutor(r -> {
+    Thread t = new Thread(r, "vmd-client-leases");
+    t.setDaemon(true);
+    return t;
+  });
   /** Servers by slot (index = slot; null where none); replaced whole when membership changes. */
   private volatile ServerState[] bySlot = new ServerState[1];
   /** Every known server that is not removed, for placement and scans. */
@@ -114,7 +120,7 @@ public final class VmdClient implements AutoCloseable {
     c.admin.scheduleWithFixedDelay(c::pollMembership, MEMBERSHIP_POLL_MILLIS, MEMBERSHIP_POLL_MILLIS,
         TimeUnit.MILLISECONDS);
     long renew = Math.max(100, config.lease().toMillis() / 3);
-    c.admin.scheduleWithFixedDelay(c::renewLeases, renew, renew, TimeUnit.MILLISECONDS);
+    c.leases.scheduleWithFixedDelay(c::renewLeases, renew, renew, TimeUnit.MILLISECONDS);
     c.admin.scheduleWithFixedDelay(c::resolveLate, 500, 500, TimeUnit.MILLISECONDS);
     return c;
   }
@@ -904,6 +910,7 @@ public final class VmdClient implements AutoCloseable {
       return;
     }
     admin.shutdownNow();
+    leases.shutdownNow();
     for (Namespace ns : attached) {
       ns.release();
     }
