@@ -28,16 +28,6 @@ final class PageReads {
 
   /**
    * Reads {@code count} pages into {@code dst} at its writer index, which moves on by
-   * {@code count * 4096} when the future completes. Pages never written read as zeros.
-   */
-  public CompletableFuture<Void> read(long firstPage, int count, ByteBuf dst) {
-    IoOp.Future f = new IoOp.Future();
-    read(firstPage, count, dst, f);
-    return f;
-  }
-
-  /**
-   * Reads {@code count} pages into {@code dst} at its writer index, which moves on by
    * {@code count * 4096} before {@code done} runs. Pages never written read as zeros.
    */
   public void read(long firstPage, int count, ByteBuf dst, IoCallback done) {

@@ -6,7 +6,6 @@ import io.vmd.protocol.ErrorCode;
 import io.vmd.protocol.Frame;
 import io.vmd.protocol.Op;
 import io.vmd.protocol.Pages;
-import java.util.concurrent.CompletableFuture;
 
 /**
  * The write path of a {@link Namespace}: placement of new pages, PUT frames to every replica, and
@@ -20,13 +19,6 @@ final class PageWrites {
   }
 
   // ---------------------------------------------------------------- write
-
-  /** Writes {@code count} pages from {@code src}'s readable bytes (reader index not moved). */
-  public CompletableFuture<Void> write(long firstPage, int count, ByteBuf src) {
-    IoOp.Future f = new IoOp.Future();
-    write(firstPage, count, src, f);
-    return f;
-  }
 
   /**
    * Writes {@code count} pages from {@code src}'s readable bytes (reader index not moved) and calls
