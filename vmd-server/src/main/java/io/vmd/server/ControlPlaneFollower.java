@@ -34,7 +34,13 @@ import org.slf4j.LoggerFactory;
 final class ControlPlaneFollower implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(ControlPlaneFollower.class);
   static final Duration POLL = Duration.ofMillis(200);
-  /** A view older than this is stale: writes wait (NOT_READY) until the server catches up. */
+  /**
+   * A view older than this is stale: writes wait (NOT_READY) until the server catches up. It bounds
+   * how long a server cut off from the control plane (and from a new owner, whose attach makes every
+   * server it reaches catch up at once) can still take a fenced writer's pages. Such a page, if the new
+   * owner has not rewritten it, can still win the merge by stamp when that server answers late: the
+   * window is this bound, not zero.
+   */
   static final Duration STALE_AFTER = Duration.ofSeconds(2);
   private static final String ID_FILE = "server-id";
   private static final String CLUSTER_FILE = "control-plane-id";
