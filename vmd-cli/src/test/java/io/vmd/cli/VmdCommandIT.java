@@ -239,6 +239,17 @@ class VmdCommandIT {
   }
 
   @Test
+  void aServerProcessCanHostTheControlPlanesVoter() throws Exception {
+    HostPort voter = io.vmd.meta.FreePorts.loopback(1).get(0);
+    HostPort server = startServer("server", "--voter", voter.toString(), "--meta", voter.toString(), "--meta-dir",
+        tmp.resolve("voter").toString(), "--listen", "127.0.0.1:0", "--memory", "16M");
+    Result created = vmd("ns", "create", "v1", "--size", "4M", "--meta", voter.toString());
+    assertThat(created.exit()).as(created.err()).isZero();
+    Result members = vmd("cluster", "servers", "--meta", voter.toString(), "--json");
+    assertThat(members.out()).contains("\"address\":\"" + server + "\"").contains("\"status\":\"active\"");
+  }
+
+  @Test
   void gatewayProcessServesNamespacesOfServerProcesses() throws Exception {
     String flag = startMeta().toString();
     startServer("server", "--meta", flag, "--listen", "127.0.0.1:0", "--memory", "32M");
