@@ -50,19 +50,6 @@ final class Export {
     return () -> ordering.release(entry);
   };
 
-  /** Repair passes report into the export's gauges. */
-  final io.vmd.client.Repairer.Listener repairListener = new io.vmd.client.Repairer.Listener() {
-    @Override
-    public void underReplicated(long pages) {
-      metrics.underReplicated(pages);
-    }
-
-    @Override
-    public void rereplicated(long copies) {
-      metrics.rereplicated(copies);
-    }
-  };
-
   /** NBD transmission flags of this export. */
   int transmissionFlags(int base) {
     return readOnly() ? base | Nbd.FLAG_READ_ONLY : base;

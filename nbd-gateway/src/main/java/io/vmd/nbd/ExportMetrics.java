@@ -9,7 +9,7 @@ import java.util.concurrent.TimeUnit;
  * Per-namespace counters of the gateway. Page-ins (pages read) and page-outs (pages written) are
  * the VM's swap rate: the working-set tracker reads them, Prometheus gets them as counters.
  */
-public final class ExportMetrics {
+public final class ExportMetrics implements io.vmd.client.Repairer.Listener {
   private final Counter pagesIn;
   private final Counter pagesOut;
   private final Counter bytesRead;
@@ -65,12 +65,15 @@ public final class ExportMetrics {
     }
   }
 
-  /** Pages read since start: the page-in side of the swap rate. */
-  void underReplicated(long pages) {
+  /** The repairer's count of pages short of copies at its last scan. */
+  @Override
+  public void underReplicated(long pages) {
     underReplicated.set(pages);
   }
 
-  void rereplicated(long copies) {
+  /** Page copies the repairer made. */
+  @Override
+  public void rereplicated(long copies) {
     rereplicated.increment(copies);
   }
 

@@ -41,7 +41,7 @@ final class ExportRegistry implements AutoCloseable {
   /** A new attachment: the repairer keeps it whole while this gateway writes it. */
   private Export track(Export e) {
     if (e.namespace.writable()) {
-      repairer.track(e.namespace, e.repairLock, e.repairListener);
+      repairer.track(e.namespace, e.repairLock, e.metrics);
     }
     return e;
   }

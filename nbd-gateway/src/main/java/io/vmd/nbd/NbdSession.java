@@ -85,6 +85,10 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
   private void dispatch(NbdRequest r) {
     long size = export.size();
     boolean pastEnd = r.offset < 0 || r.offset > size || r.length > size - r.offset;
+    if (export.readOnly() && (r.type == Nbd.CMD_WRITE || r.type == Nbd.CMD_WRITE_ZEROES || r.type == Nbd.CMD_TRIM)) {
+      readOnly(r);
+      return;
+    }
     switch (r.type) {
       case Nbd.CMD_READ:
         if (r.length > Nbd.MAX_PAYLOAD) {
@@ -96,27 +100,21 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
         }
         break;
       case Nbd.CMD_WRITE:
-        if (export.readOnly()) {
-          readOnly(r);
-        } else if (pastEnd) {
+        if (pastEnd) {
           error(r, Nbd.ENOSPC, "WRITE past the end of the export");
         } else {
           write(r);
         }
         break;
       case Nbd.CMD_WRITE_ZEROES:
-        if (export.readOnly()) {
-          readOnly(r);
-        } else if (pastEnd) {
+        if (pastEnd) {
           error(r, Nbd.ENOSPC, "WRITE_ZEROES past the end of the export");
         } else {
           writeZeroes(r);
         }
         break;
       case Nbd.CMD_TRIM:
-        if (export.readOnly()) {
-          readOnly(r);
-        } else if (pastEnd) {
+        if (pastEnd) {
           error(r, Nbd.EINVAL, "TRIM past the end of the export");
         } else {
           trim(r);

@@ -508,7 +508,7 @@ public final class VmdClient implements AutoCloseable {
     }
     try {
       NamespaceMeta n = meta.createNamespace(name, sizeBytes, replicas);
-      awaitServersKnow(n.id());
+      catchUp(servers(), n.id(), 0);
       return n.record();
     } catch (MetaException e) {
       throw VmdException.of(e);
@@ -516,21 +516,22 @@ public final class VmdClient implements AutoCloseable {
   }
 
   /**
-   * Waits (briefly) until the live servers have taken the new namespace from the control plane, so a
-   * write right after the create does not meet a server that has not heard of it yet.
+   * Makes each live server of {@code slots} catch up with the control plane on namespace {@code id}
+   * now (NS_ATTACH), waiting for each at most the request timeout: after a create, so a first write does
+   * not meet a server that has not heard of it; after a hand-off, so the earlier writer is refused.
    */
-  private void awaitServersKnow(int id) {
-    List<CompletableFuture<NamespaceRecord>> asks = new ArrayList<>();
-    for (ServerState s : members) {
-      if (s.up()) {
-        asks.add(call(s.index(), Op.NS_ATTACH, id, 0, null, f -> Codec.readNamespace(payload(f))));
+  private void catchUp(Iterable<ServerState> servers, int id, long epoch) {
+    List<CompletableFuture<Long>> asks = new ArrayList<>();
+    for (ServerState s : servers) {
+      if (s != null && s.up()) {
+        asks.add(call(s.index(), Op.NS_ATTACH, id, epoch, null, Frame::epoch));
       }
     }
-    for (CompletableFuture<NamespaceRecord> a : asks) {
+    for (CompletableFuture<Long> a : asks) {
       try {
         await(a, config.requestTimeout().toMillis());
       } catch (VmdException e) {
-        LOG.debug("{}", e.getMessage());
+        LOG.warn("{}", e.getMessage());
       }
     }
   }
@@ -609,28 +610,14 @@ public final class VmdClient implements AutoCloseable {
     try {
       MetaClient.Claim c = meta.claim(name, owner, config.lease(), true, -1);
       NamespaceMeta n = c.namespace();
-      fenceEarlierWriters(n);
+      List<ServerState> set = new ArrayList<>();
+      for (int slot : n.servers()) {
+        set.add(server(slot));
+      }
+      catchUp(set, n.id(), n.epoch());
       return n;
     } catch (MetaException e) {
       throw VmdException.of(e);
-    }
-  }
-
-  /** Makes every live server of the namespace's set catch up with its epoch now. */
-  private void fenceEarlierWriters(NamespaceMeta n) {
-    List<CompletableFuture<Long>> asks = new ArrayList<>();
-    for (int slot : n.servers()) {
-      ServerState s = server(slot);
-      if (s != null && s.up()) {
-        asks.add(call(slot, Op.NS_ATTACH, n.id(), n.epoch(), null, Frame::epoch));
-      }
-    }
-    for (CompletableFuture<Long> a : asks) {
-      try {
-        await(a, config.requestTimeout().toMillis());
-      } catch (VmdException e) {
-        LOG.warn("{}", e.getMessage());
-      }
     }
   }
 

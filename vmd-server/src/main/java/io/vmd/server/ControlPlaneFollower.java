@@ -131,12 +131,13 @@ final class ControlPlaneFollower implements AutoCloseable {
     if (closed || server.frozen()) {
       return;
     }
+    long asked = System.nanoTime();
     try {
       MetaView v = meta.viewIfChanged(version, false);
       if (v != null) {
         apply(v);
       } else {
-        syncedAtNanos = System.nanoTime();
+        syncedAtNanos = asked; // fresh as of when it asked, not when the answer came
       }
     } catch (MetaException | RuntimeException e) {
       LOG.warn("control plane {}: {}", meta.seeds(), e.getMessage());
