@@ -63,8 +63,8 @@ final class ExportRegistry implements AutoCloseable {
       }
     }
     return CompletableFuture.supplyAsync(() -> call(() -> {
-      io.vmd.meta.NamespaceMeta n = client.namespaceMeta(name);
-      return new Described(n.record(), client.ownedByAnother(n));
+      VmdClient.Ownership o = client.ownership(name);
+      return new Described(o.namespace().record(), o.ownedByAnother());
     }), admin);
   }
 

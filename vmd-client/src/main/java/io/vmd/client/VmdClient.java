@@ -186,11 +186,7 @@ public final class VmdClient implements AutoCloseable {
 
   /** Brings the server list in line with the control plane now (e.g. before an attach). */
   void refreshMembership() throws VmdException {
-    try {
-      follow(meta.view());
-    } catch (MetaException e) {
-      throw VmdException.of(e);
-    }
+    follow(view());
   }
 
   /**
@@ -368,11 +364,7 @@ public final class VmdClient implements AutoCloseable {
 
   /** Every server the control plane knows, removed ones included, linearizable. */
   public List<Member> members() throws VmdException {
-    try {
-      return meta.view().servers();
-    } catch (MetaException e) {
-      throw VmdException.of(e);
-    }
+    return view().servers();
   }
 
   /**
@@ -422,8 +414,9 @@ public final class VmdClient implements AutoCloseable {
       if (held == 0 || System.nanoTime() - deadline > 0) {
         return held;
       }
-      for (NamespaceMeta n : namespaces()) {
-        if (!n.holds(slot) || ownedByAnother(n)) {
+      MetaView v = view();
+      for (NamespaceMeta n : v.namespaces()) {
+        if (!n.holds(slot) || ownedByAnother(n, v.nowMillis())) {
           continue;
         }
         Namespace ns = attach(n.name(), Access.CLAIM);
@@ -446,11 +439,7 @@ public final class VmdClient implements AutoCloseable {
 
   /** Every namespace as the control plane holds it (owner, epoch, server set), linearizable. */
   public List<NamespaceMeta> namespaces() throws VmdException {
-    try {
-      return meta.view().namespaces();
-    } catch (MetaException e) {
-      throw VmdException.of(e);
-    }
+    return view().namespaces();
   }
 
   /** Every namespace, by id. */
@@ -472,14 +461,27 @@ public final class VmdClient implements AutoCloseable {
   }
 
   /**
-   * Whether another client or gateway holds a live lease on the namespace now, so that a claim from
-   * this client would get it read-only.
+   * A namespace as the control plane holds it now, and whether another client or gateway holds a live
+   * lease on it (so that a claim from this client would get it read-only): one linearizable read.
    */
-  public boolean ownedByAnother(NamespaceMeta n) throws VmdException {
+  public record Ownership(NamespaceMeta namespace, boolean ownedByAnother) {}
+
+  public Ownership ownership(String name) throws VmdException {
+    MetaView v = view();
+    NamespaceMeta n = v.namespace(name);
+    if (n == null) {
+      throw new VmdException(ErrorCode.NO_NAMESPACE, "no namespace named '" + name + "'");
+    }
+    return new Ownership(n, ownedByAnother(n, v.nowMillis()));
+  }
+
+  private boolean ownedByAnother(NamespaceMeta n, long nowMillis) {
+    return n.ownedAt(nowMillis) && !n.owner().equals(ownerId);
+  }
+
+  private MetaView view() throws VmdException {
     try {
-      MetaView v = meta.view();
-      NamespaceMeta now = v.namespace(n.id());
-      return now != null && now.ownedAt(v.nowMillis()) && !now.owner().equals(ownerId);
+      return meta.view();
     } catch (MetaException e) {
       throw VmdException.of(e);
     }
