@@ -12,15 +12,38 @@ import java.time.Duration;
  * @param rereplicatePagesPerSecond at most this many pages copied per second for that
  * @param tlsCert PEM certificate chain for NBD_OPT_STARTTLS, or null (then TLS is refused)
  * @param tlsKey its PKCS#8 PEM private key; with both set, clients must start TLS before anything else
+ * @param connectionBudget bytes one NBD connection may hold: request payloads received and reply bytes
+ *     not yet taken by the client; past it the connection stops reading until half of it is free
+ * @param totalBudget the same for all connections together
+ * @param handshakeTimeout how long a client has from connecting to the end of option negotiation
  */
 public record GatewayConfig(HostPort listen, String defaultExport, Duration rereplicateAfter,
-    int rereplicatePagesPerSecond, java.nio.file.Path tlsCert, java.nio.file.Path tlsKey) {
+    int rereplicatePagesPerSecond, java.nio.file.Path tlsCert, java.nio.file.Path tlsKey,
+    long connectionBudget, long totalBudget, Duration handshakeTimeout) {
   public static final int DEFAULT_PORT = 10809;
   public static final Duration DEFAULT_REREPLICATE_AFTER = Duration.ofSeconds(5);
   public static final int DEFAULT_REREPLICATE_RATE = 4096;
+  public static final long DEFAULT_CONNECTION_BUDGET = 64L << 20;
+  public static final long DEFAULT_TOTAL_BUDGET = 512L << 20;
+  public static final Duration DEFAULT_HANDSHAKE_TIMEOUT = Duration.ofSeconds(30);
+
+  public GatewayConfig {
+    if (connectionBudget < 2L * NbdSession.PIECE) {
+      throw new IllegalArgumentException("the per-connection budget must be at least "
+          + io.vmd.common.Sizes.format(2L * NbdSession.PIECE) + " (two pieces of a large request)");
+    }
+    if (totalBudget < connectionBudget) {
+      throw new IllegalArgumentException("the gateway's budget (" + io.vmd.common.Sizes.format(totalBudget)
+          + ") must be at least the per-connection budget (" + io.vmd.common.Sizes.format(connectionBudget) + ")");
+    }
+    if (handshakeTimeout.isNegative() || handshakeTimeout.isZero()) {
+      throw new IllegalArgumentException("the handshake timeout must be positive");
+    }
+  }
 
   public GatewayConfig(HostPort listen, String defaultExport) {
-    this(listen, defaultExport, DEFAULT_REREPLICATE_AFTER, DEFAULT_REREPLICATE_RATE, null, null);
+    this(listen, defaultExport, DEFAULT_REREPLICATE_AFTER, DEFAULT_REREPLICATE_RATE, null, null,
+        DEFAULT_CONNECTION_BUDGET, DEFAULT_TOTAL_BUDGET, DEFAULT_HANDSHAKE_TIMEOUT);
   }
 
   public static GatewayConfig of(HostPort listen) {
@@ -28,11 +51,24 @@ public record GatewayConfig(HostPort listen, String defaultExport, Duration rere
   }
 
   public GatewayConfig withRereplication(Duration after, int pagesPerSecond) {
-    return new GatewayConfig(listen, defaultExport, after, pagesPerSecond, tlsCert, tlsKey);
+    return new GatewayConfig(listen, defaultExport, after, pagesPerSecond, tlsCert, tlsKey, connectionBudget,
+        totalBudget, handshakeTimeout);
   }
 
   /** Serves NBD_OPT_STARTTLS with this certificate and key, and requires it of every client. */
   public GatewayConfig withTls(java.nio.file.Path cert, java.nio.file.Path key) {
-    return new GatewayConfig(listen, defaultExport, rereplicateAfter, rereplicatePagesPerSecond, cert, key);
+    return new GatewayConfig(listen, defaultExport, rereplicateAfter, rereplicatePagesPerSecond, cert, key,
+        connectionBudget, totalBudget, handshakeTimeout);
+  }
+
+  /** Memory budgets: bytes per NBD connection and for the whole gateway. */
+  public GatewayConfig withBudgets(long perConnection, long total) {
+    return new GatewayConfig(listen, defaultExport, rereplicateAfter, rereplicatePagesPerSecond, tlsCert, tlsKey,
+        perConnection, total, handshakeTimeout);
+  }
+
+  public GatewayConfig withHandshakeTimeout(Duration timeout) {
+    return new GatewayConfig(listen, defaultExport, rereplicateAfter, rereplicatePagesPerSecond, tlsCert, tlsKey,
+        connectionBudget, totalBudget, timeout);
   }
 }

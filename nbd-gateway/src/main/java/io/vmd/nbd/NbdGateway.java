@@ -32,6 +32,7 @@ public final class NbdGateway implements AutoCloseable {
   private final ChannelGroup connections = new DefaultChannelGroup("nbd", GlobalEventExecutor.INSTANCE);
   private final io.vmd.client.Repairer repairer;
   private final io.netty.handler.ssl.SslContext tls;
+  private final GatewayBudget budget;
   private Channel listener;
 
   private NbdGateway(GatewayConfig config, VmdClient client, MeterRegistry registry) {
@@ -39,6 +40,7 @@ public final class NbdGateway implements AutoCloseable {
     this.repairer = new io.vmd.client.Repairer(client, config.rereplicateAfter(), config.rereplicatePagesPerSecond());
     this.exports = new ExportRegistry(client, registry, repairer);
     this.group = client.eventLoopGroup();
+    this.budget = new GatewayBudget(config.totalBudget(), config.connectionBudget(), registry);
     if (config.tlsCert() != null && config.tlsKey() != null) {
       try {
         this.tls = io.netty.handler.ssl.SslContextBuilder
@@ -70,7 +72,7 @@ public final class NbdGateway implements AutoCloseable {
           .childOption(ChannelOption.TCP_NODELAY, true)
           .childOption(ChannelOption.ALLOCATOR, Transports.allocator())
           .childOption(ChannelOption.RCVBUF_ALLOCATOR, Transports.receiveSizes())
-          .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(1 << 20, 16 << 20))
+          .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(32 << 10, 64 << 10))
           .childHandler(new ChannelInitializer<SocketChannel>() {
             @Override
             protected void initChannel(SocketChannel ch) {
@@ -96,6 +98,20 @@ public final class NbdGateway implements AutoCloseable {
 
   GatewayConfig config() {
     return config;
+  }
+
+  /** NBD connections open now (negotiating or attached). */
+  int connectionCount() {
+    return connections.size();
+  }
+
+  GatewayBudget budget() {
+    return budget;
+  }
+
+  /** Bytes the NBD connections hold now (payloads received, replies not yet sent). */
+  public long budgetUsed() {
+    return budget.used();
   }
 
   ExportRegistry exports() {

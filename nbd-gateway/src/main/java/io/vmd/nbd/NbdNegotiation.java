@@ -20,7 +20,11 @@ import org.slf4j.LoggerFactory;
  * The handshake of one NBD connection (fixed newstyle): greeting, client flags, then options until
  * NBD_OPT_GO or NBD_OPT_EXPORT_NAME moves the connection to transmission. Options that need the
  * cluster (LIST, INFO, GO) complete asynchronously; bytes that arrive meanwhile wait in the buffer, so
- * options are still answered one by one, in order.
+ * options are still answered one by one, in order. The buffer holds at most one option and one socket
+ * read: reading stops while an option is being answered, while a whole option is already buffered, and
+ * while the client does not take the replies (a flood of options that never reads the answers costs
+ * the gateway nothing). A client that has not finished negotiating within the gateway's handshake
+ * timeout is disconnected.
  */
 final class NbdNegotiation extends ChannelInboundHandlerAdapter {
   private static final Logger LOG = LoggerFactory.getLogger(NbdNegotiation.class);
@@ -36,6 +40,7 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
   private boolean done;
   private boolean structured;
   private boolean allocationContext;
+  private io.netty.util.concurrent.ScheduledFuture<?> deadline;
 
   NbdNegotiation(NbdGateway gateway) {
     this.gateway = gateway;
@@ -44,13 +49,41 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
   @Override
   public void handlerAdded(ChannelHandlerContext ctx) {
     buf = ctx.alloc().buffer(512);
+    long ms = gateway.config().handshakeTimeout().toMillis();
+    deadline = ctx.executor().schedule(() -> {
+      if (!done && ctx.channel().isActive()) {
+        LOG.warn("closing NBD connection from {}: no export chosen within {} ms", ctx.channel().remoteAddress(), ms);
+        done = true;
+        ctx.close();
+      }
+    }, ms, java.util.concurrent.TimeUnit.MILLISECONDS);
   }
 
   @Override
   public void handlerRemoved(ChannelHandlerContext ctx) {
+    if (deadline != null) {
+      deadline.cancel(false);
+    }
     if (buf != null) {
       buf.release();
       buf = null;
+    }
+  }
+
+  @Override
+  public void channelWritabilityChanged(ChannelHandlerContext ctx) {
+    process(ctx);
+    ctx.fireChannelWritabilityChanged();
+  }
+
+  /** Reads on only while nothing is pending: no option being answered or buffered, replies taken. */
+  private void updateReading(ChannelHandlerContext ctx) {
+    if (done || buf == null) {
+      return;
+    }
+    boolean stop = busy || !ctx.channel().isWritable() || buf.readableBytes() >= 16 + Nbd.MAX_OPTION + 4;
+    if (ctx.channel().config().isAutoRead() == stop) {
+      ctx.channel().config().setAutoRead(!stop);
     }
   }
 
@@ -77,7 +110,7 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
   }
 
   private void process(ChannelHandlerContext ctx) {
-    while (!busy && !done && buf != null && ctx.channel().isActive()) {
+    while (!busy && !done && buf != null && ctx.channel().isActive() && ctx.channel().isWritable()) {
       if (!flagsRead) {
         if (buf.readableBytes() < 4) {
           break;
@@ -119,6 +152,7 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
     if (buf != null) {
       buf.discardSomeReadBytes();
     }
+    updateReading(ctx);
   }
 
   private void option(ChannelHandlerContext ctx, int option, ByteBuf data) {
@@ -351,7 +385,8 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
     ctx.flush();
     ChannelPipeline p = ctx.pipeline();
     p.addLast("nbd-requests", new NbdRequestDecoder());
-    p.addLast("nbd-session", new NbdSession(export, structured, allocationContext));
+    p.addLast("nbd-session", new NbdSession(export, structured, allocationContext, gateway.budget()));
+    ctx.channel().config().setAutoRead(true);
     ByteBuf rest = buf.isReadable() ? buf.readRetainedSlice(buf.readableBytes()) : null;
     p.remove(this);
     LOG.debug("{} attached to export '{}'", ctx.channel().remoteAddress(), export.name());
@@ -364,6 +399,7 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
   /** Runs {@code then} on this connection's event loop when {@code f} completes, holding options back meanwhile. */
   private <T> void async(ChannelHandlerContext ctx, CompletableFuture<T> f, BiConsumer<T, Throwable> then) {
     busy = true;
+    updateReading(ctx);
     f.whenComplete((v, err) -> ctx.executor().execute(() -> {
       busy = false;
       if (!ctx.channel().isActive()) {

@@ -1,17 +1,26 @@
 package io.vmd.nbd;
 
 import io.netty.buffer.ByteBuf;
+import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelFutureListener;
 import io.netty.util.Recycler;
 import io.vmd.client.IoCallback;
 import io.vmd.client.Namespace;
 import io.vmd.client.VmdException;
 
 /**
- * One transmission request, pooled: it is also the request's place in the export's page order and the
- * completion callback of its cluster I/O, so serving a 4 KiB read or write allocates no object of
- * its own. A WRITE carries its payload as a retained slice of the inbound bytes.
+ * One transmission request, pooled: it is also the request's place in the export's page order, the
+ * completion callback of its cluster I/O, the task that brings that completion back to the
+ * connection's event loop and the listener of its reply's write, so serving a 4 KiB read or write
+ * allocates no object of its own beyond the reply's promise. A WRITE carries its payload as a retained
+ * slice of the inbound bytes; a WRITE longer than one {@link NbdSession#PIECE} arrives as a header
+ * ({@link #streamed}) followed by {@link #PIECE} requests, each one piece of its payload.
  */
-final class NbdRequest extends PageOrdering.Entry implements IoCallback, Namespace.PagesCallback {
+final class NbdRequest extends PageOrdering.Entry
+    implements IoCallback, Namespace.PagesCallback, Runnable, ChannelFutureListener {
+  /** Type of one piece of a streamed WRITE's payload (not an NBD command). */
+  static final int PIECE = -1;
+
   private static final Recycler<NbdRequest> POOL = new Recycler<NbdRequest>() {
     @Override
     protected NbdRequest newObject(Handle<NbdRequest> handle) {
@@ -31,6 +40,29 @@ final class NbdRequest extends PageOrdering.Entry implements IoCallback, Namespa
   NbdSession session;
   /** A READ's destination, or a sub-page WRITE's merged pages. */
   ByteBuf buffer;
+  /** Bytes of the connection's and the gateway's budgets this request holds until its reply is written. */
+  long charge;
+  /** The error its cluster I/O ended with, while the completion travels to the connection's loop. */
+  VmdException error;
+
+  // A WRITE whose payload comes in pieces.
+  boolean streamed;
+  /** Payload bytes of a streamed WRITE not received yet. */
+  long remaining;
+  /** Pieces of a streamed WRITE being written to the cluster. */
+  int outstanding;
+  /** The NBD error a streamed WRITE (or a chunked READ) will answer with, 0 while none. */
+  int errno;
+  String message;
+  /** A streamed WRITE's pieces that came before it could start (rare: only behind a full budget). */
+  java.util.ArrayDeque<NbdRequest> queued;
+  /** The streamed WRITE this piece belongs to. */
+  NbdRequest parent;
+
+  // A READ answered in pieces.
+  /** Bytes of a chunked READ already answered. */
+  long sent;
+
   private boolean released;
   private boolean live;
 
@@ -49,7 +81,35 @@ final class NbdRequest extends PageOrdering.Entry implements IoCallback, Namespa
     r.startNanos = System.nanoTime();
     r.released = false;
     r.live = true;
+    r.charge = 0;
+    r.error = null;
+    r.streamed = false;
+    r.remaining = 0;
+    r.outstanding = 0;
+    r.errno = 0;
+    r.message = null;
+    r.queued = null;
+    r.parent = null;
+    r.sent = 0;
     return r;
+  }
+
+  /** The header of a WRITE whose {@code length} payload bytes follow as pieces. */
+  static NbdRequest streamedWrite(int flags, long handleId, long offset, long length) {
+    NbdRequest r = of(flags, Nbd.CMD_WRITE, handleId, offset, length, null);
+    r.streamed = true;
+    r.remaining = length;
+    return r;
+  }
+
+  /** One piece of a streamed WRITE's payload: {@code payload} goes at {@code offset}. */
+  static NbdRequest piece(long offset, ByteBuf payload) {
+    return of(0, PIECE, 0, offset, payload.readableBytes(), payload);
+  }
+
+  /** A READ too long to hold at once: answered in pieces, one at a time. */
+  boolean chunked() {
+    return type == Nbd.CMD_READ && length > NbdSession.PIECE;
   }
 
   /** Releases the WRITE payload once, whichever path gets here first (it is a recycled slice). */
@@ -61,14 +121,28 @@ final class NbdRequest extends PageOrdering.Entry implements IoCallback, Namespa
   }
 
   @Override
-  public void ioDone(VmdException error) {
-    session.ioDone(this, error);
+  public void ioDone(VmdException err) {
+    session.ioDone(this, err);
   }
 
   @Override
-  public void pagesRead(ByteBuf pages, VmdException error) {
+  public void pagesRead(ByteBuf pages, VmdException err) {
     buffer = pages;
-    session.ioDone(this, error);
+    session.ioDone(this, err);
+  }
+
+  /** The completion, brought to the connection's event loop. */
+  @Override
+  public void run() {
+    VmdException e = error;
+    error = null;
+    session.ioDone(this, e);
+  }
+
+  /** Its reply has been written to the socket (or the connection is gone). */
+  @Override
+  public void operationComplete(ChannelFuture future) {
+    session.replied(this);
   }
 
   /** Back to the pool once answered; a second call (an error path after the reply) is ignored. */
@@ -78,6 +152,10 @@ final class NbdRequest extends PageOrdering.Entry implements IoCallback, Namespa
       payload = null;
       buffer = null;
       session = null;
+      queued = null;
+      parent = null;
+      message = null;
+      error = null;
       resetOrder();
       handle.recycle(this);
     }

@@ -7,16 +7,36 @@ import io.vmd.protocol.ProtocolException;
 import java.util.List;
 
 /**
- * Splits transmission-phase bytes into requests. A bad magic, or a WRITE longer than the maximum
- * payload, loses the framing: it throws {@link ProtocolException} and the session closes this
- * connection (only this one).
+ * Splits transmission-phase bytes into requests. A WRITE of at most one {@link NbdSession#PIECE} is
+ * passed on with its whole payload; a longer one (the protocol allows nearly 4 GiB when no block size
+ * was negotiated) is passed on as its header and then as pieces that end on PIECE boundaries of the
+ * export, each as soon as its bytes are here, so this decoder never holds more than one piece of
+ * payload. A bad magic loses the framing: it throws {@link ProtocolException} and the session closes
+ * this connection (only this one).
  */
 final class NbdRequestDecoder extends ByteToMessageDecoder {
   static final int HEADER = 28;
 
+  /** Where the next piece of a streamed WRITE goes, and how many of its bytes are still to come. */
+  private long streamAt;
+  private long streamLeft;
+
   @Override
   protected void decode(ChannelHandlerContext ctx, ByteBuf in, List<Object> out) {
-    while (in.readableBytes() >= HEADER) {
+    while (true) {
+      if (streamLeft > 0) {
+        int piece = (int) Math.min(streamLeft, NbdSession.PIECE - (streamAt & (NbdSession.PIECE - 1)));
+        if (in.readableBytes() < piece) {
+          return;
+        }
+        out.add(NbdRequest.piece(streamAt, in.readRetainedSlice(piece)));
+        streamAt += piece;
+        streamLeft -= piece;
+        continue;
+      }
+      if (in.readableBytes() < HEADER) {
+        return;
+      }
       int at = in.readerIndex();
       int magic = in.getInt(at);
       if (magic != Nbd.REQUEST_MAGIC) {
@@ -28,12 +48,15 @@ final class NbdRequestDecoder extends ByteToMessageDecoder {
       long handle = in.getLong(at + 8);
       long offset = in.getLong(at + 16);
       long length = in.getUnsignedInt(at + 24);
+      if (type == Nbd.CMD_WRITE && length > NbdSession.PIECE) {
+        in.skipBytes(HEADER);
+        out.add(NbdRequest.streamedWrite(flags, handle, offset, length));
+        streamAt = offset;
+        streamLeft = length;
+        continue;
+      }
       ByteBuf payload = null;
       if (type == Nbd.CMD_WRITE) {
-        if (length > Nbd.MAX_PAYLOAD) {
-          in.skipBytes(in.readableBytes());
-          throw new ProtocolException("WRITE of " + length + " bytes is over the " + Nbd.MAX_PAYLOAD + "-byte maximum");
-        }
         if (in.readableBytes() < HEADER + length) {
           return;
         }
@@ -44,5 +67,10 @@ final class NbdRequestDecoder extends ByteToMessageDecoder {
       }
       out.add(NbdRequest.of(flags, type, handle, offset, length, payload));
     }
+  }
+
+  /** Whether a WRITE's payload is arriving: its pieces follow. */
+  boolean streaming() {
+    return streamLeft > 0;
   }
 }

@@ -3,7 +3,7 @@ package io.vmd.nbd;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.CompositeByteBuf;
 import io.netty.channel.Channel;
-import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.EventLoop;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.handler.codec.DecoderException;
@@ -15,6 +15,7 @@ import io.vmd.protocol.Pages;
 import io.vmd.protocol.ProtocolException;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayDeque;
 import java.util.concurrent.CompletableFuture;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -24,9 +25,24 @@ import org.slf4j.LoggerFactory;
  * finish, out of order; requests on overlapping pages of the export are ordered by the export's
  * {@link PageOrdering}. Errors are replies and the connection lives on; only a protocol violation
  * closes it.
+ *
+ * <p>Memory is budgeted in bytes, not requests: what a request will hold (its payload, or the reply a
+ * READ will need) is charged to this connection and to the gateway's {@link GatewayBudget} when it is
+ * admitted and released when its reply has left for the socket. A READ that does not fit waits here
+ * (a few bytes of header) and the connection stops reading until half its budget is free, so a client
+ * that never reads its replies holds at most its budget. Requests longer than one {@link #PIECE} are
+ * served a piece at a time: a long READ as several reply chunks (or one simple reply written piece by
+ * piece), a long WRITE piece by piece as its payload arrives. All bookkeeping runs on the connection's
+ * event loop; completions from the cluster come back to it.
  */
 final class NbdSession extends ChannelInboundHandlerAdapter {
   private static final Logger LOG = LoggerFactory.getLogger(NbdSession.class);
+  /** Bytes of a long READ or WRITE handled at a time (a power of two, a multiple of the page). */
+  static final int PIECE = 4 << 20;
+  /** Charged for a reply beside its data: its header and at most a 1 KiB error message. */
+  static final int REPLY_COST = 2048;
+  /** The most one request (or piece) asks of a budget before it may start. */
+  static final long MAX_COST = PIECE + REPLY_COST;
   /** Stop reading requests above this many in flight, resume below half of it. */
   private static final int MAX_IN_FLIGHT = 512;
   private static final int MAX_EXTENTS = 65536;
@@ -40,30 +56,62 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
   private final Namespace ns;
   private final boolean structured;
   private final boolean allocationContext;
+  private final GatewayBudget budget;
+  private final long limit;
+  private final long resumeAt;
   private Channel channel;
+  private EventLoop loop;
+  /** Requests received and not yet answered (their replies not yet written), waiting ones included. */
   private int inFlight;
+  /** Bytes this connection holds of its budget (and of the gateway's). */
+  private long charged;
+  /** Requests that did not fit the budgets when they came, in arrival order. */
+  private final ArrayDeque<NbdRequest> waiting = new ArrayDeque<>();
+  private boolean paused;
+  private boolean awaitingBudget;
   private boolean disconnecting;
+  private boolean closed;
+  /** The WRITE whose payload pieces are arriving, or null. */
+  private NbdRequest streaming;
+  /**
+   * Simple replies only: a long READ whose reply is being written piece by piece owns the output;
+   * other replies wait in {@link #held} (reply, then its request) until it is done.
+   */
+  private NbdRequest outputOwner;
+  private ArrayDeque<Object> held;
   /** Whether this read burst opened the loop's flush batch (closed in channelReadComplete). */
   private boolean batching;
 
-  NbdSession(Export export, boolean structured, boolean allocationContext) {
+  NbdSession(Export export, boolean structured, boolean allocationContext, GatewayBudget budget) {
     this.export = export;
     this.ns = export.namespace;
     this.structured = structured;
     this.allocationContext = allocationContext;
+    this.budget = budget;
+    this.limit = budget.perConnection();
+    this.resumeAt = limit / 2;
   }
 
   @Override
   public void handlerAdded(ChannelHandlerContext ctx) {
     channel = ctx.channel();
+    loop = channel.eventLoop();
+  }
+
+  long charged() {
+    return charged;
   }
 
   @Override
   public void channelRead(ChannelHandlerContext ctx, Object msg) {
     NbdRequest r = (NbdRequest) msg;
-    if (disconnecting) {
-      r.releasePayload();
-      r.recycle();
+    if (r.type == NbdRequest.PIECE) {
+      piece(r);
+      return;
+    }
+    if (disconnecting || closed) {
+      // The protocol: nothing after NBD_CMD_DISC is served.
+      drop(r);
       return;
     }
     if (!batching) {
@@ -71,9 +119,131 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
       batching = true;
       FlushBatch.current().open();
     }
-    if (++inFlight >= MAX_IN_FLIGHT) {
-      channel.config().setAutoRead(false);
+    if (r.type == Nbd.CMD_DISC) {
+      disconnecting = true;
+      r.recycle();
+      updateReading();
+      closeIfDone();
+      return;
     }
+    inFlight++;
+    r.session = this;
+    if (r.type == Nbd.CMD_WRITE) {
+      // Its payload is here already: holding it back frees nothing. Charge it and let it run.
+      r.charge = (r.payload == null ? 0 : r.payload.readableBytes()) + REPLY_COST;
+      charge(r.charge);
+      dispatchGuarded(r);
+    } else if (waiting.isEmpty() && admits(r, cost(r))) {
+      r.charge = cost(r);
+      charge(r.charge);
+      dispatchGuarded(r);
+    } else {
+      waiting.add(r);
+    }
+    updateReading();
+  }
+
+  // ---------------------------------------------------------------- budgets
+
+  /** What {@code r} (or the next piece of a long READ) will hold until its reply is written. */
+  private long cost(NbdRequest r) {
+    switch (r.type) {
+      case Nbd.CMD_READ:
+        return Math.min(PIECE, r.length - r.sent) + REPLY_COST;
+      case Nbd.CMD_BLOCK_STATUS:
+        long extents = (r.flags & Nbd.CMD_FLAG_REQ_ONE) != 0 ? 1
+            : Math.min(MAX_EXTENTS, (r.length >>> Pages.PAGE_SHIFT) + 2);
+        return REPLY_COST + 8 * extents;
+      default:
+        return REPLY_COST;
+    }
+  }
+
+  private boolean admits(NbdRequest r, long cost) {
+    if (outputOwner != null) {
+      // Only the long READ that owns the output goes on (past this connection's own budget if the
+      // replies it holds back fill it: they are freed by its end).
+      return r == outputOwner && budget.fits(cost);
+    }
+    return charged + cost <= limit && budget.fits(cost);
+  }
+
+  private void charge(long bytes) {
+    charged += bytes;
+    budget.charge(bytes);
+  }
+
+  private void release(long bytes) {
+    if (bytes != 0) {
+      charged -= bytes;
+      budget.release(bytes);
+    }
+  }
+
+  /** Starts waiting requests that now fit, in order. */
+  private void pump() {
+    while (!waiting.isEmpty()) {
+      NbdRequest r = waiting.peek();
+      if (closed) {
+        waiting.poll();
+        abandon(r);
+        continue;
+      }
+      long cost = cost(r);
+      if (!admits(r, cost)) {
+        break;
+      }
+      waiting.poll();
+      r.charge = cost;
+      charge(cost);
+      if (r.sent > 0) {
+        read(r);
+      } else {
+        dispatchGuarded(r);
+      }
+    }
+  }
+
+  /** Stops reading while over a budget (or too many requests wait), resumes under half of it. */
+  private void updateReading() {
+    if (closed) {
+      return;
+    }
+    boolean stop = disconnecting || inFlight >= MAX_IN_FLIGHT || !waiting.isEmpty() || charged >= limit
+        || budget.spent();
+    if (stop) {
+      if (!paused) {
+        paused = true;
+        channel.config().setAutoRead(false);
+        if (!disconnecting) {
+          budget.paused();
+        }
+      }
+    } else if (paused && charged <= resumeAt && inFlight <= MAX_IN_FLIGHT / 2) {
+      paused = false;
+      channel.config().setAutoRead(true);
+    }
+    boolean gatewayBound = budget.spent() || (!waiting.isEmpty() && !budget.fits(cost(waiting.peek())));
+    if (paused && !disconnecting && gatewayBound && !awaitingBudget) {
+      awaitingBudget = true;
+      budget.await(this);
+    }
+  }
+
+  /** The gateway's budget has room again (called from any thread). */
+  void budgetFreed() {
+    try {
+      loop.execute(() -> {
+        awaitingBudget = false;
+        pump();
+        updateReading();
+      });
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      // shutting down
+    }
+  }
+
+  private void dispatchGuarded(NbdRequest r) {
     try {
       dispatch(r);
     } catch (RuntimeException e) {
@@ -85,22 +255,24 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
   private void dispatch(NbdRequest r) {
     long size = export.size();
     boolean pastEnd = r.offset < 0 || r.offset > size || r.length > size - r.offset;
-    if (export.readOnly() && (r.type == Nbd.CMD_WRITE || r.type == Nbd.CMD_WRITE_ZEROES || r.type == Nbd.CMD_TRIM)) {
+    if (export.readOnly() && !r.streamed && (r.type == Nbd.CMD_WRITE || r.type == Nbd.CMD_WRITE_ZEROES || r.type == Nbd.CMD_TRIM)) {
       readOnly(r);
       return;
     }
     switch (r.type) {
       case Nbd.CMD_READ:
-        if (r.length > Nbd.MAX_PAYLOAD) {
-          error(r, Nbd.EINVAL, "READ of " + r.length + " bytes is over the maximum of " + Nbd.MAX_PAYLOAD);
-        } else if (pastEnd) {
+        // Any length is served (the protocol's default maximum, without negotiated block sizes, is
+        // effectively unlimited): a long one a piece at a time.
+        if (pastEnd) {
           error(r, Nbd.EINVAL, "READ past the end of the export");
         } else {
           read(r);
         }
         break;
       case Nbd.CMD_WRITE:
-        if (pastEnd) {
+        if (r.streamed) {
+          streamedWrite(r, pastEnd);
+        } else if (pastEnd) {
           error(r, Nbd.ENOSPC, "WRITE past the end of the export");
         } else {
           write(r);
@@ -140,10 +312,6 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
           blockStatus(r);
         }
         break;
-      case Nbd.CMD_DISC:
-        disconnecting = true;
-        finished(r);
-        break;
       default:
         error(r, Nbd.EINVAL, "unknown command " + r.type);
     }
@@ -151,12 +319,21 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
 
   // ---------------------------------------------------------------- commands
 
+  /** First byte of what {@code r} reads or writes now: a long READ's current piece. */
+  private static long from(NbdRequest r) {
+    return r.offset + r.sent;
+  }
+
+  private static long span(NbdRequest r) {
+    return r.chunked() ? Math.min(PIECE, r.length - r.sent) : r.length;
+  }
+
   private static long firstPage(NbdRequest r) {
-    return r.offset >>> Pages.PAGE_SHIFT;
+    return from(r) >>> Pages.PAGE_SHIFT;
   }
 
   private static long lastPage(NbdRequest r) {
-    return (r.offset + r.length - 1) >>> Pages.PAGE_SHIFT;
+    return (from(r) + span(r) - 1) >>> Pages.PAGE_SHIFT;
   }
 
   private void read(NbdRequest r) {
@@ -164,8 +341,7 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
       ok(r);
       return;
     }
-    long first = firstPage(r);
-    export.ordering.enter(r, first, lastPage(r), false);
+    export.ordering.enter(r, firstPage(r), lastPage(r), false);
     whenReady(r);
   }
 
@@ -179,11 +355,13 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
     whenReady(r);
   }
 
-  /** Starts a READ or WRITE whose turn has come; its cluster I/O ends in {@link #ioDone}. */
+  /**
+   * Starts a READ (or a long READ's next piece), a WRITE or a piece of a long WRITE whose turn has
+   * come; its cluster I/O ends in {@link #ioDone}.
+   */
   private void start(NbdRequest r) {
     long first = firstPage(r);
     int pages = (int) (lastPage(r) - first + 1);
-    r.session = this;
     if (r.type == Nbd.CMD_READ && pages >= SHARED_READ_PAGES) {
       ns.readShared(first, pages, channel.alloc(), r);
     } else if (r.type == Nbd.CMD_READ) {
@@ -199,25 +377,50 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
     }
   }
 
-  /** A READ's or WRITE's cluster I/O has finished: release its pages in the order and answer. */
+  /**
+   * A READ's, WRITE's or piece's cluster I/O has finished (on any thread): on the connection's loop,
+   * release its pages in the order and answer.
+   */
   void ioDone(NbdRequest r, VmdException err) {
+    if (!loop.inEventLoop()) {
+      r.error = err;
+      try {
+        loop.execute(r);
+      } catch (java.util.concurrent.RejectedExecutionException e) {
+        // the gateway is shutting down: nothing left to answer to
+      }
+      return;
+    }
     export.ordering.release(r);
-    long pages = lastPage(r) - firstPage(r) + 1;
     ByteBuf buf = r.buffer;
     r.buffer = null;
     try {
-      if (r.type == Nbd.CMD_READ) {
+      if (r.type == NbdRequest.PIECE) {
+        if (buf != null) {
+          buf.release();
+        }
+        pieceDone(r, err);
+      } else if (r.type == Nbd.CMD_READ) {
         if (err != null) {
           if (buf != null) {
             buf.release();
           }
-          failed(r, err);
+          if (r.sent > 0 && !structured) {
+            brokenReply(r, err);
+          } else {
+            failed(r, err);
+          }
           return;
         }
-        export.metrics.read(pages, r.length);
-        int from = (int) (r.offset & (Pages.PAGE_SIZE - 1));
-        buf.readerIndex(from).writerIndex(from + (int) r.length);
-        replyData(r, buf);
+        long n = span(r);
+        export.metrics.read(lastPage(r) - firstPage(r) + 1, n);
+        int skip = (int) (from(r) & (Pages.PAGE_SIZE - 1));
+        buf.readerIndex(skip).writerIndex(skip + (int) n);
+        if (r.chunked()) {
+          replyPiece(r, buf, n);
+        } else {
+          replyData(r, buf);
+        }
       } else {
         if (buf != null) {
           buf.release();
@@ -226,7 +429,7 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
         if (err != null) {
           failed(r, err);
         } else {
-          export.metrics.written(pages, r.length);
+          export.metrics.written(lastPage(r) - firstPage(r) + 1, r.length);
           ok(r);
         }
       }
@@ -234,6 +437,155 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
       LOG.error("failed to answer {} on export '{}'", Nbd.commandName(r.type), export.name(), e);
       channel.close();
     }
+  }
+
+  // ---------------------------------------------------------------- long requests
+
+  /** A WRITE longer than a piece: its payload follows as pieces, each written as it comes. */
+  private void streamedWrite(NbdRequest r, boolean pastEnd) {
+    streaming = r;
+    if (export.readOnly()) {
+      r.errno = Nbd.EPERM;
+      r.message = "WRITE to export '" + export.name() + "', which is read-only here: another gateway or client owns it";
+    } else if (pastEnd) {
+      r.errno = Nbd.ENOSPC;
+      r.message = "WRITE past the end of the export";
+    }
+  }
+
+  /** One piece of the payload of the WRITE being streamed: charged (its bytes are here) and written. */
+  private void piece(NbdRequest p) {
+    NbdRequest parent = streaming;
+    if (parent == null) {
+      // A piece of a WRITE that came after NBD_CMD_DISC: not served.
+      drop(p);
+      return;
+    }
+    p.session = this;
+    p.parent = parent;
+    parent.remaining -= p.length;
+    if (parent.remaining == 0) {
+      streaming = null;
+    }
+    p.charge = p.length;
+    charge(p.charge);
+    if (parent.errno != 0 || closed) {
+      p.releasePayload();
+      release(p.charge);
+      p.recycle();
+    } else {
+      parent.outstanding++;
+      export.ordering.enter(p, firstPage(p), lastPage(p), true);
+      whenReady(p);
+    }
+    if (parent.remaining == 0) {
+      finishStream(parent);
+    }
+    updateReading();
+  }
+
+  private void pieceDone(NbdRequest p, VmdException err) {
+    NbdRequest parent = p.parent;
+    p.releasePayload();
+    if (err != null) {
+      if (parent.errno == 0) {
+        parent.errno = errno(err);
+        parent.message = err.getMessage();
+        LOG.warn("WRITE at {} (+{}) on export '{}' failed: {}", parent.offset, parent.length, export.name(),
+            err.getMessage());
+      }
+    } else {
+      export.metrics.written(lastPage(p) - firstPage(p) + 1, p.length);
+    }
+    parent.outstanding--;
+    long charge = p.charge;
+    p.recycle();
+    finishStream(parent);
+    release(charge);
+    pump();
+    updateReading();
+  }
+
+  /** Answers a streamed WRITE once all its payload came and every piece has been written. */
+  private void finishStream(NbdRequest parent) {
+    if (parent.remaining == 0 && parent.outstanding == 0) {
+      if (parent.errno != 0) {
+        error(parent, parent.errno, parent.message);
+      } else {
+        ok(parent);
+      }
+    }
+  }
+
+  /** One piece of a long READ has been read: send it, and ask for the budget of the next one. */
+  private void replyPiece(NbdRequest r, ByteBuf data, long n) {
+    long at = from(r);
+    r.sent += n;
+    boolean last = r.sent == r.length;
+    ByteBuf header = null;
+    if (structured) {
+      header = channel.alloc().buffer(28);
+      header.writeInt(Nbd.STRUCTURED_REPLY_MAGIC).writeShort(last ? Nbd.REPLY_FLAG_DONE : 0)
+          .writeShort(Nbd.REPLY_TYPE_OFFSET_DATA).writeLong(r.handleId).writeInt(8 + (int) n).writeLong(at);
+    } else if (at == r.offset) {
+      // One simple reply: its header, then every piece's bytes, with nothing in between.
+      header = channel.alloc().buffer(16);
+      header.writeInt(Nbd.SIMPLE_REPLY_MAGIC).writeInt(0).writeLong(r.handleId);
+      outputOwner = r;
+    }
+    if (last) {
+      if (header != null) {
+        channel.write(header, channel.voidPromise());
+      }
+      send(r, data);
+      return;
+    }
+    if (header != null) {
+      channel.write(header, channel.voidPromise());
+    }
+    FlushBatch.writeAndFlush(channel, data, channel.newPromise().addListener(f -> pieceSent(r)));
+  }
+
+  /** A long READ's piece has left: its budget is free; the next piece waits for its own. */
+  private void pieceSent(NbdRequest r) {
+    release(r.charge);
+    r.charge = 0;
+    if (closed) {
+      abandon(r);
+    } else {
+      waiting.addFirst(r);
+    }
+    pump();
+    updateReading();
+  }
+
+  /**
+   * A long READ with a simple reply failed after its header went out with no error: only closing the
+   * connection tells the client (the protocol's hard disconnect).
+   */
+  private void brokenReply(NbdRequest r, VmdException err) {
+    LOG.warn("READ at {} (+{}) on export '{}' failed after {} bytes were sent: {}; closing the connection",
+        r.offset, r.length, export.name(), r.sent, err.getMessage());
+    export.metrics.error();
+    channel.close();
+    abandon(r);
+  }
+
+  /** Forgets a request that will not be answered (its connection is gone); frees what it held. */
+  private void abandon(NbdRequest r) {
+    release(r.charge);
+    r.charge = 0;
+    if (outputOwner == r) {
+      unlockOutput();
+    }
+    r.releasePayload();
+    r.recycle();
+    inFlight--;
+  }
+
+  private void drop(NbdRequest r) {
+    r.releasePayload();
+    r.recycle();
   }
 
   /**
@@ -390,15 +742,14 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
     } else {
       header.writeInt(Nbd.SIMPLE_REPLY_MAGIC).writeInt(0).writeLong(r.handleId);
     }
-    if (channel.eventLoop().inEventLoop()) {
-      // On the loop nothing can come between the two writes: no composite buffer needed.
-      channel.write(header, channel.voidPromise());
-      send(r, data);
-    } else {
-      CompositeByteBuf reply = channel.alloc().compositeDirectBuffer(2);
-      reply.addComponents(true, header, data);
-      send(r, reply);
+    if (outputOwner != null) {
+      // Behind a long simple reply: header and data wait together.
+      send(r, channel.alloc().compositeDirectBuffer(2).addComponents(true, header, data));
+      return;
     }
+    // On the loop nothing can come between the two writes: no composite buffer needed.
+    channel.write(header, channel.voidPromise());
+    send(r, data);
   }
 
   /** A write to an export another owner writes: EPERM, as the NBD spec asks of a read-only export. */
@@ -407,25 +758,24 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
         + "', which is read-only here: another gateway or client owns it");
   }
 
-  private void failed(NbdRequest r, Throwable err) {
-    VmdException v = VmdException.from(err);
-    int errno;
+  private static int errno(VmdException v) {
     switch (v.code()) {
       case READ_ONLY:
-        errno = Nbd.EPERM;
-        break;
+        return Nbd.EPERM;
       case NO_SPACE:
-        errno = Nbd.ENOSPC;
-        break;
+        return Nbd.ENOSPC;
       case BAD_REQUEST:
-        errno = Nbd.EINVAL;
-        break;
+        return Nbd.EINVAL;
       default:
-        errno = Nbd.EIO;
+        return Nbd.EIO;
     }
+  }
+
+  private void failed(NbdRequest r, Throwable err) {
+    VmdException v = VmdException.from(err);
     LOG.warn("{} at {} (+{}) on export '{}' failed: {}", Nbd.commandName(r.type), r.offset, r.length,
         export.name(), v.getMessage());
-    error(r, errno, v.getMessage());
+    error(r, errno(v), v.getMessage());
   }
 
   private void error(NbdRequest r, int errno, String message) {
@@ -445,29 +795,59 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
     send(r, out);
   }
 
+  /**
+   * Writes a request's (last) reply; the request is finished, and its budget freed, when the reply
+   * has left for the socket. Runs on the loop (completions elsewhere come here first).
+   */
   private void send(NbdRequest r, ByteBuf reply) {
-    // A failed write surfaces as exceptionCaught and closes the connection; no promise per reply.
-    FlushBatch.writeAndFlush(channel, reply);
+    if (!loop.inEventLoop()) {
+      try {
+        loop.execute(() -> send(r, reply));
+      } catch (java.util.concurrent.RejectedExecutionException e) {
+        reply.release();
+      }
+      return;
+    }
     export.metrics.latency(r.type, r.startNanos);
-    finished(r);
+    if (outputOwner != null && outputOwner != r) {
+      if (held == null) {
+        held = new ArrayDeque<>();
+      }
+      held.add(reply);
+      held.add(r);
+      return;
+    }
+    // A failed write surfaces as exceptionCaught and closes the connection; the promise still completes.
+    FlushBatch.writeAndFlush(channel, reply, channel.newPromise().addListener(r));
+    if (outputOwner == r) {
+      unlockOutput();
+    }
   }
 
-  /** Bookkeeping on the event loop once a request is answered (or a DISC received). */
-  private void finished(NbdRequest r) {
+  /** The long simple reply is written: the replies that waited behind it go out. */
+  private void unlockOutput() {
+    outputOwner = null;
+    ArrayDeque<Object> h = held;
+    held = null;
+    while (h != null && !h.isEmpty()) {
+      ByteBuf reply = (ByteBuf) h.poll();
+      NbdRequest r = (NbdRequest) h.poll();
+      FlushBatch.writeAndFlush(channel, reply, channel.newPromise().addListener(r));
+    }
+  }
+
+  /** {@code r}'s reply has left (or the connection is gone): free its budget, recycle it. */
+  void replied(NbdRequest r) {
+    release(r.charge);
     r.recycle();
-    if (channel.eventLoop().inEventLoop()) {
-      afterRequest();
-    } else {
-      channel.eventLoop().execute(this::afterRequest);
-    }
+    inFlight--;
+    pump();
+    updateReading();
+    closeIfDone();
   }
 
-  private void afterRequest() {
-    inFlight--;
-    if (!channel.config().isAutoRead() && inFlight < MAX_IN_FLIGHT / 2 && !disconnecting) {
-      channel.config().setAutoRead(true);
-    }
-    if (disconnecting && inFlight == 0) {
+  private void closeIfDone() {
+    if (disconnecting && inFlight == 0 && !closed) {
       channel.close();
     }
   }
@@ -485,13 +865,12 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
     try {
       start(r);
     } catch (RuntimeException ex) {
-      export.ordering.release(r);
+      LOG.error("failed to serve {} on export '{}'", Nbd.commandName(r.type), export.name(), ex);
       if (r.buffer != null) {
         r.buffer.release();
         r.buffer = null;
       }
-      LOG.error("failed to serve {} on export '{}'", Nbd.commandName(r.type), export.name(), ex);
-      error(r, Nbd.EIO, "gateway error: " + ex);
+      ioDone(r, new VmdException(io.vmd.protocol.ErrorCode.INTERNAL, "gateway error: " + ex, ex));
     }
   }
 
@@ -526,6 +905,24 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
   @Override
   public void channelInactive(ChannelHandlerContext ctx) {
     endBatch();
+    closed = true;
+    // What will never be answered frees its budget now; what runs frees it when its reply fails.
+    while (!waiting.isEmpty()) {
+      abandon(waiting.poll());
+    }
+    NbdRequest s = streaming;
+    if (s != null) {
+      streaming = null;
+      s.remaining = 0;
+      if (s.errno == 0) {
+        s.errno = Nbd.ESHUTDOWN;
+        s.message = "connection closed before the payload came";
+      }
+      finishStream(s);
+    }
+    if (outputOwner != null) {
+      unlockOutput();
+    }
     ctx.fireChannelInactive();
   }
 

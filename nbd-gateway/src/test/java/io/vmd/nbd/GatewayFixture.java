@@ -29,9 +29,13 @@ final class GatewayFixture implements AutoCloseable {
   }
 
   GatewayFixture(MiniVmdCluster cluster) throws Exception {
+    this(cluster, c -> c);
+  }
+
+  GatewayFixture(MiniVmdCluster cluster, java.util.function.UnaryOperator<GatewayConfig> config) throws Exception {
     this.cluster = cluster;
     client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()));
-    gateway = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), client, registry);
+    gateway = NbdGateway.start(config.apply(GatewayConfig.of(new HostPort("127.0.0.1", 0))), client, registry);
   }
 
   String uri(String namespace) {

@@ -88,6 +88,14 @@ final class RawNbdClient implements AutoCloseable {
     }
   }
 
+  /** NBD_OPT_EXPORT_NAME: the old way in, with no block sizes negotiated; returns the export size. */
+  long exportName(String name) throws IOException {
+    sendOption(Nbd.OPT_EXPORT_NAME, name.getBytes(StandardCharsets.UTF_8));
+    long size = in.readLong();
+    in.readUnsignedShort();
+    return size;
+  }
+
   void structuredReplies() throws IOException {
     sendOption(Nbd.OPT_STRUCTURED_REPLY, new byte[0]);
     if (readOptionReply().type() != Nbd.REP_ACK) {
@@ -125,31 +133,49 @@ final class RawNbdClient implements AutoCloseable {
       }
       return new Reply(handle, error, data, null);
     }
-    if (magic != Nbd.STRUCTURED_REPLY_MAGIC) {
-      throw new IOException(String.format("bad reply magic 0x%08x", magic));
+    // Structured: chunks until one says DONE; OFFSET_DATA chunks are joined in offset order.
+    java.io.ByteArrayOutputStream data = null;
+    long firstOffset = -1;
+    long handle = -1;
+    while (true) {
+      if (magic != Nbd.STRUCTURED_REPLY_MAGIC) {
+        throw new IOException(String.format("bad reply magic 0x%08x", magic));
+      }
+      int flags = in.readUnsignedShort();
+      int type = in.readUnsignedShort();
+      long h = in.readLong();
+      if (handle != -1 && h != handle) {
+        throw new IOException("chunks of two replies interleaved (" + handle + ", " + h + ")");
+      }
+      handle = h;
+      byte[] payload = new byte[in.readInt()];
+      in.readFully(payload);
+      java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(payload);
+      if (type == Nbd.REPLY_TYPE_ERROR) {
+        int error = b.getInt();
+        byte[] m = new byte[b.getShort()];
+        b.get(m);
+        return new Reply(handle, error, null, new String(m, StandardCharsets.UTF_8));
+      }
+      if (type == Nbd.REPLY_TYPE_OFFSET_DATA) {
+        long at = b.getLong();
+        if (data == null) {
+          data = new java.io.ByteArrayOutputStream();
+          firstOffset = at;
+        } else if (at != firstOffset + data.size()) {
+          throw new IOException("OFFSET_DATA chunk at " + at + " does not follow the previous one");
+        }
+        data.write(payload, 8, payload.length - 8);
+      } else if (type != Nbd.REPLY_TYPE_NONE || (flags & Nbd.REPLY_FLAG_DONE) == 0) {
+        if (data == null && (flags & Nbd.REPLY_FLAG_DONE) != 0) {
+          return new Reply(handle, 0, payload, null);
+        }
+      }
+      if ((flags & Nbd.REPLY_FLAG_DONE) != 0) {
+        return new Reply(handle, 0, data == null ? payload : data.toByteArray(), null);
+      }
+      magic = in.readInt();
     }
-    int flags = in.readUnsignedShort();
-    int type = in.readUnsignedShort();
-    long handle = in.readLong();
-    byte[] payload = new byte[in.readInt()];
-    in.readFully(payload);
-    if ((flags & Nbd.REPLY_FLAG_DONE) == 0) {
-      throw new IOException("multi-chunk replies are not expected from this gateway");
-    }
-    java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(payload);
-    if (type == Nbd.REPLY_TYPE_ERROR) {
-      int error = b.getInt();
-      byte[] m = new byte[b.getShort()];
-      b.get(m);
-      return new Reply(handle, error, null, new String(m, StandardCharsets.UTF_8));
-    }
-    if (type == Nbd.REPLY_TYPE_OFFSET_DATA) {
-      b.getLong();
-      byte[] data = new byte[b.remaining()];
-      b.get(data);
-      return new Reply(handle, 0, data, null);
-    }
-    return new Reply(handle, 0, payload, null);
   }
 
   /** True once the server has closed the connection (EOF or reset). */

@@ -47,14 +47,16 @@ final class GatewayCommand implements Callable<Integer> {
   @Option(names = "--io-threads", defaultValue = "0", description = "Event loop threads (0: one per core).")
   int ioThreads;
 
+  @picocli.CommandLine.Mixin GatewayLimits limits;
+
   @Override
   public Integer call() throws Exception {
     PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     VmdClient client = vmd.connect(ioThreads > 0 ? ioThreads : Runtime.getRuntime().availableProcessors(), "gateway");
     NbdGateway gateway;
     try {
-      gateway = NbdGateway.start(new GatewayConfig(HostPort.parse(listen), defaultExport)
-          .withRereplication(rereplicateAfter, rereplicateRate).withTls(tlsCert, tlsKey), client, registry);
+      gateway = NbdGateway.start(limits.apply(new GatewayConfig(HostPort.parse(listen), defaultExport)
+          .withRereplication(rereplicateAfter, rereplicateRate).withTls(tlsCert, tlsKey)), client, registry);
     } catch (RuntimeException | InterruptedException e) {
       client.close();
       throw e;

@@ -49,6 +49,8 @@ final class UpCommand implements Callable<Integer> {
   @Option(names = "--store", defaultValue = "slab", description = "Page store of the servers: slab or chronicle.")
   String store;
 
+  @picocli.CommandLine.Mixin GatewayLimits limits;
+
   @Option(names = "--meta-listen", defaultValue = "127.0.0.1:7300", paramLabel = "HOST:PORT",
       description = "The control plane's single voter (default: ${DEFAULT-VALUE}; port 0 picks a free one).")
   String metaListen;
@@ -66,7 +68,7 @@ final class UpCommand implements Callable<Integer> {
       client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withCluster(vmd.cluster)
           .withIoThreads(Runtime.getRuntime().availableProcessors()).withClusterKey(key), "gateway");
       client.createNamespace(namespace, size, replicas != null ? replicas : Math.min(2, client.servers().size()));
-      gateway = NbdGateway.start(new GatewayConfig(HostPort.parse(listen), namespace), client, registry);
+      gateway = NbdGateway.start(limits.apply(new GatewayConfig(HostPort.parse(listen), namespace)), client, registry);
       if (!"none".equals(metrics)) {
         endpoint = MetricsEndpoint.start(HostPort.parse(metrics), registry);
       }

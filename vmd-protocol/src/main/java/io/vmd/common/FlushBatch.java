@@ -57,6 +57,19 @@ public final class FlushBatch {
     ch.writeAndFlush(msg, ch.voidPromise());
   }
 
+  /** Like {@link #writeAndFlush(Channel, Object)}, completing {@code promise} when the bytes have left. */
+  public static void writeAndFlush(Channel ch, Object msg, io.netty.channel.ChannelPromise promise) {
+    if (ch.eventLoop().inEventLoop()) {
+      FlushBatch b = LOOP.get();
+      if (b.depth > 0) {
+        ch.write(msg, promise);
+        b.mark(ch);
+        return;
+      }
+    }
+    ch.writeAndFlush(msg, promise);
+  }
+
   private void mark(Channel ch) {
     for (int i = 0; i < dirtyCount; i++) {
       if (dirty[i] == ch) {
