@@ -19,6 +19,9 @@ import java.util.List;
  * @param lease how long ownership of a namespace lasts without renewal (renewed every third of it)
  * @param attachWait how long an attach waits for every server that may hold the namespace's pages;
  *     past it, pages that only a server still silent could hold read as errors, never as zeros
+ * @param maxQueuedBytes bytes of requests one server connection may queue while the server does not
+ *     take them (its socket is full): past it, new requests to that server fail at once as UNAVAILABLE
+ *     (a write is placed elsewhere, a read asks another replica) instead of growing memory
  */
 public record ClientConfig(
     List<HostPort> meta,
@@ -30,7 +33,9 @@ public record ClientConfig(
     Duration downAfter,
     io.vmd.common.ClusterKey clusterKey,
     Duration lease,
-    Duration attachWait) {
+    Duration attachWait,
+    long maxQueuedBytes) {
+  public static final long DEFAULT_MAX_QUEUED_BYTES = 64L << 20;
 
   public ClientConfig {
     if (meta == null || meta.isEmpty()) {
@@ -46,17 +51,20 @@ public record ClientConfig(
     if (attachWait == null) {
       attachWait = requestTimeout;
     }
+    if (maxQueuedBytes <= 0) {
+      maxQueuedBytes = DEFAULT_MAX_QUEUED_BYTES;
+    }
   }
 
   public static ClientConfig of(List<HostPort> meta) {
     return new ClientConfig(meta, "vmd", "round-robin", Duration.ofSeconds(3), Duration.ofSeconds(10), 2,
-        Duration.ofSeconds(3), null, null, null);
+        Duration.ofSeconds(3), null, null, null, 0);
   }
 
   private ClientConfig with(String cluster, String placement, int ioThreads, Duration downAfter,
       io.vmd.common.ClusterKey key, Duration requestTimeout, Duration lease, Duration attachWait) {
     return new ClientConfig(meta, cluster, placement, connectTimeout, requestTimeout, ioThreads, downAfter, key,
-        lease, attachWait);
+        lease, attachWait, maxQueuedBytes);
   }
 
   public ClientConfig withPlacement(String policy) {
@@ -89,7 +97,7 @@ public record ClientConfig(
 
   public ClientConfig withConnectTimeout(Duration d) {
     return new ClientConfig(meta, cluster, placement, d, requestTimeout, ioThreads, downAfter, clusterKey, lease,
-        attachWait);
+        attachWait, maxQueuedBytes);
   }
 
   public ClientConfig withLease(Duration d) {
@@ -98,5 +106,15 @@ public record ClientConfig(
 
   public ClientConfig withAttachWait(Duration d) {
     return with(cluster, placement, ioThreads, downAfter, clusterKey, requestTimeout, lease, d);
+  }
+
+  public ClientConfig withMaxQueuedBytes(long bytes) {
+    return new ClientConfig(meta, cluster, placement, connectTimeout, requestTimeout, ioThreads, downAfter, clusterKey,
+        lease, attachWait, bytes);
+  }
+
+  /** How long an operation made of several requests may take: its requests' deadline and a margin. */
+  public long operationTimeoutMillis() {
+    return requestTimeout.toMillis() * 2 + 1000;
   }
 }

@@ -360,16 +360,21 @@ public final class Namespace {
     if (data.length % Pages.PAGE_SIZE != 0) {
       throw new VmdException(ErrorCode.BAD_REQUEST, "data is not a whole number of pages");
     }
-    VmdClient.await(write(firstPage, data.length / Pages.PAGE_SIZE, Unpooled.wrappedBuffer(data)));
+    VmdClient.await(write(firstPage, data.length / Pages.PAGE_SIZE, Unpooled.wrappedBuffer(data)),
+        client.config().operationTimeoutMillis());
   }
 
   public byte[] readSync(long firstPage, int count) throws VmdException {
+    if (count < 0 || count > Integer.MAX_VALUE / Pages.PAGE_SIZE) {
+      throw new VmdException(ErrorCode.BAD_REQUEST, count + " pages do not fit one array: read at most "
+          + Integer.MAX_VALUE / Pages.PAGE_SIZE + " at a time");
+    }
     ByteBuf dst = Unpooled.buffer(count * Pages.PAGE_SIZE);
-    VmdClient.await(read(firstPage, count, dst));
+    VmdClient.await(read(firstPage, count, dst), client.config().operationTimeoutMillis());
     return dst.array();
   }
 
   public void deleteSync(long firstPage, long count) throws VmdException {
-    VmdClient.await(delete(firstPage, count));
+    VmdClient.await(delete(firstPage, count), client.config().operationTimeoutMillis());
   }
 }

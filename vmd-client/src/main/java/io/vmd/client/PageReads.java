@@ -41,7 +41,7 @@ final class PageReads {
     op.dst = dst;
     op.end = base + count * Pages.PAGE_SIZE;
     op.start(done);
-    sendGets(op, firstPage, 0, count, base, LocationTable.NONE, 1);
+    sendGets(op, firstPage, 0, count, base, null);
     op.finish();
   }
 
@@ -59,7 +59,7 @@ final class PageReads {
     ReadOp op = ReadOp.POOL.get();
     op.shared(count, alloc, done);
     op.start(null);
-    sendGets(op, firstPage, 0, count, 0, LocationTable.NONE, 1);
+    sendGets(op, firstPage, 0, count, 0, null);
     op.finish();
   }
 
@@ -82,6 +82,46 @@ final class PageReads {
       }
     }
     return fallback;
+  }
+
+  /** Like {@link #readServer(long, int)}, never one of the servers in {@code tried} (null: none). */
+  int readServer(long page, int[] tried) {
+    if (tried == null) {
+      return readServer(page, LocationTable.NONE);
+    }
+    int fallback = LocationTable.NONE;
+    for (int r = 0; r < ns.locations.replicas(); r++) {
+      int s = ns.locations.get(page, r);
+      if (s == LocationTable.NONE || contains(tried, s)) {
+        continue;
+      }
+      if (ns.up(s)) {
+        return s;
+      }
+      if (fallback == LocationTable.NONE) {
+        fallback = s;
+      }
+    }
+    return fallback;
+  }
+
+  private static boolean contains(int[] a, int v) {
+    for (int x : a) {
+      if (x == v) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** {@code tried} and {@code server}: the servers a retry must not ask again (a failure path only). */
+  static int[] plus(int[] tried, int server) {
+    if (tried == null) {
+      return new int[] {server};
+    }
+    int[] more = java.util.Arrays.copyOf(tried, tried.length + 1);
+    more[tried.length] = server;
+    return more;
   }
 
   /**
@@ -169,7 +209,7 @@ final class PageReads {
    * to read them from; zero-fills runs nobody stored. {@code exclude} is a server that just failed
    * these pages: another replica is asked, and a page with none left fails the read.
    */
-  void sendGets(ReadOp op, long firstPage, int from, int to, int base, int exclude, int attempt) {
+  void sendGets(ReadOp op, long firstPage, int from, int to, int base, int[] tried) {
     int i = from;
     while (i < to) {
       long page = firstPage + i;
@@ -195,7 +235,7 @@ final class PageReads {
         i = j;
         continue;
       }
-      int server = readServer(page, exclude);
+      int server = readServer(page, tried);
       if (server == LocationTable.NONE) {
         op.begin(); // balanced by the fail below
         op.fail(new VmdException(ErrorCode.UNAVAILABLE, "page " + page + " of namespace '" + ns.name()
@@ -203,7 +243,7 @@ final class PageReads {
         return;
       }
       while (j < to && j - i < Frame.MAX_PAGES && ns.locations.stored(firstPage + j)
-          && readServer(firstPage + j, exclude) == server) {
+          && readServer(firstPage + j, tried) == server) {
         j++;
       }
       ServerConnection conn = ns.client.connection(server);
@@ -211,7 +251,7 @@ final class PageReads {
       ByteBuf frame = conn.header(Frame.LENGTH_FIELD + Frame.HEADER_SIZE);
       Frame.writeHeader(frame, Op.GET, 0, 0, id, ns.record.id(), ns.record.epoch(), page, j - i, 0);
       op.begin();
-      conn.send(id, frame, GetFrame.of(ns, op, server, page, j - i, i, base, attempt));
+      conn.send(id, frame, GetFrame.of(ns, op, server, page, j - i, i, base, tried));
       i = j;
     }
   }
@@ -337,16 +377,16 @@ final class PageReads {
     /** The run's first page within the read. */
     private int at;
     private int dstIndex;
-    /** How many servers have been asked for these pages, this one included. */
-    private int attempt;
+    /** Servers that already failed these pages (null: none): a retry asks each replica once. */
+    private int[] tried;
 
     private GetFrame(Recycler.Handle<GetFrame> handle) {
       this.handle = handle;
     }
 
-    static GetFrame of(Namespace ns, ReadOp op, int server, long page, int count, int at, int base, int attempt) {
+    static GetFrame of(Namespace ns, ReadOp op, int server, long page, int count, int at, int base, int[] tried) {
       GetFrame g = POOL.get();
-      g.attempt = attempt;
+      g.tried = tried;
       g.ns = ns;
       g.op = op;
       g.server = server;
@@ -364,6 +404,8 @@ final class PageReads {
         ReadOp o = op;
         ns = null;
         op = null;
+        tried = null;
+        retire();
         handle.recycle(this);
         o.finish();
       } else {
@@ -380,17 +422,19 @@ final class PageReads {
       int from = at;
       int to = at + count;
       int base = dstIndex - at * Pages.PAGE_SIZE;
-      int failed = server;
-      int next = attempt + 1;
+      int[] failed = plus(tried, server);
       ns = null;
       op = null;
+      tried = null;
+      retire();
       handle.recycle(this);
-      if (e.code() == ErrorCode.STALE_EPOCH || e.code() == ErrorCode.BAD_REQUEST || next > n.locations.replicas()) {
+      if (e.code() == ErrorCode.STALE_EPOCH || e.code() == ErrorCode.BAD_REQUEST || failed.length >= n.locations.replicas()) {
         o.fail(e);
         return;
       }
       o.dropPart(from);
-      n.reads.sendGets(o, first, from, to, base, failed, next);
+      // Every page of the run goes to a replica not yet tried; one with none left fails the read.
+      n.reads.sendGets(o, first, from, to, base, failed);
       o.finish();
     }
 

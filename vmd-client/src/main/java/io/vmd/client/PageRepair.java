@@ -116,7 +116,7 @@ final class PageRepair {
           && ns.reads.readServer(first + j, LocationTable.NONE) == server) {
         j++;
       }
-      gets.add(readStamped(server, first + i, j - i, buf, i, stamps, 1));
+      gets.add(readStamped(server, first + i, j - i, buf, i, stamps, null));
       i = j;
     }
     CompletableFuture<Integer> result = new CompletableFuture<>();
@@ -195,7 +195,7 @@ final class PageRepair {
    * {@code at} of it; a failure is asked of another replica while one is left.
    */
   private CompletableFuture<Void> readStamped(int server, long page, int n, ByteBuf buf, int at, long[] stamps,
-      int attempt) {
+      int[] tried) {
     CompletableFuture<VmdException> got = ns.client.call(server, Op.GET, Frame.FLAG_STAMPS, ns.record.id(), ns.record.epoch(),
         null, f -> takeStamped(f, server, page, n, buf, at, stamps), page, n);
     return got.handle((missing, err) -> {
@@ -203,11 +203,12 @@ final class PageRepair {
       if (e == null) {
         return CompletableFuture.<Void>completedFuture(null);
       }
-      int other = ns.reads.readServer(page, server);
-      if (other == LocationTable.NONE || attempt >= ns.locations.replicas() || e.code() == ErrorCode.STALE_EPOCH) {
+      int[] failed = PageReads.plus(tried, server);
+      int other = ns.reads.readServer(page, failed);
+      if (other == LocationTable.NONE || e.code() == ErrorCode.STALE_EPOCH) {
         return CompletableFuture.<Void>failedFuture(e);
       }
-      return readStamped(other, page, n, buf, at, stamps, attempt + 1);
+      return readStamped(other, page, n, buf, at, stamps, failed);
     }).thenCompose(f -> f);
   }
 

@@ -249,6 +249,7 @@ final class PageWrites {
     private void recycle() {
       ns = null;
       op = null;
+      retire();
       handle.recycle(this);
     }
 

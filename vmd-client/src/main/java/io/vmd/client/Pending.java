@@ -8,6 +8,16 @@ import io.netty.buffer.ByteBuf;
  */
 abstract class Pending {
   long deadlineNanos;
+  /**
+   * Moves on each time a pooled request goes back to its pool ({@link #retire}): whoever delivered
+   * to it sees the change and knows the object is no longer the request it delivered to.
+   */
+  int generation;
+
+  /** Call just before returning a pooled request to its pool. */
+  final void retire() {
+    generation++;
+  }
 
   /** The reply (or, for LIST, one of several). The frame is released by the caller afterwards. */
   abstract void onReply(ByteBuf frame);

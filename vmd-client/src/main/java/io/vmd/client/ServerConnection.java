@@ -33,7 +33,9 @@ import org.slf4j.LoggerFactory;
  * One pipelined connection to one server. Requests carry ids; replies may come in any order and are
  * matched through a primitive long-keyed map. A broken connection fails every pending request at
  * once; a sweeper fails requests whose reply is later than the configured timeout, so no caller
- * waits forever on a silent server.
+ * waits forever on a silent server. A server that does not take its requests (its socket full) gets
+ * them queued here, up to {@link ClientConfig#maxQueuedBytes()}; past that they fail at once rather
+ * than grow Netty's outbound buffer without bound. Sends and that queue run on the connection's loop.
  */
 final class ServerConnection {
   private static final Logger LOG = LoggerFactory.getLogger(ServerConnection.class);
@@ -52,6 +54,11 @@ final class ServerConnection {
   private io.netty.channel.EventLoop loop;
   private long reconnectDelayMillis = 250;
   private final java.util.concurrent.atomic.AtomicBoolean reconnecting = new java.util.concurrent.atomic.AtomicBoolean();
+  /** The server refused this client for good (wrong cluster, version or key): not tried again. */
+  private volatile boolean refused;
+  /** Frames waiting for the socket to take more: id (Long), then frame, in order; loop-confined. */
+  private final java.util.ArrayDeque<Object> backlog = new java.util.ArrayDeque<>();
+  private long backlogBytes;
 
   ServerConnection(ServerState state, ClientConfig config) {
     this.state = state;
@@ -80,8 +87,13 @@ final class ServerConnection {
       reconnecting.set(false);
       if (e == null) {
         reconnectDelayMillis = 250;
-      } else if (!(e instanceof VmdException v2 && (v2.code() == ErrorCode.WRONG_CLUSTER
-          || v2.code() == ErrorCode.VERSION || v2.code() == ErrorCode.UNAUTHORIZED))) {
+      } else if (e instanceof VmdException v2 && (v2.code() == ErrorCode.WRONG_CLUSTER
+          || v2.code() == ErrorCode.VERSION || v2.code() == ErrorCode.UNAUTHORIZED)) {
+        refused = true;
+        closeChannel();
+      } else {
+        // Refused for now (say, a server still starting), or lost: close and try again later.
+        closeChannel();
         scheduleReconnect();
       }
     });
@@ -92,6 +104,8 @@ final class ServerConnection {
         .option(ChannelOption.ALLOCATOR, Transports.allocator())
         .option(ChannelOption.RCVBUF_ALLOCATOR, Transports.receiveSizes())
         .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) config.connectTimeout().toMillis())
+        // Writable again under half of the high mark: then the queued frames go out.
+        .option(ChannelOption.WRITE_BUFFER_WATER_MARK, new io.netty.channel.WriteBufferWaterMark(2 << 20, 4 << 20))
         .handler(new ChannelInitializer<SocketChannel>() {
           @Override
           protected void initChannel(SocketChannel ch) {
@@ -198,31 +212,110 @@ final class ServerConnection {
     ready.complete(null);
   }
 
+  private void closeChannel() {
+    Channel ch = channel;
+    if (ch != null) {
+      ch.close();
+    }
+  }
+
   long nextId() {
     return ids.incrementAndGet();
   }
 
   /**
    * Registers {@code p} under {@code id} and sends the frame (which this method owns from now on).
-   * Fails {@code p} at once when the connection is down.
+   * Fails {@code p} at once when the connection is down or its queue is full.
    */
   void send(long id, ByteBuf frame, Pending p) {
     Channel ch = channel;
     if (ch == null || !ch.isActive()) {
       frame.release();
-      p.onFailure(new VmdException(ErrorCode.UNAVAILABLE, "server " + state.address() + " is down"));
+      p.onFailure(down());
       return;
     }
-    register(id, p);
-    // A failed write closes the connection (exceptionCaught), which fails every pending request.
-    FlushBatch.writeAndFlush(ch, frame);
+    if (!ch.eventLoop().inEventLoop()) {
+      try {
+        ch.eventLoop().execute(() -> send(id, frame, p));
+      } catch (java.util.concurrent.RejectedExecutionException e) {
+        frame.release();
+        p.onFailure(down());
+      }
+      return;
+    }
+    if (!register(ch, id, p)) {
+      frame.release();
+      p.onFailure(down());
+      return;
+    }
+    if (backlog.isEmpty() && ch.isWritable()) {
+      // A failed write closes the connection (exceptionCaught), which fails every pending request.
+      FlushBatch.writeAndFlush(ch, frame);
+    } else {
+      queue(ch, id, frame);
+    }
   }
 
-  private void register(long id, Pending p) {
+  private VmdException down() {
+    return new VmdException(ErrorCode.UNAVAILABLE, "server " + state.address() + " is down");
+  }
+
+  /**
+   * Registers {@code p} unless the channel is no longer the live one: checked under the same lock the
+   * close takes to fail every pending request, so a request registered as the connection closes is
+   * failed by that close or refused here, never left waiting.
+   */
+  private boolean register(Channel ch, long id, Pending p) {
     p.deadlineNanos = System.nanoTime() + timeoutNanos;
     synchronized (pending) {
+      if (ch != channel || !ch.isActive()) {
+        return false;
+      }
       pending.put(id, p);
     }
+    return true;
+  }
+
+  /** Holds a frame until the server takes more; past the bound the request fails at once. */
+  private void queue(Channel ch, long id, ByteBuf frame) {
+    int bytes = frame.readableBytes();
+    if (backlogBytes + bytes > config.maxQueuedBytes()) {
+      frame.release();
+      fail(id, new VmdException(ErrorCode.UNAVAILABLE, "server " + state.address() + " is not taking requests ("
+          + (backlogBytes >> 20) + " MiB queued for it)"));
+      return;
+    }
+    backlog.add(id);
+    backlog.add(frame);
+    backlogBytes += bytes;
+  }
+
+  /** Sends queued frames while the socket takes them; frames of requests already failed are dropped. */
+  private void drainBacklog(Channel ch) {
+    boolean wrote = false;
+    while (!backlog.isEmpty() && (ch.isWritable() || !ch.isActive())) {
+      long id = (Long) backlog.poll();
+      ByteBuf frame = (ByteBuf) backlog.poll();
+      backlogBytes -= frame.readableBytes();
+      boolean live;
+      synchronized (pending) {
+        live = pending.containsKey(id);
+      }
+      if (live && ch.isActive()) {
+        ch.write(frame, ch.voidPromise());
+        wrote = true;
+      } else {
+        frame.release();
+      }
+    }
+    if (wrote) {
+      ch.flush();
+    }
+  }
+
+  /** Bytes queued for a server that does not take them now. */
+  long queuedBytes() {
+    return backlogBytes;
   }
 
   /** Sends a header and a payload slice as one frame, so concurrent senders never interleave. */
@@ -231,12 +324,17 @@ final class ServerConnection {
     if (ch == null) {
       header.release();
       payload.release();
-      p.onFailure(new VmdException(ErrorCode.UNAVAILABLE, "server " + state.address() + " is down"));
+      p.onFailure(down());
       return;
     }
-    if (ch.eventLoop().inEventLoop() && ch.isActive()) {
+    if (ch.eventLoop().inEventLoop() && ch.isActive() && backlog.isEmpty() && ch.isWritable()) {
       // On the loop nothing can come between the two writes: no composite buffer needed.
-      register(id, p);
+      if (!register(ch, id, p)) {
+        header.release();
+        payload.release();
+        p.onFailure(down());
+        return;
+      }
       ch.write(header, ch.voidPromise());
       FlushBatch.writeAndFlush(ch, payload);
       return;
@@ -266,7 +364,7 @@ final class ServerConnection {
    * every 5 s: a restarted server rejoins without anyone asking.
    */
   private void scheduleReconnect() {
-    if (closed || loop == null || loop.isShuttingDown() || !reconnecting.compareAndSet(false, true)) {
+    if (closed || refused || loop == null || loop.isShuttingDown() || !reconnecting.compareAndSet(false, true)) {
       return;
     }
     long delay = reconnectDelayMillis;
@@ -337,12 +435,17 @@ final class ServerConnection {
 
   /** Hands a reply to its request; if handling it throws, the request fails rather than waits forever. */
   private void deliver(Pending p, ByteBuf f) {
+    int generation = p.generation;
     try {
       p.onReply(f);
     } catch (RuntimeException e) {
       LOG.error("failed to handle a {} reply from {}", io.vmd.protocol.Op.name(Frame.op(f)), state.address(), e);
-      p.onFailure(new VmdException(ErrorCode.INTERNAL, "client failed to handle the reply from "
-          + state.address() + ": " + e, e));
+      if (p.generation == generation) {
+        p.onFailure(new VmdException(ErrorCode.INTERNAL, "client failed to handle the reply from "
+            + state.address() + ": " + e, e));
+      }
+      // Otherwise the request had completed and gone back to its pool before what threw (its
+      // caller's callback): the object may already serve another request, which is not ours to fail.
     }
   }
 
@@ -380,6 +483,9 @@ final class ServerConnection {
           p = pending.get(id);
           if (p != null && (Frame.status(f) != 0 || p.done(f))) {
             pending.remove(id);
+          } else if (p != null) {
+            // One frame of a reply in several (LIST): the server is making progress, the deadline moves.
+            p.deadlineNanos = System.nanoTime() + timeoutNanos;
           }
         }
         if (p != null) {
@@ -406,6 +512,12 @@ final class ServerConnection {
     }
 
     @Override
+    public void channelWritabilityChanged(ChannelHandlerContext ctx) {
+      drainBacklog(ctx.channel());
+      ctx.fireChannelWritabilityChanged();
+    }
+
+    @Override
     public void channelInactive(ChannelHandlerContext ctx) {
       endBatch();
       state.up(false);
@@ -413,6 +525,7 @@ final class ServerConnection {
         sweeper.cancel(false);
       }
       failAll("connection to server " + state.address() + " closed");
+      drainBacklog(ctx.channel());
       scheduleReconnect();
     }
 

@@ -862,19 +862,17 @@ public final class VmdClient implements AutoCloseable {
 
   // ---------------------------------------------------------------- blocking helpers
 
-  /** Waits for {@code f}; a failure comes out as the {@link VmdException} that caused it. */
-  public static <T> T await(CompletableFuture<T> f) throws VmdException {
-    try {
-      return f.get();
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new VmdException(ErrorCode.UNAVAILABLE, "interrupted");
-    } catch (Exception e) {
-      throw VmdException.from(e);
-    }
+  /** Waits for {@code f} as long as one operation may take (see {@link ClientConfig#operationTimeoutMillis}). */
+  private <T> T await(CompletableFuture<T> f) throws VmdException {
+    return await(f, config.operationTimeoutMillis());
   }
 
-  static <T> T await(CompletableFuture<T> f, long millis) throws VmdException {
+  /**
+   * Waits for {@code f} at most {@code millis}; a failure comes out as the {@link VmdException} that
+   * caused it, the deadline as UNAVAILABLE. Every wait has one: a request whose reply never comes must
+   * not hold its caller forever.
+   */
+  public static <T> T await(CompletableFuture<T> f, long millis) throws VmdException {
     try {
       return f.get(millis, TimeUnit.MILLISECONDS);
     } catch (InterruptedException e) {

@@ -40,4 +40,170 @@ class ServerConnectionTest {
       assertThat(client.listNamespaces()).isEmpty();
     }
   }
+
+  /** A fake server that refuses every HELLO with a passing reason (NOT_READY), counting the tries. */
+  @Test
+  void aServerThatRefusesHelloIsLetGoAndTriedAgainWithBackoff() throws Exception {
+    java.util.concurrent.atomic.AtomicInteger tries = new java.util.concurrent.atomic.AtomicInteger();
+    java.util.concurrent.atomic.AtomicInteger closedByClient = new java.util.concurrent.atomic.AtomicInteger();
+    try (java.net.ServerSocket refuser = new java.net.ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress())) {
+      Thread t = new Thread(() -> {
+        while (!refuser.isClosed()) {
+          try (java.net.Socket s = refuser.accept()) {
+            tries.incrementAndGet();
+            java.io.DataInputStream in = new java.io.DataInputStream(s.getInputStream());
+            byte[] hello = new byte[in.readInt()];
+            in.readFully(hello);
+            ByteBuf f = io.netty.buffer.Unpooled.wrappedBuffer(hello);
+            ByteBuf refusal = Codec.error(ByteBufAllocator.DEFAULT, Op.HELLO, io.vmd.protocol.Frame.requestId(f), 0,
+                ErrorCode.NOT_READY, "starting");
+            byte[] out = new byte[refusal.readableBytes()];
+            refusal.readBytes(out);
+            refusal.release();
+            s.getOutputStream().write(out);
+            s.setSoTimeout(5000);
+            if (in.read() == -1) {
+              closedByClient.incrementAndGet();
+            }
+          } catch (java.io.IOException e) {
+            // next
+          }
+        }
+      });
+      t.setDaemon(true);
+      t.start();
+      io.netty.channel.EventLoopGroup group = io.vmd.common.Transports.group(1, "test");
+      try {
+        ServerState state = new ServerState(new io.vmd.meta.Member("fake", 1,
+            new io.vmd.common.HostPort("127.0.0.1", refuser.getLocalPort()), io.vmd.meta.ServerStatus.ACTIVE, false));
+        ServerConnection conn = new ServerConnection(state, ClientConfig.of(
+            java.util.List.of(new io.vmd.common.HostPort("127.0.0.1", 1))));
+        assertThat(conn.connect(group.next()).handle((v, e) -> e).get(5, TimeUnit.SECONDS))
+            .isInstanceOf(VmdException.class).hasMessageContaining("refused HELLO");
+        // Retried (250 ms, then 500 ms, 1 s ...), each refused connection let go by the client.
+        org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(15)).until(() -> tries.get() >= 3);
+        org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(10))
+            .until(() -> closedByClient.get() >= 2);
+        assertThat(conn.active()).isFalse();
+        conn.close();
+      } finally {
+        group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+      }
+    }
+  }
+
+  /** Requests sent from other threads while the connection closes: each ends, none waits forever. */
+  @Test
+  void everyRequestSentAsTheConnectionClosesEnds() throws Exception {
+    try (MiniVmdCluster c = MiniVmdCluster.builder().servers(1, 1 << 20).start();
+         VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()))) {
+      for (int round = 0; round < 5; round++) {
+        org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(15)).ignoreExceptions()
+            .until(() -> client.connection(c.slot(0)).active());
+        ServerConnection conn = client.connection(c.slot(0));
+        int n = 2000;
+        java.util.concurrent.CountDownLatch ended = new java.util.concurrent.CountDownLatch(n);
+        Thread sender = new Thread(() -> {
+          for (int i = 0; i < n; i++) {
+            long id = conn.nextId();
+            conn.send(id, Codec.frame(ByteBufAllocator.DEFAULT, Op.NS_LIST, 0, 0, id, 0, 0, 0, 0, null), new Pending() {
+              @Override
+              void onReply(ByteBuf f) {
+                ended.countDown();
+              }
+
+              @Override
+              void onFailure(VmdException e) {
+                ended.countDown();
+              }
+            });
+          }
+        });
+        sender.start();
+        Thread.sleep(round);
+        c.kill(0);
+        sender.join();
+        assertThat(ended.await(30, TimeUnit.SECONDS)).as("every request answered or failed").isTrue();
+        c.restart(0);
+      }
+    }
+  }
+
+  /** A server that stops reading: its requests queue up to the bound, then fail at once; the rest land after. */
+  @Test
+  void aFrozenServerGetsItsRequestsQueuedUpToTheBoundThenRefused() throws Exception {
+    long bound = 8 << 20;
+    try (MiniVmdCluster c = MiniVmdCluster.builder().servers(1, 256L << 20).start();
+         VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()).withMaxQueuedBytes(bound)
+             .withDownAfter(java.time.Duration.ofSeconds(60)).withRequestTimeout(java.time.Duration.ofSeconds(5)))) {
+      client.createNamespace("q", 256L << 20, 1);
+      Namespace ns = client.attach("q", true);
+      ns.writeSync(256L * 64, new byte[4096]); // the server is in the namespace's set before it hangs
+      c.freeze(0);
+      byte[] page = new byte[1 << 20];
+      new java.util.Random(1).nextBytes(page);
+      java.util.List<CompletableFuture<Void>> writes = new java.util.ArrayList<>();
+      for (int i = 0; i < 64; i++) {
+        writes.add(ns.write(256L * i, 256, io.netty.buffer.Unpooled.wrappedBuffer(page)));
+      }
+      // The socket and Netty take a few MiB; then the queue fills to its bound and stays there.
+      ServerConnection conn = java.util.Arrays.stream(client.server(c.slot(0)).connections)
+          .max(java.util.Comparator.comparingLong(ServerConnection::queuedBytes)).orElseThrow();
+      org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(3))
+          .until(() -> conn.queuedBytes() > bound - (2 << 20));
+      Thread.sleep(300);
+      assertThat(conn.queuedBytes()).isLessThanOrEqualTo(bound);
+      c.thaw(0);
+      int landed = 0;
+      for (int i = 0; i < writes.size(); i++) {
+        try {
+          writes.get(i).get(60, TimeUnit.SECONDS);
+          landed++;
+          assertThat(ns.readSync(256L * i, 256)).isEqualTo(page);
+        } catch (java.util.concurrent.ExecutionException e) {
+          // Refused at the bound: with no other server to place it on, the write fails (after waiting
+          // for one up to the request timeout); never stuck.
+          assertThat(VmdException.from(e).code()).isEqualTo(ErrorCode.UNAVAILABLE);
+          assertThat(VmdException.from(e).getMessage()).contains("not taking requests");
+        }
+      }
+      assertThat(landed).isGreaterThan(0).isLessThan(64);
+    }
+  }
+
+  /**
+   * A pooled request that completes, goes back to its pool and is taken for a new request by its own
+   * completion callback, which then throws: the exception must not fail the new request.
+   */
+  @Test
+  void aCallbackThatThrowsAfterItsRequestWasRecycledDoesNotFailTheNextUser() throws Exception {
+    try (MiniVmdCluster c = MiniVmdCluster.builder().servers(1, 1 << 20).start();
+         VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()))) {
+      ServerConnection conn = client.connection(c.slot(0));
+      CompletableFuture<String> second = new CompletableFuture<>();
+      // One object, used for two requests in turn, as a pool would hand it out.
+      Pending reused = new Pending() {
+        int use;
+
+        @Override
+        void onReply(ByteBuf f) {
+          if (use++ == 0) {
+            retire(); // back to "the pool" ...
+            long next = conn.nextId(); // ... and out again for the next request, from the callback
+            conn.send(next, Codec.frame(ByteBufAllocator.DEFAULT, Op.NS_LIST, 0, 0, next, 0, 0, 0, 0, null), this);
+            throw new IllegalStateException("a careless callback");
+          }
+          second.complete("answered");
+        }
+
+        @Override
+        void onFailure(VmdException e) {
+          second.complete("failed: " + e.getMessage());
+        }
+      };
+      long id = conn.nextId();
+      conn.send(id, Codec.frame(ByteBufAllocator.DEFAULT, Op.NS_LIST, 0, 0, id, 0, 0, 0, 0, null), reused);
+      assertThat(second.get(10, TimeUnit.SECONDS)).isEqualTo("answered");
+    }
+  }
 }

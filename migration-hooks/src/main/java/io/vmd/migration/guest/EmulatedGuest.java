@@ -21,6 +21,8 @@ import java.util.concurrent.atomic.AtomicLongArray;
  * VMD round trip); waiting for an absent page does not, since the page arrives on another thread.
  */
 public final class EmulatedGuest implements GuestMemory, AutoCloseable {
+  /** The longest a swap-in or swap-out may take: past it the guest sees an I/O error, never a hang. */
+  private static final long SWAP_IO_TIMEOUT_MILLIS = 60_000;
   static final byte IN_MEMORY = 0;
   static final byte SWAPPED = 1;
   static final byte ABSENT = 2;
@@ -99,7 +101,7 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
           PageContent.fill(batch, i * PageContent.PAGE, first + i, 0);
         }
         batch.writerIndex(n * PageContent.PAGE);
-        VmdClient.await(swap.write(first, n, batch));
+        VmdClient.await(swap.write(first, n, batch), SWAP_IO_TIMEOUT_MILLIS);
         for (int i = 0; i < n; i++) {
           g.state[first + i] = SWAPPED;
           g.slot[first + i] = first + i;
@@ -247,7 +249,7 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
     long s = slot[page];
     long start = System.nanoTime();
     ByteBuf dst = chunk(page).slice(offset(page), PageContent.PAGE).writerIndex(0);
-    VmdClient.await(reader != null ? reader.read(s, dst) : swap.read(s, 1, dst));
+    VmdClient.await(reader != null ? reader.read(s, dst) : swap.read(s, 1, dst), SWAP_IO_TIMEOUT_MILLIS);
     swapInNanos.recordValue(System.nanoTime() - start);
     freeSlot(s);
     slot[page] = RESIDENT;
@@ -273,7 +275,7 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
         continue;
       }
       long s = allocateSlot();
-      VmdClient.await(swap.write(s, 1, chunk(p).slice(offset(p), PageContent.PAGE)));
+      VmdClient.await(swap.write(s, 1, chunk(p).slice(offset(p), PageContent.PAGE)), SWAP_IO_TIMEOUT_MILLIS);
       if (reader != null) {
         reader.invalidate(s);
       }
@@ -477,7 +479,7 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
         for (int i = 0; i < n; i++) {
           reads[i] = swap.read(swappedSlots[at + i], 1, buf.slice(i * PageContent.PAGE, PageContent.PAGE).writerIndex(0));
         }
-        VmdClient.await(java.util.concurrent.CompletableFuture.allOf(reads));
+        VmdClient.await(java.util.concurrent.CompletableFuture.allOf(reads), SWAP_IO_TIMEOUT_MILLIS);
         for (int i = 0; i < n; i++) {
           int p = swappedPages[at + i];
           if (!PageContent.matches(buf, i * PageContent.PAGE, p, versions[p])) {

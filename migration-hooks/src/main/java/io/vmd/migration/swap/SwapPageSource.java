@@ -153,7 +153,7 @@ public final class SwapPageSource implements AutoCloseable {
 
   public byte[] readSync(long offset) throws VmdException {
     ByteBuf b = Unpooled.buffer(Pages.PAGE_SIZE);
-    VmdClient.await(read(offset, b));
+    VmdClient.await(read(offset, b), client.config().operationTimeoutMillis());
     return b.array();
   }
 

@@ -66,7 +66,7 @@ class SwapPageSourceTest {
       long[] shuffled = offsets.clone();
       Arrays.sort(shuffled);
       ByteBuf dst = Unpooled.directBuffer();
-      VmdClient.await(src.readBatch(shuffled, shuffled.length, dst));
+      VmdClient.await(src.readBatch(shuffled, shuffled.length, dst), 30_000);
       assertThat(dst.readableBytes()).isEqualTo(shuffled.length * Pages.PAGE_SIZE);
       for (int i = 0; i < shuffled.length; i++) {
         byte[] got = new byte[Pages.PAGE_SIZE];
