@@ -213,6 +213,9 @@ final class MetaState {
     if (size < Pages.PAGE_SIZE || size % Pages.PAGE_SIZE != 0) {
       return MetaCodec.error(ErrorCode.BAD_REQUEST, "namespace size must be a positive multiple of 4096 bytes");
     }
+    if (size > Pages.MAX_NAMESPACE_BYTES) {
+      return MetaCodec.error(ErrorCode.BAD_REQUEST, "namespace size " + size + " is over the largest, 256 TiB");
+    }
     if (replicas < 1 || replicas > 8) {
       return MetaCodec.error(ErrorCode.BAD_REQUEST, "replica count " + replicas + " outside 1..8");
     }

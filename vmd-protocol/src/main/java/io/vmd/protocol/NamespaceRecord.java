@@ -25,6 +25,10 @@ public record NamespaceRecord(int id, String name, long sizeBytes, int replicas,
       throw new IllegalArgumentException(
           "namespace size " + sizeBytes + " must be a positive multiple of " + Pages.PAGE_SIZE);
     }
+    if (sizeBytes > Pages.MAX_NAMESPACE_BYTES) {
+      throw new IllegalArgumentException("namespace size " + sizeBytes + " is over the largest, "
+          + Pages.MAX_NAMESPACE_BYTES + " bytes (256 TiB)");
+    }
     if (replicas < 1 || replicas > 8) {
       throw new IllegalArgumentException("replica count " + replicas + " outside 1..8");
     }

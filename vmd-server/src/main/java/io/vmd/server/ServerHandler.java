@@ -283,22 +283,66 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
       error(ctx, f, ErrorCode.NO_NAMESPACE, "no namespace with id " + id);
       return;
     }
-    long reqId = Frame.requestId(f);
-    long[] listed = store.list(id);
-    int entries = listed.length / 2;
-    int at = 0;
-    do {
-      int n = Math.min(Frame.MAX_LIST_ENTRIES, entries - at);
-      boolean more = at + n < entries;
-      ByteBuf out = ctx.alloc().buffer(Frame.LENGTH_FIELD + Frame.HEADER_SIZE + n * Frame.LIST_ENTRY);
-      Frame.writeHeader(out, Op.LIST, Frame.FLAG_REPLY | (more ? Frame.FLAG_MORE : 0), 0, reqId, id,
-          0, 0, n, n * Frame.LIST_ENTRY);
-      for (int i = 2 * at; i < 2 * (at + n); i++) {
-        out.writeLong(listed[i]);
+    new ListStream(ctx, id, Frame.requestId(f)).next();
+  }
+
+  /**
+   * One LIST, answered a frame at a time: the next frame is built only when the previous one has left
+   * for the socket, that is as fast as the client reads them. A namespace of millions of pages costs
+   * one frame (and one store batch) of memory, and the store is held only per batch.
+   */
+  private final class ListStream implements ChannelFutureListener, PageStore.PageSink {
+    private final ChannelHandlerContext ctx;
+    private final int namespace;
+    private final long requestId;
+    private final ByteBuf entries;
+    private long cursor;
+
+    ListStream(ChannelHandlerContext ctx, int namespace, long requestId) {
+      this.ctx = ctx;
+      this.namespace = namespace;
+      this.requestId = requestId;
+      this.entries = ctx.alloc().heapBuffer(Frame.MAX_LIST_ENTRIES * Frame.LIST_ENTRY);
+    }
+
+    @Override
+    public void page(long page, long stamp) {
+      entries.writeLong(page).writeLong(stamp);
+    }
+
+    void next() {
+      try {
+        while (entries.readableBytes() < Frame.MAX_LIST_ENTRIES * Frame.LIST_ENTRY && cursor != PageStore.LIST_END) {
+          cursor = store.list(namespace, cursor, Frame.MAX_LIST_ENTRIES, this);
+        }
+      } catch (IllegalStateException closed) {
+        entries.release();
+        ctx.close();
+        return;
       }
-      at += n;
-      ctx.write(out);
-    } while (at < entries);
+      int n = Math.min(Frame.MAX_LIST_ENTRIES, entries.readableBytes() / Frame.LIST_ENTRY);
+      boolean more = entries.readableBytes() > n * Frame.LIST_ENTRY || cursor != PageStore.LIST_END;
+      ByteBuf out = ctx.alloc().buffer(Frame.LENGTH_FIELD + Frame.HEADER_SIZE + n * Frame.LIST_ENTRY);
+      Frame.writeHeader(out, Op.LIST, Frame.FLAG_REPLY | (more ? Frame.FLAG_MORE : 0), 0, requestId, namespace,
+          0, 0, n, n * Frame.LIST_ENTRY);
+      out.writeBytes(entries, n * Frame.LIST_ENTRY);
+      entries.discardReadBytes();
+      if (more) {
+        ctx.writeAndFlush(out).addListener(this);
+      } else {
+        entries.release();
+        ctx.writeAndFlush(out, ctx.voidPromise());
+      }
+    }
+
+    @Override
+    public void operationComplete(io.netty.channel.ChannelFuture sent) {
+      if (sent.isSuccess() && ctx.channel().isActive()) {
+        next();
+      } else {
+        entries.release();
+      }
+    }
   }
 
   private boolean standalone(ChannelHandlerContext ctx, ByteBuf f) {

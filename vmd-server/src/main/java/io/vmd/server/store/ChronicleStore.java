@@ -206,13 +206,7 @@ public final class ChronicleStore implements PageStore {
       checkOpen();
       long deleted = 0;
       if (count > 2 * perNamespace.get(namespace)) {
-        long[] listed = listLocked(namespace);
-        for (int i = 0; i < listed.length; i += 2) {
-          long page = listed[i];
-          if (page >= firstPage && page - firstPage < count) {
-            deleted += removeLocked(namespace, page);
-          }
-        }
+        deleted = removeWhere(namespace, firstPage, count);
       } else {
         for (long i = 0; i < count; i++) {
           deleted += removeLocked(namespace, firstPage + i);
@@ -238,11 +232,7 @@ public final class ChronicleStore implements PageStore {
     long stamp = lock.writeLock();
     try {
       checkOpen();
-      long deleted = 0;
-      long[] listed = listLocked(namespace);
-      for (int i = 0; i < listed.length; i += 2) {
-        deleted += removeLocked(namespace, listed[i]);
-      }
+      long deleted = removeWhere(namespace, 0, Long.MAX_VALUE);
       perNamespace.clear(namespace);
       return deleted;
     } finally {
@@ -250,28 +240,58 @@ public final class ChronicleStore implements PageStore {
     }
   }
 
+  /**
+   * Listing positions are the map's segments: an entry stays in its segment (chosen by its key's
+   * hash) while it is stored, so whole segments listed one call at a time list each such page once.
+   */
   @Override
-  public long[] list(int namespace) {
+  public long list(int namespace, long cursor, int max, PageSink sink) {
     long stamp = lock.readLock();
     try {
       checkOpen();
-      return listLocked(namespace);
+      int segment = (int) Math.max(0, cursor);
+      int found = 0;
+      int[] n = {0};
+      while (segment < map.segments() && found < max) {
+        n[0] = 0;
+        try (net.openhft.chronicle.map.MapSegmentContext<Long, byte[], ?> c = map.segmentContext(segment)) {
+          c.forEachSegmentEntry(e -> {
+            long key = e.key().get();
+            if (PageStore.namespaceOf(key) == namespace) {
+              sink.page(PageStore.pageOf(key), stampOf(e.value()));
+              n[0]++;
+            }
+          });
+        }
+        found += n[0];
+        segment++;
+      }
+      return segment >= map.segments() ? LIST_END : segment;
     } finally {
       lock.unlockRead(stamp);
     }
   }
 
-  private long[] listLocked(int namespace) {
-    long[] out = new long[(int) (2 * perNamespace.get(namespace))];
-    int[] n = {0};
-    map.forEachEntry(e -> {
-      long key = e.key().get();
-      if (PageStore.namespaceOf(key) == namespace && n[0] < out.length) {
-        out[n[0]++] = PageStore.pageOf(key);
-        out[n[0]++] = stampOf(e.value());
+  /** Removes the namespace's pages in [first, first + count), a segment at a time; holds the write lock. */
+  private long removeWhere(int namespace, long first, long count) {
+    long deleted = 0;
+    java.util.ArrayList<Long> keys = new java.util.ArrayList<>();
+    for (int segment = 0; segment < map.segments(); segment++) {
+      keys.clear();
+      try (net.openhft.chronicle.map.MapSegmentContext<Long, byte[], ?> c = map.segmentContext(segment)) {
+        c.forEachSegmentEntry(e -> {
+          long key = e.key().get();
+          long page = PageStore.pageOf(key);
+          if (PageStore.namespaceOf(key) == namespace && page >= first && page - first < count) {
+            keys.add(key);
+          }
+        });
       }
-    });
-    return out;
+      for (long key : keys) {
+        deleted += removeLocked(namespace, PageStore.pageOf(key));
+      }
+    }
+    return deleted;
   }
 
   @Override

@@ -27,6 +27,9 @@ public final class OffHeapSlabStore implements PageStore {
   static final int CHUNK_SLOTS = 256;
   private static final int CHUNK_BYTES = CHUNK_SLOTS * Pages.PAGE_SIZE;
   private static final int NONE = -1;
+  private static final long NO_KEY = -1;
+  /** Slots one listing call looks at before it returns, found or not: the lock is held that long. */
+  private static final int SCAN_PER_CALL = 1 << 16;
 
   private final long capacityPages;
   private final ByteBufAllocator alloc;
@@ -35,6 +38,8 @@ public final class OffHeapSlabStore implements PageStore {
   private final ByteBuf[] chunks;
   /** The stamp of each slot, allocated and released with its chunk. */
   private final long[][] chunkStamps;
+  /** The key stored in each slot ({@link #NO_KEY} when free): listings walk slots, which never move. */
+  private final long[][] chunkKeys;
   private final int[] chunkLive;
   private final int[] chunkFreeHead;
   private final int[] chunkBump;
@@ -62,6 +67,7 @@ public final class OffHeapSlabStore implements PageStore {
     int n = (int) chunkCount;
     chunks = new ByteBuf[n];
     chunkStamps = new long[n][];
+    chunkKeys = new long[n][];
     chunkLive = new int[n];
     chunkFreeHead = new int[n];
     chunkBump = new int[n];
@@ -95,6 +101,7 @@ public final class OffHeapSlabStore implements PageStore {
         if (slot == LongIntIndex.MISSING) {
           slot = allocateSlot();
           index.put(key, slot);
+          chunkKeys[slot / CHUNK_SLOTS][slot % CHUNK_SLOTS] = key;
           used++;
           perNamespace.add(namespace, 1);
         }
@@ -145,14 +152,8 @@ public final class OffHeapSlabStore implements PageStore {
       long held = perNamespace.get(namespace);
       long deleted = 0;
       if (count > 2 * held) {
-        // A huge range (a whole-device TRIM) over few pages: scan the index instead of the range.
-        long[] listed = listLocked(namespace);
-        for (int i = 0; i < listed.length; i += 2) {
-          long page = listed[i];
-          if (page >= firstPage && page - firstPage < count) {
-            deleted += removeLocked(namespace, page);
-          }
-        }
+        // A huge range (a whole-device TRIM) over few pages: walk the stored pages instead of the range.
+        deleted = removeWhere(namespace, firstPage, count);
       } else {
         for (long i = 0; i < count; i++) {
           deleted += removeLocked(namespace, firstPage + i);
@@ -169,11 +170,7 @@ public final class OffHeapSlabStore implements PageStore {
     long stamp = lock.writeLock();
     try {
       checkOpen();
-      long deleted = 0;
-      long[] listed = listLocked(namespace);
-      for (int i = 0; i < listed.length; i += 2) {
-        deleted += removeLocked(namespace, listed[i]);
-      }
+      long deleted = removeWhere(namespace, 0, Long.MAX_VALUE);
       perNamespace.clear(namespace);
       return deleted;
     } finally {
@@ -182,27 +179,51 @@ public final class OffHeapSlabStore implements PageStore {
   }
 
   @Override
-  public long[] list(int namespace) {
+  public long list(int namespace, long cursor, int max, PageSink sink) {
     long stamp = lock.readLock();
     try {
       checkOpen();
-      return listLocked(namespace);
+      long total = (long) chunks.length * CHUNK_SLOTS;
+      long slot = Math.max(0, cursor);
+      int found = 0;
+      int scanned = 0;
+      while (slot < total && found < max && scanned < SCAN_PER_CALL) {
+        int c = (int) (slot / CHUNK_SLOTS);
+        if (chunkKeys[c] == null) {
+          int next = chunksAllocated.nextSetBit(c + 1);
+          slot = next < 0 ? total : (long) next * CHUNK_SLOTS;
+          continue;
+        }
+        long key = chunkKeys[c][(int) (slot % CHUNK_SLOTS)];
+        if (key != NO_KEY && PageStore.namespaceOf(key) == namespace) {
+          sink.page(PageStore.pageOf(key), chunkStamps[c][(int) (slot % CHUNK_SLOTS)]);
+          found++;
+        }
+        slot++;
+        scanned++;
+      }
+      return slot >= total ? LIST_END : slot;
     } finally {
       lock.unlockRead(stamp);
     }
   }
 
-  private long[] listLocked(int namespace) {
-    long n = perNamespace.get(namespace);
-    long[] out = new long[(int) (2 * n)];
-    int[] fill = {0};
-    index.forEach((key, slot) -> {
-      if (PageStore.namespaceOf(key) == namespace && fill[0] < out.length) {
-        out[fill[0]++] = PageStore.pageOf(key);
-        out[fill[0]++] = chunkStamps[slot / CHUNK_SLOTS][slot % CHUNK_SLOTS];
+  /** Removes the namespace's pages in [first, first + count) by walking the slots; holds the write lock. */
+  private long removeWhere(int namespace, long first, long count) {
+    long deleted = 0;
+    for (int c = chunksAllocated.nextSetBit(0); c >= 0; c = chunksAllocated.nextSetBit(c + 1)) {
+      long[] keys = chunkKeys[c];
+      for (int i = 0; i < CHUNK_SLOTS && keys == chunkKeys[c]; i++) {
+        long key = keys[i];
+        if (key != NO_KEY && PageStore.namespaceOf(key) == namespace) {
+          long page = PageStore.pageOf(key);
+          if (page >= first && page - first < count) {
+            deleted += removeLocked(namespace, page);
+          }
+        }
       }
-    });
-    return out;
+    }
+    return deleted;
   }
 
   private int removeLocked(int namespace, long page) {
@@ -264,6 +285,7 @@ public final class OffHeapSlabStore implements PageStore {
           chunks[c].release();
           chunks[c] = null;
           chunkStamps[c] = null;
+          chunkKeys[c] = null;
         }
       }
       index.clear();
@@ -293,6 +315,8 @@ public final class OffHeapSlabStore implements PageStore {
       c = chunksAllocated.nextClearBit(0);
       chunks[c] = alloc.directBuffer(CHUNK_BYTES, CHUNK_BYTES);
       chunkStamps[c] = new long[CHUNK_SLOTS];
+      chunkKeys[c] = new long[CHUNK_SLOTS];
+      java.util.Arrays.fill(chunkKeys[c], NO_KEY);
       chunksAllocated.set(c);
       chunksWithRoom.set(c);
       emptyChunks++;
@@ -317,6 +341,7 @@ public final class OffHeapSlabStore implements PageStore {
     int c = slot / CHUNK_SLOTS;
     int local = slot % CHUNK_SLOTS;
     chunks[c].setInt(local * Pages.PAGE_SIZE, chunkFreeHead[c]);
+    chunkKeys[c][local] = NO_KEY;
     chunkFreeHead[c] = local;
     chunksWithRoom.set(c);
     if (--chunkLive[c] == 0) {
@@ -326,6 +351,7 @@ public final class OffHeapSlabStore implements PageStore {
         chunks[c].release();
         chunks[c] = null;
         chunkStamps[c] = null;
+        chunkKeys[c] = null;
         chunksAllocated.clear(c);
         chunksWithRoom.clear(c);
         chunkFreeHead[c] = NONE;

@@ -40,11 +40,39 @@ public interface PageStore extends AutoCloseable {
   /** Deletes every page of the namespace; returns how many there were. */
   long deleteNamespace(int namespace);
 
+  /** The listing position after the last page: nothing more to list. */
+  long LIST_END = -1;
+
+  /** Receives the pages of a listing. */
+  @FunctionalInterface
+  interface PageSink {
+    void page(long page, long stamp);
+  }
+
   /**
-   * The pages the namespace holds here with their stamps, in no particular order: page index at
-   * even positions, its stamp right after.
+   * Lists pages of the namespace held here, with their stamps, in no particular order: about
+   * {@code max} of them from listing position {@code cursor} (0 to begin), and returns the position
+   * to go on from, or {@link #LIST_END}. A page stored for the whole listing is listed exactly once
+   * however the store changes between calls (a page's position does not move while it is stored); one
+   * written or deleted meanwhile may or may not be. Each call holds the store only for its batch, so a
+   * listing of millions of pages neither builds one array nor stops writes.
    */
-  long[] list(int namespace);
+  long list(int namespace, long cursor, int max, PageSink sink);
+
+  /** The whole listing at once, page at even positions and its stamp after: for tests and small namespaces. */
+  default long[] list(int namespace) {
+    java.util.ArrayList<long[]> all = new java.util.ArrayList<>();
+    long cursor = 0;
+    do {
+      cursor = list(namespace, cursor, 4096, (page, stamp) -> all.add(new long[] {page, stamp}));
+    } while (cursor != LIST_END);
+    long[] out = new long[Math.multiplyExact(2, all.size())];
+    for (int i = 0; i < all.size(); i++) {
+      out[2 * i] = all.get(i)[0];
+      out[2 * i + 1] = all.get(i)[1];
+    }
+    return out;
+  }
 
   long pageCount(int namespace);
 
