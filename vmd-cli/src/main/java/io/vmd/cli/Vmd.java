@@ -57,6 +57,12 @@ public final class Vmd {
   @Option(names = "--json", scope = ScopeType.INHERIT, description = "Print JSON instead of a table.")
   boolean json;
 
+  @Option(names = "--max-queued", scope = ScopeType.INHERIT, defaultValue = "64M", paramLabel = "SIZE",
+      converter = SizeConverter.class,
+      description = "Most bytes of requests queued for one server that does not take them; past it they fail "
+          + "as if it were down (default: ${DEFAULT-VALUE}).")
+  long maxQueued;
+
   @Option(names = "--timeout", scope = ScopeType.INHERIT, defaultValue = "10s", paramLabel = "DURATION",
       converter = DurationConverter.class, description = "Request timeout (default: ${DEFAULT-VALUE}).")
   Duration timeout;
@@ -85,7 +91,7 @@ public final class Vmd {
 
   ClientConfig clientConfig(int ioThreads) {
     return ClientConfig.of(metaList()).withCluster(cluster).withRequestTimeout(timeout)
-        .withIoThreads(ioThreads).withClusterKey(clusterKey());
+        .withIoThreads(ioThreads).withClusterKey(clusterKey()).withMaxQueuedBytes(maxQueued);
   }
 
   public static void main(String[] args) {
