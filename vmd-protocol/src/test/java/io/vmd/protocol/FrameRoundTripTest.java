@@ -53,6 +53,8 @@ class FrameRoundTripTest {
     assertThat(Frame.status(err)).isEqualTo(ErrorCode.NO_SPACE.code);
     assertThat(Codec.errorMessage(err)).isEqualTo("full");
     assertThat(Frame.checkReply(err)).isNull();
+    b.release();
+    err.release();
   }
 
   @Test
@@ -63,6 +65,7 @@ class FrameRoundTripTest {
     f.writeZero(4096);
     f.skipBytes(Frame.LENGTH_FIELD);
     assertThat(Frame.checkReply(f)).contains("bitmap");
+    f.release();
   }
 
   @Test
@@ -82,6 +85,9 @@ class FrameRoundTripTest {
     list.writeZero(24);
     list.skipBytes(Frame.LENGTH_FIELD);
     assertThat(Frame.checkReply(list)).contains("2 entries");
+    f.release();
+    unstamped.release();
+    list.release();
   }
 
   @Test
