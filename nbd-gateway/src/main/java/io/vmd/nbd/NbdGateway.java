@@ -41,6 +41,9 @@ public final class NbdGateway implements AutoCloseable {
     this.exports = new ExportRegistry(client, registry, repairer);
     this.group = client.eventLoopGroup();
     this.budget = new GatewayBudget(config.totalBudget(), config.connectionBudget(), registry);
+    io.micrometer.core.instrument.Gauge.builder("vmd.gateway.servers.queued", client, VmdClient::queuedBytes)
+        .description("request bytes queued for servers that do not take them (bounded by --max-queued per server)")
+        .baseUnit("bytes").register(registry);
     if (config.tlsCert() != null && config.tlsKey() != null) {
       try {
         this.tls = io.netty.handler.ssl.SslContextBuilder
@@ -103,6 +106,17 @@ public final class NbdGateway implements AutoCloseable {
   /** NBD connections open now (negotiating or attached). */
   int connectionCount() {
     return connections.size();
+  }
+
+  /** Per connection: what its session holds (for tests that look for a leak). */
+  String describeConnections() {
+    StringBuilder b = new StringBuilder();
+    for (Channel ch : connections) {
+      NbdSession s = (NbdSession) ch.pipeline().get("nbd-session");
+      b.append(ch.remoteAddress()).append(" active=").append(ch.isActive())
+          .append(s == null ? " negotiating" : " " + s.describe()).append('\n');
+    }
+    return b.toString();
   }
 
   GatewayBudget budget() {

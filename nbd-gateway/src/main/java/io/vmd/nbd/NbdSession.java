@@ -102,6 +102,11 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
     return charged;
   }
 
+  String describe() {
+    return "charged=" + charged + " inFlight=" + inFlight + " waiting=" + waiting.size() + " paused=" + paused
+        + " closed=" + closed + " disconnecting=" + disconnecting;
+  }
+
   @Override
   public void channelRead(ChannelHandlerContext ctx, Object msg) {
     NbdRequest r = (NbdRequest) msg;

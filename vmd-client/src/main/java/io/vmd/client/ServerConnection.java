@@ -58,7 +58,8 @@ final class ServerConnection {
   private volatile boolean refused;
   /** Frames waiting for the socket to take more: id (Long), then frame, in order; loop-confined. */
   private final java.util.ArrayDeque<Object> backlog = new java.util.ArrayDeque<>();
-  private long backlogBytes;
+  /** Written on the loop, read by metrics. */
+  private volatile long backlogBytes;
 
   ServerConnection(ServerState state, ClientConfig config) {
     this.state = state;

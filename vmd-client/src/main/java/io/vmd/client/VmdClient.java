@@ -143,6 +143,18 @@ public final class VmdClient implements AutoCloseable {
     return List.of(members);
   }
 
+  /** Bytes of requests queued for servers that do not take them now (see {@link ClientConfig#maxQueuedBytes}). */
+  public long queuedBytes() {
+    long n = 0;
+    for (ServerState s : members) {
+      ServerConnection[] cs = s.connections;
+      for (int i = 0; cs != null && i < cs.length; i++) {
+        n += cs[i].queuedBytes();
+      }
+    }
+    return n;
+  }
+
   /** The same, as the live array placement reads: not to be changed. */
   ServerState[] serverArray() {
     return members;
