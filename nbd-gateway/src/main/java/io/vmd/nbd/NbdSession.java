@@ -79,6 +79,8 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
    */
   private NbdRequest outputOwner;
   private ArrayDeque<Object> held;
+  /** Simple replies only: long READs whose first piece is read and waits for the output. */
+  private ArrayDeque<NbdRequest> deferred;
   /** Whether this read burst opened the loop's flush batch (closed in channelReadComplete). */
   private boolean batching;
 
@@ -524,6 +526,16 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
 
   /** One piece of a long READ has been read: send it, and ask for the budget of the next one. */
   private void replyPiece(NbdRequest r, ByteBuf data, long n) {
+    if (!structured && outputOwner != null && outputOwner != r) {
+      // Another long simple reply is being written: this one's header and bytes may not come between
+      // its pieces. The piece waits (its budget already held) until that reply is out.
+      r.buffer = data;
+      if (deferred == null) {
+        deferred = new ArrayDeque<>();
+      }
+      deferred.add(r);
+      return;
+    }
     long at = from(r);
     r.sent += n;
     boolean last = r.sent == r.length;
@@ -829,7 +841,10 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
     }
   }
 
-  /** The long simple reply is written: the replies that waited behind it go out. */
+  /**
+   * The long simple reply is written: the replies that waited behind it go out, then the next long
+   * READ whose first piece waits takes the output.
+   */
   private void unlockOutput() {
     outputOwner = null;
     ArrayDeque<Object> h = held;
@@ -838,6 +853,17 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
       ByteBuf reply = (ByteBuf) h.poll();
       NbdRequest r = (NbdRequest) h.poll();
       FlushBatch.writeAndFlush(channel, reply, channel.newPromise().addListener(r));
+    }
+    NbdRequest next = deferred == null ? null : deferred.poll();
+    if (next != null) {
+      ByteBuf data = next.buffer;
+      next.buffer = null;
+      if (closed) {
+        data.release();
+        abandon(next);
+      } else {
+        replyPiece(next, data, span(next));
+      }
     }
   }
 
@@ -927,6 +953,14 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
     }
     if (outputOwner != null) {
       unlockOutput();
+    }
+    while (deferred != null && !deferred.isEmpty()) {
+      NbdRequest r = deferred.poll();
+      if (r.buffer != null) {
+        r.buffer.release();
+        r.buffer = null;
+      }
+      abandon(r);
     }
     ctx.fireChannelInactive();
   }

@@ -350,6 +350,19 @@ class NbdHostileClientTest {
       // NBD_OPT_EXPORT_NAME: no block sizes, so the protocol's maximum is effectively unlimited.
       assertThat(old.exportName("vm1")).isEqualTo(128 * MIB);
       writeAndCheck(old, offset, data, 1);
+      // Several long simple replies at once: each is written whole, nothing between its pieces.
+      int len = (int) (9 * MIB);
+      for (int k = 0; k < 3; k++) {
+        old.request(Nbd.CMD_READ, 0, 10 + k, offset + k * 13 * MIB, len, null);
+      }
+      old.flush();
+      for (int k = 0; k < 3; k++) {
+        RawNbdClient.Reply r = old.reply(len);
+        int which = (int) (r.handle() - 10);
+        assertThat(r.error()).isZero();
+        assertThat(r.data()).as("long simple reply %d", which)
+            .isEqualTo(java.util.Arrays.copyOfRange(data, which * 13 * (int) MIB, which * 13 * (int) MIB + len));
+      }
     }
     try (RawNbdClient c = good(true)) {
       assertThat(read(c, offset, data.length, 5)).isEqualTo(data);
