@@ -23,6 +23,11 @@ import java.util.concurrent.atomic.AtomicLongArray;
 public final class EmulatedGuest implements GuestMemory, AutoCloseable {
   /** The longest a swap-in or swap-out may take: past it the guest sees an I/O error, never a hang. */
   private static final long SWAP_IO_TIMEOUT_MILLIS = 60_000;
+  /**
+   * The guest's RAM: long-lived buffers that are not I/O, so not watched by Netty's leak detector
+   * (which, at its paranoid level in the tests, would record a stack trace on every guest memory access).
+   */
+  private static final io.netty.buffer.ByteBufAllocator GUEST_RAM = new io.netty.buffer.UnpooledByteBufAllocator(true, true);
   static final byte IN_MEMORY = 0;
   static final byte SWAPPED = 1;
   static final byte ABSENT = 2;
@@ -65,7 +70,7 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
     this.chunks = new ByteBuf[(pages + CHUNK_PAGES - 1) >>> CHUNK_SHIFT];
     for (int c = 0; c < chunks.length; c++) {
       int n = Math.min(CHUNK_PAGES, pages - c * CHUNK_PAGES);
-      chunks[c] = PooledByteBufAllocator.DEFAULT.directBuffer(n * PageContent.PAGE, n * PageContent.PAGE);
+      chunks[c] = GUEST_RAM.directBuffer(n * PageContent.PAGE, n * PageContent.PAGE);
     }
     this.state = new byte[pages];
     java.util.Arrays.fill(state, initial);
@@ -186,6 +191,9 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
       throw new IllegalArgumentException("swap namespace smaller than the guest");
     }
     swap = ns;
+    if (this.reader != null && this.reader != reader) {
+      this.reader.close();
+    }
     this.reader = reader;
   }
 
@@ -494,12 +502,17 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
     return bad;
   }
 
+  /** Frees the guest's memory and its swap reader's read-ahead windows. */
   @Override
   public synchronized void close() {
     for (ByteBuf c : chunks) {
       if (c.refCnt() > 0) {
         c.release();
       }
+    }
+    if (reader != null) {
+      reader.close();
+      reader = null;
     }
   }
 }

@@ -51,8 +51,15 @@ public final class OffHeapSlabStore implements PageStore {
   private boolean closed;
 
   public OffHeapSlabStore(long capacityBytes) {
-    this(capacityBytes, UnpooledByteBufAllocator.DEFAULT);
+    this(capacityBytes, CHUNKS);
   }
+
+  /**
+   * Page chunks are the server's memory, not I/O buffers: allocated and released by this store alone
+   * (see {@link #allocatedBytes}), so Netty's leak detector does not watch them — at the paranoid level
+   * the tests run at, it would record a stack trace on every page copied.
+   */
+  private static final ByteBufAllocator CHUNKS = new UnpooledByteBufAllocator(true, true);
 
   OffHeapSlabStore(long capacityBytes, ByteBufAllocator alloc) {
     this.capacityPages = capacityBytes / Pages.PAGE_SIZE;
