@@ -110,6 +110,48 @@ abstract class PageStoreContract {
     }
   }
 
+  /**
+   * A listing in small batches while pages come and go between them: every page stored throughout is
+   * listed exactly once (a LIST streamed to a slow client must not miss a page: it would read as a hole).
+   */
+  @Test
+  void aListingInBatchesListsEveryPageThatStaysExactlyOnce() {
+    for (int p = 0; p < 300; p++) {
+      assertThat(store.write(1, p, 1, page(p), 7)).isTrue();
+    }
+    for (int p = 1000; p < 1100; p++) {
+      assertThat(store.write(1, p, 1, page(p), 7)).isTrue();
+    }
+    for (int p = 0; p < 50; p++) {
+      assertThat(store.write(2, p, 1, page(p), 7)).isTrue();
+    }
+    Map<Long, Integer> seen = new HashMap<>();
+    long cursor = 0;
+    int churn = 1000;
+    int fresh = 2000;
+    int batches = 0;
+    do {
+      cursor = store.list(1, cursor, 7, (page, stamp) -> seen.merge(page, 1, Integer::sum));
+      batches++;
+      // Between batches: two pages go, two new ones come.
+      for (int k = 0; k < 2 && churn < 1100; k++, churn++) {
+        store.delete(1, churn, 1);
+      }
+      for (int k = 0; k < 2 && store.usedPages() < CAPACITY_PAGES; k++, fresh++) {
+        store.write(1, fresh, 1, page(fresh), 8);
+      }
+    } while (cursor != PageStore.LIST_END);
+    assertThat(batches).isGreaterThan(1);
+    for (long p = 0; p < 300; p++) {
+      assertThat(seen.get(p)).as("page %d, stored throughout", p).isEqualTo(1);
+    }
+    for (Map.Entry<Long, Integer> e : seen.entrySet()) {
+      long p = e.getKey();
+      assertThat(p < 300 || (p >= 1000 && p < 1100) || (p >= 2000 && p < fresh)).as("page %d", p).isTrue();
+      assertThat(e.getValue()).as("page %d listed once", p).isEqualTo(1);
+    }
+  }
+
   @Test
   void batchWriteStoresConsecutivePages() {
     ByteBuf src = pages(100, 16);
