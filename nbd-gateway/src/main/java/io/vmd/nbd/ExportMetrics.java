@@ -25,10 +25,10 @@ public final class ExportMetrics implements io.vmd.client.Repairer.Listener {
         .tag("namespace", namespace).register(registry);
     pagesOut = Counter.builder("vmd.gateway.pages.out").description("pages written (page-outs)")
         .tag("namespace", namespace).register(registry);
-    bytesRead = Counter.builder("vmd.gateway.read").baseUnit("bytes").tag("namespace", namespace).register(registry);
-    bytesWritten = Counter.builder("vmd.gateway.written").baseUnit("bytes").tag("namespace", namespace).register(registry);
-    pagesTrimmed = Counter.builder("vmd.gateway.pages.trimmed").tag("namespace", namespace).register(registry);
-    errors = Counter.builder("vmd.gateway.errors").tag("namespace", namespace).register(registry);
+    bytesRead = Counter.builder("vmd.gateway.read").description("bytes read by NBD clients").baseUnit("bytes").tag("namespace", namespace).register(registry);
+    bytesWritten = Counter.builder("vmd.gateway.written").description("bytes written by NBD clients").baseUnit("bytes").tag("namespace", namespace).register(registry);
+    pagesTrimmed = Counter.builder("vmd.gateway.pages.trimmed").description("pages given back by TRIM or WRITE_ZEROES").tag("namespace", namespace).register(registry);
+    errors = Counter.builder("vmd.gateway.errors").description("NBD requests answered with an error").tag("namespace", namespace).register(registry);
     rereplicated = Counter.builder("vmd.gateway.pages.rereplicated")
         .description("page copies made because a server holding one went down").tag("namespace", namespace)
         .register(registry);
@@ -36,7 +36,7 @@ public final class ExportMetrics implements io.vmd.client.Repairer.Listener {
         .description("pages with fewer copies on live servers than the namespace's replica count")
         .tag("namespace", namespace).register(registry);
     for (int cmd = 0; cmd < latency.length; cmd++) {
-      latency[cmd] = Timer.builder("vmd.gateway.request").tag("namespace", namespace)
+      latency[cmd] = Timer.builder("vmd.gateway.request").description("time from an NBD request to its reply, by command").tag("namespace", namespace)
           .tag("op", Nbd.commandName(cmd)).publishPercentileHistogram().register(registry);
     }
   }

@@ -68,7 +68,8 @@ final class GatewayCommand implements Callable<Integer> {
       Foreground.closeAll(gateway, client);
       throw e;
     }
-    return Foreground.run("NBD gateway listening on " + gateway.address() + " (owner id " + client.ownerId() + ")",
-        endpoint, gateway, client);
+    return Foreground.run("NBD gateway listening on " + gateway.address() + " (owner id " + client.ownerId() + ")"
+        + (endpoint == null ? "" : ", metrics on http://" + HostPort.parse(metrics).host() + ":" + endpoint.port()
+            + "/metrics"), endpoint, gateway, client);
   }
 }

@@ -32,6 +32,8 @@ class VmdCommandIT {
   private static final Pattern LISTENING = Pattern.compile("listening on (\\S+?)(,| |$)");
   private final List<Process> servers = new ArrayList<>();
   @TempDir Path tmp;
+  /** The line a process printed when it became ready. */
+  private String lastLine;
 
   @AfterEach
   void stopServers() throws InterruptedException {
@@ -193,6 +195,7 @@ class VmdCommandIT {
       seen.append(line).append('\n');
       Matcher m = ready.matcher(line);
       if (m.find()) {
+        lastLine = line;
         // Keep draining its output so that the process never blocks on a full pipe.
         Thread drain = new Thread(() -> {
           try {
@@ -358,5 +361,89 @@ class VmdCommandIT {
     assertThat(rows.split("\"target\"", -1)).hasSize(21); // 4 targets x 5 workloads
     assertThat(rows).doesNotContain("\"iops\":0,");
     assertThat(Files.readString(plot)).startsWith("<svg").contains("<polyline").contains("redis");
+  }
+
+  private static final Pattern METRICS_AT = Pattern.compile("metrics on (http://\\S+/metrics)");
+
+  /** A server or gateway process started with --metrics; returns its metrics URL. */
+  private String metricsOf(Pattern ready, String... args) throws IOException {
+    startAndWait(ready, args);
+    Matcher url = METRICS_AT.matcher(lastLine);
+    assertThat(url.find()).as(lastLine).isTrue();
+    return url.group(1);
+  }
+
+  private static String scrape(String url) throws Exception {
+    java.net.http.HttpResponse<String> r = java.net.http.HttpClient.newHttpClient().send(
+        java.net.http.HttpRequest.newBuilder(java.net.URI.create(url)).build(),
+        java.net.http.HttpResponse.BodyHandlers.ofString());
+    assertThat(r.statusCode()).isEqualTo(200);
+    return r.body();
+  }
+
+  /**
+   * What an operator points Prometheus and Grafana at: every /metrics endpoint passes promtool's
+   * checks, the alerting rules load and fire where their unit tests say, and every metric the rules
+   * and the dashboard name is one VMD exports.
+   */
+  @Test
+  void everyMetricsEndpointPassesPromtoolAndTheRulesAndDashboardUseRealMetrics() throws Exception {
+    String flag = startMeta().toString();
+    List<String> urls = new ArrayList<>();
+    for (int i = 0; i < 2; i++) {
+      urls.add(metricsOf(LISTENING, "server", "--meta", flag, "--listen", "127.0.0.1:0", "--memory", "32M",
+          "--metrics", "127.0.0.1:0"));
+    }
+    assertThat(vmd("ns", "create", "vm1", "--size", "16M", "--replicas", "2", "--meta", flag).exit()).isZero();
+    urls.add(metricsOf(Pattern.compile("NBD gateway listening on (\\S+)"), "gateway", "--listen", "127.0.0.1:0",
+        "--meta", flag, "--metrics", "127.0.0.1:0"));
+    Matcher gw = Pattern.compile("listening on (\\S+) ").matcher(lastLine);
+    assertThat(gw.find()).isTrue();
+    // Traffic, so that per-namespace meters and histograms have samples.
+    Path data = tmp.resolve("data");
+    byte[] bytes = new byte[4 << 20];
+    new Random(4).nextBytes(bytes);
+    Files.write(data, bytes);
+    Result copy = tool("nbdcopy", data.toString(), "nbd://" + gw.group(1) + "/vm1");
+    assertThat(copy.exit()).as(copy.err()).isZero();
+    assertThat(tool("nbdcopy", "nbd://" + gw.group(1) + "/vm1", tmp.resolve("back").toString()).exit()).isZero();
+
+    StringBuilder all = new StringBuilder();
+    for (String url : urls) {
+      String body = scrape(url);
+      all.append(body);
+      Path file = tmp.resolve("scrape-" + Math.abs(url.hashCode()) + ".txt");
+      Files.writeString(file, body);
+      Result check = toolWithInput(file, "promtool", "check", "metrics");
+      assertThat(check.exit()).as("promtool check metrics of %s:\n%s%s", url, check.out(), check.err()).isZero();
+    }
+    assertThat(all).contains("vmd_gateway_pages_in_total{").contains("vmd_gateway_budget_used_bytes")
+        .contains("vmd_server_free_bytes");
+
+    Path rules = Path.of("..", "ops", "prometheus", "vmd-alerts.yml").toAbsolutePath().normalize();
+    Result checked = tool("promtool", "check", "rules", rules.toString());
+    assertThat(checked.exit()).as(checked.out() + checked.err()).isZero();
+    Result tested = tool("promtool", "test", "rules", rules.resolveSibling("vmd-alerts.test.yml").toString());
+    assertThat(tested.exit()).as(tested.out() + tested.err()).isZero();
+
+    Path dashboard = Path.of("..", "ops", "grafana", "vmd-dashboard.json");
+    com.fasterxml.jackson.databind.JsonNode d = new com.fasterxml.jackson.databind.ObjectMapper()
+        .readTree(dashboard.toFile());
+    List<String> exprs = new ArrayList<>();
+    d.get("panels").forEach(panel -> panel.get("targets").forEach(t -> exprs.add(t.get("expr").asText())));
+    assertThat(exprs).hasSizeGreaterThan(10);
+    Matcher names = Pattern.compile("vmd_[a-z_]+").matcher(Files.readString(rules) + String.join("\n", exprs));
+    while (names.find()) {
+      assertThat(all.toString()).as("a metric the rules or the dashboard use").contains(names.group() + (
+          names.group().endsWith("_bucket") ? "{" : ""));
+    }
+  }
+
+  private Result toolWithInput(Path input, String... command) throws Exception {
+    File out = Files.createTempFile(tmp, "out", ".txt").toFile();
+    File err = Files.createTempFile(tmp, "err", ".txt").toFile();
+    Process p = new ProcessBuilder(command).redirectInput(input.toFile()).redirectOutput(out).redirectError(err).start();
+    assertThat(p.waitFor(60, TimeUnit.SECONDS)).isTrue();
+    return new Result(p.exitValue(), Files.readString(out.toPath()), Files.readString(err.toPath()));
   }
 }

@@ -43,17 +43,17 @@ final class ServerMetrics {
             .description("error replies, by code").tag("code", code.name()).register(registry);
       }
     }
-    pagesWritten = Counter.builder("vmd.server.pages.written").register(registry);
-    pagesRead = Counter.builder("vmd.server.pages.read").register(registry);
-    pagesDeleted = Counter.builder("vmd.server.pages.deleted").register(registry);
-    Gauge.builder("vmd.server.pages.stored", store, PageStore::usedPages).register(registry);
+    pagesWritten = Counter.builder("vmd.server.pages.written").description("pages stored by PUTs").register(registry);
+    pagesRead = Counter.builder("vmd.server.pages.read").description("pages sent by GETs").register(registry);
+    pagesDeleted = Counter.builder("vmd.server.pages.deleted").description("pages deleted (trims, namespace deletes)").register(registry);
+    Gauge.builder("vmd.server.pages.stored", store, PageStore::usedPages).description("pages held now").register(registry);
     Gauge.builder("vmd.server.stored", store, s -> (double) s.usedPages() * Pages.PAGE_SIZE)
-        .baseUnit("bytes").register(registry);
+        .description("bytes of pages held now").baseUnit("bytes").register(registry);
     Gauge.builder("vmd.server.capacity", store, s -> (double) s.capacityPages() * Pages.PAGE_SIZE)
-        .baseUnit("bytes").register(registry);
+        .description("bytes of pages this server may hold").baseUnit("bytes").register(registry);
     Gauge.builder("vmd.server.free", store,
             s -> (double) (s.capacityPages() - Math.min(s.capacityPages(), s.usedPages())) * Pages.PAGE_SIZE)
-        .baseUnit("bytes").register(registry);
+        .description("bytes of pages this server can still take").baseUnit("bytes").register(registry);
     if (store instanceof io.vmd.server.store.OffHeapSlabStore slab) {
       Gauge.builder("vmd.server.memory.allocated", slab,
               io.vmd.server.store.OffHeapSlabStore::allocatedBytes)
@@ -93,9 +93,9 @@ final class ServerMetrics {
   void namespaceAdded(NamespaceRecord ns) {
     namespaceGauges.computeIfAbsent(ns.id(), id -> new Meter[] {
       Gauge.builder("vmd.server.namespace.pages", store, s -> s.pageCount(id))
-          .tag("namespace", ns.name()).register(registry),
+          .description("pages of the namespace held here").tag("namespace", ns.name()).register(registry),
       Gauge.builder("vmd.server.namespace.stored", store, s -> (double) s.pageCount(id) * Pages.PAGE_SIZE)
-          .tag("namespace", ns.name()).baseUnit("bytes").register(registry)
+          .description("bytes of the namespace's pages held here").tag("namespace", ns.name()).baseUnit("bytes").register(registry)
     });
   }
 

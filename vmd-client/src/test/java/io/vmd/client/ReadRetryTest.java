@@ -1,0 +1,58 @@
+package io.vmd.client;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.vmd.protocol.ErrorCode;
+import io.vmd.server.MiniVmdCluster;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+class ReadRetryTest {
+  /**
+   * Three copies, the first two of which their servers lost (up, answering, but without the page): the
+   * read asks the first, then the second, then the third — each once — and gets the page.
+   */
+  @Test
+  void aReadAsksEveryReplicaOnceBeforeItGivesUp() throws Exception {
+    try (MiniVmdCluster c = MiniVmdCluster.builder().servers(3, 16 << 20).start();
+         VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()))) {
+      client.createNamespace("r3", 1 << 20, 3);
+      Namespace ns = client.attach("r3", true);
+      byte[] page = new byte[4096];
+      new Random(9).nextBytes(page);
+      ns.writeSync(5, page);
+      int id = ns.record().id();
+      for (int r = 0; r < 2; r++) {
+        int slot = ns.locations.get(5, r);
+        for (int i = 0; i < c.size(); i++) {
+          if (c.slot(i) == slot) {
+            assertThat(c.server(i).store().delete(id, 5, 1)).isEqualTo(1);
+          }
+        }
+      }
+      assertThat(ns.readSync(5, 1)).isEqualTo(page);
+      // With the third gone too, the read fails: an error, never zeros.
+      int last = ns.locations.get(5, 2);
+      for (int i = 0; i < c.size(); i++) {
+        if (c.slot(i) == last) {
+          c.server(i).store().delete(id, 5, 1);
+        }
+      }
+      assertThatThrownBy(() -> ns.readSync(5, 1)).isInstanceOf(VmdException.class)
+          .hasMessageContaining("missing");
+    }
+  }
+
+  @Test
+  void aNamespaceLargerThanPageIndicesCanAddressIsRefusedAtCreate() throws Exception {
+    try (MiniVmdCluster c = MiniVmdCluster.builder().servers(1, 1 << 20).start();
+         VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()))) {
+      assertThatThrownBy(() -> client.createNamespace("huge", 1L << 50, 1)).isInstanceOf(VmdException.class)
+          .satisfies(e -> assertThat(((VmdException) e).code()).isEqualTo(ErrorCode.BAD_REQUEST))
+          .hasMessageContaining("256 TiB");
+      assertThat(client.createNamespace("largest", io.vmd.protocol.Pages.MAX_NAMESPACE_BYTES, 1).sizeBytes())
+          .isEqualTo(io.vmd.protocol.Pages.MAX_NAMESPACE_BYTES);
+    }
+  }
+}
