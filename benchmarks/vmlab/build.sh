@@ -9,7 +9,7 @@ here="$(cd "$(dirname "$(readlink -f "$0")")" && pwd)"
 out="${1:-${VMD_VMLAB_DIR:-$HOME/.cache/vmd-vmlab}}"
 mkdir -p "$out"
 "$here/../../bin/ensure-deps" qemu-system-x86:qemu-system-x86_64 busybox-static:busybox nbd-client:nbd-client \
-  gcc:gcc cpio:cpio >&2
+  gcc:gcc cpio:cpio kmod:depmod >&2
 stamp="$out/.built-$(sha256sum "$here/init" "$here/memcheck.c" "$0" | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ] && [ -f "$out/vmlinuz" ] && [ -f "$out/initrd.gz" ]; then
   echo "$out"
@@ -31,6 +31,23 @@ cp "$(command -v busybox)" "$root/bin/busybox"
 for m in drivers/net/ethernet/intel/e1000/e1000.ko drivers/block/nbd.ko; do
   cp "$work/kernel/lib/modules/$kver/kernel/$m" "$root/modules/"
 done
+# For QEMU guests (vmlab.mode=vm): virtio disk and balloon, each after what it needs (modules.dep),
+# in modules/virtio.order; modules the kernel has built in are skipped.
+moddir="$work/kernel/lib/modules/$kver"
+depmod -b "$work/kernel" "$kver"  # the package ships no modules.dep: installing makes it
+: > "$root/modules/virtio.order"
+load() {
+  local line deps d
+  line="$(grep -E "(^|/)$1\.ko[^:]*:" "$moddir/modules.dep" | head -1)" || true
+  [ -n "$line" ] || return 0
+  deps="${line#*:}"
+  for d in $(echo $deps | tr ' ' '\n' | tac); do load "$(basename "${d%%.ko*}")"; done
+  local f="${line%%:*}"
+  grep -qx "$(basename "$f")" "$root/modules/virtio.order" && return 0
+  cp "$moddir/$f" "$root/modules/"
+  basename "$f" >> "$root/modules/virtio.order"
+}
+for m in virtio_pci virtio_blk virtio_balloon; do load "$m"; done
 nbd="$(command -v nbd-client)"
 cp "$nbd" "$root/sbin/nbd-client"
 # The dynamic loader and every library nbd-client links, at the paths ldd reports.

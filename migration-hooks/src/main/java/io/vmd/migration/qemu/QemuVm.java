@@ -1,0 +1,204 @@
+package io.vmd.migration.qemu;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.vmd.common.HostPort;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * One QEMU guest whose swap disk is a VMD namespace: QEMU's own NBD client reaches the export through
+ * a gateway ({@code -blockdev driver=nbd}) and shows it to the guest as a virtio disk, so the guest
+ * kernel swaps its cold pages into the cluster. It has a balloon (its memory reservation), a serial
+ * log and a QMP socket, all in the VM's directory. Started with {@code incoming}, it waits for a
+ * migration ({@code -incoming defer}).
+ */
+public final class QemuVm implements AutoCloseable {
+  /** Files of a VM's directory. */
+  public static final String QMP = "qmp.sock";
+  public static final String SERIAL = "serial.log";
+  public static final String PID = "qemu.pid";
+  public static final String LOG = "qemu.log";
+  public static final String SPEC = "vm.properties";
+
+  /**
+   * What a VM is made of.
+   *
+   * @param name its name (also QEMU's -name)
+   * @param memoryBytes guest RAM
+   * @param namespace the namespace that is its swap disk
+   * @param gateway the NBD gateway serving it
+   * @param kernel the guest kernel; {@code initrd} its initramfs; {@code append} its command line
+   * @param accel "tcg", "kvm", or "kvm:tcg" (KVM when it works, else emulation)
+   * @param incoming wait for a migration instead of booting
+   */
+  public record Spec(String name, long memoryBytes, String namespace, HostPort gateway, Path kernel, Path initrd,
+      String append, String accel, boolean incoming) {
+    public Spec {
+      if (!name.matches("[A-Za-z0-9._-]{1,64}")) {
+        throw new IllegalArgumentException("VM name '" + name + "': use 1-64 letters, digits, '.', '_' or '-'");
+      }
+      if (memoryBytes < (64L << 20)) {
+        throw new IllegalArgumentException("a VM needs at least 64 MiB of memory");
+      }
+    }
+
+    /** The QEMU command line, its files in {@code dir}. */
+    public List<String> commandLine(Path dir) {
+      List<String> c = new ArrayList<>(List.of("qemu-system-x86_64", "-name", name));
+      for (String a : accel.split(":")) {
+        c.add("-accel");
+        c.add(a);
+      }
+      c.addAll(List.of("-cpu", "max", "-smp", "1", "-m", (memoryBytes >> 20) + "M",
+          "-kernel", kernel.toString(), "-initrd", initrd.toString(), "-append", append,
+          "-blockdev", "driver=nbd,node-name=swap0,server.type=inet,server.host=" + gateway.host()
+              + ",server.port=" + gateway.port() + ",export=" + namespace,
+          "-device", "virtio-blk-pci,drive=swap0,id=swapdisk",
+          "-device", "virtio-balloon-pci,id=balloon0",
+          "-qmp", "unix:" + dir.resolve(QMP) + ",server=on,wait=off",
+          "-serial", "file:" + dir.resolve(SERIAL),
+          "-display", "none", "-monitor", "none", "-nic", "none", "-no-reboot",
+          "-pidfile", dir.resolve(PID).toString()));
+      if (incoming) {
+        c.add("-incoming");
+        c.add("defer");
+      }
+      return c;
+    }
+  }
+
+  private final Spec spec;
+  private final Path dir;
+  private final Process process;
+  private final Qmp qmp;
+
+  private QemuVm(Spec spec, Path dir, Process process, Qmp qmp) {
+    this.spec = spec;
+    this.dir = dir;
+    this.process = process;
+    this.qmp = qmp;
+  }
+
+  /**
+   * Starts QEMU for {@code spec} with its files in {@code dir} (created; an old serial log and socket
+   * removed) and connects to its QMP socket. QEMU outlives this JVM unless {@link #close} stops it.
+   */
+  public static QemuVm start(Spec spec, Path dir) throws IOException {
+    Files.createDirectories(dir);
+    Files.deleteIfExists(dir.resolve(QMP));
+    Files.deleteIfExists(dir.resolve(SERIAL));
+    Files.deleteIfExists(dir.resolve(PID));
+    java.util.Properties p = new java.util.Properties();
+    p.setProperty("name", spec.name());
+    p.setProperty("memory", Long.toString(spec.memoryBytes()));
+    p.setProperty("namespace", spec.namespace());
+    p.setProperty("gateway", spec.gateway().toString());
+    p.setProperty("incoming", Boolean.toString(spec.incoming()));
+    try (var w = Files.newBufferedWriter(dir.resolve(SPEC))) {
+      p.store(w, "vmd vm " + spec.name());
+    }
+    Process proc = new ProcessBuilder(spec.commandLine(dir))
+        .redirectErrorStream(true).redirectOutput(dir.resolve(LOG).toFile()).start();
+    Qmp q;
+    try {
+      q = Qmp.connect(dir.resolve(QMP), spec.name(), Duration.ofSeconds(30));
+    } catch (IOException e) {
+      proc.destroyForcibly();
+      String log = Files.exists(dir.resolve(LOG)) ? Files.readString(dir.resolve(LOG)).strip() : "";
+      throw new IOException("QEMU for VM '" + spec.name() + "' did not start" + (log.isEmpty() ? "" : ": " + log), e);
+    }
+    return new QemuVm(spec, dir, proc, q);
+  }
+
+  /** Connects to a VM started earlier (perhaps by another process) in {@code dir}. */
+  public static Qmp attach(Path dir, String name) throws IOException {
+    return Qmp.connect(dir.resolve(QMP), name, Duration.ofSeconds(2));
+  }
+
+  public Spec spec() {
+    return spec;
+  }
+
+  public Path dir() {
+    return dir;
+  }
+
+  public Qmp qmp() {
+    return qmp;
+  }
+
+  public Path serialLog() {
+    return dir.resolve(SERIAL);
+  }
+
+  /** What the guest printed on its serial console so far. */
+  public String serial() throws IOException {
+    Path s = serialLog();
+    return Files.exists(s) ? Files.readString(s, java.nio.charset.StandardCharsets.ISO_8859_1) : "";
+  }
+
+  /** QEMU's run state ("running", "paused", "inmigrate", "postmigrate", ...). */
+  public String status() throws QmpException {
+    return qmp.call("query-status", null, Duration.ofSeconds(10)).path("status").asText();
+  }
+
+  /** Sets the balloon so that the guest has {@code bytes} of memory. */
+  public void balloon(long bytes) throws QmpException {
+    qmp.call("balloon", Map.of("value", bytes), Duration.ofSeconds(10));
+  }
+
+  /** The guest's memory as the balloon sets it, when the balloon driver answers. */
+  public Optional<Long> balloonActual() {
+    try {
+      JsonNode r = qmp.call("query-balloon", null, Duration.ofSeconds(10));
+      return Optional.of(r.path("actual").asLong());
+    } catch (QmpException e) {
+      return Optional.empty();
+    }
+  }
+
+  public boolean alive() {
+    return process.isAlive();
+  }
+
+  /** Waits until the guest printed a line containing {@code text}; returns the serial log then. */
+  public String awaitSerial(String text, Duration timeout) throws IOException, InterruptedException {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    while (true) {
+      String s = serial();
+      if (s.contains(text)) {
+        return s;
+      }
+      if (!process.isAlive() || System.nanoTime() > deadline) {
+        throw new IOException("VM '" + spec.name() + "' did not print '" + text + "' "
+            + (process.isAlive() ? "within " + timeout.toSeconds() + " s" : "before QEMU ended") + "; serial:\n" + s
+            + "\nqemu:\n" + (Files.exists(dir.resolve(LOG)) ? Files.readString(dir.resolve(LOG)) : ""));
+      }
+      Thread.sleep(200);
+    }
+  }
+
+  /** Quits QEMU (over QMP, else by signal) and waits for it. */
+  @Override
+  public void close() {
+    try {
+      if (process.isAlive()) {
+        qmp.execute("quit", null);
+        if (!process.waitFor(5, java.util.concurrent.TimeUnit.SECONDS)) {
+          process.destroyForcibly().waitFor(5, java.util.concurrent.TimeUnit.SECONDS);
+        }
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      process.destroyForcibly();
+    } finally {
+      qmp.close();
+    }
+  }
+}
