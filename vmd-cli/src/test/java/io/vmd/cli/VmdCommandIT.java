@@ -439,6 +439,47 @@ class VmdCommandIT {
     }
   }
 
+  /** `vmd vm`: a QEMU guest on a namespace, listed, ballooned and stopped over QMP by separate commands. */
+  @Test
+  void vmCommandsStartListBalloonAndStopAGuestOnANamespace() throws Exception {
+    Path build = Path.of("..", "benchmarks", "vmlab", "build.sh").toAbsolutePath().normalize();
+    Result lab = tool(build.toString());
+    assertThat(lab.exit()).as(lab.err()).isZero();
+    String flag = startMeta().toString();
+    startServer("server", "--meta", flag, "--listen", "127.0.0.1:0", "--memory", "256M");
+    assertThat(vmd("ns", "create", "guest-swap", "--size", "256M", "--meta", flag).exit()).isZero();
+    startAndWait(Pattern.compile("NBD gateway listening on (\\S+)"), "gateway", "--listen", "127.0.0.1:0",
+        "--meta", flag);
+    Matcher gw = Pattern.compile("listening on (\\S+) ").matcher(lastLine);
+    assertThat(gw.find()).isTrue();
+    String vms = tmp.resolve("vms").toString();
+    Result start = vmd("vm", "start", "g1", "--memory", "256M", "--namespace", "guest-swap", "--gateway",
+        gw.group(1), "--vm-dir", vms);
+    assertThat(start.exit()).as(start.err()).isZero();
+    assertThat(start.out()).contains("VM 'g1' running");
+    try {
+      Result again = vmd("vm", "start", "g1", "--namespace", "guest-swap", "--gateway", gw.group(1), "--vm-dir", vms);
+      assertThat(again.exit()).isEqualTo(1);
+      assertThat(again.err()).contains("already running");
+      Result list = vmd("vm", "list", "--vm-dir", vms, "--json");
+      assertThat(list.out()).contains("\"name\":\"g1\"").contains("\"status\":\"running\"")
+          .contains("\"namespace\":\"guest-swap\"");
+      Result balloon = vmd("vm", "balloon", "g1", "192M", "--vm-dir", vms);
+      assertThat(balloon.exit()).as(balloon.err()).isZero();
+      assertThat(balloon.out()).contains("balloon target 192.0 MiB");
+      String serial = Files.readString(tmp.resolve("vms").resolve("g1").resolve("serial.log"));
+      assertThat(serial).doesNotContain("FAILED");
+    } finally {
+      Result stop = vmd("vm", "stop", "g1", "--vm-dir", vms);
+      assertThat(stop.exit()).as(stop.err()).isZero();
+    }
+    Result after = vmd("vm", "list", "--vm-dir", vms, "--json");
+    assertThat(after.out()).contains("\"status\":\"stopped\"");
+    Result gone = vmd("vm", "balloon", "g1", "128M", "--vm-dir", vms);
+    assertThat(gone.exit()).isEqualTo(1);
+    assertThat(gone.err()).contains("not running");
+  }
+
   private Result toolWithInput(Path input, String... command) throws Exception {
     File out = Files.createTempFile(tmp, "out", ".txt").toFile();
     File err = Files.createTempFile(tmp, "err", ".txt").toFile();

@@ -1,0 +1,212 @@
+package io.vmd.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.vmd.common.HostPort;
+import io.vmd.common.Sizes;
+import io.vmd.migration.qemu.Qmp;
+import io.vmd.migration.qemu.QmpException;
+import io.vmd.migration.qemu.QemuVm;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.concurrent.Callable;
+import java.util.stream.Stream;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.ParentCommand;
+import picocli.CommandLine.Spec;
+
+@Command(name = "vm", mixinStandardHelpOptions = true, description = {
+    "QEMU guests whose swap disk is a namespace: QEMU's own NBD client reaches it through a gateway. Each VM",
+    "has a directory (QMP socket, serial log, pid) under --vm-dir; the commands drive it over QMP."},
+    subcommands = {VmCommand.Start.class, VmCommand.ListVms.class, VmCommand.Stop.class, VmCommand.Balloon.class})
+final class VmCommand {
+  @ParentCommand Vmd vmd;
+
+  @Option(names = "--vm-dir", scope = CommandLine.ScopeType.INHERIT, paramLabel = "DIR",
+      defaultValue = "${env:VMD_VM_DIR:-${sys:user.home}/.local/state/vmd/vms}",
+      description = "Where VMs keep their files (default: ${DEFAULT-VALUE}).")
+  Path vmDir;
+
+  Path dir(String name) {
+    return vmDir.resolve(name);
+  }
+
+  static Qmp reach(Path dir, String name) throws IOException {
+    if (!Files.exists(dir.resolve(QemuVm.SPEC))) {
+      throw new IOException("no VM named '" + name + "' in " + dir.getParent());
+    }
+    if (!Files.exists(dir.resolve(QemuVm.QMP))) {
+      throw new IOException("VM '" + name + "' is not running (start it with vmd vm start)");
+    }
+    try {
+      return QemuVm.attach(dir, name);
+    } catch (IOException e) {
+      throw new IOException("VM '" + name + "' is not running (its QMP socket does not answer)", e);
+    }
+  }
+
+  @Command(name = "start", mixinStandardHelpOptions = true,
+      description = "Start a QEMU guest with its swap disk on a namespace, a balloon, a serial log and a QMP socket.")
+  static final class Start implements Callable<Integer> {
+    @ParentCommand VmCommand vm;
+    @Spec CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "NAME") String name;
+
+    @Option(names = "--memory", defaultValue = "512M", converter = Vmd.SizeConverter.class, paramLabel = "SIZE",
+        description = "Guest RAM (default: ${DEFAULT-VALUE}).")
+    long memory;
+
+    @Option(names = "--namespace", required = true, paramLabel = "NAMESPACE", description = "Its swap disk.")
+    String namespace;
+
+    @Option(names = "--gateway", defaultValue = "127.0.0.1:10809", paramLabel = "HOST:PORT",
+        description = "The NBD gateway serving the namespace (default: ${DEFAULT-VALUE}).")
+    String gateway;
+
+    @Option(names = "--incoming", description = "Wait for a migration instead of booting (QEMU -incoming defer).")
+    boolean incoming;
+
+    @Option(names = "--accel", defaultValue = "tcg", paramLabel = "ACCEL",
+        description = "QEMU accelerator: tcg, kvm, or kvm:tcg (KVM when it works) (default: ${DEFAULT-VALUE}).")
+    String accel;
+
+    @Option(names = "--kernel", paramLabel = "FILE",
+        description = "Guest kernel (default: vmlinuz of benchmarks/vmlab's build, $VMD_VMLAB_DIR or ~/.cache/vmd-vmlab).")
+    Path kernel;
+
+    @Option(names = "--initrd", paramLabel = "FILE", description = "Guest initramfs (default: the vmlab build's).")
+    Path initrd;
+
+    @Option(names = "--append", paramLabel = "CMDLINE",
+        defaultValue = "console=ttyS0 quiet panic=-1 vmlab.mode=vm",
+        description = "Guest kernel command line (default: ${DEFAULT-VALUE}: swap on the namespace, then idle).")
+    String append;
+
+    @Override
+    public Integer call() throws Exception {
+      Path lab = Path.of(System.getenv().getOrDefault("VMD_VMLAB_DIR",
+          System.getProperty("user.home") + "/.cache/vmd-vmlab"));
+      Path k = kernel != null ? kernel : lab.resolve("vmlinuz");
+      Path i = initrd != null ? initrd : lab.resolve("initrd.gz");
+      for (Path f : List.of(k, i)) {
+        if (!Files.isReadable(f)) {
+          throw new CommandLine.ParameterException(spec.commandLine(), f + " does not exist: give --kernel and"
+              + " --initrd, or build the guest with benchmarks/vmlab/build.sh");
+        }
+      }
+      Path dir = vm.dir(name);
+      if (Files.exists(dir.resolve(QemuVm.QMP))) {
+        try (Qmp running = QemuVm.attach(dir, name)) {
+          throw new IOException("VM '" + name + "' is already running (" + dir + ")");
+        } catch (IOException notRunning) {
+          if (notRunning.getMessage().contains("already running")) {
+            throw notRunning;
+          }
+        }
+      }
+      QemuVm.Spec s = new QemuVm.Spec(name, memory, namespace, HostPort.parse(gateway), k, i, append, accel, incoming);
+      QemuVm started = QemuVm.start(s, dir);
+      String status = started.status();
+      started.qmp().close(); // QEMU runs on; later commands reach it through its socket
+      spec.commandLine().getOut().printf("VM '%s' %s: %s of memory, swap on namespace '%s' via %s; files in %s%n",
+          name, status, Sizes.format(memory), namespace, gateway, dir);
+      return 0;
+    }
+  }
+
+  @Command(name = "list", mixinStandardHelpOptions = true, description = "Every VM under --vm-dir and its state.")
+  static final class ListVms implements Callable<Integer> {
+    @ParentCommand VmCommand vm;
+    @Spec CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+      Output out = new Output("name", "status", "memory", "balloon", "namespace", "gateway");
+      if (Files.isDirectory(vm.vmDir)) {
+        try (Stream<Path> dirs = Files.list(vm.vmDir)) {
+          for (Path d : dirs.sorted().toList()) {
+            Path props = d.resolve(QemuVm.SPEC);
+            if (!Files.exists(props)) {
+              continue;
+            }
+            Properties p = new Properties();
+            try (var r = Files.newBufferedReader(props)) {
+              p.load(r);
+            }
+            String status = "stopped";
+            long balloon = 0;
+            if (Files.exists(d.resolve(QemuVm.QMP))) {
+              try (Qmp q = QemuVm.attach(d, p.getProperty("name"))) {
+                status = q.call("query-status", null, Duration.ofSeconds(5)).path("status").asText();
+                try {
+                  balloon = q.call("query-balloon", null, Duration.ofSeconds(5)).path("actual").asLong();
+                } catch (QmpException noBalloonYet) {
+                  // the guest's balloon driver has not answered yet
+                }
+              } catch (IOException gone) {
+                // stopped
+              }
+            }
+            out.row(p.getProperty("name"), status, Long.parseLong(p.getProperty("memory")), balloon,
+                p.getProperty("namespace"), p.getProperty("gateway"));
+          }
+        }
+      }
+      out.print(spec.commandLine().getOut(), vm.vmd.json, Map.of("memory", "size", "balloon", "size"));
+      return 0;
+    }
+  }
+
+  @Command(name = "stop", mixinStandardHelpOptions = true, description = "Quit a VM's QEMU.")
+  static final class Stop implements Callable<Integer> {
+    @ParentCommand VmCommand vm;
+    @Spec CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "NAME") String name;
+
+    @Override
+    public Integer call() throws Exception {
+      Path dir = vm.dir(name);
+      try (Qmp q = reach(dir, name)) {
+        q.execute("quit", null);
+        // QEMU closes the socket as it ends.
+        q.awaitEvent("SHUTDOWN", e -> true, Duration.ofSeconds(10));
+      } catch (QmpException closedFirst) {
+        // it quit before saying so
+      }
+      spec.commandLine().getOut().printf("VM '%s' stopped%n", name);
+      return 0;
+    }
+  }
+
+  @Command(name = "balloon", mixinStandardHelpOptions = true,
+      description = "Set a VM's memory reservation: the balloon leaves the guest SIZE of RAM.")
+  static final class Balloon implements Callable<Integer> {
+    @ParentCommand VmCommand vm;
+    @Spec CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "NAME") String name;
+
+    @Parameters(index = "1", paramLabel = "SIZE", converter = Vmd.SizeConverter.class) long size;
+
+    @Override
+    public Integer call() throws Exception {
+      try (Qmp q = reach(vm.dir(name), name)) {
+        q.call("balloon", Map.of("value", size), Duration.ofSeconds(10));
+        JsonNode now = q.call("query-balloon", null, Duration.ofSeconds(10));
+        spec.commandLine().getOut().printf("VM '%s': balloon target %s, now %s%n", name, Sizes.format(size),
+            Sizes.format(now.path("actual").asLong()));
+      }
+      return 0;
+    }
+  }
+}
