@@ -1,0 +1,106 @@
+package io.vmd.migration.qemu;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+
+/**
+ * Live migration of a QEMU guest between two QEMUs over QMP, with stock QEMU: pre-copy ({@code migrate}),
+ * post-copy ({@code postcopy-ram} on both sides, {@code migrate-start-postcopy} at once) and Agile's
+ * hybrid (one pre-copy pass, then post-copy: {@code migrate-start-postcopy} as soon as QEMU has synced
+ * the dirty bitmap a second time, i.e. the first pass is over). The guest's swap disk is the same
+ * namespace on both sides, so what the guest swapped never crosses the migration link.
+ */
+public final class QemuMigration {
+  private QemuMigration() {}
+
+  public enum Policy {
+    PRE_COPY, POST_COPY, AGILE;
+
+    public static Policy parse(String s) {
+      return switch (s.toLowerCase(java.util.Locale.ROOT)) {
+        case "pre-copy", "precopy" -> PRE_COPY;
+        case "post-copy", "postcopy" -> POST_COPY;
+        case "agile", "hybrid" -> AGILE;
+        default -> throw new IllegalArgumentException("policy '" + s + "': pre-copy, post-copy or agile");
+      };
+    }
+
+    public String label() {
+      return name().toLowerCase(java.util.Locale.ROOT).replace('_', '-');
+    }
+  }
+
+  /**
+   * What QEMU reports of one migration (query-migrate at completion).
+   *
+   * @param postcopyAfterMillis when post-copy was requested, from the start (-1: never)
+   */
+  public record Result(Policy policy, String status, long totalMillis, long downtimeMillis, long transferredBytes,
+      long precopyBytes, long postcopyBytes, long downtimeBytes, long zeroPages, long postcopyRequests,
+      long dirtySyncCount, long postcopyAfterMillis) {}
+
+  /**
+   * Migrates the guest of {@code source} into {@code destination} (a QEMU started with
+   * {@code -incoming defer}) over TCP at {@code host:port}, the link capped at {@code bytesPerSecond}.
+   * {@code progress} sees every query-migrate answer while it runs.
+   */
+  public static Result migrate(Qmp source, Qmp destination, Policy policy, String host, int port,
+      long bytesPerSecond, Duration timeout, Consumer<JsonNode> progress) throws QmpException {
+    Duration t = Duration.ofSeconds(10);
+    List<Map<String, Object>> caps = policy == Policy.PRE_COPY
+        ? List.of(Map.of("capability", "events", "state", true))
+        : List.of(Map.of("capability", "events", "state", true), Map.of("capability", "postcopy-ram", "state", true));
+    source.call("migrate-set-capabilities", Map.of("capabilities", caps), t);
+    destination.call("migrate-set-capabilities", Map.of("capabilities", caps), t);
+    Map<String, Object> params = new java.util.HashMap<>(Map.of("max-bandwidth", bytesPerSecond,
+        "max-postcopy-bandwidth", bytesPerSecond));
+    if (policy != Policy.PRE_COPY) {
+      // Small, so that QEMU does not quietly finish in pre-copy before post-copy is asked for.
+      params.put("downtime-limit", 1);
+    }
+    source.call("migrate-set-parameters", params, t);
+    String uri = "tcp:" + host + ":" + port;
+    destination.call("migrate-incoming", Map.of("uri", uri), t);
+    long start = System.nanoTime();
+    source.call("migrate", Map.of("uri", uri), t);
+    long postcopyAt = -1;
+    if (policy == Policy.POST_COPY) {
+      source.call("migrate-start-postcopy", null, t);
+      postcopyAt = 0;
+    }
+    long deadline = start + timeout.toNanos();
+    while (true) {
+      JsonNode m = source.call("query-migrate", null, t);
+      progress.accept(m);
+      String status = m.path("status").asText();
+      if (policy == Policy.AGILE && postcopyAt < 0 && m.path("ram").path("dirty-sync-count").asLong() >= 2
+          && status.equals("active")) {
+        source.call("migrate-start-postcopy", null, t);
+        postcopyAt = (System.nanoTime() - start) / 1_000_000;
+      }
+      if (status.equals("completed") || status.equals("failed") || status.equals("cancelled")) {
+        JsonNode ram = m.path("ram");
+        if (!status.equals("completed")) {
+          throw new QmpException("migrate", "migration " + status + ": " + m.path("error-desc").asText(m.toString()));
+        }
+        return new Result(policy, status, m.path("total-time").asLong(), m.path("downtime").asLong(),
+            ram.path("transferred").asLong(), ram.path("precopy-bytes").asLong(), ram.path("postcopy-bytes").asLong(),
+            ram.path("downtime-bytes").asLong(), ram.path("duplicate").asLong(), ram.path("postcopy-requests").asLong(),
+            ram.path("dirty-sync-count").asLong(), postcopyAt);
+      }
+      if (System.nanoTime() > deadline) {
+        source.execute("migrate_cancel", null);
+        throw new QmpException("migrate", "not done within " + timeout.toSeconds() + " s (status " + status + ")");
+      }
+      try {
+        Thread.sleep(50);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new QmpException("migrate", "interrupted");
+      }
+    }
+  }
+}
