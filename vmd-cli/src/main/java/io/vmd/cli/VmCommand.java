@@ -39,6 +39,7 @@ final class VmCommand {
     return vmDir.resolve(name);
   }
 
+  /** The QMP connection of the VM in {@code dir}, with a clear error when there is none or it is stopped. */
   static Qmp reach(Path dir, String name) throws IOException {
     if (!Files.exists(dir.resolve(QemuVm.SPEC))) {
       throw new IOException("no VM named '" + name + "' in " + dir.getParent());

@@ -22,7 +22,7 @@ import picocli.CommandLine.ScopeType;
       "Defaults for any option can be set in ~/.vmd.properties (e.g. meta=h1:7300,h2:7300,h3:7300)."
     },
     subcommands = {UpCommand.class, MetaCommand.class, ServerCommand.class, GatewayCommand.class, NsCommand.class,
-      ServersCommand.class, ClusterCommand.class, VmCommand.class,
+      ServersCommand.class, ClusterCommand.class, VmCommand.class, MigrateCommand.class,
       BenchCommand.class, AdviseCommand.class,
       CommandLine.HelpCommand.class})
 public final class Vmd {

@@ -469,9 +469,25 @@ class VmdCommandIT {
       assertThat(balloon.out()).contains("balloon target 192.0 MiB");
       String serial = Files.readString(tmp.resolve("vms").resolve("g1").resolve("serial.log"));
       assertThat(serial).doesNotContain("FAILED");
+      // A destination on the same namespace, and a post-copy migration into it.
+      Result dst = vmd("vm", "start", "g1-dst", "--memory", "256M", "--namespace", "guest-swap", "--gateway",
+          gw.group(1), "--vm-dir", vms, "--incoming");
+      assertThat(dst.exit()).as(dst.err()).isZero();
+      assertThat(dst.out()).contains("VM 'g1-dst' inmigrate");
+      Result mig = vmd("migrate", "g1", "--to", "g1-dst", "--policy", "post-copy", "--bandwidth", "1Gbit",
+          "--vm-dir", vms, "--json");
+      assertThat(mig.exit()).as(mig.err()).isZero();
+      assertThat(mig.out()).contains("\"policy\":\"post-copy\"").doesNotContain("\"postcopy\":0,");
+      Result moved = vmd("vm", "list", "--vm-dir", vms, "--json");
+      assertThat(moved.out()).contains("\"name\":\"g1\",\"status\":\"postmigrate\"")
+          .contains("\"name\":\"g1-dst\",\"status\":\"running\"");
+      Result bad = vmd("migrate", "g1", "--to", "g1-dst", "--policy", "sideways", "--vm-dir", vms);
+      assertThat(bad.exit()).isEqualTo(2);
+      assertThat(bad.err()).contains("pre-copy, post-copy or agile");
     } finally {
       Result stop = vmd("vm", "stop", "g1", "--vm-dir", vms);
       assertThat(stop.exit()).as(stop.err()).isZero();
+      vmd("vm", "stop", "g1-dst", "--vm-dir", vms);
     }
     Result after = vmd("vm", "list", "--vm-dir", vms, "--json");
     assertThat(after.out()).contains("\"status\":\"stopped\"");

@@ -1,0 +1,99 @@
+package io.vmd.cli;
+
+import io.vmd.common.Sizes;
+import io.vmd.migration.qemu.QemuMigration;
+import io.vmd.migration.qemu.Qmp;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.ParentCommand;
+import picocli.CommandLine.Spec;
+
+@Command(name = "migrate", mixinStandardHelpOptions = true, description = {
+    "Live-migrate a VM (vmd vm start) into another one started with --incoming on the same namespace:",
+    "pre-copy, post-copy, or agile (one pre-copy pass, then post-copy). Its swapped pages stay in the",
+    "namespace; only what it holds in RAM crosses the link."})
+final class MigrateCommand implements Callable<Integer> {
+  @ParentCommand Vmd vmd;
+  @Spec CommandSpec spec;
+
+  @Parameters(index = "0", paramLabel = "NAME", description = "The running VM.") String name;
+
+  @Option(names = "--to", required = true, paramLabel = "NAME", description = "The VM waiting with --incoming.")
+  String to;
+
+  @Option(names = "--policy", defaultValue = "agile", paramLabel = "POLICY",
+      description = "pre-copy, post-copy or agile (default: ${DEFAULT-VALUE}).")
+  String policy;
+
+  @Option(names = "--bandwidth", defaultValue = "1Gbit", paramLabel = "RATE",
+      description = "The link: 1Gbit, 100Mbit, or bytes per second with K/M/G (default: ${DEFAULT-VALUE}).")
+  String bandwidth;
+
+  @Option(names = "--listen", defaultValue = "127.0.0.1:0", paramLabel = "HOST:PORT",
+      description = "Where the destination QEMU listens for the migration stream (port 0: any free one).")
+  String listen;
+
+  @Option(names = "--vm-dir", paramLabel = "DIR",
+      defaultValue = "${env:VMD_VM_DIR:-${sys:user.home}/.local/state/vmd/vms}",
+      description = "Where the VMs keep their files (default: ${DEFAULT-VALUE}).")
+  Path vmDir;
+
+  @Option(names = "--migration-timeout", defaultValue = "10m", converter = Vmd.DurationConverter.class,
+      paramLabel = "DURATION",
+      description = "Give up (and cancel) after this long (default: ${DEFAULT-VALUE}).")
+  Duration timeout;
+
+  static long bytesPerSecond(String rate) {
+    String r = rate.trim().toLowerCase(Locale.ROOT);
+    if (r.endsWith("bit")) {
+      String n = r.substring(0, r.length() - 3);
+      long unit = n.endsWith("g") ? 1_000_000_000L : n.endsWith("m") ? 1_000_000L : n.endsWith("k") ? 1_000L : 1L;
+      String digits = unit == 1 ? n : n.substring(0, n.length() - 1);
+      return Math.max(1, (long) (Double.parseDouble(digits) * unit / 8));
+    }
+    return io.vmd.common.Sizes.parse(rate);
+  }
+
+  @Override
+  public Integer call() throws Exception {
+    QemuMigration.Policy p;
+    long rate;
+    try {
+      p = QemuMigration.Policy.parse(policy);
+      rate = bytesPerSecond(bandwidth);
+    } catch (IllegalArgumentException e) {
+      throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
+    }
+    io.vmd.common.HostPort at = io.vmd.common.HostPort.parse(listen);
+    int port = at.port() != 0 ? at.port() : io.vmd.meta.FreePorts.loopback(1).get(0).port();
+    var out = spec.commandLine().getOut();
+    long[] lastPrint = {0};
+    try (Qmp source = VmCommand.reach(vmDir.resolve(name), name); Qmp dest = VmCommand.reach(vmDir.resolve(to), to)) {
+      QemuMigration.Result r = QemuMigration.migrate(source, dest, p, at.host(), port, rate, timeout, m -> {
+        long now = System.nanoTime();
+        if (!vmd.json && now - lastPrint[0] > 1_000_000_000L) {
+          lastPrint[0] = now;
+          out.printf("  %s: %s sent, %s remaining%n", m.path("status").asText(),
+              Sizes.format(m.path("ram").path("transferred").asLong()),
+              Sizes.format(m.path("ram").path("remaining").asLong()));
+          out.flush();
+        }
+      });
+      Output table = new Output("policy", "total_ms", "downtime_ms", "transferred", "precopy", "postcopy",
+          "downtime_bytes", "zero_pages", "postcopy_requests", "postcopy_after_ms");
+      table.row(p.label(), r.totalMillis(), r.downtimeMillis(), r.transferredBytes(), r.precopyBytes(),
+          r.postcopyBytes(), r.downtimeBytes(), r.zeroPages(), r.postcopyRequests(), r.postcopyAfterMillis());
+      table.print(out, vmd.json, Map.of("transferred", "size", "precopy", "size", "postcopy", "size",
+          "downtime_bytes", "size"));
+    }
+    return 0;
+  }
+}
