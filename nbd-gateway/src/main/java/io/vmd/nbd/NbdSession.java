@@ -140,12 +140,15 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
       r.charge = (r.payload == null ? 0 : r.payload.readableBytes()) + REPLY_COST;
       charge(r.charge);
       dispatchGuarded(r);
-    } else if (waiting.isEmpty() && admits(r, cost(r))) {
-      r.charge = cost(r);
-      charge(r.charge);
-      dispatchGuarded(r);
     } else {
-      waiting.add(r);
+      long cost = cost(r);
+      if (waiting.isEmpty() && admits(r, cost)) {
+        r.charge = cost;
+        charge(cost);
+        dispatchGuarded(r);
+      } else {
+        waiting.add(r);
+      }
     }
     updateReading();
   }

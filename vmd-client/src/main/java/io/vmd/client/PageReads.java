@@ -65,34 +65,14 @@ final class PageReads {
 
   /**
    * The replica of {@code page} to read: the first on a server that is up, else the first at all (its
-   * failure is then the answer); never {@code exclude}. {@link LocationTable#NONE} when no other copy.
+   * failure is then the answer); never one of the servers in {@code tried} (null: none), which already
+   * failed it. {@link LocationTable#NONE} when no other copy.
    */
-  int readServer(long page, int exclude) {
-    int fallback = LocationTable.NONE;
-    for (int r = 0; r < ns.locations.replicas(); r++) {
-      int s = ns.locations.get(page, r);
-      if (s == LocationTable.NONE || s == exclude) {
-        continue;
-      }
-      if (ns.up(s)) {
-        return s;
-      }
-      if (fallback == LocationTable.NONE) {
-        fallback = s;
-      }
-    }
-    return fallback;
-  }
-
-  /** Like {@link #readServer(long, int)}, never one of the servers in {@code tried} (null: none). */
   int readServer(long page, int[] tried) {
-    if (tried == null) {
-      return readServer(page, LocationTable.NONE);
-    }
     int fallback = LocationTable.NONE;
     for (int r = 0; r < ns.locations.replicas(); r++) {
       int s = ns.locations.get(page, r);
-      if (s == LocationTable.NONE || contains(tried, s)) {
+      if (s == LocationTable.NONE || (tried != null && contains(tried, s))) {
         continue;
       }
       if (ns.up(s)) {

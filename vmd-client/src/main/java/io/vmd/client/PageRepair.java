@@ -110,10 +110,10 @@ final class PageRepair {
         i++;
         continue;
       }
-      int server = ns.reads.readServer(first + i, LocationTable.NONE);
+      int server = ns.reads.readServer(first + i, null);
       int j = i + 1;
       while (j < count && j - i < Frame.MAX_PAGES && ns.locations.stored(first + j)
-          && ns.reads.readServer(first + j, LocationTable.NONE) == server) {
+          && ns.reads.readServer(first + j, null) == server) {
         j++;
       }
       gets.add(readStamped(server, first + i, j - i, buf, i, stamps, null));
