@@ -3,7 +3,6 @@ package io.vmd.cli;
 import io.vmd.common.Sizes;
 import io.vmd.migration.qemu.QemuMigration;
 import io.vmd.migration.qemu.Qmp;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Locale;
 import java.util.Map;
@@ -41,10 +40,7 @@ final class MigrateCommand implements Callable<Integer> {
       description = "Where the destination QEMU listens for the migration stream (port 0: any free one).")
   String listen;
 
-  @Option(names = "--vm-dir", paramLabel = "DIR",
-      defaultValue = "${env:VMD_VM_DIR:-${sys:user.home}/.local/state/vmd/vms}",
-      description = "Where the VMs keep their files (default: ${DEFAULT-VALUE}).")
-  Path vmDir;
+  @picocli.CommandLine.Mixin VmDir vms;
 
   @Option(names = "--migration-timeout", defaultValue = "10m", converter = Vmd.DurationConverter.class,
       paramLabel = "DURATION",
@@ -76,7 +72,7 @@ final class MigrateCommand implements Callable<Integer> {
     int port = at.port() != 0 ? at.port() : io.vmd.meta.FreePorts.loopback(1).get(0).port();
     var out = spec.commandLine().getOut();
     long[] lastPrint = {0};
-    try (Qmp source = VmCommand.reach(vmDir.resolve(name), name); Qmp dest = VmCommand.reach(vmDir.resolve(to), to)) {
+    try (Qmp source = vms.reach(name); Qmp dest = vms.reach(to)) {
       QemuMigration.Result r = QemuMigration.migrate(source, dest, p, at.host(), port, rate, timeout, m -> {
         long now = System.nanoTime();
         if (!vmd.json && now - lastPrint[0] > 1_000_000_000L) {

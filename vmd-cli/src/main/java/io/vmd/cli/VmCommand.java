@@ -30,29 +30,7 @@ import picocli.CommandLine.Spec;
 final class VmCommand {
   @ParentCommand Vmd vmd;
 
-  @Option(names = "--vm-dir", scope = CommandLine.ScopeType.INHERIT, paramLabel = "DIR",
-      defaultValue = "${env:VMD_VM_DIR:-${sys:user.home}/.local/state/vmd/vms}",
-      description = "Where VMs keep their files (default: ${DEFAULT-VALUE}).")
-  Path vmDir;
-
-  Path dir(String name) {
-    return vmDir.resolve(name);
-  }
-
-  /** The QMP connection of the VM in {@code dir}, with a clear error when there is none or it is stopped. */
-  static Qmp reach(Path dir, String name) throws IOException {
-    if (!Files.exists(dir.resolve(QemuVm.SPEC))) {
-      throw new IOException("no VM named '" + name + "' in " + dir.getParent());
-    }
-    if (!Files.exists(dir.resolve(QemuVm.QMP))) {
-      throw new IOException("VM '" + name + "' is not running (start it with vmd vm start)");
-    }
-    try {
-      return QemuVm.attach(dir, name);
-    } catch (IOException e) {
-      throw new IOException("VM '" + name + "' is not running (its QMP socket does not answer)", e);
-    }
-  }
+  @picocli.CommandLine.Mixin VmDir vms;
 
   @Command(name = "start", mixinStandardHelpOptions = true,
       description = "Start a QEMU guest with its swap disk on a namespace, a balloon, a serial log and a QMP socket.")
@@ -104,15 +82,9 @@ final class VmCommand {
               + " --initrd, or build the guest with benchmarks/vmlab/build.sh");
         }
       }
-      Path dir = vm.dir(name);
-      if (Files.exists(dir.resolve(QemuVm.QMP))) {
-        try (Qmp running = QemuVm.attach(dir, name)) {
-          throw new IOException("VM '" + name + "' is already running (" + dir + ")");
-        } catch (IOException notRunning) {
-          if (notRunning.getMessage().contains("already running")) {
-            throw notRunning;
-          }
-        }
+      Path dir = vm.vms.of(name);
+      if (vm.vms.running(name)) {
+        throw new IOException("VM '" + name + "' is already running (" + dir + ")");
       }
       QemuVm.Spec s = new QemuVm.Spec(name, memory, namespace, HostPort.parse(gateway), k, i, append, accel, incoming);
       QemuVm started = QemuVm.start(s, dir);
@@ -132,8 +104,8 @@ final class VmCommand {
     @Override
     public Integer call() throws Exception {
       Output out = new Output("name", "status", "memory", "balloon", "namespace", "gateway");
-      if (Files.isDirectory(vm.vmDir)) {
-        try (Stream<Path> dirs = Files.list(vm.vmDir)) {
+      if (Files.isDirectory(vm.vms.root)) {
+        try (Stream<Path> dirs = Files.list(vm.vms.root)) {
           for (Path d : dirs.sorted().toList()) {
             Path props = d.resolve(QemuVm.SPEC);
             if (!Files.exists(props)) {
@@ -176,8 +148,7 @@ final class VmCommand {
 
     @Override
     public Integer call() throws Exception {
-      Path dir = vm.dir(name);
-      try (Qmp q = reach(dir, name)) {
+      try (Qmp q = vm.vms.reach(name)) {
         q.execute("quit", null);
         // QEMU closes the socket as it ends.
         q.awaitEvent("SHUTDOWN", e -> true, Duration.ofSeconds(10));
@@ -201,7 +172,7 @@ final class VmCommand {
 
     @Override
     public Integer call() throws Exception {
-      try (Qmp q = reach(vm.dir(name), name)) {
+      try (Qmp q = vm.vms.reach(name)) {
         q.call("balloon", Map.of("value", size), Duration.ofSeconds(10));
         JsonNode now = q.call("query-balloon", null, Duration.ofSeconds(10));
         spec.commandLine().getOut().printf("VM '%s': balloon target %s, now %s%n", name, Sizes.format(size),
