@@ -6,15 +6,34 @@ import io.vmd.client.Namespace;
  * One namespace served as an NBD export. Every connection to the export shares this object: one
  * location table and one page ordering, so a write acknowledged on one connection is seen by a read
  * on any other (which is what CAN_MULTI_CONN promises).
+ *
+ * <p>The attachment behind it changes when this gateway comes to own the namespace: an export opened
+ * while another owner held it stands by (reads served, writes wait for ownership), and a write on it
+ * asks the control plane for the namespace ({@link #claim}); once granted, every connection of the
+ * export writes through the new attachment. A migration's destination is such an export until the
+ * source's gateway is fenced at switch-over.
  */
 final class Export {
-  final Namespace namespace;
+  /** The attachment connections start from; replaced (never by a stale one) when a claim succeeds. */
+  volatile Namespace namespace;
   final PageOrdering ordering = new PageOrdering();
   final ExportMetrics metrics;
+  private final java.util.function.Function<Export, java.util.concurrent.CompletableFuture<Namespace>> claimer;
 
-  Export(Namespace namespace, ExportMetrics metrics) {
+  Export(Namespace namespace, ExportMetrics metrics,
+      java.util.function.Function<Export, java.util.concurrent.CompletableFuture<Namespace>> claimer) {
     this.namespace = namespace;
     this.metrics = metrics;
+    this.claimer = claimer;
+  }
+
+  /**
+   * Asks for the namespace for writing, when the attachment stands by: completes with the attachment
+   * to write through (writable if granted, else the standby one). Claims are coalesced and a refused
+   * one is not asked again for a moment, so a client retrying writes does not flood the control plane.
+   */
+  java.util.concurrent.CompletableFuture<Namespace> claim() {
+    return claimer.apply(this);
   }
 
   String name() {
@@ -26,10 +45,11 @@ final class Export {
   }
 
   /**
-   * Read-only: another owner wrote the namespace when this gateway attached it. (One taken from this
-   * gateway later by a hand-off is not read-only but stale: its writes fail with EIO.)
+   * Standing by: another owner wrote the namespace when this gateway attached it, and none of its
+   * writes has claimed it since. (One taken from this gateway later by a hand-off is not standing by
+   * but stale: the connections that wrote through it get EIO for good.)
    */
-  boolean readOnly() {
+  boolean standby() {
     return namespace.readOnly();
   }
 
@@ -50,8 +70,4 @@ final class Export {
     return () -> ordering.release(entry);
   };
 
-  /** NBD transmission flags of this export. */
-  int transmissionFlags(int base) {
-    return readOnly() ? base | Nbd.FLAG_READ_ONLY : base;
-  }
 }

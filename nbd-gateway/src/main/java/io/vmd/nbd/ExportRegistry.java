@@ -15,10 +15,11 @@ import java.util.concurrent.Executors;
  * The gateway's view of the namespaces: lists and describes them for negotiation, and attaches each
  * one at most once at a time (every connection of this gateway shares the attachment: one location
  * table, one page ordering). Opening claims the namespace: the gateway writes it when nobody else
- * holds a live lease on it (a lone gateway, or one replacing a dead one); otherwise the export is
- * read-only and the owner keeps writing. A read-only export claims again at the next open, so it
- * becomes writable once the owner is gone. The cluster calls block, so they run on one admin
- * thread, never on an event loop.
+ * holds a live lease on it (a lone gateway, or one replacing a dead one); otherwise the export
+ * stands by and the owner keeps writing. A standing-by export claims again when a connection opens it
+ * and when a client writes to it, so it becomes writable once the owner is gone or has handed the
+ * namespace over (a migration's switch-over), without the client reconnecting. The cluster calls
+ * block, so they run on one admin thread, never on an event loop.
  */
 final class ExportRegistry implements AutoCloseable {
   private final VmdClient client;
@@ -50,48 +51,88 @@ final class ExportRegistry implements AutoCloseable {
     return CompletableFuture.supplyAsync(() -> call(client::listNamespaces), admin);
   }
 
-  /** What NBD_OPT_INFO tells of an export: its record, and whether a GO now would get it read-only. */
-  record Described(NamespaceRecord record, boolean readOnly) {}
-
   /** The namespace without attaching it (for NBD_OPT_INFO). */
-  CompletableFuture<Described> describe(String name) {
-    CompletableFuture<Export> attached = open.get(name);
-    if (attached != null && attached.isDone() && !attached.isCompletedExceptionally()) {
-      Export e = attached.join();
-      if (!e.readOnly()) {
-        return CompletableFuture.completedFuture(new Described(e.namespace.record(), false));
-      }
+  CompletableFuture<NamespaceRecord> describe(String name) {
+    Export attached = peek(name);
+    if (attached != null) {
+      return CompletableFuture.completedFuture(attached.namespace.record());
     }
-    return CompletableFuture.supplyAsync(() -> call(() -> {
-      VmdClient.Ownership o = client.ownership(name);
-      return new Described(o.namespace().record(), o.ownedByAnother());
-    }), admin);
+    return CompletableFuture.supplyAsync(() -> call(() -> client.ownership(name).namespace().record()), admin);
   }
 
-  /** The export for the namespace, attaching it on first use (and claiming it again while read-only). */
+  /**
+   * The export for the namespace, attaching it on first use. A new export claims the namespace: it
+   * writes when nobody else holds a live lease, else it stands by. Opening an export that stands by
+   * (or was fenced) claims again, so a client connecting after the owner left writes at once.
+   */
   CompletableFuture<Export> open(String name) {
-    CompletableFuture<Export> f = open.compute(name, (n, cur) -> {
-      if (cur != null && (!cur.isDone() || (!cur.isCompletedExceptionally() && cur.join().namespace.writable()))) {
-        return cur;
-      }
-      Export old = cur != null && cur.isDone() && !cur.isCompletedExceptionally() ? cur.join() : null;
-      return CompletableFuture.supplyAsync(() -> {
-        Namespace ns = call(() -> client.attach(n, VmdClient.Access.CLAIM));
-        if (old == null) {
-          return track(new Export(ns, new ExportMetrics(meters, n)));
-        }
-        // Connections already open on the old (read-only) attachment keep it; new ones get this one.
-        old.namespace.release();
-        return track(new Export(ns, old.metrics));
-      }, admin);
-    });
+    CompletableFuture<Export> f = open.computeIfAbsent(name, n -> CompletableFuture.supplyAsync(() -> {
+      Namespace ns = call(() -> client.attach(n, VmdClient.Access.CLAIM));
+      return track(new Export(ns, new ExportMetrics(meters, n), this::claim));
+    }, admin));
     // A failed attach is not cached: the next connection tries again.
     f.whenComplete((e, err) -> {
       if (err != null) {
         open.remove(name, f);
       }
     });
-    return f;
+    return f.thenCompose(e -> e.namespace.writable() ? CompletableFuture.completedFuture(e)
+        : claim(e, false).handle((ns, err) -> e));
+  }
+
+  /** Claims in flight, by export; and when the last refused one was answered. */
+  private final ConcurrentHashMap<Export, CompletableFuture<Namespace>> claims = new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<Export, Long> refusedAt = new ConcurrentHashMap<>();
+  /** A refused claim is not asked again for this long: a client retrying its writes gets EPERM at once. */
+  private static final long CLAIM_BACKOFF_NANOS = 500_000_000L;
+
+  /**
+   * Asks the control plane for the export's namespace (see {@link Export#claim}). Granted: a fresh
+   * attachment (its location table rebuilt from the servers, which the other owner wrote) replaces
+   * the standing-by one, and the repairer keeps it whole. Refused: the export keeps standing by; an
+   * export whose attachment was fenced gets a standing-by one for the connections still to come.
+   */
+  private CompletableFuture<Namespace> claim(Export e) {
+    return claim(e, true);
+  }
+
+  /** {@code forWrite}: a refusal holds the writes that follow back for a moment (an open's does not). */
+  private CompletableFuture<Namespace> claim(Export e, boolean forWrite) {
+    Namespace cur = e.namespace;
+    if (cur.writable()) {
+      return CompletableFuture.completedFuture(cur);
+    }
+    Long refused = refusedAt.get(e);
+    if (refused != null && System.nanoTime() - refused < CLAIM_BACKOFF_NANOS) {
+      return CompletableFuture.completedFuture(cur);
+    }
+    return claims.computeIfAbsent(e, x -> {
+      CompletableFuture<Namespace> f = CompletableFuture.supplyAsync(() -> {
+        Namespace before = e.namespace;
+        if (before.writable()) {
+          return before;
+        }
+        Namespace ns = call(() -> client.attach(e.name(), VmdClient.Access.CLAIM));
+        if (ns.writable()) {
+          refusedAt.remove(e);
+          e.namespace = ns;
+          repairer.untrack(before);
+          before.release();
+          track(e);
+          return ns;
+        }
+        if (forWrite) {
+          refusedAt.put(e, System.nanoTime());
+        }
+        if (before.fenced()) {
+          e.namespace = ns;
+          return ns;
+        }
+        return before;
+      }, admin);
+      f.whenComplete((ns, err) -> claims.remove(e));
+      return f;
+    });
   }
 
   /** Every export attached so far. */

@@ -231,7 +231,7 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
         return;
       }
       ByteBuf out = ctx.alloc().buffer(10 + 124);
-      out.writeLong(export.size()).writeShort(export.transmissionFlags(TRANSMISSION_FLAGS));
+      out.writeLong(export.size()).writeShort(TRANSMISSION_FLAGS);
       if (!noZeroes) {
         out.writeZero(124);
       }
@@ -290,7 +290,7 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
           unknown(ctx, option, name, err);
           return;
         }
-        sendInfo(ctx, option, export.namespace.record(), export.transmissionFlags(TRANSMISSION_FLAGS), sendName,
+        sendInfo(ctx, option, export.namespace.record(), TRANSMISSION_FLAGS, sendName,
             sendDescription);
         transmission(ctx, export);
       });
@@ -300,8 +300,7 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
           unknown(ctx, option, name, err);
           return;
         }
-        sendInfo(ctx, option, described.record(),
-            described.readOnly() ? TRANSMISSION_FLAGS | Nbd.FLAG_READ_ONLY : TRANSMISSION_FLAGS, sendName, sendDescription);
+        sendInfo(ctx, option, described, TRANSMISSION_FLAGS, sendName, sendDescription);
       });
     }
   }

@@ -53,7 +53,8 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
   private static final int SHARED_READ_PAGES = 16;
 
   private final Export export;
-  private final Namespace ns;
+  /** The attachment this connection reads and writes through (see {@link #dispatch} for when it changes). */
+  private Namespace ns;
   private final boolean structured;
   private final boolean allocationContext;
   private final GatewayBudget budget;
@@ -265,9 +266,17 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
   private void dispatch(NbdRequest r) {
     long size = export.size();
     boolean pastEnd = r.offset < 0 || r.offset > size || r.length > size - r.offset;
-    if (export.readOnly() && !r.streamed && (r.type == Nbd.CMD_WRITE || r.type == Nbd.CMD_WRITE_ZEROES || r.type == Nbd.CMD_TRIM)) {
-      readOnly(r);
-      return;
+    if (ns.readOnly()) {
+      // Standing by: the export's attachment may have been claimed since (by another connection's
+      // write). A connection whose attachment was fenced never moves on: it is the stale writer.
+      Namespace cur = export.namespace;
+      if (cur != ns && !cur.fenced()) {
+        ns = cur;
+      }
+      if (ns.readOnly() && !r.streamed && writes(r.type)) {
+        awaitClaim(r);
+        return;
+      }
     }
     switch (r.type) {
       case Nbd.CMD_READ:
@@ -454,9 +463,12 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
   /** A WRITE longer than a piece: its payload follows as pieces, each written as it comes. */
   private void streamedWrite(NbdRequest r, boolean pastEnd) {
     streaming = r;
-    if (export.readOnly()) {
+    if (ns.readOnly()) {
+      // Its payload is arriving and cannot wait here for the control plane: refused, and the
+      // namespace asked for so that the client's retry may find the export writable.
+      export.claim();
       r.errno = Nbd.EPERM;
-      r.message = "WRITE to export '" + export.name() + "', which is read-only here: another gateway or client owns it";
+      r.message = standbyMessage(r);
     } else if (pastEnd) {
       r.errno = Nbd.ENOSPC;
       r.message = "WRITE past the end of the export";
@@ -772,10 +784,35 @@ final class NbdSession extends ChannelInboundHandlerAdapter {
     send(r, data);
   }
 
-  /** A write to an export another owner writes: EPERM, as the NBD spec asks of a read-only export. */
-  private void readOnly(NbdRequest r) {
-    error(r, Nbd.EPERM, Nbd.commandName(r.type) + " to export '" + export.name()
-        + "', which is read-only here: another gateway or client owns it");
+  private static boolean writes(int type) {
+    return type == Nbd.CMD_WRITE || type == Nbd.CMD_WRITE_ZEROES || type == Nbd.CMD_TRIM;
+  }
+
+  /**
+   * A write to an export that stands by waits for the namespace to be claimed for this gateway, and
+   * is served if it is; else EPERM (the owner keeps it), as NBD answers a write the server refuses.
+   */
+  private void awaitClaim(NbdRequest r) {
+    export.claim().whenComplete((granted, err) -> {
+      try {
+        loop.execute(() -> {
+          Namespace cur = export.namespace;
+          if (cur.writable()) {
+            ns = cur;
+            dispatchGuarded(r);
+          } else {
+            error(r, Nbd.EPERM, standbyMessage(r) + (err == null ? "" : " (" + VmdException.from(err).getMessage() + ")"));
+          }
+        });
+      } catch (java.util.concurrent.RejectedExecutionException closing) {
+        // the gateway is shutting down; the connection goes with it
+      }
+    });
+  }
+
+  private String standbyMessage(NbdRequest r) {
+    return Nbd.commandName(r.type) + " to export '" + export.name() + "', which another gateway or client "
+        + "owns: this gateway writes it once the owner hands it over or its lease runs out";
   }
 
   private static int errno(VmdException v) {

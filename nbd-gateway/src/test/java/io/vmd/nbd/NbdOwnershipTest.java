@@ -20,8 +20,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Ownership and membership as NBD clients meet them: a look through a second gateway, a server that
- * hangs while a new gateway attaches, and a server drained while the device is in use.
+ * Ownership and membership as NBD clients meet them: a second gateway standing by until the namespace
+ * is handed to it, a server that hangs while a new gateway attaches, and a server drained while the
+ * device is in use.
  */
 class NbdOwnershipTest {
   private static final long MIB = 1 << 20;
@@ -36,37 +37,64 @@ class NbdOwnershipTest {
   }
 
   @Test
-  void nbdinfoThroughASecondGatewayLeavesTheOwnerWriting() throws Exception {
+  void aSecondGatewayStandsByAndWritesOnTheSameConnectionOnceTheNamespaceIsHandedOver() throws Exception {
     fx = new GatewayFixture(2, 64 * MIB);
     fx.client.createNamespace("vm1", 8 * MIB, 2);
     Path first = randomFile(dir, "first.img", 1, 8 * (int) MIB);
     ok(dir, "nbdcopy", first.toString(), fx.uri("vm1"));
     try (VmdClient other = VmdClient.connect(ClientConfig.of(fx.cluster.metaAddresses()), "gateway");
-        NbdGateway probe = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), other,
-            new SimpleMeterRegistry())) {
-      String probeUri = "nbd://" + probe.address() + "/vm1";
-      GatewayFixture.Result info = ok(dir, "nbdinfo", probeUri);
-      assertThat(info.out()).contains("is_read_only: true").contains("export-size: " + 8 * MIB);
-      // The look changed nothing: the owner's gateway writes on.
+        NbdGateway standby = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), other,
+            new SimpleMeterRegistry());
+        VmdClient orchestrator = VmdClient.connect(ClientConfig.of(fx.cluster.metaAddresses()), "cli")) {
+      String standbyUri = "nbd://" + standby.address() + "/vm1";
+      GatewayFixture.Result info = ok(dir, "nbdinfo", standbyUri);
+      // Writable as offered (a migration's destination must attach its disk read-write before the
+      // hand-off), but the owner keeps the namespace.
+      assertThat(info.out()).contains("is_read_only: false").contains("export-size: " + 8 * MIB);
       Path second = randomFile(dir, "second.img", 2, 8 * (int) MIB);
       ok(dir, "nbdcopy", second.toString(), fx.uri("vm1"));
-      assertThat(readBack(dir, fx.uri("vm1"), "back.img")).isEqualTo(Files.readAllBytes(second));
-      // A write through the second gateway is refused (EPERM), and lands nowhere.
-      GatewayFixture.Result refused = GatewayFixture.run(dir, "nbdcopy", first.toString(), probeUri);
-      assertThat(refused.exit()).isNotZero();
-      assertThat(readBack(dir, fx.uri("vm1"), "still.img")).isEqualTo(Files.readAllBytes(second));
-      assertThat(readBack(dir, probeUri, "seen.img")).as("the second gateway reads the owner's data")
-          .isEqualTo(Files.readAllBytes(second));
+      byte[] secondBytes = Files.readAllBytes(second);
+      try (RawNbdClient waiting = new RawNbdClient("127.0.0.1", standby.address().port())) {
+        waiting.go("vm1");
+        assertThat(waiting.transmissionFlags & Nbd.FLAG_READ_ONLY).isZero();
+        byte[] page = new byte[4096];
+        java.util.Arrays.fill(page, (byte) 0x5A);
+        // A write while the owner holds the namespace is refused, and lands nowhere.
+        waiting.request(Nbd.CMD_WRITE, 0, 1, 0, page.length, page);
+        waiting.flush();
+        assertThat(waiting.reply(0).error()).isEqualTo(Nbd.EPERM);
+        assertThat(readBack(dir, fx.uri("vm1"), "still.img")).isEqualTo(secondBytes);
+        // It reads what the owner wrote after it attached.
+        waiting.request(Nbd.CMD_READ, 0, 2, 4096, 4096, null);
+        waiting.flush();
+        assertThat(waiting.reply(4096).data()).isEqualTo(java.util.Arrays.copyOfRange(secondBytes, 4096, 8192));
+        assertThat(other.namespaceMeta("vm1").owner()).isEqualTo(fx.client.ownerId());
+
+        // The hand-off (a migration's switch-over): the owner is fenced and nobody owns it until the
+        // waiting connection's next write claims it, on the same connection.
+        long epoch = orchestrator.fence("vm1").epoch();
+        Awaitility.await().atMost(Duration.ofSeconds(10)).until(() -> {
+          waiting.request(Nbd.CMD_WRITE, 0, 3, 0, page.length, page);
+          waiting.flush();
+          return waiting.reply(0).error() == 0;
+        });
+        assertThat(other.namespaceMeta("vm1").owner()).isEqualTo(other.ownerId());
+        assertThat(other.namespaceMeta("vm1").epoch()).isEqualTo(epoch + 1);
+        // The fenced gateway's writes are refused from now on; what the new owner wrote stays.
+        GatewayFixture.Result stale = GatewayFixture.run(dir, "nbdcopy", first.toString(), fx.uri("vm1"));
+        assertThat(stale.exit()).as("the fenced gateway's write").isNotZero();
+        byte[] expected = secondBytes.clone();
+        System.arraycopy(page, 0, expected, 0, page.length);
+        assertThat(readBack(dir, standbyUri, "after.img")).isEqualTo(expected);
+      }
     }
-    // Once the owner's gateway is gone, a new gateway writes (it replaces a dead one as before).
-    fx.gateway.close();
-    fx.client.close();
+    // Once the standby's gateway is gone too, a new gateway writes (it replaces a dead one as before).
     try (VmdClient next = VmdClient.connect(ClientConfig.of(fx.cluster.metaAddresses()), "gateway");
         NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), next,
             new SimpleMeterRegistry())) {
       String uri = "nbd://" + gw.address() + "/vm1";
       ok(dir, "nbdcopy", first.toString(), uri);
-      assertThat(readBack(dir, uri, "after.img")).isEqualTo(Files.readAllBytes(first));
+      assertThat(readBack(dir, uri, "again.img")).isEqualTo(Files.readAllBytes(first));
     }
   }
 

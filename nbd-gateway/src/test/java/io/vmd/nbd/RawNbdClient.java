@@ -69,6 +69,9 @@ final class RawNbdClient implements AutoCloseable {
     return b.array();
   }
 
+  /** The export's transmission flags, as the last GO told them. */
+  int transmissionFlags;
+
   /** NBD_OPT_GO; returns the export size. */
   long go(String name) throws IOException {
     sendOption(Nbd.OPT_GO, goData(name));
@@ -84,6 +87,7 @@ final class RawNbdClient implements AutoCloseable {
       java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(r.data());
       if (b.getShort() == Nbd.INFO_EXPORT) {
         size = b.getLong();
+        transmissionFlags = b.getShort() & 0xffff;
       }
     }
   }

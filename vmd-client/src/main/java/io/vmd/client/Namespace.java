@@ -94,7 +94,8 @@ public final class Namespace {
     return l == null ? java.util.Set.of() : java.util.Set.copyOf(l.pending);
   }
 
-  boolean fenced() {
+  /** Whether another owner took the namespace over after this handle wrote it: it writes no more. */
+  public boolean fenced() {
     return fenced;
   }
 

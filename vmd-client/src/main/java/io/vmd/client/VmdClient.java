@@ -635,6 +635,20 @@ public final class VmdClient implements AutoCloseable {
     }
   }
 
+  /**
+   * Takes the namespace from whoever writes it and leaves it without an owner: its epoch moves on
+   * (the servers are told at once), so the earlier owner's writes are refused from now on, and the
+   * next gateway to write it (one standing by for it, such as a migration's destination) claims it.
+   */
+  public NamespaceMeta fence(String name) throws VmdException {
+    NamespaceMeta n = handOff(name, ownerId);
+    try {
+      return meta.release(n.id(), ownerId, n.epoch());
+    } catch (MetaException e) {
+      throw VmdException.of(e);
+    }
+  }
+
   // ---------------------------------------------------------------- attach
 
   /**
