@@ -18,7 +18,10 @@ import picocli.CommandLine.Spec;
 @Command(name = "migrate", mixinStandardHelpOptions = true, description = {
     "Live-migrate a VM (vmd vm start) into another one started with --incoming on the same namespace:",
     "pre-copy, post-copy, or agile (one pre-copy pass, then post-copy). Its swapped pages stay in the",
-    "namespace; only what it holds in RAM crosses the link."})
+    "namespace; only what it holds in RAM crosses the link. When the two VMs use different gateways",
+    "(two hosts), the namespace changes hands at switch-over, while the source is paused: the source's",
+    "gateway is fenced (its writes refused from then on) and the destination's, standing by, claims it",
+    "with the guest's first write there."})
 final class MigrateCommand implements Callable<Integer> {
   @ParentCommand Vmd vmd;
   @Spec CommandSpec spec;
@@ -72,7 +75,19 @@ final class MigrateCommand implements Callable<Integer> {
     int port = at.port() != 0 ? at.port() : io.vmd.meta.FreePorts.loopback(1).get(0).port();
     var out = spec.commandLine().getOut();
     long[] lastPrint = {0};
-    try (Qmp source = vms.reach(name); Qmp dest = vms.reach(to)) {
+    java.util.Properties from = vms.spec(name);
+    java.util.Properties into = vms.spec(to);
+    String ns = from.getProperty("namespace");
+    if (!ns.equals(into.getProperty("namespace"))) {
+      throw new CommandLine.ParameterException(spec.commandLine(), "VM '" + to + "' swaps on namespace '"
+          + into.getProperty("namespace") + "', VM '" + name + "' on '" + ns + "': start the destination with "
+          + "--namespace " + ns);
+    }
+    boolean handOver = !from.getProperty("gateway").equals(into.getProperty("gateway"));
+    // Connected before the migration starts: the switch-over itself is two control-plane writes.
+    try (io.vmd.client.VmdClient client = handOver ? vmd.connect() : null;
+         Qmp source = vms.reach(name); Qmp dest = vms.reach(to)) {
+      QemuMigration.SwitchOver fence = handOver ? () -> client.fence(ns) : null;
       QemuMigration.Result r = QemuMigration.migrate(source, dest, p, at.host(), port, rate, timeout, m -> {
         long now = System.nanoTime();
         if (!vmd.json && now - lastPrint[0] > 1_000_000_000L) {
@@ -82,11 +97,12 @@ final class MigrateCommand implements Callable<Integer> {
               Sizes.format(m.path("ram").path("remaining").asLong()));
           out.flush();
         }
-      });
+      }, fence);
       Output table = new Output("policy", "total_ms", "downtime_ms", "transferred", "precopy", "postcopy",
-          "downtime_bytes", "zero_pages", "postcopy_requests", "postcopy_after_ms");
+          "downtime_bytes", "zero_pages", "postcopy_requests", "postcopy_after_ms", "swap_handover_ms");
       table.row(p.label(), r.totalMillis(), r.downtimeMillis(), r.transferredBytes(), r.precopyBytes(),
-          r.postcopyBytes(), r.downtimeBytes(), r.zeroPages(), r.postcopyRequests(), r.postcopyAfterMillis());
+          r.postcopyBytes(), r.downtimeBytes(), r.zeroPages(), r.postcopyRequests(), r.postcopyAfterMillis(),
+          r.switchoverMillis());
       table.print(out, vmd.json, Map.of("transferred", "size", "precopy", "size", "postcopy", "size",
           "downtime_bytes", "size"));
     }

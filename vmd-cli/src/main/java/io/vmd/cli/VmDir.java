@@ -35,6 +35,19 @@ final class VmDir {
     }
   }
 
+  /** What VM {@code name} was started with (its vm.properties: name, memory, namespace, gateway, incoming). */
+  java.util.Properties spec(String name) throws IOException {
+    Path file = of(name).resolve(QemuVm.SPEC);
+    if (!Files.exists(file)) {
+      throw new IOException("no VM named '" + name + "' in " + root);
+    }
+    java.util.Properties p = new java.util.Properties();
+    try (var r = Files.newBufferedReader(file)) {
+      p.load(r);
+    }
+    return p;
+  }
+
   /** Whether VM {@code name}'s QEMU answers on its socket. */
   boolean running(String name) {
     try (Qmp q = reach(name)) {

@@ -450,8 +450,14 @@ class VmdCommandIT {
     assertThat(vmd("ns", "create", "guest-swap", "--size", "256M", "--meta", flag).exit()).isZero();
     startAndWait(Pattern.compile("NBD gateway listening on (\\S+)"), "gateway", "--listen", "127.0.0.1:0",
         "--meta", flag);
-    Matcher gw = Pattern.compile("listening on (\\S+) ").matcher(lastLine);
+    Matcher gw = Pattern.compile("listening on (\\S+) \\(owner id ([^)]+)\\)").matcher(lastLine);
     assertThat(gw.find()).isTrue();
+    String sourceOwner = gw.group(2);
+    // The destination's host has its own gateway: the namespace changes hands at switch-over.
+    startAndWait(Pattern.compile("NBD gateway listening on (\\S+)"), "gateway", "--listen", "127.0.0.1:0",
+        "--meta", flag);
+    Matcher gw2 = Pattern.compile("listening on (\\S+) ").matcher(lastLine);
+    assertThat(gw2.find()).isTrue();
     String vms = tmp.resolve("vms").toString();
     Result start = vmd("vm", "start", "g1", "--memory", "256M", "--namespace", "guest-swap", "--gateway",
         gw.group(1), "--vm-dir", vms);
@@ -469,15 +475,21 @@ class VmdCommandIT {
       assertThat(balloon.out()).contains("balloon target 192.0 MiB");
       String serial = Files.readString(tmp.resolve("vms").resolve("g1").resolve("serial.log"));
       assertThat(serial).doesNotContain("FAILED");
-      // A destination on the same namespace, and a post-copy migration into it.
+      // A destination on the same namespace through the other gateway, and a post-copy migration into it.
       Result dst = vmd("vm", "start", "g1-dst", "--memory", "256M", "--namespace", "guest-swap", "--gateway",
-          gw.group(1), "--vm-dir", vms, "--incoming");
+          gw2.group(1), "--vm-dir", vms, "--incoming");
       assertThat(dst.exit()).as(dst.err()).isZero();
       assertThat(dst.out()).contains("VM 'g1-dst' inmigrate");
+      String epochBefore = nsField(flag, "epoch");
+      assertThat(nsField(flag, "owner")).isEqualTo(sourceOwner);
       Result mig = vmd("migrate", "g1", "--to", "g1-dst", "--policy", "post-copy", "--bandwidth", "1Gbit",
-          "--vm-dir", vms, "--json");
+          "--vm-dir", vms, "--json", "--meta", flag);
       assertThat(mig.exit()).as(mig.err()).isZero();
-      assertThat(mig.out()).contains("\"policy\":\"post-copy\"").doesNotContain("\"postcopy\":0,");
+      assertThat(mig.out()).contains("\"policy\":\"post-copy\"").doesNotContain("\"postcopy\":0,")
+          .doesNotContain("\"swap_handover_ms\":-1");
+      // The source's gateway was fenced at switch-over: it owns the namespace no more.
+      assertThat(Long.parseLong(nsField(flag, "epoch"))).isGreaterThan(Long.parseLong(epochBefore));
+      assertThat(nsField(flag, "owner")).isNotEqualTo(sourceOwner);
       Result moved = vmd("vm", "list", "--vm-dir", vms, "--json");
       assertThat(moved.out()).contains("\"name\":\"g1\",\"status\":\"postmigrate\"")
           .contains("\"name\":\"g1-dst\",\"status\":\"running\"");
@@ -494,6 +506,15 @@ class VmdCommandIT {
     Result gone = vmd("vm", "balloon", "g1", "128M", "--vm-dir", vms);
     assertThat(gone.exit()).isEqualTo(1);
     assertThat(gone.err()).contains("not running");
+  }
+
+  /** A field of namespace guest-swap as `vmd ns list --json` prints it. */
+  private String nsField(String meta, String field) throws Exception {
+    Result list = vmd("ns", "list", "--json", "--meta", meta);
+    assertThat(list.exit()).as(list.err()).isZero();
+    Matcher m = Pattern.compile("\\{[^}]*\"name\":\"guest-swap\"[^}]*\"" + field + "\":\"?([^,\"}]*)").matcher(list.out());
+    assertThat(m.find()).as(list.out()).isTrue();
+    return m.group(1);
   }
 
   private Result toolWithInput(Path input, String... command) throws Exception {

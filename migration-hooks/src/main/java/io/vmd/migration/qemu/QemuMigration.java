@@ -37,24 +37,45 @@ public final class QemuMigration {
    * What QEMU reports of one migration (query-migrate at completion).
    *
    * @param postcopyAfterMillis when post-copy was requested, from the start (-1: never)
+   * @param switchoverMillis how long the switch-over step took while the guest was paused (-1: none)
    */
   public record Result(Policy policy, String status, long totalMillis, long downtimeMillis, long transferredBytes,
       long precopyBytes, long postcopyBytes, long downtimeBytes, long zeroPages, long postcopyRequests,
-      long dirtySyncCount, long postcopyAfterMillis) {}
+      long dirtySyncCount, long postcopyAfterMillis, long switchoverMillis) {}
+
+  /**
+   * What runs at switch-over, while the source is paused and before the destination may run: the
+   * moment the VM's swap namespace changes hands, so that the source can never write it afterwards.
+   * Throwing cancels the migration (the source resumes).
+   */
+  @FunctionalInterface
+  public interface SwitchOver {
+    void run() throws Exception;
+  }
+
+  /** As {@link #migrate(Qmp, Qmp, Policy, String, int, long, Duration, Consumer, SwitchOver)} with no switch-over step. */
+  public static Result migrate(Qmp source, Qmp destination, Policy policy, String host, int port,
+      long bytesPerSecond, Duration timeout, Consumer<JsonNode> progress) throws QmpException {
+    return migrate(source, destination, policy, host, port, bytesPerSecond, timeout, progress, null);
+  }
 
   /**
    * Migrates the guest of {@code source} into {@code destination} (a QEMU started with
    * {@code -incoming defer}) over TCP at {@code host:port}, the link capped at {@code bytesPerSecond}.
-   * {@code progress} sees every query-migrate answer while it runs.
+   * {@code progress} sees every query-migrate answer while it runs. With {@code switchOver}, the source
+   * pauses before the switch-over (QEMU's {@code pause-before-switchover}: the guest stopped, its
+   * disk requests drained) until that step has run.
    */
   public static Result migrate(Qmp source, Qmp destination, Policy policy, String host, int port,
-      long bytesPerSecond, Duration timeout, Consumer<JsonNode> progress) throws QmpException {
+      long bytesPerSecond, Duration timeout, Consumer<JsonNode> progress, SwitchOver switchOver) throws QmpException {
     Duration t = Duration.ofSeconds(10);
-    List<Map<String, Object>> caps = policy == Policy.PRE_COPY
-        ? List.of(Map.of("capability", "events", "state", true))
-        : List.of(Map.of("capability", "events", "state", true), Map.of("capability", "postcopy-ram", "state", true));
-    source.call("migrate-set-capabilities", Map.of("capabilities", caps), t);
+    List<Map<String, Object>> caps = new java.util.ArrayList<>(List.of(Map.of("capability", "events", "state", true)));
+    if (policy != Policy.PRE_COPY) {
+      caps.add(Map.of("capability", "postcopy-ram", "state", true));
+    }
     destination.call("migrate-set-capabilities", Map.of("capabilities", caps), t);
+    caps.add(Map.of("capability", "pause-before-switchover", "state", switchOver != null));
+    source.call("migrate-set-capabilities", Map.of("capabilities", caps), t);
     Map<String, Object> params = new java.util.HashMap<>(Map.of("max-bandwidth", bytesPerSecond,
         "max-postcopy-bandwidth", bytesPerSecond));
     if (policy != Policy.PRE_COPY) {
@@ -72,10 +93,24 @@ public final class QemuMigration {
       postcopyAt = 0;
     }
     long deadline = start + timeout.toNanos();
+    long switchoverMillis = -1;
+    int migrationEvents = source.events().size();
     while (true) {
       JsonNode m = source.call("query-migrate", null, t);
       progress.accept(m);
       String status = m.path("status").asText();
+      if (status.equals("pre-switchover") && switchOver != null && switchoverMillis < 0) {
+        long at = System.nanoTime();
+        try {
+          switchOver.run();
+        } catch (Exception e) {
+          source.execute("migrate_cancel", null);
+          throw new QmpException("migrate", "the switch-over step failed, migration cancelled: " + e.getMessage());
+        }
+        switchoverMillis = Math.max(0, (System.nanoTime() - at) / 1_000_000);
+        source.call("migrate-continue", Map.of("state", "pre-switchover"), t);
+        continue;
+      }
       if (policy == Policy.AGILE && postcopyAt < 0 && m.path("ram").path("dirty-sync-count").asLong() >= 2
           && status.equals("active")) {
         source.call("migrate-start-postcopy", null, t);
@@ -89,17 +124,25 @@ public final class QemuMigration {
         return new Result(policy, status, m.path("total-time").asLong(), m.path("downtime").asLong(),
             ram.path("transferred").asLong(), ram.path("precopy-bytes").asLong(), ram.path("postcopy-bytes").asLong(),
             ram.path("downtime-bytes").asLong(), ram.path("duplicate").asLong(), ram.path("postcopy-requests").asLong(),
-            ram.path("dirty-sync-count").asLong(), postcopyAt);
+            ram.path("dirty-sync-count").asLong(), postcopyAt, switchoverMillis);
       }
       if (System.nanoTime() > deadline) {
         source.execute("migrate_cancel", null);
         throw new QmpException("migrate", "not done within " + timeout.toSeconds() + " s (status " + status + ")");
       }
-      try {
-        Thread.sleep(50);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        throw new QmpException("migrate", "interrupted");
+      // Poll every 50 ms, but wake at once when the source pauses for the switch-over: the guest is
+      // stopped until it continues.
+      int seen = migrationEvents;
+      if (switchOver != null && switchoverMillis < 0) {
+        source.nextEvent("MIGRATION", e -> "pre-switchover".equals(e.data().path("status").asText())
+            && source.events().indexOf(e) >= seen, Duration.ofMillis(50));
+      } else {
+        try {
+          Thread.sleep(50);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          throw new QmpException("migrate", "interrupted");
+        }
       }
     }
   }

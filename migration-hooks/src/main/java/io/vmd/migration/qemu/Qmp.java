@@ -164,6 +164,16 @@ public final class Qmp implements AutoCloseable {
 
   /** The first event named {@code event} (seen already or still to come) that {@code which} accepts. */
   public Event awaitEvent(String event, Predicate<Event> which, Duration timeout) throws QmpException {
+    Event e = nextEvent(event, which, timeout);
+    if (e == null) {
+      throw new QmpException(event, "no " + event + " event from QEMU " + name + " within "
+          + timeout.toMillis() + " ms" + (broken != null ? " (connection lost)" : ""));
+    }
+    return e;
+  }
+
+  /** As {@link #awaitEvent}, but null when none came within {@code timeout} (or the connection is lost). */
+  public Event nextEvent(String event, Predicate<Event> which, Duration timeout) throws QmpException {
     long deadline = System.nanoTime() + timeout.toNanos();
     synchronized (events) {
       while (true) {
@@ -174,8 +184,7 @@ public final class Qmp implements AutoCloseable {
         }
         long left = deadline - System.nanoTime();
         if (left <= 0 || broken != null) {
-          throw new QmpException(event, "no " + event + " event from QEMU " + name + " within "
-              + timeout.toMillis() + " ms" + (broken != null ? " (connection lost)" : ""));
+          return null;
         }
         try {
           events.wait(Math.max(1, left / 1_000_000));
