@@ -10,7 +10,7 @@ out="${1:-${VMD_VMLAB_DIR:-$HOME/.cache/vmd-vmlab}}"
 mkdir -p "$out"
 "$here/../../bin/ensure-deps" qemu-system-x86:qemu-system-x86_64 busybox-static:busybox nbd-client:nbd-client \
   gcc:gcc cpio:cpio kmod:depmod >&2
-stamp="$out/.built-$(sha256sum "$here/init" "$here/memcheck.c" "$0" | sha256sum | cut -c1-16)"
+stamp="$out/.built-$(sha256sum "$here/init" "$here/memcheck.c" "$here/hotset.c" "$0" | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ] && [ -f "$out/vmlinuz" ] && [ -f "$out/initrd.gz" ]; then
   echo "$out"
   exit 0
@@ -56,6 +56,7 @@ ldd "$nbd" | grep -oE '/[^ ]+' | while read -r lib; do
   cp -L "$lib" "$root$lib"
 done
 gcc -O2 -static -o "$root/memcheck" "$here/memcheck.c"
+gcc -O2 -static -o "$root/hotset" "$here/hotset.c"
 cp "$here/init" "$root/init"
 chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1 > "$out/initrd.gz")

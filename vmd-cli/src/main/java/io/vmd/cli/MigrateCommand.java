@@ -45,6 +45,11 @@ final class MigrateCommand implements Callable<Integer> {
 
   @picocli.CommandLine.Mixin VmDir vms;
 
+  @Option(names = "--allow-tcg-pre-copy", description = {
+      "Run pre-copy (or Agile's pre-copy pass) even when the guest runs under TCG, whose dirty tracking loses",
+      "guest writes while pages are copied: the guest's memory may arrive corrupted. For measurements only."})
+  boolean allowTcgPreCopy;
+
   @Option(names = "--migration-timeout", defaultValue = "10m", converter = Vmd.DurationConverter.class,
       paramLabel = "DURATION",
       description = "Give up (and cancel) after this long (default: ${DEFAULT-VALUE}).")
@@ -97,7 +102,10 @@ final class MigrateCommand implements Callable<Integer> {
               Sizes.format(m.path("ram").path("remaining").asLong()));
           out.flush();
         }
-      }, fence);
+      }, fence, allowTcgPreCopy);
+      if (r.precopyPassSkipped() && !vmd.json) {
+        out.println("  (the guest runs under TCG, whose pre-copy loses guest writes: agile started in post-copy)");
+      }
       Output table = new Output("policy", "total_ms", "downtime_ms", "transferred", "precopy", "postcopy",
           "downtime_bytes", "zero_pages", "postcopy_requests", "postcopy_after_ms", "swap_handover_ms");
       table.row(p.label(), r.totalMillis(), r.downtimeMillis(), r.transferredBytes(), r.precopyBytes(),
