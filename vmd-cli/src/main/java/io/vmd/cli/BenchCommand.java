@@ -11,7 +11,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Run VMD's benchmarks.",
-    subcommands = {BenchCommand.Fault.class, BenchCommand.Migration.class, BenchCommand.Chaos.class,
+    subcommands = {BenchCommand.Fault.class, BenchCommand.Migration.class, BenchCommand.VmMigration.class, BenchCommand.Chaos.class,
       BenchCommand.Meta.class})
 final class BenchCommand {
   @picocli.CommandLine.ParentCommand Vmd vmd;
@@ -173,6 +173,94 @@ final class BenchCommand {
           resident, io.vmd.migration.model.Bandwidth.parse(bandwidth), workload, chosen, warmUp, after, rate, 0.5, seed,
           json, plot, model, model ? modelPlot : null), System.out, System.err).run();
       return 0;
+    }
+  }
+
+  @Command(name = "vm-migration", mixinStandardHelpOptions = true, description = {
+    "The Agile paper's comparison with real QEMU guests (TCG unless --accel kvm): per run a fresh guest whose",
+    "swap is a namespace runs a working-set workload, is migrated over a capped link into a QEMU on another",
+    "gateway (the namespace changes hands at switch-over) and checks every page at the destination.",
+    "Runs: pre-copy and post-copy as the VM runs without VMD (everything resident), agile (balloon + hybrid;",
+    "under TCG post-copy at once, as vmd migrate does), hybrid+balloon (the pre-copy pass forced),",
+    "and the ablations pre-copy+balloon, post-copy+balloon, hybrid-no-balloon. Prints Tables I-III, ratios",
+    "and the verification per run; writes the throughput plot. Needs the vmlab guest (benchmarks/vmlab/build.sh)."})
+  static final class VmMigration implements Callable<Integer> {
+    @Option(names = "--runs", split = ",", paramLabel = "RUN",
+        defaultValue = "pre-copy,post-copy,agile,hybrid+balloon,pre-copy+balloon,post-copy+balloon,hybrid-no-balloon",
+        description = "Which runs, in order (default: ${DEFAULT-VALUE}).")
+    List<String> runs;
+
+    @Option(names = "--memory", defaultValue = "512M", converter = Vmd.SizeConverter.class, paramLabel = "SIZE",
+        description = "Guest RAM (default: ${DEFAULT-VALUE}).")
+    long memory;
+
+    @Option(names = "--workload", defaultValue = "320", paramLabel = "MIB",
+        description = "MiB the guest's workload uses (default: ${DEFAULT-VALUE}).")
+    int workloadMib;
+
+    @Option(names = "--hot", defaultValue = "48", paramLabel = "MIB",
+        description = "Its hot set, MiB (default: ${DEFAULT-VALUE}).")
+    int hotMib;
+
+    @Option(names = "--reservation", defaultValue = "160M", converter = Vmd.SizeConverter.class, paramLabel = "SIZE",
+        description = "What the balloon leaves the guest in ballooned runs (default: ${DEFAULT-VALUE}).")
+    long reservation;
+
+    @Option(names = "--rate", defaultValue = "8000", paramLabel = "OPS/S",
+        description = "The workload's pace; 0: as fast as it runs (default: ${DEFAULT-VALUE}).")
+    long rate;
+
+    @Option(names = "--bandwidth", defaultValue = "1Gbit", paramLabel = "RATE",
+        description = "The migration link (default: ${DEFAULT-VALUE}).")
+    String bandwidth;
+
+    @Option(names = "--before", defaultValue = "15", paramLabel = "SECONDS",
+        description = "The workload's run before the migration (default: ${DEFAULT-VALUE}).")
+    int before;
+
+    @Option(names = "--window", defaultValue = "60", paramLabel = "SECONDS",
+        description = "Time the migration has; past it, it is cancelled and reported (default: ${DEFAULT-VALUE}).")
+    int window;
+
+    @Option(names = "--after", defaultValue = "10", paramLabel = "SECONDS",
+        description = "The workload's run after the window, before every page is checked (default: ${DEFAULT-VALUE}).")
+    int after;
+
+    @Option(names = "--accel", defaultValue = "tcg", paramLabel = "tcg|kvm|kvm:tcg",
+        description = "QEMU accelerator (default: ${DEFAULT-VALUE}).")
+    String accel;
+
+    @Option(names = "--vmlab", paramLabel = "DIR",
+        description = "The guest's kernel and initramfs (default: $VMD_VMLAB_DIR or ~/.cache/vmd-vmlab).")
+    Path vmlab;
+
+    @Option(names = "--work-dir", paramLabel = "DIR",
+        description = "Where the VMs keep their files (default: a new temporary directory).")
+    Path workDir;
+
+    @Option(names = "--plot", defaultValue = "vmd-bench-vm-migration.svg", paramLabel = "FILE",
+        description = "Throughput-over-time plot, SVG (default: ${DEFAULT-VALUE}).")
+    Path plot;
+
+    @Option(names = "--json-file", paramLabel = "FILE", description = "Also write the results as JSON.")
+    Path json;
+
+    @Override
+    public Integer call() throws Exception {
+      List<io.vmd.bench.migration.VmMigrationBench.Run> chosen = new ArrayList<>();
+      for (String r : runs) {
+        chosen.add(io.vmd.bench.migration.VmMigrationBench.Run.parse(r));
+      }
+      Path lab = vmlab != null ? vmlab : Path.of(System.getenv().getOrDefault("VMD_VMLAB_DIR",
+          System.getProperty("user.home") + "/.cache/vmd-vmlab"));
+      if (!java.nio.file.Files.exists(lab.resolve("vmlinuz")) || !java.nio.file.Files.exists(lab.resolve("initrd.gz"))) {
+        throw new IllegalArgumentException("no guest in " + lab + ": build it with benchmarks/vmlab/build.sh");
+      }
+      Path dir = workDir != null ? workDir : java.nio.file.Files.createTempDirectory("vmd-bench-vm");
+      var results = new io.vmd.bench.migration.VmMigrationBench(new io.vmd.bench.migration.VmMigrationBench.Options(
+          lab, memory, workloadMib, hotMib, reservation, io.vmd.migration.model.Bandwidth.parse(bandwidth), rate,
+          before, window, after, accel, chosen, plot, json, dir), System.out, System.err).run();
+      return results.values().stream().allMatch(o -> o.verified()) ? 0 : 1;
     }
   }
 

@@ -26,7 +26,8 @@ import picocli.CommandLine.Spec;
 @Command(name = "vm", mixinStandardHelpOptions = true, description = {
     "QEMU guests whose swap disk is a namespace: QEMU's own NBD client reaches it through a gateway. Each VM",
     "has a directory (QMP socket, serial log, pid) under --vm-dir; the commands drive it over QMP."},
-    subcommands = {VmCommand.Start.class, VmCommand.ListVms.class, VmCommand.Stop.class, VmCommand.Balloon.class})
+    subcommands = {VmCommand.Start.class, VmCommand.ListVms.class, VmCommand.Stop.class, VmCommand.Balloon.class,
+      VmCommand.Track.class})
 final class VmCommand {
   @ParentCommand Vmd vmd;
 
@@ -179,6 +180,83 @@ final class VmCommand {
             Sizes.format(now.path("actual").asLong()));
       }
       return 0;
+    }
+  }
+
+  @Command(name = "track", mixinStandardHelpOptions = true, description = {
+      "Track a VM's working set and keep its balloon there (the Agile paper's loop, section IV-D): every",
+      "interval, the VM's page-ins as its gateway counts them; while they stay at or under --tau the",
+      "reservation shrinks by --alpha, above it grows by --beta. Runs until interrupted, one line per step."})
+  static final class Track implements Callable<Integer> {
+    @ParentCommand VmCommand vm;
+    @Spec CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "NAME") String name;
+
+    @Option(names = "--gateway-metrics", required = true, paramLabel = "URL",
+        description = "The Prometheus endpoint of the VM's gateway, e.g. http://127.0.0.1:9100/metrics.")
+    java.net.URI metrics;
+
+    @Option(names = "--min", defaultValue = "96M", converter = Vmd.SizeConverter.class, paramLabel = "SIZE",
+        description = "Never leave the guest less (default: ${DEFAULT-VALUE}).")
+    long min;
+
+    @Option(names = "--alpha", defaultValue = "0.95", description = "Shrink factor (default: ${DEFAULT-VALUE}).")
+    double alpha;
+
+    @Option(names = "--beta", defaultValue = "1.03", description = "Growth factor (default: ${DEFAULT-VALUE}).")
+    double beta;
+
+    @Option(names = "--tau", defaultValue = "4K", converter = Vmd.SizeConverter.class, paramLabel = "BYTES/S",
+        description = "Page-in rate that means the VM needs more (default: ${DEFAULT-VALUE} per second).")
+    long tau;
+
+    @Option(names = "--interval", defaultValue = "2s", converter = Vmd.DurationConverter.class,
+        description = "Step while settling (default: ${DEFAULT-VALUE}).")
+    Duration interval;
+
+    @Option(names = "--settled-interval", defaultValue = "30s", converter = Vmd.DurationConverter.class,
+        description = "Step once settled (default: ${DEFAULT-VALUE}).")
+    Duration settled;
+
+    @Option(names = "--steps", defaultValue = "0", description = "Stop after this many steps (0: never).")
+    int steps;
+
+    @Override
+    public Integer call() throws Exception {
+      java.util.Properties p = vm.vms.spec(name);
+      long memory = Long.parseLong(p.getProperty("memory"));
+      String ns = p.getProperty("namespace");
+      var out = spec.commandLine().getOut();
+      try (Qmp q = vm.vms.reach(name)) {
+        var balloon = new io.vmd.migration.qemu.BalloonReservation(q, memory, Math.min(min, memory));
+        var tracker = new io.vmd.migration.wss.WorkingSetTracker(new io.vmd.migration.wss.GatewayPageIns(metrics, ns),
+            balloon, new io.vmd.migration.wss.WorkingSetTracker.Settings(alpha, beta, tau, interval, settled,
+                Math.min(min, memory), memory));
+        try {
+          track(tracker, out);
+        } finally {
+          tracker.close();
+        }
+      }
+      return 0;
+    }
+
+    private void track(io.vmd.migration.wss.WorkingSetTracker tracker, java.io.PrintWriter out)
+        throws InterruptedException {
+      {
+        for (int i = 0; steps == 0 || i < steps; i++) {
+          Thread.sleep((tracker.stable() ? settled : interval).toMillis());
+          try {
+            long r = tracker.step();
+            out.printf("VM '%s': page-ins %s/s, reservation %s%s%n", name, Sizes.format((long) tracker.lastSwapRate()),
+                Sizes.format(r), tracker.stable() ? " (settled)" : "");
+          } catch (java.io.UncheckedIOException | java.io.IOException e) {
+            out.printf("VM '%s': no step: %s%n", name, e.getMessage());
+          }
+          out.flush();
+        }
+      }
     }
   }
 }

@@ -448,8 +448,8 @@ class VmdCommandIT {
     String flag = startMeta().toString();
     startServer("server", "--meta", flag, "--listen", "127.0.0.1:0", "--memory", "256M");
     assertThat(vmd("ns", "create", "guest-swap", "--size", "256M", "--meta", flag).exit()).isZero();
-    startAndWait(Pattern.compile("NBD gateway listening on (\\S+)"), "gateway", "--listen", "127.0.0.1:0",
-        "--meta", flag);
+    String gwMetrics = metricsOf(Pattern.compile("NBD gateway listening on (\\S+)"), "gateway", "--listen",
+        "127.0.0.1:0", "--meta", flag, "--metrics", "127.0.0.1:0");
     Matcher gw = Pattern.compile("listening on (\\S+) \\(owner id ([^)]+)\\)").matcher(lastLine);
     assertThat(gw.find()).isTrue();
     String sourceOwner = gw.group(2);
@@ -473,6 +473,16 @@ class VmdCommandIT {
       Result balloon = vmd("vm", "balloon", "g1", "192M", "--vm-dir", vms);
       assertThat(balloon.exit()).as(balloon.err()).isZero();
       assertThat(balloon.out()).contains("balloon target 192.0 MiB");
+      // The working-set loop, two steps: the idle guest pages nothing in, so its reservation shrinks.
+      Result track = vmd("vm", "track", "g1", "--gateway-metrics", gwMetrics, "--steps", "2", "--interval", "200ms",
+          "--min", "128M", "--vm-dir", vms);
+      assertThat(track.exit()).as(track.err()).isZero();
+      Matcher steps = Pattern.compile("VM 'g1': page-ins \\S+ \\S+/s, reservation ([0-9.]+) MiB").matcher(track.out());
+      assertThat(steps.find()).as(track.out()).isTrue();
+      double first = Double.parseDouble(steps.group(1));
+      assertThat(steps.find()).as(track.out()).isTrue();
+      assertThat(Double.parseDouble(steps.group(1))).isLessThan(first);
+      assertThat(first).isLessThan(256);
       String serial = Files.readString(tmp.resolve("vms").resolve("g1").resolve("serial.log"));
       assertThat(serial).doesNotContain("FAILED");
       // A destination on the same namespace through the other gateway, and a post-copy migration into it.

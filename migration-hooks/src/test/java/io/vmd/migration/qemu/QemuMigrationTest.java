@@ -143,7 +143,7 @@ class QemuMigrationTest {
 
   private QemuVm.Spec spec(String name, String ns, NbdGateway via, boolean ballooned, boolean incoming) {
     String append = "console=ttyS0 quiet panic=-1 vmlab.mode=vm vmlab.work=hotset vmlab.mb=256 vmlab.hot=32"
-        + " vmlab.secs=20 vmlab.rate=8000" + (ballooned ? " vmlab.avail=100000" : "");
+        + " vmlab.secs=12 vmlab.rate=8000" + (ballooned ? " vmlab.avail=100000" : "");
     return new QemuVm.Spec(name, 512 * MIB, ns, via.address(), lab.resolve("vmlinuz"), lab.resolve("initrd.gz"),
         append, "tcg", incoming);
   }

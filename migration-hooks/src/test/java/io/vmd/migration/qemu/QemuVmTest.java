@@ -21,8 +21,11 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A real QEMU guest (TCG here) whose swap disk is a namespace reached by QEMU's own NBD client through
- * the gateway, driven over QMP: ballooned to 160 MiB, it writes and checks 192 MiB, so its kernel
- * swaps into the cluster and back. The guest is benchmarks/vmlab's kernel and initramfs.
+ * the gateway, driven over QMP. Its workload keeps 32 MiB hot of the 256 MiB it uses; the Agile
+ * paper's working-set loop, fed by the gateway's page-ins for the namespace, turns the balloon down
+ * until the guest pages in more than τ and settles between the hot set and the guest's memory. The
+ * cold pages go to the namespace (two copies each), and every page checks out. The guest is
+ * benchmarks/vmlab's kernel and initramfs.
  */
 class QemuVmTest {
   private static final long MIB = 1 << 20;
@@ -37,69 +40,25 @@ class QemuVmTest {
   }
 
   @Test
-  void aGuestSwapsIntoItsNamespaceUnderItsBalloonAndEveryPageComesBack() throws Exception {
+  void theWorkingSetTrackerBalloonsAGuestDownToItsHotSetAndItsColdPagesSwapIntoTheNamespace() throws Exception {
     Path lab = vmlab();
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(2, 512 * MIB).start();
          VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()));
          NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), client,
              new SimpleMeterRegistry())) {
-      int id = client.createNamespace("vm1-swap", 512 * MIB, 2).id();
-      QemuVm.Spec spec = new QemuVm.Spec("vm1", 512 * MIB, "vm1-swap", gw.address(), lab.resolve("vmlinuz"),
-          lab.resolve("initrd.gz"), "console=ttyS0 quiet panic=-1 vmlab.mode=vm vmlab.mb=192 vmlab.avail=200000",
-          "tcg", false);
-      try (QemuVm vm = QemuVm.start(spec, tmp.resolve("vm1"))) {
+      int id = client.createNamespace("wss-swap", 512 * MIB, 2).id();
+      QemuVm.Spec spec = new QemuVm.Spec("wss", 512 * MIB, "wss-swap", gw.address(), lab.resolve("vmlinuz"),
+          lab.resolve("initrd.gz"), "console=ttyS0 quiet panic=-1 vmlab.mode=vm vmlab.work=hotset vmlab.mb=256"
+              + " vmlab.hot=32 vmlab.secs=24 vmlab.rate=8000", "tcg", false);
+      try (QemuVm vm = QemuVm.start(spec, tmp.resolve("wss"))) {
         assertThat(vm.qmp().greeting().path("QMP").path("version").path("qemu").path("major").asInt()).isPositive();
         vm.awaitSerial("VMLAB: swap on /dev/vda", Duration.ofSeconds(90));
         assertThat(vm.status()).isEqualTo("running");
-        // QEMU refusing a command is a clear error, and the connection goes on (the guest powers off after its check).
+        // QEMU refusing a command is a clear error, and the connection goes on.
         assertThatThrownBy(() -> vm.qmp().call("no-such-command", null, Duration.ofSeconds(5)))
             .isInstanceOf(QmpException.class).hasMessageContaining("CommandNotFound");
         assertThatThrownBy(() -> vm.qmp().call("balloon", Map.of("value", "lots"), Duration.ofSeconds(5)))
             .isInstanceOf(QmpException.class).hasMessageContaining("GenericError");
-        vm.balloon(160 * MIB);
-        vm.qmp().awaitEvent("BALLOON_CHANGE", e -> e.data().path("actual").asLong() <= 170 * MIB,
-            Duration.ofSeconds(60));
-        assertThat(vm.balloonActual()).hasValueSatisfying(a -> assertThat(a).isLessThanOrEqualTo(170 * MIB));
-        String serial = vm.awaitSerial("VMLAB: PASS", Duration.ofSeconds(150));
-        assertThat(serial).contains("memcheck OK: 192 MiB").doesNotContain("Oops").doesNotContain("BUG:")
-            .doesNotContain("Kernel panic");
-        Matcher out = Pattern.compile("pswpout (\\d+)").matcher(serial);
-        assertThat(out.find()).isTrue();
-        assertThat(Long.parseLong(out.group(1))).as("pages swapped out into the namespace").isGreaterThan(10_000);
-        long stored = 0;
-        for (int i = 0; i < c.size(); i++) {
-          stored += c.server(i).store().pageCount(id);
-        }
-        assertThat(stored).as("swapped pages held by the servers, two copies each").isGreaterThan(10_000);
-      }
-      // A destination waits for its migration (-incoming defer) with the same swap disk attached.
-      QemuVm.Spec incoming = new QemuVm.Spec("vm1-dest", 512 * MIB, "vm1-swap", gw.address(), lab.resolve("vmlinuz"),
-          lab.resolve("initrd.gz"), "console=ttyS0", "tcg", true);
-      try (QemuVm dest = QemuVm.start(incoming, tmp.resolve("vm1-dest"))) {
-        assertThat(dest.status()).isEqualTo("inmigrate");
-        assertThat(Files.exists(dest.dir().resolve(QemuVm.QMP))).isTrue();
-      }
-    }
-  }
-
-  /**
-   * The Agile paper's working-set loop on a real guest: a workload keeps 48 MiB hot of the 320 MiB it
-   * uses; the tracker, fed by the gateway's page-ins for the namespace, turns the balloon down until the
-   * guest pages in more than τ, and settles between the hot set and the guest's memory. The cold pages
-   * are then in the namespace, and every page checks out.
-   */
-  @Test
-  void theWorkingSetTrackerBalloonsAGuestDownToItsHotSet() throws Exception {
-    Path lab = vmlab();
-    try (MiniVmdCluster c = MiniVmdCluster.builder().servers(2, 512 * MIB).start();
-         VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()));
-         NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), client,
-             new SimpleMeterRegistry())) {
-      int id = client.createNamespace("wss-swap", 512 * MIB, 1).id();
-      QemuVm.Spec spec = new QemuVm.Spec("wss", 512 * MIB, "wss-swap", gw.address(), lab.resolve("vmlinuz"),
-          lab.resolve("initrd.gz"), "console=ttyS0 quiet panic=-1 vmlab.mode=vm vmlab.work=hotset vmlab.mb=320"
-              + " vmlab.hot=48 vmlab.secs=30 vmlab.rate=8000", "tcg", false);
-      try (QemuVm vm = QemuVm.start(spec, tmp.resolve("wss"))) {
         vm.awaitSerial("VMLAB: hotset running", Duration.ofSeconds(120));
         BalloonReservation balloon = new BalloonReservation(vm.qmp(), 512 * MIB, 64 * MIB);
         // The paper's α, β and τ; steps of half a second rather than 2 s, so the test is short.
@@ -110,26 +69,38 @@ class QemuVmTest {
         try (io.vmd.migration.wss.WorkingSetTracker tracker = new io.vmd.migration.wss.WorkingSetTracker(
             () -> (long) gw.metrics("wss-swap").pagesIn() * 4096, balloon, settings)) {
           long previous = balloon.target();
-          for (int i = 0; i < 40 && vm.alive(); i++) {
+          for (int i = 0; i < 34 && vm.alive(); i++) {
             Thread.sleep(500);
             long r = tracker.step();
-            lowest = Math.min(lowest, r);
             System.out.printf("tracker: page-ins %.0f B/s, reservation %d MiB%n", tracker.lastSwapRate(), r >> 20);
+            lowest = Math.min(lowest, r);
             grew += r > previous ? 1 : 0;
             previous = r;
           }
         }
+        assertThat(vm.balloonActual()).as("the balloon driver follows").isPresent();
         String serial = vm.awaitSerial("VMLAB: PASS", Duration.ofSeconds(180));
-        assertThat(serial).contains("hotset OK: 320 MiB").doesNotContain("Oops").doesNotContain("BUG:")
+        assertThat(serial).contains("hotset OK: 256 MiB").doesNotContain("Oops").doesNotContain("BUG:")
             .doesNotContain("Kernel panic");
-        assertThat(lowest).as("the reservation came down from the guest's 512 MiB").isLessThan(300 * MIB)
+        assertThat(lowest).as("the reservation came down from the guest's 512 MiB").isLessThan(320 * MIB)
             .as("but not below the floor").isGreaterThanOrEqualTo(64 * MIB);
         assertThat(grew).as("page-ins above τ made it grow again").isPositive();
+        Matcher out = Pattern.compile("pswpout (\\d+)").matcher(serial);
+        assertThat(out.find()).isTrue();
+        long swappedOut = Long.parseLong(out.group(1));
+        assertThat(swappedOut).as("pages swapped out into the namespace").isGreaterThan(5_000);
         long stored = 0;
         for (int i = 0; i < c.size(); i++) {
           stored += c.server(i).store().pageCount(id);
         }
-        assertThat(stored).as("cold pages went to the namespace").isGreaterThan(5_000);
+        assertThat(stored).as("swapped pages held by the servers, two copies each").isGreaterThan(2 * 5_000);
+      }
+      // A destination waits for its migration (-incoming defer) with the same swap disk attached.
+      QemuVm.Spec incoming = new QemuVm.Spec("wss-dest", 512 * MIB, "wss-swap", gw.address(), lab.resolve("vmlinuz"),
+          lab.resolve("initrd.gz"), "console=ttyS0", "tcg", true);
+      try (QemuVm dest = QemuVm.start(incoming, tmp.resolve("wss-dest"))) {
+        assertThat(dest.status()).isEqualTo("inmigrate");
+        assertThat(Files.exists(dest.dir().resolve(QemuVm.QMP))).isTrue();
       }
     }
   }
