@@ -106,9 +106,9 @@ final class MigrateCommand implements Callable<Integer> {
       if (r.precopyPassSkipped() && !vmd.json) {
         out.println("  (the guest runs under TCG, whose pre-copy loses guest writes: agile started in post-copy)");
       }
-      Output table = new Output("policy", "total_ms", "downtime_ms", "transferred", "precopy", "postcopy",
+      Output table = new Output("policy", "total_ms", "downtime_ms", "guest_downtime_ms", "transferred", "precopy", "postcopy",
           "downtime_bytes", "zero_pages", "postcopy_requests", "postcopy_after_ms", "swap_handover_ms");
-      table.row(p.label(), r.totalMillis(), r.downtimeMillis(), r.transferredBytes(), r.precopyBytes(),
+      table.row(p.label(), r.totalMillis(), r.downtimeMillis(), r.guestDowntimeMillis(), r.transferredBytes(), r.precopyBytes(),
           r.postcopyBytes(), r.downtimeBytes(), r.zeroPages(), r.postcopyRequests(), r.postcopyAfterMillis(),
           r.switchoverMillis());
       table.print(out, vmd.json, Map.of("transferred", "size", "precopy", "size", "postcopy", "size",

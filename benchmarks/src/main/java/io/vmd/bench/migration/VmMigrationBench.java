@@ -180,7 +180,7 @@ public final class VmMigrationBench {
           // Pre-copy of a busy hot set may not converge in the window: a result, not a crash.
           progress.printf(Locale.ROOT, "[%s] %s%n", run.label(), e.getMessage());
           QemuMigration.Result none = new QemuMigration.Result(run.policy(), "cancelled", o.windowSeconds() * 1000L,
-              -1, 0, 0, 0, 0, 0, 0, 0, -1, -1, false);
+              -1, 0, 0, 0, 0, 0, 0, 0, -1, -1, false, -1);
           double end = (System.nanoTime() - t0) / 1e9;
           return outcome(run, none, false, "migration did not finish: " + e.getMessage(), samples, migStart, end, 0, 0,
               0);
@@ -349,6 +349,7 @@ public final class VmMigrationBench {
     out.println("\nTable II: migration time");
     row("total (s)", r, x -> String.format(Locale.ROOT, "%.2f", x.qemu().totalMillis() / 1000.0));
     row("downtime (ms)", r, x -> String.valueOf(x.qemu().downtimeMillis()));
+    row("  as the guest saw it", r, x -> String.valueOf(x.qemu().guestDowntimeMillis()));
     row("swap hand-over (ms)", r, x -> String.valueOf(x.qemu().switchoverMillis()));
     row("post-copy after (s)", r, x -> x.qemu().postcopyAfterMillis() < 0 ? "-"
         : String.format(Locale.ROOT, "%.2f", x.qemu().postcopyAfterMillis() / 1000.0)
@@ -424,10 +425,10 @@ public final class VmMigrationBench {
     for (Outcome x : r.values()) {
       QemuMigration.Result q = x.qemu();
       sb.append(String.format(Locale.ROOT, "  {\"run\":\"%s\",\"policy\":\"%s\",\"ballooned\":%b,\"verified\":%b,"
-          + "\"total_ms\":%d,\"downtime_ms\":%d,\"switchover_ms\":%d,\"transferred\":%d,\"precopy\":%d,\"postcopy\":%d,"
+          + "\"total_ms\":%d,\"downtime_ms\":%d,\"guest_downtime_ms\":%d,\"switchover_ms\":%d,\"transferred\":%d,\"precopy\":%d,\"postcopy\":%d,"
           + "\"downtime_bytes\":%d,\"zero_pages\":%d,\"postcopy_requests\":%d,\"page_ins_dest\":%d,\"page_ins_dest_with_check\":%d,"
           + "\"ops_before\":%.1f,\"ops_during\":%.1f,\"ops_after\":%.1f}%s%n", x.run().label(), q.policy().label(),
-          x.run().ballooned(), x.verified(), q.totalMillis(), q.downtimeMillis(), q.switchoverMillis(),
+          x.run().ballooned(), x.verified(), q.totalMillis(), q.downtimeMillis(), q.guestDowntimeMillis(), q.switchoverMillis(),
           q.transferredBytes(), q.precopyBytes(), q.postcopyBytes(), q.downtimeBytes(), q.zeroPages(),
           q.postcopyRequests(), x.pageInsRunning(), x.pageInsAtDestination(), nan0(x.beforeOpsPerSecond()), nan0(x.duringOpsPerSecond()),
           nan0(x.afterOpsPerSecond()), ++i < r.size() ? "," : ""));

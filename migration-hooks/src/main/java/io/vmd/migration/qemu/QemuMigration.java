@@ -40,10 +40,14 @@ public final class QemuMigration {
    * @param switchoverMillis how long the switch-over step took while the guest was paused (-1: none)
    * @param precopyPassSkipped Agile went to post-copy at once: the source runs under TCG, whose dirty
    *     tracking loses guest writes during pre-copy (see {@link #migrate})
+   * @param guestDowntimeMillis downtime as the guest sees it: from the source's STOP event to the
+   *     destination's RESUME, by QEMU's event timestamps (-1: an event did not come; both QEMUs must
+   *     share a clock, as on one host)
    */
   public record Result(Policy policy, String status, long totalMillis, long downtimeMillis, long transferredBytes,
       long precopyBytes, long postcopyBytes, long downtimeBytes, long zeroPages, long postcopyRequests,
-      long dirtySyncCount, long postcopyAfterMillis, long switchoverMillis, boolean precopyPassSkipped) {}
+      long dirtySyncCount, long postcopyAfterMillis, long switchoverMillis, boolean precopyPassSkipped,
+      long guestDowntimeMillis) {}
 
   /**
    * What runs at switch-over, while the source is paused and before the destination may run: the
@@ -59,6 +63,24 @@ public final class QemuMigration {
   public static Result migrate(Qmp source, Qmp destination, Policy policy, String host, int port,
       long bytesPerSecond, Duration timeout, Consumer<JsonNode> progress) throws QmpException {
     return migrate(source, destination, policy, host, port, bytesPerSecond, timeout, progress, null, false);
+  }
+
+  private static long guestDowntime(Qmp source, int sourceFrom, Qmp destination, int destinationFrom)
+      throws QmpException {
+    Qmp.Event stop = null;
+    List<Qmp.Event> seen = source.events();
+    for (int i = sourceFrom; i < seen.size(); i++) {
+      if (seen.get(i).name().equals("STOP")) {
+        stop = seen.get(i);
+      }
+    }
+    // The destination resumes a moment after the source reports completion.
+    Qmp.Event resume = destination.nextEvent("RESUME", e -> destination.events().indexOf(e) >= destinationFrom,
+        Duration.ofSeconds(5));
+    if (stop == null || resume == null) {
+      return -1;
+    }
+    return Math.max(0, (resume.timestampMicros() - stop.timestampMicros()) / 1000);
   }
 
   /** Whether the QEMU behind {@code qmp} emulates its CPU (TCG) rather than running it under KVM. */
@@ -117,6 +139,7 @@ public final class QemuMigration {
     long deadline = start + timeout.toNanos();
     long switchoverMillis = -1;
     int migrationEvents = source.events().size();
+    int destinationEvents = destination.events().size();
     while (true) {
       JsonNode m = source.call("query-migrate", null, t);
       progress.accept(m);
@@ -146,7 +169,8 @@ public final class QemuMigration {
         return new Result(policy, status, m.path("total-time").asLong(), m.path("downtime").asLong(),
             ram.path("transferred").asLong(), ram.path("precopy-bytes").asLong(), ram.path("postcopy-bytes").asLong(),
             ram.path("downtime-bytes").asLong(), ram.path("duplicate").asLong(), ram.path("postcopy-requests").asLong(),
-            ram.path("dirty-sync-count").asLong(), postcopyAt, switchoverMillis, skipPass);
+            ram.path("dirty-sync-count").asLong(), postcopyAt, switchoverMillis, skipPass,
+            guestDowntime(source, migrationEvents, destination, destinationEvents));
       }
       if (System.nanoTime() > deadline) {
         source.execute("migrate_cancel", null);

@@ -94,6 +94,8 @@ class QemuMigrationTest {
         assertThat(r.postcopyBytes()).isPositive();
         assertThat(r.transferredBytes()).as("the swapped part stayed in the namespace").isLessThan(512 * MIB);
         assertThat(r.switchoverMillis()).isNotNegative();
+        assertThat(r.guestDowntimeMillis()).as("source STOP to destination RESUME").isNotNegative()
+            .isGreaterThanOrEqualTo(r.switchoverMillis());
         assertThat(source.status()).isEqualTo("postmigrate");
         verified(dest);
         // The destination's gateway stood by and claimed the namespace with the guest's first write.
