@@ -410,8 +410,21 @@ public final class VmMigrationBench {
   private String plot(Map<Run, Outcome> r) {
     List<LinePlot.Series> series = new ArrayList<>();
     List<LinePlot.Mark> marks = new ArrayList<>();
+    // From a few seconds before the migrations to a while after the longest: the runs differ there.
+    double until = 15;
     for (Outcome x : r.values()) {
-      series.add(new LinePlot.Series(x.run().label(), x.times(), x.rates(), false));
+      until = Math.max(until, x.migrationSeconds() + 15);
+    }
+    for (Outcome x : r.values()) {
+      List<double[]> kept = new ArrayList<>();
+      for (int i = 0; i < x.times().length; i++) {
+        if (x.times()[i] >= -5 && x.times()[i] <= until) {
+          kept.add(new double[] {x.times()[i], x.rates()[i]});
+        }
+      }
+      double[] xs = kept.stream().mapToDouble(p -> p[0]).toArray();
+      double[] ys = kept.stream().mapToDouble(p -> p[1]).toArray();
+      series.add(new LinePlot.Series(x.run().label(), xs, ys, false));
       marks.add(new LinePlot.Mark(x.run().label() + " done", x.migrationSeconds()));
     }
     marks.add(new LinePlot.Mark("migration starts", 0));
