@@ -21,7 +21,8 @@ import picocli.CommandLine.Spec;
     "namespace; only what it holds in RAM crosses the link. When the two VMs use different gateways",
     "(two hosts), the namespace changes hands at switch-over, while the source is paused: the source's",
     "gateway is fenced (its writes refused from then on) and the destination's, standing by, claims it",
-    "with the guest's first write there."})
+    "with the guest's first write there. Under TCG pre-copy is refused and agile starts in post-copy:",
+    "QEMU loses guest writes in a pre-copy phase there (see --allow-tcg-pre-copy)."})
 final class MigrateCommand implements Callable<Integer> {
   @ParentCommand Vmd vmd;
   @Spec CommandSpec spec;
