@@ -44,15 +44,6 @@ final class Export {
     return namespace.sizeBytes();
   }
 
-  /**
-   * Standing by: another owner wrote the namespace when this gateway attached it, and none of its
-   * writes has claimed it since. (One taken from this gateway later by a hand-off is not standing by
-   * but stale: the connections that wrote through it get EIO for good.)
-   */
-  boolean standby() {
-    return namespace.readOnly();
-  }
-
   /** Orders a repair run on pages [first, last] with the export's NBD requests, like a write. */
   final io.vmd.client.Repairer.RangeLock repairLock = (first, last, waitMillis) -> {
     PageOrdering.Entry entry = ordering.enter(first, last, true);

@@ -91,6 +91,7 @@ final class ExportRegistry implements AutoCloseable {
    * attachment (its location table rebuilt from the servers, which the other owner wrote) replaces
    * the standing-by one, and the repairer keeps it whole. Refused: the export keeps standing by; an
    * export whose attachment was fenced gets a standing-by one for the connections still to come.
+   * While another owner's lease runs, one read of the control plane answers: nothing is attached.
    */
   private CompletableFuture<Namespace> claim(Export e) {
     return claim(e, true);
@@ -112,21 +113,28 @@ final class ExportRegistry implements AutoCloseable {
         if (before.writable()) {
           return before;
         }
-        Namespace ns = call(() -> client.attach(e.name(), VmdClient.Access.CLAIM));
-        if (ns.writable()) {
-          refusedAt.remove(e);
-          e.namespace = ns;
-          repairer.untrack(before);
-          before.release();
-          track(e);
-          return ns;
+        if (!call(() -> client.ownership(e.name())).ownedByAnother()) {
+          Namespace ns = call(() -> client.attach(e.name(), VmdClient.Access.CLAIM));
+          if (ns.writable()) {
+            refusedAt.remove(e);
+            e.namespace = ns;
+            repairer.untrack(before);
+            before.release();
+            track(e);
+            return ns;
+          }
+          // Another claimant came first: this attachment is not kept.
+          ns.release();
         }
         if (forWrite) {
           refusedAt.put(e, System.nanoTime());
         }
         if (before.fenced()) {
-          e.namespace = ns;
-          return ns;
+          Namespace standby = call(() -> client.attach(e.name(), VmdClient.Access.READ));
+          e.namespace = standby;
+          repairer.untrack(before);
+          before.release();
+          return standby;
         }
         return before;
       }, admin);
