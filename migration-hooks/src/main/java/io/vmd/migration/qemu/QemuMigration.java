@@ -75,8 +75,7 @@ public final class QemuMigration {
       }
     }
     // The destination resumes a moment after the source reports completion.
-    Qmp.Event resume = destination.nextEvent("RESUME", e -> destination.events().indexOf(e) >= destinationFrom,
-        Duration.ofSeconds(5));
+    Qmp.Event resume = destination.nextEvent("RESUME", destinationFrom, e -> true, Duration.ofSeconds(5));
     if (stop == null || resume == null) {
       return -1;
     }
@@ -129,6 +128,9 @@ public final class QemuMigration {
     source.call("migrate-set-parameters", params, t);
     String uri = "tcp:" + host + ":" + port;
     destination.call("migrate-incoming", Map.of("uri", uri), t);
+    // Events of this migration are those from here on (a QMP connection may have seen earlier ones).
+    int migrationEvents = source.events().size();
+    int destinationEvents = destination.events().size();
     long start = System.nanoTime();
     source.call("migrate", Map.of("uri", uri), t);
     long postcopyAt = -1;
@@ -138,8 +140,6 @@ public final class QemuMigration {
     }
     long deadline = start + timeout.toNanos();
     long switchoverMillis = -1;
-    int migrationEvents = source.events().size();
-    int destinationEvents = destination.events().size();
     while (true) {
       JsonNode m = source.call("query-migrate", null, t);
       progress.accept(m);
@@ -178,10 +178,9 @@ public final class QemuMigration {
       }
       // Poll every 50 ms, but wake at once when the source pauses for the switch-over: the guest is
       // stopped until it continues.
-      int seen = migrationEvents;
       if (switchOver != null && switchoverMillis < 0) {
-        source.nextEvent("MIGRATION", e -> "pre-switchover".equals(e.data().path("status").asText())
-            && source.events().indexOf(e) >= seen, Duration.ofMillis(50));
+        source.nextEvent("MIGRATION", migrationEvents, e -> "pre-switchover".equals(e.data().path("status").asText()),
+            Duration.ofMillis(50));
       } else {
         try {
           Thread.sleep(50);

@@ -164,7 +164,7 @@ public final class Qmp implements AutoCloseable {
 
   /** The first event named {@code event} (seen already or still to come) that {@code which} accepts. */
   public Event awaitEvent(String event, Predicate<Event> which, Duration timeout) throws QmpException {
-    Event e = nextEvent(event, which, timeout);
+    Event e = nextEvent(event, 0, which, timeout);
     if (e == null) {
       throw new QmpException(event, "no " + event + " event from QEMU " + name + " within "
           + timeout.toMillis() + " ms" + (broken != null ? " (connection lost)" : ""));
@@ -172,12 +172,17 @@ public final class Qmp implements AutoCloseable {
     return e;
   }
 
-  /** As {@link #awaitEvent}, but null when none came within {@code timeout} (or the connection is lost). */
-  public Event nextEvent(String event, Predicate<Event> which, Duration timeout) throws QmpException {
+  /**
+   * The first event named {@code event} at or after position {@code from} of {@link #events()} (seen
+   * already or still to come) that {@code which} accepts; null when none came within {@code timeout}
+   * (or the connection is lost).
+   */
+  public Event nextEvent(String event, int from, Predicate<Event> which, Duration timeout) throws QmpException {
     long deadline = System.nanoTime() + timeout.toNanos();
     synchronized (events) {
       while (true) {
-        for (Event e : events) {
+        for (int i = from; i < events.size(); i++) {
+          Event e = events.get(i);
           if (e.name().equals(event) && which.test(e)) {
             return e;
           }
