@@ -251,8 +251,7 @@ final class BenchCommand {
       for (String r : runs) {
         chosen.add(io.vmd.bench.migration.VmMigrationBench.Run.parse(r));
       }
-      Path lab = vmlab != null ? vmlab : Path.of(System.getenv().getOrDefault("VMD_VMLAB_DIR",
-          System.getProperty("user.home") + "/.cache/vmd-vmlab"));
+      Path lab = vmlab != null ? vmlab : VmDir.vmlab();
       if (!java.nio.file.Files.exists(lab.resolve("vmlinuz")) || !java.nio.file.Files.exists(lab.resolve("initrd.gz"))) {
         throw new IllegalArgumentException("no guest in " + lab + ": build it with benchmarks/vmlab/build.sh");
       }

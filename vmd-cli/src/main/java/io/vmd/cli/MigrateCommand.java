@@ -4,7 +4,6 @@ import io.vmd.common.Sizes;
 import io.vmd.migration.qemu.QemuMigration;
 import io.vmd.migration.qemu.Qmp;
 import java.time.Duration;
-import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
@@ -37,7 +36,7 @@ final class MigrateCommand implements Callable<Integer> {
   String policy;
 
   @Option(names = "--bandwidth", defaultValue = "1Gbit", paramLabel = "RATE",
-      description = "The link: 1Gbit, 100Mbit, or bytes per second with K/M/G (default: ${DEFAULT-VALUE}).")
+      description = "The link: 1Gbit, 100Mbit/s or 125MB/s, as every bandwidth option takes it (default: ${DEFAULT-VALUE}).")
   String bandwidth;
 
   @Option(names = "--listen", defaultValue = "127.0.0.1:0", paramLabel = "HOST:PORT",
@@ -56,24 +55,13 @@ final class MigrateCommand implements Callable<Integer> {
       description = "Give up (and cancel) after this long (default: ${DEFAULT-VALUE}).")
   Duration timeout;
 
-  static long bytesPerSecond(String rate) {
-    String r = rate.trim().toLowerCase(Locale.ROOT);
-    if (r.endsWith("bit")) {
-      String n = r.substring(0, r.length() - 3);
-      long unit = n.endsWith("g") ? 1_000_000_000L : n.endsWith("m") ? 1_000_000L : n.endsWith("k") ? 1_000L : 1L;
-      String digits = unit == 1 ? n : n.substring(0, n.length() - 1);
-      return Math.max(1, (long) (Double.parseDouble(digits) * unit / 8));
-    }
-    return io.vmd.common.Sizes.parse(rate);
-  }
-
   @Override
   public Integer call() throws Exception {
     QemuMigration.Policy p;
     long rate;
     try {
       p = QemuMigration.Policy.parse(policy);
-      rate = bytesPerSecond(bandwidth);
+      rate = (long) io.vmd.migration.model.Bandwidth.parse(bandwidth);
     } catch (IllegalArgumentException e) {
       throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
     }

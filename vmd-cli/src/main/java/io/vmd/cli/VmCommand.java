@@ -73,8 +73,7 @@ final class VmCommand {
 
     @Override
     public Integer call() throws Exception {
-      Path lab = Path.of(System.getenv().getOrDefault("VMD_VMLAB_DIR",
-          System.getProperty("user.home") + "/.cache/vmd-vmlab"));
+      Path lab = VmDir.vmlab();
       Path k = kernel != null ? kernel : lab.resolve("vmlinuz");
       Path i = initrd != null ? initrd : lab.resolve("initrd.gz");
       for (Path f : List.of(k, i)) {
@@ -108,14 +107,10 @@ final class VmCommand {
       if (Files.isDirectory(vm.vms.root)) {
         try (Stream<Path> dirs = Files.list(vm.vms.root)) {
           for (Path d : dirs.sorted().toList()) {
-            Path props = d.resolve(QemuVm.SPEC);
-            if (!Files.exists(props)) {
+            if (!Files.exists(d.resolve(QemuVm.SPEC))) {
               continue;
             }
-            Properties p = new Properties();
-            try (var r = Files.newBufferedReader(props)) {
-              p.load(r);
-            }
+            Properties p = vm.vms.spec(d.getFileName().toString());
             String status = "stopped";
             long balloon = 0;
             if (Files.exists(d.resolve(QemuVm.QMP))) {
@@ -244,18 +239,16 @@ final class VmCommand {
 
     private void track(io.vmd.migration.wss.WorkingSetTracker tracker, java.io.PrintWriter out)
         throws InterruptedException {
-      {
-        for (int i = 0; steps == 0 || i < steps; i++) {
-          Thread.sleep((tracker.stable() ? settled : interval).toMillis());
-          try {
-            long r = tracker.step();
-            out.printf("VM '%s': page-ins %s/s, reservation %s%s%n", name, Sizes.format((long) tracker.lastSwapRate()),
-                Sizes.format(r), tracker.stable() ? " (settled)" : "");
-          } catch (java.io.UncheckedIOException | java.io.IOException e) {
-            out.printf("VM '%s': no step: %s%n", name, e.getMessage());
-          }
-          out.flush();
+      for (int i = 0; steps == 0 || i < steps; i++) {
+        Thread.sleep((tracker.stable() ? settled : interval).toMillis());
+        try {
+          long r = tracker.step();
+          out.printf("VM '%s': page-ins %s/s, reservation %s%s%n", name, Sizes.format((long) tracker.lastSwapRate()),
+              Sizes.format(r), tracker.stable() ? " (settled)" : "");
+        } catch (java.io.UncheckedIOException | java.io.IOException e) {
+          out.printf("VM '%s': no step: %s%n", name, e.getMessage());
         }
+        out.flush();
       }
     }
   }

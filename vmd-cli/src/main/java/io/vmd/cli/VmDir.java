@@ -35,6 +35,11 @@ final class VmDir {
     }
   }
 
+  /** Where benchmarks/vmlab/build.sh puts the guest's kernel and initramfs: $VMD_VMLAB_DIR or ~/.cache/vmd-vmlab. */
+  static Path vmlab() {
+    return Path.of(System.getenv().getOrDefault("VMD_VMLAB_DIR", System.getProperty("user.home") + "/.cache/vmd-vmlab"));
+  }
+
   /** What VM {@code name} was started with (its vm.properties: name, memory, namespace, gateway, incoming). */
   java.util.Properties spec(String name) throws IOException {
     Path file = of(name).resolve(QemuVm.SPEC);

@@ -191,21 +191,23 @@ public final class VmMigrationBench {
         Tail dstTail = new Tail(dest.serialLog());
         List<double[]> destSamples = new ArrayList<>();
         long deadline = System.nanoTime() + (secs + 300L) * 1_000_000_000L;
-        String serial = dest.serial();
         ExportMetrics dm = destGw.metrics(ns);
         // Page-ins while the guest runs its workload, apart from its final check of every page.
         long runningPageIns = 0;
-        while (!serial.contains("VMLAB: hotset ") && dest.alive() && System.nanoTime() < deadline) {
+        boolean ended = false;
+        while (!ended && dest.alive() && System.nanoTime() < deadline) {
           int had = destSamples.size();
-          dstTail.poll(destSamples, t0);
+          ended = dstTail.poll(destSamples, t0).contains("VMLAB: hotset ");
           if (destSamples.size() > had && dm != null) {
             runningPageIns = (long) dm.pagesIn();
           }
-          Thread.sleep(100);
-          serial = dest.serial();
+          if (!ended) {
+            Thread.sleep(100);
+          }
         }
         dstTail.poll(destSamples, t0);
         long pageIns = dm == null ? 0 : (long) dm.pagesIn();
+        String serial = dest.serial();
         boolean verified = serial.contains("VMLAB: hotset OK") && !badKernel(serial) && !badKernel(source.serial());
         Matcher m = Pattern.compile("VMLAB: hotset (OK|FAILED)[^\\n]*").matcher(serial);
         String verdict = m.find() ? m.group().replace("VMLAB: ", "") : "no verdict (the destination did not finish)";
@@ -232,7 +234,7 @@ public final class VmMigrationBench {
     return null;
   }
 
-  /** New progress lines of a serial log, stamped with the host time they were seen at. */
+  /** New lines of a serial log, read from where the last poll stopped; progress lines stamped with the host time. */
   private static final class Tail {
     private final Path file;
     private long offset;
@@ -241,25 +243,35 @@ public final class VmMigrationBench {
       this.file = file;
     }
 
-    void poll(List<double[]> into, long t0) throws IOException {
+    /** Adds the progress lines that came since the last poll to {@code into}; returns the new whole lines. */
+    String poll(List<double[]> into, long t0) throws IOException {
       if (!Files.exists(file)) {
-        return;
+        return "";
       }
-      byte[] all = Files.readAllBytes(file);
-      if (all.length <= offset) {
-        return;
+      String s;
+      try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file)) {
+        long size = ch.size();
+        if (size <= offset) {
+          return "";
+        }
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate((int) (size - offset));
+        while (b.hasRemaining() && ch.read(b, offset + b.position()) > 0) {
+          // until the bytes there when it was sized
+        }
+        s = new String(b.array(), 0, b.position(), java.nio.charset.StandardCharsets.ISO_8859_1);
       }
-      String s = new String(all, (int) offset, all.length - (int) offset, java.nio.charset.StandardCharsets.ISO_8859_1);
       int lastNl = s.lastIndexOf('\n');
       if (lastNl < 0) {
-        return;
+        return "";
       }
       offset += lastNl + 1;
+      String lines = s.substring(0, lastNl);
       double now = (System.nanoTime() - t0) / 1e9;
-      Matcher m = PROGRESS.matcher(s.substring(0, lastNl));
+      Matcher m = PROGRESS.matcher(lines);
       while (m.find()) {
         into.add(new double[] {now, Double.parseDouble(m.group(2))});
       }
+      return lines;
     }
   }
 
