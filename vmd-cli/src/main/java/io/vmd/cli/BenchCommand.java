@@ -19,7 +19,10 @@ final class BenchCommand {
   @Command(name = "fault", mixinStandardHelpOptions = true, description = {
     "Page-fault latency: 4 KiB page-in and page-out at depth 1, 4 KiB 70/30 at depth 32, 1 MiB sequential,",
     "against VMD through the NBD gateway, VMD through its client, nbdkit's memory plugin and Redis,",
-    "all started here on 127.0.0.1, side by side."})
+    "all started here on 127.0.0.1, side by side. VMD runs as deployed: its control plane, two servers",
+    "and the gateway each a vmd process of its own; CPU per request is reported per process (with its",
+    "JIT compiler's share), pauses are every JVM's safepoints. Each workload is measured warm (after a",
+    "warm-up run) and cold (freshly started processes, right after the region is filled)."})
   static final class Fault implements Callable<Integer> {
     @Option(names = "--seconds", defaultValue = "5", description = "Seconds per workload and target (default: ${DEFAULT-VALUE}).")
     double seconds;
@@ -31,6 +34,30 @@ final class BenchCommand {
     @Option(names = "--targets", defaultValue = "vmd-nbd,vmd-direct,nbdkit,redis", split = ",",
         description = "Targets to measure (default: ${DEFAULT-VALUE}).")
     List<String> targets;
+
+    @Option(names = "--replicas", defaultValue = "1,2", split = ",", paramLabel = "R",
+        description = "Replication factors VMD is measured with (default: ${DEFAULT-VALUE}).")
+    List<Integer> replicas;
+
+    @Option(names = "--phases", defaultValue = "warm,cold", split = ",", paramLabel = "PHASE",
+        description = "warm: after every workload ran once; cold: fresh processes per workload (default: ${DEFAULT-VALUE}).")
+    List<String> phases;
+
+    @Option(names = "--warm-up", paramLabel = "SECONDS",
+        description = "Each workload's warm-up run before the warm measurements (default: --seconds).")
+    Double warmUp;
+
+    @Option(names = "--client", defaultValue = "own", split = ",", paramLabel = "own|fio",
+        description = "Load generator: the harness's own NBD client and/or fio's nbd engine (NBD targets only) "
+            + "(default: ${DEFAULT-VALUE}).")
+    List<String> clients;
+
+    @Option(names = "--in-process", description = "Run VMD's servers and gateway inside this JVM (the old layout; no cold rows).")
+    boolean inProcess;
+
+    @Option(names = "--vmd-jvm-option", paramLabel = "OPTION",
+        description = "Another JVM option for the VMD processes (not the harness); repeatable.")
+    List<String> vmdJvmOptions = new ArrayList<>();
 
     @Option(names = "--workloads", split = ",", paramLabel = "NAME",
         description = "Workloads to run: page-in, page-out, mixed, seq-read, seq-write (default: all).")
@@ -57,12 +84,36 @@ final class BenchCommand {
       if (targets.contains("redis") && !onPath("redis-server")) {
         missing.add("redis-server");
       }
+      if (clients.contains("fio") && !onPath("fio")) {
+        missing.add("fio");
+      }
       if (!missing.isEmpty()) {
         install(missing);
       }
-      new FaultBench(new FaultBench.Options(targets, workloads, seconds, region, json, csv, plot, bench.vmd.json), System.out,
+      new FaultBench(new FaultBench.Options(targets, workloads, seconds, warmUp == null ? seconds : warmUp, region,
+          replicas, phases, clients, inProcess, launcher(), vmdJvmOptions, json, csv, plot, bench.vmd.json), System.out,
           System.err).run();
       return 0;
+    }
+
+    /**
+     * How to start another vmd process the way this one was started: the same java, the same JVM
+     * options (the launcher's collector, direct-memory cap, leak detection), the same class path.
+     * A debugger's or profiler's agent is not passed on.
+     */
+    static List<String> launcher() {
+      List<String> cmd = new ArrayList<>();
+      cmd.add(ProcessHandle.current().info().command().orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+      for (String arg : java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+        if (!arg.startsWith("-agentlib:") && !arg.startsWith("-javaagent:") && !arg.startsWith("-Xlog:")
+            && !arg.startsWith("-XX:AOTCacheOutput") && !arg.startsWith("-XX:AOTMode")) {
+          cmd.add(arg);
+        }
+      }
+      cmd.add("-cp");
+      cmd.add(System.getProperty("java.class.path"));
+      cmd.add(Vmd.class.getName());
+      return cmd;
     }
 
     private static boolean onPath(String tool) {

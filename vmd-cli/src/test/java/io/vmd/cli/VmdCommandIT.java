@@ -345,22 +345,54 @@ class VmdCommandIT {
   void benchFaultRunsAsAUserWouldTypeItAndWritesTableJsonAndPlot() throws Exception {
     Path json = tmp.resolve("fault.json");
     Path plot = tmp.resolve("fault.svg");
-    File out = tmp.resolve("bench.out").toFile();
-    File err = tmp.resolve("bench.err").toFile();
-    Process p = launcher("bench", "fault", "--seconds", "0.3", "--region", "16M", "--json-file", json.toString(),
-        "--plot", plot.toString()).redirectOutput(out).redirectError(err).start();
-    assertThat(p.waitFor(300, TimeUnit.SECONDS)).isTrue();
-    String table = Files.readString(out.toPath());
-    assertThat(p.exitValue()).as("%s\n%s", table, Files.readString(err.toPath())).isZero();
-    assertThat(Files.readString(err.toPath())).contains("[vmd-nbd] filling 16 MiB").contains("[redis] 1M sequential write");
-    for (String target : List.of("vmd-nbd", "vmd-direct", "nbdkit", "redis", "vmd-nbd / nbdkit", "vmd-direct / redis")) {
-      assertThat(table).contains("  " + target + " ");
+    Bench b = bench("--seconds", "0.3", "--warm-up", "0", "--region", "16M", "--replicas", "1", "--phases", "warm",
+        "--json-file", json.toString(), "--plot", plot.toString());
+    assertThat(b.err).contains("[warm vmd-nbd R=1 own] filling 16 MiB").contains("[warm redis own] 1M sequential write");
+    for (String target : List.of("warm vmd-nbd R=1", "warm vmd-direct R=1", "warm nbdkit", "warm redis",
+        "warm vmd-nbd R=1 / nbdkit", "warm vmd-direct R=1 / redis")) {
+      assertThat(b.table).contains("  " + target + " ");
     }
-    assertThat(table).contains("4K random read QD1 (page-in)").contains("1M sequential write QD8");
+    assertThat(b.table).contains("4K random read QD1 (page-in)").contains("1M sequential write QD8")
+        .contains("VMD as separate processes");
+    // The servers and the gateway are processes of their own that did the work.
+    assertThat(b.table).containsPattern("CPU µs/op by process: meta [0-9.]+.* · server-1 [0-9.]+.* · server-2 [0-9.]+.* · gateway [1-9][0-9.]*")
+        .contains("nbdkit ").contains("redis-server ");
     String rows = Files.readString(json);
     assertThat(rows.split("\"target\"", -1)).hasSize(21); // 4 targets x 5 workloads
-    assertThat(rows).doesNotContain("\"iops\":0,");
+    assertThat(rows).doesNotContain("\"iops\":0,").contains("\"process\":\"gateway\"");
     assertThat(Files.readString(plot)).startsWith("<svg").contains("<polyline").contains("redis");
+  }
+
+  @Test
+  void benchFaultMeasuresColdProcessesWithR2AndFioBesideItsOwnClient() throws Exception {
+    Path json = tmp.resolve("cold.json");
+    Bench b = bench("--seconds", "0.5", "--region", "16M", "--targets", "vmd-nbd,vmd-direct,nbdkit", "--replicas", "2",
+        "--phases", "cold", "--workloads", "mixed", "--client", "own,fio", "--json-file", json.toString(),
+        "--plot", tmp.resolve("cold.svg").toString());
+    assertThat(b.err).contains("[vmd-direct] not measured with fio");
+    for (String row : List.of("cold vmd-nbd R=2 ", "cold vmd-direct R=2 ", "cold nbdkit ", "cold vmd-nbd R=2 fio ",
+        "cold nbdkit fio ", "cold vmd-nbd R=2 fio / nbdkit fio ")) {
+      assertThat(b.table).contains("  " + row);
+    }
+    assertThat(b.table).doesNotContain("warm ").contains("fio ");
+    String rows = Files.readString(json);
+    assertThat(rows.split("\"target\"", -1)).hasSize(6); // 3 own + 2 fio
+    assertThat(rows).contains("\"replicas\":2,\"phase\":\"cold\",\"client\":\"fio\"").doesNotContain("\"iops\":0,");
+  }
+
+  private record Bench(String table, String err) {}
+
+  private Bench bench(String... args) throws Exception {
+    File out = tmp.resolve("bench.out").toFile();
+    File err = tmp.resolve("bench.err").toFile();
+    List<String> cmd = new ArrayList<>(List.of("bench", "fault"));
+    cmd.addAll(List.of(args));
+    Process p = launcher(cmd.toArray(String[]::new)).redirectOutput(out).redirectError(err).start();
+    assertThat(p.waitFor(300, TimeUnit.SECONDS)).isTrue();
+    String table = Files.readString(out.toPath());
+    String errors = Files.readString(err.toPath());
+    assertThat(p.exitValue()).as("%s\n%s", table, errors).isZero();
+    return new Bench(table, errors);
   }
 
   private static final Pattern METRICS_AT = Pattern.compile("metrics on (http://\\S+/metrics)");

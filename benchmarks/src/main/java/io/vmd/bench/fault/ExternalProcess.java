@@ -54,6 +54,10 @@ final class ExternalProcess implements AutoCloseable {
     throw new IOException(cmd.get(0) + " did not listen on port " + port + " within 20 s");
   }
 
+  long pid() {
+    return process.pid();
+  }
+
   @Override
   public void close() throws IOException, InterruptedException {
     process.destroy();

@@ -9,6 +9,7 @@ import io.vmd.nbd.GatewayConfig;
 import io.vmd.nbd.NbdGateway;
 import io.vmd.server.MiniVmdCluster;
 import java.io.PrintStream;
+import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -16,11 +17,18 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import javax.management.ObjectName;
 
 /**
  * The page-fault latency harness behind {@code vmd bench fault}: the same workloads against VMD through
  * the NBD gateway (the path a swapping kernel takes), VMD through VmdClient directly, nbdkit's memory
  * plugin and Redis, all started here on 127.0.0.1, in one run; a side-by-side table with ratios.
+ *
+ * <p>VMD runs as deployed by default: its control plane, two servers and the gateway each a {@code vmd}
+ * process of its own (the harness only drives load), so CPU per request, JIT time and pauses are read
+ * per process. Every workload is measured warm (after each workload has run once) and cold (on freshly
+ * started processes, right after the region is filled): a restarted gateway under a swapping VM lives
+ * in the cold row.
  */
 public final class FaultBench {
 
@@ -28,55 +36,84 @@ public final class FaultBench {
    * @param targets which targets, in order: vmd-nbd, vmd-direct, nbdkit, redis
    * @param workloads which workloads by key (page-in, page-out, mixed, seq-read, seq-write); empty: all
    * @param seconds per workload and target
+   * @param warmUpSeconds each workload's run before the warm measurements
    * @param regionBytes bytes each target holds and the workloads address
+   * @param replicas the replication factors VMD targets are measured with
+   * @param phases "cold" and/or "warm"
+   * @param clients "own" (the harness's client) and/or "fio" (fio's nbd engine; NBD targets only)
+   * @param inProcess VMD's servers and gateway in the harness's JVM instead of processes of their own
+   * @param launcher how to start a vmd process: java, its options, -cp, the main class
+   * @param jvmOptions more JVM options for the VMD processes
    */
-  public record Options(List<String> targets, List<String> workloads, double seconds, long regionBytes, Path json, Path csv, Path plot,
-      boolean jsonToStdout) {}
+  public record Options(List<String> targets, List<String> workloads, double seconds, double warmUpSeconds,
+      long regionBytes, List<Integer> replicas, List<String> phases, List<String> clients, boolean inProcess,
+      List<String> launcher, List<String> jvmOptions, Path json, Path csv, Path plot, boolean jsonToStdout) {}
 
-  /** One measured cell: a target under a workload. */
-  public record Row(String target, String workload, double p50, double p90, double p99, double p999,
-      double iops, double mbPerSecond, long gcMaxPauseMillis, int gcPauses, double cpuMicrosPerOp,
-      double kernelShare) {}
+  /** CPU one process spent per request during a measurement, and how much of it its JIT compiler took. */
+  public record ProcessUse(String process, double cpuMicrosPerOp, double jitMicrosPerOp) {}
+
+  /**
+   * One measured cell: a target (with its replication factor) under a workload, in a phase, driven by
+   * a client. {@code pauseMaxMicros} is the longest safepoint of every JVM involved ({@code pauseIn}:
+   * which process, which operation); {@code cpuMicrosPerOp} is the whole machine's busy time per request.
+   */
+  public record Row(String target, int replicas, String phase, String client, String workload, double p50, double p90,
+      double p99, double p999, double iops, double mbPerSecond, double pauseMaxMicros, String pauseIn, int pauses,
+      double cpuMicrosPerOp, double kernelShare, List<ProcessUse> processes, Result result) {
+    /** "warm vmd-nbd R=2 fio": how the table names it. */
+    public String label() {
+      return phase + " " + target + (target.startsWith("vmd") ? " R=" + replicas : "") + ("own".equals(client) ? "" : " " + client);
+    }
+  }
 
   private final Options options;
   private final PrintStream out;
   private final PrintStream progress;
-  private final Map<String, Map<String, Result>> results = new LinkedHashMap<>();
   private final List<Row> rows = new ArrayList<>();
-
   private final List<Workload> workloads;
+  private final SafepointLog harnessSafepoints;
 
   public FaultBench(Options options, PrintStream out, PrintStream progress) {
     this.options = options;
     this.workloads = Workload.select(options.workloads());
     this.out = out;
     this.progress = progress;
+    for (String p : options.phases()) {
+      if (!p.equals("cold") && !p.equals("warm")) {
+        throw new IllegalArgumentException("unknown phase '" + p + "' (cold, warm)");
+      }
+    }
+    for (String c : options.clients()) {
+      if (!c.equals("own") && !c.equals("fio")) {
+        throw new IllegalArgumentException("unknown client '" + c + "' (own, fio)");
+      }
+    }
+    for (int r : options.replicas()) {
+      if (r < 1 || r > 2) {
+        throw new IllegalArgumentException("replicas " + r + ": the harness runs two servers (1 or 2)");
+      }
+    }
+    this.harnessSafepoints = logOwnSafepoints();
   }
 
   public List<Row> run() throws Exception {
-    long nanos = (long) (options.seconds() * 1e9);
-    for (String name : options.targets()) {
-      try (Target t = open(name)) {
-        try (Driver d = t.driver()) {
-          progress.printf("[%s] filling %d MiB%n", name, options.regionBytes() >> 20);
-          d.fill(options.regionBytes());
-          for (Workload w : workloads) {
-            progress.printf("[%s] %s for %.0f s ...%n", name, w.name(), options.seconds());
-            Result r;
-            GcWatch gc = new GcWatch();
-            CpuWatch cpu = new CpuWatch();
-            CpuWatch.Usage used;
-            try {
-              r = d.run(w, options.regionBytes(), nanos);
-            } finally {
-              used = cpu.stop();
-              gc.close();
+    for (String phase : options.phases()) {
+      if (phase.equals("cold") && options.inProcess()) {
+        progress.println("[cold] skipped: with --in-process the harness's JVM is warm from the targets before");
+        continue;
+      }
+      for (String client : options.clients()) {
+        for (String name : options.targets()) {
+          if (client.equals("fio") && !(name.equals("vmd-nbd") || name.equals("nbdkit"))) {
+            progress.printf("[%s] not measured with fio: it speaks no NBD%n", name);
+            continue;
+          }
+          for (int replicas : name.startsWith("vmd") ? options.replicas() : List.of(1)) {
+            if (phase.equals("warm")) {
+              warm(name, replicas, client);
+            } else {
+              cold(name, replicas, client);
             }
-            double cpuPerOp = used == null ? -1 : used.busyMicros() / Math.max(1, r.operations);
-            double kernel = used == null || used.busyMicros() == 0 ? -1 : used.systemMicros() / used.busyMicros();
-            results.computeIfAbsent(name, k -> new LinkedHashMap<>()).put(w.name(), r);
-            rows.add(new Row(name, w.name(), r.micros(50), r.micros(90), r.micros(99), r.micros(99.9), r.iops(),
-                r.megabytesPerSecond(), gc.maxPauseMillis(), gc.pauses(), cpuPerOp, kernel));
           }
         }
       }
@@ -91,12 +128,120 @@ public final class FaultBench {
     return rows;
   }
 
-  private Target open(String name) throws Exception {
+  /** One target started once and filled; each workload run once to warm up, then each measured. */
+  private void warm(String name, int replicas, String client) throws Exception {
+    String tag = "[warm " + name + (name.startsWith("vmd") ? " R=" + replicas : "") + " " + client + "]";
+    try (Target t = open(name, replicas); Driver d = driver(t, client)) {
+      progress.printf("%s filling %d MiB%n", tag, options.regionBytes() >> 20);
+      d.fill(options.regionBytes());
+      if (options.warmUpSeconds() > 0) {
+        for (Workload w : workloads) {
+          progress.printf("%s warming up: %s for %.0f s ...%n", tag, w.name(), options.warmUpSeconds());
+          d.run(w, options.regionBytes(), (long) (options.warmUpSeconds() * 1e9));
+        }
+      }
+      for (Workload w : workloads) {
+        progress.printf("%s %s for %.0f s ...%n", tag, w.name(), options.seconds());
+        rows.add(measure(t, d, name, replicas, "warm", client, w));
+      }
+    }
+  }
+
+  /** Per workload, freshly started processes: filled, then measured at once. */
+  private void cold(String name, int replicas, String client) throws Exception {
+    String tag = "[cold " + name + (name.startsWith("vmd") ? " R=" + replicas : "") + " " + client + "]";
+    for (Workload w : workloads) {
+      try (Target t = open(name, replicas); Driver d = driver(t, client)) {
+        progress.printf("%s started; filling %d MiB, then %s for %.0f s ...%n", tag, options.regionBytes() >> 20, w.name(),
+            options.seconds());
+        d.fill(options.regionBytes());
+        rows.add(measure(t, d, name, replicas, "cold", client, w));
+      }
+    }
+  }
+
+  private Driver driver(Target t, String client) throws Exception {
+    if (client.equals("fio")) {
+      return new FioDriver(t.nbdUri());
+    }
+    return t.driver();
+  }
+
+  private Row measure(Target t, Driver d, String name, int replicas, String phase, String client, Workload w)
+      throws Exception {
+    List<Target.Watched> watched = new ArrayList<>(t.processes());
+    // The harness drives its own client (and with --in-process, is VMD): it is one of the processes.
+    if (client.equals("own") || options.inProcess() || name.equals("vmd-direct")) {
+      watched.add(new Target.Watched(options.inProcess() && name.startsWith("vmd") ? "harness (VMD in it)" : "harness",
+          ProcessHandle.current().pid(), harnessSafepoints));
+    }
+    Map<String, ProcessCpu.Snapshot> before = new LinkedHashMap<>();
+    for (Target.Watched p : watched) {
+      before.put(p.name(), ProcessCpu.of(p.pid()));
+      if (p.safepoints() != null) {
+        p.safepoints().sinceLastRead();
+      }
+    }
+    CpuWatch machine = new CpuWatch();
+    Result r;
+    CpuWatch.Usage used;
+    try {
+      r = d.run(w, options.regionBytes(), (long) (options.seconds() * 1e9));
+    } finally {
+      used = machine.stop();
+    }
+    long ops = Math.max(1, r.operations);
+    List<ProcessUse> uses = new ArrayList<>();
+    SafepointLog.Pauses pauses = SafepointLog.Pauses.NONE;
+    String pauseIn = "";
+    for (Target.Watched p : watched) {
+      ProcessCpu.Snapshot spent = ProcessCpu.of(p.pid()).minus(before.get(p.name()));
+      uses.add(new ProcessUse(p.name(), spent.totalMicros() / ops, spent.jitMicros() / ops));
+      if (p.safepoints() != null) {
+        SafepointLog.Pauses got = p.safepoints().sinceLastRead();
+        if (got.maxNanos() > pauses.maxNanos()) {
+          pauseIn = p.name() + " " + got.longest();
+        }
+        pauses = pauses.max(got);
+      }
+    }
+    if (r.clientCpuMicros >= 0) {
+      uses.add(new ProcessUse(client, r.clientCpuMicros / ops, 0));
+    }
+    t.processes(); // throws if one of them died during the run
+    double cpuPerOp = used == null ? -1 : used.busyMicros() / ops;
+    double kernel = used == null || used.busyMicros() == 0 ? -1 : used.systemMicros() / used.busyMicros();
+    return new Row(name, replicas, phase, client, w.name(), r.micros(50), r.micros(90), r.micros(99), r.micros(99.9),
+        r.iops(), r.megabytesPerSecond(), pauses.maxNanos() / 1000.0, pauseIn, pauses.count(), cpuPerOp, kernel,
+        uses, r);
+  }
+
+  /**
+   * Turns on safepoint logging in this JVM (jcmd's VM.log, through its MBean), so the harness's own
+   * pauses, and with --in-process VMD's, are read like the child processes'. Null if the JVM refuses.
+   */
+  private SafepointLog logOwnSafepoints() {
+    try {
+      Path file = Files.createTempFile("vmd-bench-harness", ".safepoints");
+      file.toFile().deleteOnExit();
+      ManagementFactory.getPlatformMBeanServer().invoke(new ObjectName("com.sun.management:type=DiagnosticCommand"),
+          "vmLog", new Object[] {new String[] {"output=" + file, "what=safepoint=info"}},
+          new String[] {String[].class.getName()});
+      return new SafepointLog(file);
+    } catch (Exception e) {
+      progress.println("the harness's own pauses are not measured: " + e);
+      return null;
+    }
+  }
+
+  private Target open(String name, int replicas) throws Exception {
     switch (name) {
       case "vmd-nbd":
-        return VmdStack.start(options.regionBytes(), true);
       case "vmd-direct":
-        return VmdStack.start(options.regionBytes(), false);
+        return options.inProcess()
+            ? VmdStack.start(options.regionBytes(), replicas, name.equals("vmd-nbd"))
+            : DeployedStack.start(options.launcher(), options.jvmOptions(), options.regionBytes(), replicas,
+                name.equals("vmd-nbd"));
       case "nbdkit": {
         ExternalProcess p = ExternalProcess.start(List.of("nbdkit", "-f", "-i", "127.0.0.1", "-p", "%PORT%",
             "memory", String.valueOf(options.regionBytes())));
@@ -107,6 +252,14 @@ public final class FaultBench {
 
           public Driver driver() throws Exception {
             return new NbdLoadClient("127.0.0.1", p.port, "");
+          }
+
+          public String nbdUri() {
+            return "nbd://127.0.0.1:" + p.port + "/";
+          }
+
+          public List<Watched> processes() {
+            return List.of(new Watched("nbdkit", p.pid(), null));
           }
 
           public void close() throws Exception {
@@ -124,6 +277,10 @@ public final class FaultBench {
 
           public Driver driver() throws Exception {
             return new RedisDriver("127.0.0.1", p.port);
+          }
+
+          public List<Watched> processes() {
+            return List.of(new Watched("redis-server", p.pid(), null));
           }
 
           public void close() throws Exception {
@@ -150,12 +307,12 @@ public final class FaultBench {
       this.direct = direct;
     }
 
-    static VmdStack start(long region, boolean viaNbd) throws Exception {
+    static VmdStack start(long region, int replicas, boolean viaNbd) throws Exception {
       MiniVmdCluster cluster = MiniVmdCluster.builder().servers(2, region).start();
       VmdClient client = null;
       try {
         client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withIoThreads(Runtime.getRuntime().availableProcessors()));
-        client.createNamespace("bench", region, 1);
+        client.createNamespace("bench", region, replicas);
         if (viaNbd) {
           NbdGateway gw = NbdGateway.start(new GatewayConfig(new HostPort("127.0.0.1", 0), "bench"), client,
               new SimpleMeterRegistry());
@@ -181,6 +338,10 @@ public final class FaultBench {
           : new DirectDriver(direct);
     }
 
+    public String nbdUri() {
+      return gateway == null ? null : "nbd://127.0.0.1:" + gateway.address().port() + "/bench";
+    }
+
     public void close() {
       if (gateway != null) {
         gateway.close();
@@ -190,62 +351,98 @@ public final class FaultBench {
     }
   }
 
-  private Result result(String target, String workload) {
-    Map<String, Result> m = results.get(target);
-    return m == null ? null : m.get(workload);
+  /** The yardstick a VMD row is compared with: nbdkit for the gateway, Redis for the client. */
+  private static String yardstick(String target) {
+    return switch (target) {
+      case "vmd-nbd" -> "nbdkit";
+      case "vmd-direct" -> "redis";
+      default -> null;
+    };
   }
 
-  private Row row(String target, String workload) {
+  private Row find(String target, String phase, String client, String workload) {
     for (Row r : rows) {
-      if (r.target().equals(target) && r.workload().equals(workload)) {
+      if (r.target().equals(target) && r.phase().equals(phase) && r.client().equals(client) && r.workload().equals(workload)) {
         return r;
       }
     }
-    throw new IllegalStateException("no row for " + target + " / " + workload);
+    return null;
   }
 
   private void printTable() {
-    out.printf(Locale.ROOT, "%nvmd bench fault: %.0f s per workload, %d MiB region, %d cores, Java %s%n",
-        options.seconds(), options.regionBytes() >> 20, Runtime.getRuntime().availableProcessors(),
-        System.getProperty("java.version"));
+    out.printf(Locale.ROOT, "%nvmd bench fault: %.0f s per workload (warm-up %.0f s), %d MiB region, %d cores, Java %s, %s%n",
+        options.seconds(), options.warmUpSeconds(), options.regionBytes() >> 20, Runtime.getRuntime().availableProcessors(),
+        System.getProperty("java.version"), options.inProcess() ? "VMD in the harness's JVM" : "VMD as separate processes");
     for (Workload w : workloads) {
-      out.printf(Locale.ROOT, "%n%-30s %9s %9s %9s %9s %10s %9s %8s %11s %7s%n", w.name(), "p50 µs", "p90 µs",
-          "p99 µs", "p99.9 µs", "IOPS", "MB/s", "GC max", "CPU µs/op", "kernel");
-      for (Row r : rows) {
-        if (r.workload().equals(w.name())) {
-          out.printf(Locale.ROOT, "  %-28s %9.1f %9.1f %9.1f %9.1f %10.0f %9.1f %6d ms %11.1f %6.0f%%%n", r.target(),
-              r.p50(), r.p90(), r.p99(), r.p999(), r.iops(), r.mbPerSecond(), r.gcMaxPauseMillis(),
-              r.cpuMicrosPerOp(), r.kernelShare() * 100);
+      out.printf(Locale.ROOT, "%n%-30s %9s %9s %9s %9s %10s %9s %10s %11s %7s%n", w.name(), "p50 µs", "p90 µs",
+          "p99 µs", "p99.9 µs", "IOPS", "MB/s", "pause max", "CPU µs/op", "kernel");
+      for (String phase : options.phases()) {
+        for (String client : options.clients()) {
+          List<Row> group = rows.stream()
+              .filter(r -> r.workload().equals(w.name()) && r.phase().equals(phase) && r.client().equals(client)).toList();
+          for (Row r : group) {
+            out.printf(Locale.ROOT, "  %-28s %9.1f %9.1f %9.1f %9.1f %10.0f %9.1f %7.2f ms %11.1f %6.0f%%%n", r.label(),
+                r.p50(), r.p90(), r.p99(), r.p999(), r.iops(), r.mbPerSecond(), r.pauseMaxMicros() / 1000,
+                r.cpuMicrosPerOp(), r.kernelShare() * 100);
+            StringBuilder per = new StringBuilder();
+            for (ProcessUse u : r.processes()) {
+              per.append(per.length() == 0 ? "" : " · ").append(String.format(Locale.ROOT, "%s %.1f", u.process(),
+                  u.cpuMicrosPerOp()));
+              if (u.jitMicrosPerOp() >= 0.05) {
+                per.append(String.format(Locale.ROOT, " (JIT %.1f)", u.jitMicrosPerOp()));
+              }
+            }
+            out.printf(Locale.ROOT, "      CPU µs/op by process: %s%s%n", per,
+                r.pauseIn().isEmpty() ? "" : "; longest pause: " + r.pauseIn());
+          }
+          for (Row r : group) {
+            Row y = yardstick(r.target()) == null ? null : find(yardstick(r.target()), phase, client, w.name());
+            if (y != null) {
+              String yLabel = y.label().substring(phase.length() + 1);
+              out.printf(Locale.ROOT, "  %-28s %9.2f %9.2f %9.2f %9.2f %10.2f %9.2f %10s %11.2f%n",
+                  r.label() + " / " + yLabel, r.p50() / y.p50(), r.p90() / y.p90(), r.p99() / y.p99(),
+                  r.p999() / y.p999(), r.iops() / y.iops(), r.mbPerSecond() / y.mbPerSecond(), "",
+                  r.cpuMicrosPerOp() / y.cpuMicrosPerOp());
+            }
+          }
         }
       }
-      ratio(w, "vmd-nbd", "nbdkit");
-      ratio(w, "vmd-direct", "redis");
+      if (options.phases().contains("cold") && options.phases().contains("warm")) {
+        for (Row c : rows) {
+          Row warm = c.workload().equals(w.name()) && c.phase().equals("cold")
+              ? rows.stream().filter(r -> r.phase().equals("warm") && r.workload().equals(w.name())
+                  && r.target().equals(c.target()) && r.replicas() == c.replicas() && r.client().equals(c.client()))
+                  .findFirst().orElse(null)
+              : null;
+          if (warm != null) {
+            out.printf(Locale.ROOT, "  %-28s %9.2f %9.2f %9.2f %9.2f %10.2f %9.2f%n",
+                "cold / warm " + c.label().substring(5), c.p50() / warm.p50(), c.p90() / warm.p90(), c.p99() / warm.p99(),
+                c.p999() / warm.p999(), c.iops() / warm.iops(), c.mbPerSecond() / warm.mbPerSecond());
+          }
+        }
+      }
     }
     out.flush();
-  }
-
-  private void ratio(Workload w, String a, String b) {
-    Result ra = result(a, w.name());
-    Result rb = result(b, w.name());
-    if (ra != null && rb != null) {
-      Row ca = row(a, w.name());
-      Row cb = row(b, w.name());
-      out.printf(Locale.ROOT, "  %-28s %9.2f %9.2f %9.2f %9.2f %10.2f %9.2f %8s %11.2f%n", a + " / " + b,
-          ra.micros(50) / rb.micros(50), ra.micros(90) / rb.micros(90), ra.micros(99) / rb.micros(99),
-          ra.micros(99.9) / rb.micros(99.9), ra.iops() / rb.iops(), ra.megabytesPerSecond() / rb.megabytesPerSecond(),
-          "", ca.cpuMicrosPerOp() / cb.cpuMicrosPerOp());
-    }
   }
 
   private String json() {
     StringBuilder sb = new StringBuilder("[\n");
     for (int i = 0; i < rows.size(); i++) {
       Row r = rows.get(i);
+      StringBuilder procs = new StringBuilder();
+      for (ProcessUse u : r.processes()) {
+        procs.append(procs.length() == 0 ? "" : ",").append(String.format(Locale.ROOT,
+            "{\"process\":\"%s\",\"cpu_us_per_op\":%.2f,\"jit_us_per_op\":%.2f}", u.process(), u.cpuMicrosPerOp(),
+            u.jitMicrosPerOp()));
+      }
       sb.append(String.format(Locale.ROOT,
-          "  {\"target\":\"%s\",\"workload\":\"%s\",\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,"
-              + "\"p999_us\":%.1f,\"iops\":%.0f,\"mb_per_s\":%.1f,\"gc_max_pause_ms\":%d,\"gc_pauses\":%d,\"cpu_us_per_op\":%.1f,\"kernel_share\":%.3f}%s%n",
-          r.target(), r.workload(), r.p50(), r.p90(), r.p99(), r.p999(), r.iops(), r.mbPerSecond(),
-          r.gcMaxPauseMillis(), r.gcPauses(), r.cpuMicrosPerOp(), r.kernelShare(), i < rows.size() - 1 ? "," : ""));
+          "  {\"target\":\"%s\",\"replicas\":%d,\"phase\":\"%s\",\"client\":\"%s\",\"workload\":\"%s\","
+              + "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"iops\":%.0f,\"mb_per_s\":%.1f,"
+              + "\"pause_max_us\":%.1f,\"pause_in\":\"%s\",\"pauses\":%d,\"cpu_us_per_op\":%.1f,\"kernel_share\":%.3f,"
+              + "\"processes\":[%s]}%s%n",
+          r.target(), r.replicas(), r.phase(), r.client(), r.workload(), r.p50(), r.p90(), r.p99(), r.p999(), r.iops(),
+          r.mbPerSecond(), r.pauseMaxMicros(), r.pauseIn(), r.pauses(), r.cpuMicrosPerOp(), r.kernelShare(), procs,
+          i < rows.size() - 1 ? "," : ""));
     }
     return sb.append("]\n").toString();
   }
@@ -256,30 +453,38 @@ public final class FaultBench {
       progress.println("wrote " + options.json());
     }
     if (options.csv() != null) {
-      StringBuilder sb = new StringBuilder(
-          "target,workload,p50_us,p90_us,p99_us,p999_us,iops,mb_per_s,gc_max_pause_ms,cpu_us_per_op,kernel_share\n");
+      StringBuilder sb = new StringBuilder("target,replicas,phase,client,workload,p50_us,p90_us,p99_us,p999_us,iops,"
+          + "mb_per_s,pause_max_us,cpu_us_per_op,kernel_share,processes\n");
       for (Row r : rows) {
-        sb.append(String.format(Locale.ROOT, "%s,%s,%.1f,%.1f,%.1f,%.1f,%.0f,%.1f,%d,%.1f,%.3f%n", r.target(),
-            r.workload(), r.p50(), r.p90(), r.p99(), r.p999(), r.iops(), r.mbPerSecond(), r.gcMaxPauseMillis(),
-            r.cpuMicrosPerOp(), r.kernelShare()));
+        StringBuilder procs = new StringBuilder();
+        for (ProcessUse u : r.processes()) {
+          procs.append(procs.length() == 0 ? "" : ";").append(String.format(Locale.ROOT, "%s=%.2f/%.2f", u.process(),
+              u.cpuMicrosPerOp(), u.jitMicrosPerOp()));
+        }
+        sb.append(String.format(Locale.ROOT, "%s,%d,%s,%s,%s,%.1f,%.1f,%.1f,%.1f,%.0f,%.1f,%.1f,%.1f,%.3f,%s%n", r.target(),
+            r.replicas(), r.phase(), r.client(), r.workload(), r.p50(), r.p90(), r.p99(), r.p999(), r.iops(),
+            r.mbPerSecond(), r.pauseMaxMicros(), r.cpuMicrosPerOp(), r.kernelShare(), procs));
       }
       Files.writeString(options.csv(), sb);
       progress.println("wrote " + options.csv());
     }
     if (options.plot() != null) {
       List<CdfPlot.Panel> panels = new ArrayList<>();
-      for (Workload w : workloads) {
-        if (w.queueDepth() != 1) {
-          continue;
-        }
-        List<CdfPlot.Series> series = new ArrayList<>();
-        for (String t : options.targets()) {
-          Result r = result(t, w.name());
-          if (r != null) {
-            series.add(new CdfPlot.Series(t, r.latencyNanos));
+      for (String phase : options.phases()) {
+        for (Workload w : workloads) {
+          if (w.queueDepth() != 1) {
+            continue;
+          }
+          List<CdfPlot.Series> series = new ArrayList<>();
+          for (Row r : rows) {
+            if (r.phase().equals(phase) && r.workload().equals(w.name()) && r.result().hasHistogram()) {
+              series.add(new CdfPlot.Series(r.label().substring(phase.length() + 1), r.result().latencyNanos));
+            }
+          }
+          if (!series.isEmpty()) {
+            panels.add(new CdfPlot.Panel(w.name() + ", " + phase + ": latency CDF", series));
           }
         }
-        panels.add(new CdfPlot.Panel(w.name() + ": latency CDF", series));
       }
       Files.writeString(options.plot(), CdfPlot.svg(panels));
       progress.println("wrote " + options.plot());

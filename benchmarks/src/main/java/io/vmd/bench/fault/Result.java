@@ -1,13 +1,21 @@
 package io.vmd.bench.fault;
 
+import java.util.Map;
+import java.util.TreeMap;
 import org.HdrHistogram.Histogram;
 
-/** What one workload measured on one target: latency distribution, operations and bytes over time. */
+/**
+ * What one workload measured on one target: latency distribution, operations and bytes over time.
+ * A client that reports only percentiles (fio) fills {@link #percentileNanos} instead of the histogram.
+ */
 final class Result {
   final Histogram latencyNanos = new Histogram(3_600_000_000_000L, 3);
+  final Map<Double, Long> percentileNanos = new TreeMap<>();
   long operations;
   long bytes;
   long elapsedNanos;
+  /** CPU the load generator spent, where it reports it itself (fio); -1 otherwise. */
+  double clientCpuMicros = -1;
 
   double iops() {
     return operations * 1e9 / Math.max(1, elapsedNanos);
@@ -17,7 +25,18 @@ final class Result {
     return bytes * 1e3 / Math.max(1, elapsedNanos);
   }
 
+  boolean hasHistogram() {
+    return percentileNanos.isEmpty();
+  }
+
   double micros(double percentile) {
+    if (!percentileNanos.isEmpty()) {
+      Long v = percentileNanos.get(percentile);
+      if (v == null) {
+        throw new IllegalArgumentException("no " + percentile + "th percentile in " + percentileNanos.keySet());
+      }
+      return v / 1000.0;
+    }
     return latencyNanos.getValueAtPercentile(percentile) / 1000.0;
   }
 }

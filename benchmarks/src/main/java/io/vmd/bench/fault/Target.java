@@ -1,9 +1,24 @@
 package io.vmd.bench.fault;
 
+import java.util.List;
+
 /** Something the harness measures, started (and stopped) by the harness itself. */
 interface Target extends AutoCloseable {
   String name();
 
   /** A driver for one thread of load. */
   Driver driver() throws Exception;
+
+  /** The processes that serve this target other than the harness's own JVM (watched for CPU and pauses). */
+  default List<Watched> processes() {
+    return List.of();
+  }
+
+  /** The NBD URI another client (fio) attaches to, or null where the target does not speak NBD. */
+  default String nbdUri() {
+    return null;
+  }
+
+  /** A process the harness reads CPU time (and, for JVMs, safepoint pauses, else null) of. */
+  record Watched(String name, long pid, SafepointLog safepoints) {}
 }

@@ -1,0 +1,152 @@
+package io.vmd.bench.fault;
+
+import io.vmd.client.ClientConfig;
+import io.vmd.client.ServerState;
+import io.vmd.client.VmdClient;
+import io.vmd.common.HostPort;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+
+/**
+ * VMD as it is deployed: a control-plane voter, two {@code vmd server} processes and (for vmd-nbd) a
+ * {@code vmd gateway} process, each a JVM of its own started with the harness's launcher, on
+ * 127.0.0.1. The harness's JVM is only the client: it creates the namespace and, for vmd-direct,
+ * drives it through its own {@link VmdClient}.
+ */
+final class DeployedStack implements Target {
+  static final String NAMESPACE = "bench";
+  private static final Pattern META_READY = Pattern.compile("control-plane voter on (\\S+)");
+  private static final Pattern SERVER_READY = Pattern.compile("listening on (\\S+?)(,| |$)");
+  private static final Pattern GATEWAY_READY = Pattern.compile("NBD gateway listening on (\\S+?)(,| |$)");
+
+  private final Path dir;
+  private final List<VmdProcess> processes;
+  private final VmdClient client;
+  private final HostPort gateway;
+
+  private DeployedStack(Path dir, List<VmdProcess> processes, VmdClient client, HostPort gateway) {
+    this.dir = dir;
+    this.processes = processes;
+    this.client = client;
+    this.gateway = gateway;
+  }
+
+  /**
+   * @param launcher java, its options, -cp, the main class: how this harness itself was started
+   * @param jvmOptions more options for the VMD processes (not the harness)
+   */
+  static DeployedStack start(List<String> launcher, List<String> jvmOptions, long region, int replicas, boolean viaNbd)
+      throws Exception {
+    Path dir = Files.createTempDirectory("vmd-bench-");
+    List<VmdProcess> started = new ArrayList<>();
+    VmdClient client = null;
+    try {
+      String meta = "127.0.0.1:" + ExternalProcess.freePort();
+      started.add(VmdProcess.launch("meta", launcher, jvmOptions, dir, META_READY, "meta", "--listen", meta,
+          "--data-dir", dir.resolve("meta").toString()).awaitReady());
+      // Each server can hold the whole region: with R=2 both hold every page.
+      String memory = ((region >> 20) + 64) + "M";
+      List<VmdProcess> servers = new ArrayList<>();
+      for (int i = 1; i <= 2; i++) {
+        servers.add(VmdProcess.launch("server-" + i, launcher, jvmOptions, dir, SERVER_READY, "server", "--meta", meta,
+            "--listen", "127.0.0.1:0", "--memory", memory));
+      }
+      started.addAll(servers);
+      for (VmdProcess s : servers) {
+        s.awaitReady();
+      }
+      client = VmdClient.connect(ClientConfig.of(HostPort.parseList(meta))
+          .withIoThreads(Runtime.getRuntime().availableProcessors()));
+      awaitServers(client, 2);
+      client.createNamespace(NAMESPACE, region, replicas);
+      HostPort gw = null;
+      if (viaNbd) {
+        VmdProcess g = VmdProcess.launch("gateway", launcher, jvmOptions, dir, GATEWAY_READY, "gateway", "--listen",
+            "127.0.0.1:0", "--meta", meta).awaitReady();
+        started.add(g);
+        gw = HostPort.parse(g.ready(1));
+      }
+      return new DeployedStack(dir, started, client, gw);
+    } catch (Exception e) {
+      if (client != null) {
+        client.close();
+      }
+      stop(started);
+      delete(dir);
+      throw e;
+    }
+  }
+
+  /** Until the client sees {@code n} servers up and reporting free memory (their first push), 30 s at most. */
+  private static void awaitServers(VmdClient client, int n) throws Exception {
+    long deadline = System.nanoTime() + 30_000_000_000L;
+    while (true) {
+      long up = client.refreshAvailability().stream().filter(s -> s.up() && s.free() > 0).count();
+      if (up >= n) {
+        return;
+      }
+      if (System.nanoTime() > deadline) {
+        throw new IOException("only " + up + " of " + n + " servers up after 30 s: "
+            + client.servers().stream().map(ServerState::toString).toList());
+      }
+      Thread.sleep(100);
+    }
+  }
+
+  @Override
+  public String name() {
+    return gateway != null ? "vmd-nbd" : "vmd-direct";
+  }
+
+  @Override
+  public Driver driver() throws Exception {
+    return gateway != null
+        ? new NbdLoadClient(gateway.host(), gateway.port(), NAMESPACE)
+        : new DirectDriver(client.attach(NAMESPACE, true));
+  }
+
+  @Override
+  public String nbdUri() {
+    return gateway == null ? null : "nbd://" + gateway.host() + ":" + gateway.port() + "/" + NAMESPACE;
+  }
+
+  @Override
+  public List<Watched> processes() {
+    List<Watched> w = new ArrayList<>();
+    for (VmdProcess p : processes) {
+      if (!p.alive()) {
+        throw new IllegalStateException(p.name() + " died; its log:\n" + p.logTail());
+      }
+      w.add(new Watched(p.name(), p.pid(), p.safepoints()));
+    }
+    return w;
+  }
+
+  @Override
+  public void close() throws Exception {
+    client.close();
+    stop(processes);
+    delete(dir);
+  }
+
+  /** The gateway first, the control plane last, as an operator would take it down. */
+  private static void stop(List<VmdProcess> processes) throws InterruptedException {
+    for (int i = processes.size() - 1; i >= 0; i--) {
+      processes.get(i).close();
+    }
+  }
+
+  private static void delete(Path dir) {
+    try (Stream<Path> all = Files.walk(dir)) {
+      all.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+    } catch (IOException ignored) {
+      // a temp dir left behind
+    }
+  }
+}
