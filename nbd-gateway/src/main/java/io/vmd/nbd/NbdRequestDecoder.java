@@ -21,6 +21,12 @@ final class NbdRequestDecoder extends ByteToMessageDecoder {
   private long streamAt;
   private long streamLeft;
 
+  NbdRequestDecoder() {
+    // A WRITE's payload arrives in many reads: gather it without copying (the merging cumulator copied
+    // every byte once, and again each time it grew, into fresh pool chunks the allocator zeroes).
+    setCumulator(COMPOSITE_CUMULATOR);
+  }
+
   @Override
   protected void decode(ChannelHandlerContext ctx, ByteBuf in, List<Object> out) {
     while (true) {
