@@ -81,6 +81,7 @@ class LinkCutIT {
       ProcessBuilder pb = new ProcessBuilder(ip(), "netns", "exec", ns, System.getProperty("vmd.launcher"), "server",
           "--meta", metaAt.toString(), "--listen", "10.231." + (100 + i) + ".2:7400", "--memory", "64M", "--availability-interval", "500ms");
       pb.environment().put("VMD_JAR", System.getProperty("vmd.jar"));
+      pb.environment().put("VMD_WARM_UP", "0");
       Process p = pb.redirectError(log.toFile()).start();
       servers.add(p);
       String line = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8)).readLine();

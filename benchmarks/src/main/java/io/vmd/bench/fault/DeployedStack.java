@@ -99,6 +99,17 @@ final class DeployedStack implements Target {
     }
   }
 
+  /** What each process said of its warm-up before it served (how long, or why it was skipped). */
+  List<String> warmUps() {
+    List<String> lines = new ArrayList<>();
+    for (VmdProcess p : processes) {
+      for (String l : p.logLines("warmed up|warm-up skipped")) {
+        lines.add(p.name() + ": " + l);
+      }
+    }
+    return lines;
+  }
+
   @Override
   public String name() {
     return gateway != null ? "vmd-nbd" : "vmd-direct";

@@ -238,10 +238,15 @@ public final class FaultBench {
     switch (name) {
       case "vmd-nbd":
       case "vmd-direct":
-        return options.inProcess()
-            ? VmdStack.start(options.regionBytes(), replicas, name.equals("vmd-nbd"))
-            : DeployedStack.start(options.launcher(), options.jvmOptions(), options.regionBytes(), replicas,
-                name.equals("vmd-nbd"));
+        if (options.inProcess()) {
+          return VmdStack.start(options.regionBytes(), replicas, name.equals("vmd-nbd"));
+        }
+        DeployedStack stack = DeployedStack.start(options.launcher(), options.jvmOptions(), options.regionBytes(),
+            replicas, name.equals("vmd-nbd"));
+        for (String line : stack.warmUps()) {
+          progress.println("  " + line);
+        }
+        return stack;
       case "nbdkit": {
         ExternalProcess p = ExternalProcess.start(List.of("nbdkit", "-f", "-i", "127.0.0.1", "-p", "%PORT%",
             "memory", String.valueOf(options.regionBytes())));

@@ -111,6 +111,16 @@ final class VmdProcess implements AutoCloseable {
     return process.isAlive();
   }
 
+  /** Lines of its log that match {@code regex}, so far. */
+  List<String> logLines(String regex) {
+    try {
+      Pattern p = Pattern.compile(regex);
+      return Files.readAllLines(log).stream().filter(l -> p.matcher(l).find()).toList();
+    } catch (IOException e) {
+      return List.of();
+    }
+  }
+
   String logTail() {
     return tail(log);
   }

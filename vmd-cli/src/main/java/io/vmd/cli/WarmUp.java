@@ -1,0 +1,42 @@
+package io.vmd.cli;
+
+import io.vmd.bench.fault.SelfWarmUp;
+import java.time.Duration;
+import java.util.Locale;
+
+/**
+ * A gateway's or server's warm-up before it serves ({@code --warm-up}): a failed one (no loopback, as in
+ * a fresh network namespace; no memory for its private store) costs speed, not the start.
+ */
+final class WarmUp {
+  private WarmUp() {}
+
+  static void gateway(Duration most, int ioThreads) {
+    run("gateway", most, ioThreads);
+  }
+
+  static void server(Duration most, int ioThreads) {
+    run("server", most, ioThreads);
+  }
+
+  private static void run(String role, Duration most, int ioThreads) {
+    if (most.isZero() || most.isNegative()) {
+      return;
+    }
+    int threads = ioThreads > 0 ? ioThreads : Runtime.getRuntime().availableProcessors();
+    // The private cluster's start and stop would read like this process's own (a server "on" a port it
+    // never serves, a control plane that went away): only its errors are shown.
+    ch.qos.logback.classic.Logger vmdLog = (ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger("io.vmd");
+    ch.qos.logback.classic.Level level = vmdLog.getLevel();
+    vmdLog.setLevel(ch.qos.logback.classic.Level.ERROR);
+    try {
+      SelfWarmUp.Summary w = role.equals("gateway") ? SelfWarmUp.gateway(most, threads) : SelfWarmUp.server(most, threads);
+      System.err.printf(Locale.ROOT, "vmd: warmed up the %s's data path: %d requests in %.1f s%n", role, w.requests(),
+          w.took().toMillis() / 1000.0);
+    } catch (Exception | OutOfMemoryError e) {
+      System.err.println("vmd: warm-up skipped, the first seconds will be slow: " + e);
+    } finally {
+      vmdLog.setLevel(level);
+    }
+  }
+}
