@@ -59,7 +59,7 @@ public final class FaultBench {
    */
   public record Row(String target, int replicas, String phase, String client, String workload, double p50, double p90,
       double p99, double p999, double iops, double mbPerSecond, double pauseMaxMicros, String pauseIn, int pauses,
-      double cpuMicrosPerOp, double kernelShare, List<ProcessUse> processes, Result result) {
+      double cpuMicrosPerOp, double kernelShare, List<ProcessUse> processes) {
     /** "warm vmd-nbd R=2 fio": how the table names it. */
     public String label() {
       return phase + " " + target + (target.startsWith("vmd") ? " R=" + replicas : "") + ("own".equals(client) ? "" : " " + client);
@@ -70,6 +70,8 @@ public final class FaultBench {
   private final PrintStream out;
   private final PrintStream progress;
   private final List<Row> rows = new ArrayList<>();
+  /** Each row's latency distribution, where its client recorded one (fio reports percentiles only). */
+  private final Map<Row, org.HdrHistogram.Histogram> histograms = new java.util.IdentityHashMap<>();
   private final List<Workload> workloads;
   private final SafepointLog harnessSafepoints;
 
@@ -211,9 +213,13 @@ public final class FaultBench {
     t.processes(); // throws if one of them died during the run
     double cpuPerOp = used == null ? -1 : used.busyMicros() / ops;
     double kernel = used == null || used.busyMicros() == 0 ? -1 : used.systemMicros() / used.busyMicros();
-    return new Row(name, replicas, phase, client, w.name(), r.micros(50), r.micros(90), r.micros(99), r.micros(99.9),
+    Row row = new Row(name, replicas, phase, client, w.name(), r.micros(50), r.micros(90), r.micros(99), r.micros(99.9),
         r.iops(), r.megabytesPerSecond(), pauses.maxNanos() / 1000.0, pauseIn, pauses.count(), cpuPerOp, kernel,
-        uses, r);
+        uses);
+    if (r.hasHistogram()) {
+      histograms.put(row, r.latencyNanos);
+    }
+    return row;
   }
 
   /**
@@ -482,8 +488,8 @@ public final class FaultBench {
           }
           List<CdfPlot.Series> series = new ArrayList<>();
           for (Row r : rows) {
-            if (r.phase().equals(phase) && r.workload().equals(w.name()) && r.result().hasHistogram()) {
-              series.add(new CdfPlot.Series(r.label().substring(phase.length() + 1), r.result().latencyNanos));
+            if (r.phase().equals(phase) && r.workload().equals(w.name()) && histograms.containsKey(r)) {
+              series.add(new CdfPlot.Series(r.label().substring(phase.length() + 1), histograms.get(r)));
             }
           }
           if (!series.isEmpty()) {
