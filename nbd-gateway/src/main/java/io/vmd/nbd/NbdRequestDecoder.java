@@ -21,10 +21,19 @@ final class NbdRequestDecoder extends ByteToMessageDecoder {
   private long streamAt;
   private long streamLeft;
 
+  /** A payload of at least {@link #GATHER} bytes is arriving: the cumulation composes instead of copying. */
+  private boolean gathering;
+
+  /** Payloads this long are gathered from the socket's reads without copying. */
+  static final int GATHER = 64 << 10;
+
   NbdRequestDecoder() {
-    // A WRITE's payload arrives in many reads: gather it without copying (the merging cumulator copied
-    // every byte once, and again each time it grew, into fresh pool chunks the allocator zeroes).
-    setCumulator(COMPOSITE_CUMULATOR);
+    // A large WRITE's payload arrives in many reads: the merging cumulator copied every byte of it once,
+    // and again each time the cumulation grew, into fresh pool chunks the allocator zeroes; composing
+    // the reads copies nothing. Small requests merge: slices of a composite have no memory address, so
+    // writing one to a server's socket made a new NIO view of each of its parts (garbage per request).
+    setCumulator((alloc, cumulation, in) ->
+        (gathering ? COMPOSITE_CUMULATOR : MERGE_CUMULATOR).cumulate(alloc, cumulation, in));
   }
 
   @Override
@@ -33,8 +42,10 @@ final class NbdRequestDecoder extends ByteToMessageDecoder {
       if (streamLeft > 0) {
         int piece = (int) Math.min(streamLeft, NbdSession.PIECE - (streamAt & (NbdSession.PIECE - 1)));
         if (in.readableBytes() < piece) {
+          gathering = piece >= GATHER;
           return;
         }
+        gathering = false;
         out.add(NbdRequest.piece(streamAt, in.readRetainedSlice(piece)));
         streamAt += piece;
         streamLeft -= piece;
@@ -64,8 +75,10 @@ final class NbdRequestDecoder extends ByteToMessageDecoder {
       ByteBuf payload = null;
       if (type == Nbd.CMD_WRITE) {
         if (in.readableBytes() < HEADER + length) {
+          gathering = length >= GATHER;
           return;
         }
+        gathering = false;
         in.skipBytes(HEADER);
         payload = in.readRetainedSlice((int) length);
       } else {
