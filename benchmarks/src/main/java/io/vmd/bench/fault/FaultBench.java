@@ -132,7 +132,7 @@ public final class FaultBench {
 
   /** One target started once and filled; each workload run once to warm up, then each measured. */
   private void warm(String name, int replicas, String client) throws Exception {
-    String tag = "[warm " + name + (name.startsWith("vmd") ? " R=" + replicas : "") + " " + client + "]";
+    String tag = tag("warm", name, replicas, client);
     try (Target t = open(name, replicas); Driver d = driver(t, client)) {
       progress.printf("%s filling %d MiB%n", tag, options.regionBytes() >> 20);
       d.fill(options.regionBytes());
@@ -151,7 +151,7 @@ public final class FaultBench {
 
   /** Per workload, freshly started processes: filled, then measured at once. */
   private void cold(String name, int replicas, String client) throws Exception {
-    String tag = "[cold " + name + (name.startsWith("vmd") ? " R=" + replicas : "") + " " + client + "]";
+    String tag = tag("cold", name, replicas, client);
     for (Workload w : workloads) {
       try (Target t = open(name, replicas); Driver d = driver(t, client)) {
         progress.printf("%s started; filling %d MiB, then %s for %.0f s ...%n", tag, options.regionBytes() >> 20, w.name(),
@@ -160,6 +160,11 @@ public final class FaultBench {
         rows.add(measure(t, d, name, replicas, "cold", client, w));
       }
     }
+  }
+
+  /** "[cold vmd-nbd R=2 own]": how progress lines name what runs. */
+  private static String tag(String phase, String name, int replicas, String client) {
+    return "[" + phase + " " + name + (name.startsWith("vmd") ? " R=" + replicas : "") + " " + client + "]";
   }
 
   private Driver driver(Target t, String client) throws Exception {
@@ -371,9 +376,10 @@ public final class FaultBench {
     };
   }
 
-  private Row find(String target, String phase, String client, String workload) {
+  private Row find(String target, int replicas, String phase, String client, String workload) {
     for (Row r : rows) {
-      if (r.target().equals(target) && r.phase().equals(phase) && r.client().equals(client) && r.workload().equals(workload)) {
+      if (r.target().equals(target) && r.replicas() == replicas && r.phase().equals(phase) && r.client().equals(client)
+          && r.workload().equals(workload)) {
         return r;
       }
     }
@@ -407,7 +413,7 @@ public final class FaultBench {
                 r.pauseIn().isEmpty() ? "" : "; longest pause: " + r.pauseIn());
           }
           for (Row r : group) {
-            Row y = yardstick(r.target()) == null ? null : find(yardstick(r.target()), phase, client, w.name());
+            Row y = yardstick(r.target()) == null ? null : find(yardstick(r.target()), 1, phase, client, w.name());
             if (y != null) {
               String yLabel = y.label().substring(phase.length() + 1);
               out.printf(Locale.ROOT, "  %-28s %9.2f %9.2f %9.2f %9.2f %10.2f %9.2f %10s %11.2f%n",
@@ -421,9 +427,7 @@ public final class FaultBench {
       if (options.phases().contains("cold") && options.phases().contains("warm")) {
         for (Row c : rows) {
           Row warm = c.workload().equals(w.name()) && c.phase().equals("cold")
-              ? rows.stream().filter(r -> r.phase().equals("warm") && r.workload().equals(w.name())
-                  && r.target().equals(c.target()) && r.replicas() == c.replicas() && r.client().equals(c.client()))
-                  .findFirst().orElse(null)
+              ? find(c.target(), c.replicas(), "warm", c.client(), w.name())
               : null;
           if (warm != null) {
             out.printf(Locale.ROOT, "  %-28s %9.2f %9.2f %9.2f %9.2f %10.2f %9.2f%n",
@@ -436,16 +440,21 @@ public final class FaultBench {
     out.flush();
   }
 
+  /** A row's processes, each as {@code format} of its name, CPU and JIT µs per request, joined by {@code between}. */
+  private static String processes(Row r, String between, String format) {
+    StringBuilder sb = new StringBuilder();
+    for (ProcessUse u : r.processes()) {
+      sb.append(sb.length() == 0 ? "" : between)
+          .append(String.format(Locale.ROOT, format, u.process(), u.cpuMicrosPerOp(), u.jitMicrosPerOp()));
+    }
+    return sb.toString();
+  }
+
   private String json() {
     StringBuilder sb = new StringBuilder("[\n");
     for (int i = 0; i < rows.size(); i++) {
       Row r = rows.get(i);
-      StringBuilder procs = new StringBuilder();
-      for (ProcessUse u : r.processes()) {
-        procs.append(procs.length() == 0 ? "" : ",").append(String.format(Locale.ROOT,
-            "{\"process\":\"%s\",\"cpu_us_per_op\":%.2f,\"jit_us_per_op\":%.2f}", u.process(), u.cpuMicrosPerOp(),
-            u.jitMicrosPerOp()));
-      }
+      String procs = processes(r, ",", "{\"process\":\"%s\",\"cpu_us_per_op\":%.2f,\"jit_us_per_op\":%.2f}");
       sb.append(String.format(Locale.ROOT,
           "  {\"target\":\"%s\",\"replicas\":%d,\"phase\":\"%s\",\"client\":\"%s\",\"workload\":\"%s\","
               + "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"iops\":%.0f,\"mb_per_s\":%.1f,"
@@ -467,11 +476,7 @@ public final class FaultBench {
       StringBuilder sb = new StringBuilder("target,replicas,phase,client,workload,p50_us,p90_us,p99_us,p999_us,iops,"
           + "mb_per_s,pause_max_us,cpu_us_per_op,kernel_share,processes\n");
       for (Row r : rows) {
-        StringBuilder procs = new StringBuilder();
-        for (ProcessUse u : r.processes()) {
-          procs.append(procs.length() == 0 ? "" : ";").append(String.format(Locale.ROOT, "%s=%.2f/%.2f", u.process(),
-              u.cpuMicrosPerOp(), u.jitMicrosPerOp()));
-        }
+        String procs = processes(r, ";", "%s=%.2f/%.2f");
         sb.append(String.format(Locale.ROOT, "%s,%d,%s,%s,%s,%.1f,%.1f,%.1f,%.1f,%.0f,%.1f,%.1f,%.1f,%.3f,%s%n", r.target(),
             r.replicas(), r.phase(), r.client(), r.workload(), r.p50(), r.p90(), r.p99(), r.p999(), r.iops(),
             r.mbPerSecond(), r.pauseMaxMicros(), r.cpuMicrosPerOp(), r.kernelShare(), procs));

@@ -14,9 +14,6 @@ import java.nio.file.Path;
  * snapshots takes its JIT time with it (the process total keeps it), so the JIT share is a lower bound.
  */
 final class ProcessCpu {
-  /** USER_HZ: /proc reports in 1/100 s on every architecture Java runs on here. */
-  private static final double TICK_MICROS = 10_000;
-
   /** CPU microseconds of one process at one moment; zeros where /proc has nothing (process gone). */
   record Snapshot(double totalMicros, double jitMicros) {
     Snapshot minus(Snapshot earlier) {
@@ -39,7 +36,7 @@ final class ProcessCpu {
     } catch (IOException | RuntimeException gone) {
       // the process (or /proc) is gone: report what was read
     }
-    return new Snapshot(total * TICK_MICROS, jit * TICK_MICROS);
+    return new Snapshot(total * CpuWatch.TICK_MICROS, jit * CpuWatch.TICK_MICROS);
   }
 
   private static boolean isCompiler(Path task) {
