@@ -49,15 +49,11 @@ final class GatewayCommand implements Callable<Integer> {
 
   @picocli.CommandLine.Mixin GatewayLimits limits;
 
-  @Option(names = "--warm-up", defaultValue = "${env:VMD_WARM_UP:-10s}", converter = Vmd.DurationConverter.class,
-      paramLabel = "DURATION", description = {"Before serving, run the data path on private loopback ports until the JIT",
-        "compiler has compiled it, at most this long (0: serve at once, and slowly for the first seconds;",
-        "env VMD_WARM_UP) (default: ${DEFAULT-VALUE})."})
-  java.time.Duration warmUp;
+  @picocli.CommandLine.Mixin WarmUp warmUp;
 
   @Override
   public Integer call() throws Exception {
-    WarmUp.gateway(warmUp, ioThreads);
+    warmUp.gateway(ioThreads);
     PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     VmdClient client = vmd.connect(ioThreads > 0 ? ioThreads : Runtime.getRuntime().availableProcessors(), "gateway");
     NbdGateway gateway;

@@ -56,15 +56,11 @@ final class ServerCommand implements Callable<Integer> {
       description = "The voter's Raft log and snapshots (default: DATA_DIR/meta; required without --data-dir).")
   Path metaDir;
 
-  @Option(names = "--warm-up", defaultValue = "${env:VMD_WARM_UP:-10s}", converter = Vmd.DurationConverter.class,
-      paramLabel = "DURATION", description = {"Before serving, run the data path on private loopback ports until the JIT",
-        "compiler has compiled it, at most this long (0: serve at once, and slowly for the first seconds;",
-        "env VMD_WARM_UP) (default: ${DEFAULT-VALUE})."})
-  java.time.Duration warmUp;
+  @picocli.CommandLine.Mixin WarmUp warmUp;
 
   @Override
   public Integer call() throws Exception {
-    WarmUp.server(warmUp, ioThreads);
+    warmUp.server(ioThreads);
     java.util.List<HostPort> meta = vmd.metaList();
     io.vmd.meta.MetaServer metaVoter = null;
     if (voter != null) {

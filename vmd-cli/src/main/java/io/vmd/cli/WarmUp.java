@@ -3,23 +3,29 @@ package io.vmd.cli;
 import io.vmd.bench.fault.SelfWarmUp;
 import java.time.Duration;
 import java.util.Locale;
+import picocli.CommandLine.Option;
 
 /**
- * A gateway's or server's warm-up before it serves ({@code --warm-up}): a failed one (no loopback, as in
- * a fresh network namespace; no memory for its private store) costs speed, not the start.
+ * A gateway's or server's warm-up before it serves ({@code --warm-up}, shared by {@code vmd gateway} and
+ * {@code vmd server}): a failed one (no loopback, as in a fresh network namespace; no memory for its
+ * private store) costs speed, not the start.
  */
 final class WarmUp {
-  private WarmUp() {}
+  @Option(names = "--warm-up", defaultValue = "${env:VMD_WARM_UP:-10s}", converter = Vmd.DurationConverter.class,
+      paramLabel = "DURATION", description = {"Before serving, run the data path on private loopback ports until the JIT",
+        "compiler has compiled it, at most this long (0: serve at once, and slowly for the first seconds;",
+        "env VMD_WARM_UP) (default: ${DEFAULT-VALUE})."})
+  Duration most;
 
-  static void gateway(Duration most, int ioThreads) {
-    run("gateway", most, ioThreads);
+  void gateway(int ioThreads) {
+    run("gateway", ioThreads);
   }
 
-  static void server(Duration most, int ioThreads) {
-    run("server", most, ioThreads);
+  void server(int ioThreads) {
+    run("server", ioThreads);
   }
 
-  private static void run(String role, Duration most, int ioThreads) {
+  private void run(String role, int ioThreads) {
     if (most.isZero() || most.isNegative()) {
       return;
     }
