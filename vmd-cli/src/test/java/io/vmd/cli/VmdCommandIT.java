@@ -350,17 +350,17 @@ class VmdCommandIT {
     Bench b = bench("0", "--seconds", "0.3", "--warm-up", "0", "--region", "16M", "--replicas", "1", "--phases", "warm",
         "--json-file", json.toString(), "--plot", plot.toString());
     assertThat(b.err).contains("[warm vmd-nbd R=1 own] filling 16 MiB").contains("[warm redis own] 1M sequential write");
-    for (String target : List.of("warm vmd-nbd R=1", "warm vmd-direct R=1", "warm nbdkit", "warm redis",
-        "warm vmd-nbd R=1 / nbdkit", "warm vmd-direct R=1 / redis")) {
+    for (String target : List.of("warm vmd-nbd R=1", "warm vmd-direct R=1", "warm nbdkit", "warm nbdkit-hop", "warm redis",
+        "warm vmd-nbd R=1 / nbdkit", "warm vmd-nbd R=1 / nbdkit-hop", "warm vmd-direct R=1 / redis")) {
       assertThat(b.table).contains("  " + target + " ");
     }
     assertThat(b.table).contains("4K random read QD1 (page-in)").contains("1M sequential write QD8")
         .contains("VMD as separate processes");
     // The servers and the gateway are processes of their own that did the work.
     assertThat(b.table).containsPattern("CPU µs/op by process: meta [0-9.]+.* · server-1 [0-9.]+.* · server-2 [0-9.]+.* · gateway [1-9][0-9.]*")
-        .contains("nbdkit ").contains("redis-server ");
+        .contains("nbdkit ").contains("nbdkit front ").contains("nbdkit store ").contains("redis-server ");
     String rows = Files.readString(json);
-    assertThat(rows.split("\"target\"", -1)).hasSize(21); // 4 targets x 5 workloads
+    assertThat(rows.split("\"target\"", -1)).hasSize(26); // 5 targets x 5 workloads
     assertThat(rows).doesNotContain("\"iops\":0,").contains("\"process\":\"gateway\"");
     assertThat(Files.readString(plot)).startsWith("<svg").contains("<polyline").contains("redis");
   }
@@ -369,19 +369,19 @@ class VmdCommandIT {
   void benchFaultMeasuresColdProcessesWithR2AndFioBesideItsOwnClient() throws Exception {
     Path json = tmp.resolve("cold.json");
     // The VMD processes warm up before they serve, as by default (shorter here).
-    Bench b = bench("2s", "--seconds", "0.5", "--region", "16M", "--targets", "vmd-nbd,vmd-direct,nbdkit", "--replicas", "2",
+    Bench b = bench("2s", "--seconds", "0.5", "--region", "16M", "--targets", "vmd-nbd,vmd-direct,nbdkit,nbdkit-hop", "--replicas", "2",
         "--phases", "cold", "--workloads", "mixed", "--client", "own,fio", "--json-file", json.toString(),
         "--plot", tmp.resolve("cold.svg").toString());
     assertThat(b.err).contains("[vmd-direct] not measured with fio")
         .containsPattern("server-2: vmd: warmed up the server's data path: [1-9][0-9]* requests")
         .containsPattern("gateway: vmd: warmed up the gateway's data path: [1-9][0-9]* requests");
     for (String row : List.of("cold vmd-nbd R=2 ", "cold vmd-direct R=2 ", "cold nbdkit ", "cold vmd-nbd R=2 fio ",
-        "cold nbdkit fio ", "cold vmd-nbd R=2 fio / nbdkit fio ")) {
+        "cold nbdkit fio ", "cold nbdkit-hop fio ", "cold vmd-nbd R=2 fio / nbdkit fio ", "cold vmd-nbd R=2 fio / nbdkit-hop fio ")) {
       assertThat(b.table).contains("  " + row);
     }
     assertThat(b.table).doesNotContain("warm ").contains("fio ");
     String rows = Files.readString(json);
-    assertThat(rows.split("\"target\"", -1)).hasSize(6); // 3 own + 2 fio
+    assertThat(rows.split("\"target\"", -1)).hasSize(8); // 4 own + 3 fio
     assertThat(rows).contains("\"replicas\":2,\"phase\":\"cold\",\"client\":\"fio\"").doesNotContain("\"iops\":0,");
   }
 

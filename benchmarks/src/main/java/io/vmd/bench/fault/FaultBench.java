@@ -106,7 +106,7 @@ public final class FaultBench {
       }
       for (String client : options.clients()) {
         for (String name : options.targets()) {
-          if (client.equals("fio") && !(name.equals("vmd-nbd") || name.equals("nbdkit"))) {
+          if (client.equals("fio") && !(name.equals("vmd-nbd") || name.startsWith("nbdkit"))) {
             progress.printf("[%s] not measured with fio: it speaks no NBD%n", name);
             continue;
           }
@@ -283,6 +283,45 @@ public final class FaultBench {
           }
         };
       }
+      case "nbdkit-hop": {
+        // The shape of VMD without its cluster: a front process that keeps no pages (nbdkit's nbd plugin)
+        // and a store process behind one loopback TCP hop (nbdkit's memory plugin). What the hop costs.
+        ExternalProcess store = ExternalProcess.start(List.of("nbdkit", "-f", "-i", "127.0.0.1", "-p", "%PORT%",
+            "memory", String.valueOf(options.regionBytes())));
+        ExternalProcess front;
+        try {
+          front = ExternalProcess.start(List.of("nbdkit", "-f", "-i", "127.0.0.1", "-p", "%PORT%", "nbd",
+              "uri=nbd://127.0.0.1:" + store.port + "/"));
+        } catch (Exception e) {
+          store.close();
+          throw e;
+        }
+        return new Target() {
+          public String name() {
+            return "nbdkit-hop";
+          }
+
+          public Driver driver() throws Exception {
+            return new NbdLoadClient("127.0.0.1", front.port, "");
+          }
+
+          public String nbdUri() {
+            return "nbd://127.0.0.1:" + front.port + "/";
+          }
+
+          public List<Watched> processes() {
+            return List.of(new Watched("nbdkit front", front.pid(), null), new Watched("nbdkit store", store.pid(), null));
+          }
+
+          public void close() throws Exception {
+            try {
+              front.close();
+            } finally {
+              store.close();
+            }
+          }
+        };
+      }
       case "redis": {
         ExternalProcess p = ExternalProcess.start(List.of("redis-server", "--port", "%PORT%", "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "no", "--protected-mode", "no"));
@@ -305,7 +344,7 @@ public final class FaultBench {
         };
       }
       default:
-        throw new IllegalArgumentException("unknown target '" + name + "' (vmd-nbd, vmd-direct, nbdkit, redis)");
+        throw new IllegalArgumentException("unknown target '" + name + "' (vmd-nbd, vmd-direct, nbdkit, nbdkit-hop, redis)");
     }
   }
 
@@ -367,12 +406,15 @@ public final class FaultBench {
     }
   }
 
-  /** The yardstick a VMD row is compared with: nbdkit for the gateway, Redis for the client. */
-  private static String yardstick(String target) {
+  /**
+   * The yardsticks a VMD row is compared with: for the gateway nbdkit (one process) and nbdkit-hop (the
+   * same pages behind one more process and TCP hop, as VMD's are), for the client Redis.
+   */
+  private static List<String> yardsticks(String target) {
     return switch (target) {
-      case "vmd-nbd" -> "nbdkit";
-      case "vmd-direct" -> "redis";
-      default -> null;
+      case "vmd-nbd" -> List.of("nbdkit", "nbdkit-hop");
+      case "vmd-direct" -> List.of("redis");
+      default -> List.of();
     };
   }
 
@@ -391,14 +433,14 @@ public final class FaultBench {
         options.seconds(), options.warmUpSeconds(), options.regionBytes() >> 20, Runtime.getRuntime().availableProcessors(),
         System.getProperty("java.version"), options.inProcess() ? "VMD in the harness's JVM" : "VMD as separate processes");
     for (Workload w : workloads) {
-      out.printf(Locale.ROOT, "%n%-30s %9s %9s %9s %9s %10s %9s %10s %11s %7s%n", w.name(), "p50 µs", "p90 µs",
+      out.printf(Locale.ROOT, "%n%-42s %9s %9s %9s %9s %10s %9s %10s %11s %7s%n", w.name(), "p50 µs", "p90 µs",
           "p99 µs", "p99.9 µs", "IOPS", "MB/s", "pause max", "CPU µs/op", "kernel");
       for (String phase : options.phases()) {
         for (String client : options.clients()) {
           List<Row> group = rows.stream()
               .filter(r -> r.workload().equals(w.name()) && r.phase().equals(phase) && r.client().equals(client)).toList();
           for (Row r : group) {
-            out.printf(Locale.ROOT, "  %-28s %9.1f %9.1f %9.1f %9.1f %10.0f %9.1f %7.2f ms %11.1f %6.0f%%%n", r.label(),
+            out.printf(Locale.ROOT, "  %-40s %9.1f %9.1f %9.1f %9.1f %10.0f %9.1f %7.2f ms %11.1f %6.0f%%%n", r.label(),
                 r.p50(), r.p90(), r.p99(), r.p999(), r.iops(), r.mbPerSecond(), r.pauseMaxMicros() / 1000,
                 r.cpuMicrosPerOp(), r.kernelShare() * 100);
             StringBuilder per = new StringBuilder();
@@ -413,10 +455,13 @@ public final class FaultBench {
                 r.pauseIn().isEmpty() ? "" : "; longest pause: " + r.pauseIn());
           }
           for (Row r : group) {
-            Row y = yardstick(r.target()) == null ? null : find(yardstick(r.target()), 1, phase, client, w.name());
-            if (y != null) {
+            for (String yardstick : yardsticks(r.target())) {
+              Row y = find(yardstick, 1, phase, client, w.name());
+              if (y == null) {
+                continue;
+              }
               String yLabel = y.label().substring(phase.length() + 1);
-              out.printf(Locale.ROOT, "  %-28s %9.2f %9.2f %9.2f %9.2f %10.2f %9.2f %10s %11.2f%n",
+              out.printf(Locale.ROOT, "  %-40s %9.2f %9.2f %9.2f %9.2f %10.2f %9.2f %10s %11.2f%n",
                   r.label() + " / " + yLabel, r.p50() / y.p50(), r.p90() / y.p90(), r.p99() / y.p99(),
                   r.p999() / y.p999(), r.iops() / y.iops(), r.mbPerSecond() / y.mbPerSecond(), "",
                   r.cpuMicrosPerOp() / y.cpuMicrosPerOp());
@@ -430,7 +475,7 @@ public final class FaultBench {
               ? find(c.target(), c.replicas(), "warm", c.client(), w.name())
               : null;
           if (warm != null) {
-            out.printf(Locale.ROOT, "  %-28s %9.2f %9.2f %9.2f %9.2f %10.2f %9.2f%n",
+            out.printf(Locale.ROOT, "  %-40s %9.2f %9.2f %9.2f %9.2f %10.2f %9.2f%n",
                 "cold / warm " + c.label().substring(5), c.p50() / warm.p50(), c.p90() / warm.p90(), c.p99() / warm.p99(),
                 c.p999() / warm.p999(), c.iops() / warm.iops(), c.mbPerSecond() / warm.mbPerSecond());
           }
