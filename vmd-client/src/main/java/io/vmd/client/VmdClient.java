@@ -935,6 +935,6 @@ public final class VmdClient implements AutoCloseable {
       }
     }
     meta.close();
-    group.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+    io.vmd.common.Transports.shutdown(group, 1, "vmd client");
   }
 }

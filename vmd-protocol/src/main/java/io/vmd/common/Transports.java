@@ -13,9 +13,14 @@ import io.netty.channel.socket.SocketChannel;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.channel.socket.nio.NioSocketChannel;
 import io.netty.util.concurrent.DefaultThreadFactory;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /** Picks Netty's native epoll transport when it loads on this host, NIO otherwise. */
 public final class Transports {
+  private static final Logger LOG = LoggerFactory.getLogger(Transports.class);
+  private static final long SHUTDOWN_GRACE_SECONDS = 5;
   private static final boolean EPOLL =
       !Boolean.getBoolean("vmd.transport.nio") && Epoll.isAvailable();
 
@@ -50,6 +55,23 @@ public final class Transports {
   public static EventLoopGroup group(int threads, String name) {
     IoHandlerFactory factory = EPOLL ? EpollIoHandler.newFactory() : NioIoHandler.newFactory();
     return new MultiThreadIoEventLoopGroup(threads, new DefaultThreadFactory(name, true), factory);
+  }
+
+  /**
+   * Shuts {@code group} down (at most {@code seconds} for tasks still coming) and waits for its threads
+   * a few seconds longer, not forever: a loop thread that died without terminating (seen when a running
+   * JVM's jar was overwritten under it) must not keep a stopping process alive.
+   *
+   * @return whether every loop terminated in time (if not, a warning names {@code what})
+   */
+  public static boolean shutdown(EventLoopGroup group, long seconds, String what) {
+    boolean done = group.shutdownGracefully(0, seconds, TimeUnit.SECONDS)
+        .awaitUninterruptibly(seconds + SHUTDOWN_GRACE_SECONDS, TimeUnit.SECONDS);
+    if (!done) {
+      LOG.warn("{}: event loops still running {} s after shutdown began; going on without them", what,
+          seconds + SHUTDOWN_GRACE_SECONDS);
+    }
+    return done;
   }
 
   public static Class<? extends ServerSocketChannel> serverChannel() {

@@ -202,11 +202,12 @@ public final class VmdServer implements AutoCloseable {
     if (follower != null) {
       follower.close();
     }
+    // Bounded: a loop that no longer runs its tasks would never complete these futures.
     if (listener != null) {
-      listener.close().syncUninterruptibly();
+      listener.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
     }
-    connections.close().syncUninterruptibly();
-    group.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
+    connections.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
+    Transports.shutdown(group, 2, "vmd-server on " + where);
     store.close();
     metrics.close();
     LOG.info("vmd-server on {} stopped", where);

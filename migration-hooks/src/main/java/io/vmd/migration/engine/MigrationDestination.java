@@ -325,6 +325,6 @@ public final class MigrationDestination implements AutoCloseable {
   public void close() {
     listener.close().syncUninterruptibly();
     admin.shutdownNow();
-    group.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+    io.vmd.common.Transports.shutdown(group, 1, "migration destination");
   }
 }

@@ -104,7 +104,7 @@ public final class MigrationSource {
       if (channel != null) {
         channel.close().syncUninterruptibly();
       }
-      group.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+      io.vmd.common.Transports.shutdown(group, 1, "migration source");
     }
   }
 
