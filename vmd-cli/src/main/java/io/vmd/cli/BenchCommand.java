@@ -19,11 +19,12 @@ final class BenchCommand {
   @Command(name = "fault", mixinStandardHelpOptions = true, description = {
     "Page-fault latency: 4 KiB page-in and page-out at depth 1, 4 KiB 70/30 at depth 32, 1 MiB sequential,",
     "against VMD through the NBD gateway, VMD through its client, nbdkit's memory plugin, the same behind",
-    "nbdkit's nbd plugin (nbdkit-hop: one more process and TCP hop, as VMD's pages are) and Redis,",
-    "all started here on 127.0.0.1, side by side. VMD runs as deployed: its control plane, two servers",
-    "and the gateway each a vmd process of its own; CPU per request is reported per process (with its",
-    "JIT compiler's share), pauses are every JVM's safepoints. Each workload is measured warm (after a",
-    "warm-up run) and cold (freshly started processes, right after the region is filled)."})
+    "nbdkit's nbd plugin (nbdkit-hop: one more process and TCP hop, as VMD's pages are), null-nbd (a",
+    "process that answers at once: what one hop costs) and Redis, all started here on 127.0.0.1, side",
+    "by side. VMD runs as deployed: its control plane, two servers and the gateway each a vmd process of",
+    "its own; CPU per request is reported per process (with its JIT compiler's share), pauses are every",
+    "JVM's safepoints. Each workload is measured warm (after a warm-up run) and cold (freshly started",
+    "processes, right after the region is filled)."})
   static final class Fault implements Callable<Integer> {
     @Option(names = "--seconds", defaultValue = "5", description = "Seconds per workload and target (default: ${DEFAULT-VALUE}).")
     double seconds;
@@ -32,7 +33,7 @@ final class BenchCommand {
         description = "Bytes each target holds and the workloads address (default: ${DEFAULT-VALUE}).")
     long region;
 
-    @Option(names = "--targets", defaultValue = "vmd-nbd,vmd-direct,nbdkit,nbdkit-hop,redis", split = ",",
+    @Option(names = "--targets", defaultValue = "vmd-nbd,vmd-direct,nbdkit,nbdkit-hop,null-nbd,redis", split = ",",
         description = "Targets to measure (default: ${DEFAULT-VALUE}).")
     List<String> targets;
 

@@ -350,17 +350,18 @@ class VmdCommandIT {
     Bench b = bench("0", "--seconds", "0.3", "--warm-up", "0", "--region", "16M", "--replicas", "1", "--phases", "warm",
         "--json-file", json.toString(), "--plot", plot.toString());
     assertThat(b.err).contains("[warm vmd-nbd R=1 own] filling 16 MiB").contains("[warm redis own] 1M sequential write");
-    for (String target : List.of("warm vmd-nbd R=1", "warm vmd-direct R=1", "warm nbdkit", "warm nbdkit-hop", "warm redis",
-        "warm vmd-nbd R=1 / nbdkit", "warm vmd-nbd R=1 / nbdkit-hop", "warm vmd-direct R=1 / redis")) {
+    for (String target : List.of("warm vmd-nbd R=1", "warm vmd-direct R=1", "warm nbdkit", "warm nbdkit-hop", "warm null-nbd",
+        "warm redis", "warm vmd-nbd R=1 / nbdkit", "warm vmd-nbd R=1 / nbdkit-hop", "warm vmd-nbd R=1 / (nbdkit + null-nbd)",
+        "warm vmd-direct R=1 / redis")) {
       assertThat(b.table).contains("  " + target + " ");
     }
     assertThat(b.table).contains("4K random read QD1 (page-in)").contains("1M sequential write QD8")
         .contains("VMD as separate processes");
     // The servers and the gateway are processes of their own that did the work.
     assertThat(b.table).containsPattern("CPU µs/op by process: meta [0-9.]+.* · server-1 [0-9.]+.* · server-2 [0-9.]+.* · gateway [1-9][0-9.]*")
-        .contains("nbdkit ").contains("nbdkit front ").contains("nbdkit store ").contains("redis-server ");
+        .contains("nbdkit ").contains("nbdkit front ").contains("nbdkit store ").contains("null-nbd ").contains("redis-server ");
     String rows = Files.readString(json);
-    assertThat(rows.split("\"target\"", -1)).hasSize(26); // 5 targets x 5 workloads
+    assertThat(rows.split("\"target\"", -1)).hasSize(31); // 6 targets x 5 workloads
     assertThat(rows).doesNotContain("\"iops\":0,").contains("\"process\":\"gateway\"");
     assertThat(Files.readString(plot)).startsWith("<svg").contains("<polyline").contains("redis");
   }

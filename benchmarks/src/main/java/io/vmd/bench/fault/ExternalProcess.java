@@ -30,7 +30,7 @@ final class ExternalProcess implements AutoCloseable {
   static ExternalProcess start(List<String> command) throws IOException, InterruptedException {
     int port = freePort();
     List<String> cmd = command.stream().map(a -> a.replace("%PORT%", String.valueOf(port))).toList();
-    Path log = Files.createTempFile("vmd-bench-" + cmd.get(0), ".log");
+    Path log = Files.createTempFile("vmd-bench-" + Path.of(cmd.get(0)).getFileName(), ".log");
     Process p;
     try {
       p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();

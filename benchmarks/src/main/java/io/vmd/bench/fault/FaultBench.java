@@ -106,7 +106,7 @@ public final class FaultBench {
       }
       for (String client : options.clients()) {
         for (String name : options.targets()) {
-          if (client.equals("fio") && !(name.equals("vmd-nbd") || name.startsWith("nbdkit"))) {
+          if (client.equals("fio") && !(name.equals("vmd-nbd") || name.startsWith("nbdkit") || name.equals("null-nbd"))) {
             progress.printf("[%s] not measured with fio: it speaks no NBD%n", name);
             continue;
           }
@@ -322,6 +322,32 @@ public final class FaultBench {
           }
         };
       }
+      case "null-nbd": {
+        List<String> cmd = new ArrayList<>(options.launcher().subList(0, options.launcher().size() - 1));
+        cmd.addAll(List.of(NullNbdServer.class.getName(), "%PORT%", String.valueOf(options.regionBytes())));
+        ExternalProcess p = ExternalProcess.start(cmd);
+        return new Target() {
+          public String name() {
+            return "null-nbd";
+          }
+
+          public Driver driver() throws Exception {
+            return new NbdLoadClient("127.0.0.1", p.port, "");
+          }
+
+          public String nbdUri() {
+            return "nbd://127.0.0.1:" + p.port + "/";
+          }
+
+          public List<Watched> processes() {
+            return List.of(new Watched("null-nbd", p.pid(), null));
+          }
+
+          public void close() throws Exception {
+            p.close();
+          }
+        };
+      }
       case "redis": {
         ExternalProcess p = ExternalProcess.start(List.of("redis-server", "--port", "%PORT%", "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "no", "--protected-mode", "no"));
@@ -344,7 +370,7 @@ public final class FaultBench {
         };
       }
       default:
-        throw new IllegalArgumentException("unknown target '" + name + "' (vmd-nbd, vmd-direct, nbdkit, nbdkit-hop, redis)");
+        throw new IllegalArgumentException("unknown target '" + name + "' (vmd-nbd, vmd-direct, nbdkit, nbdkit-hop, null-nbd, redis)");
     }
   }
 
@@ -466,6 +492,7 @@ public final class FaultBench {
                   r.p999() / y.p999(), r.iops() / y.iops(), r.mbPerSecond() / y.mbPerSecond(), "",
                   r.cpuMicrosPerOp() / y.cpuMicrosPerOp());
             }
+            printFloor(r, phase, client, w);
           }
         }
       }
@@ -483,6 +510,20 @@ public final class FaultBench {
       }
     }
     out.flush();
+  }
+
+  /**
+   * At depth 1, VMD's latency against the least a design with one more hop can have: nbdkit's request
+   * plus one request to null-nbd (a loopback round trip to a process that answers at once).
+   */
+  private void printFloor(Row r, String phase, String client, Workload w) {
+    Row kit = w.queueDepth() == 1 && r.target().equals("vmd-nbd") ? find("nbdkit", 1, phase, client, w.name()) : null;
+    Row hop = kit == null ? null : find("null-nbd", 1, phase, client, w.name());
+    if (hop != null) {
+      out.printf(Locale.ROOT, "  %-40s %9.2f %9.2f %9.2f %9.2f%n", r.label() + " / (nbdkit + null-nbd)",
+          r.p50() / (kit.p50() + hop.p50()), r.p90() / (kit.p90() + hop.p90()), r.p99() / (kit.p99() + hop.p99()),
+          r.p999() / (kit.p999() + hop.p999()));
+    }
   }
 
   /** A row's processes, each as {@code format} of its name, CPU and JIT µs per request, joined by {@code between}. */
