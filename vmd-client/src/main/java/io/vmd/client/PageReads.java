@@ -67,10 +67,19 @@ final class PageReads {
    * The replica of {@code page} to read: the first on a server that is up, else the first at all (its
    * failure is then the answer); never one of the servers in {@code tried} (null: none), which already
    * failed it. {@link LocationTable#NONE} when no other copy.
+   *
+   * <p>"First" starts at a different replica for each block of {@link Namespace#PLACEMENT_RUN} pages:
+   * placement lists the same server first for every run it places while the cluster stays the same, so
+   * reading replica 0 always sent every read of a namespace to one server and left the other copies
+   * idle (with R=2 under 1 MiB reads, one server did all the work). Every copy is current: a write
+   * completes only when each replica has it.
    */
   int readServer(long page, int[] tried) {
     int fallback = LocationTable.NONE;
-    for (int r = 0; r < ns.locations.replicas(); r++) {
+    int replicas = ns.locations.replicas();
+    int first = replicas == 1 ? 0 : (int) ((page / Namespace.PLACEMENT_RUN) % replicas);
+    for (int k = 0; k < replicas; k++) {
+      int r = first + k < replicas ? first + k : first + k - replicas;
       int s = ns.locations.get(page, r);
       if (s == LocationTable.NONE || (tried != null && contains(tried, s))) {
         continue;

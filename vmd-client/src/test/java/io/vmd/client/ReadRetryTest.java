@@ -44,6 +44,33 @@ class ReadRetryTest {
     }
   }
 
+  /**
+   * With two copies of every page, reads take turns between them by block of placement runs: both
+   * servers serve half of a large read (each page always from the same one), and the bytes are right.
+   */
+  @Test
+  void readsOfAReplicatedNamespaceUseEveryCopy() throws Exception {
+    try (MiniVmdCluster c = MiniVmdCluster.builder().servers(2, 16 << 20).start();
+         VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()))) {
+      client.createNamespace("r2", 4 << 20, 2);
+      Namespace ns = client.attach("r2", true);
+      int pages = 8 * Namespace.PLACEMENT_RUN;
+      byte[] data = new byte[pages * 4096];
+      new Random(11).nextBytes(data);
+      ns.writeSync(0, data);
+      assertThat(ns.readSync(0, pages)).isEqualTo(data);
+      double[] served = new double[2];
+      for (int i = 0; i < 2; i++) {
+        served[i] = c.registry(i).get("vmd.server.pages.read").counter().count();
+      }
+      assertThat(served[0] + served[1]).isEqualTo(pages);
+      assertThat(served[0]).isEqualTo(pages / 2.0);
+      // Each page from the same copy every time: a second read moves the counts by the same halves.
+      assertThat(ns.readSync(0, pages)).isEqualTo(data);
+      assertThat(c.registry(0).get("vmd.server.pages.read").counter().count()).isEqualTo(pages);
+    }
+  }
+
   @Test
   void aNamespaceLargerThanPageIndicesCanAddressIsRefusedAtCreate() throws Exception {
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(1, 1 << 20).start();
