@@ -258,95 +258,18 @@ public final class FaultBench {
           progress.println("  " + line);
         }
         return stack;
-      case "nbdkit": {
-        ExternalProcess p = ExternalProcess.start(List.of("nbdkit", "-f", "-i", "127.0.0.1", "-p", "%PORT%",
-            "memory", String.valueOf(options.regionBytes())));
-        return new Target() {
-          public String name() {
-            return "nbdkit";
-          }
-
-          public Driver driver() throws Exception {
-            return new NbdLoadClient("127.0.0.1", p.port, "");
-          }
-
-          public String nbdUri() {
-            return "nbd://127.0.0.1:" + p.port + "/";
-          }
-
-          public List<Watched> processes() {
-            return List.of(new Watched("nbdkit", p.pid(), null));
-          }
-
-          public void close() throws Exception {
-            p.close();
-          }
-        };
-      }
-      case "nbdkit-hop": {
+      case "nbdkit":
+        return ExternalNbd.of("nbdkit", List.of("nbdkit"), nbdkit("memory", String.valueOf(options.regionBytes())));
+      case "nbdkit-hop":
         // The shape of VMD without its cluster: a front process that keeps no pages (nbdkit's nbd plugin)
         // and a store process behind one loopback TCP hop (nbdkit's memory plugin). What the hop costs.
-        ExternalProcess store = ExternalProcess.start(List.of("nbdkit", "-f", "-i", "127.0.0.1", "-p", "%PORT%",
-            "memory", String.valueOf(options.regionBytes())));
-        ExternalProcess front;
-        try {
-          front = ExternalProcess.start(List.of("nbdkit", "-f", "-i", "127.0.0.1", "-p", "%PORT%", "nbd",
-              "uri=nbd://127.0.0.1:" + store.port + "/"));
-        } catch (Exception e) {
-          store.close();
-          throw e;
-        }
-        return new Target() {
-          public String name() {
-            return "nbdkit-hop";
-          }
-
-          public Driver driver() throws Exception {
-            return new NbdLoadClient("127.0.0.1", front.port, "");
-          }
-
-          public String nbdUri() {
-            return "nbd://127.0.0.1:" + front.port + "/";
-          }
-
-          public List<Watched> processes() {
-            return List.of(new Watched("nbdkit front", front.pid(), null), new Watched("nbdkit store", store.pid(), null));
-          }
-
-          public void close() throws Exception {
-            try {
-              front.close();
-            } finally {
-              store.close();
-            }
-          }
-        };
-      }
+        return ExternalNbd.of("nbdkit-hop", List.of("nbdkit store", "nbdkit front"),
+            nbdkit("memory", String.valueOf(options.regionBytes())),
+            nbdkit("nbd", "uri=nbd://127.0.0.1:%BEHIND%/"));
       case "null-nbd": {
         List<String> cmd = new ArrayList<>(options.launcher().subList(0, options.launcher().size() - 1));
         cmd.addAll(List.of(NullNbdServer.class.getName(), "%PORT%", String.valueOf(options.regionBytes())));
-        ExternalProcess p = ExternalProcess.start(cmd);
-        return new Target() {
-          public String name() {
-            return "null-nbd";
-          }
-
-          public Driver driver() throws Exception {
-            return new NbdLoadClient("127.0.0.1", p.port, "");
-          }
-
-          public String nbdUri() {
-            return "nbd://127.0.0.1:" + p.port + "/";
-          }
-
-          public List<Watched> processes() {
-            return List.of(new Watched("null-nbd", p.pid(), null));
-          }
-
-          public void close() throws Exception {
-            p.close();
-          }
-        };
+        return ExternalNbd.of("null-nbd", List.of("null-nbd"), cmd);
       }
       case "redis": {
         ExternalProcess p = ExternalProcess.start(List.of("redis-server", "--port", "%PORT%", "--bind", "127.0.0.1",
@@ -371,6 +294,70 @@ public final class FaultBench {
       }
       default:
         throw new IllegalArgumentException("unknown target '" + name + "' (vmd-nbd, vmd-direct, nbdkit, nbdkit-hop, null-nbd, redis)");
+    }
+  }
+
+  private static List<String> nbdkit(String plugin, String arg) {
+    return List.of("nbdkit", "-f", "-i", "127.0.0.1", "-p", "%PORT%", plugin, arg);
+  }
+
+  /**
+   * An NBD yardstick made of processes started here, each in front of the one before it: a command's
+   * {@code %BEHIND%} is the port of the process started before it; clients attach to the last.
+   */
+  private record ExternalNbd(String name, List<String> names, List<ExternalProcess> started) implements Target {
+    @SafeVarargs
+    static ExternalNbd of(String name, List<String> names, List<String>... commands) throws Exception {
+      List<ExternalProcess> started = new ArrayList<>();
+      try {
+        for (List<String> command : commands) {
+          String behind = started.isEmpty() ? "" : String.valueOf(started.get(started.size() - 1).port);
+          started.add(ExternalProcess.start(command.stream().map(a -> a.replace("%BEHIND%", behind)).toList()));
+        }
+        return new ExternalNbd(name, names, started);
+      } catch (Exception e) {
+        new ExternalNbd(name, names, started).close();
+        throw e;
+      }
+    }
+
+    private int port() {
+      return started.get(started.size() - 1).port;
+    }
+
+    @Override
+    public Driver driver() throws Exception {
+      return new NbdLoadClient("127.0.0.1", port(), "");
+    }
+
+    @Override
+    public String nbdUri() {
+      return "nbd://127.0.0.1:" + port() + "/";
+    }
+
+    @Override
+    public List<Watched> processes() {
+      List<Watched> watched = new ArrayList<>();
+      for (int i = 0; i < started.size(); i++) {
+        watched.add(new Watched(names.get(i), started.get(i).pid(), null));
+      }
+      return watched;
+    }
+
+    /** Front first, so that no process loses what is behind it while a client is attached. */
+    @Override
+    public void close() throws Exception {
+      Exception first = null;
+      for (int i = started.size() - 1; i >= 0; i--) {
+        try {
+          started.get(i).close();
+        } catch (Exception e) {
+          first = first == null ? e : first;
+        }
+      }
+      if (first != null) {
+        throw first;
+      }
     }
   }
 
