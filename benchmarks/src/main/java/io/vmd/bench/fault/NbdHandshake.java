@@ -7,16 +7,21 @@ import java.nio.charset.StandardCharsets;
 
 /** The client side of a fixed-newstyle NBD handshake that goes straight to NBD_OPT_GO. */
 public final class NbdHandshake {
+  // The NBD wire constants the harness's own peers share (its load client and null-nbd).
+  static final long NBDMAGIC = 0x4e42444d41474943L;
   static final long IHAVEOPT = 0x49484156454F5054L;
-  private static final int OPT_GO = 7;
-  private static final int REP_ACK = 1;
-  private static final int REP_INFO = 3;
+  static final long OPTION_REPLY_MAGIC = 0x3e889045565a9L;
+  static final int REQUEST_MAGIC = 0x25609513;
+  static final int SIMPLE_REPLY_MAGIC = 0x67446698;
+  static final int OPT_GO = 7;
+  static final int REP_ACK = 1;
+  static final int REP_INFO = 3;
 
   private NbdHandshake() {}
 
   /** Negotiates {@code export}; on return the connection is in the transmission phase. */
   public static void go(DataInputStream in, DataOutputStream out, String export, String target) throws IOException {
-    if (in.readLong() != 0x4e42444d41474943L || in.readLong() != IHAVEOPT) {
+    if (in.readLong() != NBDMAGIC || in.readLong() != IHAVEOPT) {
       throw new IOException(target + ": not an NBD server");
     }
     int flags = in.readUnsignedShort();

@@ -13,8 +13,6 @@ import java.util.SplittableRandom;
  * flight on one connection from one thread. Measures each request from send to reply.
  */
 final class NbdLoadClient extends WindowedDriver {
-  private static final int REQUEST_MAGIC = 0x25609513;
-  private static final int SIMPLE_REPLY_MAGIC = 0x67446698;
 
   private final Socket socket;
   private final DataInputStream in;
@@ -46,7 +44,7 @@ final class NbdLoadClient extends WindowedDriver {
   @Override
   void issue(Workload w, int slot, long offset, boolean read) throws IOException {
     isRead[slot] = read;
-    out.writeInt(REQUEST_MAGIC);
+    out.writeInt(NbdHandshake.REQUEST_MAGIC);
     out.writeShort(0);
     out.writeShort(read ? 0 : 1);
     out.writeLong(slot);
@@ -64,7 +62,7 @@ final class NbdLoadClient extends WindowedDriver {
 
   @Override
   int awaitOne(Workload w) throws IOException {
-    if (in.readInt() != SIMPLE_REPLY_MAGIC) {
+    if (in.readInt() != NbdHandshake.SIMPLE_REPLY_MAGIC) {
       throw new IOException(target + ": bad reply magic");
     }
     int error = in.readInt();
@@ -80,7 +78,7 @@ final class NbdLoadClient extends WindowedDriver {
 
   @Override
   public void close() throws IOException {
-    out.writeInt(REQUEST_MAGIC);
+    out.writeInt(NbdHandshake.REQUEST_MAGIC);
     out.writeShort(0);
     out.writeShort(2); // NBD_CMD_DISC
     out.writeLong(0);

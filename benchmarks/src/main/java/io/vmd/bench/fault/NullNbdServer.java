@@ -18,16 +18,9 @@ import java.net.Socket;
  * {@code java -cp ... io.vmd.bench.fault.NullNbdServer PORT SIZE}.
  */
 public final class NullNbdServer {
-  private static final long NBDMAGIC = 0x4e42444d41474943L;
-  private static final long REPLY_MAGIC = 0x3e889045565a9L;
-  private static final int REQUEST_MAGIC = 0x25609513;
-  private static final int SIMPLE_REPLY_MAGIC = 0x67446698;
   private static final int OPT_EXPORT_NAME = 1;
   private static final int OPT_ABORT = 2;
   private static final int OPT_INFO = 6;
-  private static final int OPT_GO = 7;
-  private static final int REP_ACK = 1;
-  private static final int REP_INFO = 3;
   private static final int REP_ERR_UNSUP = 0x80000001;
   private static final int FLAG_FIXED_NEWSTYLE = 1;
   private static final int FLAG_NO_ZEROES = 2;
@@ -78,7 +71,7 @@ public final class NullNbdServer {
 
   /** Fixed newstyle: answers EXPORT_NAME, INFO and GO for any name; every other option is unsupported. */
   private boolean negotiate(DataInputStream in, DataOutputStream out) throws IOException {
-    out.writeLong(NBDMAGIC);
+    out.writeLong(NbdHandshake.NBDMAGIC);
     out.writeLong(NbdHandshake.IHAVEOPT);
     out.writeShort(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES);
     out.flush();
@@ -103,19 +96,19 @@ public final class NullNbdServer {
           out.flush();
           return true;
         }
-        case OPT_INFO, OPT_GO -> {
-          optionReply(out, option, REP_INFO, 12);
+        case OPT_INFO, NbdHandshake.OPT_GO -> {
+          optionReply(out, option, NbdHandshake.REP_INFO, 12);
           out.writeShort(0); // NBD_INFO_EXPORT
           out.writeLong(size);
           out.writeShort(TRANSMISSION_FLAGS);
-          optionReply(out, option, REP_ACK, 0);
+          optionReply(out, option, NbdHandshake.REP_ACK, 0);
           out.flush();
-          if (option == OPT_GO) {
+          if (option == NbdHandshake.OPT_GO) {
             return true;
           }
         }
         case OPT_ABORT -> {
-          optionReply(out, option, REP_ACK, 0);
+          optionReply(out, option, NbdHandshake.REP_ACK, 0);
           out.flush();
           return false;
         }
@@ -128,7 +121,7 @@ public final class NullNbdServer {
   }
 
   private static void optionReply(DataOutputStream out, int option, int type, int length) throws IOException {
-    out.writeLong(REPLY_MAGIC);
+    out.writeLong(NbdHandshake.OPTION_REPLY_MAGIC);
     out.writeInt(option);
     out.writeInt(type);
     out.writeInt(length);
@@ -138,7 +131,7 @@ public final class NullNbdServer {
     byte[] zeros = new byte[1 << 20];
     byte[] scratch = new byte[1 << 20];
     while (true) {
-      if (in.readInt() != REQUEST_MAGIC) {
+      if (in.readInt() != NbdHandshake.REQUEST_MAGIC) {
         throw new IOException("bad request magic");
       }
       in.readUnsignedShort(); // command flags
@@ -160,7 +153,7 @@ public final class NullNbdServer {
           in.readFully(scratch, 0, (int) Math.min(left, scratch.length));
         }
       }
-      out.writeInt(SIMPLE_REPLY_MAGIC);
+      out.writeInt(NbdHandshake.SIMPLE_REPLY_MAGIC);
       out.writeInt(inRange ? 0 : EINVAL);
       out.writeLong(handle);
       for (long left = type == CMD_READ && inRange ? length : 0; left > 0; left -= zeros.length) {
