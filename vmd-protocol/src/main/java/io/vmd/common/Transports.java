@@ -20,7 +20,8 @@ import org.slf4j.LoggerFactory;
 /** Picks Netty's native epoll transport when it loads on this host, NIO otherwise. */
 public final class Transports {
   private static final Logger LOG = LoggerFactory.getLogger(Transports.class);
-  private static final long SHUTDOWN_GRACE_SECONDS = 5;
+  /** How long a stop waits past its own timeout for what a loop should have finished. */
+  public static final long SHUTDOWN_GRACE_SECONDS = 5;
   private static final boolean EPOLL =
       !Boolean.getBoolean("vmd.transport.nio") && Epoll.isAvailable();
 

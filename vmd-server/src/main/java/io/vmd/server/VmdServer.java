@@ -204,9 +204,9 @@ public final class VmdServer implements AutoCloseable {
     }
     // Bounded: a loop that no longer runs its tasks would never complete these futures.
     if (listener != null) {
-      listener.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
+      listener.close().awaitUninterruptibly(Transports.SHUTDOWN_GRACE_SECONDS, TimeUnit.SECONDS);
     }
-    connections.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
+    connections.close().awaitUninterruptibly(Transports.SHUTDOWN_GRACE_SECONDS, TimeUnit.SECONDS);
     Transports.shutdown(group, 2, "vmd-server on " + where);
     store.close();
     metrics.close();
