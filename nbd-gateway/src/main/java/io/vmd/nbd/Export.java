@@ -1,6 +1,12 @@
 package io.vmd.nbd;
 
 import io.vmd.client.Namespace;
+import io.vmd.client.Repairer;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.function.Function;
 
 /**
  * One namespace served as an NBD export. Every connection to the export shares this object: one
@@ -18,10 +24,10 @@ final class Export {
   volatile Namespace namespace;
   final PageOrdering ordering = new PageOrdering();
   final ExportMetrics metrics;
-  private final java.util.function.Function<Export, java.util.concurrent.CompletableFuture<Namespace>> claimer;
+  private final Function<Export, CompletableFuture<Namespace>> claimer;
 
   Export(Namespace namespace, ExportMetrics metrics,
-      java.util.function.Function<Export, java.util.concurrent.CompletableFuture<Namespace>> claimer) {
+      Function<Export, CompletableFuture<Namespace>> claimer) {
     this.namespace = namespace;
     this.metrics = metrics;
     this.claimer = claimer;
@@ -32,7 +38,7 @@ final class Export {
    * to write through (writable if granted, else the standby one). Claims are coalesced and a refused
    * one is not asked again for a moment, so a client retrying writes does not flood the control plane.
    */
-  java.util.concurrent.CompletableFuture<Namespace> claim() {
+  CompletableFuture<Namespace> claim() {
     return claimer.apply(this);
   }
 
@@ -45,12 +51,12 @@ final class Export {
   }
 
   /** Orders a repair run on pages [first, last] with the export's NBD requests, like a write. */
-  final io.vmd.client.Repairer.RangeLock repairLock = (first, last, waitMillis) -> {
+  final Repairer.RangeLock repairLock = (first, last, waitMillis) -> {
     PageOrdering.Entry entry = ordering.enter(first, last, true);
     if (entry.ready != null) {
       try {
-        entry.ready.get(waitMillis, java.util.concurrent.TimeUnit.MILLISECONDS);
-      } catch (java.util.concurrent.TimeoutException | java.util.concurrent.ExecutionException busy) {
+        entry.ready.get(waitMillis, TimeUnit.MILLISECONDS);
+      } catch (TimeoutException | ExecutionException busy) {
         ordering.release(entry);
         return null;
       } catch (InterruptedException e) {

@@ -1,24 +1,27 @@
 package io.vmd.nbd;
 
 import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
+import io.vmd.client.Repairer;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Per-namespace counters of the gateway. Page-ins (pages read) and page-outs (pages written) are
  * the VM's swap rate: the working-set tracker reads them, Prometheus gets them as counters.
  */
-public final class ExportMetrics implements io.vmd.client.Repairer.Listener {
+public final class ExportMetrics implements Repairer.Listener {
   private final Counter pagesIn;
   private final Counter pagesOut;
   private final Counter bytesRead;
   private final Counter bytesWritten;
   private final Counter pagesTrimmed;
-  private final Timer[] latency = new Timer[Nbd.CMD_BLOCK_STATUS + 1];
+  private final Timer[] latency = new Timer[NbdProtocol.CMD_BLOCK_STATUS + 1];
   private final Counter errors;
   private final Counter rereplicated;
-  private final java.util.concurrent.atomic.AtomicLong underReplicated = new java.util.concurrent.atomic.AtomicLong();
+  private final AtomicLong underReplicated = new AtomicLong();
 
   ExportMetrics(MeterRegistry registry, String namespace) {
     pagesIn = Counter.builder("vmd.gateway.pages.in").description("pages read (page-ins)")
@@ -32,12 +35,12 @@ public final class ExportMetrics implements io.vmd.client.Repairer.Listener {
     rereplicated = Counter.builder("vmd.gateway.pages.rereplicated")
         .description("page copies made because a server holding one went down").tag("namespace", namespace)
         .register(registry);
-    io.micrometer.core.instrument.Gauge.builder("vmd.gateway.pages.under.replicated", underReplicated, Number::doubleValue)
+    Gauge.builder("vmd.gateway.pages.under.replicated", underReplicated, Number::doubleValue)
         .description("pages with fewer copies on live servers than the namespace's replica count")
         .tag("namespace", namespace).register(registry);
     for (int cmd = 0; cmd < latency.length; cmd++) {
       latency[cmd] = Timer.builder("vmd.gateway.request").description("time from an NBD request to its reply, by command").tag("namespace", namespace)
-          .tag("op", Nbd.commandName(cmd)).publishPercentileHistogram().register(registry);
+          .tag("op", NbdProtocol.commandName(cmd)).publishPercentileHistogram().register(registry);
     }
   }
 

@@ -2,11 +2,15 @@ package io.vmd.nbd;
 
 import io.micrometer.core.instrument.MeterRegistry;
 import io.vmd.client.Namespace;
+import io.vmd.client.Repairer;
 import io.vmd.client.VmdClient;
 import io.vmd.client.VmdException;
+import io.vmd.meta.NamespaceMeta;
 import io.vmd.protocol.NamespaceRecord;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -31,9 +35,9 @@ final class ExportRegistry implements AutoCloseable {
   });
   private final ConcurrentHashMap<String, CompletableFuture<Export>> open = new ConcurrentHashMap<>();
 
-  private final io.vmd.client.Repairer repairer;
+  private final Repairer repairer;
 
-  ExportRegistry(VmdClient client, MeterRegistry meters, io.vmd.client.Repairer repairer) {
+  ExportRegistry(VmdClient client, MeterRegistry meters, Repairer repairer) {
     this.client = client;
     this.meters = meters;
     this.repairer = repairer;
@@ -48,7 +52,8 @@ final class ExportRegistry implements AutoCloseable {
   }
 
   CompletableFuture<List<NamespaceRecord>> list() {
-    return CompletableFuture.supplyAsync(() -> call(client::listNamespaces), admin);
+    return CompletableFuture.supplyAsync(
+        () -> call(() -> client.namespaces().list().stream().map(NamespaceMeta::record).toList()), admin);
   }
 
   /** The namespace without attaching it (for NBD_OPT_INFO). */
@@ -57,7 +62,7 @@ final class ExportRegistry implements AutoCloseable {
     if (attached != null) {
       return CompletableFuture.completedFuture(attached.namespace.record());
     }
-    return CompletableFuture.supplyAsync(() -> call(() -> client.ownership(name).namespace().record()), admin);
+    return CompletableFuture.supplyAsync(() -> call(() -> client.namespaces().ownership(name).namespace().record()), admin);
   }
 
   /**
@@ -113,7 +118,7 @@ final class ExportRegistry implements AutoCloseable {
         if (before.writable()) {
           return before;
         }
-        if (!call(() -> client.ownership(e.name())).ownedByAnother()) {
+        if (!call(() -> client.namespaces().ownership(e.name())).ownedByAnother()) {
           Namespace ns = call(() -> client.attach(e.name(), VmdClient.Access.CLAIM));
           if (ns.writable()) {
             refusedAt.remove(e);
@@ -144,8 +149,8 @@ final class ExportRegistry implements AutoCloseable {
   }
 
   /** Every export attached so far. */
-  java.util.List<Export> openExports() {
-    java.util.List<Export> all = new java.util.ArrayList<>();
+  List<Export> openExports() {
+    List<Export> all = new ArrayList<>();
     for (CompletableFuture<Export> f : open.values()) {
       if (f.isDone() && !f.isCompletedExceptionally()) {
         all.add(f.join());
@@ -168,7 +173,7 @@ final class ExportRegistry implements AutoCloseable {
     try {
       return c.run();
     } catch (VmdException e) {
-      throw new java.util.concurrent.CompletionException(e);
+      throw new CompletionException(e);
     }
   }
 

@@ -17,7 +17,7 @@ final class GatewayBudget {
   private final long limit;
   private final long perConnection;
   private final AtomicLong used = new AtomicLong();
-  private final ConcurrentLinkedQueue<NbdSession> waiters = new ConcurrentLinkedQueue<>();
+  private final ConcurrentLinkedQueue<ConnectionBudget> waiters = new ConcurrentLinkedQueue<>();
   private final Counter pauses;
 
   GatewayBudget(long limit, long perConnection, MeterRegistry registry) {
@@ -59,7 +59,7 @@ final class GatewayBudget {
 
   void release(long bytes) {
     long now = used.addAndGet(-bytes);
-    if (!waiters.isEmpty() && limit - now >= NbdSession.MAX_COST) {
+    if (!waiters.isEmpty() && limit - now >= ConnectionBudget.MAX_COST) {
       wake();
     }
   }
@@ -69,15 +69,15 @@ final class GatewayBudget {
   }
 
   /** {@code s} is woken (on its own loop) once enough of the budget is free for any request. */
-  void await(NbdSession s) {
+  void await(ConnectionBudget s) {
     waiters.add(s);
-    if (limit - used.get() >= NbdSession.MAX_COST) {
+    if (limit - used.get() >= ConnectionBudget.MAX_COST) {
       wake();
     }
   }
 
   private void wake() {
-    NbdSession s;
+    ConnectionBudget s;
     while ((s = waiters.poll()) != null) {
       s.budgetFreed();
     }

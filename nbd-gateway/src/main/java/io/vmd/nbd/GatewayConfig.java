@@ -1,6 +1,8 @@
 package io.vmd.nbd;
 
 import io.vmd.common.HostPort;
+import io.vmd.common.Sizes;
+import java.nio.file.Path;
 import java.time.Duration;
 
 /**
@@ -18,7 +20,7 @@ import java.time.Duration;
  * @param handshakeTimeout how long a client has from connecting to the end of option negotiation
  */
 public record GatewayConfig(HostPort listen, String defaultExport, Duration rereplicateAfter,
-    int rereplicatePagesPerSecond, java.nio.file.Path tlsCert, java.nio.file.Path tlsKey,
+    int rereplicatePagesPerSecond, Path tlsCert, Path tlsKey,
     long connectionBudget, long totalBudget, Duration handshakeTimeout) {
   public static final int DEFAULT_PORT = 10809;
   public static final Duration DEFAULT_REREPLICATE_AFTER = Duration.ofSeconds(5);
@@ -30,11 +32,11 @@ public record GatewayConfig(HostPort listen, String defaultExport, Duration rere
   public GatewayConfig {
     if (connectionBudget < 2L * NbdSession.PIECE) {
       throw new IllegalArgumentException("the per-connection budget must be at least "
-          + io.vmd.common.Sizes.format(2L * NbdSession.PIECE) + " (two pieces of a large request)");
+          + Sizes.format(2L * NbdSession.PIECE) + " (two pieces of a large request)");
     }
     if (totalBudget < connectionBudget) {
-      throw new IllegalArgumentException("the gateway's budget (" + io.vmd.common.Sizes.format(totalBudget)
-          + ") must be at least the per-connection budget (" + io.vmd.common.Sizes.format(connectionBudget) + ")");
+      throw new IllegalArgumentException("the gateway's budget (" + Sizes.format(totalBudget)
+          + ") must be at least the per-connection budget (" + Sizes.format(connectionBudget) + ")");
     }
     if (handshakeTimeout.isNegative() || handshakeTimeout.isZero()) {
       throw new IllegalArgumentException("the handshake timeout must be positive");
@@ -56,7 +58,7 @@ public record GatewayConfig(HostPort listen, String defaultExport, Duration rere
   }
 
   /** Serves NBD_OPT_STARTTLS with this certificate and key, and requires it of every client. */
-  public GatewayConfig withTls(java.nio.file.Path cert, java.nio.file.Path key) {
+  public GatewayConfig withTls(Path cert, Path key) {
     return new GatewayConfig(listen, defaultExport, rereplicateAfter, rereplicatePagesPerSecond, cert, key,
         connectionBudget, totalBudget, handshakeTimeout);
   }

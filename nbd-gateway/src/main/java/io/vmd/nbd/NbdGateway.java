@@ -1,5 +1,6 @@
 package io.vmd.nbd;
 
+import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
@@ -10,11 +11,17 @@ import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.group.ChannelGroup;
 import io.netty.channel.group.DefaultChannelGroup;
 import io.netty.channel.socket.SocketChannel;
+import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.SslContextBuilder;
+import io.netty.handler.ssl.SslProvider;
 import io.netty.util.concurrent.GlobalEventExecutor;
+import io.vmd.client.Repairer;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
 import io.vmd.common.Transports;
 import java.net.InetSocketAddress;
+import java.util.concurrent.atomic.AtomicBoolean;
+import javax.net.ssl.SSLException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -30,26 +37,26 @@ public final class NbdGateway implements AutoCloseable {
   private final ExportRegistry exports;
   private final EventLoopGroup group;
   private final ChannelGroup connections = new DefaultChannelGroup("nbd", GlobalEventExecutor.INSTANCE);
-  private final io.vmd.client.Repairer repairer;
-  private final io.netty.handler.ssl.SslContext tls;
+  private final Repairer repairer;
+  private final SslContext tls;
   private final GatewayBudget budget;
   private Channel listener;
 
   private NbdGateway(GatewayConfig config, VmdClient client, MeterRegistry registry) {
     this.config = config;
-    this.repairer = new io.vmd.client.Repairer(client, config.rereplicateAfter(), config.rereplicatePagesPerSecond());
+    this.repairer = new Repairer(client, config.rereplicateAfter(), config.rereplicatePagesPerSecond());
     this.exports = new ExportRegistry(client, registry, repairer);
     this.group = client.eventLoopGroup();
     this.budget = new GatewayBudget(config.totalBudget(), config.connectionBudget(), registry);
-    io.micrometer.core.instrument.Gauge.builder("vmd.gateway.servers.queued", client, VmdClient::queuedBytes)
+    Gauge.builder("vmd.gateway.servers.queued", client, VmdClient::queuedBytes)
         .description("request bytes queued for servers that do not take them (bounded by --max-queued per server)")
         .baseUnit("bytes").register(registry);
     if (config.tlsCert() != null && config.tlsKey() != null) {
       try {
-        this.tls = io.netty.handler.ssl.SslContextBuilder
+        this.tls = SslContextBuilder
             .forServer(config.tlsCert().toFile(), config.tlsKey().toFile())
-            .sslProvider(io.netty.handler.ssl.SslProvider.JDK).build();
-      } catch (javax.net.ssl.SSLException | IllegalArgumentException e) {
+            .sslProvider(SslProvider.JDK).build();
+      } catch (SSLException | IllegalArgumentException e) {
         throw new IllegalArgumentException("cannot use the TLS certificate " + config.tlsCert() + " and key "
             + config.tlsKey() + ": " + e.getMessage(), e);
       }
@@ -59,7 +66,7 @@ public final class NbdGateway implements AutoCloseable {
   }
 
   /** The TLS context when STARTTLS is configured (and required), else null. */
-  io.netty.handler.ssl.SslContext tls() {
+  SslContext tls() {
     return tls;
   }
 
@@ -138,7 +145,7 @@ public final class NbdGateway implements AutoCloseable {
     return e == null ? null : e.metrics;
   }
 
-  private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
+  private final AtomicBoolean closed = new AtomicBoolean();
 
   /** Stops listening, closes every NBD connection and detaches the exports; a second call does nothing. */
   @Override

@@ -5,13 +5,16 @@ import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelPipeline;
+import io.netty.util.concurrent.ScheduledFuture;
 import io.vmd.client.VmdException;
+import io.vmd.common.Sizes;
 import io.vmd.protocol.ErrorCode;
 import io.vmd.protocol.NamespaceRecord;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.function.BiConsumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -28,8 +31,8 @@ import org.slf4j.LoggerFactory;
  */
 final class NbdNegotiation extends ChannelInboundHandlerAdapter {
   private static final Logger LOG = LoggerFactory.getLogger(NbdNegotiation.class);
-  private static final int TRANSMISSION_FLAGS = Nbd.FLAG_HAS_FLAGS | Nbd.FLAG_SEND_FLUSH | Nbd.FLAG_SEND_FUA
-      | Nbd.FLAG_SEND_TRIM | Nbd.FLAG_SEND_WRITE_ZEROES | Nbd.FLAG_SEND_CACHE | Nbd.FLAG_CAN_MULTI_CONN;
+  private static final int TRANSMISSION_FLAGS = NbdProtocol.FLAG_HAS_FLAGS | NbdProtocol.FLAG_SEND_FLUSH | NbdProtocol.FLAG_SEND_FUA
+      | NbdProtocol.FLAG_SEND_TRIM | NbdProtocol.FLAG_SEND_WRITE_ZEROES | NbdProtocol.FLAG_SEND_CACHE | NbdProtocol.FLAG_CAN_MULTI_CONN;
 
   private final NbdGateway gateway;
   private boolean tlsActive;
@@ -40,7 +43,7 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
   private boolean done;
   private boolean structured;
   private boolean allocationContext;
-  private io.netty.util.concurrent.ScheduledFuture<?> deadline;
+  private ScheduledFuture<?> deadline;
 
   NbdNegotiation(NbdGateway gateway) {
     this.gateway = gateway;
@@ -56,7 +59,7 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
         done = true;
         ctx.close();
       }
-    }, ms, java.util.concurrent.TimeUnit.MILLISECONDS);
+    }, ms, TimeUnit.MILLISECONDS);
   }
 
   @Override
@@ -81,7 +84,7 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
     if (done || buf == null) {
       return;
     }
-    boolean stop = busy || !ctx.channel().isWritable() || buf.readableBytes() >= 16 + Nbd.MAX_OPTION + 4;
+    boolean stop = busy || !ctx.channel().isWritable() || buf.readableBytes() >= 16 + NbdProtocol.MAX_OPTION + 4;
     if (ctx.channel().config().isAutoRead() == stop) {
       ctx.channel().config().setAutoRead(!stop);
     }
@@ -90,8 +93,8 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
   @Override
   public void channelActive(ChannelHandlerContext ctx) {
     ByteBuf greeting = ctx.alloc().buffer(18);
-    greeting.writeLong(Nbd.NBDMAGIC).writeLong(Nbd.IHAVEOPT)
-        .writeShort(Nbd.FLAG_FIXED_NEWSTYLE | Nbd.FLAG_NO_ZEROES);
+    greeting.writeLong(NbdProtocol.NBDMAGIC).writeLong(NbdProtocol.IHAVEOPT)
+        .writeShort(NbdProtocol.FLAG_FIXED_NEWSTYLE | NbdProtocol.FLAG_NO_ZEROES);
     ctx.writeAndFlush(greeting);
     ctx.fireChannelActive();
   }
@@ -116,11 +119,11 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
           break;
         }
         int clientFlags = buf.readInt();
-        if ((clientFlags & ~(Nbd.FLAG_C_FIXED_NEWSTYLE | Nbd.FLAG_C_NO_ZEROES)) != 0) {
+        if ((clientFlags & ~(NbdProtocol.FLAG_C_FIXED_NEWSTYLE | NbdProtocol.FLAG_C_NO_ZEROES)) != 0) {
           violation(ctx, String.format("unknown client flags 0x%x", clientFlags));
           return;
         }
-        noZeroes = (clientFlags & Nbd.FLAG_C_NO_ZEROES) != 0;
+        noZeroes = (clientFlags & NbdProtocol.FLAG_C_NO_ZEROES) != 0;
         flagsRead = true;
         continue;
       }
@@ -128,14 +131,14 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
         break;
       }
       int at = buf.readerIndex();
-      if (buf.getLong(at) != Nbd.IHAVEOPT) {
+      if (buf.getLong(at) != NbdProtocol.IHAVEOPT) {
         violation(ctx, String.format("bad option magic 0x%016x", buf.getLong(at)));
         return;
       }
       int option = buf.getInt(at + 8);
       long length = buf.getUnsignedInt(at + 12);
-      if (length > Nbd.MAX_OPTION) {
-        violation(ctx, "option " + option + " of " + length + " bytes is over the " + Nbd.MAX_OPTION + " limit");
+      if (length > NbdProtocol.MAX_OPTION) {
+        violation(ctx, "option " + option + " of " + length + " bytes is over the " + NbdProtocol.MAX_OPTION + " limit");
         return;
       }
       if (buf.readableBytes() < 16 + length) {
@@ -146,7 +149,7 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
       try {
         option(ctx, option, data);
       } catch (IndexOutOfBoundsException | IllegalArgumentException e) {
-        reply(ctx, option, Nbd.REP_ERR_INVALID, "malformed option data: " + e.getMessage());
+        reply(ctx, option, NbdProtocol.REP_ERR_INVALID, "malformed option data: " + e.getMessage());
       }
     }
     if (buf != null) {
@@ -156,60 +159,60 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
   }
 
   private void option(ChannelHandlerContext ctx, int option, ByteBuf data) {
-    if (gateway.tls() != null && !tlsActive && option != Nbd.OPT_STARTTLS && option != Nbd.OPT_ABORT) {
+    if (gateway.tls() != null && !tlsActive && option != NbdProtocol.OPT_STARTTLS && option != NbdProtocol.OPT_ABORT) {
       // TLS is configured, so it is required: nothing about the exports before it.
-      if (option == Nbd.OPT_EXPORT_NAME) {
+      if (option == NbdProtocol.OPT_EXPORT_NAME) {
         violation(ctx, "NBD_OPT_EXPORT_NAME before NBD_OPT_STARTTLS on a gateway that requires TLS");
       } else {
-        reply(ctx, option, Nbd.REP_ERR_TLS_REQD, "this gateway requires TLS: send NBD_OPT_STARTTLS first");
+        reply(ctx, option, NbdProtocol.REP_ERR_TLS_REQD, "this gateway requires TLS: send NBD_OPT_STARTTLS first");
       }
       return;
     }
     switch (option) {
-      case Nbd.OPT_EXPORT_NAME:
+      case NbdProtocol.OPT_EXPORT_NAME:
         exportName(ctx, string(data, data.readableBytes()));
         break;
-      case Nbd.OPT_ABORT:
+      case NbdProtocol.OPT_ABORT:
         done = true;
-        ctx.writeAndFlush(optionReply(ctx, option, Nbd.REP_ACK, 0)).addListener(ChannelFutureListener.CLOSE);
+        ctx.writeAndFlush(optionReply(ctx, option, NbdProtocol.REP_ACK, 0)).addListener(ChannelFutureListener.CLOSE);
         break;
-      case Nbd.OPT_LIST:
+      case NbdProtocol.OPT_LIST:
         if (data.isReadable()) {
-          reply(ctx, option, Nbd.REP_ERR_INVALID, "NBD_OPT_LIST takes no data");
+          reply(ctx, option, NbdProtocol.REP_ERR_INVALID, "NBD_OPT_LIST takes no data");
         } else {
           list(ctx);
         }
         break;
-      case Nbd.OPT_STARTTLS:
+      case NbdProtocol.OPT_STARTTLS:
         if (gateway.tls() == null) {
-          reply(ctx, option, Nbd.REP_ERR_POLICY, "TLS is not configured on this gateway");
+          reply(ctx, option, NbdProtocol.REP_ERR_POLICY, "TLS is not configured on this gateway");
         } else if (tlsActive || data.isReadable()) {
-          reply(ctx, option, Nbd.REP_ERR_INVALID, tlsActive ? "TLS is already on" : "NBD_OPT_STARTTLS takes no data");
+          reply(ctx, option, NbdProtocol.REP_ERR_INVALID, tlsActive ? "TLS is already on" : "NBD_OPT_STARTTLS takes no data");
         } else {
           // The ACK goes in the clear; everything after it, both ways, inside TLS (the client starts it).
-          ctx.writeAndFlush(optionReply(ctx, option, Nbd.REP_ACK, 0));
+          ctx.writeAndFlush(optionReply(ctx, option, NbdProtocol.REP_ACK, 0));
           ctx.pipeline().addFirst("tls", gateway.tls().newHandler(ctx.alloc()));
           tlsActive = true;
         }
         break;
-      case Nbd.OPT_INFO:
-      case Nbd.OPT_GO:
+      case NbdProtocol.OPT_INFO:
+      case NbdProtocol.OPT_GO:
         infoOrGo(ctx, option, data);
         break;
-      case Nbd.OPT_STRUCTURED_REPLY:
+      case NbdProtocol.OPT_STRUCTURED_REPLY:
         if (data.isReadable()) {
-          reply(ctx, option, Nbd.REP_ERR_INVALID, "NBD_OPT_STRUCTURED_REPLY takes no data");
+          reply(ctx, option, NbdProtocol.REP_ERR_INVALID, "NBD_OPT_STRUCTURED_REPLY takes no data");
         } else {
           structured = true;
-          reply(ctx, option, Nbd.REP_ACK, null);
+          reply(ctx, option, NbdProtocol.REP_ACK, null);
         }
         break;
-      case Nbd.OPT_LIST_META_CONTEXT:
-      case Nbd.OPT_SET_META_CONTEXT:
+      case NbdProtocol.OPT_LIST_META_CONTEXT:
+      case NbdProtocol.OPT_SET_META_CONTEXT:
         metaContext(ctx, option, data);
         break;
       default:
-        reply(ctx, option, Nbd.REP_ERR_UNSUP, "option " + option + " is not supported");
+        reply(ctx, option, NbdProtocol.REP_ERR_UNSUP, "option " + option + " is not supported");
     }
   }
 
@@ -243,45 +246,45 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
   private void list(ChannelHandlerContext ctx) {
     async(ctx, gateway.exports().list(), (all, err) -> {
       if (err != null) {
-        reply(ctx, Nbd.OPT_LIST, Nbd.REP_ERR_SHUTDOWN, "cannot list namespaces: " + message(err));
+        reply(ctx, NbdProtocol.OPT_LIST, NbdProtocol.REP_ERR_SHUTDOWN, "cannot list namespaces: " + message(err));
         return;
       }
       for (NamespaceRecord ns : all) {
         byte[] name = ns.name().getBytes(StandardCharsets.UTF_8);
         byte[] description = description(ns).getBytes(StandardCharsets.UTF_8);
-        ByteBuf r = optionReply(ctx, Nbd.OPT_LIST, Nbd.REP_SERVER, 4 + name.length + description.length);
+        ByteBuf r = optionReply(ctx, NbdProtocol.OPT_LIST, NbdProtocol.REP_SERVER, 4 + name.length + description.length);
         r.writeInt(name.length).writeBytes(name).writeBytes(description);
         ctx.write(r);
       }
-      reply(ctx, Nbd.OPT_LIST, Nbd.REP_ACK, null);
+      reply(ctx, NbdProtocol.OPT_LIST, NbdProtocol.REP_ACK, null);
     });
   }
 
   private static String description(NamespaceRecord ns) {
-    return "VMD namespace " + ns.name() + " (" + io.vmd.common.Sizes.format(ns.sizeBytes()) + ", "
+    return "VMD namespace " + ns.name() + " (" + Sizes.format(ns.sizeBytes()) + ", "
         + ns.replicas() + " replica" + (ns.replicas() == 1 ? "" : "s") + ")";
   }
 
   private void infoOrGo(ChannelHandlerContext ctx, int option, ByteBuf data) {
     long nameLength = data.readUnsignedInt();
-    if (nameLength > Nbd.MAX_STRING || nameLength > data.readableBytes() - 2) {
-      reply(ctx, option, Nbd.REP_ERR_INVALID, "export name length " + nameLength + " does not fit the option");
+    if (nameLength > NbdProtocol.MAX_STRING || nameLength > data.readableBytes() - 2) {
+      reply(ctx, option, NbdProtocol.REP_ERR_INVALID, "export name length " + nameLength + " does not fit the option");
       return;
     }
     String name = exportNameOrDefault(string(data, (int) nameLength));
     int requests = data.readUnsignedShort();
     if (data.readableBytes() != requests * 2) {
-      reply(ctx, option, Nbd.REP_ERR_INVALID, requests + " information requests do not fit the option");
+      reply(ctx, option, NbdProtocol.REP_ERR_INVALID, requests + " information requests do not fit the option");
       return;
     }
     boolean wantName = false;
     boolean wantDescription = false;
     for (int i = 0; i < requests; i++) {
       int type = data.readUnsignedShort();
-      wantName |= type == Nbd.INFO_NAME;
-      wantDescription |= type == Nbd.INFO_DESCRIPTION;
+      wantName |= type == NbdProtocol.INFO_NAME;
+      wantDescription |= type == NbdProtocol.INFO_DESCRIPTION;
     }
-    boolean go = option == Nbd.OPT_GO;
+    boolean go = option == NbdProtocol.OPT_GO;
     boolean sendName = wantName;
     boolean sendDescription = wantDescription;
     if (go) {
@@ -308,74 +311,74 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
   private void unknown(ChannelHandlerContext ctx, int option, String name, Throwable err) {
     VmdException v = VmdException.from(err);
     if (v.code() == ErrorCode.NO_NAMESPACE) {
-      reply(ctx, option, Nbd.REP_ERR_UNKNOWN, "no export named '" + name + "'");
+      reply(ctx, option, NbdProtocol.REP_ERR_UNKNOWN, "no export named '" + name + "'");
     } else {
-      reply(ctx, option, Nbd.REP_ERR_SHUTDOWN, "export '" + name + "' is unavailable: " + v.getMessage());
+      reply(ctx, option, NbdProtocol.REP_ERR_SHUTDOWN, "export '" + name + "' is unavailable: " + v.getMessage());
     }
   }
 
   private void sendInfo(ChannelHandlerContext ctx, int option, NamespaceRecord ns, int flags, boolean name,
       boolean description) {
-    ByteBuf export = optionReply(ctx, option, Nbd.REP_INFO, 12);
-    export.writeShort(Nbd.INFO_EXPORT).writeLong(ns.sizeBytes()).writeShort(flags);
+    ByteBuf export = optionReply(ctx, option, NbdProtocol.REP_INFO, 12);
+    export.writeShort(NbdProtocol.INFO_EXPORT).writeLong(ns.sizeBytes()).writeShort(flags);
     ctx.write(export);
     if (name) {
       byte[] n = ns.name().getBytes(StandardCharsets.UTF_8);
-      ctx.write(optionReply(ctx, option, Nbd.REP_INFO, 2 + n.length).writeShort(Nbd.INFO_NAME).writeBytes(n));
+      ctx.write(optionReply(ctx, option, NbdProtocol.REP_INFO, 2 + n.length).writeShort(NbdProtocol.INFO_NAME).writeBytes(n));
     }
     if (description) {
       byte[] d = description(ns).getBytes(StandardCharsets.UTF_8);
-      ctx.write(optionReply(ctx, option, Nbd.REP_INFO, 2 + d.length).writeShort(Nbd.INFO_DESCRIPTION).writeBytes(d));
+      ctx.write(optionReply(ctx, option, NbdProtocol.REP_INFO, 2 + d.length).writeShort(NbdProtocol.INFO_DESCRIPTION).writeBytes(d));
     }
     // Any alignment works (sub-page I/O is read-modify-write); 4 KiB is the page.
-    ByteBuf sizes = optionReply(ctx, option, Nbd.REP_INFO, 14);
-    sizes.writeShort(Nbd.INFO_BLOCK_SIZE).writeInt(1).writeInt(4096).writeInt(Nbd.MAX_PAYLOAD);
+    ByteBuf sizes = optionReply(ctx, option, NbdProtocol.REP_INFO, 14);
+    sizes.writeShort(NbdProtocol.INFO_BLOCK_SIZE).writeInt(1).writeInt(4096).writeInt(NbdProtocol.MAX_PAYLOAD);
     ctx.write(sizes);
-    reply(ctx, option, Nbd.REP_ACK, null);
+    reply(ctx, option, NbdProtocol.REP_ACK, null);
   }
 
   private void metaContext(ChannelHandlerContext ctx, int option, ByteBuf data) {
     if (!structured) {
-      reply(ctx, option, Nbd.REP_ERR_INVALID, "negotiate NBD_OPT_STRUCTURED_REPLY first");
+      reply(ctx, option, NbdProtocol.REP_ERR_INVALID, "negotiate NBD_OPT_STRUCTURED_REPLY first");
       return;
     }
     long nameLength = data.readUnsignedInt();
-    if (nameLength > Nbd.MAX_STRING || nameLength > data.readableBytes()) {
-      reply(ctx, option, Nbd.REP_ERR_INVALID, "export name length does not fit the option");
+    if (nameLength > NbdProtocol.MAX_STRING || nameLength > data.readableBytes()) {
+      reply(ctx, option, NbdProtocol.REP_ERR_INVALID, "export name length does not fit the option");
       return;
     }
     data.skipBytes((int) nameLength);
     long queries = data.readUnsignedInt();
     List<String> matches = new ArrayList<>();
-    if (queries == 0 && option == Nbd.OPT_LIST_META_CONTEXT) {
-      matches.add(Nbd.BASE_ALLOCATION);
+    if (queries == 0 && option == NbdProtocol.OPT_LIST_META_CONTEXT) {
+      matches.add(NbdProtocol.BASE_ALLOCATION);
     }
     for (long i = 0; i < queries; i++) {
       long length = data.readUnsignedInt();
-      if (length > Nbd.MAX_STRING || length > data.readableBytes()) {
-        reply(ctx, option, Nbd.REP_ERR_INVALID, "query length does not fit the option");
+      if (length > NbdProtocol.MAX_STRING || length > data.readableBytes()) {
+        reply(ctx, option, NbdProtocol.REP_ERR_INVALID, "query length does not fit the option");
         return;
       }
       String query = string(data, (int) length);
-      boolean match = query.equals(Nbd.BASE_ALLOCATION)
-          || (option == Nbd.OPT_LIST_META_CONTEXT && query.equals("base:"));
-      if (match && !matches.contains(Nbd.BASE_ALLOCATION)) {
-        matches.add(Nbd.BASE_ALLOCATION);
+      boolean match = query.equals(NbdProtocol.BASE_ALLOCATION)
+          || (option == NbdProtocol.OPT_LIST_META_CONTEXT && query.equals("base:"));
+      if (match && !matches.contains(NbdProtocol.BASE_ALLOCATION)) {
+        matches.add(NbdProtocol.BASE_ALLOCATION);
       }
     }
     if (data.isReadable()) {
-      reply(ctx, option, Nbd.REP_ERR_INVALID, "trailing bytes after the queries");
+      reply(ctx, option, NbdProtocol.REP_ERR_INVALID, "trailing bytes after the queries");
       return;
     }
-    if (option == Nbd.OPT_SET_META_CONTEXT) {
+    if (option == NbdProtocol.OPT_SET_META_CONTEXT) {
       allocationContext = !matches.isEmpty();
     }
     for (String m : matches) {
       byte[] n = m.getBytes(StandardCharsets.UTF_8);
-      int id = option == Nbd.OPT_SET_META_CONTEXT ? Nbd.ALLOCATION_CONTEXT_ID : 0;
-      ctx.write(optionReply(ctx, option, Nbd.REP_META_CONTEXT, 4 + n.length).writeInt(id).writeBytes(n));
+      int id = option == NbdProtocol.OPT_SET_META_CONTEXT ? NbdProtocol.ALLOCATION_CONTEXT_ID : 0;
+      ctx.write(optionReply(ctx, option, NbdProtocol.REP_META_CONTEXT, 4 + n.length).writeInt(id).writeBytes(n));
     }
-    reply(ctx, option, Nbd.REP_ACK, null);
+    reply(ctx, option, NbdProtocol.REP_ACK, null);
   }
 
   /** Hands the connection to the transmission phase, with any bytes the client already sent. */
@@ -411,7 +414,7 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
 
   private ByteBuf optionReply(ChannelHandlerContext ctx, int option, int type, int length) {
     ByteBuf r = ctx.alloc().buffer(20 + length);
-    r.writeLong(Nbd.OPTION_REPLY_MAGIC).writeInt(option).writeInt(type).writeInt(length);
+    r.writeLong(NbdProtocol.OPTION_REPLY_MAGIC).writeInt(option).writeInt(type).writeInt(length);
     return r;
   }
 

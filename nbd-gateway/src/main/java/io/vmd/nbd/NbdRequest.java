@@ -54,8 +54,6 @@ final class NbdRequest extends PageOrdering.Entry
   /** The NBD error a streamed WRITE (or a chunked READ) will answer with, 0 while none. */
   int errno;
   String message;
-  /** A streamed WRITE's pieces that came before it could start (rare: only behind a full budget). */
-  java.util.ArrayDeque<NbdRequest> queued;
   /** The streamed WRITE this piece belongs to. */
   NbdRequest parent;
 
@@ -88,7 +86,6 @@ final class NbdRequest extends PageOrdering.Entry
     r.outstanding = 0;
     r.errno = 0;
     r.message = null;
-    r.queued = null;
     r.parent = null;
     r.sent = 0;
     return r;
@@ -96,7 +93,7 @@ final class NbdRequest extends PageOrdering.Entry
 
   /** The header of a WRITE whose {@code length} payload bytes follow as pieces. */
   static NbdRequest streamedWrite(int flags, long handleId, long offset, long length) {
-    NbdRequest r = of(flags, Nbd.CMD_WRITE, handleId, offset, length, null);
+    NbdRequest r = of(flags, NbdProtocol.CMD_WRITE, handleId, offset, length, null);
     r.streamed = true;
     r.remaining = length;
     return r;
@@ -109,7 +106,7 @@ final class NbdRequest extends PageOrdering.Entry
 
   /** A READ too long to hold at once: answered in pieces, one at a time. */
   boolean chunked() {
-    return type == Nbd.CMD_READ && length > NbdSession.PIECE;
+    return type == NbdProtocol.CMD_READ && length > NbdSession.PIECE;
   }
 
   /** Releases the WRITE payload once, whichever path gets here first (it is a recycled slice). */
@@ -152,7 +149,6 @@ final class NbdRequest extends PageOrdering.Entry
       payload = null;
       buffer = null;
       session = null;
-      queued = null;
       parent = null;
       message = null;
       error = null;

@@ -15,7 +15,7 @@ import java.util.List;
  * this connection (only this one).
  */
 final class NbdRequestDecoder extends ByteToMessageDecoder {
-  static final int HEADER = 28;
+  static final int HEADER = NbdProtocol.REQUEST_HEADER;
 
   /** Where the next piece of a streamed WRITE goes, and how many of its bytes are still to come. */
   private long streamAt;
@@ -55,17 +55,17 @@ final class NbdRequestDecoder extends ByteToMessageDecoder {
         return;
       }
       int at = in.readerIndex();
-      int magic = in.getInt(at);
-      if (magic != Nbd.REQUEST_MAGIC) {
+      int magic = in.getInt(at + NbdProtocol.REQUEST_OFF_MAGIC);
+      if (magic != NbdProtocol.REQUEST_MAGIC) {
         in.skipBytes(in.readableBytes());
         throw new ProtocolException(String.format("bad request magic 0x%08x", magic));
       }
-      int flags = in.getUnsignedShort(at + 4);
-      int type = in.getUnsignedShort(at + 6);
-      long handle = in.getLong(at + 8);
-      long offset = in.getLong(at + 16);
-      long length = in.getUnsignedInt(at + 24);
-      if (type == Nbd.CMD_WRITE && length > NbdSession.PIECE) {
+      int flags = in.getUnsignedShort(at + NbdProtocol.REQUEST_OFF_FLAGS);
+      int type = in.getUnsignedShort(at + NbdProtocol.REQUEST_OFF_TYPE);
+      long handle = in.getLong(at + NbdProtocol.REQUEST_OFF_HANDLE);
+      long offset = in.getLong(at + NbdProtocol.REQUEST_OFF_OFFSET);
+      long length = in.getUnsignedInt(at + NbdProtocol.REQUEST_OFF_LENGTH);
+      if (type == NbdProtocol.CMD_WRITE && length > NbdSession.PIECE) {
         in.skipBytes(HEADER);
         out.add(NbdRequest.streamedWrite(flags, handle, offset, length));
         streamAt = offset;
@@ -73,7 +73,7 @@ final class NbdRequestDecoder extends ByteToMessageDecoder {
         continue;
       }
       ByteBuf payload = null;
-      if (type == Nbd.CMD_WRITE) {
+      if (type == NbdProtocol.CMD_WRITE) {
         if (in.readableBytes() < HEADER + length) {
           gathering = length >= GATHER;
           return;

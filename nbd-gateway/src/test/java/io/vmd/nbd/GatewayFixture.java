@@ -3,6 +3,7 @@ package io.vmd.nbd;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.fail;
 
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vmd.client.ClientConfig;
@@ -15,34 +16,44 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Random;
 import java.util.concurrent.TimeUnit;
+import java.util.function.UnaryOperator;
 
-/** A MiniVmdCluster with a VmdClient and an NBD gateway in front of it, and a way to run real NBD tools. */
-final class GatewayFixture implements AutoCloseable {
-  final MiniVmdCluster cluster;
-  final VmdClient client;
-  final NbdGateway gateway;
-  final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+/**
+ * Test kit: a {@link MiniVmdCluster} with a {@link VmdClient} and an NBD gateway in front of it, and a
+ * way to run real NBD tools. Published in nbd-gateway's test-jar for every module's tests.
+ */
+public final class GatewayFixture implements AutoCloseable {
+  public final MiniVmdCluster cluster;
+  public final VmdClient client;
+  public final NbdGateway gateway;
+  public final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
 
-  GatewayFixture(int servers, long serverMemory) throws Exception {
+  public GatewayFixture(int servers, long serverMemory) throws Exception {
     this(MiniVmdCluster.builder().servers(servers, serverMemory).start());
   }
 
-  GatewayFixture(MiniVmdCluster cluster) throws Exception {
+  public GatewayFixture(MiniVmdCluster cluster) throws Exception {
     this(cluster, c -> c);
   }
 
-  GatewayFixture(MiniVmdCluster cluster, java.util.function.UnaryOperator<GatewayConfig> config) throws Exception {
+  public GatewayFixture(MiniVmdCluster cluster, UnaryOperator<GatewayConfig> config) throws Exception {
     this.cluster = cluster;
     client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()));
     gateway = NbdGateway.start(config.apply(GatewayConfig.of(new HostPort("127.0.0.1", 0))), client, registry);
   }
 
-  String uri(String namespace) {
+  /** An NBD gateway on a free loopback port for {@code client}, as a host runs one. */
+  public static NbdGateway loopbackGateway(VmdClient client) throws InterruptedException {
+    return NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), client, new SimpleMeterRegistry());
+  }
+
+  public String uri(String namespace) {
     return "nbd://" + gateway.address() + "/" + namespace;
   }
 
-  long storedPages(int namespaceId) {
+  public long storedPages(int namespaceId) {
     long n = 0;
     for (int i = 0; i < cluster.size(); i++) {
       n += cluster.server(i).store().pageCount(namespaceId);
@@ -50,10 +61,10 @@ final class GatewayFixture implements AutoCloseable {
     return n;
   }
 
-  record Result(int exit, String out, String err) {}
+  public record Result(int exit, String out, String err) {}
 
   /** Runs a command to completion; a tool that is not installed fails the test (test.sh installs them). */
-  static Result run(Path dir, String... command) throws Exception {
+  public static Result run(Path dir, String... command) throws Exception {
     String tool = command[0];
     boolean found = tool.startsWith("/");
     for (String p : System.getenv("PATH").split(File.pathSeparator)) {
@@ -75,26 +86,26 @@ final class GatewayFixture implements AutoCloseable {
   }
 
   /** A file of {@code bytes} random bytes (from {@code seed}) in {@code dir}. */
-  static Path randomFile(Path dir, String name, long seed, int bytes) throws Exception {
+  public static Path randomFile(Path dir, String name, long seed, int bytes) throws Exception {
     byte[] b = new byte[bytes];
-    new java.util.Random(seed).nextBytes(b);
+    new Random(seed).nextBytes(b);
     return Files.write(dir.resolve(name), b);
   }
 
   /** The whole export, read with nbdcopy into {@code dir/name}. */
-  static byte[] readBack(Path dir, String uri, String name) throws Exception {
+  public static byte[] readBack(Path dir, String uri, String name) throws Exception {
     Path back = dir.resolve(name);
     ok(dir, "nbdcopy", uri, back.toString());
     return Files.readAllBytes(back);
   }
 
-  static Result ok(Path dir, String... command) throws Exception {
+  public static Result ok(Path dir, String... command) throws Exception {
     Result r = run(dir, command);
     assertThat(r.exit()).as("%s\nstdout: %s\nstderr: %s", String.join(" ", command), r.out(), r.err()).isZero();
     return r;
   }
 
-  static List<String> lines(String s) {
+  public static List<String> lines(String s) {
     List<String> out = new ArrayList<>();
     for (String l : s.split("\n")) {
       if (!l.isBlank()) {

@@ -30,7 +30,7 @@ class KernelSwapTest {
   @Test
   void aGuestKernelSwapsOntoANamespaceAndGetsEveryPageBack() throws Exception {
     fx = new GatewayFixture(2, 1024 * MIB);
-    fx.client.createNamespace("vm1", 1024 * MIB, 1);
+    fx.client.namespaces().create("vm1", 1024 * MIB, 1);
     Path run = Path.of(System.getProperty("user.dir")).resolve("../benchmarks/vmlab/run.sh").normalize();
     assertThat(run).exists();
     GatewayFixture.Result r = GatewayFixture.run(dir, run.toString(), String.valueOf(fx.gateway.address().port()),

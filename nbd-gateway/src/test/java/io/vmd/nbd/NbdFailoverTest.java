@@ -9,8 +9,10 @@ import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vmd.client.ClientConfig;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
+import io.vmd.server.MiniVmdCluster;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -35,7 +37,7 @@ class NbdFailoverTest {
   @Test
   void aServerKilledWhileNbdcopyWritesLosesNothingAndTheClientSeesNoError() throws Exception {
     fx = new GatewayFixture(3, 256 * MIB);
-    fx.client.createNamespace("vm1", 96 * MIB, 2);
+    fx.client.namespaces().create("vm1", 96 * MIB, 2);
     Path first = randomFile(dir, "first.img", 1, 96 * (int) MIB);
     ok(dir, "nbdcopy", first.toString(), fx.uri("vm1"));
     Path second = randomFile(dir, "second.img", 2, 96 * (int) MIB);
@@ -60,14 +62,14 @@ class NbdFailoverTest {
   @Test
   void pagesThatLostACopyGetANewOneSoLosingASecondServerLosesNothing() throws Exception {
     fx = new GatewayFixture(3, 64 * MIB);
-    fx.client.createNamespace("vm4", 16 * MIB, 2);
+    fx.client.namespaces().create("vm4", 16 * MIB, 2);
     try (NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0))
-        .withRereplication(java.time.Duration.ofMillis(500), 100_000), fx.client, new SimpleMeterRegistry())) {
+        .withRereplication(Duration.ofMillis(500), 100_000), fx.client, new SimpleMeterRegistry())) {
       String uri = "nbd://" + gw.address() + "/vm4";
       Path data = randomFile(dir, "data4.img", 6, 16 * (int) MIB);
       ok(dir, "nbdcopy", data.toString(), uri);
       fx.cluster.kill(0);
-      org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(30)).until(() ->
+      org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(30)).until(() ->
           gw.metrics("vm4").rereplicated() > 0 && gw.metrics("vm4").underReplicated() == 0);
       System.out.println("re-replicated " + gw.metrics("vm4").rereplicated() + " page copies");
       fx.cluster.kill(1);
@@ -77,7 +79,7 @@ class NbdFailoverTest {
   }
 
   private long copiesOf(String namespace) throws Exception {
-    int id = fx.client.namespace(namespace).id();
+    int id = fx.client.namespaces().get(namespace).record().id();
     long n = 0;
     for (int i = 0; i < fx.cluster.size(); i++) {
       if (fx.cluster.server(i) != null) {
@@ -90,9 +92,9 @@ class NbdFailoverTest {
   @Test
   void aServerThatRestartsEmptyIsRefilledAndOneThatMissedWritesLosesItsStaleCopies() throws Exception {
     fx = new GatewayFixture(3, 64 * MIB);
-    fx.client.createNamespace("vm5", 8 * MIB, 2);
+    fx.client.namespaces().create("vm5", 8 * MIB, 2);
     try (NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0))
-        .withRereplication(java.time.Duration.ofMillis(500), 100_000), fx.client, new SimpleMeterRegistry())) {
+        .withRereplication(Duration.ofMillis(500), 100_000), fx.client, new SimpleMeterRegistry())) {
       String uri = "nbd://" + gw.address() + "/vm5";
       Path data = randomFile(dir, "data5.img", 7, 8 * (int) MIB);
       ok(dir, "nbdcopy", data.toString(), uri);
@@ -101,24 +103,24 @@ class NbdFailoverTest {
 
       // Restarted in memory: it comes back empty, as a new member; its lost copies are made again.
       fx.cluster.restart(0);
-      org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(30))
+      org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(30))
           .until(() -> copiesOf("vm5") == 2L * pages && gw.metrics("vm5").underReplicated() == 0);
       fx.cluster.kill(1);
       assertThat(readBack(dir, uri, "after-restart.img")).isEqualTo(Files.readAllBytes(data));
       fx.cluster.restart(1);
-      org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(30))
+      org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(30))
           .until(() -> copiesOf("vm5") == 2L * pages && gw.metrics("vm5").underReplicated() == 0);
 
       // A server that hangs while the VM rewrites everything keeps old copies: dropped when it returns.
       fx.cluster.freeze(2);
       int frozen = fx.cluster.slot(2);
-      org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(10))
-          .until(() -> !fx.client.server(frozen).up());
+      org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(10))
+          .until(() -> !fx.client.cluster().server(frozen).up());
       Path rewritten = randomFile(dir, "data5b.img", 8, 8 * (int) MIB);
       ok(dir, "nbdcopy", rewritten.toString(), uri);
       fx.cluster.thaw(2);
-      org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(30))
-          .until(() -> fx.client.server(frozen).up() && copiesOf("vm5") == 2L * pages
+      org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(30))
+          .until(() -> fx.client.cluster().server(frozen).up() && copiesOf("vm5") == 2L * pages
               && gw.metrics("vm5").underReplicated() == 0);
       assertThat(readBack(dir, uri, "after-thaw.img")).isEqualTo(Files.readAllBytes(rewritten));
     }
@@ -131,13 +133,13 @@ class NbdFailoverTest {
    */
   @Test
   void aNewGatewayIgnoresAndDeletesStaleCopiesOfAPersistedServerThatReturnsAfterTheWriterDied() throws Exception {
-    fx = new GatewayFixture(io.vmd.server.MiniVmdCluster.builder().servers(3, 64 * MIB)
+    fx = new GatewayFixture(MiniVmdCluster.builder().servers(3, 64 * MIB)
         .persisted(dir.resolve("servers")).start());
-    fx.client.createNamespace("vm6", 8 * MIB, 2);
+    fx.client.namespaces().create("vm6", 8 * MIB, 2);
     int pages = 8 * 256;
     Path first = randomFile(dir, "data6.img", 11, 8 * (int) MIB);
     ok(dir, "nbdcopy", first.toString(), fx.uri("vm6"));
-    int id = fx.client.namespace("vm6").id();
+    int id = fx.client.namespaces().get("vm6").record().id();
     long held = fx.cluster.server(1).store().pageCount(id);
     assertThat(held).isPositive();
     fx.cluster.kill(1);
@@ -159,7 +161,7 @@ class NbdFailoverTest {
   @Test
   void aNewGatewayOnAnotherClientReadsBackEverythingTheDeadOneWrote() throws Exception {
     fx = new GatewayFixture(3, 128 * MIB);
-    fx.client.createNamespace("vm2", 32 * MIB, 2);
+    fx.client.namespaces().create("vm2", 32 * MIB, 2);
     Path data = randomFile(dir, "data.img", 3, 32 * (int) MIB);
     ok(dir, "nbdcopy", data.toString(), fx.uri("vm2"));
     fx.gateway.close();
@@ -174,14 +176,14 @@ class NbdFailoverTest {
   @Test
   void afterAHandOffTheOldGatewaysWritesAreRefusedAndTheNewOwnersDataStaysIntact() throws Exception {
     fx = new GatewayFixture(3, 128 * MIB);
-    fx.client.createNamespace("vm3", 16 * MIB, 2);
+    fx.client.namespaces().create("vm3", 16 * MIB, 2);
     Path old = randomFile(dir, "old.img", 4, 16 * (int) MIB);
     ok(dir, "nbdcopy", old.toString(), fx.uri("vm3"));
     // The namespace is handed to the destination host's gateway: its epoch moves on.
     try (VmdClient dest = VmdClient.connect(ClientConfig.of(fx.cluster.metaAddresses()));
         NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), dest,
             new SimpleMeterRegistry())) {
-      dest.handOff("vm3", dest.ownerId());
+      dest.namespaces().handOff("vm3", dest.ownerId());
       String newUri = "nbd://" + gw.address() + "/vm3";
       Path fresh = randomFile(dir, "new.img", 5, 16 * (int) MIB);
       ok(dir, "nbdcopy", fresh.toString(), newUri);

@@ -12,7 +12,9 @@ import java.net.Socket;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.Random;
+import java.util.concurrent.atomic.AtomicLong;
 import org.awaitility.Awaitility;
 import org.junit.jupiter.api.Test;
 
@@ -33,8 +35,8 @@ class NbdFuzzTest {
     Random r = new Random(seed);
     try (GatewayFixture fx = new GatewayFixture(MiniVmdCluster.builder().servers(2, 64L << 20).start(),
         c -> c.withHandshakeTimeout(Duration.ofSeconds(5)))) {
-      fx.client.createNamespace("vm1", EXPORT, 1);
-      fx.client.createNamespace("clean", EXPORT, 2);
+      fx.client.namespaces().create("vm1", EXPORT, 1);
+      fx.client.namespaces().create("clean", EXPORT, 2);
       HostPort at = fx.gateway.address();
       long inputs = 0;
       int connections = 0;
@@ -50,7 +52,7 @@ class NbdFuzzTest {
             inputs += negotiate(out, r);
             inputs += transmit(out, r, 1000 + r.nextInt(3000));
             if (r.nextInt(4) == 0) {
-              request(out, r, Nbd.CMD_DISC, 0, 0, null);
+              request(out, r, NbdProtocol.CMD_DISC, 0, 0, null);
             }
             out.flush();
             s.shutdownOutput();
@@ -74,8 +76,8 @@ class NbdFuzzTest {
       try (RawNbdClient c = new RawNbdClient(at.host(), at.port())) {
         c.structuredReplies();
         assertThat(c.go("clean")).isEqualTo(EXPORT);
-        c.request(Nbd.CMD_WRITE, 0, 1, 4096 * 7, data.length, data);
-        c.request(Nbd.CMD_READ, 0, 2, 4096 * 7, data.length, null);
+        c.request(NbdProtocol.CMD_WRITE, 0, 1, 4096 * 7, data.length, data);
+        c.request(NbdProtocol.CMD_READ, 0, 2, 4096 * 7, data.length, null);
         c.flush();
         assertThat(c.reply(0).error()).isZero();
         RawNbdClient.Reply back = c.reply(data.length);
@@ -88,7 +90,7 @@ class NbdFuzzTest {
   /** Reads and drops whatever the gateway sends, until it closes. */
   private static final class Drain extends Thread {
     private final InputStream in;
-    static final java.util.concurrent.atomic.AtomicLong BYTES = new java.util.concurrent.atomic.AtomicLong();
+    static final AtomicLong BYTES = new AtomicLong();
 
     Drain(InputStream in) {
       this.in = in;
@@ -110,7 +112,7 @@ class NbdFuzzTest {
 
   /** Client flags and a few options, most well-formed, then (usually) GO or EXPORT_NAME; returns inputs sent. */
   private static int negotiate(DataOutputStream out, Random r) throws IOException {
-    out.writeInt(r.nextInt(20) == 0 ? r.nextInt() : Nbd.FLAG_C_FIXED_NEWSTYLE | Nbd.FLAG_C_NO_ZEROES);
+    out.writeInt(r.nextInt(20) == 0 ? r.nextInt() : NbdProtocol.FLAG_C_FIXED_NEWSTYLE | NbdProtocol.FLAG_C_NO_ZEROES);
     int n = r.nextInt(6);
     for (int i = 0; i < n; i++) {
       byte[] option = option(r, r.nextInt(10));
@@ -132,16 +134,16 @@ class NbdFuzzTest {
     int option;
     switch (kind) {
       case 0:
-        option = Nbd.OPT_STRUCTURED_REPLY;
+        option = NbdProtocol.OPT_STRUCTURED_REPLY;
         data = ByteBuffer.allocate(0);
         break;
       case 1:
-        option = Nbd.OPT_LIST;
+        option = NbdProtocol.OPT_LIST;
         data = ByteBuffer.allocate(0);
         break;
       case 2:
       case 4:
-        option = kind == 2 ? Nbd.OPT_INFO : Nbd.OPT_GO;
+        option = kind == 2 ? NbdProtocol.OPT_INFO : NbdProtocol.OPT_GO;
         int infos = r.nextInt(4);
         data = ByteBuffer.allocate(4 + n.length + 2 + 2 * infos).putInt(n.length).put(n).putShort((short) infos);
         for (int i = 0; i < infos; i++) {
@@ -150,13 +152,13 @@ class NbdFuzzTest {
         break;
       case 3:
       case 5:
-        option = kind == 3 ? Nbd.OPT_LIST_META_CONTEXT : Nbd.OPT_SET_META_CONTEXT;
-        byte[] q = (r.nextBoolean() ? Nbd.BASE_ALLOCATION : "base:").getBytes(StandardCharsets.UTF_8);
+        option = kind == 3 ? NbdProtocol.OPT_LIST_META_CONTEXT : NbdProtocol.OPT_SET_META_CONTEXT;
+        byte[] q = (r.nextBoolean() ? NbdProtocol.BASE_ALLOCATION : "base:").getBytes(StandardCharsets.UTF_8);
         data = ByteBuffer.allocate(4 + n.length + 4 + 4 + q.length).putInt(n.length).put(n).putInt(1)
             .putInt(q.length).put(q);
         break;
       case 6:
-        option = Nbd.OPT_STARTTLS;
+        option = NbdProtocol.OPT_STARTTLS;
         data = ByteBuffer.allocate(0);
         break;
       case 7:
@@ -167,15 +169,15 @@ class NbdFuzzTest {
         data.position(junk.length);
         break;
       case 8:
-        option = Nbd.OPT_ABORT;
+        option = NbdProtocol.OPT_ABORT;
         data = ByteBuffer.allocate(0);
         break;
       default:
-        option = Nbd.OPT_EXPORT_NAME;
+        option = NbdProtocol.OPT_EXPORT_NAME;
         data = ByteBuffer.allocate(n.length).put(n);
     }
     int len = data.position();
-    ByteBuffer b = ByteBuffer.allocate(16 + len).putLong(Nbd.IHAVEOPT).putInt(option).putInt(len);
+    ByteBuffer b = ByteBuffer.allocate(16 + len).putLong(NbdProtocol.IHAVEOPT).putInt(option).putInt(len);
     b.put(data.array(), 0, len);
     return b.array();
   }
@@ -183,14 +185,14 @@ class NbdFuzzTest {
   /** A batch of transmission requests; returns how many. */
   private static int transmit(DataOutputStream out, Random r, int count) throws IOException {
     for (int i = 0; i < count; i++) {
-      int type = r.nextInt(40) == 0 ? r.nextInt(1 << 16) : r.nextInt(Nbd.CMD_BLOCK_STATUS + 1);
-      if (type == Nbd.CMD_DISC && r.nextInt(10) != 0) {
-        type = Nbd.CMD_READ;
+      int type = r.nextInt(40) == 0 ? r.nextInt(1 << 16) : r.nextInt(NbdProtocol.CMD_BLOCK_STATUS + 1);
+      if (type == NbdProtocol.CMD_DISC && r.nextInt(10) != 0) {
+        type = NbdProtocol.CMD_READ;
       }
       long offset = r.nextInt(20) == 0 ? r.nextLong() : (r.nextBoolean() ? 4096L * r.nextInt(4096) : r.nextInt((int) EXPORT));
       long length = r.nextInt(30) == 0 ? r.nextInt() & 0xffffffffL : r.nextInt(4) == 0 ? 4096 : r.nextInt(1 << 16);
       byte[] payload = null;
-      if (type == Nbd.CMD_WRITE) {
+      if (type == NbdProtocol.CMD_WRITE) {
         length = r.nextInt(4) == 0 ? 4096 : r.nextInt(8192);
         payload = new byte[(int) length];
         r.nextBytes(payload);
@@ -209,7 +211,7 @@ class NbdFuzzTest {
 
   private static byte[] encode(int flags, int type, long handle, long offset, long length, byte[] payload) {
     ByteBuffer b = ByteBuffer.allocate(28 + (payload == null ? 0 : payload.length));
-    b.putInt(Nbd.REQUEST_MAGIC).putShort((short) flags).putShort((short) type).putLong(handle).putLong(offset)
+    b.putInt(NbdProtocol.REQUEST_MAGIC).putShort((short) flags).putShort((short) type).putLong(handle).putLong(offset)
         .putInt((int) length);
     if (payload != null) {
       b.put(payload);
@@ -225,7 +227,7 @@ class NbdFuzzTest {
   private static byte[] mutate(byte[] in, Random r) {
     byte[] b = in.clone();
     if (b.length > 1 && r.nextInt(40) == 0) {
-      return java.util.Arrays.copyOf(b, r.nextInt(b.length));
+      return Arrays.copyOf(b, r.nextInt(b.length));
     }
     int changes = 1 + r.nextInt(4);
     int from = r.nextInt(100) == 0 ? 0 : Math.min(8, b.length - 1);

@@ -5,13 +5,16 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.netty.buffer.PooledByteBufAllocator;
 import io.vmd.common.HostPort;
 import io.vmd.server.MiniVmdCluster;
+import java.io.BufferedOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
 import java.net.Socket;
+import java.net.SocketException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.ExecutorService;
@@ -45,7 +48,7 @@ class NbdHostileClientTest {
   void start() throws Exception {
     fx = new GatewayFixture(MiniVmdCluster.builder().servers(2, 256 * MIB).start(),
         c -> c.withBudgets(PER_CONNECTION, TOTAL).withHandshakeTimeout(Duration.ofSeconds(2)));
-    fx.client.createNamespace("vm1", 128 * MIB, 1);
+    fx.client.namespaces().create("vm1", 128 * MIB, 1);
     // 4 MiB that must survive whatever the hostile clients do.
     stored = new byte[(int) (4 * MIB)];
     new Random(7).nextBytes(stored);
@@ -81,7 +84,7 @@ class NbdHostileClientTest {
   }
 
   private static void writeAndCheck(RawNbdClient c, long offset, byte[] data, long handle) throws IOException {
-    c.request(Nbd.CMD_WRITE, 0, handle, offset, data.length, data);
+    c.request(NbdProtocol.CMD_WRITE, 0, handle, offset, data.length, data);
     c.flush();
     RawNbdClient.Reply w = c.reply(0);
     assertThat(w.handle()).isEqualTo(handle);
@@ -90,7 +93,7 @@ class NbdHostileClientTest {
   }
 
   private static byte[] read(RawNbdClient c, long offset, int length, long handle) throws IOException {
-    c.request(Nbd.CMD_READ, 0, handle, offset, length, null);
+    c.request(NbdProtocol.CMD_READ, 0, handle, offset, length, null);
     c.flush();
     RawNbdClient.Reply r = c.reply(length);
     assertThat(r.handle()).isEqualTo(handle);
@@ -150,11 +153,11 @@ class NbdHostileClientTest {
       Socket s = attached(k == 0);
       floods.add(threads.submit(() -> {
         // 1,500 READs of 32 MiB each, and never a reply read: 47 GiB asked for.
-        DataOutputStream out = new DataOutputStream(new java.io.BufferedOutputStream(s.getOutputStream(), 1 << 16));
+        DataOutputStream out = new DataOutputStream(new BufferedOutputStream(s.getOutputStream(), 1 << 16));
         for (int i = 0; i < 1500; i++) {
-          out.writeInt(Nbd.REQUEST_MAGIC);
+          out.writeInt(NbdProtocol.REQUEST_MAGIC);
           out.writeShort(0);
-          out.writeShort(Nbd.CMD_READ);
+          out.writeShort(NbdProtocol.CMD_READ);
           out.writeLong(i);
           out.writeLong(0);
           out.writeInt((int) (32 * MIB));
@@ -180,12 +183,12 @@ class NbdHostileClientTest {
     // 32 MiB announced at offset 0, 1 MiB of it sent; and 3 MiB announced, 100 KiB sent.
     Socket big = attached(false);
     DataOutputStream out = new DataOutputStream(big.getOutputStream());
-    writeHeader(out, Nbd.CMD_WRITE, 1, 0, 32 * MIB);
+    writeHeader(out, NbdProtocol.CMD_WRITE, 1, 0, 32 * MIB);
     out.write(new byte[(int) MIB]);
     out.flush();
     Socket small = attached(true);
     out = new DataOutputStream(small.getOutputStream());
-    writeHeader(out, Nbd.CMD_WRITE, 1, 0, 3 * MIB);
+    writeHeader(out, NbdProtocol.CMD_WRITE, 1, 0, 3 * MIB);
     out.write(new byte[100 << 10]);
     out.flush();
     // The same pages are written and read by a good client meanwhile: nothing waits for the payloads.
@@ -208,8 +211,8 @@ class NbdHostileClientTest {
       silent.setSoTimeout(20_000);
       half.setSoTimeout(20_000);
       DataOutputStream out = new DataOutputStream(half.getOutputStream());
-      out.writeInt(Nbd.FLAG_C_FIXED_NEWSTYLE);
-      out.writeLong(Nbd.IHAVEOPT);
+      out.writeInt(NbdProtocol.FLAG_C_FIXED_NEWSTYLE);
+      out.writeLong(NbdProtocol.IHAVEOPT);
       out.writeShort(0); // half an option header
       out.flush();
       assertThat(closedAfterGreeting(silent)).isTrue();
@@ -223,7 +226,7 @@ class NbdHostileClientTest {
     in.readFully(new byte[18]);
     try {
       return in.read() == -1;
-    } catch (java.net.SocketException reset) {
+    } catch (SocketException reset) {
       return true;
     }
   }
@@ -278,19 +281,19 @@ class NbdHostileClientTest {
       threads.submit(() -> {
         DataInputStream in = new DataInputStream(s.getInputStream());
         in.readFully(new byte[18]);
-        DataOutputStream out = new DataOutputStream(new java.io.BufferedOutputStream(s.getOutputStream(), 1 << 16));
-        out.writeInt(Nbd.FLAG_C_FIXED_NEWSTYLE | Nbd.FLAG_C_NO_ZEROES);
+        DataOutputStream out = new DataOutputStream(new BufferedOutputStream(s.getOutputStream(), 1 << 16));
+        out.writeInt(NbdProtocol.FLAG_C_FIXED_NEWSTYLE | NbdProtocol.FLAG_C_NO_ZEROES);
         byte[] name = "vm1".getBytes(StandardCharsets.UTF_8);
-        byte[] junk = new byte[Nbd.MAX_OPTION];
+        byte[] junk = new byte[NbdProtocol.MAX_OPTION];
         while (!s.isClosed()) {
-          out.writeLong(Nbd.IHAVEOPT);
+          out.writeLong(NbdProtocol.IHAVEOPT);
           if (huge) {
             // The largest option there is, unknown: answered with an error each time.
             out.writeInt(0x7777);
             out.writeInt(junk.length);
             out.write(junk);
           } else {
-            out.writeInt(Nbd.OPT_LIST);
+            out.writeInt(NbdProtocol.OPT_LIST);
             out.writeInt(0);
           }
           options.incrementAndGet();
@@ -308,25 +311,25 @@ class NbdHostileClientTest {
   @Test
   void requestsAfterDiscAreNotServed() throws Exception {
     Socket s = attached(false);
-    DataOutputStream out = new DataOutputStream(new java.io.BufferedOutputStream(s.getOutputStream()));
+    DataOutputStream out = new DataOutputStream(new BufferedOutputStream(s.getOutputStream()));
     // DISC and two requests after it in one segment, so they reach the gateway in the same read.
     byte[] zeros = new byte[4096];
-    writeHeader(out, Nbd.CMD_DISC, 1, 0, 0);
-    writeHeader(out, Nbd.CMD_WRITE, 2, 0, zeros.length);
+    writeHeader(out, NbdProtocol.CMD_DISC, 1, 0, 0);
+    writeHeader(out, NbdProtocol.CMD_WRITE, 2, 0, zeros.length);
     out.write(zeros);
-    writeHeader(out, Nbd.CMD_READ, 3, 0, 4096);
+    writeHeader(out, NbdProtocol.CMD_READ, 3, 0, 4096);
     out.flush();
     try {
-      writeHeader(out, Nbd.CMD_WRITE, 4, 0, 8 * MIB);
+      writeHeader(out, NbdProtocol.CMD_WRITE, 4, 0, 8 * MIB);
       out.write(new byte[(int) (8 * MIB)]);
       out.flush();
-    } catch (java.net.SocketException closed) {
+    } catch (SocketException closed) {
       // the gateway closed after DISC while the rest was still being sent: what it should do
     }
     s.setSoTimeout(20_000);
     try {
       assertThat(s.getInputStream().read()).as("no reply after DISC, only the close").isEqualTo(-1);
-    } catch (java.net.SocketException reset) {
+    } catch (SocketException reset) {
       // closed with our bytes unread: also a close
     }
     // stop() checks that the first pages still hold what was stored, not the zeros sent after DISC.
@@ -353,7 +356,7 @@ class NbdHostileClientTest {
       // Several long simple replies at once: each is written whole, nothing between its pieces.
       int len = (int) (9 * MIB);
       for (int k = 0; k < 3; k++) {
-        old.request(Nbd.CMD_READ, 0, 10 + k, offset + k * 13 * MIB, len, null);
+        old.request(NbdProtocol.CMD_READ, 0, 10 + k, offset + k * 13 * MIB, len, null);
       }
       old.flush();
       for (int k = 0; k < 3; k++) {
@@ -361,7 +364,7 @@ class NbdHostileClientTest {
         int which = (int) (r.handle() - 10);
         assertThat(r.error()).isZero();
         assertThat(r.data()).as("long simple reply %d", which)
-            .isEqualTo(java.util.Arrays.copyOfRange(data, which * 13 * (int) MIB, which * 13 * (int) MIB + len));
+            .isEqualTo(Arrays.copyOfRange(data, which * 13 * (int) MIB, which * 13 * (int) MIB + len));
       }
     }
     try (RawNbdClient c = good(true)) {
@@ -372,12 +375,12 @@ class NbdHostileClientTest {
     }
     watcher.cancel(true);
     System.out.printf("40 MiB requests: the connection's budget used at most %d MiB%n", maxBudget[0] / MIB);
-    assertThat(maxBudget[0]).isLessThanOrEqualTo(PER_CONNECTION + NbdSession.MAX_COST);
+    assertThat(maxBudget[0]).isLessThanOrEqualTo(PER_CONNECTION + ConnectionBudget.MAX_COST);
   }
 
   private static void writeHeader(DataOutputStream out, int type, long handle, long offset, long length)
       throws IOException {
-    out.writeInt(Nbd.REQUEST_MAGIC);
+    out.writeInt(NbdProtocol.REQUEST_MAGIC);
     out.writeShort(0);
     out.writeShort(type);
     out.writeLong(handle);

@@ -34,7 +34,7 @@ class NbdInteropTest {
   }
 
   private static NamespaceRecord namespace(String name, long size) throws Exception {
-    return fx.client.createNamespace(name, size, 1);
+    return fx.client.namespaces().create(name, size, 1).record();
   }
 
   private Path randomFile(String name, long seed, int bytes) throws Exception {
@@ -142,7 +142,7 @@ class NbdInteropTest {
     assertThat(read).doesNotContain("failed");
     ok(dir, "qemu-io", "-f", "raw", fx.uri("trim"), "-c", "discard 4M 8M");
     assertThat(fx.storedPages(ns.id())).isEqualTo(2048);
-    assertThat(fx.client.namespaceUsage("trim").stream().mapToLong(u -> u.pages()).sum()).isEqualTo(2048);
+    assertThat(fx.client.namespaces().usage("trim").stream().mapToLong(u -> u.pages()).sum()).isEqualTo(2048);
     String after = ok(dir, "qemu-io", "-f", "raw", fx.uri("trim"),
         "-c", "read -P 0 4M 8M", "-c", "read -P 0x5a 0 4M", "-c", "read -P 0x5a 12M 4M").out();
     assertThat(after).doesNotContain("failed");

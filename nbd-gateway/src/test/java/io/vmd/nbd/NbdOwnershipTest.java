@@ -14,6 +14,7 @@ import io.vmd.server.MiniVmdCluster;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Arrays;
 import org.awaitility.Awaitility;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -39,7 +40,7 @@ class NbdOwnershipTest {
   @Test
   void aSecondGatewayStandsByAndWritesOnTheSameConnectionOnceTheNamespaceIsHandedOver() throws Exception {
     fx = new GatewayFixture(2, 64 * MIB);
-    fx.client.createNamespace("vm1", 8 * MIB, 2);
+    fx.client.namespaces().create("vm1", 8 * MIB, 2);
     Path first = randomFile(dir, "first.img", 1, 8 * (int) MIB);
     ok(dir, "nbdcopy", first.toString(), fx.uri("vm1"));
     try (VmdClient other = VmdClient.connect(ClientConfig.of(fx.cluster.metaAddresses()), "gateway");
@@ -56,30 +57,30 @@ class NbdOwnershipTest {
       byte[] secondBytes = Files.readAllBytes(second);
       try (RawNbdClient waiting = new RawNbdClient("127.0.0.1", standby.address().port())) {
         waiting.go("vm1");
-        assertThat(waiting.transmissionFlags & Nbd.FLAG_READ_ONLY).isZero();
+        assertThat(waiting.transmissionFlags & NbdProtocol.FLAG_READ_ONLY).isZero();
         byte[] page = new byte[4096];
-        java.util.Arrays.fill(page, (byte) 0x5A);
+        Arrays.fill(page, (byte) 0x5A);
         // A write while the owner holds the namespace is refused, and lands nowhere.
-        waiting.request(Nbd.CMD_WRITE, 0, 1, 0, page.length, page);
+        waiting.request(NbdProtocol.CMD_WRITE, 0, 1, 0, page.length, page);
         waiting.flush();
-        assertThat(waiting.reply(0).error()).isEqualTo(Nbd.EPERM);
+        assertThat(waiting.reply(0).error()).isEqualTo(NbdProtocol.EPERM);
         assertThat(readBack(dir, fx.uri("vm1"), "still.img")).isEqualTo(secondBytes);
         // It reads what the owner wrote after it attached.
-        waiting.request(Nbd.CMD_READ, 0, 2, 4096, 4096, null);
+        waiting.request(NbdProtocol.CMD_READ, 0, 2, 4096, 4096, null);
         waiting.flush();
-        assertThat(waiting.reply(4096).data()).isEqualTo(java.util.Arrays.copyOfRange(secondBytes, 4096, 8192));
-        assertThat(other.namespaceMeta("vm1").owner()).isEqualTo(fx.client.ownerId());
+        assertThat(waiting.reply(4096).data()).isEqualTo(Arrays.copyOfRange(secondBytes, 4096, 8192));
+        assertThat(other.namespaces().get("vm1").owner()).isEqualTo(fx.client.ownerId());
 
         // The hand-off (a migration's switch-over): the owner is fenced and nobody owns it until the
         // waiting connection's next write claims it, on the same connection.
-        long epoch = orchestrator.fence("vm1").epoch();
+        long epoch = orchestrator.namespaces().fence("vm1").epoch();
         Awaitility.await().atMost(Duration.ofSeconds(10)).until(() -> {
-          waiting.request(Nbd.CMD_WRITE, 0, 3, 0, page.length, page);
+          waiting.request(NbdProtocol.CMD_WRITE, 0, 3, 0, page.length, page);
           waiting.flush();
           return waiting.reply(0).error() == 0;
         });
-        assertThat(other.namespaceMeta("vm1").owner()).isEqualTo(other.ownerId());
-        assertThat(other.namespaceMeta("vm1").epoch()).isEqualTo(epoch + 1);
+        assertThat(other.namespaces().get("vm1").owner()).isEqualTo(other.ownerId());
+        assertThat(other.namespaces().get("vm1").epoch()).isEqualTo(epoch + 1);
         // The fenced gateway's writes are refused from now on; what the new owner wrote stays.
         GatewayFixture.Result stale = GatewayFixture.run(dir, "nbdcopy", first.toString(), fx.uri("vm1"));
         assertThat(stale.exit()).as("the fenced gateway's write").isNotZero();
@@ -101,7 +102,7 @@ class NbdOwnershipTest {
   @Test
   void aServerFrozenWhileANewGatewayAttachesGivesReadErrorsNeverZerosThenEveryByte() throws Exception {
     fx = new GatewayFixture(MiniVmdCluster.builder().servers(2, 64 * MIB).start());
-    fx.client.createNamespace("vm2", 16 * MIB, 1);
+    fx.client.namespaces().create("vm2", 16 * MIB, 1);
     Path data = randomFile(dir, "data.img", 3, 16 * (int) MIB);
     ok(dir, "nbdcopy", data.toString(), fx.uri("vm2"));
     fx.gateway.close();
@@ -118,9 +119,9 @@ class NbdOwnershipTest {
       assertThat(frozen.err()).containsIgnoringCase("input/output error");
       fx.cluster.thaw(1);
       Awaitility.await().atMost(Duration.ofSeconds(20)).until(() -> gw.metrics("vm2") != null
-          && next.namespaceMeta("vm2") != null && resolved(gw));
+          && next.namespaces().get("vm2") != null && resolved(gw));
       assertThat(readBack(dir, uri, "whole.img")).isEqualTo(Files.readAllBytes(data));
-      assertThat(fx.storedPages(next.namespace("vm2").id())).as("nothing was deleted").isEqualTo(16 * 256);
+      assertThat(fx.storedPages(next.namespaces().get("vm2").record().id())).as("nothing was deleted").isEqualTo(16 * 256);
     }
   }
 
@@ -132,22 +133,22 @@ class NbdOwnershipTest {
   @Test
   void aServerDrainedWhileTheDeviceIsInUseEndsEmptyAndEveryByteStaysReadable() throws Exception {
     fx = new GatewayFixture(3, 64 * MIB);
-    fx.client.createNamespace("vm3", 16 * MIB, 2);
+    fx.client.namespaces().create("vm3", 16 * MIB, 2);
     try (NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0))
         .withRereplication(Duration.ofMillis(500), 100_000), fx.client, new SimpleMeterRegistry())) {
       String uri = "nbd://" + gw.address() + "/vm3";
       Path data = randomFile(dir, "data3.img", 4, 16 * (int) MIB);
       ok(dir, "nbdcopy", data.toString(), uri);
-      int id = fx.client.namespace("vm3").id();
+      int id = fx.client.namespaces().get("vm3").record().id();
       assertThat(fx.cluster.server(0).store().pageCount(id)).isPositive();
       int slot = fx.cluster.slot(0);
-      fx.client.setServerStatus(slot, ServerStatus.DRAINING, false);
+      fx.client.cluster().setStatus(slot, ServerStatus.DRAINING, false);
       // The VM keeps writing while the drain runs.
       Path more = randomFile(dir, "more.img", 5, 16 * (int) MIB);
       ok(dir, "nbdcopy", more.toString(), uri);
       Awaitility.await().atMost(Duration.ofSeconds(60))
           .until(() -> fx.cluster.server(0).store().pageCount(id) == 0 && gw.metrics("vm3").underReplicated() == 0);
-      fx.client.setServerStatus(slot, ServerStatus.REMOVED, false);
+      fx.client.cluster().setStatus(slot, ServerStatus.REMOVED, false);
       fx.cluster.kill(0);
       assertThat(readBack(dir, uri, "after.img")).isEqualTo(Files.readAllBytes(more));
       try (VmdClient later = VmdClient.connect(ClientConfig.of(fx.cluster.metaAddresses()))) {

@@ -21,7 +21,7 @@ class NbdProtocolTest {
   @BeforeEach
   void start() throws Exception {
     fx = new GatewayFixture(2, 64 * MIB);
-    fx.client.createNamespace("vm1", 16 * MIB, 1);
+    fx.client.namespaces().create("vm1", 16 * MIB, 1);
   }
 
   @AfterEach
@@ -45,21 +45,21 @@ class NbdProtocolTest {
     try (RawNbdClient c = new RawNbdClient(at.host(), at.port())) {
       c.sendOption(77, new byte[] {1, 2, 3});
       RawNbdClient.OptionReply r = c.readOptionReply();
-      assertThat(r.type()).isEqualTo(Nbd.REP_ERR_UNSUP);
+      assertThat(r.type()).isEqualTo(NbdProtocol.REP_ERR_UNSUP);
       assertThat(r.option()).isEqualTo(77);
-      c.sendOption(Nbd.OPT_GO, RawNbdClient.goData("nope"));
+      c.sendOption(NbdProtocol.OPT_GO, RawNbdClient.goData("nope"));
       RawNbdClient.OptionReply unknown = c.readOptionReply();
-      assertThat(unknown.type()).isEqualTo(Nbd.REP_ERR_UNKNOWN);
+      assertThat(unknown.type()).isEqualTo(NbdProtocol.REP_ERR_UNKNOWN);
       assertThat(unknown.text()).contains("nope");
-      c.sendOption(Nbd.OPT_SET_META_CONTEXT, new byte[8]);
-      assertThat(c.readOptionReply().type()).as("meta context before structured replies").isEqualTo(Nbd.REP_ERR_INVALID);
-      c.sendOption(Nbd.OPT_LIST, new byte[1]);
-      assertThat(c.readOptionReply().type()).isEqualTo(Nbd.REP_ERR_INVALID);
+      c.sendOption(NbdProtocol.OPT_SET_META_CONTEXT, new byte[8]);
+      assertThat(c.readOptionReply().type()).as("meta context before structured replies").isEqualTo(NbdProtocol.REP_ERR_INVALID);
+      c.sendOption(NbdProtocol.OPT_LIST, new byte[1]);
+      assertThat(c.readOptionReply().type()).isEqualTo(NbdProtocol.REP_ERR_INVALID);
       assertThat(c.go("vm1")).isEqualTo(16 * MIB);
     }
     try (RawNbdClient c = new RawNbdClient(at.host(), at.port())) {
-      c.sendOption(Nbd.OPT_ABORT, new byte[0]);
-      assertThat(c.readOptionReply().type()).isEqualTo(Nbd.REP_ACK);
+      c.sendOption(NbdProtocol.OPT_ABORT, new byte[0]);
+      assertThat(c.readOptionReply().type()).isEqualTo(NbdProtocol.REP_ACK);
       assertThat(c.closedByServer()).isTrue();
     }
   }
@@ -68,25 +68,25 @@ class NbdProtocolTest {
   void outOfRangeRequestsGetErrorsAndTheConnectionLivesOn() throws Exception {
     for (boolean structured : new boolean[] {false, true}) {
       try (RawNbdClient c = connect(structured)) {
-        c.request(Nbd.CMD_READ, 0, 1, 16 * MIB - 100, 4096, null);
-        c.request(Nbd.CMD_WRITE, 0, 2, 16 * MIB, 512, new byte[512]);
-        c.request(Nbd.CMD_TRIM, 0, 3, 16 * MIB, 4096, null);
-        c.request(Nbd.CMD_READ, 0, 4, 0, 33 << 20, null);
+        c.request(NbdProtocol.CMD_READ, 0, 1, 16 * MIB - 100, 4096, null);
+        c.request(NbdProtocol.CMD_WRITE, 0, 2, 16 * MIB, 512, new byte[512]);
+        c.request(NbdProtocol.CMD_TRIM, 0, 3, 16 * MIB, 4096, null);
+        c.request(NbdProtocol.CMD_READ, 0, 4, 0, 33 << 20, null);
         c.request(99, 0, 5, 0, 0, null);
-        c.request(Nbd.CMD_BLOCK_STATUS, 0, 6, 0, 4096, null);
-        c.request(Nbd.CMD_READ, 0, 7, 0, 4096, null);
+        c.request(NbdProtocol.CMD_BLOCK_STATUS, 0, 6, 0, 4096, null);
+        c.request(NbdProtocol.CMD_READ, 0, 7, 0, 4096, null);
         c.flush();
         Map<Long, RawNbdClient.Reply> replies = new HashMap<>();
         for (int i = 0; i < 7; i++) {
           RawNbdClient.Reply r = c.reply(4096);
           replies.put(r.handle(), r);
         }
-        assertThat(replies.get(1L).error()).isEqualTo(Nbd.EINVAL);
-        assertThat(replies.get(2L).error()).isEqualTo(Nbd.ENOSPC);
-        assertThat(replies.get(3L).error()).isEqualTo(Nbd.EINVAL);
-        assertThat(replies.get(4L).error()).isEqualTo(Nbd.EINVAL);
-        assertThat(replies.get(5L).error()).isEqualTo(Nbd.EINVAL);
-        assertThat(replies.get(6L).error()).as("BLOCK_STATUS without a meta context").isEqualTo(Nbd.EINVAL);
+        assertThat(replies.get(1L).error()).isEqualTo(NbdProtocol.EINVAL);
+        assertThat(replies.get(2L).error()).isEqualTo(NbdProtocol.ENOSPC);
+        assertThat(replies.get(3L).error()).isEqualTo(NbdProtocol.EINVAL);
+        assertThat(replies.get(4L).error()).isEqualTo(NbdProtocol.EINVAL);
+        assertThat(replies.get(5L).error()).isEqualTo(NbdProtocol.EINVAL);
+        assertThat(replies.get(6L).error()).as("BLOCK_STATUS without a meta context").isEqualTo(NbdProtocol.EINVAL);
         assertThat(replies.get(7L).error()).isZero();
         assertThat(replies.get(7L).data()).isEqualTo(new byte[4096]);
         if (structured) {
@@ -104,11 +104,11 @@ class NbdProtocolTest {
       bad.flush();
       assertThat(bad.closedByServer()).isTrue();
       try (RawNbdClient huge = connect(false)) {
-        huge.request(Nbd.CMD_WRITE, 0, 1, 0, 64 << 20, null);
+        huge.request(NbdProtocol.CMD_WRITE, 0, 1, 0, 64 << 20, null);
         huge.flush();
         assertThat(huge.closedByServer()).as("a WRITE over the maximum").isTrue();
       }
-      good.request(Nbd.CMD_WRITE, 0, 9, 0, 4096, new byte[4096]);
+      good.request(NbdProtocol.CMD_WRITE, 0, 9, 0, 4096, new byte[4096]);
       good.flush();
       assertThat(good.reply(0).error()).isZero();
     }
@@ -121,7 +121,7 @@ class NbdProtocolTest {
     try (RawNbdClient c = connect(true)) {
       for (int i = 0; i < 256; i++) {
         r.nextBytes(pages[i]);
-        c.request(Nbd.CMD_WRITE, i % 2 == 0 ? Nbd.CMD_FLAG_FUA : 0, 1000 + i, (long) i * 4096, 4096, pages[i]);
+        c.request(NbdProtocol.CMD_WRITE, i % 2 == 0 ? NbdProtocol.CMD_FLAG_FUA : 0, 1000 + i, (long) i * 4096, 4096, pages[i]);
       }
       c.flush();
       Set<Long> handles = new HashSet<>();
@@ -132,7 +132,7 @@ class NbdProtocolTest {
       }
       assertThat(handles).hasSize(256);
       for (int i = 0; i < 256; i++) {
-        c.request(Nbd.CMD_READ, 0, i, (long) i * 4096, 4096, null);
+        c.request(NbdProtocol.CMD_READ, 0, i, (long) i * 4096, 4096, null);
       }
       c.flush();
       for (int i = 0; i < 256; i++) {
@@ -184,7 +184,7 @@ class NbdProtocolTest {
               byte[] data = new byte[e - s];
               Arrays.fill(data, (byte) op[3]);
               System.arraycopy(data, 0, model, s, data.length);
-              (onB ? b : a).request(Nbd.CMD_WRITE, 0, 1, s, data.length, data);
+              (onB ? b : a).request(NbdProtocol.CMD_WRITE, 0, 1, s, data.length, data);
               if (onB) {
                 sentB++;
               } else {
@@ -205,7 +205,7 @@ class NbdProtocolTest {
       }
       // A third connection reads what both wrote.
       try (RawNbdClient c = connect(true)) {
-        c.request(Nbd.CMD_READ, 0, 1, 0, model.length, null);
+        c.request(NbdProtocol.CMD_READ, 0, 1, 0, model.length, null);
         c.flush();
         assertThat(c.reply(model.length).data()).as("seed %d", seed).isEqualTo(model);
       }
@@ -217,9 +217,9 @@ class NbdProtocolTest {
     try (RawNbdClient c = connect(true)) {
       byte[] ones = new byte[5 * 4096];
       Arrays.fill(ones, (byte) 1);
-      c.request(Nbd.CMD_WRITE, 0, 1, 0, ones.length, ones);
-      c.request(Nbd.CMD_WRITE_ZEROES, 0, 2, 100, 3 * 4096, null);
-      c.request(Nbd.CMD_READ, 0, 3, 0, ones.length, null);
+      c.request(NbdProtocol.CMD_WRITE, 0, 1, 0, ones.length, ones);
+      c.request(NbdProtocol.CMD_WRITE_ZEROES, 0, 2, 100, 3 * 4096, null);
+      c.request(NbdProtocol.CMD_READ, 0, 3, 0, ones.length, null);
       c.flush();
       assertThat(c.reply(0).error()).isZero();
       assertThat(c.reply(0).error()).isZero();
@@ -235,30 +235,30 @@ class NbdProtocolTest {
   void aFullClusterAnswersEnospcAndADeadServerEio() throws Exception {
     fx.close();
     fx = new GatewayFixture(2, 64 * 4096);
-    fx.client.createNamespace("vm1", 16 * MIB, 1);
+    fx.client.namespaces().create("vm1", 16 * MIB, 1);
     try (RawNbdClient c = connect(true)) {
       byte[] page = new byte[4096];
       int errors = 0;
       for (int i = 0; i < 140; i++) {
-        c.request(Nbd.CMD_WRITE, 0, i, (long) i * 4096, 4096, page);
+        c.request(NbdProtocol.CMD_WRITE, 0, i, (long) i * 4096, 4096, page);
         c.flush();
         RawNbdClient.Reply r = c.reply(0);
         if (r.error() != 0) {
-          assertThat(r.error()).isEqualTo(Nbd.ENOSPC);
+          assertThat(r.error()).isEqualTo(NbdProtocol.ENOSPC);
           assertThat(r.message()).contains("no room");
           errors++;
         }
       }
       assertThat(errors).isEqualTo(140 - 128);
       fx.cluster.kill(0);
-      org.awaitility.Awaitility.await().until(() -> !fx.client.servers().get(0).up());
+      org.awaitility.Awaitility.await().until(() -> !fx.client.cluster().servers().get(0).up());
       int eio = 0;
       for (int i = 0; i < 128; i++) {
-        c.request(Nbd.CMD_READ, 0, i, (long) i * 4096, 4096, null);
+        c.request(NbdProtocol.CMD_READ, 0, i, (long) i * 4096, 4096, null);
         c.flush();
         RawNbdClient.Reply r = c.reply(4096);
         if (r.error() != 0) {
-          assertThat(r.error()).isEqualTo(Nbd.EIO);
+          assertThat(r.error()).isEqualTo(NbdProtocol.EIO);
           eio++;
         }
       }

@@ -31,8 +31,8 @@ class NbdRequestDecoderTest {
       byte[] p = new byte[lengths[i]];
       random.nextBytes(p);
       payloads.add(p);
-      header(stream, Nbd.CMD_WRITE, i, (long) i << 20, p.length).writeBytes(p);
-      header(stream, Nbd.CMD_READ, 100 + i, 0, 4096);
+      header(stream, NbdProtocol.CMD_WRITE, i, (long) i << 20, p.length).writeBytes(p);
+      header(stream, NbdProtocol.CMD_READ, 100 + i, 0, 4096);
     }
     EmbeddedChannel ch = new EmbeddedChannel(new NbdRequestDecoder());
     ch.config().setAllocator(PooledByteBufAllocator.DEFAULT);
@@ -50,13 +50,13 @@ class NbdRequestDecoderTest {
     assertThat(got).hasSize(2 * lengths.length);
     for (int i = 0; i < lengths.length; i++) {
       NbdRequest w = got.get(2 * i);
-      assertThat(w.type).isEqualTo(Nbd.CMD_WRITE);
+      assertThat(w.type).isEqualTo(NbdProtocol.CMD_WRITE);
       assertThat(w.handleId).isEqualTo(i);
       assertThat(w.offset).isEqualTo((long) i << 20);
       assertThat(ByteBufUtil.getBytes(w.payload)).as("payload %d (%d bytes), seed %d", i, lengths[i], seed)
           .isEqualTo(payloads.get(i));
       NbdRequest r = got.get(2 * i + 1);
-      assertThat(r.type).isEqualTo(Nbd.CMD_READ);
+      assertThat(r.type).isEqualTo(NbdProtocol.CMD_READ);
       assertThat(r.handleId).isEqualTo(100 + i);
       assertThat(r.payload).isNull();
     }
@@ -67,7 +67,7 @@ class NbdRequestDecoderTest {
   }
 
   private static ByteBuf header(ByteBuf out, int type, long handle, long offset, int length) {
-    return out.writeInt(Nbd.REQUEST_MAGIC).writeShort(0).writeShort(type).writeLong(handle).writeLong(offset)
+    return out.writeInt(NbdProtocol.REQUEST_MAGIC).writeShort(0).writeShort(type).writeLong(handle).writeLong(offset)
         .writeInt(length);
   }
 }

@@ -44,7 +44,7 @@ class NbdTlsTest {
         NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0))
             .withTls(dir.resolve("server-cert.pem"), dir.resolve("server-key.pem")), fx.client,
             new SimpleMeterRegistry())) {
-      fx.client.createNamespace("secret", 8 * MIB, 2);
+      fx.client.namespaces().create("secret", 8 * MIB, 2);
       String tlsUri = "nbds://" + gw.address() + "/secret?tls-certificates=" + certs;
       String info = ok(dir, "nbdinfo", tlsUri).out();
       assertThat(info).contains("newstyle-fixed with TLS").contains("export-size: 8388608");

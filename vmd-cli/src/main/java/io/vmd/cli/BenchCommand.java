@@ -1,7 +1,16 @@
 package io.vmd.cli;
 
+import io.vmd.bench.chaos.ChaosBench;
 import io.vmd.bench.fault.FaultBench;
+import io.vmd.bench.fault.FaultBenchOptions;
+import io.vmd.bench.meta.MetaBench;
+import io.vmd.bench.migration.MigrationBench;
+import io.vmd.bench.migration.VmMigrationBench;
+import io.vmd.migration.model.Bandwidth;
+import io.vmd.migration.model.Policy;
 import java.io.File;
+import java.lang.management.ManagementFactory;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -9,12 +18,13 @@ import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import picocli.CommandLine;
 
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Run VMD's benchmarks.",
     subcommands = {BenchCommand.Fault.class, BenchCommand.Migration.class, BenchCommand.VmMigration.class, BenchCommand.Chaos.class,
       BenchCommand.Meta.class})
 final class BenchCommand {
-  @picocli.CommandLine.ParentCommand Vmd vmd;
+  @CommandLine.ParentCommand Vmd vmd;
 
   @Command(name = "fault", mixinStandardHelpOptions = true, description = {
     "Page-fault latency: 4 KiB page-in and page-out at depth 1, 4 KiB 70/30 at depth 32, 1 MiB sequential,",
@@ -68,7 +78,7 @@ final class BenchCommand {
     @Option(names = "--json-file", paramLabel = "FILE", description = "Also write the results as JSON (--json prints them instead of the table).")
     Path json;
 
-    @picocli.CommandLine.ParentCommand BenchCommand bench;
+    @CommandLine.ParentCommand BenchCommand bench;
 
     @Option(names = "--csv", paramLabel = "FILE", description = "Also write the results as CSV.")
     Path csv;
@@ -92,9 +102,11 @@ final class BenchCommand {
       if (!missing.isEmpty()) {
         install(missing);
       }
-      new FaultBench(new FaultBench.Options(targets, workloads, seconds, warmUp == null ? seconds : warmUp, region,
-          replicas, phases, clients, inProcess, launcher(), vmdJvmOptions, json, csv, plot, bench.vmd.json), System.out,
-          System.err).run();
+      FaultBenchOptions options = FaultBenchOptions.builder().targets(targets).workloads(workloads)
+          .seconds(seconds, warmUp == null ? seconds : warmUp).regionBytes(region).replicas(replicas).phases(phases)
+          .clients(clients).inProcess(inProcess).launcher(launcher(), vmdJvmOptions)
+          .output(json, csv, plot, bench.vmd.json).build();
+      new FaultBench(options, System.out, System.err).run();
       return 0;
     }
 
@@ -106,7 +118,7 @@ final class BenchCommand {
     static List<String> launcher() {
       List<String> cmd = new ArrayList<>();
       cmd.add(ProcessHandle.current().info().command().orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
-      for (String arg : java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+      for (String arg : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
         if (!arg.startsWith("-agentlib:") && !arg.startsWith("-javaagent:") && !arg.startsWith("-Xlog:")
             && !arg.startsWith("-XX:AOTCacheOutput") && !arg.startsWith("-XX:AOTMode")) {
           cmd.add(arg);
@@ -150,7 +162,7 @@ final class BenchCommand {
     "keep running. Prints tables shaped like the paper's Tables I-III and writes the throughput plot;",
     "--model also checks the migration-time model against measurements over a grid of W and d."})
   static final class Migration implements Callable<Integer> {
-    @picocli.CommandLine.ParentCommand BenchCommand bench;
+    @CommandLine.ParentCommand BenchCommand bench;
 
     @Option(names = "--guests", defaultValue = "4", description = "Guests on the source host (default: ${DEFAULT-VALUE}).")
     int guests;
@@ -206,13 +218,13 @@ final class BenchCommand {
 
     @Override
     public Integer call() throws Exception {
-      List<io.vmd.migration.model.Policy> chosen = new ArrayList<>();
+      List<Policy> chosen = new ArrayList<>();
       for (String p : policies) {
         chosen.add(switch (p.trim()) {
-          case "pre-copy", "xen-pre-copy" -> io.vmd.migration.model.Policy.XEN_PRE_COPY;
-          case "kvm-pre-copy" -> io.vmd.migration.model.Policy.KVM_PRE_COPY;
-          case "post-copy" -> io.vmd.migration.model.Policy.POST_COPY;
-          case "agile" -> io.vmd.migration.model.Policy.AGILE;
+          case "pre-copy", "xen-pre-copy" -> Policy.XEN_PRE_COPY;
+          case "kvm-pre-copy" -> Policy.KVM_PRE_COPY;
+          case "post-copy" -> Policy.POST_COPY;
+          case "agile" -> Policy.AGILE;
           default -> throw new IllegalArgumentException("unknown policy '" + p + "' (pre-copy, kvm-pre-copy, post-copy, agile)");
         });
       }
@@ -222,8 +234,8 @@ final class BenchCommand {
       if (guests < 1 || resident <= 0 || resident > 1) {
         throw new IllegalArgumentException("need at least one guest and a resident share in (0, 1]");
       }
-      new io.vmd.bench.migration.MigrationBench(new io.vmd.bench.migration.MigrationBench.Options(guests, memory,
-          resident, io.vmd.migration.model.Bandwidth.parse(bandwidth), workload, chosen, warmUp, after, rate, 0.5, seed,
+      new MigrationBench(new MigrationBench.Options(guests, memory,
+          resident, Bandwidth.parse(bandwidth), workload, chosen, warmUp, after, rate, 0.5, seed,
           json, plot, model, model ? modelPlot : null), System.out, System.err).run();
       return 0;
     }
@@ -300,17 +312,17 @@ final class BenchCommand {
 
     @Override
     public Integer call() throws Exception {
-      List<io.vmd.bench.migration.VmMigrationBench.Run> chosen = new ArrayList<>();
+      List<VmMigrationBench.Run> chosen = new ArrayList<>();
       for (String r : runs) {
-        chosen.add(io.vmd.bench.migration.VmMigrationBench.Run.parse(r));
+        chosen.add(VmMigrationBench.Run.parse(r));
       }
       Path lab = vmlab != null ? vmlab : VmDir.vmlab();
-      if (!java.nio.file.Files.exists(lab.resolve("vmlinuz")) || !java.nio.file.Files.exists(lab.resolve("initrd.gz"))) {
+      if (!Files.exists(lab.resolve("vmlinuz")) || !Files.exists(lab.resolve("initrd.gz"))) {
         throw new IllegalArgumentException("no guest in " + lab + ": build it with benchmarks/vmlab/build.sh");
       }
-      Path dir = workDir != null ? workDir : java.nio.file.Files.createTempDirectory("vmd-bench-vm");
-      var results = new io.vmd.bench.migration.VmMigrationBench(new io.vmd.bench.migration.VmMigrationBench.Options(
-          lab, memory, workloadMib, hotMib, reservation, io.vmd.migration.model.Bandwidth.parse(bandwidth), rate,
+      Path dir = workDir != null ? workDir : Files.createTempDirectory("vmd-bench-vm");
+      var results = new VmMigrationBench(new VmMigrationBench.Options(
+          lab, memory, workloadMib, hotMib, reservation, Bandwidth.parse(bandwidth), rate,
           before, window, after, accel, chosen, plot, json, dir), System.out, System.err).run();
       return results.values().stream().allMatch(o -> o.verified()) ? 0 : 1;
     }
@@ -330,8 +342,8 @@ final class BenchCommand {
 
     @Override
     public Integer call() throws Exception {
-      io.vmd.bench.chaos.ChaosBench bench = new io.vmd.bench.chaos.ChaosBench(size, seed, System.out, System.err);
-      io.vmd.bench.chaos.ChaosBench.Outcome o = bench.run();
+      ChaosBench bench = new ChaosBench(size, seed, System.out, System.err);
+      ChaosBench.Outcome o = bench.run();
       bench.print(o);
       return o.pagesLost() == 0 && o.nbdErrors() == 0 && o.zeroPages() == 0 && o.pagesVerified() == o.pagesWritten()
           && o.verifiedAfterRestart() == o.pagesWritten() ? 0 : 1;
@@ -354,7 +366,7 @@ final class BenchCommand {
     @Override
     public Integer call() throws Exception {
       System.out.printf("vmd bench meta: %d members, %d voter(s), %d namespaces%n", servers, voters, namespaces);
-      new io.vmd.bench.meta.MetaBench(servers, voters, namespaces, System.out, System.err).run();
+      new MetaBench(servers, voters, namespaces, System.out, System.err).run();
       return 0;
     }
   }

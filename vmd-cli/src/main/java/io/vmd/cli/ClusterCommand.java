@@ -1,9 +1,13 @@
 package io.vmd.cli;
 
-import io.vmd.client.ServerState;
+import io.vmd.client.ServerInfo;
 import io.vmd.client.VmdClient;
+import io.vmd.client.VmdException;
 import io.vmd.meta.Member;
 import io.vmd.meta.ServerStatus;
+import io.vmd.protocol.ErrorCode;
+import java.time.Duration;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -33,16 +37,16 @@ final class ClusterCommand {
     @Override
     public Integer call() throws Exception {
       try (VmdClient client = cluster.vmd.connect()) {
-        client.refreshAvailability();
+        client.cluster().refreshAvailability();
         Output out = new Output("slot", "id", "address", "status", "state", "capacity", "used", "free", "pages");
-        for (Member m : client.members()) {
+        for (Member m : client.cluster().members()) {
           if (m.status() == ServerStatus.REMOVED && !all) {
             continue;
           }
-          ServerState s = client.server(m.slot());
+          ServerInfo s = client.cluster().server(m.slot());
           boolean current = s != null && s.id().equals(m.id());
           var a = current ? s.availability() : null;
-          out.row(m.slot(), m.id(), m.address().toString(), m.status().name().toLowerCase(java.util.Locale.ROOT),
+          out.row(m.slot(), m.id(), m.address().toString(), m.status().name().toLowerCase(Locale.ROOT),
               current && s.up() ? "up" : "down", a == null ? 0 : a.capacityBytes(), a == null ? 0 : a.usedBytes(),
               a == null ? 0 : a.freeBytes(), a == null ? 0 : a.pages());
         }
@@ -55,13 +59,13 @@ final class ClusterCommand {
 
   /** Names a server by slot, id or address. */
   static Member find(VmdClient client, String which) throws Exception {
-    for (Member m : client.members()) {
+    for (Member m : client.cluster().members()) {
       if (m.status() != ServerStatus.REMOVED && (String.valueOf(m.slot()).equals(which) || m.id().equals(which)
           || m.address().toString().equals(which))) {
         return m;
       }
     }
-    throw new io.vmd.client.VmdException(io.vmd.protocol.ErrorCode.BAD_REQUEST,
+    throw new VmdException(ErrorCode.BAD_REQUEST,
         "no server '" + which + "' in the cluster (give its slot, id or address; see vmd cluster servers)");
   }
 
@@ -69,9 +73,9 @@ final class ClusterCommand {
       throws Exception {
     try (VmdClient client = cluster.vmd.connect()) {
       Member m = find(client, which);
-      Member after = client.setServerStatus(m.slot(), status, force);
+      Member after = client.cluster().setStatus(m.slot(), status, force);
       new Output("slot", "id", "address", "status")
-          .row(after.slot(), after.id(), after.address().toString(), after.status().name().toLowerCase(java.util.Locale.ROOT))
+          .row(after.slot(), after.id(), after.address().toString(), after.status().name().toLowerCase(Locale.ROOT))
           .print(spec.commandLine().getOut(), cluster.vmd.json, Map.of());
     }
     return 0;
@@ -102,7 +106,7 @@ final class ClusterCommand {
 
     @Option(names = "--wait", defaultValue = "10m", converter = Vmd.DurationConverter.class, paramLabel = "DURATION",
         description = "How long to wait for it to empty (default: ${DEFAULT-VALUE}; 0: mark it draining and return).")
-    java.time.Duration wait;
+    Duration wait;
 
     @Override
     public Integer call() throws Exception {
@@ -111,12 +115,12 @@ final class ClusterCommand {
       }
       try (VmdClient client = cluster.vmd.connect()) {
         Member m = find(client, which);
-        long left = client.drain(m.slot(), wait);
+        long left = client.cluster().drain(m.slot(), wait);
         new Output("slot", "id", "address", "status", "pages")
             .row(m.slot(), m.id(), m.address().toString(), "draining", left)
             .print(spec.commandLine().getOut(), cluster.vmd.json, Map.of());
         if (left > 0) {
-          throw new io.vmd.client.VmdException(io.vmd.protocol.ErrorCode.UNAVAILABLE, "server " + m.address()
+          throw new VmdException(ErrorCode.UNAVAILABLE, "server " + m.address()
               + " still holds " + left + " pages after " + wait.toSeconds() + " s (are their owners running?)");
         }
       }

@@ -7,10 +7,14 @@ import io.vmd.common.HostPort;
 import io.vmd.common.MetricsEndpoint;
 import io.vmd.nbd.GatewayConfig;
 import io.vmd.nbd.NbdGateway;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
+import picocli.CommandLine;
 
 @Command(name = "gateway", mixinStandardHelpOptions = true,
     description = "Run an NBD gateway: every namespace of the cluster becomes an NBD export.")
@@ -31,7 +35,7 @@ final class GatewayCommand implements Callable<Integer> {
   @Option(names = "--rereplicate-after", defaultValue = "5s", converter = Vmd.DurationConverter.class,
       paramLabel = "DURATION",
       description = "How long a server must be down before its pages get new copies (default: ${DEFAULT-VALUE}).")
-  java.time.Duration rereplicateAfter;
+  Duration rereplicateAfter;
 
   @Option(names = "--rereplicate-rate", defaultValue = "4096", paramLabel = "PAGES/S",
       description = "Most pages copied per second to restore replicas (default: ${DEFAULT-VALUE}).")
@@ -39,17 +43,17 @@ final class GatewayCommand implements Callable<Integer> {
 
   @Option(names = "--tls-cert", paramLabel = "PEM",
       description = "Certificate (chain) for NBD_OPT_STARTTLS; with --tls-key, every client must use TLS.")
-  java.nio.file.Path tlsCert;
+  Path tlsCert;
 
   @Option(names = "--tls-key", paramLabel = "PEM", description = "The certificate's PKCS#8 private key.")
-  java.nio.file.Path tlsKey;
+  Path tlsKey;
 
   @Option(names = "--io-threads", defaultValue = "0", description = "Event loop threads (0: one per core).")
   int ioThreads;
 
-  @picocli.CommandLine.Mixin GatewayLimits limits;
+  @CommandLine.Mixin GatewayLimits limits;
 
-  @picocli.CommandLine.Mixin WarmUp warmUp;
+  @CommandLine.Mixin WarmUp warmUp;
 
   @Override
   public Integer call() throws Exception {
@@ -67,7 +71,7 @@ final class GatewayCommand implements Callable<Integer> {
     MetricsEndpoint endpoint;
     try {
       endpoint = metrics == null ? null : MetricsEndpoint.start(HostPort.parse(metrics), registry);
-    } catch (java.io.IOException | RuntimeException e) {
+    } catch (IOException | RuntimeException e) {
       Foreground.closeAll(gateway, client);
       throw e;
     }

@@ -1,6 +1,7 @@
 package io.vmd.cli;
 
 import io.vmd.nbd.GatewayConfig;
+import java.time.Duration;
 import picocli.CommandLine.Option;
 
 /** The gateway's memory budgets and client deadline, shared by {@code vmd gateway} and {@code vmd up}. */
@@ -17,7 +18,7 @@ final class GatewayLimits {
   @Option(names = "--handshake-timeout", defaultValue = "30s", converter = Vmd.DurationConverter.class,
       paramLabel = "DURATION",
       description = "A client must choose an export within this long of connecting (default: ${DEFAULT-VALUE}).")
-  java.time.Duration handshakeTimeout;
+  Duration handshakeTimeout;
 
   GatewayConfig apply(GatewayConfig c) {
     return c.withBudgets(connectionBudget, totalBudget).withHandshakeTimeout(handshakeTimeout);

@@ -1,18 +1,23 @@
 package io.vmd.cli;
 
+import io.vmd.client.VmdClient;
+import io.vmd.common.HostPort;
 import io.vmd.common.Sizes;
+import io.vmd.meta.FreePorts;
+import io.vmd.migration.model.Bandwidth;
 import io.vmd.migration.qemu.QemuMigration;
 import io.vmd.migration.qemu.Qmp;
 import java.time.Duration;
 import java.util.Map;
+import java.util.Properties;
 import java.util.concurrent.Callable;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.ParentCommand;
 import picocli.CommandLine.Spec;
+import picocli.CommandLine;
 
 @Command(name = "migrate", mixinStandardHelpOptions = true, description = {
     "Live-migrate a VM (vmd vm start) into another one started with --incoming on the same namespace:",
@@ -43,7 +48,7 @@ final class MigrateCommand implements Callable<Integer> {
       description = "Where the destination QEMU listens for the migration stream (port 0: any free one).")
   String listen;
 
-  @picocli.CommandLine.Mixin VmDir vms;
+  @CommandLine.Mixin VmDir vms;
 
   @Option(names = "--allow-tcg-pre-copy", description = {
       "Run pre-copy (or Agile's pre-copy pass) even when the guest runs under TCG, whose dirty tracking loses",
@@ -61,16 +66,16 @@ final class MigrateCommand implements Callable<Integer> {
     long rate;
     try {
       p = QemuMigration.Policy.parse(policy);
-      rate = (long) io.vmd.migration.model.Bandwidth.parse(bandwidth);
+      rate = (long) Bandwidth.parse(bandwidth);
     } catch (IllegalArgumentException e) {
       throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
     }
-    io.vmd.common.HostPort at = io.vmd.common.HostPort.parse(listen);
-    int port = at.port() != 0 ? at.port() : io.vmd.meta.FreePorts.loopback(1).get(0).port();
+    HostPort at = HostPort.parse(listen);
+    int port = at.port() != 0 ? at.port() : FreePorts.loopback(1).get(0).port();
     var out = spec.commandLine().getOut();
     long[] lastPrint = {0};
-    java.util.Properties from = vms.spec(name);
-    java.util.Properties into = vms.spec(to);
+    Properties from = vms.spec(name);
+    Properties into = vms.spec(to);
     String ns = from.getProperty("namespace");
     if (!ns.equals(into.getProperty("namespace"))) {
       throw new CommandLine.ParameterException(spec.commandLine(), "VM '" + to + "' swaps on namespace '"
@@ -79,10 +84,11 @@ final class MigrateCommand implements Callable<Integer> {
     }
     boolean handOver = !from.getProperty("gateway").equals(into.getProperty("gateway"));
     // Connected before the migration starts: the switch-over itself is two control-plane writes.
-    try (io.vmd.client.VmdClient client = handOver ? vmd.connect() : null;
+    try (VmdClient client = handOver ? vmd.connect() : null;
          Qmp source = vms.reach(name); Qmp dest = vms.reach(to)) {
-      QemuMigration.SwitchOver fence = handOver ? () -> client.fence(ns) : null;
-      QemuMigration.Result r = QemuMigration.migrate(source, dest, p, at.host(), port, rate, timeout, m -> {
+      QemuMigration.SwitchOver fence = handOver ? () -> client.namespaces().fence(ns) : null;
+      QemuMigration.Result r = QemuMigration.newBuilder(source, dest).policy(p).to(at.host(), port).bandwidth(rate)
+          .timeout(timeout).switchOver(fence).allowTcgPreCopy(allowTcgPreCopy).progress(m -> {
         long now = System.nanoTime();
         if (!vmd.json && now - lastPrint[0] > 1_000_000_000L) {
           lastPrint[0] = now;
@@ -91,7 +97,7 @@ final class MigrateCommand implements Callable<Integer> {
               Sizes.format(m.path("ram").path("remaining").asLong()));
           out.flush();
         }
-      }, fence, allowTcgPreCopy);
+      }).run();
       if (r.precopyPassSkipped() && !vmd.json) {
         out.println("  (the guest runs under TCG, whose pre-copy loses guest writes: agile started in post-copy)");
       }

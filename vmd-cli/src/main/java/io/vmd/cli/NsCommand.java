@@ -1,7 +1,10 @@
 package io.vmd.cli;
 
+import io.vmd.client.Namespace;
 import io.vmd.client.ServerUsage;
 import io.vmd.client.VmdClient;
+import io.vmd.common.Sizes;
+import io.vmd.meta.NamespaceMeta;
 import io.vmd.protocol.NamespaceRecord;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -39,8 +42,8 @@ final class NsCommand {
     @Override
     public Integer call() throws Exception {
       try (VmdClient client = ns.vmd.connect()) {
-        int r0 = replicas != null ? replicas : Math.min(2, client.servers().size());
-        NamespaceRecord r = client.createNamespace(name, size, r0);
+        int r0 = replicas != null ? replicas : Math.min(2, client.cluster().servers().size());
+        NamespaceRecord r = client.namespaces().create(name, size, r0).record();
         row(r).print(spec.commandLine().getOut(), ns.vmd.json, SIZES);
       }
       return 0;
@@ -56,7 +59,7 @@ final class NsCommand {
     public Integer call() throws Exception {
       try (VmdClient client = ns.vmd.connect()) {
         Output out = new Output("name", "id", "size", "replicas", "epoch", "owner", "servers");
-        for (io.vmd.meta.NamespaceMeta r : client.namespaces()) {
+        for (NamespaceMeta r : client.namespaces().list()) {
           out.row(r.name(), r.id(), r.sizeBytes(), r.replicas(), r.epoch(), r.hasOwner() ? r.owner() : "-",
               r.servers().length);
         }
@@ -76,11 +79,11 @@ final class NsCommand {
     @Override
     public Integer call() throws Exception {
       try (VmdClient client = ns.vmd.connect()) {
-        io.vmd.meta.NamespaceMeta m = client.namespaceMeta(name);
+        NamespaceMeta m = client.namespaces().get(name);
         NamespaceRecord r = m.record();
         Output out = new Output("namespace", "server", "state", "pages", "bytes");
         long pages = 0;
-        for (ServerUsage u : client.namespaceUsage(r)) {
+        for (ServerUsage u : client.namespaces().usage(m)) {
           out.row(r.name(), u.server().toString(), u.up() ? "up" : "down", u.pages(), u.bytes());
           pages += u.pages();
         }
@@ -88,7 +91,7 @@ final class NsCommand {
         if (!ns.vmd.json) {
           long[] copies = replication(client, r);
           w.printf("namespace %s: id %d, size %s, %d replica(s), epoch %d, owner %s, %d page copies stored%n", r.name(),
-              r.id(), io.vmd.common.Sizes.format(r.sizeBytes()), r.replicas(), r.epoch(),
+              r.id(), Sizes.format(r.sizeBytes()), r.replicas(), r.epoch(),
               m.hasOwner() ? m.owner() : "none", pages);
           w.printf("%d pages stored, %d under-replicated (fewer than %d copies on live servers), %d with no live copy%n",
               copies[0], copies[1], r.replicas(), copies[2]);
@@ -101,12 +104,12 @@ final class NsCommand {
 
   /** Pages stored, pages with fewer live copies than the replica count, pages with none. */
   static long[] replication(VmdClient client, NamespaceRecord r) throws Exception {
-    io.vmd.client.Namespace n = client.attach(r.name(), false);
+    Namespace n = client.attach(r.name(), false);
     long stored = 0;
     long under = 0;
     long lost = 0;
     for (long p = 0; p < n.pages(); p++) {
-      if (!n.locations().stored(p)) {
+      if (!n.stored(p)) {
         continue;
       }
       stored++;
@@ -138,13 +141,13 @@ final class NsCommand {
     @Override
     public Integer call() throws Exception {
       try (VmdClient client = ns.vmd.connect()) {
-        io.vmd.meta.NamespaceMeta n;
+        NamespaceMeta n;
         if (owner != null) {
-          n = client.handOff(name, owner);
+          n = client.namespaces().handOff(name, owner);
         } else {
-          io.vmd.client.Namespace taken = client.attach(name, VmdClient.Access.TAKE_OVER);
+          Namespace taken = client.attach(name, VmdClient.Access.TAKE_OVER);
           taken.release();
-          n = client.namespaceMeta(name);
+          n = client.namespaces().get(name);
         }
         new Output("name", "id", "size", "replicas", "epoch", "owner")
             .row(n.name(), n.id(), n.sizeBytes(), n.replicas(), n.epoch(), n.hasOwner() ? n.owner() : "-")
@@ -169,7 +172,7 @@ final class NsCommand {
     @Override
     public Integer call() throws Exception {
       try (VmdClient client = ns.vmd.connect()) {
-        client.deleteNamespace(name, force);
+        client.namespaces().delete(name, force);
         if (ns.vmd.json) {
           spec.commandLine().getOut().println("{\"deleted\":" + Output.quote(name) + "}");
         } else {

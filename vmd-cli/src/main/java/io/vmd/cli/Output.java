@@ -1,9 +1,11 @@
 package io.vmd.cli;
 
+import io.vmd.common.Sizes;
 import java.io.PrintWriter;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 
 /** Rows printed as an aligned table for people or as JSON for scripts. */
@@ -36,7 +38,7 @@ final class Output {
   private void printTable(PrintWriter out, Map<String, String> display) {
     List<String> header = new ArrayList<>();
     for (String c : columns) {
-      header.add(c.toUpperCase(java.util.Locale.ROOT).replace('_', ' '));
+      header.add(c.toUpperCase(Locale.ROOT).replace('_', ' '));
     }
     List<List<String>> cells = new ArrayList<>();
     for (Map<String, Object> row : rows) {
@@ -44,7 +46,7 @@ final class Output {
       for (String c : columns) {
         Object v = row.get(c);
         String fmt = display.get(c);
-        line.add(v == null ? "—" : "size".equals(fmt) && v instanceof Long l ? io.vmd.common.Sizes.format(l)
+        line.add(v == null ? "—" : "size".equals(fmt) && v instanceof Long l ? Sizes.format(l)
             : String.valueOf(v));
       }
       cells.add(line);

@@ -4,14 +4,19 @@ import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vmd.common.HostPort;
 import io.vmd.common.MetricsEndpoint;
+import io.vmd.meta.MetaConfig;
+import io.vmd.meta.MetaServer;
 import io.vmd.server.ServerConfig;
 import io.vmd.server.VmdServer;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
+import picocli.CommandLine;
 
 @Command(name = "server", mixinStandardHelpOptions = true,
     description = "Run a vmd-server: keep pages in this host's spare memory for the cluster.")
@@ -56,20 +61,20 @@ final class ServerCommand implements Callable<Integer> {
       description = "The voter's Raft log and snapshots (default: DATA_DIR/meta; required without --data-dir).")
   Path metaDir;
 
-  @picocli.CommandLine.Mixin WarmUp warmUp;
+  @CommandLine.Mixin WarmUp warmUp;
 
   @Override
   public Integer call() throws Exception {
     warmUp.server(ioThreads);
-    java.util.List<HostPort> meta = vmd.metaList();
-    io.vmd.meta.MetaServer metaVoter = null;
+    List<HostPort> meta = vmd.metaList();
+    MetaServer metaVoter = null;
     if (voter != null) {
       Path dir = metaDir != null ? metaDir : dataDir != null ? dataDir.resolve("meta") : null;
       if (dir == null) {
-        throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+        throw new CommandLine.ParameterException(new CommandLine(this),
             "a voter keeps its log on disk: give --meta-dir DIR (or --data-dir)");
       }
-      metaVoter = io.vmd.meta.MetaServer.start(new io.vmd.meta.MetaConfig(HostPort.parse(voter), meta, dir,
+      metaVoter = MetaServer.start(new MetaConfig(HostPort.parse(voter), meta, dir,
           vmd.cluster, 1000));
     }
     ServerConfig cfg = new ServerConfig(HostPort.parse(listen), memory, store, dataDir, vmd.cluster,
@@ -85,7 +90,7 @@ final class ServerCommand implements Callable<Integer> {
     }
     try {
       endpoint = metrics == null ? null : MetricsEndpoint.start(HostPort.parse(metrics), registry);
-    } catch (java.io.IOException | RuntimeException e) {
+    } catch (IOException | RuntimeException e) {
       Foreground.closeAll(server, metaVoter);
       throw e;
     }

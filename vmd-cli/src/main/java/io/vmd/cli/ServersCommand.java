@@ -1,6 +1,6 @@
 package io.vmd.cli;
 
-import io.vmd.client.ServerState;
+import io.vmd.client.ServerInfo;
 import io.vmd.client.VmdClient;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -19,7 +19,7 @@ final class ServersCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     try (VmdClient client = vmd.connect()) {
       Output out = new Output("server", "state", "capacity", "used", "free", "pages");
-      for (ServerState s : client.refreshAvailability()) {
+      for (ServerInfo s : client.cluster().refreshAvailability()) {
         var a = s.availability();
         out.row(s.address().toString(), s.up() ? "up" : "down", a.capacityBytes(), a.usedBytes(),
             a.freeBytes(), a.pages());

@@ -4,21 +4,23 @@ import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vmd.client.ClientConfig;
 import io.vmd.client.VmdClient;
+import io.vmd.common.ClusterKey;
 import io.vmd.common.HostPort;
 import io.vmd.common.MetricsEndpoint;
 import io.vmd.common.Sizes;
 import io.vmd.nbd.GatewayConfig;
 import io.vmd.nbd.NbdGateway;
-import io.vmd.server.MiniVmdCluster;
+import io.vmd.server.LocalCluster;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import picocli.CommandLine;
 
 @Command(name = "up", mixinStandardHelpOptions = true,
     description = {"Run a whole VMD in this process: servers, an NBD gateway and a namespace ready to attach.",
       "Stops cleanly on Ctrl-C."})
 final class UpCommand implements Callable<Integer> {
-  @picocli.CommandLine.ParentCommand Vmd vmd;
+  @CommandLine.ParentCommand Vmd vmd;
 
   @Option(names = "--servers-count", defaultValue = "2", description = "Servers to start (default: ${DEFAULT-VALUE}).")
   int serverCount;
@@ -49,7 +51,7 @@ final class UpCommand implements Callable<Integer> {
   @Option(names = "--store", defaultValue = "slab", description = "Page store of the servers: slab or chronicle.")
   String store;
 
-  @picocli.CommandLine.Mixin GatewayLimits limits;
+  @CommandLine.Mixin GatewayLimits limits;
 
   @Option(names = "--meta-listen", defaultValue = "127.0.0.1:7300", paramLabel = "HOST:PORT",
       description = "The control plane's single voter (default: ${DEFAULT-VALUE}; port 0 picks a free one).")
@@ -58,8 +60,8 @@ final class UpCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-    io.vmd.common.ClusterKey key = vmd.clusterKey();
-    MiniVmdCluster cluster = MiniVmdCluster.builder().servers(serverCount, serverMemory).store(store)
+    ClusterKey key = vmd.clusterKey();
+    LocalCluster cluster = LocalCluster.builder().servers(serverCount, serverMemory).store(store)
         .cluster(vmd.cluster).metaListen(HostPort.parse(metaListen)).metrics(registry).clusterKey(key).start();
     VmdClient client = null;
     NbdGateway gateway = null;
@@ -67,7 +69,7 @@ final class UpCommand implements Callable<Integer> {
     try {
       client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withCluster(vmd.cluster)
           .withIoThreads(Runtime.getRuntime().availableProcessors()).withClusterKey(key), "gateway");
-      client.createNamespace(namespace, size, replicas != null ? replicas : Math.min(2, client.servers().size()));
+      client.namespaces().create(namespace, size, replicas != null ? replicas : Math.min(2, client.cluster().servers().size()));
       gateway = NbdGateway.start(limits.apply(new GatewayConfig(HostPort.parse(listen), namespace)), client, registry);
       if (!"none".equals(metrics)) {
         endpoint = MetricsEndpoint.start(HostPort.parse(metrics), registry);

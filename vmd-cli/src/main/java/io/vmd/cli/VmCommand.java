@@ -3,10 +3,16 @@ package io.vmd.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.vmd.common.HostPort;
 import io.vmd.common.Sizes;
+import io.vmd.migration.qemu.BalloonReservation;
+import io.vmd.migration.qemu.QemuVm;
 import io.vmd.migration.qemu.Qmp;
 import io.vmd.migration.qemu.QmpException;
-import io.vmd.migration.qemu.QemuVm;
+import io.vmd.migration.wss.GatewayPageIns;
+import io.vmd.migration.wss.WorkingSetTracker;
 import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -15,13 +21,13 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.Callable;
 import java.util.stream.Stream;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.ParentCommand;
 import picocli.CommandLine.Spec;
+import picocli.CommandLine;
 
 @Command(name = "vm", mixinStandardHelpOptions = true, description = {
     "QEMU guests whose swap disk is a namespace: QEMU's own NBD client reaches it through a gateway. Each VM",
@@ -31,7 +37,7 @@ import picocli.CommandLine.Spec;
 final class VmCommand {
   @ParentCommand Vmd vmd;
 
-  @picocli.CommandLine.Mixin VmDir vms;
+  @CommandLine.Mixin VmDir vms;
 
   @Command(name = "start", mixinStandardHelpOptions = true,
       description = "Start a QEMU guest with its swap disk on a namespace, a balloon, a serial log and a QMP socket.")
@@ -190,7 +196,7 @@ final class VmCommand {
 
     @Option(names = "--gateway-metrics", required = true, paramLabel = "URL",
         description = "The Prometheus endpoint of the VM's gateway, e.g. http://127.0.0.1:9100/metrics.")
-    java.net.URI metrics;
+    URI metrics;
 
     @Option(names = "--min", defaultValue = "96M", converter = Vmd.SizeConverter.class, paramLabel = "SIZE",
         description = "Never leave the guest less (default: ${DEFAULT-VALUE}).")
@@ -219,14 +225,14 @@ final class VmCommand {
 
     @Override
     public Integer call() throws Exception {
-      java.util.Properties p = vm.vms.spec(name);
+      Properties p = vm.vms.spec(name);
       long memory = Long.parseLong(p.getProperty("memory"));
       String ns = p.getProperty("namespace");
       var out = spec.commandLine().getOut();
       try (Qmp q = vm.vms.reach(name)) {
-        var balloon = new io.vmd.migration.qemu.BalloonReservation(q, memory, Math.min(min, memory));
-        var tracker = new io.vmd.migration.wss.WorkingSetTracker(new io.vmd.migration.wss.GatewayPageIns(metrics, ns),
-            balloon, new io.vmd.migration.wss.WorkingSetTracker.Settings(alpha, beta, tau, interval, settled,
+        var balloon = new BalloonReservation(q, memory, Math.min(min, memory));
+        var tracker = new WorkingSetTracker(new GatewayPageIns(metrics, ns),
+            balloon, new WorkingSetTracker.Settings(alpha, beta, tau, interval, settled,
                 Math.min(min, memory), memory));
         try {
           track(tracker, out);
@@ -237,7 +243,7 @@ final class VmCommand {
       return 0;
     }
 
-    private void track(io.vmd.migration.wss.WorkingSetTracker tracker, java.io.PrintWriter out)
+    private void track(WorkingSetTracker tracker, PrintWriter out)
         throws InterruptedException {
       for (int i = 0; steps == 0 || i < steps; i++) {
         Thread.sleep((tracker.stable() ? settled : interval).toMillis());
@@ -245,7 +251,7 @@ final class VmCommand {
           long r = tracker.step();
           out.printf("VM '%s': page-ins %s/s, reservation %s%s%n", name, Sizes.format((long) tracker.lastSwapRate()),
               Sizes.format(r), tracker.stable() ? " (settled)" : "");
-        } catch (java.io.UncheckedIOException | java.io.IOException e) {
+        } catch (UncheckedIOException | IOException e) {
           out.printf("VM '%s': no step: %s%n", name, e.getMessage());
         }
         out.flush();

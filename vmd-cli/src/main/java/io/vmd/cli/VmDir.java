@@ -1,12 +1,13 @@
 package io.vmd.cli;
 
-import io.vmd.migration.qemu.Qmp;
 import io.vmd.migration.qemu.QemuVm;
+import io.vmd.migration.qemu.Qmp;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import picocli.CommandLine;
+import java.util.Properties;
 import picocli.CommandLine.Option;
+import picocli.CommandLine;
 
 /** Where VMs keep their files, and how a command reaches one of them: for {@code vmd vm} and {@code vmd migrate}. */
 final class VmDir {
@@ -41,12 +42,12 @@ final class VmDir {
   }
 
   /** What VM {@code name} was started with (its vm.properties: name, memory, namespace, gateway, incoming). */
-  java.util.Properties spec(String name) throws IOException {
+  Properties spec(String name) throws IOException {
     Path file = of(name).resolve(QemuVm.SPEC);
     if (!Files.exists(file)) {
       throw new IOException("no VM named '" + name + "' in " + root);
     }
-    java.util.Properties p = new java.util.Properties();
+    Properties p = new Properties();
     try (var r = Files.newBufferedReader(file)) {
       p.load(r);
     }

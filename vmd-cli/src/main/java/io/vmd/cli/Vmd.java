@@ -3,13 +3,19 @@ package io.vmd.cli;
 import io.vmd.client.ClientConfig;
 import io.vmd.client.VmdClient;
 import io.vmd.client.VmdException;
+import io.vmd.common.ClusterKey;
 import io.vmd.common.HostPort;
+import io.vmd.common.Sizes;
+import java.io.IOException;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
-import picocli.CommandLine;
+import java.util.Locale;
+import java.util.concurrent.CompletionException;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ScopeType;
+import picocli.CommandLine;
 
 /** The {@code vmd} command: every role, namespace administration and (later) benchmarks. */
 @Command(
@@ -40,16 +46,16 @@ public final class Vmd {
       defaultValue = "${env:VMD_CLUSTER_KEY_FILE}",
       description = "The cluster's shared secret (at least 16 bytes): servers require it of clients and prove"
           + " it to them (default: $VMD_CLUSTER_KEY_FILE; none: an open cluster).")
-  java.nio.file.Path clusterKeyFile;
+  Path clusterKeyFile;
 
   /** The cluster key named on the command line, or null. */
-  io.vmd.common.ClusterKey clusterKey() {
+  ClusterKey clusterKey() {
     if (clusterKeyFile == null || clusterKeyFile.toString().isBlank()) {
       return null;
     }
     try {
-      return io.vmd.common.ClusterKey.read(clusterKeyFile);
-    } catch (java.io.IOException e) {
+      return ClusterKey.read(clusterKeyFile);
+    } catch (IOException e) {
       throw new IllegalArgumentException("cannot read the cluster key: " + e.getMessage());
     }
   }
@@ -117,7 +123,7 @@ public final class Vmd {
 
   private static String message(Throwable e) {
     Throwable t = e;
-    while (t.getCause() != null && (t.getMessage() == null || t instanceof java.util.concurrent.CompletionException)) {
+    while (t.getCause() != null && (t.getMessage() == null || t instanceof CompletionException)) {
       t = t.getCause();
     }
     return t.getMessage() == null ? t.toString() : t.getMessage();
@@ -126,7 +132,7 @@ public final class Vmd {
   static final class DurationConverter implements CommandLine.ITypeConverter<Duration> {
     @Override
     public Duration convert(String value) {
-      String v = value.trim().toLowerCase(java.util.Locale.ROOT);
+      String v = value.trim().toLowerCase(Locale.ROOT);
       if (v.endsWith("ms")) {
         return Duration.ofMillis(Long.parseLong(v.substring(0, v.length() - 2)));
       }
@@ -143,7 +149,7 @@ public final class Vmd {
   static final class SizeConverter implements CommandLine.ITypeConverter<Long> {
     @Override
     public Long convert(String value) {
-      return io.vmd.common.Sizes.parse(value);
+      return Sizes.parse(value);
     }
   }
 

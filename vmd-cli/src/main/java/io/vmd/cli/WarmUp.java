@@ -3,6 +3,7 @@ package io.vmd.cli;
 import io.vmd.bench.fault.SelfWarmUp;
 import java.time.Duration;
 import java.util.Locale;
+import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Option;
 
 /**
@@ -32,7 +33,7 @@ final class WarmUp {
     int threads = ioThreads > 0 ? ioThreads : Runtime.getRuntime().availableProcessors();
     // The private cluster's start and stop would read like this process's own (a server "on" a port it
     // never serves, a control plane that went away): only its errors are shown.
-    ch.qos.logback.classic.Logger vmdLog = (ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger("io.vmd");
+    ch.qos.logback.classic.Logger vmdLog = (ch.qos.logback.classic.Logger) LoggerFactory.getLogger("io.vmd");
     ch.qos.logback.classic.Level level = vmdLog.getLevel();
     vmdLog.setLevel(ch.qos.logback.classic.Level.ERROR);
     try {

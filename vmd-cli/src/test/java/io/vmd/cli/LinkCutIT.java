@@ -2,12 +2,14 @@ package io.vmd.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vmd.client.ClientConfig;
 import io.vmd.client.Namespace;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
-import io.vmd.nbd.GatewayConfig;
+import io.vmd.meta.FreePorts;
+import io.vmd.meta.MetaConfig;
+import io.vmd.meta.MetaServer;
+import io.vmd.nbd.GatewayFixture;
 import io.vmd.nbd.NbdGateway;
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -17,6 +19,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
@@ -36,7 +39,7 @@ class LinkCutIT {
   private static final int SERVERS = 3;
   private static final String PREFIX = "vmdlc" + (ProcessHandle.current().pid() % 10000) + "n";
   private static final List<Process> servers = new ArrayList<>();
-  private static io.vmd.meta.MetaServer meta;
+  private static MetaServer meta;
   private static HostPort metaAt;
   @TempDir static Path tmp;
 
@@ -61,7 +64,7 @@ class LinkCutIT {
   static void hosts() throws Exception {
     // The control plane runs here, on the host side of link 1 (never cut): every namespace reaches it
     // through its own link, by a default route to this host.
-    metaAt = new HostPort("10.231.101.1", io.vmd.meta.FreePorts.loopback(1).get(0).port());
+    metaAt = new HostPort("10.231.101.1", FreePorts.loopback(1).get(0).port());
     for (int i = 0; i < SERVERS; i++) {
       String ns = PREFIX + i;
       sh(ip(), "netns", "add", ns);
@@ -74,7 +77,7 @@ class LinkCutIT {
       sh(ip(), "netns", "exec", ns, ip(), "link", "set", "lo", "up");
       sh(ip(), "netns", "exec", ns, ip(), "route", "add", "default", "via", "10.231." + (100 + i) + ".1");
     }
-    meta = io.vmd.meta.MetaServer.start(io.vmd.meta.MetaConfig.single(metaAt, tmp.resolve("meta"), "vmd"));
+    meta = MetaServer.start(MetaConfig.single(metaAt, tmp.resolve("meta"), "vmd"));
     for (int i = 0; i < SERVERS; i++) {
       String ns = PREFIX + i;
       Path log = tmp.resolve("server" + i + ".log");
@@ -115,11 +118,10 @@ class LinkCutIT {
   void aCutLinkHangsNothingPastTheTimeoutLosesNothingAndTheServerRejoinsWhenItIsBack() throws Exception {
     Duration timeout = Duration.ofSeconds(5);
     try (VmdClient client = VmdClient.connect(ClientConfig.of(List.of(metaAt)).withRequestTimeout(timeout));
-        NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), client,
-            new SimpleMeterRegistry())) {
+        NbdGateway gw = GatewayFixture.loopbackGateway(client)) {
       // Every page of the device is written: with a server cut off, a page no live server holds could
       // be on it, and is an error rather than a hole (never a silent zero).
-      client.createNamespace("cut", 8L << 20, 2);
+      client.namespaces().create("cut", 8L << 20, 2);
       Namespace ns = client.attach("cut", true);
       byte[] data = content(1, 2048);
       ns.writeSync(0, data);
@@ -135,7 +137,7 @@ class LinkCutIT {
       System.out.println("link cut: read of 2048 pages after " + readMillis + " ms, rewrite done after " + allMillis
           + " ms");
       assertThat(readMillis).as("no request waits past the timeout").isLessThan(timeout.toMillis() + 1000);
-      assertThat(client.servers().get(0).up()).as("the silent server is taken as down").isFalse();
+      assertThat(client.cluster().servers().get(0).up()).as("the silent server is taken as down").isFalse();
 
       // An NBD client reading through a gateway on this host sees the whole device, no error.
       Path back = tmp.resolve("back.img");
@@ -143,10 +145,10 @@ class LinkCutIT {
           .redirectErrorStream(true).start();
       assertThat(copy.waitFor(60, TimeUnit.SECONDS)).isTrue();
       assertThat(copy.exitValue()).as(new String(copy.getInputStream().readAllBytes())).isZero();
-      assertThat(java.util.Arrays.copyOf(Files.readAllBytes(back), data.length)).isEqualTo(data);
+      assertThat(Arrays.copyOf(Files.readAllBytes(back), data.length)).isEqualTo(data);
 
       sh(ip(), "link", "set", hostSide(0), "up");
-      Awaitility.await().atMost(Duration.ofSeconds(30)).until(() -> client.servers().get(0).up());
+      Awaitility.await().atMost(Duration.ofSeconds(30)).until(() -> client.cluster().servers().get(0).up());
       assertThat(ns.readSync(0, 2048)).isEqualTo(data);
     }
   }

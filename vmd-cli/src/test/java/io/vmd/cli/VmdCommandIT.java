@@ -3,17 +3,25 @@ package io.vmd.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.vmd.client.ClientConfig;
 import io.vmd.client.Namespace;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
+import io.vmd.meta.FreePorts;
 import java.io.BufferedReader;
 import java.io.File;
 import java.io.IOException;
 import java.io.InputStreamReader;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
@@ -59,7 +67,7 @@ class VmdCommandIT {
 
   /** Starts a single-voter control plane process and returns its address. */
   private HostPort startMeta() throws IOException {
-    HostPort at = io.vmd.meta.FreePorts.loopback(1).get(0);
+    HostPort at = FreePorts.loopback(1).get(0);
     startAndWait(Pattern.compile("control-plane voter on"), "meta", "--listen", at.toString(), "--data-dir",
         tmp.resolve("meta-" + at.port()).toString());
     return at;
@@ -191,7 +199,7 @@ class VmdCommandIT {
     Result list = vmd("ns", "list", "--meta", meta, "--json");
     assertThat(list.out().strip()).isEqualTo("[]");
     // Servers drop the pages of a deleted namespace when they see the deletion (within a poll).
-    org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(10)).untilAsserted(() ->
+    org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(10)).untilAsserted(() ->
         assertThat(vmd("servers", "--meta", meta, "--json").out()).contains("\"used\":0,")
             .doesNotContain("\"used\":163840"));
   }
@@ -255,7 +263,7 @@ class VmdCommandIT {
 
   @Test
   void aServerProcessCanHostTheControlPlanesVoter() throws Exception {
-    HostPort voter = io.vmd.meta.FreePorts.loopback(1).get(0);
+    HostPort voter = FreePorts.loopback(1).get(0);
     HostPort server = startServer("server", "--voter", voter.toString(), "--meta", voter.toString(), "--meta-dir",
         tmp.resolve("voter").toString(), "--listen", "127.0.0.1:0", "--memory", "16M");
     Result created = vmd("ns", "create", "v1", "--size", "4M", "--meta", voter.toString());
@@ -426,9 +434,9 @@ class VmdCommandIT {
   }
 
   private static String scrape(String url) throws Exception {
-    java.net.http.HttpResponse<String> r = java.net.http.HttpClient.newHttpClient().send(
-        java.net.http.HttpRequest.newBuilder(java.net.URI.create(url)).build(),
-        java.net.http.HttpResponse.BodyHandlers.ofString());
+    HttpResponse<String> r = HttpClient.newHttpClient().send(
+        HttpRequest.newBuilder(URI.create(url)).build(),
+        HttpResponse.BodyHandlers.ofString());
     assertThat(r.statusCode()).isEqualTo(200);
     return r.body();
   }
@@ -479,7 +487,7 @@ class VmdCommandIT {
     assertThat(tested.exit()).as(tested.out() + tested.err()).isZero();
 
     Path dashboard = Path.of("..", "ops", "grafana", "vmd-dashboard.json");
-    com.fasterxml.jackson.databind.JsonNode d = new com.fasterxml.jackson.databind.ObjectMapper()
+    JsonNode d = new ObjectMapper()
         .readTree(dashboard.toFile());
     List<String> exprs = new ArrayList<>();
     d.get("panels").forEach(panel -> panel.get("targets").forEach(t -> exprs.add(t.get("expr").asText())));

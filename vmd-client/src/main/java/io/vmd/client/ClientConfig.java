@@ -1,5 +1,6 @@
 package io.vmd.client;
 
+import io.vmd.common.ClusterKey;
 import io.vmd.common.HostPort;
 import java.time.Duration;
 import java.util.List;
@@ -31,7 +32,7 @@ public record ClientConfig(
     Duration requestTimeout,
     int ioThreads,
     Duration downAfter,
-    io.vmd.common.ClusterKey clusterKey,
+    ClusterKey clusterKey,
     Duration lease,
     Duration attachWait,
     long maxQueuedBytes) {
@@ -62,7 +63,7 @@ public record ClientConfig(
   }
 
   private ClientConfig with(String cluster, String placement, int ioThreads, Duration downAfter,
-      io.vmd.common.ClusterKey key, Duration requestTimeout, Duration lease, Duration attachWait) {
+      ClusterKey key, Duration requestTimeout, Duration lease, Duration attachWait) {
     return new ClientConfig(meta, cluster, placement, connectTimeout, requestTimeout, ioThreads, downAfter, key,
         lease, attachWait, maxQueuedBytes);
   }
@@ -85,7 +86,7 @@ public record ClientConfig(
   }
 
   /** Connects with the cluster's key (and refuses servers that cannot prove they hold it). */
-  public ClientConfig withClusterKey(io.vmd.common.ClusterKey key) {
+  public ClientConfig withClusterKey(ClusterKey key) {
     return with(cluster, placement, ioThreads, downAfter, key, requestTimeout, lease, attachWait);
   }
 

@@ -1,5 +1,7 @@
 package io.vmd.client;
 
+import java.util.Arrays;
+
 /**
  * Smooth weighted round-robin (as nginx balances upstreams) with each server weighted by its free
  * memory: a server with twice the free memory receives twice the new pages, interleaved rather than
@@ -14,7 +16,7 @@ final class FreeMemoryWeighted implements PlacementPolicy {
     // Indexed by slot; grows as servers join.
     for (ServerState s : servers) {
       if (s.index() >= current.length) {
-        current = java.util.Arrays.copyOf(current, s.index() + 1);
+        current = Arrays.copyOf(current, s.index() + 1);
       }
     }
     int n = 0;

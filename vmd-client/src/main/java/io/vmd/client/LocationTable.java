@@ -1,6 +1,8 @@
 package io.vmd.client;
 
 import java.util.Arrays;
+import java.util.Map;
+import java.util.TreeMap;
 
 /**
  * Where each page of a namespace lives: R two-byte entries per page, each the cluster-wide slot
@@ -13,7 +15,7 @@ import java.util.Arrays;
  * <p>Readers and writers of the same page must be ordered by the caller (the NBD gateway orders
  * requests per page); different pages may be used from any thread.
  */
-public final class LocationTable {
+final class LocationTable {
   static final int CHUNK_SHIFT = 16;
   private static final int CHUNK_PAGES = 1 << CHUNK_SHIFT;
   public static final int NONE = -1;
@@ -131,8 +133,8 @@ public final class LocationTable {
   }
 
   /** Copies held by each server slot; a scan, for tools and tests. */
-  public java.util.Map<Integer, Long> copiesPerServer() {
-    java.util.Map<Integer, Long> out = new java.util.TreeMap<>();
+  public Map<Integer, Long> copiesPerServer() {
+    Map<Integer, Long> out = new TreeMap<>();
     for (long p = 0; p < pages; p++) {
       if (chunks[(int) (p >>> CHUNK_SHIFT)] == null) {
         p |= CHUNK_PAGES - 1;

@@ -3,13 +3,22 @@ package io.vmd.client;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.Unpooled;
+import io.vmd.meta.MetaException;
+import io.vmd.meta.NamespaceMeta;
+import io.vmd.meta.ServerStatus;
 import io.vmd.protocol.ErrorCode;
 import io.vmd.protocol.Frame;
 import io.vmd.protocol.NamespaceRecord;
 import io.vmd.protocol.Op;
 import io.vmd.protocol.Pages;
+import java.util.Arrays;
+import java.util.Collection;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Consumer;
+import org.slf4j.LoggerFactory;
 
 /**
  * An attached namespace: page reads, writes and deletes spread over the cluster. This class is the
@@ -43,7 +52,7 @@ public final class Namespace {
   /** Another owner took the namespace over: this handle writes no more. */
   volatile boolean fenced;
 
-  Namespace(VmdClient client, io.vmd.meta.NamespaceMeta meta, LocationTable locations, boolean writable,
+  Namespace(VmdClient client, NamespaceMeta meta, LocationTable locations, boolean writable,
       long firstStamp, Late late) {
     this.client = client;
     this.record = meta.record();
@@ -64,11 +73,11 @@ public final class Namespace {
    */
   static final class Late {
     final NewestCopies copies;
-    final java.util.Set<Integer> pending;
+    final Set<Integer> pending;
 
-    Late(NewestCopies copies, java.util.Collection<Integer> pending) {
+    Late(NewestCopies copies, Collection<Integer> pending) {
       this.copies = copies;
-      this.pending = java.util.concurrent.ConcurrentHashMap.newKeySet();
+      this.pending = ConcurrentHashMap.newKeySet();
       this.pending.addAll(pending);
     }
   }
@@ -89,9 +98,9 @@ public final class Namespace {
   }
 
   /** Servers of its set still to list their pages (empty once complete). */
-  public java.util.Set<Integer> unresolvedServers() {
+  public Set<Integer> unresolvedServers() {
     Late l = late;
-    return l == null ? java.util.Set.of() : java.util.Set.copyOf(l.pending);
+    return l == null ? Set.of() : Set.copyOf(l.pending);
   }
 
   /** Whether another owner took the namespace over after this handle wrote it: it writes no more. */
@@ -113,7 +122,7 @@ public final class Namespace {
       fenced = true;
       try {
         client.meta().release(record.id(), client.ownerId(), record.epoch());
-      } catch (io.vmd.meta.MetaException e) {
+      } catch (MetaException e) {
         // Someone took it over already, or the control plane is away: the lease runs out by itself.
       }
     }
@@ -138,20 +147,20 @@ public final class Namespace {
         continue;
       }
       try {
-        VmdClient.await(client.catchUpAndList(slot, record, l.copies::offer), client.config().requestTimeout().toMillis());
+        VmdClient.await(client.calls().catchUpAndList(slot, record, l.copies::offer), client.config().requestTimeout().toMillis());
       } catch (VmdException e) {
         continue;
       }
       l.pending.remove(slot);
       if (writable()) {
-        for (ServerState other : client.serverArray()) {
+        for (ServerState other : client.membership().members()) {
           long[] d = l.copies.discarded(other.index());
           if (d.length > 0) {
             deleteCopies(other.index(), d);
           }
         }
       }
-      org.slf4j.LoggerFactory.getLogger(Namespace.class).info("namespace '{}': server {} answered late; its pages are known now",
+      LoggerFactory.getLogger(Namespace.class).info("namespace '{}': server {} answered late; its pages are known now",
           name(), s.address());
     }
     if (l.pending.isEmpty()) {
@@ -160,7 +169,7 @@ public final class Namespace {
   }
 
   boolean inSet(int slot) {
-    return java.util.Arrays.binarySearch(serverSet, slot) >= 0;
+    return Arrays.binarySearch(serverSet, slot) >= 0;
   }
 
   /**
@@ -169,8 +178,8 @@ public final class Namespace {
    * namespace waits for that, once). So a later attach never takes a page as a hole while a server
    * that may hold it has not answered.
    */
-  void inServerSet(int[] chosen, int n, Runnable then, java.util.function.Consumer<VmdException> failed) {
-    int[] slots = java.util.Arrays.copyOf(chosen, n);
+  void inServerSet(int[] chosen, int n, Runnable then, Consumer<VmdException> failed) {
+    int[] slots = Arrays.copyOf(chosen, n);
     int[] missing = null;
     int m = 0;
     for (int i = 0; i < n; i++) {
@@ -185,7 +194,7 @@ public final class Namespace {
       then.run();
       return;
     }
-    client.meta().addServersAsync(record.id(), client.ownerId(), record.epoch(), java.util.Arrays.copyOf(missing, m))
+    client.meta().addServersAsync(record.id(), client.ownerId(), record.epoch(), Arrays.copyOf(missing, m))
         .whenComplete((meta, e) -> client.eventLoopGroup().execute(() -> {
           if (e != null) {
             VmdException v = VmdException.from(e);
@@ -199,7 +208,7 @@ public final class Namespace {
           // Tell the new servers the epoch now, rather than have the first write meet NOT_READY.
           CompletableFuture<?>[] told = new CompletableFuture<?>[slots.length];
           for (int i = 0; i < told.length; i++) {
-            told[i] = client.call(slots[i], Op.NS_ATTACH, record.id(), record.epoch(), null, f -> null);
+            told[i] = client.calls().to(slots[i], Op.NS_ATTACH).namespace(record.id(), record.epoch()).send(f -> null);
           }
           CompletableFuture.allOf(told).whenComplete((v, x) -> client.eventLoopGroup().execute(then));
         }));
@@ -226,8 +235,18 @@ public final class Namespace {
     return record.epoch();
   }
 
-  public LocationTable locations() {
+  LocationTable locations() {
     return locations;
+  }
+
+  /** Whether some server holds a copy of the page (a page never written, or trimmed, is a hole). */
+  public boolean stored(long page) {
+    return locations.stored(page);
+  }
+
+  /** Pages some server holds a copy of. */
+  public long storedPages() {
+    return locations.storedPages();
   }
 
   VmdException outOfRange(long first, long count) {
@@ -342,7 +361,7 @@ public final class Namespace {
   /** A copy that stays: on a server that is up and not draining. */
   boolean keeps(int slot) {
     ServerState s = client.server(slot);
-    return s != null && s.up() && s.status() != io.vmd.meta.ServerStatus.DRAINING;
+    return s != null && s.up() && s.status() != ServerStatus.DRAINING;
   }
 
   VmdException readOnlyError() {

@@ -1,5 +1,6 @@
 package io.vmd.client;
 
+import io.netty.util.collection.IntObjectHashMap;
 import java.util.Arrays;
 
 /**
@@ -17,8 +18,8 @@ final class NewestCopies {
 
   private final LocationTable table;
   private final long[][] stamps;
-  private final io.netty.util.collection.IntObjectHashMap<PageList> discard =
-      new io.netty.util.collection.IntObjectHashMap<>();
+  private final IntObjectHashMap<PageList> discard =
+      new IntObjectHashMap<>();
   private long maxStamp = NONE;
 
   NewestCopies(LocationTable table) {

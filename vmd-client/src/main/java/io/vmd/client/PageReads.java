@@ -3,13 +3,16 @@ package io.vmd.client;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.CompositeByteBuf;
+import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.util.Recycler;
 import io.vmd.common.PageCopy;
+import io.vmd.meta.NamespaceMeta;
 import io.vmd.protocol.ErrorCode;
 import io.vmd.protocol.Frame;
 import io.vmd.protocol.Op;
 import io.vmd.protocol.Pages;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 
@@ -108,7 +111,7 @@ final class PageReads {
     if (tried == null) {
       return new int[] {server};
     }
-    int[] more = java.util.Arrays.copyOf(tried, tried.length + 1);
+    int[] more = Arrays.copyOf(tried, tried.length + 1);
     more[tried.length] = server;
     return more;
   }
@@ -124,7 +127,7 @@ final class PageReads {
     // The owner names a server in the set before it places a page there: the set as of now covers
     // every page written before this read.
     ns.client.meta().viewAsync().whenComplete((v, e) -> {
-      io.vmd.meta.NamespaceMeta now = v == null ? null : v.namespace(ns.record.id());
+      NamespaceMeta now = v == null ? null : v.namespace(ns.record.id());
       if (now == null) {
         op.fail(e != null ? VmdException.from(e) : new VmdException(ErrorCode.NO_NAMESPACE, "namespace '"
             + ns.name() + "' was deleted"));
@@ -138,17 +141,18 @@ final class PageReads {
   private void probe(ReadOp op, long firstPage, int from, int to, int base, int[] set) {
     int n = to - from;
     long page = firstPage + from;
-    ByteBuf pages = io.netty.buffer.PooledByteBufAllocator.DEFAULT.directBuffer(n * Pages.PAGE_SIZE);
+    ByteBuf pages = PooledByteBufAllocator.DEFAULT.directBuffer(n * Pages.PAGE_SIZE);
     pages.writerIndex(n * Pages.PAGE_SIZE);
     long[] stamps = new long[n];
-    java.util.Arrays.fill(stamps, -1);
+    Arrays.fill(stamps, -1);
     List<CompletableFuture<Void>> asks = new ArrayList<>();
     for (int slot : set) {
       ServerState s = ns.client.server(slot);
       if (s == null || s.removed()) {
         continue;
       }
-      asks.add(ns.client.call(slot, Op.GET, Frame.FLAG_STAMPS, ns.record.id(), ns.record.epoch(), null, f -> {
+      asks.add(ns.client.calls().to(slot, Op.GET).flags(Frame.FLAG_STAMPS).namespace(ns.record.id(), ns.record.epoch())
+          .pages(page, n).send(f -> {
         int bitmapAt = Frame.payloadIndex(f);
         int present = 0;
         for (int k = 0; k < n; k++) {
@@ -170,7 +174,7 @@ final class PageReads {
           }
         }
         return (Void) null;
-      }, page, n));
+      }));
     }
     CompletableFuture.allOf(asks.toArray(new CompletableFuture<?>[0])).whenComplete((v, err) -> {
       try {
@@ -235,7 +239,7 @@ final class PageReads {
           && readServer(firstPage + j, tried) == server) {
         j++;
       }
-      ServerConnection conn = ns.client.connection(server);
+      ServerConnection conn = ns.client.membership().connection(server);
       long id = conn.nextId();
       ByteBuf frame = conn.header(Frame.LENGTH_FIELD + Frame.HEADER_SIZE);
       Frame.writeHeader(frame, Op.GET, 0, 0, id, ns.record.id(), ns.record.epoch(), page, j - i, 0);
@@ -388,7 +392,7 @@ final class PageReads {
 
     @Override
     void onReply(ByteBuf f) {
-      VmdException e = Frame.status(f) != 0 ? ns.client.error(f, server) : takePages(f);
+      VmdException e = Frame.status(f) != 0 ? ns.client.calls().error(f, server) : takePages(f);
       if (e == null) {
         ReadOp o = op;
         ns = null;

@@ -1,12 +1,14 @@
 package io.vmd.client;
 
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.PooledByteBufAllocator;
 import io.vmd.common.PageCopy;
 import io.vmd.protocol.ErrorCode;
 import io.vmd.protocol.Frame;
 import io.vmd.protocol.Op;
 import io.vmd.protocol.Pages;
 import java.util.ArrayList;
+import java.util.BitSet;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 
@@ -31,7 +33,7 @@ final class PageRepair {
     if (!ns.inRange(firstPage, count)) {
       return CompletableFuture.failedFuture(ns.outOfRange(firstPage, count));
     }
-    java.util.BitSet holds = new java.util.BitSet();
+    BitSet holds = new BitSet();
     for (long p = firstPage; p < firstPage + count; p++) {
       for (int r = 0; r < ns.locations.replicas(); r++) {
         int s = ns.locations.get(p, r);
@@ -48,7 +50,7 @@ final class PageRepair {
       int server = s;
       for (long at = firstPage; at < firstPage + count; at += Integer.MAX_VALUE) {
         int n = (int) Math.min(Integer.MAX_VALUE, firstPage + count - at);
-        ServerConnection conn = ns.client.connection(s);
+        ServerConnection conn = ns.client.membership().connection(s);
         long id = conn.nextId();
         ByteBuf frame = conn.header(Frame.LENGTH_FIELD + Frame.HEADER_SIZE);
         Frame.writeHeader(frame, Op.DELETE, 0, 0, id, ns.record.id(), ns.record.epoch(), at, n, 0);
@@ -57,7 +59,7 @@ final class PageRepair {
           @Override
           void onReply(ByteBuf f) {
             if (Frame.status(f) != 0) {
-              op.fail(ns.client.error(f, server));
+              op.fail(ns.client.calls().error(f, server));
             } else {
               ServerState st = ns.client.server(server);
               if (st != null) {
@@ -100,7 +102,7 @@ final class PageRepair {
     if (!ns.inRange(first, count)) {
       return CompletableFuture.failedFuture(ns.outOfRange(first, count));
     }
-    ByteBuf buf = io.netty.buffer.PooledByteBufAllocator.DEFAULT.directBuffer(count * Pages.PAGE_SIZE);
+    ByteBuf buf = PooledByteBufAllocator.DEFAULT.directBuffer(count * Pages.PAGE_SIZE);
     buf.writerIndex(count * Pages.PAGE_SIZE);
     long[] stamps = new long[count];
     List<CompletableFuture<Void>> gets = new ArrayList<>();
@@ -181,7 +183,8 @@ final class PageRepair {
         }
         List<CompletableFuture<?>> deletes = new ArrayList<>();
         for (long[] d : drained) {
-          deletes.add(ns.client.call((int) d[0], Op.DELETE, ns.record.id(), ns.record.epoch(), null, f -> null, d[1], (int) d[2]));
+          deletes.add(ns.client.calls().to((int) d[0], Op.DELETE).namespace(ns.record.id(), ns.record.epoch())
+              .pages(d[1], (int) d[2]).send(f -> null));
         }
         CompletableFuture.allOf(deletes.toArray(new CompletableFuture<?>[0]))
             .whenComplete((done, de) -> result.complete(made[0]));
@@ -196,8 +199,8 @@ final class PageRepair {
    */
   private CompletableFuture<Void> readStamped(int server, long page, int n, ByteBuf buf, int at, long[] stamps,
       int[] tried) {
-    CompletableFuture<VmdException> got = ns.client.call(server, Op.GET, Frame.FLAG_STAMPS, ns.record.id(), ns.record.epoch(),
-        null, f -> takeStamped(f, server, page, n, buf, at, stamps), page, n);
+    CompletableFuture<VmdException> got = ns.client.calls().to(server, Op.GET).flags(Frame.FLAG_STAMPS)
+        .namespace(ns.record.id(), ns.record.epoch()).pages(page, n).send(f -> takeStamped(f, server, page, n, buf, at, stamps));
     return got.handle((missing, err) -> {
       VmdException e = err != null ? VmdException.from(err) : missing;
       if (e == null) {
@@ -273,7 +276,8 @@ final class PageRepair {
       while (j < pages.length && pages[j] == pages[j - 1] + 1) {
         j++;
       }
-      deletes.add(ns.client.call(server, Op.DELETE, ns.record.id(), ns.record.epoch(), null, f -> null, pages[i], j - i));
+      deletes.add(ns.client.calls().to(server, Op.DELETE).namespace(ns.record.id(), ns.record.epoch())
+          .pages(pages[i], j - i).send(f -> null));
       i = j;
     }
     return CompletableFuture.allOf(deletes.toArray(new CompletableFuture<?>[0]));

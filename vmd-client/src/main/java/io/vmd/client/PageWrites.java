@@ -6,6 +6,8 @@ import io.vmd.protocol.ErrorCode;
 import io.vmd.protocol.Frame;
 import io.vmd.protocol.Op;
 import io.vmd.protocol.Pages;
+import java.util.Arrays;
+import java.util.concurrent.TimeUnit;
 
 /**
  * The write path of a {@link Namespace}: placement of new pages, PUT frames to every replica, and
@@ -80,13 +82,13 @@ final class PageWrites {
     int replicas = ns.locations.replicas();
     int[] chosen = ns.client.placementScratch(replicas);
     long bytes = (long) count * Pages.PAGE_SIZE;
-    int n = ns.client.placement().choose(ns.client.serverArray(), replicas, bytes, chosen);
+    int n = ns.client.placement().choose(ns.client.membership().members(), replicas, bytes, chosen);
     if (n == replicas) {
       for (int r = 0; r < n; r++) {
         if (!ns.inSet(chosen[r])) {
           // A server new to this namespace: the control plane hears of it first, then the pages go.
           op.begin();
-          ns.inServerSet(java.util.Arrays.copyOf(chosen, n), n, () -> {
+          ns.inServerSet(Arrays.copyOf(chosen, n), n, () -> {
             placeAndPut(op, page, count, srcPage);
             op.finish();
           }, op::fail);
@@ -96,7 +98,7 @@ final class PageWrites {
     }
     if (n < replicas) {
       boolean someDown = false;
-      for (ServerState s : ns.client.serverArray()) {
+      for (ServerState s : ns.client.membership().members()) {
         someDown |= !s.up();
       }
       if (someDown && System.nanoTime() - op.startNanos + PutFrame.RETRY_NANOS
@@ -107,7 +109,7 @@ final class PageWrites {
         ns.client.eventLoopGroup().schedule(() -> {
           placeAndPut(op, page, count, srcPage);
           op.finish();
-        }, PutFrame.RETRY_NANOS, java.util.concurrent.TimeUnit.NANOSECONDS);
+        }, PutFrame.RETRY_NANOS, TimeUnit.NANOSECONDS);
         return;
       }
       op.fail(someDown ? new VmdException(ErrorCode.UNAVAILABLE, "only " + n + " live servers with room for "
@@ -133,7 +135,7 @@ final class PageWrites {
    * when there is none. The placement policy's order decides among them.
    */
   int replacementFor(long page, int slot, int exclude, long bytes) {
-    ServerState[] servers = ns.client.serverArray();
+    ServerState[] servers = ns.client.membership().members();
     int[] candidates = new int[servers.length];
     int n = ns.client.placement().choose(servers, servers.length, bytes, candidates);
     // Servers already in the set first: a replacement there needs no word to the control plane.
@@ -167,7 +169,7 @@ final class PageWrites {
   }
 
   void sendPut(WriteOp op, int server, long page, int count, int srcPage, boolean fresh, int slot, long stamp) {
-    ServerConnection conn = ns.client.connection(server);
+    ServerConnection conn = ns.client.membership().connection(server);
     long id = conn.nextId();
     ByteBuf header = conn.header(Frame.LENGTH_FIELD + Frame.HEADER_SIZE);
     Frame.writeHeader(header, Op.PUT, 0, 0, id, ns.record.id(), ns.record.epoch(), page, count, stamp,
@@ -276,7 +278,7 @@ final class PageWrites {
         int sl = slot;
         long st = stamp;
         recycle();
-        n.client.call(s, Op.NS_ATTACH, n.record.id(), n.record.epoch(), null, r -> (Void) null)
+        n.client.calls().to(s, Op.NS_ATTACH).namespace(n.record.id(), n.record.epoch()).send(r -> (Void) null)
             .whenComplete((v, e) -> {
               if (e == null) {
                 n.writes.sendPut(o, s, pg, c, sp, fr, sl, st);
@@ -287,7 +289,7 @@ final class PageWrites {
               n.client.eventLoopGroup().schedule(() -> {
                 n.writes.sendPut(o, s, pg, c, sp, fr, sl, st);
                 o.finish();
-              }, 100, java.util.concurrent.TimeUnit.MILLISECONDS);
+              }, 100, TimeUnit.MILLISECONDS);
             });
       } else {
         if (fresh) {
@@ -296,7 +298,7 @@ final class PageWrites {
         if (status == ErrorCode.STALE_EPOCH.code) {
           ns.fence();
         }
-        VmdException e = ns.client.error(f, server);
+        VmdException e = ns.client.calls().error(f, server);
         recycle();
         o.fail(e);
       }
@@ -339,7 +341,7 @@ final class PageWrites {
           < ns.client.config().requestTimeout().toNanos()) {
         // Fewer live servers than replicas for now (one died, another is restarting): wait for one to
         // come back rather than fail the write, up to the request timeout.
-        ns.client.eventLoopGroup().schedule(() -> replace(why), RETRY_NANOS, java.util.concurrent.TimeUnit.NANOSECONDS);
+        ns.client.eventLoopGroup().schedule(() -> replace(why), RETRY_NANOS, TimeUnit.NANOSECONDS);
         return;
       }
       clearSlot();

@@ -4,7 +4,7 @@ package io.vmd.client;
  * Chooses where new pages go. Only servers that are up and report room for the pages are
  * candidates; a policy never picks the same server twice for one placement.
  */
-public interface PlacementPolicy {
+interface PlacementPolicy {
 
   /**
    * Picks up to {@code replicas} distinct servers with at least {@code bytes} free.

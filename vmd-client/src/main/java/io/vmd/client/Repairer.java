@@ -68,7 +68,7 @@ public final class Repairer implements AutoCloseable {
     this.client = client;
     this.graceNanos = grace.toNanos();
     this.pagesPerSecond = pagesPerSecond;
-    for (ServerState s : client.serverArray()) {
+    for (ServerState s : client.membership().members()) {
       comebacks.put(s.index(), s.comebacks());
     }
   }
@@ -112,7 +112,7 @@ public final class Repairer implements AutoCloseable {
   private void tick() {
     try {
       tracked.keySet().removeIf(ns -> !ns.writable());
-      for (ServerState s : client.serverArray()) {
+      for (ServerState s : client.membership().members()) {
         long c = s.comebacks();
         Long seen = comebacks.putIfAbsent(s.index(), c);
         if (seen != null && c != seen && s.up()) {
@@ -127,11 +127,11 @@ public final class Repairer implements AutoCloseable {
       // removed server's copies are gone for good, and a draining one's are to move: no grace for either.
       boolean anyDown = false;
       boolean longDown = false;
-      for (ServerState s : client.serverArray()) {
+      for (ServerState s : client.membership().members()) {
         anyDown |= !s.up();
         longDown |= s.downForNanos() > graceNanos;
       }
-      boolean copy = longDown || !anyDown || client.lostServers();
+      boolean copy = longDown || !anyDown || client.membership().lostServers();
       for (Tracked t : tracked.values()) {
         pass(t, copy);
       }

@@ -2,6 +2,7 @@ package io.vmd.client;
 
 import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.CompositeByteBuf;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
@@ -9,22 +10,29 @@ import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
+import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.handler.codec.DecoderException;
 import io.netty.util.collection.LongObjectHashMap;
 import io.netty.util.concurrent.ScheduledFuture;
+import io.vmd.common.ClusterKey;
 import io.vmd.common.FlushBatch;
 import io.vmd.common.Transports;
 import io.vmd.protocol.Codec;
 import io.vmd.protocol.ErrorCode;
 import io.vmd.protocol.Frame;
+import io.vmd.protocol.FrameDecoder;
 import io.vmd.protocol.Hello;
 import io.vmd.protocol.Op;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -35,7 +43,9 @@ import org.slf4j.LoggerFactory;
  * once; a sweeper fails requests whose reply is later than the configured timeout, so no caller
  * waits forever on a silent server. A server that does not take its requests (its socket full) gets
  * them queued here, up to {@link ClientConfig#maxQueuedBytes()}; past that they fail at once rather
- * than grow Netty's outbound buffer without bound. Sends and that queue run on the connection's loop.
+ * than grow Netty's outbound buffer without bound. Sends and that queue run on the connection's loop. *
+ * <p>Why one file of about 540 lines: connecting, HELLO, the pending table, the timeout sweeper and the
+ * backlog all guard one channel's state on its event loop; split, each part would reach into the others'.
  */
 final class ServerConnection {
   private static final Logger LOG = LoggerFactory.getLogger(ServerConnection.class);
@@ -51,13 +61,16 @@ final class ServerConnection {
   /** When anything last came from the server: its reports arrive every second while it lives. */
   private volatile long lastHeardNanos = System.nanoTime();
   private volatile boolean closed;
-  private io.netty.channel.EventLoop loop;
+  private EventLoop loop;
   private long reconnectDelayMillis = 250;
-  private final java.util.concurrent.atomic.AtomicBoolean reconnecting = new java.util.concurrent.atomic.AtomicBoolean();
+  private final AtomicBoolean reconnecting = new AtomicBoolean();
   /** The server refused this client for good (wrong cluster, version or key): not tried again. */
   private volatile boolean refused;
-  /** Frames waiting for the socket to take more: id (Long), then frame, in order; loop-confined. */
-  private final java.util.ArrayDeque<Object> backlog = new java.util.ArrayDeque<>();
+  /** A frame waiting for the socket to take more, with the id of its request. */
+  private record Queued(long id, ByteBuf frame) {}
+
+  /** Frames waiting for the socket to take more, in order; loop-confined. */
+  private final ArrayDeque<Queued> backlog = new ArrayDeque<>();
   /** Written on the loop, read by metrics. */
   private volatile long backlogBytes;
 
@@ -81,7 +94,7 @@ final class ServerConnection {
   }
 
   /** Connects and says HELLO; completes when the server answered (or fails with why not). */
-  CompletableFuture<Void> connect(io.netty.channel.EventLoop on) {
+  CompletableFuture<Void> connect(EventLoop on) {
     loop = on;
     CompletableFuture<Void> ready = new CompletableFuture<>();
     ready.whenComplete((v, e) -> {
@@ -106,11 +119,11 @@ final class ServerConnection {
         .option(ChannelOption.RCVBUF_ALLOCATOR, Transports.receiveSizes())
         .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) config.connectTimeout().toMillis())
         // Writable again under half of the high mark: then the queued frames go out.
-        .option(ChannelOption.WRITE_BUFFER_WATER_MARK, new io.netty.channel.WriteBufferWaterMark(2 << 20, 4 << 20))
+        .option(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(2 << 20, 4 << 20))
         .handler(new ChannelInitializer<SocketChannel>() {
           @Override
           protected void initChannel(SocketChannel ch) {
-            ch.pipeline().addLast(new io.vmd.protocol.FrameDecoder()).addLast(new Handler());
+            ch.pipeline().addLast(new FrameDecoder()).addLast(new Handler());
           }
         });
     ChannelFuture cf = b.connect(state.address().toSocketAddress());
@@ -131,8 +144,8 @@ final class ServerConnection {
 
   private void sendHello(CompletableFuture<Void> ready) {
     long id = nextId();
-    io.vmd.common.ClusterKey key = config.clusterKey();
-    byte[] clientNonce = key == null ? null : io.vmd.common.ClusterKey.nonce();
+    ClusterKey key = config.clusterKey();
+    byte[] clientNonce = key == null ? null : ClusterKey.nonce();
     ByteBuf frame = Codec.frame(channel.alloc(), Op.HELLO, 0, 0, id, 0, 0, 0, 0, b -> {
       Codec.writeString(b, config.cluster());
       if (clientNonce != null) {
@@ -154,16 +167,16 @@ final class ServerConnection {
           return;
         }
         // Keyed: the server proves it holds the key before this client proves it does.
-        if (in.readableBytes() < io.vmd.common.ClusterKey.NONCE_BYTES + io.vmd.common.ClusterKey.PROOF_BYTES) {
+        if (in.readableBytes() < ClusterKey.NONCE_BYTES + ClusterKey.PROOF_BYTES) {
           ready.completeExceptionally(new VmdException(ErrorCode.UNAUTHORIZED, "server " + state.address()
               + " does not use a cluster key; this client does: refusing it"));
           channel.close();
           return;
         }
-        byte[] serverNonce = new byte[io.vmd.common.ClusterKey.NONCE_BYTES];
-        byte[] serverProof = new byte[io.vmd.common.ClusterKey.PROOF_BYTES];
+        byte[] serverNonce = new byte[ClusterKey.NONCE_BYTES];
+        byte[] serverProof = new byte[ClusterKey.PROOF_BYTES];
         in.readBytes(serverNonce).readBytes(serverProof);
-        if (!io.vmd.common.ClusterKey.same(serverProof, key.proof("vmd-server", clientNonce, serverNonce))) {
+        if (!ClusterKey.same(serverProof, key.proof("vmd-server", clientNonce, serverNonce))) {
           ready.completeExceptionally(new VmdException(ErrorCode.UNAUTHORIZED, "server " + state.address()
               + " could not prove it holds the cluster key: refusing it"));
           channel.close();
@@ -238,7 +251,7 @@ final class ServerConnection {
     if (!ch.eventLoop().inEventLoop()) {
       try {
         ch.eventLoop().execute(() -> send(id, frame, p));
-      } catch (java.util.concurrent.RejectedExecutionException e) {
+      } catch (RejectedExecutionException e) {
         frame.release();
         p.onFailure(down());
       }
@@ -286,8 +299,7 @@ final class ServerConnection {
           + (backlogBytes >> 20) + " MiB queued for it)"));
       return;
     }
-    backlog.add(id);
-    backlog.add(frame);
+    backlog.add(new Queued(id, frame));
     backlogBytes += bytes;
   }
 
@@ -295,8 +307,9 @@ final class ServerConnection {
   private void drainBacklog(Channel ch) {
     boolean wrote = false;
     while (!backlog.isEmpty() && (ch.isWritable() || !ch.isActive())) {
-      long id = (Long) backlog.poll();
-      ByteBuf frame = (ByteBuf) backlog.poll();
+      Queued q = backlog.poll();
+      long id = q.id();
+      ByteBuf frame = q.frame();
       backlogBytes -= frame.readableBytes();
       boolean live;
       synchronized (pending) {
@@ -347,7 +360,7 @@ final class ServerConnection {
 
   ByteBuf header(int capacity) {
     Channel ch = channel;
-    return (ch == null ? io.netty.buffer.ByteBufAllocator.DEFAULT : ch.alloc()).directBuffer(capacity);
+    return (ch == null ? ByteBufAllocator.DEFAULT : ch.alloc()).directBuffer(capacity);
   }
 
   private void fail(long id, VmdException e) {
@@ -382,7 +395,7 @@ final class ServerConnection {
           }
         });
       }, delay, TimeUnit.MILLISECONDS);
-    } catch (java.util.concurrent.RejectedExecutionException e) {
+    } catch (RejectedExecutionException e) {
       // the client is shutting down
     }
   }
@@ -440,7 +453,7 @@ final class ServerConnection {
     try {
       p.onReply(f);
     } catch (RuntimeException e) {
-      LOG.error("failed to handle a {} reply from {}", io.vmd.protocol.Op.name(Frame.op(f)), state.address(), e);
+      LOG.error("failed to handle a {} reply from {}", Op.name(Frame.op(f)), state.address(), e);
       if (p.generation == generation) {
         p.onFailure(new VmdException(ErrorCode.INTERNAL, "client failed to handle the reply from "
             + state.address() + ": " + e, e));

@@ -1,6 +1,8 @@
 package io.vmd.client;
 
 import io.vmd.common.HostPort;
+import io.vmd.meta.Member;
+import io.vmd.meta.ServerStatus;
 import io.vmd.protocol.Availability;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -10,24 +12,29 @@ import java.util.concurrent.atomic.AtomicLong;
  * lowered locally by every page placed since, so that placement does not overshoot a server between
  * two reports.
  */
-public final class ServerState {
+final class ServerState {
   private final int index;
   private final HostPort address;
   private final String id;
-  private volatile io.vmd.meta.ServerStatus status;
+  private volatile ServerStatus status;
   /** One connection per event loop of the client. */
   ServerConnection[] connections;
   private final AtomicLong free = new AtomicLong();
   private volatile boolean up;
   private volatile long downSinceNanos = System.nanoTime();
-  private final java.util.concurrent.atomic.AtomicLong comebacks = new java.util.concurrent.atomic.AtomicLong();
+  private final AtomicLong comebacks = new AtomicLong();
   private volatile Availability reported = new Availability(0, 0, 0, 0);
 
-  ServerState(io.vmd.meta.Member m) {
+  ServerState(Member m) {
     this.index = m.slot();
     this.address = m.address();
     this.id = m.id();
     this.status = m.status();
+  }
+
+  /** A snapshot for callers outside the client. */
+  ServerInfo info() {
+    return new ServerInfo(index, id, address, status, up(), free(), reported, downForNanos());
   }
 
   /** The server's cluster-wide slot: what location tables store. */
@@ -40,17 +47,17 @@ public final class ServerState {
     return id;
   }
 
-  public io.vmd.meta.ServerStatus status() {
+  public ServerStatus status() {
     return status;
   }
 
-  void status(io.vmd.meta.ServerStatus s) {
+  void status(ServerStatus s) {
     status = s;
   }
 
   /** Removed from the cluster: whatever it held is gone, and it never comes back. */
   public boolean removed() {
-    return status == io.vmd.meta.ServerStatus.REMOVED;
+    return status == ServerStatus.REMOVED;
   }
 
   /** Whether new pages may be placed here: up, and ACTIVE in the control plane. */

@@ -1,5 +1,6 @@
 package io.vmd.client;
 
+import io.vmd.meta.MetaException;
 import io.vmd.protocol.ErrorCode;
 import java.io.IOException;
 import java.util.concurrent.CompletionException;
@@ -25,7 +26,7 @@ public final class VmdException extends IOException {
   }
 
   /** A control-plane failure, with its code. */
-  public static VmdException of(io.vmd.meta.MetaException e) {
+  public static VmdException of(MetaException e) {
     return new VmdException(e.code(), e.getMessage(), e);
   }
 
@@ -38,7 +39,7 @@ public final class VmdException extends IOException {
     if (c instanceof VmdException v) {
       return v;
     }
-    if (c instanceof io.vmd.meta.MetaException m) {
+    if (c instanceof MetaException m) {
       return of(m);
     }
     return new VmdException(ErrorCode.INTERNAL, String.valueOf(c.getMessage()), c);

@@ -5,17 +5,29 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.buffer.Unpooled;
+import io.vmd.common.HostPort;
+import io.vmd.common.MetricsEndpoint;
 import io.vmd.protocol.ErrorCode;
 import io.vmd.protocol.Pages;
 import io.vmd.server.MiniVmdCluster;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -55,9 +67,9 @@ class ClusterIntegrationTest {
     Random r = new Random(seed);
     MiniVmdCluster c = cluster(MiniVmdCluster.builder().servers(3, 64 * MIB));
     VmdClient writer = client(c, "round-robin");
-    writer.createNamespace("vm1", 32 * MIB, 1);
+    writer.namespaces().create("vm1", 32 * MIB, 1);
     Namespace ns = writer.attach("vm1", true);
-    java.util.Set<Long> busy = new java.util.HashSet<>();
+    Set<Long> busy = new HashSet<>();
     List<CompletableFuture<Void>> inflight = new ArrayList<>();
     for (int i = 0; i < 400; i++) {
       int count = 1 + r.nextInt(r.nextBoolean() ? 4 : 300);
@@ -77,7 +89,7 @@ class ClusterIntegrationTest {
       inflight.add(ns.write(first, count, Unpooled.wrappedBuffer(data)));
       for (int k = 0; k < count; k++) {
         busy.add(first + k);
-        expected.put(first + k, java.util.Arrays.copyOfRange(data, k * Pages.PAGE_SIZE, (k + 1) * Pages.PAGE_SIZE));
+        expected.put(first + k, Arrays.copyOfRange(data, k * Pages.PAGE_SIZE, (k + 1) * Pages.PAGE_SIZE));
       }
     }
     CompletableFuture.allOf(inflight.toArray(new CompletableFuture<?>[0])).join();
@@ -95,7 +107,7 @@ class ClusterIntegrationTest {
       byte[] got = again.readSync(first, 1024);
       for (int k = 0; k < 1024; k++) {
         byte[] want = expected.getOrDefault(first + k, zero);
-        byte[] page = java.util.Arrays.copyOfRange(got, k * Pages.PAGE_SIZE, (k + 1) * Pages.PAGE_SIZE);
+        byte[] page = Arrays.copyOfRange(got, k * Pages.PAGE_SIZE, (k + 1) * Pages.PAGE_SIZE);
         assertThat(page).as("page %d (seed %d)", first + k, seed).isEqualTo(want);
       }
     }
@@ -107,7 +119,7 @@ class ClusterIntegrationTest {
   void tenThousandNewPagesSplitEvenlyOverThreeServers() throws Exception {
     MiniVmdCluster c = cluster(MiniVmdCluster.builder().servers(3, 64 * MIB));
     VmdClient client = client(c, "round-robin");
-    client.createNamespace("even", 64 * MIB, 1);
+    client.namespaces().create("even", 64 * MIB, 1);
     Namespace ns = client.attach("even", true);
     ByteBuf page = Unpooled.wrappedBuffer(content(1, 1));
     List<CompletableFuture<Void>> fs = new ArrayList<>();
@@ -119,14 +131,14 @@ class ClusterIntegrationTest {
       long held = c.server(s).store().pageCount(ns.record().id());
       assertThat(held).as("server %d", s).isBetween(3167L, 3500L); // 10,000 / 3 ± 5 %
     }
-    assertThat(client.namespaceUsage("even").stream().mapToLong(ServerUsage::pages).sum()).isEqualTo(10_000);
+    assertThat(client.namespaces().usage("even").stream().mapToLong(ServerUsage::pages).sum()).isEqualTo(10_000);
   }
 
   @Test
   void weightedPlacementFollowsFreeMemory() throws Exception {
     MiniVmdCluster c = cluster(MiniVmdCluster.builder().server(32 * MIB).server(64 * MIB).server(96 * MIB));
     VmdClient client = client(c, "weighted");
-    client.createNamespace("w", 64 * MIB, 1);
+    client.namespaces().create("w", 64 * MIB, 1);
     Namespace ns = client.attach("w", true);
     ByteBuf page = Unpooled.wrappedBuffer(content(2, 1));
     for (int p = 0; p < 3000; p++) {
@@ -145,7 +157,7 @@ class ClusterIntegrationTest {
   void fullServerStopsReceivingNewPagesWhileTheOthersGoOn() throws Exception {
     MiniVmdCluster c = cluster(MiniVmdCluster.builder().server(100 * Pages.PAGE_SIZE).servers(2, 64 * MIB));
     VmdClient client = client(c, "round-robin");
-    client.createNamespace("fill", 64 * MIB, 1);
+    client.namespaces().create("fill", 64 * MIB, 1);
     Namespace ns = client.attach("fill", true);
     for (int p = 0; p < 3000; p++) {
       ns.writeSync(p, content(p, 1));
@@ -161,7 +173,7 @@ class ClusterIntegrationTest {
   void fullClusterGivesNoSpaceAndLosesNothingStored() throws Exception {
     MiniVmdCluster c = cluster(MiniVmdCluster.builder().servers(3, 50 * Pages.PAGE_SIZE));
     VmdClient client = client(c, "round-robin");
-    client.createNamespace("full", 4 * MIB, 1);
+    client.namespaces().create("full", 4 * MIB, 1);
     Namespace ns = client.attach("full", true);
     int written = 0;
     VmdException refused = null;
@@ -195,7 +207,7 @@ class ClusterIntegrationTest {
     Random r = new Random(seed);
     MiniVmdCluster c = cluster(MiniVmdCluster.builder().servers(3, 64 * MIB));
     VmdClient client = client(c, "round-robin");
-    client.createNamespace("shared", 16 * MIB, 1);
+    client.namespaces().create("shared", 16 * MIB, 1);
     Namespace ns = client.attach("shared", true);
     int pages = (int) ns.pages();
     // Runs of written pages between holes, placed over three servers.
@@ -203,11 +215,11 @@ class ClusterIntegrationTest {
       int first = r.nextInt(pages - 300);
       ns.writeSync(first, content(r.nextLong(), 1 + r.nextInt(300)));
     }
-    io.netty.buffer.ByteBufAllocator alloc = io.netty.buffer.PooledByteBufAllocator.DEFAULT;
+    ByteBufAllocator alloc = PooledByteBufAllocator.DEFAULT;
     for (int i = 0; i < 60; i++) {
       int count = 1 + r.nextInt(1024);
       int first = r.nextInt(pages - count);
-      java.util.concurrent.CompletableFuture<io.netty.buffer.ByteBuf> got = new java.util.concurrent.CompletableFuture<>();
+      CompletableFuture<ByteBuf> got = new CompletableFuture<>();
       ns.readShared(first, count, alloc, (buf, err) -> {
         if (err != null) {
           got.completeExceptionally(err);
@@ -215,7 +227,7 @@ class ClusterIntegrationTest {
           got.complete(buf);
         }
       });
-      io.netty.buffer.ByteBuf buf = got.get(10, java.util.concurrent.TimeUnit.SECONDS);
+      ByteBuf buf = got.get(10, TimeUnit.SECONDS);
       try {
         byte[] shared = new byte[buf.readableBytes()];
         buf.getBytes(buf.readerIndex(), shared);
@@ -224,16 +236,16 @@ class ClusterIntegrationTest {
         buf.release();
       }
     }
-    java.util.concurrent.CompletableFuture<VmdException> outside = new java.util.concurrent.CompletableFuture<>();
+    CompletableFuture<VmdException> outside = new CompletableFuture<>();
     ns.readShared(pages - 1, 2, alloc, (buf, err) -> outside.complete(err));
-    assertThat(outside.get(10, java.util.concurrent.TimeUnit.SECONDS)).hasMessageContaining("outside namespace");
+    assertThat(outside.get(10, TimeUnit.SECONDS)).hasMessageContaining("outside namespace");
   }
 
   @Test
   void unwrittenPagesReadAsZerosAndDeleteGivesMemoryBack() throws Exception {
     MiniVmdCluster c = cluster(MiniVmdCluster.builder().servers(2, 16 * MIB));
     VmdClient client = client(c, "round-robin");
-    client.createNamespace("z", 8 * MIB, 2);
+    client.namespaces().create("z", 8 * MIB, 2);
     Namespace ns = client.attach("z", true);
     assertThat(ns.readSync(5, 3)).isEqualTo(new byte[3 * Pages.PAGE_SIZE]);
     ns.writeSync(0, content(3, 64));
@@ -250,7 +262,7 @@ class ClusterIntegrationTest {
   void outOfRangeAndStaleWritersGetClearErrors() throws Exception {
     MiniVmdCluster c = cluster(MiniVmdCluster.builder().servers(2, 16 * MIB));
     VmdClient first = client(c, "round-robin");
-    first.createNamespace("fence", 1 * MIB, 1);
+    first.namespaces().create("fence", 1 * MIB, 1);
     Namespace old = first.attach("fence", true);
     assertThatThrownBy(() -> old.writeSync(256, content(1, 1)))
         .isInstanceOfSatisfying(VmdException.class, e -> assertThat(e.code()).isEqualTo(ErrorCode.BAD_REQUEST));
@@ -266,11 +278,11 @@ class ClusterIntegrationTest {
   void deadServerFailsRequestsFastAndTheClientStaysUsable() throws Exception {
     MiniVmdCluster c = cluster(MiniVmdCluster.builder().servers(2, 16 * MIB));
     VmdClient client = client(c, "round-robin");
-    client.createNamespace("dead", 4 * MIB, 1);
+    client.namespaces().create("dead", 4 * MIB, 1);
     Namespace ns = client.attach("dead", true);
     // Two single-page writes: round-robin puts one page on each server.
-    ns.writeSync(0, java.util.Arrays.copyOfRange(content(1, 2), 0, Pages.PAGE_SIZE));
-    ns.writeSync(1, java.util.Arrays.copyOfRange(content(1, 2), Pages.PAGE_SIZE, 2 * Pages.PAGE_SIZE));
+    ns.writeSync(0, Arrays.copyOfRange(content(1, 2), 0, Pages.PAGE_SIZE));
+    ns.writeSync(1, Arrays.copyOfRange(content(1, 2), Pages.PAGE_SIZE, 2 * Pages.PAGE_SIZE));
     assertThat(ns.locations().primary(0)).isNotEqualTo(ns.locations().primary(1));
     int killed = c.slot(1);
     c.kill(1);
@@ -280,7 +292,7 @@ class ClusterIntegrationTest {
         .isInstanceOfSatisfying(VmdException.class, e -> assertThat(e.code()).isEqualTo(ErrorCode.UNAVAILABLE));
     int live = 1 - lostAt;
     assertThat(ns.readSync(live, 1)).isEqualTo(
-        java.util.Arrays.copyOfRange(content(1, 2), live * Pages.PAGE_SIZE, (live + 1) * Pages.PAGE_SIZE));
+        Arrays.copyOfRange(content(1, 2), live * Pages.PAGE_SIZE, (live + 1) * Pages.PAGE_SIZE));
     // New pages go to the live server.
     ns.writeSync(10, content(5, 8));
     assertThat(c.server(0).store().pageCount(ns.record().id())).isGreaterThanOrEqualTo(9);
@@ -291,12 +303,12 @@ class ClusterIntegrationTest {
     MiniVmdCluster c = cluster(MiniVmdCluster.builder().servers(2, 16 * MIB));
     VmdClient watcher = client(c, "round-robin");
     VmdClient writer = client(c, "round-robin");
-    assertThat(watcher.servers().get(0).free()).isEqualTo(16 * MIB);
-    writer.createNamespace("push", 8 * MIB, 2);
+    assertThat(watcher.cluster().servers().get(0).free()).isEqualTo(16 * MIB);
+    writer.namespaces().create("push", 8 * MIB, 2);
     writer.attach("push", true).writeSync(0, content(4, 256));
     // The watcher placed nothing itself: only the servers' pushes can tell it.
     await().atMost(Duration.ofSeconds(5)).untilAsserted(() -> {
-      for (ServerState s : watcher.servers()) {
+      for (ServerState s : watcher.membership().members()) {
         assertThat(s.free()).isEqualTo(16 * MIB - MIB);
         assertThat(s.availability().pages()).isEqualTo(256);
       }
@@ -307,13 +319,13 @@ class ClusterIntegrationTest {
   void metricsEndpointServesPrometheusText() throws Exception {
     MiniVmdCluster c = cluster(MiniVmdCluster.builder().servers(1, 16 * MIB));
     VmdClient client = client(c, "round-robin");
-    client.createNamespace("m1", 8 * MIB, 1);
+    client.namespaces().create("m1", 8 * MIB, 1);
     client.attach("m1", true).writeSync(0, content(5, 3));
-    try (io.vmd.common.MetricsEndpoint endpoint = io.vmd.common.MetricsEndpoint.start(
-        new io.vmd.common.HostPort("127.0.0.1", 0), c.registry(0))) {
-      java.net.http.HttpResponse<String> r = java.net.http.HttpClient.newHttpClient().send(
-          java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://127.0.0.1:" + endpoint.port() + "/metrics")).build(),
-          java.net.http.HttpResponse.BodyHandlers.ofString());
+    try (MetricsEndpoint endpoint = MetricsEndpoint.start(
+        new HostPort("127.0.0.1", 0), c.registry(0))) {
+      HttpResponse<String> r = HttpClient.newHttpClient().send(
+          HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + endpoint.port() + "/metrics")).build(),
+          HttpResponse.BodyHandlers.ofString());
       assertThat(r.statusCode()).isEqualTo(200);
       assertThat(r.body())
           .contains("vmd_server_pages_stored 3.0")

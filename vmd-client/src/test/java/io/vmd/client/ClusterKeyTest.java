@@ -27,7 +27,7 @@ class ClusterKeyTest {
   void aClientWithTheKeyReadsAndWritesOnesWithoutOrWithAnotherAreRefused() throws Exception {
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(2, 8L << 20).clusterKey(KEY).start()) {
       try (VmdClient ok = VmdClient.connect(ClientConfig.of(c.metaAddresses()).withClusterKey(KEY))) {
-        ok.createNamespace("k", 1 << 20, 2);
+        ok.namespaces().create("k", 1 << 20, 2);
         Namespace ns = ok.attach("k", true);
         byte[] page = new byte[Pages.PAGE_SIZE];
         page[7] = 42;

@@ -4,14 +4,17 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
+import io.vmd.meta.ServerStatus;
 import io.vmd.protocol.ErrorCode;
 import io.vmd.protocol.Pages;
 import io.vmd.server.MiniVmdCluster;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -50,13 +53,13 @@ class ControlPlaneTest {
   }
 
   private static byte[] page(byte[] all, long p) {
-    return java.util.Arrays.copyOfRange(all, (int) p * Pages.PAGE_SIZE, (int) (p + 1) * Pages.PAGE_SIZE);
+    return Arrays.copyOfRange(all, (int) p * Pages.PAGE_SIZE, (int) (p + 1) * Pages.PAGE_SIZE);
   }
 
   /** Writes the pages through a writer that then leaves (releasing the namespace). */
   private byte[] writeAndLeave(String name, int replicas, long seed) throws Exception {
     try (VmdClient writer = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()))) {
-      writer.createNamespace(name, (long) PAGES * Pages.PAGE_SIZE, replicas);
+      writer.namespaces().create(name, (long) PAGES * Pages.PAGE_SIZE, replicas);
       byte[] data = content(seed, PAGES);
       writer.attach(name, true).writeSync(0, data);
       return data;
@@ -131,7 +134,7 @@ class ControlPlaneTest {
     cluster = MiniVmdCluster.builder().servers(2, 64L << 20).start();
     VmdClient a = client(Duration.ofSeconds(5));
     VmdClient b = client(Duration.ofSeconds(5));
-    a.createNamespace("race", 16L << 20, 2);
+    a.namespaces().create("race", 16L << 20, 2);
     CompletableFuture<Namespace> fa = CompletableFuture.supplyAsync(() -> attach(a, "race"));
     CompletableFuture<Namespace> fb = CompletableFuture.supplyAsync(() -> attach(b, "race"));
     Namespace na = fa.get();
@@ -152,7 +155,7 @@ class ControlPlaneTest {
     try {
       return c.attach(name, true);
     } catch (VmdException e) {
-      throw new java.util.concurrent.CompletionException(e);
+      throw new CompletionException(e);
     }
   }
 
@@ -160,15 +163,15 @@ class ControlPlaneTest {
   void aNamespaceCreatedAfterADeleteThatAServerMissedNeverShowsTheOldPages() throws Exception {
     cluster = MiniVmdCluster.builder().servers(2, 64L << 20).start();
     VmdClient c = client(Duration.ofSeconds(5));
-    c.createNamespace("tenant", (long) PAGES * Pages.PAGE_SIZE, 2);
-    int oldId = c.namespace("tenant").id();
+    c.namespaces().create("tenant", (long) PAGES * Pages.PAGE_SIZE, 2);
+    int oldId = c.namespaces().get("tenant").record().id();
     Namespace old = c.attach("tenant", true);
     old.writeSync(0, content(7, PAGES));
     old.release();
     cluster.freeze(1); // misses the delete
-    c.deleteNamespace("tenant");
-    c.createNamespace("tenant", (long) PAGES * Pages.PAGE_SIZE, 2);
-    int newId = c.namespace("tenant").id();
+    c.namespaces().delete("tenant");
+    c.namespaces().create("tenant", (long) PAGES * Pages.PAGE_SIZE, 2);
+    int newId = c.namespaces().get("tenant").record().id();
     assertThat(newId).as("ids are never reused").isNotEqualTo(oldId);
     assertThat(cluster.server(1).store().pageCount(oldId)).as("the frozen server still holds the old pages").isEqualTo(PAGES);
     cluster.thaw(1);
@@ -184,7 +187,7 @@ class ControlPlaneTest {
     cluster = MiniVmdCluster.builder().servers(2, 64L << 20).start();
     VmdClient a = client(Duration.ofSeconds(5));
     VmdClient b = client(Duration.ofSeconds(5));
-    a.createNamespace("owned", 16L << 20, 2);
+    a.namespaces().create("owned", 16L << 20, 2);
     Namespace owner = a.attach("owned", VmdClient.Access.CLAIM);
     assertThat(owner.writable()).isTrue();
     owner.writeSync(0, content(8, 8));
@@ -212,7 +215,7 @@ class ControlPlaneTest {
     cluster = MiniVmdCluster.builder().servers(3, 64L << 20).start();
     VmdClient a = client(Duration.ofSeconds(5));
     VmdClient b = client(Duration.ofSeconds(5));
-    a.createNamespace("live", 16L << 20, 2);
+    a.namespaces().create("live", 16L << 20, 2);
     Namespace owner = a.attach("live", VmdClient.Access.CLAIM);
     owner.writeSync(0, content(20, 8));
     Namespace reader = b.attach("live", VmdClient.Access.READ);
@@ -222,7 +225,7 @@ class ControlPlaneTest {
     assertThat(reader.readSync(100, 8)).as("pages placed after the attach").isEqualTo(content(21, 8));
     assertThat(reader.readSync(0, 1)).isEqualTo(content(22, 1));
     assertThat(reader.readSync(200, 4)).as("never written: a hole").isEqualTo(new byte[4 * Pages.PAGE_SIZE]);
-    assertThat(a.namespaceMeta("live").holds(cluster.slot(2))).as("the server to freeze holds pages of it").isTrue();
+    assertThat(a.namespaces().get("live").holds(cluster.slot(2))).as("the server to freeze holds pages of it").isTrue();
     cluster.freeze(2);
     assertThatThrownBy(() -> reader.readSync(300, 1)).as("a server that may hold it is silent: no guess")
         .isInstanceOfSatisfying(VmdException.class, e -> assertThat(e.code()).isEqualTo(ErrorCode.UNAVAILABLE));
@@ -237,17 +240,17 @@ class ControlPlaneTest {
     int slot = cluster.slot(0);
     assertThat(cluster.server(0).store().pageCount(id)).isPositive();
     VmdClient admin = client(Duration.ofSeconds(5));
-    assertThatThrownBy(() -> admin.setServerStatus(slot, io.vmd.meta.ServerStatus.REMOVED, false))
+    assertThatThrownBy(() -> admin.cluster().setStatus(slot, ServerStatus.REMOVED, false))
         .as("a server that holds pages is not removed").isInstanceOf(VmdException.class);
-    assertThat(admin.drain(slot, Duration.ofSeconds(60))).isZero();
+    assertThat(admin.cluster().drain(slot, Duration.ofSeconds(60))).isZero();
     assertThat(cluster.server(0).store().pageCount(id)).isZero();
-    admin.setServerStatus(slot, io.vmd.meta.ServerStatus.REMOVED, false);
+    admin.cluster().setStatus(slot, ServerStatus.REMOVED, false);
     cluster.kill(0);
     try (VmdClient later = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()))) {
       Namespace ns = later.attach("idle", false);
       assertThat(ns.complete()).as("a removed server is not waited for").isTrue();
       later.attach("idle", true).release(); // a writer takes the removed server out of the set
-      assertThat(later.namespaceMeta("idle").holds(slot)).isFalse();
+      assertThat(later.namespaces().get("idle").holds(slot)).isFalse();
       assertThat(ns.readSync(0, PAGES)).isEqualTo(data);
       for (long p = 0; p < PAGES; p++) {
         assertThat(ns.liveCopies(p)).as("page %d keeps two copies", p).isEqualTo(2);
@@ -259,19 +262,19 @@ class ControlPlaneTest {
   void aServerThatJoinsWhilePagesAreWrittenTakesNewPagesWithoutARestart() throws Exception {
     cluster = MiniVmdCluster.builder().servers(2, 64L << 20).start();
     VmdClient c = client(Duration.ofSeconds(5));
-    c.createNamespace("grow", 32L << 20, 2);
+    c.namespaces().create("grow", 32L << 20, 2);
     Namespace ns = c.attach("grow", true);
     byte[] data = content(13, 8192);
-    ns.writeSync(0, java.util.Arrays.copyOf(data, 1024 * Pages.PAGE_SIZE));
+    ns.writeSync(0, Arrays.copyOf(data, 1024 * Pages.PAGE_SIZE));
     int added = cluster.addServer(64L << 20);
     int slot = cluster.slot(added);
     await().atMost(Duration.ofSeconds(10)).until(() -> c.server(slot) != null && c.server(slot).takesNewPages());
     for (int p = 1024; p < 8192; p += 256) {
-      ns.writeSync(p, java.util.Arrays.copyOfRange(data, p * Pages.PAGE_SIZE, (p + 256) * Pages.PAGE_SIZE));
+      ns.writeSync(p, Arrays.copyOfRange(data, p * Pages.PAGE_SIZE, (p + 256) * Pages.PAGE_SIZE));
     }
     int id = ns.record().id();
     assertThat(cluster.server(added).store().pageCount(id)).as("the new server took new pages").isPositive();
-    assertThat(c.namespaceMeta("grow").holds(slot)).as("it is in the namespace's server set").isTrue();
+    assertThat(c.namespaces().get("grow").holds(slot)).as("it is in the namespace's server set").isTrue();
     try (VmdClient later = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()))) {
       assertThat(later.attach("grow", false).readSync(0, 8192)).isEqualTo(data);
     }

@@ -7,6 +7,7 @@ import io.vmd.protocol.Pages;
 import io.vmd.server.MiniVmdCluster;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -34,7 +35,7 @@ class FailoverTest {
     cluster = MiniVmdCluster.builder().servers(3, 64L << 20).start();
     client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withDownAfter(downAfter)
         .withRequestTimeout(Duration.ofSeconds(5)));
-    client.createNamespace("vm1", 32L << 20, 2);
+    client.namespaces().create("vm1", 32L << 20, 2);
     return client.attach("vm1", true);
   }
 
@@ -61,12 +62,12 @@ class FailoverTest {
       assertThat(ns.readSync(0, PAGES)).as("every page read from its live replica").isEqualTo(data);
       // Rewrites of pages that had a copy on the dead server, and new pages: both land on live servers.
       byte[] again = content(seed + 1);
-      byte[] half = java.util.Arrays.copyOf(again, PAGES / 2 * Pages.PAGE_SIZE);
+      byte[] half = Arrays.copyOf(again, PAGES / 2 * Pages.PAGE_SIZE);
       ns.writeSync(0, half);
       overwrite(data, 0, half);
-      ns.writeSync(PAGES, java.util.Arrays.copyOf(again, 100 * Pages.PAGE_SIZE));
+      ns.writeSync(PAGES, Arrays.copyOf(again, 100 * Pages.PAGE_SIZE));
       assertThat(ns.readSync(0, PAGES)).isEqualTo(data);
-      assertThat(ns.readSync(PAGES, 100)).isEqualTo(java.util.Arrays.copyOf(again, 100 * Pages.PAGE_SIZE));
+      assertThat(ns.readSync(PAGES, 100)).isEqualTo(Arrays.copyOf(again, 100 * Pages.PAGE_SIZE));
       for (long p = 0; p < PAGES + 100; p++) {
         for (int r = 0; r < 2; r++) {
           int s = ns.locations().get(p, r);
@@ -89,7 +90,7 @@ class FailoverTest {
     await().atMost(Duration.ofSeconds(5)).until(() -> !client.server(frozen).up());
     long start = System.nanoTime();
     assertThat(ns.readSync(0, PAGES)).isEqualTo(data);
-    ns.writeSync(0, java.util.Arrays.copyOf(data, 64 * Pages.PAGE_SIZE));
+    ns.writeSync(0, Arrays.copyOf(data, 64 * Pages.PAGE_SIZE));
     System.out.println("reads and writes with a frozen server took " + (System.nanoTime() - start) / 1_000_000 + " ms");
     cluster.thaw(1);
     // It reconnects by itself once it answers again.
@@ -131,7 +132,7 @@ class FailoverTest {
     byte[] again = content(10);
     ns.writeSync(0, again);
     ns.writeSync(PAGES, again);
-    int id = client.namespace("vm1").id();
+    int id = client.namespaces().get("vm1").record().id();
     assertThat(cluster.server(2).store().pageCount(id)).as("new pages on the restarted server").isPositive();
     cluster.kill(0);
     cluster.kill(1);
@@ -141,7 +142,7 @@ class FailoverTest {
       if (onNew) {
         int at = (int) (p % PAGES);
         assertThat(ns.readSync(p, 1)).as("page %d from the restarted server alone", p)
-            .isEqualTo(java.util.Arrays.copyOfRange(again, at * Pages.PAGE_SIZE, (at + 1) * Pages.PAGE_SIZE));
+            .isEqualTo(Arrays.copyOfRange(again, at * Pages.PAGE_SIZE, (at + 1) * Pages.PAGE_SIZE));
         checked++;
       }
     }
@@ -159,11 +160,11 @@ class FailoverTest {
       throws Exception {
     cluster = MiniVmdCluster.builder().servers(3, 64L << 20).persisted(dir).start();
     client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withRequestTimeout(Duration.ofSeconds(5)));
-    client.createNamespace("vm1", 32L << 20, 2);
+    client.namespaces().create("vm1", 32L << 20, 2);
     Namespace ns = client.attach("vm1", true);
     byte[] old = content(21);
     ns.writeSync(0, old);
-    int id = client.namespace("vm1").id();
+    int id = client.namespaces().get("vm1").record().id();
     int victim = 1;
     int victimSlot = cluster.slot(victim);
     long held = cluster.server(victim).store().pageCount(id);
@@ -189,8 +190,8 @@ class FailoverTest {
     assertThat(cluster.server(victim).store().pageCount(id)).as("a writer deletes the stale copies").isZero();
     assertThat(writer.readSync(0, PAGES)).isEqualTo(current);
     byte[] next = content(23);
-    writer.writeSync(0, java.util.Arrays.copyOf(next, 10 * Pages.PAGE_SIZE));
-    overwrite(current, 0, java.util.Arrays.copyOf(next, 10 * Pages.PAGE_SIZE));
+    writer.writeSync(0, Arrays.copyOf(next, 10 * Pages.PAGE_SIZE));
+    overwrite(current, 0, Arrays.copyOf(next, 10 * Pages.PAGE_SIZE));
     assertThat(client.attach("vm1", false).readSync(0, PAGES)).as("the new writer stamps above every copy").isEqualTo(current);
   }
 
@@ -200,8 +201,8 @@ class FailoverTest {
     Namespace ns = start(Duration.ofMillis(500));
     byte[] data = content(31);
     ns.writeSync(0, data);
-    ns.writeSync(0, java.util.Arrays.copyOf(content(32), 100 * Pages.PAGE_SIZE)); // a second version of some
-    overwrite(data, 0, java.util.Arrays.copyOf(content(32), 100 * Pages.PAGE_SIZE));
+    ns.writeSync(0, Arrays.copyOf(content(32), 100 * Pages.PAGE_SIZE)); // a second version of some
+    overwrite(data, 0, Arrays.copyOf(content(32), 100 * Pages.PAGE_SIZE));
     int killed = cluster.slot(0);
     cluster.kill(0);
     await().atMost(Duration.ofSeconds(10)).until(() -> !client.server(killed).up());

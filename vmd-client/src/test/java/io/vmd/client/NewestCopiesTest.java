@@ -3,6 +3,7 @@ package io.vmd.client;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.HashSet;
 import java.util.List;
@@ -27,7 +28,7 @@ class NewestCopiesTest {
     long pages = 3 * (1 << LocationTable.CHUNK_SHIFT) + 17;
     List<long[]> copies = new ArrayList<>(); // server, page, stamp
     long[] newest = new long[(int) pages];
-    java.util.Arrays.fill(newest, -1);
+    Arrays.fill(newest, -1);
     Set<Long> seen = new HashSet<>();
     for (int i = 0; i < 20_000; i++) {
       long page = r.nextInt(2000) + (r.nextBoolean() ? 0 : pages - 2000);
@@ -77,7 +78,7 @@ class NewestCopiesTest {
       }
       assertThat(kept + discardedTotal).isEqualTo(copies.size());
       assertThat(merge.discardedTotal()).as("taken once").isZero();
-      assertThat(merge.maxStamp()).isEqualTo(java.util.Arrays.stream(newest).max().getAsLong());
+      assertThat(merge.maxStamp()).isEqualTo(Arrays.stream(newest).max().getAsLong());
     }
   }
 }

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.vmd.protocol.ErrorCode;
+import io.vmd.protocol.Pages;
 import io.vmd.server.MiniVmdCluster;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
@@ -17,7 +18,7 @@ class ReadRetryTest {
   void aReadAsksEveryReplicaOnceBeforeItGivesUp() throws Exception {
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(3, 16 << 20).start();
          VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()))) {
-      client.createNamespace("r3", 1 << 20, 3);
+      client.namespaces().create("r3", 1 << 20, 3);
       Namespace ns = client.attach("r3", true);
       byte[] page = new byte[4096];
       new Random(9).nextBytes(page);
@@ -52,7 +53,7 @@ class ReadRetryTest {
   void readsOfAReplicatedNamespaceUseEveryCopy() throws Exception {
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(2, 16 << 20).start();
          VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()))) {
-      client.createNamespace("r2", 4 << 20, 2);
+      client.namespaces().create("r2", 4 << 20, 2);
       Namespace ns = client.attach("r2", true);
       int pages = 8 * Namespace.PLACEMENT_RUN;
       byte[] data = new byte[pages * 4096];
@@ -75,11 +76,11 @@ class ReadRetryTest {
   void aNamespaceLargerThanPageIndicesCanAddressIsRefusedAtCreate() throws Exception {
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(1, 1 << 20).start();
          VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()))) {
-      assertThatThrownBy(() -> client.createNamespace("huge", 1L << 50, 1)).isInstanceOf(VmdException.class)
+      assertThatThrownBy(() -> client.namespaces().create("huge", 1L << 50, 1)).isInstanceOf(VmdException.class)
           .satisfies(e -> assertThat(((VmdException) e).code()).isEqualTo(ErrorCode.BAD_REQUEST))
           .hasMessageContaining("256 TiB");
-      assertThat(client.createNamespace("largest", io.vmd.protocol.Pages.MAX_NAMESPACE_BYTES, 1).sizeBytes())
-          .isEqualTo(io.vmd.protocol.Pages.MAX_NAMESPACE_BYTES);
+      assertThat(client.namespaces().create("largest", Pages.MAX_NAMESPACE_BYTES, 1).sizeBytes())
+          .isEqualTo(Pages.MAX_NAMESPACE_BYTES);
     }
   }
 }

@@ -4,12 +4,33 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.EventLoopGroup;
+import io.vmd.common.HostPort;
+import io.vmd.common.Transports;
+import io.vmd.meta.Member;
+import io.vmd.meta.ServerStatus;
 import io.vmd.protocol.Codec;
 import io.vmd.protocol.ErrorCode;
+import io.vmd.protocol.Frame;
 import io.vmd.protocol.Op;
 import io.vmd.server.MiniVmdCluster;
+import java.io.DataInputStream;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Random;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
 class ServerConnectionTest {
@@ -18,7 +39,7 @@ class ServerConnectionTest {
   void aReplyHandlerThatThrowsFailsItsRequestInsteadOfLeavingItWaiting() throws Exception {
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(1, 1 << 20).start();
          VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()))) {
-      ServerConnection conn = client.connection(c.slot(0));
+      ServerConnection conn = client.membership().connection(c.slot(0));
       CompletableFuture<VmdException> failed = new CompletableFuture<>();
       long id = conn.nextId();
       ByteBuf frame = Codec.frame(ByteBufAllocator.DEFAULT, Op.NS_LIST, 0, 0, id, 0, 0, 0, 0, null);
@@ -37,25 +58,25 @@ class ServerConnectionTest {
       assertThat(e.code()).isEqualTo(ErrorCode.INTERNAL);
       assertThat(e.getMessage()).contains("boom");
       // The connection carries on.
-      assertThat(client.listNamespaces()).isEmpty();
+      assertThat(client.namespaces().list()).isEmpty();
     }
   }
 
   /** A fake server that refuses every HELLO with a passing reason (NOT_READY), counting the tries. */
   @Test
   void aServerThatRefusesHelloIsLetGoAndTriedAgainWithBackoff() throws Exception {
-    java.util.concurrent.atomic.AtomicInteger tries = new java.util.concurrent.atomic.AtomicInteger();
-    java.util.concurrent.atomic.AtomicInteger closedByClient = new java.util.concurrent.atomic.AtomicInteger();
-    try (java.net.ServerSocket refuser = new java.net.ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress())) {
+    AtomicInteger tries = new AtomicInteger();
+    AtomicInteger closedByClient = new AtomicInteger();
+    try (ServerSocket refuser = new ServerSocket(0, 50, InetAddress.getLoopbackAddress())) {
       Thread t = new Thread(() -> {
         while (!refuser.isClosed()) {
-          try (java.net.Socket s = refuser.accept()) {
+          try (Socket s = refuser.accept()) {
             tries.incrementAndGet();
-            java.io.DataInputStream in = new java.io.DataInputStream(s.getInputStream());
+            DataInputStream in = new DataInputStream(s.getInputStream());
             byte[] hello = new byte[in.readInt()];
             in.readFully(hello);
-            ByteBuf f = io.netty.buffer.Unpooled.wrappedBuffer(hello);
-            ByteBuf refusal = Codec.error(ByteBufAllocator.DEFAULT, Op.HELLO, io.vmd.protocol.Frame.requestId(f), 0,
+            ByteBuf f = Unpooled.wrappedBuffer(hello);
+            ByteBuf refusal = Codec.error(ByteBufAllocator.DEFAULT, Op.HELLO, Frame.requestId(f), 0,
                 ErrorCode.NOT_READY, "starting");
             byte[] out = new byte[refusal.readableBytes()];
             refusal.readBytes(out);
@@ -65,24 +86,24 @@ class ServerConnectionTest {
             if (in.read() == -1) {
               closedByClient.incrementAndGet();
             }
-          } catch (java.io.IOException e) {
+          } catch (IOException e) {
             // next
           }
         }
       });
       t.setDaemon(true);
       t.start();
-      io.netty.channel.EventLoopGroup group = io.vmd.common.Transports.group(1, "test");
+      EventLoopGroup group = Transports.group(1, "test");
       try {
-        ServerState state = new ServerState(new io.vmd.meta.Member("fake", 1,
-            new io.vmd.common.HostPort("127.0.0.1", refuser.getLocalPort()), io.vmd.meta.ServerStatus.ACTIVE, false));
+        ServerState state = new ServerState(new Member("fake", 1,
+            new HostPort("127.0.0.1", refuser.getLocalPort()), ServerStatus.ACTIVE, false));
         ServerConnection conn = new ServerConnection(state, ClientConfig.of(
-            java.util.List.of(new io.vmd.common.HostPort("127.0.0.1", 1))));
+            List.of(new HostPort("127.0.0.1", 1))));
         assertThat(conn.connect(group.next()).handle((v, e) -> e).get(5, TimeUnit.SECONDS))
             .isInstanceOf(VmdException.class).hasMessageContaining("refused HELLO");
         // Retried (250 ms, then 500 ms, 1 s ...), each refused connection let go by the client.
-        org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(15)).until(() -> tries.get() >= 3);
-        org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(10))
+        org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(15)).until(() -> tries.get() >= 3);
+        org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(10))
             .until(() -> closedByClient.get() >= 2);
         assertThat(conn.active()).isFalse();
         conn.close();
@@ -98,11 +119,11 @@ class ServerConnectionTest {
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(1, 1 << 20).start();
          VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()))) {
       for (int round = 0; round < 5; round++) {
-        org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(15)).ignoreExceptions()
-            .until(() -> client.connection(c.slot(0)).active());
-        ServerConnection conn = client.connection(c.slot(0));
+        org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(15)).ignoreExceptions()
+            .until(() -> client.membership().connection(c.slot(0)).active());
+        ServerConnection conn = client.membership().connection(c.slot(0));
         int n = 2000;
-        java.util.concurrent.CountDownLatch ended = new java.util.concurrent.CountDownLatch(n);
+        CountDownLatch ended = new CountDownLatch(n);
         Thread sender = new Thread(() -> {
           for (int i = 0; i < n; i++) {
             long id = conn.nextId();
@@ -135,21 +156,21 @@ class ServerConnectionTest {
     long bound = 8 << 20;
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(1, 256L << 20).start();
          VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()).withMaxQueuedBytes(bound)
-             .withDownAfter(java.time.Duration.ofSeconds(60)).withRequestTimeout(java.time.Duration.ofSeconds(5)))) {
-      client.createNamespace("q", 256L << 20, 1);
+             .withDownAfter(Duration.ofSeconds(60)).withRequestTimeout(Duration.ofSeconds(5)))) {
+      client.namespaces().create("q", 256L << 20, 1);
       Namespace ns = client.attach("q", true);
       ns.writeSync(256L * 64, new byte[4096]); // the server is in the namespace's set before it hangs
       c.freeze(0);
       byte[] page = new byte[1 << 20];
-      new java.util.Random(1).nextBytes(page);
-      java.util.List<CompletableFuture<Void>> writes = new java.util.ArrayList<>();
+      new Random(1).nextBytes(page);
+      List<CompletableFuture<Void>> writes = new ArrayList<>();
       for (int i = 0; i < 64; i++) {
-        writes.add(ns.write(256L * i, 256, io.netty.buffer.Unpooled.wrappedBuffer(page)));
+        writes.add(ns.write(256L * i, 256, Unpooled.wrappedBuffer(page)));
       }
       // The socket and Netty take a few MiB; then the queue fills to its bound and stays there.
-      ServerConnection conn = java.util.Arrays.stream(client.server(c.slot(0)).connections)
-          .max(java.util.Comparator.comparingLong(ServerConnection::queuedBytes)).orElseThrow();
-      org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(3))
+      ServerConnection conn = Arrays.stream(client.server(c.slot(0)).connections)
+          .max(Comparator.comparingLong(ServerConnection::queuedBytes)).orElseThrow();
+      org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(3))
           .until(() -> conn.queuedBytes() > bound - (2 << 20));
       Thread.sleep(300);
       assertThat(conn.queuedBytes()).isLessThanOrEqualTo(bound);
@@ -160,7 +181,7 @@ class ServerConnectionTest {
           writes.get(i).get(60, TimeUnit.SECONDS);
           landed++;
           assertThat(ns.readSync(256L * i, 256)).isEqualTo(page);
-        } catch (java.util.concurrent.ExecutionException e) {
+        } catch (ExecutionException e) {
           // Refused at the bound: with no other server to place it on, the write fails (after waiting
           // for one up to the request timeout); never stuck.
           assertThat(VmdException.from(e).code()).isEqualTo(ErrorCode.UNAVAILABLE);
@@ -179,7 +200,7 @@ class ServerConnectionTest {
   void aCallbackThatThrowsAfterItsRequestWasRecycledDoesNotFailTheNextUser() throws Exception {
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(1, 1 << 20).start();
          VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()))) {
-      ServerConnection conn = client.connection(c.slot(0));
+      ServerConnection conn = client.membership().connection(c.slot(0));
       CompletableFuture<String> second = new CompletableFuture<>();
       // One object, used for two requests in turn, as a pool would hand it out.
       Pending reused = new Pending() {

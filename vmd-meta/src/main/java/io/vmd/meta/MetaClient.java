@@ -5,6 +5,7 @@ import io.vmd.protocol.ErrorCode;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.TimeUnit;
@@ -130,7 +131,7 @@ public final class MetaClient implements AutoCloseable {
    * Renews every lease {@code owner} holds, in one command; completes with the namespaces it still holds
    * (id to epoch). A namespace missing from the answer, or at another epoch, was taken from it.
    */
-  public CompletableFuture<java.util.Map<Integer, Long>> renewAsync(String owner, Duration lease) {
+  public CompletableFuture<Map<Integer, Long>> renewAsync(String owner, Duration lease) {
     return commandAsync(MetaCodec.bytes(o -> {
       o.writeByte(MetaCodec.RENEW);
       o.writeUTF(owner);

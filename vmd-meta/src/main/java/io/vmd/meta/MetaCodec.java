@@ -9,7 +9,9 @@ import java.io.DataOutputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The bytes of control-plane commands, queries and replies, and of the state machine's snapshot.
@@ -137,9 +139,9 @@ final class MetaCodec {
   }
 
   /** A renewal's answer: the namespaces the owner holds, id to epoch. */
-  static java.util.Map<Integer, Long> readHeld(DataInputStream in) throws IOException {
+  static Map<Integer, Long> readHeld(DataInputStream in) throws IOException {
     int n = in.readInt();
-    java.util.Map<Integer, Long> held = new java.util.HashMap<>();
+    Map<Integer, Long> held = new HashMap<>();
     for (int i = 0; i < n; i++) {
       held.put(in.readInt(), in.readLong());
     }

@@ -8,6 +8,9 @@ import java.io.File;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
+import java.nio.file.StandardCopyOption;
+import java.security.SecureRandom;
+import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
 import org.apache.ratis.proto.RaftProtos.LogEntryProto;
 import org.apache.ratis.protocol.Message;
@@ -35,7 +38,7 @@ import org.slf4j.LoggerFactory;
 final class MetaStateMachine extends BaseStateMachine {
   private static final Logger LOG = LoggerFactory.getLogger(MetaStateMachine.class);
 
-  private static final java.security.SecureRandom RANDOM = new java.security.SecureRandom();
+  private static final SecureRandom RANDOM = new SecureRandom();
 
   private final MetaState state = new MetaState();
   private final SimpleStateMachineStorage storage = new SimpleStateMachineStorage();
@@ -84,8 +87,8 @@ final class MetaStateMachine extends BaseStateMachine {
     try (DataOutputStream out = new DataOutputStream(new BufferedOutputStream(Files.newOutputStream(tmp.toPath())))) {
       state.write(out);
     }
-    Files.move(tmp.toPath(), f.toPath(), java.nio.file.StandardCopyOption.ATOMIC_MOVE,
-        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    Files.move(tmp.toPath(), f.toPath(), StandardCopyOption.ATOMIC_MOVE,
+        StandardCopyOption.REPLACE_EXISTING);
     storage.updateLatestSnapshot(new SingleFileSnapshotInfo(
         new FileInfo(f.toPath(), MD5FileUtil.computeAndSaveMd5ForFile(f)), last));
     return last.getIndex();
@@ -111,7 +114,7 @@ final class MetaStateMachine extends BaseStateMachine {
     ByteBuffer head = ByteBuffer.wrap(data);
     long millis = head.getLong();
     long random = head.getLong();
-    byte[] reply = state.apply(java.util.Arrays.copyOfRange(data, 16, data.length), millis, random);
+    byte[] reply = state.apply(Arrays.copyOfRange(data, 16, data.length), millis, random);
     updateLastAppliedTermIndex(entry.getTerm(), entry.getIndex());
     return CompletableFuture.completedFuture(Message.valueOf(ByteString.copyFrom(reply)));
   }

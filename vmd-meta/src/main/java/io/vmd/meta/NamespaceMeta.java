@@ -1,6 +1,7 @@
 package io.vmd.meta;
 
 import io.vmd.protocol.NamespaceRecord;
+import io.vmd.protocol.Pages;
 import java.util.Arrays;
 
 /**
@@ -30,7 +31,7 @@ public record NamespaceMeta(int id, String name, long sizeBytes, int replicas, l
   }
 
   public long pages() {
-    return sizeBytes / io.vmd.protocol.Pages.PAGE_SIZE;
+    return sizeBytes / Pages.PAGE_SIZE;
   }
 
   public boolean hasOwner() {

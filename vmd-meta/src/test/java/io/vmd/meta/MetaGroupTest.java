@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import io.vmd.common.HostPort;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -129,7 +130,7 @@ class MetaGroupTest {
       for (int i = 0; i < 10; i++) {
         c.deleteNamespace("ns" + i, false);
       }
-      assertThat(java.nio.file.Files.walk(victimDir).anyMatch(p -> p.getFileName().toString().startsWith("snapshot.")))
+      assertThat(Files.walk(victimDir).anyMatch(p -> p.getFileName().toString().startsWith("snapshot.")))
           .isTrue();
       voters.set(victim, MetaServer.start(config(addresses.get(victim))));
       MetaView expected = c.view();

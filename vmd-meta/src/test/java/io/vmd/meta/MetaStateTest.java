@@ -6,6 +6,8 @@ import io.vmd.common.HostPort;
 import io.vmd.protocol.ErrorCode;
 import java.io.ByteArrayInputStream;
 import java.io.DataInputStream;
+import java.util.Map;
+import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 class MetaStateTest {
@@ -121,7 +123,7 @@ class MetaStateTest {
     });
   }
 
-  private java.util.Map<Integer, Long> renewed(String owner, long lease) throws Exception {
+  private Map<Integer, Long> renewed(String owner, long lease) throws Exception {
     return ok(renew(owner, lease), MetaCodec::readHeld);
   }
 
@@ -204,7 +206,7 @@ class MetaStateTest {
   @Test
   void garbageIsABadRequestAndChangesNothing() {
     long before = state.version();
-    java.util.Random r = new java.util.Random(42);
+    Random r = new Random(42);
     for (int i = 0; i < 2000; i++) {
       byte[] junk = new byte[r.nextInt(40)];
       r.nextBytes(junk);

@@ -7,6 +7,7 @@ import java.nio.file.Path;
 import java.security.GeneralSecurityException;
 import java.security.MessageDigest;
 import java.security.SecureRandom;
+import java.util.Arrays;
 import javax.crypto.Mac;
 import javax.crypto.spec.SecretKeySpec;
 
@@ -43,7 +44,7 @@ public final class ClusterKey {
       n--;
     }
     try {
-      return new ClusterKey(java.util.Arrays.copyOf(b, n));
+      return new ClusterKey(Arrays.copyOf(b, n));
     } catch (IllegalArgumentException e) {
       throw new IOException("cluster key file " + file + ": " + e.getMessage());
     }

@@ -1,7 +1,9 @@
 package io.vmd.common;
 
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelPromise;
 import io.netty.util.concurrent.FastThreadLocal;
+import java.util.Arrays;
 
 /**
  * Defers flushes while an event loop handles one burst of inbound messages, then flushes every
@@ -58,7 +60,7 @@ public final class FlushBatch {
   }
 
   /** Like {@link #writeAndFlush(Channel, Object)}, completing {@code promise} when the bytes have left. */
-  public static void writeAndFlush(Channel ch, Object msg, io.netty.channel.ChannelPromise promise) {
+  public static void writeAndFlush(Channel ch, Object msg, ChannelPromise promise) {
     if (ch.eventLoop().inEventLoop()) {
       FlushBatch b = LOOP.get();
       if (b.depth > 0) {
@@ -77,7 +79,7 @@ public final class FlushBatch {
       }
     }
     if (dirtyCount == dirty.length) {
-      dirty = java.util.Arrays.copyOf(dirty, dirtyCount * 2);
+      dirty = Arrays.copyOf(dirty, dirtyCount * 2);
     }
     dirty[dirtyCount++] = ch;
   }

@@ -2,6 +2,7 @@ package io.vmd.common;
 
 import io.netty.buffer.ByteBuf;
 import io.netty.util.internal.PlatformDependent;
+import java.nio.ByteBuffer;
 
 /**
  * Copies bytes into a buffer that other threads are filling at the same time (replies from several
@@ -36,7 +37,7 @@ public final class PageCopy {
       check(dst, dstIndex, length);
       PlatformDependent.setMemory(dst.memoryAddress() + dstIndex, length, (byte) 0);
     } else {
-      java.nio.ByteBuffer view = dst.nioBuffer(dstIndex, length);
+      ByteBuffer view = dst.nioBuffer(dstIndex, length);
       while (view.remaining() >= 8) {
         view.putLong(0L);
       }

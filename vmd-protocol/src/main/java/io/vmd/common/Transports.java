@@ -1,8 +1,12 @@
 package io.vmd.common;
 
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.PooledByteBufAllocator;
+import io.netty.channel.AdaptiveRecvByteBufAllocator;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.IoHandlerFactory;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.RecvByteBufAllocator;
 import io.netty.channel.epoll.Epoll;
 import io.netty.channel.epoll.EpollIoHandler;
 import io.netty.channel.epoll.EpollServerSocketChannel;
@@ -33,16 +37,16 @@ public final class Transports {
    * request's payload or a page run of it is then garbage-free (adaptive buffers slice into a new
    * object each time: about 48 bytes per frame on the data path).
    */
-  public static io.netty.buffer.ByteBufAllocator allocator() {
-    return io.netty.buffer.PooledByteBufAllocator.DEFAULT;
+  public static ByteBufAllocator allocator() {
+    return PooledByteBufAllocator.DEFAULT;
   }
 
   /**
    * How much each socket read asks for: Netty's adaptive guess, but growing to 1 MiB rather than
    * 64 KiB, because page frames are up to 4 MiB and a sequential reader streams them back to back.
    */
-  public static io.netty.channel.RecvByteBufAllocator receiveSizes() {
-    return new io.netty.channel.AdaptiveRecvByteBufAllocator(512, 16 << 10, 1 << 20);
+  public static RecvByteBufAllocator receiveSizes() {
+    return new AdaptiveRecvByteBufAllocator(512, 16 << 10, 1 << 20);
   }
 
   public static boolean epoll() {

@@ -5,6 +5,7 @@ import io.netty.buffer.ByteBufAllocator;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Consumer;
 
 /**
  * Encoders and decoders of the control-plane payloads (HELLO, namespaces, availability, errors).
@@ -117,7 +118,7 @@ public final class Codec {
       long epoch,
       long firstPage,
       int pageCount,
-      java.util.function.Consumer<ByteBuf> body) {
+      Consumer<ByteBuf> body) {
     ByteBuf buf = alloc.buffer(Frame.LENGTH_FIELD + Frame.HEADER_SIZE + 64);
     Frame.writeHeader(buf, op, flags, status, requestId, namespace, epoch, firstPage, pageCount, 0);
     if (body != null) {

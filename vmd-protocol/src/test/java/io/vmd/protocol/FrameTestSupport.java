@@ -3,6 +3,7 @@ package io.vmd.protocol;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.Unpooled;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 
@@ -67,9 +68,9 @@ public final class FrameTestSupport {
         return m;
       }
       case 2:
-        return java.util.Arrays.copyOf(m, r.nextInt(m.length));
+        return Arrays.copyOf(m, r.nextInt(m.length));
       case 3: {
-        byte[] longer = java.util.Arrays.copyOf(m, m.length + 1 + r.nextInt(64));
+        byte[] longer = Arrays.copyOf(m, m.length + 1 + r.nextInt(64));
         for (int i = m.length; i < longer.length; i++) {
           longer[i] = (byte) r.nextInt(256);
         }

@@ -1,8 +1,10 @@
 package io.vmd.server;
 
+import io.vmd.common.ClusterKey;
 import io.vmd.common.HostPort;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 
 /**
  * How one vmd-server runs.
@@ -27,12 +29,12 @@ public record ServerConfig(
     String cluster,
     Duration availabilityInterval,
     int ioThreads,
-    io.vmd.common.ClusterKey clusterKey,
-    java.util.List<HostPort> meta,
+    ClusterKey clusterKey,
+    List<HostPort> meta,
     HostPort advertise) {
 
   public ServerConfig {
-    meta = meta == null ? java.util.List.of() : java.util.List.copyOf(meta);
+    meta = meta == null ? List.of() : List.copyOf(meta);
   }
 
   public ServerConfig(HostPort listen, long memoryBytes, String store, Path dataDir, String cluster,
@@ -41,7 +43,7 @@ public record ServerConfig(
   }
 
   public ServerConfig(HostPort listen, long memoryBytes, String store, Path dataDir, String cluster,
-      Duration availabilityInterval, int ioThreads, io.vmd.common.ClusterKey clusterKey) {
+      Duration availabilityInterval, int ioThreads, ClusterKey clusterKey) {
     this(listen, memoryBytes, store, dataDir, cluster, availabilityInterval, ioThreads, clusterKey, null, null);
   }
 
@@ -50,7 +52,7 @@ public record ServerConfig(
     return !meta.isEmpty();
   }
 
-  public ServerConfig withMeta(java.util.List<HostPort> voters) {
+  public ServerConfig withMeta(List<HostPort> voters) {
     return new ServerConfig(listen, memoryBytes, store, dataDir, cluster, availabilityInterval, ioThreads, clusterKey,
         voters, advertise);
   }
@@ -76,7 +78,7 @@ public record ServerConfig(
         advertise);
   }
 
-  public ServerConfig withClusterKey(io.vmd.common.ClusterKey key) {
+  public ServerConfig withClusterKey(ClusterKey key) {
     return new ServerConfig(listen, memoryBytes, store, dataDir, cluster, availabilityInterval, ioThreads, key, meta,
         advertise);
   }

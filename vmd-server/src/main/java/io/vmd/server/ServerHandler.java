@@ -1,10 +1,12 @@
 package io.vmd.server;
 
 import io.netty.buffer.ByteBuf;
+import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.handler.codec.DecoderException;
+import io.vmd.common.ClusterKey;
 import io.vmd.protocol.Codec;
 import io.vmd.protocol.ErrorCode;
 import io.vmd.protocol.Frame;
@@ -117,7 +119,7 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
     }
     Hello hello = new Hello(server.config().cluster(), server.instanceId(), server.serverId(), Frame.MAX_FRAME,
         server.availability());
-    io.vmd.common.ClusterKey key = server.config().clusterKey();
+    ClusterKey key = server.config().clusterKey();
     if (key == null) {
       helloDone = true;
       reply(ctx, Codec.frame(ctx.alloc(), Op.HELLO, Frame.FLAG_REPLY, 0, Frame.requestId(f), 0, 0, 0, 0,
@@ -125,13 +127,13 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
       server.clients().add(ctx.channel());
       return;
     }
-    if (in.readableBytes() < io.vmd.common.ClusterKey.NONCE_BYTES) {
+    if (in.readableBytes() < ClusterKey.NONCE_BYTES) {
       fatal(ctx, f, ErrorCode.UNAUTHORIZED, "cluster '" + cluster + "' is keyed: connect with its cluster key");
       return;
     }
-    byte[] clientNonce = new byte[io.vmd.common.ClusterKey.NONCE_BYTES];
+    byte[] clientNonce = new byte[ClusterKey.NONCE_BYTES];
     in.readBytes(clientNonce);
-    byte[] serverNonce = io.vmd.common.ClusterKey.nonce();
+    byte[] serverNonce = ClusterKey.nonce();
     byte[] serverProof = key.proof("vmd-server", clientNonce, serverNonce);
     expectedProof = key.proof("vmd-client", serverNonce, clientNonce);
     reply(ctx, Codec.frame(ctx.alloc(), Op.HELLO, Frame.FLAG_REPLY, 0, Frame.requestId(f), 0, 0, 0, 0,
@@ -149,9 +151,9 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
       fatal(ctx, f, ErrorCode.BAD_REQUEST, "AUTH without a keyed HELLO before it");
       return;
     }
-    byte[] proof = new byte[Math.min(in.readableBytes(), io.vmd.common.ClusterKey.PROOF_BYTES)];
+    byte[] proof = new byte[Math.min(in.readableBytes(), ClusterKey.PROOF_BYTES)];
     in.readBytes(proof);
-    if (!io.vmd.common.ClusterKey.same(proof, expected)) {
+    if (!ClusterKey.same(proof, expected)) {
       fatal(ctx, f, ErrorCode.UNAUTHORIZED, "wrong cluster key");
       return;
     }
@@ -336,7 +338,7 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
     }
 
     @Override
-    public void operationComplete(io.netty.channel.ChannelFuture sent) {
+    public void operationComplete(ChannelFuture sent) {
       if (sent.isSuccess() && ctx.channel().isActive()) {
         next();
       } else {

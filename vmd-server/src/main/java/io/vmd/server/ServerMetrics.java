@@ -9,6 +9,7 @@ import io.vmd.protocol.ErrorCode;
 import io.vmd.protocol.NamespaceRecord;
 import io.vmd.protocol.Op;
 import io.vmd.protocol.Pages;
+import io.vmd.server.store.OffHeapSlabStore;
 import io.vmd.server.store.PageStore;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
@@ -54,9 +55,9 @@ final class ServerMetrics {
     Gauge.builder("vmd.server.free", store,
             s -> (double) (s.capacityPages() - Math.min(s.capacityPages(), s.usedPages())) * Pages.PAGE_SIZE)
         .description("bytes of pages this server can still take").baseUnit("bytes").register(registry);
-    if (store instanceof io.vmd.server.store.OffHeapSlabStore slab) {
+    if (store instanceof OffHeapSlabStore slab) {
       Gauge.builder("vmd.server.memory.allocated", slab,
-              io.vmd.server.store.OffHeapSlabStore::allocatedBytes)
+              OffHeapSlabStore::allocatedBytes)
           .description("direct memory held by page chunks").baseUnit("bytes").register(registry);
     }
   }

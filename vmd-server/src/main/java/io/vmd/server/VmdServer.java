@@ -3,6 +3,7 @@ package io.vmd.server;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
@@ -14,7 +15,10 @@ import io.netty.channel.socket.SocketChannel;
 import io.netty.util.concurrent.GlobalEventExecutor;
 import io.netty.util.concurrent.ScheduledFuture;
 import io.vmd.common.HostPort;
+import io.vmd.common.Sizes;
 import io.vmd.common.Transports;
+import io.vmd.meta.Member;
+import io.vmd.meta.MetaException;
 import io.vmd.protocol.Availability;
 import io.vmd.protocol.Codec;
 import io.vmd.protocol.FrameDecoder;
@@ -70,7 +74,7 @@ public final class VmdServer implements AutoCloseable {
       if (server.follower != null) {
         server.follower.join(config.advertise() != null ? config.advertise() : server.address());
       }
-    } catch (io.vmd.meta.MetaException e) {
+    } catch (MetaException e) {
       server.close();
       throw new IllegalStateException("cannot join the control plane " + config.meta() + ": " + e.getMessage(), e);
     } catch (RuntimeException | InterruptedException e) {
@@ -105,14 +109,14 @@ public final class VmdServer implements AutoCloseable {
     long every = config.availabilityInterval().toMillis();
     pushTask = group.next().scheduleAtFixedRate(this::pushAvailability, every, every, TimeUnit.MILLISECONDS);
     LOG.info("vmd-server on {} ({} store, {} capacity, {} transport, cluster '{}')", address(),
-        store.engine(), io.vmd.common.Sizes.format(config.memoryBytes()), Transports.name(), config.cluster());
+        store.engine(), Sizes.format(config.memoryBytes()), Transports.name(), config.cluster());
   }
 
   private void pushAvailability() {
     if (clients.isEmpty() || frozen) {
       return;
     }
-    ByteBuf frame = Codec.frame(io.netty.buffer.ByteBufAllocator.DEFAULT, Op.AVAILABILITY, 0, 0, 0, 0, 0,
+    ByteBuf frame = Codec.frame(ByteBufAllocator.DEFAULT, Op.AVAILABILITY, 0, 0, 0, 0, 0,
         0, 0, b -> Codec.writeAvailability(b, availability()));
     clients.writeAndFlush(frame);
   }
@@ -156,7 +160,7 @@ public final class VmdServer implements AutoCloseable {
   }
 
   /** This server's membership record (slot, status), or null for a standalone server. */
-  public io.vmd.meta.Member member() {
+  public Member member() {
     return follower == null ? null : follower.self();
   }
 

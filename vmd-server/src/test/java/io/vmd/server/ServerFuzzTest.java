@@ -15,9 +15,12 @@ import io.vmd.protocol.FrameTestSupport;
 import io.vmd.protocol.NamespaceRecord;
 import io.vmd.protocol.Op;
 import io.vmd.protocol.Pages;
+import java.io.BufferedOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.net.Socket;
+import java.net.SocketException;
+import java.time.Duration;
 import java.util.Random;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -31,7 +34,7 @@ class ServerFuzzTest {
   void start() throws Exception {
     // No availability pushes: they would land in the embedded channels after the test let them go.
     server = VmdServer.start(ServerConfig.inMemory(new HostPort("127.0.0.1", 0), 256 * Pages.PAGE_SIZE)
-        .withAvailabilityInterval(java.time.Duration.ofHours(1)), new SimpleMeterRegistry());
+        .withAvailabilityInterval(Duration.ofHours(1)), new SimpleMeterRegistry());
     for (int id = 1; id <= 4; id++) {
       server.namespaces().create(new NamespaceRecord(id, "ns" + id, 1 << 20, 1, 0));
     }
@@ -94,7 +97,7 @@ class ServerFuzzTest {
     // Over every namespace the server has now: the fuzz creates namespaces of its own (NS_CREATE with
     // a random id) and writes pages into them.
     long sum = 0;
-    for (io.vmd.protocol.NamespaceRecord ns : server.namespaces().list()) {
+    for (NamespaceRecord ns : server.namespaces().list()) {
       sum += server.store().pageCount(ns.id());
     }
     assertThat(server.store().usedPages()).isEqualTo(sum).isLessThanOrEqualTo(256);
@@ -136,7 +139,7 @@ class ServerFuzzTest {
       send(goodOut, Codec.frame(Unpooled.buffer().alloc(), Op.HELLO, 0, 0, 1, 0, 0, 0, 0, b -> Codec.writeString(b, "vmd")));
       assertThat(readFrameStatus(goodIn)).isZero();
 
-      DataOutputStream badOut = new DataOutputStream(new java.io.BufferedOutputStream(bad.getOutputStream()));
+      DataOutputStream badOut = new DataOutputStream(new BufferedOutputStream(bad.getOutputStream()));
       DataInputStream badIn = new DataInputStream(bad.getInputStream());
       badOut.writeInt(Frame.HEADER_SIZE);
       badOut.writeShort(0x0BAD);
@@ -155,7 +158,7 @@ class ServerFuzzTest {
   private static boolean closedByPeer(DataInputStream in) throws Exception {
     try {
       return in.read() == -1;
-    } catch (java.net.SocketException reset) {
+    } catch (SocketException reset) {
       return true;
     }
   }

@@ -3,8 +3,12 @@ package io.vmd.bench.chaos;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vmd.bench.fault.NbdHandshake;
 import io.vmd.client.ClientConfig;
+import io.vmd.client.ServerInfo;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
+import io.vmd.meta.FreePorts;
+import io.vmd.meta.MetaConfig;
+import io.vmd.meta.MetaServer;
 import io.vmd.nbd.GatewayConfig;
 import io.vmd.nbd.NbdGateway;
 import java.io.BufferedInputStream;
@@ -19,11 +23,16 @@ import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
 
 /**
  * {@code vmd bench chaos}: a control plane of three voters, three server processes, two replicas, and
@@ -48,7 +57,7 @@ public final class ChaosBench {
   private final PrintStream progress;
   private final List<Process> servers = new ArrayList<>();
   private final List<HostPort> addresses = new ArrayList<>();
-  private final List<io.vmd.meta.MetaServer> voters = new ArrayList<>();
+  private final List<MetaServer> voters = new ArrayList<>();
   private List<HostPort> meta;
 
   public ChaosBench(long bytes, long seed, PrintStream out, PrintStream progress) {
@@ -94,10 +103,10 @@ public final class ChaosBench {
     long pages = bytes / PAGE;
     // Two replicas of every page over three servers, and room for one server's share to move.
     long memory = Math.max(64L << 20, bytes * 2 / 3 + bytes / 2);
-    java.nio.file.Path metaDir = java.nio.file.Files.createTempDirectory("vmd-chaos-meta");
-    meta = io.vmd.meta.FreePorts.loopback(3);
+    Path metaDir = Files.createTempDirectory("vmd-chaos-meta");
+    meta = FreePorts.loopback(3);
     for (HostPort v : meta) {
-      voters.add(io.vmd.meta.MetaServer.start(voterConfig(v, metaDir)));
+      voters.add(MetaServer.start(voterConfig(v, metaDir)));
     }
     try {
       for (int i = 0; i < 3; i++) {
@@ -112,7 +121,7 @@ public final class ChaosBench {
       try (VmdClient client = VmdClient.connect(ClientConfig.of(meta).withRequestTimeout(Duration.ofSeconds(10)),
           "gateway"); NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0))
               .withRereplication(Duration.ofSeconds(1), 16_384), client, new SimpleMeterRegistry())) {
-        client.createNamespace("chaos", pages * PAGE, 2);
+        client.namespaces().create("chaos", pages * PAGE, 2);
         o = stream(gw, client, pages, memory, metaDir);
       }
       long[] restart = replaceGatewayWhileAServerIsFrozen(pages);
@@ -124,19 +133,19 @@ public final class ChaosBench {
         resume(p);
         p.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
       }
-      for (io.vmd.meta.MetaServer v : voters) {
+      for (MetaServer v : voters) {
         if (v != null) {
           v.close();
         }
       }
-      try (java.util.stream.Stream<java.nio.file.Path> walk = java.nio.file.Files.walk(metaDir)) {
-        walk.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+      try (Stream<Path> walk = Files.walk(metaDir)) {
+        walk.sorted(Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
       }
     }
   }
 
-  private io.vmd.meta.MetaConfig voterConfig(HostPort v, java.nio.file.Path dir) {
-    return new io.vmd.meta.MetaConfig(v, meta, dir.resolve("voter-" + v.port()), "vmd", 1000);
+  private MetaConfig voterConfig(HostPort v, Path dir) {
+    return new MetaConfig(v, meta, dir.resolve("voter-" + v.port()), "vmd", 1000);
   }
 
   private static void signal(Process p, String sig) throws IOException, InterruptedException {
@@ -205,9 +214,9 @@ public final class ChaosBench {
         }
         for (int i = 0; i < n; i++) {
           fill(page, seed, p + i);
-          if (java.util.Arrays.equals(chunk, i * PAGE, (i + 1) * PAGE, page, 0, PAGE)) {
+          if (Arrays.equals(chunk, i * PAGE, (i + 1) * PAGE, page, 0, PAGE)) {
             out[0]++;
-          } else if (java.util.Arrays.equals(chunk, i * PAGE, (i + 1) * PAGE, zeros, 0, PAGE)) {
+          } else if (Arrays.equals(chunk, i * PAGE, (i + 1) * PAGE, zeros, 0, PAGE)) {
             out[2]++;
           } else {
             out[1]++;
@@ -219,8 +228,8 @@ public final class ChaosBench {
   }
 
   /** The current member at {@code address} (a restarted in-memory server is a new member there), or null. */
-  private static io.vmd.client.ServerState at(VmdClient client, HostPort address) {
-    for (io.vmd.client.ServerState s : client.servers()) {
+  private static ServerInfo at(VmdClient client, HostPort address) {
+    for (ServerInfo s : client.cluster().servers()) {
       if (s.address().equals(address)) {
         return s;
       }
@@ -228,7 +237,7 @@ public final class ChaosBench {
     return null;
   }
 
-  private Outcome stream(NbdGateway gw, VmdClient client, long pages, long memory, java.nio.file.Path metaDir)
+  private Outcome stream(NbdGateway gw, VmdClient client, long pages, long memory, Path metaDir)
       throws Exception {
     long written = 0;
     long errors = 0;
@@ -291,7 +300,7 @@ public final class ChaosBench {
       }
       if (leaderKilled >= 0) {
         progress.printf("[chaos] the killed voter restarts from its log and snapshot%n");
-        voters.set(leaderKilled, io.vmd.meta.MetaServer.start(voterConfig(meta.get(leaderKilled), metaDir)));
+        voters.set(leaderKilled, MetaServer.start(voterConfig(meta.get(leaderKilled), metaDir)));
       }
       progress.printf("[chaos] %d pages written; waiting for the replicas to be whole again%n", written);
       long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
@@ -309,21 +318,12 @@ public final class ChaosBench {
   /** One NBD request (0 read, 1 write) of n pages at page p; returns the reply's error (0: ok). */
   private static int request(DataInputStream in, DataOutputStream out, int type, long p, int n, byte[] data)
       throws IOException {
-    out.writeInt(0x25609513);
-    out.writeShort(0);
-    out.writeShort(type);
-    out.writeLong(p);
-    out.writeLong(p * PAGE);
-    out.writeInt(n * PAGE);
+    NbdHandshake.request(out, type, p, p * PAGE, n * PAGE);
     if (type == 1) {
       out.write(data, 0, n * PAGE);
     }
     out.flush();
-    if (in.readInt() != 0x67446698) {
-      throw new IOException("bad NBD reply magic");
-    }
-    int error = in.readInt();
-    in.readLong();
+    int error = NbdHandshake.simpleReply(in, null, "gateway");
     if (type == 0 && error == 0) {
       in.readFully(data, 0, n * PAGE);
     }

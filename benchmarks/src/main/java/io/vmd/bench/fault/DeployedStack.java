@@ -1,7 +1,7 @@
 package io.vmd.bench.fault;
 
 import io.vmd.client.ClientConfig;
-import io.vmd.client.ServerState;
+import io.vmd.client.ServerInfo;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
 import java.io.IOException;
@@ -64,7 +64,7 @@ final class DeployedStack implements Target {
       client = VmdClient.connect(ClientConfig.of(HostPort.parseList(meta))
           .withIoThreads(Runtime.getRuntime().availableProcessors()));
       awaitServers(client, 2);
-      client.createNamespace(NAMESPACE, region, replicas);
+      client.namespaces().create(NAMESPACE, region, replicas);
       HostPort gw = null;
       if (viaNbd) {
         VmdProcess g = VmdProcess.launch("gateway", launcher, jvmOptions, dir, GATEWAY_READY, "gateway", "--listen",
@@ -87,13 +87,13 @@ final class DeployedStack implements Target {
   private static void awaitServers(VmdClient client, int n) throws Exception {
     long deadline = System.nanoTime() + 30_000_000_000L;
     while (true) {
-      long up = client.refreshAvailability().stream().filter(s -> s.up() && s.free() > 0).count();
+      long up = client.cluster().refreshAvailability().stream().filter(s -> s.up() && s.free() > 0).count();
       if (up >= n) {
         return;
       }
       if (System.nanoTime() > deadline) {
         throw new IOException("only " + up + " of " + n + " servers up after 30 s: "
-            + client.servers().stream().map(ServerState::toString).toList());
+            + client.cluster().servers().stream().map(ServerInfo::toString).toList());
       }
       Thread.sleep(100);
     }

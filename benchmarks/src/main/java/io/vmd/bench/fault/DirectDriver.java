@@ -23,7 +23,7 @@ final class DirectDriver extends WindowedDriver {
   @Override
   public void fill(long bytes) throws Exception {
     super.fill(bytes);
-    long stored = ns.locations().storedPages();
+    long stored = ns.storedPages();
     if (stored != bytes / Pages.PAGE_SIZE) {
       // Reads of pages never written are answered locally; the measurement would be hollow.
       throw new IllegalStateException("fill stored " + stored + " pages of " + bytes / Pages.PAGE_SIZE);

@@ -1,12 +1,14 @@
 package io.vmd.bench.fault;
 
 import java.io.IOException;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 
 /** A yardstick server run as a child process on a free 127.0.0.1 port, stopped with the harness. */
 final class ExternalProcess implements AutoCloseable {
@@ -21,7 +23,7 @@ final class ExternalProcess implements AutoCloseable {
   }
 
   static int freePort() throws IOException {
-    try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+    try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
       return s.getLocalPort();
     }
   }
@@ -61,7 +63,7 @@ final class ExternalProcess implements AutoCloseable {
   @Override
   public void close() throws IOException, InterruptedException {
     process.destroy();
-    if (!process.waitFor(5, java.util.concurrent.TimeUnit.SECONDS)) {
+    if (!process.waitFor(5, TimeUnit.SECONDS)) {
       process.destroyForcibly();
     }
     Files.deleteIfExists(log);

@@ -7,17 +7,19 @@ import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
 import io.vmd.nbd.GatewayConfig;
 import io.vmd.nbd.NbdGateway;
-import io.vmd.server.MiniVmdCluster;
+import io.vmd.server.LocalCluster;
 import java.io.PrintStream;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import javax.management.ObjectName;
+import org.HdrHistogram.Histogram;
 
 /**
  * The page-fault latency harness behind {@code vmd bench fault}: the same workloads against VMD through
@@ -28,26 +30,13 @@ import javax.management.ObjectName;
  * process of its own (the harness only drives load), so CPU per request, JIT time and pauses are read
  * per process. Every workload is measured warm (after each workload has run once) and cold (on freshly
  * started processes, right after the region is filled): a restarted gateway under a swapping VM lives
- * in the cold row.
+ * in the cold row. *
+ * <p>Why one file of about 570 lines: it is the run's script (targets x replicas x phases x
+ * workloads, in the order the table prints them); the targets, drivers, processes and output live in
+ * classes of their own beside it.
  */
 public final class FaultBench {
 
-  /**
-   * @param targets which targets, in order: vmd-nbd, vmd-direct, nbdkit, redis
-   * @param workloads which workloads by key (page-in, page-out, mixed, seq-read, seq-write); empty: all
-   * @param seconds per workload and target
-   * @param warmUpSeconds each workload's run before the warm measurements
-   * @param regionBytes bytes each target holds and the workloads address
-   * @param replicas the replication factors VMD targets are measured with
-   * @param phases "cold" and/or "warm"
-   * @param clients "own" (the harness's client) and/or "fio" (fio's nbd engine; NBD targets only)
-   * @param inProcess VMD's servers and gateway in the harness's JVM instead of processes of their own
-   * @param launcher how to start a vmd process: java, its options, -cp, the main class
-   * @param jvmOptions more JVM options for the VMD processes
-   */
-  public record Options(List<String> targets, List<String> workloads, double seconds, double warmUpSeconds,
-      long regionBytes, List<Integer> replicas, List<String> phases, List<String> clients, boolean inProcess,
-      List<String> launcher, List<String> jvmOptions, Path json, Path csv, Path plot, boolean jsonToStdout) {}
 
   /** CPU one process spent per request during a measurement, and how much of it its JIT compiler took. */
   public record ProcessUse(String process, double cpuMicrosPerOp, double jitMicrosPerOp) {}
@@ -66,16 +55,16 @@ public final class FaultBench {
     }
   }
 
-  private final Options options;
+  private final FaultBenchOptions options;
   private final PrintStream out;
   private final PrintStream progress;
   private final List<Row> rows = new ArrayList<>();
   /** Each row's latency distribution, where its client recorded one (fio reports percentiles only). */
-  private final Map<Row, org.HdrHistogram.Histogram> histograms = new java.util.IdentityHashMap<>();
+  private final Map<Row, Histogram> histograms = new IdentityHashMap<>();
   private final List<Workload> workloads;
   private final SafepointLog harnessSafepoints;
 
-  public FaultBench(Options options, PrintStream out, PrintStream progress) {
+  public FaultBench(FaultBenchOptions options, PrintStream out, PrintStream progress) {
     this.options = options;
     this.workloads = Workload.select(options.workloads());
     this.out = out;
@@ -363,12 +352,12 @@ public final class FaultBench {
 
   /** Two servers, a client and (for vmd-nbd) a gateway, in this JVM on loopback ports. */
   static final class VmdStack implements Target {
-    private final MiniVmdCluster cluster;
+    private final LocalCluster cluster;
     private final VmdClient client;
     private final NbdGateway gateway;
     private final Namespace direct;
 
-    private VmdStack(MiniVmdCluster cluster, VmdClient client, NbdGateway gateway, Namespace direct) {
+    private VmdStack(LocalCluster cluster, VmdClient client, NbdGateway gateway, Namespace direct) {
       this.cluster = cluster;
       this.client = client;
       this.gateway = gateway;
@@ -376,11 +365,11 @@ public final class FaultBench {
     }
 
     static VmdStack start(long region, int replicas, boolean viaNbd) throws Exception {
-      MiniVmdCluster cluster = MiniVmdCluster.builder().servers(2, region).start();
+      LocalCluster cluster = LocalCluster.builder().servers(2, region).start();
       VmdClient client = null;
       try {
         client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withIoThreads(Runtime.getRuntime().availableProcessors()));
-        client.createNamespace("bench", region, replicas);
+        client.namespaces().create("bench", region, replicas);
         if (viaNbd) {
           NbdGateway gw = NbdGateway.start(new GatewayConfig(new HostPort("127.0.0.1", 0), "bench"), client,
               new SimpleMeterRegistry());

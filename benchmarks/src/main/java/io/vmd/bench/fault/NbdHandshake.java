@@ -1,21 +1,23 @@
 package io.vmd.bench.fault;
 
+import static io.vmd.nbd.NbdProtocol.IHAVEOPT;
+import static io.vmd.nbd.NbdProtocol.NBDMAGIC;
+import static io.vmd.nbd.NbdProtocol.OPT_GO;
+import static io.vmd.nbd.NbdProtocol.REP_ACK;
+import static io.vmd.nbd.NbdProtocol.REP_INFO;
+
+import io.vmd.nbd.NbdProtocol;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 
-/** The client side of a fixed-newstyle NBD handshake that goes straight to NBD_OPT_GO. */
+/**
+ * The client side of the NBD protocol that the benchmarks' own peers speak: a fixed-newstyle
+ * handshake that goes straight to NBD_OPT_GO, then requests with simple replies. The wire constants
+ * come from the gateway's {@link NbdProtocol}.
+ */
 public final class NbdHandshake {
-  // The NBD wire constants the harness's own peers share (its load client and null-nbd).
-  static final long NBDMAGIC = 0x4e42444d41474943L;
-  static final long IHAVEOPT = 0x49484156454F5054L;
-  static final long OPTION_REPLY_MAGIC = 0x3e889045565a9L;
-  static final int REQUEST_MAGIC = 0x25609513;
-  static final int SIMPLE_REPLY_MAGIC = 0x67446698;
-  static final int OPT_GO = 7;
-  static final int REP_ACK = 1;
-  static final int REP_INFO = 3;
 
   private NbdHandshake() {}
 
@@ -47,5 +49,31 @@ public final class NbdHandshake {
         throw new IOException(target + ": NBD_OPT_GO refused (" + new String(data, StandardCharsets.UTF_8) + ")");
       }
     }
+  }
+
+  /** Writes one request header (not flushed); a WRITE's payload follows it. */
+  public static void request(DataOutputStream out, int type, long handle, long offset, int length) throws IOException {
+    out.writeInt(NbdProtocol.REQUEST_MAGIC);
+    out.writeShort(0);
+    out.writeShort(type);
+    out.writeLong(handle);
+    out.writeLong(offset);
+    out.writeInt(length);
+  }
+
+  /**
+   * Reads one simple reply's header and returns its errno (0: success); a READ's data follows it.
+   * {@code handle} receives the reply's handle when not null.
+   */
+  public static int simpleReply(DataInputStream in, long[] handle, String target) throws IOException {
+    if (in.readInt() != NbdProtocol.SIMPLE_REPLY_MAGIC) {
+      throw new IOException(target + ": bad NBD reply magic");
+    }
+    int error = in.readInt();
+    long h = in.readLong();
+    if (handle != null) {
+      handle[0] = h;
+    }
+    return error;
   }
 }

@@ -1,5 +1,6 @@
 package io.vmd.bench.fault;
 
+import io.vmd.nbd.NbdProtocol;
 import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
 import java.io.DataInputStream;
@@ -19,6 +20,8 @@ final class NbdLoadClient extends WindowedDriver {
   private final DataOutputStream out;
   private final String target;
   private boolean[] isRead;
+  /** The handle of the reply being read. */
+  private final long[] handle = new long[1];
   private byte[] block;
 
   NbdLoadClient(String host, int port, String export) throws IOException {
@@ -44,12 +47,7 @@ final class NbdLoadClient extends WindowedDriver {
   @Override
   void issue(Workload w, int slot, long offset, boolean read) throws IOException {
     isRead[slot] = read;
-    out.writeInt(NbdHandshake.REQUEST_MAGIC);
-    out.writeShort(0);
-    out.writeShort(read ? 0 : 1);
-    out.writeLong(slot);
-    out.writeLong(offset);
-    out.writeInt(w.blockSize());
+    NbdHandshake.request(out, read ? NbdProtocol.CMD_READ : NbdProtocol.CMD_WRITE, slot, offset, w.blockSize());
     if (!read) {
       out.write(block);
     }
@@ -62,11 +60,8 @@ final class NbdLoadClient extends WindowedDriver {
 
   @Override
   int awaitOne(Workload w) throws IOException {
-    if (in.readInt() != NbdHandshake.SIMPLE_REPLY_MAGIC) {
-      throw new IOException(target + ": bad reply magic");
-    }
-    int error = in.readInt();
-    int slot = (int) in.readLong();
+    int error = NbdHandshake.simpleReply(in, handle, target);
+    int slot = (int) handle[0];
     if (error != 0) {
       throw new IOException(target + ": request failed with errno " + error);
     }
@@ -78,12 +73,7 @@ final class NbdLoadClient extends WindowedDriver {
 
   @Override
   public void close() throws IOException {
-    out.writeInt(NbdHandshake.REQUEST_MAGIC);
-    out.writeShort(0);
-    out.writeShort(2); // NBD_CMD_DISC
-    out.writeLong(0);
-    out.writeLong(0);
-    out.writeInt(0);
+    NbdHandshake.request(out, NbdProtocol.CMD_DISC, 0, 0, 0);
     out.flush();
     socket.close();
   }

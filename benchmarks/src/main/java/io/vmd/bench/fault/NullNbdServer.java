@@ -1,5 +1,28 @@
 package io.vmd.bench.fault;
 
+import static io.vmd.nbd.NbdProtocol.CMD_DISC;
+import static io.vmd.nbd.NbdProtocol.CMD_READ;
+import static io.vmd.nbd.NbdProtocol.CMD_WRITE;
+import static io.vmd.nbd.NbdProtocol.EINVAL;
+import static io.vmd.nbd.NbdProtocol.FLAG_FIXED_NEWSTYLE;
+import static io.vmd.nbd.NbdProtocol.FLAG_HAS_FLAGS;
+import static io.vmd.nbd.NbdProtocol.FLAG_NO_ZEROES;
+import static io.vmd.nbd.NbdProtocol.FLAG_SEND_FLUSH;
+import static io.vmd.nbd.NbdProtocol.FLAG_SEND_TRIM;
+import static io.vmd.nbd.NbdProtocol.IHAVEOPT;
+import static io.vmd.nbd.NbdProtocol.INFO_EXPORT;
+import static io.vmd.nbd.NbdProtocol.NBDMAGIC;
+import static io.vmd.nbd.NbdProtocol.OPTION_REPLY_MAGIC;
+import static io.vmd.nbd.NbdProtocol.OPT_ABORT;
+import static io.vmd.nbd.NbdProtocol.OPT_EXPORT_NAME;
+import static io.vmd.nbd.NbdProtocol.OPT_GO;
+import static io.vmd.nbd.NbdProtocol.OPT_INFO;
+import static io.vmd.nbd.NbdProtocol.REP_ACK;
+import static io.vmd.nbd.NbdProtocol.REP_ERR_UNSUP;
+import static io.vmd.nbd.NbdProtocol.REP_INFO;
+import static io.vmd.nbd.NbdProtocol.REQUEST_MAGIC;
+import static io.vmd.nbd.NbdProtocol.SIMPLE_REPLY_MAGIC;
+
 import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
 import java.io.DataInputStream;
@@ -15,20 +38,10 @@ import java.net.Socket;
  * (reads return zeros, writes are dropped), one blocking thread per connection. It is not a device;
  * it measures what one loopback hop to a Java process costs a request on this host, which is the
  * least the gateway's hop to a server adds to nbdkit's numbers. Run as a process of its own:
- * {@code java -cp ... io.vmd.bench.fault.NullNbdServer PORT SIZE}.
+ * {@code java -cp ... NullNbdServer PORT SIZE}.
  */
 public final class NullNbdServer {
-  private static final int OPT_EXPORT_NAME = 1;
-  private static final int OPT_ABORT = 2;
-  private static final int OPT_INFO = 6;
-  private static final int REP_ERR_UNSUP = 0x80000001;
-  private static final int FLAG_FIXED_NEWSTYLE = 1;
-  private static final int FLAG_NO_ZEROES = 2;
-  private static final short TRANSMISSION_FLAGS = 1 | 4 | 32; // has flags, send flush, send trim
-  private static final int CMD_READ = 0;
-  private static final int CMD_WRITE = 1;
-  private static final int CMD_DISC = 2;
-  private static final int EINVAL = 22;
+  private static final int TRANSMISSION_FLAGS = FLAG_HAS_FLAGS | FLAG_SEND_FLUSH | FLAG_SEND_TRIM;
   /** Longest request it takes: the largest the workloads send, with room. */
   private static final int MAX_LENGTH = 32 << 20;
 
@@ -71,13 +84,13 @@ public final class NullNbdServer {
 
   /** Fixed newstyle: answers EXPORT_NAME, INFO and GO for any name; every other option is unsupported. */
   private boolean negotiate(DataInputStream in, DataOutputStream out) throws IOException {
-    out.writeLong(NbdHandshake.NBDMAGIC);
-    out.writeLong(NbdHandshake.IHAVEOPT);
+    out.writeLong(NBDMAGIC);
+    out.writeLong(IHAVEOPT);
     out.writeShort(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES);
     out.flush();
     int clientFlags = in.readInt();
     while (true) {
-      if (in.readLong() != NbdHandshake.IHAVEOPT) {
+      if (in.readLong() != IHAVEOPT) {
         throw new IOException("bad option magic");
       }
       int option = in.readInt();
@@ -96,19 +109,19 @@ public final class NullNbdServer {
           out.flush();
           return true;
         }
-        case OPT_INFO, NbdHandshake.OPT_GO -> {
-          optionReply(out, option, NbdHandshake.REP_INFO, 12);
-          out.writeShort(0); // NBD_INFO_EXPORT
+        case OPT_INFO, OPT_GO -> {
+          optionReply(out, option, REP_INFO, 12);
+          out.writeShort(INFO_EXPORT);
           out.writeLong(size);
           out.writeShort(TRANSMISSION_FLAGS);
-          optionReply(out, option, NbdHandshake.REP_ACK, 0);
+          optionReply(out, option, REP_ACK, 0);
           out.flush();
-          if (option == NbdHandshake.OPT_GO) {
+          if (option == OPT_GO) {
             return true;
           }
         }
         case OPT_ABORT -> {
-          optionReply(out, option, NbdHandshake.REP_ACK, 0);
+          optionReply(out, option, REP_ACK, 0);
           out.flush();
           return false;
         }
@@ -121,7 +134,7 @@ public final class NullNbdServer {
   }
 
   private static void optionReply(DataOutputStream out, int option, int type, int length) throws IOException {
-    out.writeLong(NbdHandshake.OPTION_REPLY_MAGIC);
+    out.writeLong(OPTION_REPLY_MAGIC);
     out.writeInt(option);
     out.writeInt(type);
     out.writeInt(length);
@@ -131,7 +144,7 @@ public final class NullNbdServer {
     byte[] zeros = new byte[1 << 20];
     byte[] scratch = new byte[1 << 20];
     while (true) {
-      if (in.readInt() != NbdHandshake.REQUEST_MAGIC) {
+      if (in.readInt() != REQUEST_MAGIC) {
         throw new IOException("bad request magic");
       }
       in.readUnsignedShort(); // command flags
@@ -153,7 +166,7 @@ public final class NullNbdServer {
           in.readFully(scratch, 0, (int) Math.min(left, scratch.length));
         }
       }
-      out.writeInt(NbdHandshake.SIMPLE_REPLY_MAGIC);
+      out.writeInt(SIMPLE_REPLY_MAGIC);
       out.writeInt(inRange ? 0 : EINVAL);
       out.writeLong(handle);
       for (long left = type == CMD_READ && inRange ? length : 0; left > 0; left -= zeros.length) {

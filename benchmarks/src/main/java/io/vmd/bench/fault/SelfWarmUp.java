@@ -7,7 +7,7 @@ import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
 import io.vmd.nbd.GatewayConfig;
 import io.vmd.nbd.NbdGateway;
-import io.vmd.server.MiniVmdCluster;
+import io.vmd.server.LocalCluster;
 import java.lang.management.CompilationMXBean;
 import java.lang.management.ManagementFactory;
 import java.time.Duration;
@@ -57,10 +57,10 @@ public final class SelfWarmUp {
     long requests = 0;
     // Two servers and both replication factors: with one server or one copy, branches of placement and
     // fan-out never run, and the real traffic's first page would throw the compiled code away again.
-    try (MiniVmdCluster cluster = MiniVmdCluster.builder().servers(2, STORE).start();
+    try (LocalCluster cluster = LocalCluster.builder().servers(2, STORE).start();
         VmdClient client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withIoThreads(ioThreads))) {
-      client.createNamespace(SINGLE, REGION, 1);
-      client.createNamespace(DOUBLE, REGION, 2);
+      client.namespaces().create(SINGLE, REGION, 1);
+      client.namespaces().create(DOUBLE, REGION, 2);
       NbdGateway gateway = viaNbd
           ? NbdGateway.start(new GatewayConfig(new HostPort("127.0.0.1", 0), SINGLE), client,
               new PrometheusMeterRegistry(PrometheusConfig.DEFAULT))

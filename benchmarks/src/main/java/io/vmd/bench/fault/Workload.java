@@ -1,5 +1,9 @@
 package io.vmd.bench.fault;
 
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
 /**
  * One measured pattern of I/O.
  *
@@ -20,15 +24,15 @@ record Workload(String key, String name, int blockSize, int queueDepth, int read
   };
 
   /** The workloads named by key, in the standard order; all of them for an empty list. */
-  static java.util.List<Workload> select(java.util.List<String> keys) {
-    java.util.List<Workload> chosen = new java.util.ArrayList<>();
+  static List<Workload> select(List<String> keys) {
+    List<Workload> chosen = new ArrayList<>();
     for (Workload w : ALL) {
       if (keys == null || keys.isEmpty() || keys.contains(w.key())) {
         chosen.add(w);
       }
     }
-    for (String k : keys == null ? java.util.List.<String>of() : keys) {
-      if (java.util.Arrays.stream(ALL).noneMatch(w -> w.key().equals(k))) {
+    for (String k : keys == null ? List.<String>of() : keys) {
+      if (Arrays.stream(ALL).noneMatch(w -> w.key().equals(k))) {
         throw new IllegalArgumentException("unknown workload '" + k + "' (page-in, page-out, mixed, seq-read, seq-write)");
       }
     }

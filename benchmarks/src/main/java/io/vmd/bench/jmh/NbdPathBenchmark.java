@@ -1,12 +1,15 @@
 package io.vmd.bench.jmh;
 
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.vmd.bench.fault.NbdHandshake;
 import io.vmd.client.ClientConfig;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
 import io.vmd.nbd.GatewayConfig;
 import io.vmd.nbd.NbdGateway;
-import io.vmd.server.MiniVmdCluster;
+import io.vmd.server.LocalCluster;
+import java.io.BufferedInputStream;
+import java.io.BufferedOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
@@ -41,7 +44,7 @@ import org.openjdk.jmh.annotations.Warmup;
 public class NbdPathBenchmark {
   static final int PAGES = 16_384;
 
-  private MiniVmdCluster cluster;
+  private LocalCluster cluster;
   private VmdClient client;
   private NbdGateway gateway;
   private Socket socket;
@@ -52,36 +55,29 @@ public class NbdPathBenchmark {
 
   @Setup(Level.Trial)
   public void start() throws Exception {
-    cluster = MiniVmdCluster.builder().servers(2, 256L << 20).start();
+    cluster = LocalCluster.builder().servers(2, 256L << 20).start();
     client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withIoThreads(2));
-    client.createNamespace("bench", (long) PAGES * 4096, 1);
+    client.namespaces().create("bench", (long) PAGES * 4096, 1);
     gateway = NbdGateway.start(new GatewayConfig(new HostPort("127.0.0.1", 0), "bench"), client, new SimpleMeterRegistry());
     socket = new Socket("127.0.0.1", gateway.address().port());
     socket.setTcpNoDelay(true);
-    in = new DataInputStream(new java.io.BufferedInputStream(socket.getInputStream(), 65536));
-    out = new DataOutputStream(new java.io.BufferedOutputStream(socket.getOutputStream(), 65536));
-    io.vmd.bench.fault.NbdHandshake.go(in, out, "bench", "gateway");
+    in = new DataInputStream(new BufferedInputStream(socket.getInputStream(), 65536));
+    out = new DataOutputStream(new BufferedOutputStream(socket.getOutputStream(), 65536));
+    NbdHandshake.go(in, out, "bench", "gateway");
     for (int p = 0; p < PAGES; p++) {
       request(1, p);
     }
   }
 
   private void request(int type, long pageIndex) throws IOException {
-    out.writeInt(0x25609513);
-    out.writeShort(0);
-    out.writeShort(type);
-    out.writeLong(pageIndex);
-    out.writeLong(pageIndex * 4096);
-    out.writeInt(4096);
+    NbdHandshake.request(out, type, pageIndex, pageIndex * 4096, 4096);
     if (type == 1) {
       out.write(page);
     }
     out.flush();
-    in.readInt();
-    if (in.readInt() != 0) {
+    if (NbdHandshake.simpleReply(in, null, "gateway") != 0) {
       throw new IOException("request failed");
     }
-    in.readLong();
     if (type == 0) {
       in.readFully(page);
     }

@@ -7,16 +7,21 @@ import io.vmd.common.HostPort;
 import io.vmd.meta.MetaClient;
 import io.vmd.meta.MetaView;
 import io.vmd.meta.NamespaceMeta;
-import io.vmd.server.MiniVmdCluster;
+import io.vmd.server.LocalCluster;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.stream.Stream;
 
 /**
  * The control plane at scale: a cluster of three real servers plus {@code members - 3} simulated ones
@@ -56,7 +61,7 @@ public final class MetaBench {
 
   public void run() throws Exception {
     Path dir = Files.createTempDirectory("vmd-bench-meta");
-    try (MiniVmdCluster cluster = MiniVmdCluster.builder().servers(3, 64L << 20).metaVoters(voters).metaDir(dir)
+    try (LocalCluster cluster = LocalCluster.builder().servers(3, 64L << 20).metaVoters(voters).metaDir(dir)
         .start(); MetaClient meta = MetaClient.connect("vmd", cluster.metaAddresses())) {
       progress.printf("[meta] %d voter(s) on %s, 3 servers%n", voters, cluster.metaAddresses());
       int fake = members - 3;
@@ -85,7 +90,7 @@ public final class MetaBench {
       double create = seconds(t);
       row("create a namespace (one at a time)", namespaces / create, "ops/s", "");
 
-      java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(16);
+      ExecutorService pool = Executors.newFixedThreadPool(16);
       t = System.nanoTime();
       List<CompletableFuture<Object>> creates = new ArrayList<>();
       for (int i = 0; i < namespaces; i++) {
@@ -118,7 +123,7 @@ public final class MetaBench {
       t = System.nanoTime();
       int rounds = 20;
       for (int r = 0; r < rounds; r++) {
-        List<CompletableFuture<java.util.Map<Integer, Long>>> renewals = new ArrayList<>();
+        List<CompletableFuture<Map<Integer, Long>>> renewals = new ArrayList<>();
         for (int g = 0; g < gateways; g++) {
           renewals.add(meta.renewAsync("gateway-" + g, Duration.ofSeconds(30)));
         }
@@ -134,8 +139,8 @@ public final class MetaBench {
           .withConnectTimeout(Duration.ofSeconds(1)))) {
         double connect = seconds(t);
         row("connect a client (learn + connect to every member)", connect * 1000, "ms",
-            client.servers().size() + " members known");
-        client.createNamespace("vm", 64L << 20, 2);
+            client.cluster().servers().size() + " members known");
+        client.namespaces().create("vm", 64L << 20, 2);
         Namespace w = client.attach("vm", true);
         w.writeSync(0, new byte[16384 * 4096]);
         w.release();
@@ -149,8 +154,8 @@ public final class MetaBench {
             "claim + catch-up + LIST of its server set");
       }
     } finally {
-      try (java.util.stream.Stream<Path> walk = Files.walk(dir)) {
-        walk.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+      try (Stream<Path> walk = Files.walk(dir)) {
+        walk.sorted(Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
       }
     }
   }

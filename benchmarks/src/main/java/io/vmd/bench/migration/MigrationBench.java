@@ -5,15 +5,15 @@ import io.vmd.client.ClientConfig;
 import io.vmd.client.VmdClient;
 import io.vmd.common.Sizes;
 import io.vmd.migration.engine.MigrationOptions;
-import io.vmd.migration.experiment.MigrationExperiment;
 import io.vmd.migration.experiment.MigrationExperiment.Outcome;
+import io.vmd.migration.experiment.MigrationExperiment;
 import io.vmd.migration.guest.DirtyRateWorkload;
 import io.vmd.migration.guest.KeyValueWorkload;
 import io.vmd.migration.guest.Workload;
 import io.vmd.migration.model.Bandwidth;
 import io.vmd.migration.model.MigrationModel;
 import io.vmd.migration.model.Policy;
-import io.vmd.server.MiniVmdCluster;
+import io.vmd.server.LocalCluster;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -23,6 +23,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.function.Function;
 import java.util.function.IntFunction;
 
 /**
@@ -58,7 +59,7 @@ public final class MigrationBench {
     // the destination's own, a fifth spare; slab servers take memory only as pages arrive.
     long perServer = Math.max(64L << 20, o.memoryBytes() * (o.guests() + 1) * 6 / 5 / 3);
     Map<Policy, Outcome> results = new LinkedHashMap<>();
-    try (MiniVmdCluster cluster = MiniVmdCluster.builder().servers(3, perServer).start();
+    try (LocalCluster cluster = LocalCluster.builder().servers(3, perServer).start();
         VmdClient source = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()));
         VmdClient destination = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()))) {
       int i = 0;
@@ -153,7 +154,7 @@ public final class MigrationBench {
     out.flush();
   }
 
-  private void row(String label, Map<Policy, Outcome> r, java.util.function.Function<Outcome, String> cell,
+  private void row(String label, Map<Policy, Outcome> r, Function<Outcome, String> cell,
       String fmt) {
     StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "  %-22s", label));
     for (Map.Entry<Policy, Outcome> e : r.entrySet()) {

@@ -6,14 +6,20 @@ import io.vmd.client.ClientConfig;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
 import io.vmd.common.Sizes;
+import io.vmd.meta.FreePorts;
+import io.vmd.migration.model.Bandwidth;
 import io.vmd.migration.qemu.QemuMigration;
 import io.vmd.migration.qemu.QemuVm;
+import io.vmd.migration.qemu.QmpException;
 import io.vmd.nbd.ExportMetrics;
 import io.vmd.nbd.GatewayConfig;
 import io.vmd.nbd.NbdGateway;
-import io.vmd.server.MiniVmdCluster;
+import io.vmd.server.LocalCluster;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -22,6 +28,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.function.Function;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -93,7 +100,7 @@ public final class VmMigrationBench {
   public Map<Run, Outcome> run() throws Exception {
     Map<Run, Outcome> results = new LinkedHashMap<>();
     Files.createDirectories(o.workDir());
-    try (MiniVmdCluster cluster = MiniVmdCluster.builder().servers(2, o.memoryBytes() * 2).start();
+    try (LocalCluster cluster = LocalCluster.builder().servers(2, o.memoryBytes() * 2).start();
         VmdClient sourceHost = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()), "gateway");
         VmdClient destHost = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()), "gateway");
         VmdClient orchestrator = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()), "cli");
@@ -104,7 +111,7 @@ public final class VmMigrationBench {
       int i = 0;
       for (Run run : o.runs()) {
         String ns = "bench-vm" + i++;
-        orchestrator.createNamespace(ns, o.memoryBytes(), 1);
+        orchestrator.namespaces().create(ns, o.memoryBytes(), 1);
         progress.printf(Locale.ROOT, "[%s] guest of %s, %d MiB in use (%d MiB hot)%s, %s ...%n", run.label(),
             Sizes.format(o.memoryBytes()), o.workloadMib(), o.hotMib(),
             run.ballooned() ? ", ballooned to " + Sizes.format(o.reservationBytes()) : ", everything resident",
@@ -113,7 +120,7 @@ public final class VmMigrationBench {
         results.put(run, r);
         progress.printf(Locale.ROOT, "[%s] %.2f s, %s moved, %s%n", run.label(), r.qemu().totalMillis() / 1000.0,
             Sizes.format(r.qemu().transferredBytes()), r.verdict());
-        orchestrator.deleteNamespace(ns, true);
+        orchestrator.namespaces().delete(ns, true);
       }
     }
     print(results);
@@ -163,20 +170,21 @@ public final class VmMigrationBench {
       try (QemuVm dest = QemuVm.start(dst, dir.resolve("dst"))) {
         ExportMetrics srcMetrics = sourceGw.metrics(ns);
         double outsBefore = srcMetrics.pagesOut();
-        int port = io.vmd.meta.FreePorts.loopback(1).get(0).port();
+        int port = FreePorts.loopback(1).get(0).port();
         double migStart = (System.nanoTime() - t0) / 1e9;
         // The migration runs on this thread; the source's progress lines are read in between polls.
         QemuMigration.Result r;
         try {
-          r = QemuMigration.migrate(source.qmp(), dest.qmp(), run.policy(), "127.0.0.1", port,
-              (long) o.bytesPerSecond(), Duration.ofSeconds(o.windowSeconds()), m -> {
+          r = QemuMigration.newBuilder(source.qmp(), dest.qmp()).policy(run.policy()).to("127.0.0.1", port)
+              .bandwidth((long) o.bytesPerSecond()).timeout(Duration.ofSeconds(o.windowSeconds()))
+              .switchOver(() -> orchestrator.namespaces().fence(ns)).allowTcgPreCopy(run.forcePreCopy()).progress(m -> {
                 try {
                   srcTail.poll(samples, t0);
                 } catch (IOException e) {
                   // the next poll tries again
                 }
-              }, () -> orchestrator.fence(ns), run.forcePreCopy());
-        } catch (io.vmd.migration.qemu.QmpException e) {
+              }).run();
+        } catch (QmpException e) {
           // Pre-copy of a busy hot set may not converge in the window: a result, not a crash.
           progress.printf(Locale.ROOT, "[%s] %s%n", run.label(), e.getMessage());
           QemuMigration.Result none = new QemuMigration.Result(run.policy(), "cancelled", o.windowSeconds() * 1000L,
@@ -249,16 +257,16 @@ public final class VmMigrationBench {
         return "";
       }
       String s;
-      try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file)) {
+      try (FileChannel ch = FileChannel.open(file)) {
         long size = ch.size();
         if (size <= offset) {
           return "";
         }
-        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate((int) (size - offset));
+        ByteBuffer b = ByteBuffer.allocate((int) (size - offset));
         while (b.hasRemaining() && ch.read(b, offset + b.position()) > 0) {
           // until the bytes there when it was sized
         }
-        s = new String(b.array(), 0, b.position(), java.nio.charset.StandardCharsets.ISO_8859_1);
+        s = new String(b.array(), 0, b.position(), StandardCharsets.ISO_8859_1);
       }
       int lastNl = s.lastIndexOf('\n');
       if (lastNl < 0) {
@@ -349,7 +357,7 @@ public final class VmMigrationBench {
   private void print(Map<Run, Outcome> r) {
     out.printf(Locale.ROOT, "%nvmd bench vm-migration: QEMU guests of %s (%s), a %d MiB workload with a %d MiB hot set,"
         + " %s link; ballooned runs keep %s resident, the rest swaps to the VMD%n", Sizes.format(o.memoryBytes()),
-        o.accel(), o.workloadMib(), o.hotMib(), io.vmd.migration.model.Bandwidth.format(o.bytesPerSecond()),
+        o.accel(), o.workloadMib(), o.hotMib(), Bandwidth.format(o.bytesPerSecond()),
         Sizes.format(o.reservationBytes()));
     row("", r, x -> "");
     out.println("\nTable I: the migrated guest's throughput (operations/s)");
@@ -403,7 +411,7 @@ public final class VmMigrationBench {
     return null;
   }
 
-  private void row(String label, Map<Run, Outcome> r, java.util.function.Function<Outcome, String> cell) {
+  private void row(String label, Map<Run, Outcome> r, Function<Outcome, String> cell) {
     StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "  %-24s", label));
     for (Map.Entry<Run, Outcome> e : r.entrySet()) {
       sb.append(String.format(Locale.ROOT, "%19s", label.isEmpty() ? e.getKey().label() : cell.apply(e.getValue())));

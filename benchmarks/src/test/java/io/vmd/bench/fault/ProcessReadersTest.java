@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -40,7 +41,7 @@ class ProcessReadersTest {
     assertThat(p.maxNanos()).isEqualTo(1_470_690);
     assertThat(p.longest()).isEqualTo("ZRelocateStartOld");
     // the unfinished line is read once it is whole, the others not again
-    Files.writeString(file, ", Reaching safepoint: 1 ns, At safepoint: 2 ns, Total: 5000 ns\n", java.nio.file.StandardOpenOption.APPEND);
+    Files.writeString(file, ", Reaching safepoint: 1 ns, At safepoint: 2 ns, Total: 5000 ns\n", StandardOpenOption.APPEND);
     assertThat(log.sinceLastRead()).isEqualTo(new SafepointLog.Pauses(1, 5000, "Cleanup"));
     assertThat(log.sinceLastRead()).isEqualTo(SafepointLog.Pauses.NONE);
   }

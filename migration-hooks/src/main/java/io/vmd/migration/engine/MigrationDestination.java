@@ -16,6 +16,7 @@ import io.vmd.client.VmdException;
 import io.vmd.common.HostPort;
 import io.vmd.common.Transports;
 import io.vmd.migration.guest.EmulatedGuest;
+import io.vmd.migration.model.Policy;
 import io.vmd.migration.swap.SwapPageSource;
 import io.vmd.protocol.ErrorCode;
 import java.net.InetSocketAddress;
@@ -23,10 +24,13 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Consumer;
 import org.HdrHistogram.ConcurrentHistogram;
 import org.HdrHistogram.Histogram;
 import org.slf4j.Logger;
@@ -122,7 +126,7 @@ public final class MigrationDestination implements AutoCloseable {
     private Channel channel;
     private EmulatedGuest guest;
     private String swapName;
-    private io.vmd.migration.model.Policy policy;
+    private Policy policy;
     private volatile boolean resumed;
     private volatile boolean running;
     private boolean done;
@@ -162,7 +166,7 @@ public final class MigrationDestination implements AutoCloseable {
     private void hello(ByteBuf f) {
       int pages = f.readInt();
       int residentLimit = f.readInt();
-      policy = io.vmd.migration.model.Policy.values()[f.readByte()];
+      policy = Policy.values()[f.readByte()];
       swapName = string(f);
       long start = System.nanoTime();
       guest = EmulatedGuest.destination(pages, residentLimit, this);
@@ -215,9 +219,9 @@ public final class MigrationDestination implements AutoCloseable {
           // Agile hands the VM's swap namespace over (and fences the source); the other policies
           // brought every page here, and the VM swaps to a namespace of this host's.
           String mine = swapName;
-          if (policy != io.vmd.migration.model.Policy.AGILE) {
+          if (policy != Policy.AGILE) {
             mine = swapName + "-in";
-            client.createNamespace(mine, (long) guest.pages() * 4096, 1);
+            client.namespaces().create(mine, (long) guest.pages() * 4096, 1);
           }
           Namespace ns = client.attach(mine, true);
           guest.attachSwap(ns, SwapPageSource.over(ns, readAhead));
@@ -263,10 +267,10 @@ public final class MigrationDestination implements AutoCloseable {
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new VmdException(ErrorCode.UNAVAILABLE, "interrupted waiting for page " + page);
-      } catch (java.util.concurrent.TimeoutException e) {
+      } catch (TimeoutException e) {
         throw new VmdException(ErrorCode.UNAVAILABLE, "page " + page + " did not come from the source within "
             + faultTimeout.toMillis() + " ms");
-      } catch (java.util.concurrent.ExecutionException e) {
+      } catch (ExecutionException e) {
         throw new VmdException(ErrorCode.UNAVAILABLE, "page " + page + " cannot come: " + e.getCause().getMessage());
       }
       if (prior == null) {
@@ -274,7 +278,7 @@ public final class MigrationDestination implements AutoCloseable {
       }
     }
 
-    private void send(byte type, java.util.function.Consumer<ByteBuf> body) {
+    private void send(byte type, Consumer<ByteBuf> body) {
       ByteBuf b = channel.alloc().buffer(64);
       b.writeInt(0).writeByte(type);
       if (body != null) {
@@ -325,6 +329,6 @@ public final class MigrationDestination implements AutoCloseable {
   public void close() {
     listener.close().syncUninterruptibly();
     admin.shutdownNow();
-    io.vmd.common.Transports.shutdown(group, 1, "migration destination");
+    Transports.shutdown(group, 1, "migration destination");
   }
 }

@@ -20,8 +20,11 @@ import io.vmd.migration.model.Policy;
 import io.vmd.protocol.ErrorCode;
 import java.nio.charset.StandardCharsets;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -104,7 +107,7 @@ public final class MigrationSource {
       if (channel != null) {
         channel.close().syncUninterruptibly();
       }
-      io.vmd.common.Transports.shutdown(group, 1, "migration source");
+      Transports.shutdown(group, 1, "migration source");
     }
   }
 
@@ -314,7 +317,7 @@ public final class MigrationSource {
     }, true);
   }
 
-  private void send(byte type, int size, java.util.function.Consumer<ByteBuf> body, boolean paced) throws Exception {
+  private void send(byte type, int size, Consumer<ByteBuf> body, boolean paced) throws Exception {
     if (paced) {
       bucket.acquire(size + 5L);
     }
@@ -344,10 +347,10 @@ public final class MigrationSource {
   private void await(CompletableFuture<Void> f, String what) throws Exception {
     try {
       f.get(options.faultTimeout().toMillis() * 4, TimeUnit.MILLISECONDS);
-    } catch (java.util.concurrent.ExecutionException e) {
+    } catch (ExecutionException e) {
       throw new VmdException(ErrorCode.UNAVAILABLE, "migration failed waiting for " + what + ": "
           + e.getCause().getMessage());
-    } catch (java.util.concurrent.TimeoutException e) {
+    } catch (TimeoutException e) {
       throw new VmdException(ErrorCode.UNAVAILABLE, "migration timed out waiting for " + what);
     }
   }

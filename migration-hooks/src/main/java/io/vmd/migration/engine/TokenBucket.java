@@ -7,7 +7,7 @@ import java.util.concurrent.locks.LockSupport;
  * {@code burst}; taking more than there are waits until they accrued. Emulates the paper's 1 Gbit/s
  * link on loopback. Thread-safe; waiting parks the caller, never an event loop (senders are threads).
  */
-public final class TokenBucket {
+final class TokenBucket {
   private final double rate;
   private final double burst;
   private double tokens;

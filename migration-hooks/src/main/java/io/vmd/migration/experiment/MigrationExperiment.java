@@ -10,8 +10,11 @@ import io.vmd.migration.engine.MigrationReport;
 import io.vmd.migration.engine.MigrationSource;
 import io.vmd.migration.guest.EmulatedGuest;
 import io.vmd.migration.guest.Workload;
+import io.vmd.migration.model.Policy;
+import io.vmd.migration.swap.SwapPageSource;
 import io.vmd.protocol.ErrorCode;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.function.IntFunction;
 import org.HdrHistogram.Histogram;
@@ -55,26 +58,26 @@ public final class MigrationExperiment {
    * source, are not handicapped by one synchronous read per page.
    */
   private static EmulatedGuest withReadAhead(EmulatedGuest g, Namespace swap, int pages) {
-    g.attachSwap(swap, io.vmd.migration.swap.SwapPageSource.over(swap, pages));
+    g.attachSwap(swap, SwapPageSource.over(swap, pages));
     return g;
   }
 
   public static Outcome run(VmdClient sourceHost, VmdClient destinationHost, Setup s, IntFunction<Workload> program)
       throws Exception {
     String swapName = s.name() + "-swap";
-    sourceHost.createNamespace(swapName, (long) s.pages() * 4096, 1);
+    sourceHost.namespaces().create(swapName, (long) s.pages() * 4096, 1);
     Namespace sourceSwap = sourceHost.attach(swapName, true);
     EmulatedGuest guest = withReadAhead(EmulatedGuest.booted(s.pages(), s.residentPages(), sourceSwap), sourceSwap,
         s.options().readAheadPages());
     Workload w = program.apply(s.pages());
     EmulatedGuest arrived = null;
-    List<EmulatedGuest> others = new java.util.ArrayList<>();
-    List<Workload> otherPrograms = new java.util.ArrayList<>();
+    List<EmulatedGuest> others = new ArrayList<>();
+    List<Workload> otherPrograms = new ArrayList<>();
     try (MigrationDestination dest = MigrationDestination.listen(new HostPort("127.0.0.1", 0), destinationHost,
         s.options().readAheadPages(), s.options().faultTimeout(), w::resume)) {
       for (int i = 0; i < s.coRunners(); i++) {
         String n = s.name() + "-co" + i + "-swap";
-        sourceHost.createNamespace(n, (long) s.pages() * 4096, 1);
+        sourceHost.namespaces().create(n, (long) s.pages() * 4096, 1);
         Namespace coSwap = sourceHost.attach(n, true);
         EmulatedGuest g = withReadAhead(EmulatedGuest.booted(s.pages(), s.residentPages(), coSwap), coSwap,
             s.options().readAheadPages());
@@ -95,7 +98,7 @@ public final class MigrationExperiment {
       failIfBroken(w);
       List<Integer> bad = arrived.verify(w.versions());
       // Only Agile hands the swap namespace over; the others leave the source's to the source.
-      Boolean fenced = s.options().policy() == io.vmd.migration.model.Policy.AGILE ? fenced(sourceSwap) : null;
+      Boolean fenced = s.options().policy() == Policy.AGILE ? fenced(sourceSwap) : null;
       Histogram sf = dest.sourceFaultLatency();
       Histogram vf = arrived.swapInLatency();
       MigrationReport report = new MigrationReport(src.policy(), (src.endNanos() - src.startNanos()) / 1e9,
@@ -125,7 +128,7 @@ public final class MigrationExperiment {
       }
       for (int i = 0; i < others.size(); i++) {
         others.get(i).close();
-        sourceHost.deleteNamespace(s.name() + "-co" + i + "-swap");
+        sourceHost.namespaces().delete(s.name() + "-co" + i + "-swap");
       }
       w.close();
       guest.close();
@@ -133,11 +136,11 @@ public final class MigrationExperiment {
         arrived.close();
       }
       // The VM's swap namespace belongs to the destination after an Agile hand-off, else to the source.
-      boolean agile = s.options().policy() == io.vmd.migration.model.Policy.AGILE;
-      (agile ? destinationHost : sourceHost).deleteNamespace(swapName);
+      boolean agile = s.options().policy() == Policy.AGILE;
+      (agile ? destinationHost : sourceHost).namespaces().delete(swapName);
       if (!agile) {
         try {
-          destinationHost.deleteNamespace(swapName + "-in");
+          destinationHost.namespaces().delete(swapName + "-in");
         } catch (VmdException e) {
           LOG.debug("no destination swap namespace to delete: {}", e.getMessage());
         }

@@ -1,6 +1,7 @@
 package io.vmd.migration.guest;
 
 import io.vmd.client.VmdException;
+import java.util.Locale;
 import java.util.SplittableRandom;
 
 /**
@@ -46,6 +47,6 @@ public final class DirtyRateWorkload extends Workload {
 
   @Override
   public String describe() {
-    return String.format(java.util.Locale.ROOT, "W=%d pages, d=%.0f pages/s, r=%.0f pages/s", wss, dirtyRate, readRate);
+    return String.format(Locale.ROOT, "W=%d pages, d=%.0f pages/s, r=%.0f pages/s", wss, dirtyRate, readRate);
   }
 }

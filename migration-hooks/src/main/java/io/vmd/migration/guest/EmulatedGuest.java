@@ -1,14 +1,21 @@
 package io.vmd.migration.guest;
 
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.PooledByteBufAllocator;
+import io.netty.buffer.UnpooledByteBufAllocator;
 import io.vmd.client.Namespace;
 import io.vmd.client.VmdClient;
 import io.vmd.client.VmdException;
 import io.vmd.common.PageCopy;
+import io.vmd.migration.swap.SwapPageSource;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicLongArray;
+import org.HdrHistogram.Histogram;
 
 /**
  * An emulated VM's memory, the stand-in for a QEMU guest: pages live off-heap in this process up to a
@@ -18,7 +25,9 @@ import java.util.concurrent.atomic.AtomicLongArray;
  * {@link FaultHandler} brings each one on first touch.
  *
  * <p>Residency changes and page copies happen under this object's lock (a swap-in holds it for one
- * VMD round trip); waiting for an absent page does not, since the page arrives on another thread.
+ * VMD round trip); waiting for an absent page does not, since the page arrives on another thread. *
+ * <p>Why one file of about 520 lines: every operation of the guest's memory takes the same lock over
+ * the same residency arrays; the workloads and the fault handler that use it are classes of their own.
  */
 public final class EmulatedGuest implements GuestMemory, AutoCloseable {
   /** The longest a swap-in or swap-out may take: past it the guest sees an I/O error, never a hang. */
@@ -27,7 +36,7 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
    * The guest's RAM: long-lived buffers that are not I/O, so not watched by Netty's leak detector
    * (which, at its paranoid level in the tests, would record a stack trace on every guest memory access).
    */
-  private static final io.netty.buffer.ByteBufAllocator GUEST_RAM = new io.netty.buffer.UnpooledByteBufAllocator(true, true);
+  private static final ByteBufAllocator GUEST_RAM = new UnpooledByteBufAllocator(true, true);
   static final byte IN_MEMORY = 0;
   static final byte SWAPPED = 1;
   static final byte ABSENT = 2;
@@ -56,8 +65,8 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
   private FaultHandler faults;
   private long swapIns;
   private long swapOuts;
-  private io.vmd.migration.swap.SwapPageSource reader;
-  private final org.HdrHistogram.Histogram swapInNanos = new org.HdrHistogram.Histogram(3_600_000_000_000L, 2);
+  private SwapPageSource reader;
+  private final Histogram swapInNanos = new Histogram(3_600_000_000_000L, 2);
 
   private EmulatedGuest(int pages, int residentLimit, Namespace swap, byte initial) {
     if (swap != null && swap.pages() < pages) {
@@ -73,9 +82,9 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
       chunks[c] = GUEST_RAM.directBuffer(n * PageContent.PAGE, n * PageContent.PAGE);
     }
     this.state = new byte[pages];
-    java.util.Arrays.fill(state, initial);
+    Arrays.fill(state, initial);
     this.slot = new long[pages];
-    java.util.Arrays.fill(slot, RESIDENT);
+    Arrays.fill(slot, RESIDENT);
     this.referenced = new byte[pages];
     this.slotsUsed = new long[(pages + 63) >>> 6];
     this.dirty = new AtomicLongArray((pages + 63) >>> 6);
@@ -186,7 +195,7 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
   }
 
   /** As {@link #attachSwap(Namespace)}, reading swapped pages through {@code reader} (read-ahead). */
-  public synchronized void attachSwap(Namespace ns, io.vmd.migration.swap.SwapPageSource reader) {
+  public synchronized void attachSwap(Namespace ns, SwapPageSource reader) {
     if (ns.pages() < pages) {
       throw new IllegalArgumentException("swap namespace smaller than the guest");
     }
@@ -198,7 +207,7 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
   }
 
   /** How long swap-ins took (a copy), nanoseconds. */
-  public synchronized org.HdrHistogram.Histogram swapInLatency() {
+  public synchronized Histogram swapInLatency() {
     return swapInNanos.copy();
   }
 
@@ -441,7 +450,7 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
 
   /** Destination, once nothing is absent: only the slots of this guest's own swapped pages stay used. */
   public synchronized void settleSlots() {
-    java.util.Arrays.fill(slotsUsed, 0);
+    Arrays.fill(slotsUsed, 0);
     slotHint = 0;
     for (int p = 0; p < pages; p++) {
       if (state[p] == SWAPPED) {
@@ -483,11 +492,11 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
     try {
       for (int at = 0; at < swapped; at += window) {
         int n = Math.min(window, swapped - at);
-        java.util.concurrent.CompletableFuture<?>[] reads = new java.util.concurrent.CompletableFuture<?>[n];
+        CompletableFuture<?>[] reads = new CompletableFuture<?>[n];
         for (int i = 0; i < n; i++) {
           reads[i] = swap.read(swappedSlots[at + i], 1, buf.slice(i * PageContent.PAGE, PageContent.PAGE).writerIndex(0));
         }
-        VmdClient.await(java.util.concurrent.CompletableFuture.allOf(reads), SWAP_IO_TIMEOUT_MILLIS);
+        VmdClient.await(CompletableFuture.allOf(reads), SWAP_IO_TIMEOUT_MILLIS);
         for (int i = 0; i < n; i++) {
           int p = swappedPages[at + i];
           if (!PageContent.matches(buf, i * PageContent.PAGE, p, versions[p])) {
@@ -498,7 +507,7 @@ public final class EmulatedGuest implements GuestMemory, AutoCloseable {
     } finally {
       buf.release();
     }
-    java.util.Collections.sort(bad);
+    Collections.sort(bad);
     return bad;
   }
 

@@ -1,6 +1,7 @@
 package io.vmd.migration.guest;
 
 import io.vmd.client.VmdException;
+import java.util.Locale;
 import java.util.SplittableRandom;
 
 /**
@@ -62,7 +63,7 @@ public final class KeyValueWorkload extends Workload {
 
   @Override
   public String describe() {
-    return String.format(java.util.Locale.ROOT, "key-value, %d records, zipfian 0.99, %.0f%% updates", records,
+    return String.format(Locale.ROOT, "key-value, %d records, zipfian 0.99, %.0f%% updates", records,
         updateShare * 100);
   }
 }

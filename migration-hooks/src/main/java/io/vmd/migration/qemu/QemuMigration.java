@@ -2,7 +2,10 @@ package io.vmd.migration.qemu;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.function.Consumer;
 
@@ -20,7 +23,7 @@ public final class QemuMigration {
     PRE_COPY, POST_COPY, AGILE;
 
     public static Policy parse(String s) {
-      return switch (s.toLowerCase(java.util.Locale.ROOT)) {
+      return switch (s.toLowerCase(Locale.ROOT)) {
         case "pre-copy", "precopy" -> PRE_COPY;
         case "post-copy", "postcopy" -> POST_COPY;
         case "agile", "hybrid" -> AGILE;
@@ -29,7 +32,7 @@ public final class QemuMigration {
     }
 
     public String label() {
-      return name().toLowerCase(java.util.Locale.ROOT).replace('_', '-');
+      return name().toLowerCase(Locale.ROOT).replace('_', '-');
     }
   }
 
@@ -39,7 +42,7 @@ public final class QemuMigration {
    * @param postcopyAfterMillis when post-copy was requested, from the start (-1: never)
    * @param switchoverMillis how long the switch-over step took while the guest was paused (-1: none)
    * @param precopyPassSkipped Agile went to post-copy at once: the source runs under TCG, whose dirty
-   *     tracking loses guest writes during pre-copy (see {@link #migrate})
+   *     tracking loses guest writes during pre-copy (see {@link Builder#run})
    * @param guestDowntimeMillis downtime as the guest sees it: from the source's STOP event to the
    *     destination's RESUME, by QEMU's event timestamps (-1: an event did not come; both QEMUs must
    *     share a clock, as on one host)
@@ -59,10 +62,81 @@ public final class QemuMigration {
     void run() throws Exception;
   }
 
-  /** As {@link #migrate(Qmp, Qmp, Policy, String, int, long, Duration, Consumer, SwitchOver, boolean)}: no switch-over step, TCG safe. */
-  public static Result migrate(Qmp source, Qmp destination, Policy policy, String host, int port,
-      long bytesPerSecond, Duration timeout, Consumer<JsonNode> progress) throws QmpException {
-    return migrate(source, destination, policy, host, port, bytesPerSecond, timeout, progress, null, false);
+  /**
+   * A migration of the VM behind {@code source} to the QEMU behind {@code destination} (started with
+   * {@code -incoming}), to be set up and {@link Builder#run run} (as Caffeine's {@code newBuilder()}):
+   * the policy, the destination's migration address, the bandwidth and timeout are required.
+   */
+  public static Builder newBuilder(Qmp source, Qmp destination) {
+    return new Builder(source, destination);
+  }
+
+  /** The settings of one migration; {@link #run} performs it. */
+  public static final class Builder {
+    private final Qmp source;
+    private final Qmp destination;
+    private Policy policy;
+    private String host;
+    private int port;
+    private long bytesPerSecond;
+    private Duration timeout;
+    private Consumer<JsonNode> progress = m -> { };
+    private SwitchOver switchOver;
+    private boolean allowTcgPreCopy;
+
+    private Builder(Qmp source, Qmp destination) {
+      this.source = source;
+      this.destination = destination;
+    }
+
+    public Builder policy(Policy policy) {
+      this.policy = policy;
+      return this;
+    }
+
+    /** Where the destination QEMU listens for the migration stream. */
+    public Builder to(String host, int port) {
+      this.host = host;
+      this.port = port;
+      return this;
+    }
+
+    /** The migration stream's bandwidth cap. */
+    public Builder bandwidth(long bytesPerSecond) {
+      this.bytesPerSecond = bytesPerSecond;
+      return this;
+    }
+
+    /** The most the whole migration may take; past it, it is cancelled and the source resumes. */
+    public Builder timeout(Duration timeout) {
+      this.timeout = timeout;
+      return this;
+    }
+
+    /** Called with each query-migrate answer while it runs (default: nothing). */
+    public Builder progress(Consumer<JsonNode> progress) {
+      this.progress = progress;
+      return this;
+    }
+
+    /** Runs while the source is paused, before the destination may run (default: none). */
+    public Builder switchOver(SwitchOver switchOver) {
+      this.switchOver = switchOver;
+      return this;
+    }
+
+    /** Lets pre-copy run although the source is under TCG (see {@link QemuMigration}; default false). */
+    public Builder allowTcgPreCopy(boolean allow) {
+      this.allowTcgPreCopy = allow;
+      return this;
+    }
+
+    public Result run() throws QmpException {
+      if (policy == null || host == null || timeout == null || bytesPerSecond <= 0) {
+        throw new IllegalStateException("a migration needs a policy, a destination address, a bandwidth and a timeout");
+      }
+      return migrate(this);
+    }
   }
 
   private static long guestDowntime(Qmp source, int sourceFrom, Qmp destination, int destinationFrom)
@@ -99,9 +173,17 @@ public final class QemuMigration {
    * guest is refused and Agile skips its pre-copy pass (post-copy at once, {@link Result#precopyPassSkipped}).
    * Post-copy never runs the guest while pages are copied from under it, so it is safe either way.
    */
-  public static Result migrate(Qmp source, Qmp destination, Policy policy, String host, int port,
-      long bytesPerSecond, Duration timeout, Consumer<JsonNode> progress, SwitchOver switchOver,
-      boolean allowTcgPreCopy) throws QmpException {
+  private static Result migrate(Builder b) throws QmpException {
+    Qmp source = b.source;
+    Qmp destination = b.destination;
+    Policy policy = b.policy;
+    String host = b.host;
+    int port = b.port;
+    long bytesPerSecond = b.bytesPerSecond;
+    Duration timeout = b.timeout;
+    Consumer<JsonNode> progress = b.progress;
+    SwitchOver switchOver = b.switchOver;
+    boolean allowTcgPreCopy = b.allowTcgPreCopy;
     Duration t = Duration.ofSeconds(10);
     boolean skipPass = false;
     if (policy != Policy.POST_COPY && !allowTcgPreCopy && emulated(source)) {
@@ -112,14 +194,14 @@ public final class QemuMigration {
       }
       skipPass = true;
     }
-    List<Map<String, Object>> caps = new java.util.ArrayList<>(List.of(Map.of("capability", "events", "state", true)));
+    List<Map<String, Object>> caps = new ArrayList<>(List.of(Map.of("capability", "events", "state", true)));
     if (policy != Policy.PRE_COPY) {
       caps.add(Map.of("capability", "postcopy-ram", "state", true));
     }
     destination.call("migrate-set-capabilities", Map.of("capabilities", caps), t);
     caps.add(Map.of("capability", "pause-before-switchover", "state", switchOver != null));
     source.call("migrate-set-capabilities", Map.of("capabilities", caps), t);
-    Map<String, Object> params = new java.util.HashMap<>(Map.of("max-bandwidth", bytesPerSecond,
+    Map<String, Object> params = new HashMap<>(Map.of("max-bandwidth", bytesPerSecond,
         "max-postcopy-bandwidth", bytesPerSecond));
     if (policy != Policy.PRE_COPY) {
       // Small, so that QEMU does not quietly finish in pre-copy before post-copy is asked for.

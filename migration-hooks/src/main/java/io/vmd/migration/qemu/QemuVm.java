@@ -3,6 +3,7 @@ package io.vmd.migration.qemu;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.vmd.common.HostPort;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -10,6 +11,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Properties;
+import java.util.concurrent.TimeUnit;
 
 /**
  * One QEMU guest whose swap disk is a VMD namespace: QEMU's own NBD client reaches the export through
@@ -94,7 +97,7 @@ public final class QemuVm implements AutoCloseable {
     Files.deleteIfExists(dir.resolve(QMP));
     Files.deleteIfExists(dir.resolve(SERIAL));
     Files.deleteIfExists(dir.resolve(PID));
-    java.util.Properties p = new java.util.Properties();
+    Properties p = new Properties();
     p.setProperty("name", spec.name());
     p.setProperty("memory", Long.toString(spec.memoryBytes()));
     p.setProperty("namespace", spec.namespace());
@@ -140,7 +143,7 @@ public final class QemuVm implements AutoCloseable {
   /** What the guest printed on its serial console so far. */
   public String serial() throws IOException {
     Path s = serialLog();
-    return Files.exists(s) ? Files.readString(s, java.nio.charset.StandardCharsets.ISO_8859_1) : "";
+    return Files.exists(s) ? Files.readString(s, StandardCharsets.ISO_8859_1) : "";
   }
 
   /** QEMU's run state ("running", "paused", "inmigrate", "postmigrate", ...). */
@@ -190,8 +193,8 @@ public final class QemuVm implements AutoCloseable {
     try {
       if (process.isAlive()) {
         qmp.execute("quit", null);
-        if (!process.waitFor(5, java.util.concurrent.TimeUnit.SECONDS)) {
-          process.destroyForcibly().waitFor(5, java.util.concurrent.TimeUnit.SECONDS);
+        if (!process.waitFor(5, TimeUnit.SECONDS)) {
+          process.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
         }
       }
     } catch (InterruptedException e) {

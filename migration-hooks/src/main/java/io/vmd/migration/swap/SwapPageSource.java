@@ -8,8 +8,11 @@ import io.vmd.client.VmdClient;
 import io.vmd.client.VmdException;
 import io.vmd.common.PageCopy;
 import io.vmd.protocol.ErrorCode;
+import io.vmd.protocol.Frame;
 import io.vmd.protocol.Pages;
+import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicLong;
@@ -45,8 +48,8 @@ public final class SwapPageSource implements AutoCloseable {
    * Call {@link #invalidate} when a slot is rewritten, so no read-ahead window serves its old bytes.
    */
   public static SwapPageSource over(Namespace ns, int readAheadPages) {
-    if (readAheadPages < 1 || readAheadPages > io.vmd.protocol.Frame.MAX_PAGES) {
-      throw new IllegalArgumentException("read-ahead must be 1.." + io.vmd.protocol.Frame.MAX_PAGES + " pages");
+    if (readAheadPages < 1 || readAheadPages > Frame.MAX_PAGES) {
+      throw new IllegalArgumentException("read-ahead must be 1.." + Frame.MAX_PAGES + " pages");
     }
     return new SwapPageSource(null, ns.name(), readAheadPages, ns);
   }
@@ -82,8 +85,8 @@ public final class SwapPageSource implements AutoCloseable {
    * @param readAheadPages pages fetched per miss (1: no read-ahead)
    */
   public static SwapPageSource open(VmdClient client, String name, int readAheadPages) throws VmdException {
-    if (readAheadPages < 1 || readAheadPages > io.vmd.protocol.Frame.MAX_PAGES) {
-      throw new IllegalArgumentException("read-ahead must be 1.." + io.vmd.protocol.Frame.MAX_PAGES + " pages");
+    if (readAheadPages < 1 || readAheadPages > Frame.MAX_PAGES) {
+      throw new IllegalArgumentException("read-ahead must be 1.." + Frame.MAX_PAGES + " pages");
     }
     return new SwapPageSource(client, name, readAheadPages, client.attach(name, false));
   }
@@ -140,14 +143,14 @@ public final class SwapPageSource implements AutoCloseable {
     int i = 0;
     while (i < count) {
       int j = i + 1;
-      while (j < count && offsets[j] == offsets[j - 1] + 1 && j - i < io.vmd.protocol.Frame.MAX_PAGES) {
+      while (j < count && offsets[j] == offsets[j - 1] + 1 && j - i < Frame.MAX_PAGES) {
         j++;
       }
       parts[n++] = j - i == 1 ? readAt(offsets[i], dst, base + i * Pages.PAGE_SIZE)
           : readRun(offsets[i], j - i, dst, base + i * Pages.PAGE_SIZE);
       i = j;
     }
-    return CompletableFuture.allOf(java.util.Arrays.copyOf(parts, n))
+    return CompletableFuture.allOf(Arrays.copyOf(parts, n))
         .thenRun(() -> dst.writerIndex(base + count * Pages.PAGE_SIZE));
   }
 
@@ -204,11 +207,11 @@ public final class SwapPageSource implements AutoCloseable {
           refresh();
         }
       } catch (VmdException e) {
-        throw new java.util.concurrent.CompletionException(e);
+        throw new CompletionException(e);
       }
       for (long p = first; p < first + count; p++) {
-        if (!ns.locations().stored(p)) {
-          throw new java.util.concurrent.CompletionException(new VmdException(ErrorCode.BAD_REQUEST,
+        if (!ns.stored(p)) {
+          throw new CompletionException(new VmdException(ErrorCode.BAD_REQUEST,
               "swap offset " + p + " of namespace '" + name + "' holds no page"));
         }
       }
@@ -217,7 +220,7 @@ public final class SwapPageSource implements AutoCloseable {
 
   private static boolean allStored(Namespace n, long first, int count) {
     for (long p = first; p < first + count; p++) {
-      if (!n.locations().stored(p)) {
+      if (!n.stored(p)) {
         return false;
       }
     }

@@ -16,7 +16,7 @@ import java.util.List;
  * k-subset, up to {@value #EXACT_LIMIT} VMs; beyond that by a documented heuristic: start from the k
  * largest and repeatedly swap a chosen VM for a smaller unchosen one while the set still suffices.
  */
-public final class MigrationTrigger {
+final class MigrationTrigger {
   static final int EXACT_LIMIT = 20;
 
   private final long high;

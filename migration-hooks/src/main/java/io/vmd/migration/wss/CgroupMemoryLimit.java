@@ -10,7 +10,7 @@ import java.nio.file.Path;
  * the cgroup and the kernel keeps its resident memory under the limit by swapping the rest. Works with
  * cgroup v2 ({@code memory.max}) and v1 ({@code memory.limit_in_bytes}), whichever this host mounts.
  */
-public final class CgroupMemoryLimit implements ReservationActuator, AutoCloseable {
+final class CgroupMemoryLimit implements ReservationActuator, AutoCloseable {
   private static final Path ROOT = Path.of("/sys/fs/cgroup");
 
   private final Path dir;

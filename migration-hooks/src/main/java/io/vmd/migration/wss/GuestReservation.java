@@ -3,7 +3,7 @@ package io.vmd.migration.wss;
 import io.vmd.migration.guest.EmulatedGuest;
 
 /** The emulated guest's resident limit as a reservation, in whole pages. */
-public final class GuestReservation implements ReservationActuator {
+final class GuestReservation implements ReservationActuator {
   private final EmulatedGuest guest;
 
   public GuestReservation(EmulatedGuest guest) {

@@ -3,11 +3,11 @@ package io.vmd.migration.qemu;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vmd.client.ClientConfig;
 import io.vmd.client.VmdClient;
-import io.vmd.common.HostPort;
-import io.vmd.nbd.GatewayConfig;
+import io.vmd.meta.FreePorts;
+import io.vmd.meta.NamespaceMeta;
+import io.vmd.nbd.GatewayFixture;
 import io.vmd.nbd.NbdGateway;
 import io.vmd.server.MiniVmdCluster;
 import java.nio.file.Path;
@@ -47,11 +47,9 @@ class QemuMigrationTest {
     lab = QemuVmTest.vmlab();
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(2, 512 * MIB).start();
          VmdClient sourceHost = VmdClient.connect(ClientConfig.of(c.metaAddresses()));
-         NbdGateway sourceGw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), sourceHost,
-             new SimpleMeterRegistry());
+         NbdGateway sourceGw = GatewayFixture.loopbackGateway(sourceHost);
          VmdClient destHost = VmdClient.connect(ClientConfig.of(c.metaAddresses()), "gateway");
-         NbdGateway destinationGw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), destHost,
-             new SimpleMeterRegistry());
+         NbdGateway destinationGw = GatewayFixture.loopbackGateway(destHost);
          VmdClient cli = VmdClient.connect(ClientConfig.of(c.metaAddresses()), "cli")) {
       client = sourceHost;
       gw = sourceGw;
@@ -73,20 +71,22 @@ class QemuMigrationTest {
 
   private QemuMigration.Result agileBetweenTwoGateways() throws Exception {
     String ns = "swap-agile";
-    client.createNamespace(ns, 512 * MIB, 1);
+    client.namespaces().create(ns, 512 * MIB, 1);
     try (QemuVm source = QemuVm.start(spec("src", ns, gw, true, false), tmp.resolve("agile-src"))) {
       source.awaitSerial("VMLAB: swap on", Duration.ofSeconds(90));
       // The source's gateway owns the namespace; the destination's, opened after, stands by.
       try (QemuVm dest = QemuVm.start(spec("dst", ns, destGw, true, true), tmp.resolve("agile-dst"))) {
         source.balloon(160 * MIB);
         running(source);
-        int port = io.vmd.meta.FreePorts.loopback(1).get(0).port();
-        long epochBefore = client.namespaceMeta(ns).epoch();
-        assertThatThrownBy(() -> QemuMigration.migrate(source.qmp(), dest.qmp(), QemuMigration.Policy.PRE_COPY,
-            "127.0.0.1", port, 125_000_000L, Duration.ofSeconds(10), m -> { }, null, false))
+        int port = FreePorts.loopback(1).get(0).port();
+        long epochBefore = client.namespaces().get(ns).epoch();
+        assertThatThrownBy(() -> QemuMigration.newBuilder(source.qmp(), dest.qmp())
+            .policy(QemuMigration.Policy.PRE_COPY).to("127.0.0.1", port).bandwidth(125_000_000L)
+            .timeout(Duration.ofSeconds(10)).run())
             .isInstanceOf(QmpException.class).hasMessageContaining("TCG");
-        QemuMigration.Result r = QemuMigration.migrate(source.qmp(), dest.qmp(), QemuMigration.Policy.AGILE,
-            "127.0.0.1", port, 125_000_000L, Duration.ofSeconds(120), m -> { }, () -> orchestrator.fence(ns), false);
+        QemuMigration.Result r = QemuMigration.newBuilder(source.qmp(), dest.qmp())
+            .policy(QemuMigration.Policy.AGILE).to("127.0.0.1", port).bandwidth(125_000_000L)
+            .timeout(Duration.ofSeconds(120)).switchOver(() -> orchestrator.namespaces().fence(ns)).run();
         System.out.println("QEMU migration: " + r);
         assertThat(r.status()).isEqualTo("completed");
         assertThat(r.precopyPassSkipped()).as("TCG: post-copy from the start").isTrue();
@@ -99,15 +99,15 @@ class QemuMigrationTest {
         assertThat(source.status()).isEqualTo("postmigrate");
         verified(dest);
         // The destination's gateway stood by and claimed the namespace with the guest's first write.
-        io.vmd.meta.NamespaceMeta after = client.namespaceMeta(ns);
+        NamespaceMeta after = client.namespaces().get(ns);
         assertThat(after.owner()).isEqualTo(destClient.ownerId());
         assertThat(after.epoch()).isEqualTo(epochBefore + 2);
         // The source resumed by mistake (split brain): its guest swaps on, and every write is refused.
         double errorsBefore = gw.metrics(ns).errors();
         source.qmp().call("cont", null, Duration.ofSeconds(10));
         Awaitility.await().atMost(Duration.ofSeconds(60)).until(() -> gw.metrics(ns).errors() > errorsBefore);
-        assertThat(client.namespaceMeta(ns).owner()).isEqualTo(destClient.ownerId());
-        assertThat(client.namespaceMeta(ns).epoch()).isEqualTo(epochBefore + 2);
+        assertThat(client.namespaces().get(ns).owner()).isEqualTo(destClient.ownerId());
+        assertThat(client.namespaces().get(ns).epoch()).isEqualTo(epochBefore + 2);
         return r;
       }
     }
@@ -116,7 +116,7 @@ class QemuMigrationTest {
   /** One migration between two QEMUs on the source's gateway. */
   private QemuMigration.Result migrate(String ns, QemuMigration.Policy policy, boolean ballooned,
       boolean allowTcgPreCopy, boolean verify) throws Exception {
-    client.createNamespace(ns, 512 * MIB, 1);
+    client.namespaces().create(ns, 512 * MIB, 1);
     try (QemuVm source = QemuVm.start(spec("src", ns, gw, ballooned, false), tmp.resolve(ns + "-src"));
          QemuVm dest = QemuVm.start(spec("dst", ns, gw, ballooned, true), tmp.resolve(ns + "-dst"))) {
       source.awaitSerial("VMLAB: swap on", Duration.ofSeconds(90));
@@ -124,9 +124,10 @@ class QemuMigrationTest {
         source.balloon(160 * MIB);
       }
       running(source);
-      int port = io.vmd.meta.FreePorts.loopback(1).get(0).port();
-      QemuMigration.Result r = QemuMigration.migrate(source.qmp(), dest.qmp(), policy, "127.0.0.1", port,
-          125_000_000L, Duration.ofSeconds(120), m -> { }, null, allowTcgPreCopy);
+      int port = FreePorts.loopback(1).get(0).port();
+      QemuMigration.Result r = QemuMigration.newBuilder(source.qmp(), dest.qmp()).policy(policy)
+          .to("127.0.0.1", port).bandwidth(125_000_000L).timeout(Duration.ofSeconds(120))
+          .allowTcgPreCopy(allowTcgPreCopy).run();
       System.out.println("QEMU migration: " + r);
       assertThat(r.status()).isEqualTo("completed");
       if (verify) {

@@ -3,11 +3,10 @@ package io.vmd.migration.qemu;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vmd.client.ClientConfig;
 import io.vmd.client.VmdClient;
-import io.vmd.common.HostPort;
-import io.vmd.nbd.GatewayConfig;
+import io.vmd.migration.wss.WorkingSetTracker;
+import io.vmd.nbd.GatewayFixture;
 import io.vmd.nbd.NbdGateway;
 import io.vmd.server.MiniVmdCluster;
 import java.nio.file.Files;
@@ -44,9 +43,8 @@ class QemuVmTest {
     Path lab = vmlab();
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(2, 512 * MIB).start();
          VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()));
-         NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), client,
-             new SimpleMeterRegistry())) {
-      int id = client.createNamespace("wss-swap", 512 * MIB, 2).id();
+         NbdGateway gw = GatewayFixture.loopbackGateway(client)) {
+      int id = client.namespaces().create("wss-swap", 512 * MIB, 2).id();
       QemuVm.Spec spec = new QemuVm.Spec("wss", 512 * MIB, "wss-swap", gw.address(), lab.resolve("vmlinuz"),
           lab.resolve("initrd.gz"), "console=ttyS0 quiet panic=-1 vmlab.mode=vm vmlab.work=hotset vmlab.mb=256"
               + " vmlab.hot=32 vmlab.secs=24 vmlab.rate=8000", "tcg", false);
@@ -62,11 +60,11 @@ class QemuVmTest {
         vm.awaitSerial("VMLAB: hotset running", Duration.ofSeconds(120));
         BalloonReservation balloon = new BalloonReservation(vm.qmp(), 512 * MIB, 64 * MIB);
         // The paper's α, β and τ; steps of half a second rather than 2 s, so the test is short.
-        io.vmd.migration.wss.WorkingSetTracker.Settings settings = new io.vmd.migration.wss.WorkingSetTracker.Settings(
+        WorkingSetTracker.Settings settings = new WorkingSetTracker.Settings(
             0.95, 1.03, 4096, Duration.ofMillis(500), Duration.ofSeconds(5), 64 * MIB, 512 * MIB);
         long lowest = Long.MAX_VALUE;
         long grew = 0;
-        try (io.vmd.migration.wss.WorkingSetTracker tracker = new io.vmd.migration.wss.WorkingSetTracker(
+        try (WorkingSetTracker tracker = new WorkingSetTracker(
             () -> (long) gw.metrics("wss-swap").pagesIn() * 4096, balloon, settings)) {
           long previous = balloon.target();
           for (int i = 0; i < 34 && vm.alive(); i++) {

@@ -13,7 +13,10 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.Arrays;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -52,14 +55,14 @@ class PagemapTest {
       assertThat(line[3]).as("madvise(MADV_PAGEOUT)").isEqualTo("0");
       long[] e = Pagemap.read(p.pid(), address, PAGES);
       int q = PAGES / 4;
-      assertThat(Pagemap.count(java.util.Arrays.copyOfRange(e, 0, q))).isEqualTo(new Pagemap.Counts(q, 0, 0));
-      assertThat(Pagemap.count(java.util.Arrays.copyOfRange(e, q, 2 * q))).isEqualTo(new Pagemap.Counts(0, 0, q));
-      assertThat(Pagemap.count(java.util.Arrays.copyOfRange(e, 3 * q, 4 * q))).isEqualTo(new Pagemap.Counts(q, 0, 0));
-      long[] pagedOut = java.util.Arrays.copyOfRange(e, 2 * q, 3 * q);
+      assertThat(Pagemap.count(Arrays.copyOfRange(e, 0, q))).isEqualTo(new Pagemap.Counts(q, 0, 0));
+      assertThat(Pagemap.count(Arrays.copyOfRange(e, q, 2 * q))).isEqualTo(new Pagemap.Counts(0, 0, q));
+      assertThat(Pagemap.count(Arrays.copyOfRange(e, 3 * q, 4 * q))).isEqualTo(new Pagemap.Counts(q, 0, 0));
+      long[] pagedOut = Arrays.copyOfRange(e, 2 * q, 3 * q);
       assertThat(Pagemap.count(pagedOut).swapped()).as("pages pushed to swap").isEqualTo(q);
       assertThat(Pagemap.frame(e[0])).as("root sees frame numbers").isNotZero();
       int type = Pagemap.swapType(pagedOut[0]);
-      java.util.Set<Long> offsets = new java.util.HashSet<>();
+      Set<Long> offsets = new HashSet<>();
       try (FileChannel device = FileChannel.open(swap.path(), StandardOpenOption.READ, ExtendedOpenOption.DIRECT)) {
         ByteBuffer page = ByteBuffer.allocateDirect(2 * Pagemap.PAGE).alignedSlice(Pagemap.PAGE)
             .limit(Pagemap.PAGE).order(ByteOrder.nativeOrder());

@@ -7,6 +7,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.List;
 
 /** Test support: a swap file switched on for this host (needs root) and the pagemap probe program. */
@@ -30,7 +31,7 @@ public final class SwapFile implements AutoCloseable {
         ch.write(zeros);
       }
     }
-    Files.setPosixFilePermissions(file, java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
+    Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rw-------"));
     run(List.of("mkswap", file.toString()), false);
     run(List.of("swapon", file.toString()), false);
     return new SwapFile(file);

@@ -29,7 +29,7 @@ class SwapPageSourceTest {
     cluster = MiniVmdCluster.builder().servers(3, 64L << 20).start();
     source = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()));
     destination = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()));
-    source.createNamespace("vm1-swap", 16L << 20, 1);
+    source.namespaces().create("vm1-swap", 16L << 20, 1);
     swap = source.attach("vm1-swap", true);
   }
 

@@ -85,7 +85,7 @@ class WorkingSetTrackerTest {
     int wss = 1024;
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(2, 64L << 20).start();
         VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()))) {
-      client.createNamespace("wss-swap", (long) pages * 4096, 1);
+      client.namespaces().create("wss-swap", (long) pages * 4096, 1);
       EmulatedGuest g = EmulatedGuest.booted(pages, pages, client.attach("wss-swap", true));
       // The program reads and writes uniformly over 1024 pages at 6000 ops/s.
       DirtyRateWorkload w = new DirtyRateWorkload(pages, 1000, wss, 3000, 3000, 7);

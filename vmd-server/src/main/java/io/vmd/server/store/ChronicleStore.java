@@ -7,12 +7,14 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.concurrent.locks.StampedLock;
+import net.openhft.chronicle.hash.Data;
 import net.openhft.chronicle.map.ChronicleMap;
 import net.openhft.chronicle.map.ChronicleMapBuilder;
 import net.openhft.chronicle.map.ExternalMapQueryContext;
 import net.openhft.chronicle.map.MapEntry;
-import net.openhft.chronicle.hash.Data;
+import net.openhft.chronicle.map.MapSegmentContext;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -254,7 +256,7 @@ public final class ChronicleStore implements PageStore {
       int[] n = {0};
       while (segment < map.segments() && found < max) {
         n[0] = 0;
-        try (net.openhft.chronicle.map.MapSegmentContext<Long, byte[], ?> c = map.segmentContext(segment)) {
+        try (MapSegmentContext<Long, byte[], ?> c = map.segmentContext(segment)) {
           c.forEachSegmentEntry(e -> {
             long key = e.key().get();
             if (PageStore.namespaceOf(key) == namespace) {
@@ -275,10 +277,10 @@ public final class ChronicleStore implements PageStore {
   /** Removes the namespace's pages in [first, first + count), a segment at a time; holds the write lock. */
   private long removeWhere(int namespace, long first, long count) {
     long deleted = 0;
-    java.util.ArrayList<Long> keys = new java.util.ArrayList<>();
+    ArrayList<Long> keys = new ArrayList<>();
     for (int segment = 0; segment < map.segments(); segment++) {
       keys.clear();
-      try (net.openhft.chronicle.map.MapSegmentContext<Long, byte[], ?> c = map.segmentContext(segment)) {
+      try (MapSegmentContext<Long, byte[], ?> c = map.segmentContext(segment)) {
         c.forEachSegmentEntry(e -> {
           long key = e.key().get();
           long page = PageStore.pageOf(key);

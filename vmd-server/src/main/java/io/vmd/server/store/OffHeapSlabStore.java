@@ -1,10 +1,11 @@
 package io.vmd.server.store;
 
 import io.netty.buffer.ByteBuf;
-import io.vmd.common.PageCopy;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.UnpooledByteBufAllocator;
+import io.vmd.common.PageCopy;
 import io.vmd.protocol.Pages;
+import java.util.Arrays;
 import java.util.BitSet;
 import java.util.concurrent.locks.StampedLock;
 
@@ -78,7 +79,7 @@ public final class OffHeapSlabStore implements PageStore {
     chunkLive = new int[n];
     chunkFreeHead = new int[n];
     chunkBump = new int[n];
-    java.util.Arrays.fill(chunkFreeHead, NONE);
+    Arrays.fill(chunkFreeHead, NONE);
     index = new LongIntIndex(1024);
   }
 
@@ -323,7 +324,7 @@ public final class OffHeapSlabStore implements PageStore {
       chunks[c] = alloc.directBuffer(CHUNK_BYTES, CHUNK_BYTES);
       chunkStamps[c] = new long[CHUNK_SLOTS];
       chunkKeys[c] = new long[CHUNK_SLOTS];
-      java.util.Arrays.fill(chunkKeys[c], NO_KEY);
+      Arrays.fill(chunkKeys[c], NO_KEY);
       chunksAllocated.set(c);
       chunksWithRoom.set(c);
       emptyChunks++;

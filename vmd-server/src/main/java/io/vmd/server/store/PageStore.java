@@ -1,6 +1,7 @@
 package io.vmd.server.store;
 
 import io.netty.buffer.ByteBuf;
+import java.util.ArrayList;
 
 /**
  * Where a server keeps 4 KiB pages, keyed by (namespace id, page index).
@@ -61,7 +62,7 @@ public interface PageStore extends AutoCloseable {
 
   /** The whole listing at once, page at even positions and its stamp after: for tests and small namespaces. */
   default long[] list(int namespace) {
-    java.util.ArrayList<long[]> all = new java.util.ArrayList<>();
+    ArrayList<long[]> all = new ArrayList<>();
     long cursor = 0;
     do {
       cursor = list(namespace, cursor, 4096, (page, stamp) -> all.add(new long[] {page, stamp}));

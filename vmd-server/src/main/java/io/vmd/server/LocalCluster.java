@@ -1,80 +1,52 @@
 package io.vmd.server;
 
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.composite.CompositeMeterRegistry;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.vmd.common.ClusterKey;
 import io.vmd.common.HostPort;
+import io.vmd.meta.FreePorts;
+import io.vmd.meta.MetaConfig;
+import io.vmd.meta.MetaServer;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 import java.util.stream.Collectors;
+import java.util.stream.Stream;
 
 /**
- * A control plane (one voter, or three) and N vmd-servers in one JVM on 127.0.0.1 ports: the base
- * of every integration test and of {@code vmd up}. Fault injection is part of the API: {@link #kill}
- * stops a server abruptly (its connections drop), {@link #restart} brings it back on the same port
- * (with its pages when the server is persisted; an in-memory one comes back as a new member),
- * {@link #freeze} hangs it, {@link #killMeta} and {@link #restartMeta} do the same to a voter.
+ * A control plane (one voter, or three) and N vmd-servers in one JVM on loopback ports, started
+ * together and stopped together: what {@code vmd up}, the benchmarks and the warm-up run on. It only
+ * starts and stops; the tests' {@code MiniVmdCluster} (vmd-server's test-jar) builds fault injection
+ * on it through the package-private accessors below.
  */
-public final class MiniVmdCluster implements AutoCloseable {
+public final class LocalCluster implements AutoCloseable {
   private final List<ServerConfig> configs = new ArrayList<>();
-  private final List<io.vmd.meta.MetaServer> metas = new ArrayList<>();
-  private final List<io.vmd.meta.MetaConfig> metaConfigs = new ArrayList<>();
+  private final List<MetaServer> metas = new ArrayList<>();
+  private final List<MetaConfig> metaConfigs = new ArrayList<>();
   private Path metaRoot;
   private boolean ownMetaRoot;
   private final List<VmdServer> servers = new ArrayList<>();
   private final List<PrometheusMeterRegistry> registries = new ArrayList<>();
   private PrometheusMeterRegistry shared;
 
-  private MiniVmdCluster() {}
+  private LocalCluster() {}
 
   public static Builder builder() {
     return new Builder();
   }
 
-  public int size() {
-    return servers.size();
-  }
-
-  /** The server at {@code i}, or null while it is killed. */
-  public VmdServer server(int i) {
-    return servers.get(i);
-  }
-
-  /** Server {@code i}'s registry (the shared one, when the cluster was built with one). */
-  public PrometheusMeterRegistry registry(int i) {
-    return shared != null ? shared : registries.get(i);
-  }
-
-  private io.micrometer.core.instrument.MeterRegistry meterRegistryFor(int i) {
-    if (shared == null) {
-      PrometheusMeterRegistry own = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-      if (registries.size() > i) {
-        registries.set(i, own);
-      } else {
-        registries.add(own);
-      }
-      return own;
-    }
-    // One registry for every server: each server's meters carry server="i".
-    io.micrometer.core.instrument.composite.CompositeMeterRegistry tagged =
-        new io.micrometer.core.instrument.composite.CompositeMeterRegistry();
-    tagged.config().commonTags("server", String.valueOf(i));
-    tagged.add(shared);
-    if (registries.size() <= i) {
-      registries.add(null);
-    }
-    return tagged;
-  }
-
-  public HostPort address(int i) {
-    return configs.get(i).listen();
-  }
-
+  /** The servers' addresses. */
   public List<HostPort> addresses() {
     List<HostPort> out = new ArrayList<>();
-    for (int i = 0; i < configs.size(); i++) {
-      out.add(address(i));
+    for (ServerConfig c : configs) {
+      out.add(c.listen());
     }
     return out;
   }
@@ -82,7 +54,7 @@ public final class MiniVmdCluster implements AutoCloseable {
   /** The control plane's voters: what clients are given. */
   public List<HostPort> metaAddresses() {
     List<HostPort> out = new ArrayList<>();
-    for (io.vmd.meta.MetaConfig c : metaConfigs) {
+    for (MetaConfig c : metaConfigs) {
       out.add(c.listen());
     }
     return out;
@@ -93,36 +65,56 @@ public final class MiniVmdCluster implements AutoCloseable {
     return metaAddresses().stream().map(HostPort::toString).collect(Collectors.joining(","));
   }
 
-  /** Voter {@code i}, or null while it is killed. */
-  public io.vmd.meta.MetaServer meta(int i) {
-    return metas.get(i);
+  // ---------------------------------------------------------------- for the test kit
+
+  /** The running servers by index (null where one is stopped); the list itself, not a copy. */
+  List<VmdServer> servers() {
+    return servers;
   }
 
-  /** Stops voter {@code i} abruptly. */
-  public synchronized void killMeta(int i) {
-    io.vmd.meta.MetaServer m = metas.get(i);
-    if (m != null) {
-      metas.set(i, null);
-      m.close();
+  /** The running voters by index (null where one is stopped); the list itself, not a copy. */
+  List<MetaServer> metas() {
+    return metas;
+  }
+
+  ServerConfig serverConfig(int i) {
+    return configs.get(i);
+  }
+
+  MetaConfig metaConfig(int i) {
+    return metaConfigs.get(i);
+  }
+
+  /** Server {@code i}'s registry (the shared one, when the cluster was built with one). */
+  PrometheusMeterRegistry registry(int i) {
+    return shared != null ? shared : registries.get(i);
+  }
+
+  /** A new registry for (another life of) server {@code i}, or a view of the shared one tagged server="i". */
+  MeterRegistry meterRegistryFor(int i) {
+    if (shared == null) {
+      PrometheusMeterRegistry own = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+      if (registries.size() > i) {
+        registries.set(i, own);
+      } else {
+        registries.add(own);
+      }
+      return own;
     }
-  }
-
-  /** Starts voter {@code i} again from its log and snapshot. */
-  public synchronized void restartMeta(int i) {
-    killMeta(i);
-    metas.set(i, io.vmd.meta.MetaServer.start(metaConfigs.get(i)));
-  }
-
-  /** Server {@code i}'s slot in the control plane (what location tables store). */
-  public int slot(int i) {
-    return servers.get(i).member().slot();
+    CompositeMeterRegistry tagged = new CompositeMeterRegistry();
+    tagged.config().commonTags("server", String.valueOf(i));
+    tagged.add(shared);
+    if (registries.size() <= i) {
+      registries.add(null);
+    }
+    return tagged;
   }
 
   /**
    * Starts one more server like the first (store, cluster, key), joining the control plane while the
    * cluster runs; returns its index.
    */
-  public synchronized int addServer(long memoryBytes) throws InterruptedException {
+  synchronized int addServer(long memoryBytes) throws InterruptedException {
     ServerConfig like = configs.get(0);
     int i = configs.size();
     Path dir = like.dataDir() == null ? null : like.dataDir().resolveSibling("server-" + i);
@@ -134,42 +126,25 @@ public final class MiniVmdCluster implements AutoCloseable {
     return i;
   }
 
-  /** Stops server {@code i} at once: connections drop, an in-memory store loses its pages. */
-  public synchronized void kill(int i) {
-    VmdServer s = servers.get(i);
-    if (s != null) {
-      servers.set(i, null);
-      s.close();
-    }
-  }
-
-  /** Server {@code i} stops answering and reporting but keeps its connections (a hung host). */
-  public synchronized void freeze(int i) {
-    servers.get(i).freeze(true);
-  }
-
-  public synchronized void thaw(int i) {
-    servers.get(i).freeze(false);
-  }
-
-  /** Starts server {@code i} again on the same address and store settings. */
-  public synchronized void restart(int i) throws InterruptedException {
-    kill(i);
-    servers.set(i, VmdServer.start(configs.get(i), meterRegistryFor(i)));
-  }
-
+  /** Stops every server, then every voter; removes the control plane's directory if it made it. */
   @Override
   public synchronized void close() {
     for (int i = 0; i < servers.size(); i++) {
-      kill(i);
+      VmdServer s = servers.set(i, null);
+      if (s != null) {
+        s.close();
+      }
     }
     for (int i = 0; i < metas.size(); i++) {
-      killMeta(i);
+      MetaServer m = metas.set(i, null);
+      if (m != null) {
+        m.close();
+      }
     }
     if (ownMetaRoot && metaRoot != null) {
-      try (java.util.stream.Stream<Path> walk = java.nio.file.Files.walk(metaRoot)) {
-        walk.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-      } catch (java.io.IOException e) {
+      try (Stream<Path> walk = Files.walk(metaRoot)) {
+        walk.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+      } catch (IOException e) {
         // a temporary directory: left for the OS
       }
     }
@@ -183,10 +158,12 @@ public final class MiniVmdCluster implements AutoCloseable {
     private Duration availabilityInterval = Duration.ofMillis(200);
     private String host = "127.0.0.1";
     private PrometheusMeterRegistry sharedRegistry;
-    private io.vmd.common.ClusterKey clusterKey;
+    private ClusterKey clusterKey;
     private int voters = 1;
     private Path metaDir;
     private HostPort metaListen;
+
+    private Builder() {}
 
     /** Runs the control plane with this many voters (1 or 3; default 1). */
     public Builder metaVoters(int n) {
@@ -208,7 +185,7 @@ public final class MiniVmdCluster implements AutoCloseable {
     }
 
     /** Every server requires this cluster key from its clients. */
-    public Builder clusterKey(io.vmd.common.ClusterKey key) {
+    public Builder clusterKey(ClusterKey key) {
       this.clusterKey = key;
       return this;
     }
@@ -260,23 +237,22 @@ public final class MiniVmdCluster implements AutoCloseable {
       return this;
     }
 
-    public MiniVmdCluster start() throws InterruptedException {
-      MiniVmdCluster c = new MiniVmdCluster();
+    public LocalCluster start() throws InterruptedException {
+      LocalCluster c = new LocalCluster();
       c.shared = sharedRegistry;
       try {
         if (metaDir != null) {
           c.metaRoot = metaDir;
         } else {
-          c.metaRoot = java.nio.file.Files.createTempDirectory("vmd-meta");
+          c.metaRoot = Files.createTempDirectory("vmd-meta");
           c.ownMetaRoot = true;
         }
         List<HostPort> voterAddresses = metaListen != null && metaListen.port() != 0 ? List.of(metaListen)
-            : io.vmd.meta.FreePorts.loopback(voters);
+            : FreePorts.loopback(voters);
         for (HostPort a : voterAddresses) {
-          io.vmd.meta.MetaConfig mc = new io.vmd.meta.MetaConfig(a, voterAddresses,
-              c.metaRoot.resolve("voter-" + a.port()), cluster, 1000);
+          MetaConfig mc = new MetaConfig(a, voterAddresses, c.metaRoot.resolve("voter-" + a.port()), cluster, 1000);
           c.metaConfigs.add(mc);
-          c.metas.add(io.vmd.meta.MetaServer.start(mc));
+          c.metas.add(MetaServer.start(mc));
         }
         for (int i = 0; i < memories.size(); i++) {
           ServerConfig cfg = new ServerConfig(new HostPort(host, 0), memories.get(i), store,
@@ -290,9 +266,9 @@ public final class MiniVmdCluster implements AutoCloseable {
       } catch (InterruptedException | RuntimeException e) {
         c.close();
         throw e;
-      } catch (java.io.IOException e) {
+      } catch (IOException e) {
         c.close();
-        throw new java.io.UncheckedIOException(e);
+        throw new UncheckedIOException(e);
       }
       return c;
     }
