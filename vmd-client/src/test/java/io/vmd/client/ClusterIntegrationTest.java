@@ -12,6 +12,7 @@ import io.vmd.common.HostPort;
 import io.vmd.common.MetricsEndpoint;
 import io.vmd.protocol.ErrorCode;
 import io.vmd.protocol.Pages;
+import io.vmd.server.LocalCluster;
 import io.vmd.server.MiniVmdCluster;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -42,7 +43,7 @@ class ClusterIntegrationTest {
     }
   }
 
-  private MiniVmdCluster cluster(MiniVmdCluster.Builder b) throws InterruptedException {
+  private MiniVmdCluster cluster(LocalCluster.Builder<MiniVmdCluster> b) throws InterruptedException {
     MiniVmdCluster c = b.start();
     closeables.add(c);
     return c;

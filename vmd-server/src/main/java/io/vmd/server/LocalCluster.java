@@ -17,6 +17,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.function.Function;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 
@@ -38,8 +39,13 @@ public final class LocalCluster implements AutoCloseable {
 
   private LocalCluster() {}
 
-  public static Builder builder() {
-    return new Builder();
+  public static Builder<LocalCluster> builder() {
+    return new Builder<>(c -> c);
+  }
+
+  /** A builder whose {@code start()} hands the started cluster to {@code wrap} (the test kit's way in). */
+  static <C> Builder<C> builder(Function<LocalCluster, C> wrap) {
+    return new Builder<>(wrap);
   }
 
   /** The servers' addresses. */
@@ -150,7 +156,9 @@ public final class LocalCluster implements AutoCloseable {
     }
   }
 
-  public static final class Builder {
+  /** The cluster's settings; {@code C} is what {@link #start} gives: the cluster, or the test kit's wrapper of it. */
+  public static final class Builder<C> {
+    private final Function<LocalCluster, C> wrap;
     private final List<Long> memories = new ArrayList<>();
     private String store = "slab";
     private Path dataRoot;
@@ -163,41 +171,43 @@ public final class LocalCluster implements AutoCloseable {
     private Path metaDir;
     private HostPort metaListen;
 
-    private Builder() {}
+    private Builder(Function<LocalCluster, C> wrap) {
+      this.wrap = wrap;
+    }
 
     /** Runs the control plane with this many voters (1 or 3; default 1). */
-    public Builder metaVoters(int n) {
+    public Builder<C> metaVoters(int n) {
       this.voters = n;
       return this;
     }
 
     /** Runs a single voter on this address (port 0: a free one). */
-    public Builder metaListen(HostPort address) {
+    public Builder<C> metaListen(HostPort address) {
       this.metaListen = address;
       this.voters = 1;
       return this;
     }
 
     /** Keeps the control plane's log and snapshots here (default: a temporary directory, deleted at close). */
-    public Builder metaDir(Path dir) {
+    public Builder<C> metaDir(Path dir) {
       this.metaDir = dir;
       return this;
     }
 
     /** Every server requires this cluster key from its clients. */
-    public Builder clusterKey(ClusterKey key) {
+    public Builder<C> clusterKey(ClusterKey key) {
       this.clusterKey = key;
       return this;
     }
 
     /** Registers every server's meters in this one registry, tagged server="i". */
-    public Builder metrics(PrometheusMeterRegistry registry) {
+    public Builder<C> metrics(PrometheusMeterRegistry registry) {
       this.sharedRegistry = registry;
       return this;
     }
 
     /** Adds {@code count} servers of {@code memoryBytes} each. */
-    public Builder servers(int count, long memoryBytes) {
+    public Builder<C> servers(int count, long memoryBytes) {
       for (int i = 0; i < count; i++) {
         memories.add(memoryBytes);
       }
@@ -205,39 +215,39 @@ public final class LocalCluster implements AutoCloseable {
     }
 
     /** Adds one server of {@code memoryBytes}. */
-    public Builder server(long memoryBytes) {
+    public Builder<C> server(long memoryBytes) {
       memories.add(memoryBytes);
       return this;
     }
 
     /** Persisted Chronicle stores, one directory per server under {@code root}. */
-    public Builder persisted(Path root) {
+    public Builder<C> persisted(Path root) {
       this.store = "chronicle";
       this.dataRoot = root;
       return this;
     }
 
-    public Builder store(String engine) {
+    public Builder<C> store(String engine) {
       this.store = engine;
       return this;
     }
 
-    public Builder cluster(String name) {
+    public Builder<C> cluster(String name) {
       this.cluster = name;
       return this;
     }
 
-    public Builder host(String bindHost) {
+    public Builder<C> host(String bindHost) {
       this.host = bindHost;
       return this;
     }
 
-    public Builder availabilityInterval(Duration interval) {
+    public Builder<C> availabilityInterval(Duration interval) {
       this.availabilityInterval = interval;
       return this;
     }
 
-    public LocalCluster start() throws InterruptedException {
+    public C start() throws InterruptedException {
       LocalCluster c = new LocalCluster();
       c.shared = sharedRegistry;
       try {
@@ -270,7 +280,7 @@ public final class LocalCluster implements AutoCloseable {
         c.close();
         throw new UncheckedIOException(e);
       }
-      return c;
+      return wrap.apply(c);
     }
   }
 }

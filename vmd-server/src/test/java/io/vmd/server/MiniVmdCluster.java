@@ -1,11 +1,8 @@
 package io.vmd.server;
 
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
-import io.vmd.common.ClusterKey;
 import io.vmd.common.HostPort;
 import io.vmd.meta.MetaServer;
-import java.nio.file.Path;
-import java.time.Duration;
 import java.util.List;
 
 /**
@@ -23,8 +20,9 @@ public final class MiniVmdCluster implements AutoCloseable {
     this.cluster = cluster;
   }
 
-  public static Builder builder() {
-    return new Builder();
+  /** {@link LocalCluster}'s builder, whose {@code start()} gives a cluster with fault injection. */
+  public static LocalCluster.Builder<MiniVmdCluster> builder() {
+    return LocalCluster.builder(MiniVmdCluster::new);
   }
 
   /** The cluster as {@code vmd up} runs it (for code that takes one). */
@@ -119,76 +117,5 @@ public final class MiniVmdCluster implements AutoCloseable {
   @Override
   public void close() {
     cluster.close();
-  }
-
-  /** {@link LocalCluster.Builder}'s settings; {@link #start} gives a cluster with fault injection. */
-  public static final class Builder {
-    private final LocalCluster.Builder local = LocalCluster.builder();
-
-    private Builder() {}
-
-    public Builder metaVoters(int n) {
-      local.metaVoters(n);
-      return this;
-    }
-
-    public Builder metaListen(HostPort address) {
-      local.metaListen(address);
-      return this;
-    }
-
-    public Builder metaDir(Path dir) {
-      local.metaDir(dir);
-      return this;
-    }
-
-    public Builder clusterKey(ClusterKey key) {
-      local.clusterKey(key);
-      return this;
-    }
-
-    public Builder metrics(PrometheusMeterRegistry registry) {
-      local.metrics(registry);
-      return this;
-    }
-
-    public Builder servers(int count, long memoryBytes) {
-      local.servers(count, memoryBytes);
-      return this;
-    }
-
-    public Builder server(long memoryBytes) {
-      local.server(memoryBytes);
-      return this;
-    }
-
-    public Builder persisted(Path root) {
-      local.persisted(root);
-      return this;
-    }
-
-    public Builder store(String engine) {
-      local.store(engine);
-      return this;
-    }
-
-    public Builder cluster(String name) {
-      local.cluster(name);
-      return this;
-    }
-
-    public Builder host(String bindHost) {
-      local.host(bindHost);
-      return this;
-    }
-
-    public Builder availabilityInterval(Duration interval) {
-      local.availabilityInterval(interval);
-      return this;
-    }
-
-    public MiniVmdCluster start() throws InterruptedException {
-      return new MiniVmdCluster(local.start());
-    }
   }
 }
