@@ -87,6 +87,11 @@ final class BenchCommand {
         description = "Latency CDF plot, SVG (default: ${DEFAULT-VALUE}).")
     Path plot;
 
+    @Option(names = "--baseline-jar", paramLabel = "JAR",
+        description = "A/B: also measure vmd-nbd with VMD's processes run from this vmd.jar (another build), "
+            + "right after vmd-nbd, and print the ratio of the two.")
+    Path baselineJar;
+
     @Override
     public Integer call() throws Exception {
       List<String> missing = new ArrayList<>();
@@ -105,9 +110,22 @@ final class BenchCommand {
       FaultBenchOptions options = FaultBenchOptions.builder().targets(targets).workloads(workloads)
           .seconds(seconds, warmUp == null ? seconds : warmUp).regionBytes(region).replicas(replicas).phases(phases)
           .clients(clients).inProcess(inProcess).launcher(launcher(), vmdJvmOptions)
-          .output(json, csv, plot, bench.vmd.json).build();
+          .output(json, csv, plot, bench.vmd.json).baseline(baseline()).build();
       new FaultBench(options, System.out, System.err).run();
       return 0;
+    }
+
+    /** The launcher with the baseline jar as its class path, or empty without one. */
+    private List<String> baseline() {
+      if (baselineJar == null) {
+        return List.of();
+      }
+      if (!Files.isReadable(baselineJar)) {
+        throw new IllegalArgumentException("--baseline-jar " + baselineJar + ": no such file");
+      }
+      List<String> cmd = new ArrayList<>(launcher());
+      cmd.set(cmd.indexOf("-cp") + 1, baselineJar.toAbsolutePath().toString());
+      return cmd;
     }
 
     /**

@@ -1,13 +1,6 @@
 package io.vmd.bench.fault;
 
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import io.vmd.client.ClientConfig;
-import io.vmd.client.Namespace;
 import io.vmd.client.VmdClient;
-import io.vmd.common.HostPort;
-import io.vmd.nbd.GatewayConfig;
-import io.vmd.nbd.NbdGateway;
-import io.vmd.server.LocalCluster;
 import java.io.PrintStream;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
@@ -30,10 +23,8 @@ import org.HdrHistogram.Histogram;
  * process of its own (the harness only drives load), so CPU per request, JIT time and pauses are read
  * per process. Every workload is measured warm (after each workload has run once) and cold (on freshly
  * started processes, right after the region is filled): a restarted gateway under a swapping VM lives
- * in the cold row. *
- * <p>Why one file of about 570 lines: it is the run's script (targets x replicas x phases x
- * workloads, in the order the table prints them); the targets, drivers, processes and output live in
- * classes of their own beside it.
+ * in the cold row. With a baseline build ({@link FaultBenchOptions#baseline}), {@code vmd-nbd@base}
+ * runs right after {@code vmd-nbd}: an A/B of two builds in one run.
  */
 public final class FaultBench {
 
@@ -57,6 +48,8 @@ public final class FaultBench {
 
   private final FaultBenchOptions options;
   private final PrintStream out;
+  /** The gateway target run from the baseline build (see {@link FaultBenchOptions#baseline}). */
+  static final String BASELINE = "vmd-nbd@base";
   private final PrintStream progress;
   private final List<Row> rows = new ArrayList<>();
   /** Each row's latency distribution, where its client recorded one (fio reports percentiles only). */
@@ -94,8 +87,8 @@ public final class FaultBench {
         continue;
       }
       for (String client : options.clients()) {
-        for (String name : options.targets()) {
-          if (client.equals("fio") && !(name.equals("vmd-nbd") || name.startsWith("nbdkit") || name.equals("null-nbd"))) {
+        for (String name : targets()) {
+          if (client.equals("fio") && !(name.startsWith("vmd-nbd") || name.startsWith("nbdkit") || name.equals("null-nbd"))) {
             progress.printf("[%s] not measured with fio: it speaks no NBD%n", name);
             continue;
           }
@@ -117,6 +110,21 @@ public final class FaultBench {
     }
     writeFiles();
     return rows;
+  }
+
+  /**
+   * The targets in the order they run: with a baseline build, {@code vmd-nbd@base} right after
+   * {@code vmd-nbd}, so that the two builds meet the same machine within minutes of each other.
+   */
+  private List<String> targets() {
+    List<String> out = new ArrayList<>();
+    for (String t : options.targets()) {
+      out.add(t);
+      if (t.equals("vmd-nbd") && !options.baseline().isEmpty() && !options.targets().contains(BASELINE)) {
+        out.add(BASELINE);
+      }
+    }
+    return out;
   }
 
   /** One target started once and filled; each workload run once to warm up, then each measured. */
@@ -241,12 +249,13 @@ public final class FaultBench {
         if (options.inProcess()) {
           return VmdStack.start(options.regionBytes(), replicas, name.equals("vmd-nbd"));
         }
-        DeployedStack stack = DeployedStack.start(options.launcher(), options.jvmOptions(), options.regionBytes(),
-            replicas, name.equals("vmd-nbd"));
-        for (String line : stack.warmUps()) {
-          progress.println("  " + line);
+        return deployed(options.launcher(), replicas, name.equals("vmd-nbd"));
+      case BASELINE: {
+        if (options.baseline().isEmpty() || options.inProcess()) {
+          throw new IllegalArgumentException(BASELINE + " needs --baseline-jar and VMD as separate processes");
         }
-        return stack;
+        return deployed(options.baseline(), replicas, true);
+      }
       case "nbdkit":
         return ExternalNbd.of("nbdkit", List.of("nbdkit"), nbdkit("memory", String.valueOf(options.regionBytes())));
       case "nbdkit-hop":
@@ -282,130 +291,22 @@ public final class FaultBench {
         };
       }
       default:
-        throw new IllegalArgumentException("unknown target '" + name + "' (vmd-nbd, vmd-direct, nbdkit, nbdkit-hop, null-nbd, redis)");
+        throw new IllegalArgumentException("unknown target '" + name
+            + "' (vmd-nbd, vmd-nbd@base, vmd-direct, nbdkit, nbdkit-hop, null-nbd, redis)");
     }
+  }
+
+  /** VMD as deployed, its processes started by {@code launcher}; says how each warmed up. */
+  private DeployedStack deployed(List<String> launcher, int replicas, boolean viaNbd) throws Exception {
+    DeployedStack stack = DeployedStack.start(launcher, options.jvmOptions(), options.regionBytes(), replicas, viaNbd);
+    for (String line : stack.warmUps()) {
+      progress.println("  " + line);
+    }
+    return stack;
   }
 
   private static List<String> nbdkit(String plugin, String arg) {
     return List.of("nbdkit", "-f", "-i", "127.0.0.1", "-p", "%PORT%", plugin, arg);
-  }
-
-  /**
-   * An NBD yardstick made of processes started here, each in front of the one before it: a command's
-   * {@code %BEHIND%} is the port of the process started before it; clients attach to the last.
-   */
-  private record ExternalNbd(String name, List<String> names, List<ExternalProcess> started) implements Target {
-    @SafeVarargs
-    static ExternalNbd of(String name, List<String> names, List<String>... commands) throws Exception {
-      List<ExternalProcess> started = new ArrayList<>();
-      try {
-        for (List<String> command : commands) {
-          String behind = started.isEmpty() ? "" : String.valueOf(started.get(started.size() - 1).port);
-          started.add(ExternalProcess.start(command.stream().map(a -> a.replace("%BEHIND%", behind)).toList()));
-        }
-        return new ExternalNbd(name, names, started);
-      } catch (Exception e) {
-        new ExternalNbd(name, names, started).close();
-        throw e;
-      }
-    }
-
-    private int port() {
-      return started.get(started.size() - 1).port;
-    }
-
-    @Override
-    public Driver driver() throws Exception {
-      return new NbdLoadClient("127.0.0.1", port(), "");
-    }
-
-    @Override
-    public String nbdUri() {
-      return "nbd://127.0.0.1:" + port() + "/";
-    }
-
-    @Override
-    public List<Watched> processes() {
-      List<Watched> watched = new ArrayList<>();
-      for (int i = 0; i < started.size(); i++) {
-        watched.add(new Watched(names.get(i), started.get(i).pid(), null));
-      }
-      return watched;
-    }
-
-    /** Front first, so that no process loses what is behind it while a client is attached. */
-    @Override
-    public void close() throws Exception {
-      Exception first = null;
-      for (int i = started.size() - 1; i >= 0; i--) {
-        try {
-          started.get(i).close();
-        } catch (Exception e) {
-          first = first == null ? e : first;
-        }
-      }
-      if (first != null) {
-        throw first;
-      }
-    }
-  }
-
-  /** Two servers, a client and (for vmd-nbd) a gateway, in this JVM on loopback ports. */
-  static final class VmdStack implements Target {
-    private final LocalCluster cluster;
-    private final VmdClient client;
-    private final NbdGateway gateway;
-    private final Namespace direct;
-
-    private VmdStack(LocalCluster cluster, VmdClient client, NbdGateway gateway, Namespace direct) {
-      this.cluster = cluster;
-      this.client = client;
-      this.gateway = gateway;
-      this.direct = direct;
-    }
-
-    static VmdStack start(long region, int replicas, boolean viaNbd) throws Exception {
-      LocalCluster cluster = LocalCluster.builder().servers(2, region).start();
-      VmdClient client = null;
-      try {
-        client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withIoThreads(Runtime.getRuntime().availableProcessors()));
-        client.namespaces().create("bench", region, replicas);
-        if (viaNbd) {
-          NbdGateway gw = NbdGateway.start(new GatewayConfig(new HostPort("127.0.0.1", 0), "bench"), client,
-              new SimpleMeterRegistry());
-          return new VmdStack(cluster, client, gw, null);
-        }
-        return new VmdStack(cluster, client, null, client.attach("bench", true));
-      } catch (Exception e) {
-        if (client != null) {
-          client.close();
-        }
-        cluster.close();
-        throw e;
-      }
-    }
-
-    public String name() {
-      return gateway != null ? "vmd-nbd" : "vmd-direct";
-    }
-
-    public Driver driver() throws Exception {
-      return gateway != null
-          ? new NbdLoadClient("127.0.0.1", gateway.address().port(), "bench")
-          : new DirectDriver(direct);
-    }
-
-    public String nbdUri() {
-      return gateway == null ? null : "nbd://127.0.0.1:" + gateway.address().port() + "/bench";
-    }
-
-    public void close() {
-      if (gateway != null) {
-        gateway.close();
-      }
-      client.close();
-      cluster.close();
-    }
   }
 
   /**
@@ -462,11 +363,11 @@ public final class FaultBench {
               if (y == null) {
                 continue;
               }
-              String yLabel = y.label().substring(phase.length() + 1);
-              out.printf(Locale.ROOT, "  %-40s %9.2f %9.2f %9.2f %9.2f %10.2f %9.2f %10s %11.2f%n",
-                  r.label() + " / " + yLabel, r.p50() / y.p50(), r.p90() / y.p90(), r.p99() / y.p99(),
-                  r.p999() / y.p999(), r.iops() / y.iops(), r.mbPerSecond() / y.mbPerSecond(), "",
-                  r.cpuMicrosPerOp() / y.cpuMicrosPerOp());
+              printRatio(r, y, phase);
+            }
+            Row base = r.target().equals("vmd-nbd") ? find(BASELINE, r.replicas(), phase, client, w.name()) : null;
+            if (base != null) {
+              printRatio(r, base, phase);
             }
             printFloor(r, phase, client, w);
           }
@@ -486,6 +387,15 @@ public final class FaultBench {
       }
     }
     out.flush();
+  }
+
+  /** One row over another, column by column. */
+  private void printRatio(Row r, Row y, String phase) {
+    String yLabel = y.label().substring(phase.length() + 1);
+    out.printf(Locale.ROOT, "  %-40s %9.2f %9.2f %9.2f %9.2f %10.2f %9.2f %10s %11.2f%n",
+        r.label() + " / " + yLabel, r.p50() / y.p50(), r.p90() / y.p90(), r.p99() / y.p99(),
+        r.p999() / y.p999(), r.iops() / y.iops(), r.mbPerSecond() / y.mbPerSecond(), "",
+        r.cpuMicrosPerOp() / y.cpuMicrosPerOp());
   }
 
   /**

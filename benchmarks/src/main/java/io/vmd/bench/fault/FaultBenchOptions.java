@@ -17,10 +17,13 @@ import java.util.List;
  * @param inProcess VMD's servers and gateway in the harness's JVM instead of processes of their own
  * @param launcher how to start a vmd process: java, its options, -cp, the main class
  * @param jvmOptions more JVM options for the VMD processes
+ * @param baseline how to start a vmd process of another build (an A/B run: target {@code vmd-nbd@base}
+ *     runs on it beside {@code vmd-nbd}); empty: none
  */
 public record FaultBenchOptions(List<String> targets, List<String> workloads, double seconds, double warmUpSeconds,
     long regionBytes, List<Integer> replicas, List<String> phases, List<String> clients, boolean inProcess,
-    List<String> launcher, List<String> jvmOptions, Path json, Path csv, Path plot, boolean jsonToStdout) {
+    List<String> launcher, List<String> jvmOptions, Path json, Path csv, Path plot, boolean jsonToStdout,
+    List<String> baseline) {
 
   /** Options set by name; what is not set is empty, zero or false. */
   public static Builder builder() {
@@ -44,6 +47,7 @@ public record FaultBenchOptions(List<String> targets, List<String> workloads, do
     private Path csv;
     private Path plot;
     private boolean jsonToStdout;
+    private List<String> baseline = List.of();
 
     private Builder() {}
 
@@ -105,9 +109,15 @@ public record FaultBenchOptions(List<String> targets, List<String> workloads, do
       return this;
     }
 
+    /** Also measures {@code vmd-nbd@base}: VMD's processes started by {@code launcher}, another build's. */
+    public Builder baseline(List<String> launcher) {
+      this.baseline = launcher;
+      return this;
+    }
+
     public FaultBenchOptions build() {
       return new FaultBenchOptions(targets, workloads, seconds, warmUpSeconds, regionBytes, replicas, phases, clients,
-          inProcess, launcher, jvmOptions, json, csv, plot, jsonToStdout);
+          inProcess, launcher, jvmOptions, json, csv, plot, jsonToStdout, baseline);
     }
   }
 }
