@@ -1,0 +1,111 @@
+package io.vmd.common.tls;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Set;
+
+/**
+ * A directory of certificates, laid out as CockroachDB's: {@code ca.crt} (and, unless kept elsewhere,
+ * {@code ca.key}), {@code node.crt}/{@code node.key} for a server host, and
+ * {@code client.NAME.crt}/{@code client.NAME.key} for each client identity. The directory is 0700 and
+ * every key 0600, written so that no other user can read it even for a moment.
+ */
+public final class CertsDir {
+  private static final Set<PosixFilePermission> DIR = PosixFilePermissions.fromString("rwx------");
+  private static final Set<PosixFilePermission> KEY = PosixFilePermissions.fromString("rw-------");
+  private static final Set<PosixFilePermission> CERT = PosixFilePermissions.fromString("rw-r--r--");
+
+  private final Path dir;
+
+  public CertsDir(Path dir) {
+    this.dir = dir;
+  }
+
+  public Path path() {
+    return dir;
+  }
+
+  public Path caCert() {
+    return dir.resolve("ca.crt");
+  }
+
+  public Path caKey() {
+    return dir.resolve("ca.key");
+  }
+
+  public Path nodeCert() {
+    return dir.resolve("node.crt");
+  }
+
+  public Path nodeKey() {
+    return dir.resolve("node.key");
+  }
+
+  public Path clientCert(String name) {
+    return dir.resolve("client." + name + ".crt");
+  }
+
+  public Path clientKey(String name) {
+    return dir.resolve("client." + name + ".key");
+  }
+
+  /**
+   * Makes the directory (and its parents) 0700 if it does not exist; returns a warning when it exists
+   * and other users may enter it, else null.
+   */
+  public String create() throws IOException {
+    if (!Files.isDirectory(dir)) {
+      Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(DIR));
+      Files.setPosixFilePermissions(dir, DIR); // the umask may have taken bits away, never added: set exactly
+      return null;
+    }
+    Set<PosixFilePermission> p = Files.getPosixFilePermissions(dir);
+    if (p.contains(PosixFilePermission.GROUP_EXECUTE) || p.contains(PosixFilePermission.OTHERS_EXECUTE)) {
+      return "warning: " + dir + " is open to other users (" + PosixFilePermissions.toString(p)
+          + "); keys belong in a directory of mode 0700";
+    }
+    return null;
+  }
+
+  /** Writes a private key as a new file of mode 0600; an existing file is kept unless {@code overwrite}. */
+  public void writeKey(Path file, String pem, boolean overwrite) throws IOException {
+    write(file, pem, KEY, overwrite);
+  }
+
+  /** Writes a certificate (public) as a file of mode 0644. */
+  public void writeCert(Path file, String pem, boolean overwrite) throws IOException {
+    write(file, pem, CERT, overwrite);
+  }
+
+  private static void write(Path file, String pem, Set<PosixFilePermission> mode, boolean overwrite) throws IOException {
+    if (overwrite) {
+      Files.deleteIfExists(file);
+    }
+    try {
+      // Created with its mode: a key is never readable by others, not even between create and chmod.
+      Files.createFile(file, PosixFilePermissions.asFileAttribute(mode));
+    } catch (FileAlreadyExistsException e) {
+      throw new FileAlreadyExistsException(file + " exists: keep it, or pass --overwrite to replace it");
+    }
+    Files.setPosixFilePermissions(file, mode);
+    Files.writeString(file, pem, StandardCharsets.US_ASCII);
+  }
+
+  /** A warning when a key file may be read by its group or others, else null. */
+  public static String keyPermissionWarning(Path key) throws IOException {
+    Set<PosixFilePermission> p = Files.getPosixFilePermissions(key);
+    for (PosixFilePermission bad : new PosixFilePermission[] {PosixFilePermission.GROUP_READ,
+        PosixFilePermission.OTHERS_READ, PosixFilePermission.GROUP_WRITE, PosixFilePermission.OTHERS_WRITE}) {
+      if (p.contains(bad)) {
+        return "warning: private key " + key + " is readable or writable by other users ("
+            + PosixFilePermissions.toString(p) + "); chmod 600 it";
+      }
+    }
+    return null;
+  }
+}

@@ -1,0 +1,31 @@
+package io.vmd.common.tls;
+
+import java.util.Locale;
+
+/**
+ * What a certificate's holder may do in a cluster. It is written into the certificate (its subject's
+ * OU), so a peer's role is what the cluster's CA signed, never what the peer says.
+ */
+public enum Role {
+  /** Operators and their tools: namespaces, membership, hand-offs, {@code --force}. */
+  ADMIN,
+  /** A gateway or host agent: claims, renews and releases its own leases; reads and writes pages. */
+  GATEWAY,
+  /** A memory server: registers itself and reports its own state; serves pages. */
+  SERVER;
+
+  /** The name used on the command line and in certificates: lower case. */
+  public String label() {
+    return name().toLowerCase(Locale.ROOT);
+  }
+
+  /** The role named {@code label}, or IllegalArgumentException naming the choices. */
+  public static Role parse(String label) {
+    for (Role r : values()) {
+      if (r.label().equals(label.trim().toLowerCase(Locale.ROOT))) {
+        return r;
+      }
+    }
+    throw new IllegalArgumentException("unknown role '" + label + "' (admin, gateway, server)");
+  }
+}
