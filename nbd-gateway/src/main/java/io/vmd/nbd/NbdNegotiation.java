@@ -193,6 +193,7 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
           ctx.writeAndFlush(optionReply(ctx, option, NbdProtocol.REP_ACK, 0));
           ctx.pipeline().addFirst("tls", gateway.tls().newHandler(ctx.alloc()));
           tlsActive = true;
+          discardPlaintext(ctx);
         }
         break;
       case NbdProtocol.OPT_INFO:
@@ -213,6 +214,20 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
         break;
       default:
         reply(ctx, option, NbdProtocol.REP_ERR_UNSUP, "option " + option + " is not supported");
+    }
+  }
+
+  /**
+   * Bytes that came after NBD_OPT_STARTTLS but before TLS started are dropped unread: whoever is on the
+   * path could have injected them, and acted on inside TLS they would pass for the client's (the
+   * STARTTLS injection nbdkit fixed as CVE-2021-3716). A real client waits for the ACK and sends none.
+   */
+  private void discardPlaintext(ChannelHandlerContext ctx) {
+    int injected = buf.readableBytes();
+    if (injected > 0) {
+      LOG.warn("dropping {} bytes that {} sent in the clear after NBD_OPT_STARTTLS", injected,
+          ctx.channel().remoteAddress());
+      buf.skipBytes(injected);
     }
   }
 

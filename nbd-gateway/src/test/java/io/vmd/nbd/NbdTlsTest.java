@@ -5,9 +5,20 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vmd.common.HostPort;
+import io.vmd.common.tls.CertificateAuthority;
+import io.vmd.common.tls.Pem;
+import java.io.BufferedOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.KeyStore;
+import java.time.Duration;
+import java.util.List;
 import java.util.Random;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLSocket;
+import javax.net.ssl.TrustManagerFactory;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -60,6 +71,55 @@ class NbdTlsTest {
       assertThat(plain.exit()).as("a client without TLS").isNotZero();
       // NBD_REP_ERR_TLS_REQD, which libnbd reports as ENOTSUP.
       assertThat(plain.err()).contains("server replied with error").contains("not supported");
+    }
+  }
+
+  /**
+   * Bytes a man in the middle appends in the clear right after the client's NBD_OPT_STARTTLS must not
+   * be read as options once TLS is on (CVE-2021-3716 in nbdkit): here an injected
+   * NBD_OPT_STRUCTURED_REPLY. Inside TLS, the client's first option must get the first reply.
+   */
+  @Test
+  void plaintextSentAfterStartTlsIsDroppedNotActedOnInsideTls() throws Exception {
+    CertificateAuthority ca = CertificateAuthority.create(Duration.ofDays(1));
+    CertificateAuthority.Issued node = ca.issueNode(List.of("127.0.0.1"), Duration.ofDays(1));
+    Path cert = Files.writeString(dir.resolve("node.crt"), Pem.of(node.certificate()));
+    Path key = Files.writeString(dir.resolve("node.key"), Pem.of(node.key()));
+    try (GatewayFixture fx = new GatewayFixture(1, 16 * MIB);
+        NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)).withTls(cert, key),
+            fx.client, new SimpleMeterRegistry());
+        RawNbdClient raw = new RawNbdClient("127.0.0.1", gw.address().port())) {
+      // STARTTLS and the injected option in one write, as they would arrive.
+      raw.out.writeLong(NbdProtocol.IHAVEOPT);
+      raw.out.writeInt(NbdProtocol.OPT_STARTTLS);
+      raw.out.writeInt(0);
+      raw.out.writeLong(NbdProtocol.IHAVEOPT);
+      raw.out.writeInt(NbdProtocol.OPT_STRUCTURED_REPLY);
+      raw.out.writeInt(0);
+      raw.out.flush();
+      RawNbdClient.OptionReply ack = raw.readOptionReply();
+      assertThat(ack.option()).isEqualTo(NbdProtocol.OPT_STARTTLS);
+      assertThat(ack.type()).isEqualTo(NbdProtocol.REP_ACK);
+
+      KeyStore trust = KeyStore.getInstance("PKCS12");
+      trust.load(null, null);
+      trust.setCertificateEntry("ca", ca.certificate());
+      TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+      tmf.init(trust);
+      SSLContext tls = SSLContext.getInstance("TLS");
+      tls.init(null, tmf.getTrustManagers(), null);
+      try (SSLSocket s = (SSLSocket) tls.getSocketFactory().createSocket(raw.socket, "127.0.0.1",
+          gw.address().port(), false)) {
+        s.startHandshake();
+        DataOutputStream out = new DataOutputStream(new BufferedOutputStream(s.getOutputStream()));
+        DataInputStream in = new DataInputStream(s.getInputStream());
+        out.writeLong(NbdProtocol.IHAVEOPT);
+        out.writeInt(NbdProtocol.OPT_LIST);
+        out.writeInt(0);
+        out.flush();
+        assertThat(in.readLong()).isEqualTo(NbdProtocol.OPTION_REPLY_MAGIC);
+        assertThat(in.readInt()).as("the option the first reply inside TLS answers").isEqualTo(NbdProtocol.OPT_LIST);
+      }
     }
   }
 }
