@@ -46,6 +46,16 @@ final class ServerCommand implements Callable<Integer> {
       description = "How often free memory is pushed to clients (default: ${DEFAULT-VALUE}).")
   Duration availabilityInterval;
 
+  @Option(names = "--max-connections", defaultValue = "4096", paramLabel = "N",
+      description = "Connections this server keeps open at once; past it new ones are closed at accept "
+          + "(default: ${DEFAULT-VALUE}).")
+  int maxConnections;
+
+  @Option(names = "--hello-timeout", defaultValue = "10s", paramLabel = "DURATION", converter = Vmd.DurationConverter.class,
+      description = "How long a connection may take to say HELLO (and prove the cluster key) before it is closed "
+          + "(default: ${DEFAULT-VALUE}).")
+  Duration helloTimeout;
+
   @Option(names = "--io-threads", defaultValue = "0", description = "Event loop threads (0: one per core).")
   int ioThreads;
 
@@ -77,8 +87,11 @@ final class ServerCommand implements Callable<Integer> {
       metaVoter = MetaServer.start(new MetaConfig(HostPort.parse(voter), meta, dir,
           vmd.cluster, 1000));
     }
-    ServerConfig cfg = new ServerConfig(HostPort.parse(listen), memory, store, dataDir, vmd.cluster,
-        availabilityInterval, ioThreads, vmd.clusterKey(), meta, advertise == null ? null : HostPort.parse(advertise));
+    ServerConfig cfg = ServerConfig.builder(HostPort.parse(listen), memory).store(store, dataDir).cluster(vmd.cluster)
+        .availabilityInterval(availabilityInterval).ioThreads(ioThreads).clusterKey(vmd.clusterKey()).meta(meta)
+        .advertise(advertise == null ? null : HostPort.parse(advertise))
+        .limits(new ServerConfig.Limits(maxConnections, helloTimeout, ServerConfig.Limits.DEFAULT.preAuthFrameBytes()))
+        .build();
     PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     VmdServer server;
     MetricsEndpoint endpoint;

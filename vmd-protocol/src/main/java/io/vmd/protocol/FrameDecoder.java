@@ -8,19 +8,33 @@ import java.util.List;
 /**
  * Splits the byte stream into frames. Emits each frame body (header + payload, without the length
  * prefix) as a retained slice of the inbound buffer: no copy and, with pooled buffers, no garbage.
- * A length outside [header, max] means framing is lost: it throws {@link ProtocolException}.
+ * A length outside [header, max] means framing is lost: it throws {@link ProtocolException}. A server
+ * starts a connection with a small max, raised by {@link #authenticated} once the peer has proved
+ * itself, so that a peer that has not cannot make it buffer a 4 MiB frame.
  */
 public final class FrameDecoder extends ByteToMessageDecoder {
-  private final int maxFrame;
+  private int maxFrame;
+  private final int maxAuthenticated;
 
   public FrameDecoder() {
     this(Frame.MAX_FRAME);
   }
 
   public FrameDecoder(int maxFrame) {
-    this.maxFrame = maxFrame;
+    this(maxFrame, maxFrame);
+  }
+
+  /** Frames of at most {@code untilAuthenticated} bytes until {@link #authenticated}, then {@code max}. */
+  public FrameDecoder(int untilAuthenticated, int max) {
+    this.maxFrame = untilAuthenticated;
+    this.maxAuthenticated = max;
     // Page frames are up to 4 MiB and arrive in many reads: gather them without copying.
     setCumulator(COMPOSITE_CUMULATOR);
+  }
+
+  /** The peer has proved itself: frames up to the full maximum from now on. */
+  public void authenticated() {
+    maxFrame = maxAuthenticated;
   }
 
   @Override

@@ -124,8 +124,9 @@ public final class LocalCluster implements AutoCloseable {
     ServerConfig like = configs.get(0);
     int i = configs.size();
     Path dir = like.dataDir() == null ? null : like.dataDir().resolveSibling("server-" + i);
-    ServerConfig cfg = new ServerConfig(new HostPort(like.listen().host(), 0), memoryBytes, like.store(), dir,
-        like.cluster(), like.availabilityInterval(), 1, like.clusterKey(), like.meta(), null);
+    ServerConfig cfg = ServerConfig.builder(new HostPort(like.listen().host(), 0), memoryBytes).store(like.store(), dir)
+        .cluster(like.cluster()).availabilityInterval(like.availabilityInterval()).ioThreads(1)
+        .clusterKey(like.clusterKey()).meta(like.meta()).limits(like.limits()).build();
     VmdServer s = VmdServer.start(cfg, meterRegistryFor(i));
     configs.add(cfg.withListen(s.address()));
     servers.add(s);
@@ -265,9 +266,10 @@ public final class LocalCluster implements AutoCloseable {
           c.metas.add(MetaServer.start(mc));
         }
         for (int i = 0; i < memories.size(); i++) {
-          ServerConfig cfg = new ServerConfig(new HostPort(host, 0), memories.get(i), store,
-              dataRoot == null ? null : dataRoot.resolve("server-" + i), cluster, availabilityInterval, 1, clusterKey)
-              .withMeta(voterAddresses);
+          ServerConfig cfg = ServerConfig.builder(new HostPort(host, 0), memories.get(i))
+              .store(store, dataRoot == null ? null : dataRoot.resolve("server-" + i)).cluster(cluster)
+              .availabilityInterval(availabilityInterval).ioThreads(1).clusterKey(clusterKey).meta(voterAddresses)
+              .build();
           VmdServer s = VmdServer.start(cfg, c.meterRegistryFor(i));
           // Pin the chosen port so that a restart comes back at the same address.
           c.configs.add(cfg.withListen(s.address()));

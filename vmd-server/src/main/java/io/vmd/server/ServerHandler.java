@@ -10,6 +10,7 @@ import io.vmd.common.ClusterKey;
 import io.vmd.protocol.Codec;
 import io.vmd.protocol.ErrorCode;
 import io.vmd.protocol.Frame;
+import io.vmd.protocol.FrameDecoder;
 import io.vmd.protocol.Hello;
 import io.vmd.protocol.NamespaceRecord;
 import io.vmd.protocol.Op;
@@ -121,7 +122,7 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
         server.availability());
     ClusterKey key = server.config().clusterKey();
     if (key == null) {
-      helloDone = true;
+      authenticated(ctx);
       reply(ctx, Codec.frame(ctx.alloc(), Op.HELLO, Frame.FLAG_REPLY, 0, Frame.requestId(f), 0, 0, 0, 0,
           b -> Codec.writeHello(b, hello)));
       server.clients().add(ctx.channel());
@@ -143,6 +144,20 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
         }));
   }
 
+  /** HELLO (and, keyed, AUTH) is done: full-size frames from now on. */
+  private void authenticated(ChannelHandlerContext ctx) {
+    helloDone = true;
+    FrameDecoder frames = ctx.pipeline().get(FrameDecoder.class);
+    if (frames != null) {
+      frames.authenticated();
+    }
+  }
+
+  /** Whether this connection has said HELLO (and proved the key): read on its event loop. */
+  boolean authenticated() {
+    return helloDone;
+  }
+
   /** The client's half of a keyed HELLO: its proof, or the connection ends. */
   private void auth(ChannelHandlerContext ctx, ByteBuf f) {
     byte[] expected = expectedProof;
@@ -158,7 +173,7 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
       return;
     }
     expectedProof = null;
-    helloDone = true;
+    authenticated(ctx);
     reply(ctx, Codec.frame(ctx.alloc(), Op.AUTH, Frame.FLAG_REPLY, 0, Frame.requestId(f), 0, 0, 0, 0, null));
     server.clients().add(ctx.channel());
   }

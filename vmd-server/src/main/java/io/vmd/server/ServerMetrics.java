@@ -62,6 +62,12 @@ final class ServerMetrics {
     }
   }
 
+  /** A connection closed before it was served: over the connection limit, or silent past the HELLO deadline. */
+  void connectionRefused(String reason) {
+    Counter.builder("vmd.server.connections.refused").description("connections closed unserved, by reason")
+        .tag("reason", reason).register(registry).increment();
+  }
+
   /** Removes this server's meters, so that a server restarted in the same registry starts clean. */
   void close() {
     for (Meter m : registry.getMeters()) {

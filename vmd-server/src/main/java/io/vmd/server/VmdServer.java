@@ -21,6 +21,7 @@ import io.vmd.meta.Member;
 import io.vmd.meta.MetaException;
 import io.vmd.protocol.Availability;
 import io.vmd.protocol.Codec;
+import io.vmd.protocol.Frame;
 import io.vmd.protocol.FrameDecoder;
 import io.vmd.protocol.NamespaceRecord;
 import io.vmd.protocol.Op;
@@ -97,11 +98,23 @@ public final class VmdServer implements AutoCloseable {
         .childHandler(new ChannelInitializer<SocketChannel>() {
           @Override
           protected void initChannel(SocketChannel ch) {
+            ServerConfig.Limits limits = config.limits();
+            if (connections.size() >= limits.maxConnections()) {
+              metrics.connectionRefused("limit");
+              LOG.warn("refusing a connection from {}: {} are open, the most this server takes (--max-connections)",
+                  ch.remoteAddress(), connections.size());
+              ch.close();
+              return;
+            }
             connections.add(ch);
             if (frozen) {
               ch.config().setAutoRead(false); // a hung host accepts (the kernel does) but answers nothing
             }
-            ch.pipeline().addLast("frames", new FrameDecoder()).addLast("vmd", new ServerHandler(VmdServer.this));
+            ServerHandler handler = new ServerHandler(VmdServer.this);
+            ch.pipeline().addLast("frames", new FrameDecoder(limits.preAuthFrameBytes(), Frame.MAX_FRAME))
+                .addLast("vmd", handler);
+            ch.eventLoop().schedule(() -> closeIfSilent(ch, handler), limits.helloTimeout().toMillis(),
+                TimeUnit.MILLISECONDS);
           }
         });
     HostPort at = config.listen();
@@ -110,6 +123,21 @@ public final class VmdServer implements AutoCloseable {
     pushTask = group.next().scheduleAtFixedRate(this::pushAvailability, every, every, TimeUnit.MILLISECONDS);
     LOG.info("vmd-server on {} ({} store, {} capacity, {} transport, cluster '{}')", address(),
         store.engine(), Sizes.format(config.memoryBytes()), Transports.name(), config.cluster());
+  }
+
+  /** Connections open now, served or not. */
+  int connectionCount() {
+    return connections.size();
+  }
+
+  /** A connection that has not said HELLO (and proved the key) in time is closed; a frozen server does nothing. */
+  private void closeIfSilent(Channel ch, ServerHandler handler) {
+    if (!handler.authenticated() && ch.isActive() && !frozen) {
+      metrics.connectionRefused("hello_timeout");
+      LOG.warn("closing the connection from {}: no HELLO in {} ms", ch.remoteAddress(),
+          config.limits().helloTimeout().toMillis());
+      ch.close();
+    }
   }
 
   private void pushAvailability() {
