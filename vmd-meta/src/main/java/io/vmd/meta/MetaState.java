@@ -13,6 +13,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.BitSet;
 import java.util.Deque;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -34,6 +35,8 @@ final class MetaState {
   private int nextSlot = 1;
   private final Map<String, Member> members = new LinkedHashMap<>();
   private final TreeMap<Integer, NamespaceMeta> namespaces = new TreeMap<>();
+  /** Namespace ids by name (a name never changes for an id): creates and claims find one at once. */
+  private final HashMap<String, Integer> idsByName = new HashMap<>();
   private final Deque<Tombstone> tombstones = new ArrayDeque<>();
 
   synchronized MetaView view() {
@@ -66,6 +69,42 @@ final class MetaState {
     } catch (IOException e) {
       return MetaCodec.error(ErrorCode.BAD_REQUEST, "malformed control-plane query: " + e);
     }
+  }
+
+  // Quotas: every command is bounded whoever sends it, so no caller can grow the state (and every
+  // snapshot and view) without limit or hold a namespace for long after it has gone. Constants, not
+  // settings: every voter must judge a command the same way.
+
+  /** The longest server id, owner id or host name taken. */
+  static final int MAX_ID_LENGTH = 128;
+  /** Namespaces that may exist at once. */
+  static final int MAX_NAMESPACES = 65_536;
+  /** The longest lease a claim or renewal may ask for: a dead owner blocks its namespaces at most this long. */
+  static final long MAX_LEASE_MILLIS = 60_000;
+
+  /** Why {@code id} is not an acceptable {@code what}, or null. */
+  private static String badId(String what, String id) {
+    if (id.isEmpty()) {
+      return "empty " + what;
+    }
+    if (id.length() > MAX_ID_LENGTH) {
+      return what + " of " + id.length() + " characters is over the " + MAX_ID_LENGTH + "-character limit";
+    }
+    for (int i = 0; i < id.length(); i++) {
+      if (Character.isISOControl(id.charAt(i))) {
+        return what + " with a control character";
+      }
+    }
+    return null;
+  }
+
+  private static String badLease(long leaseMillis) {
+    return leaseMillis <= 0 || leaseMillis > MAX_LEASE_MILLIS
+        ? "a lease of " + leaseMillis + " ms is outside 1.." + MAX_LEASE_MILLIS + " ms" : null;
+  }
+
+  private static byte[] refused(String why) {
+    return MetaCodec.error(ErrorCode.BAD_REQUEST, why);
   }
 
   /**
@@ -114,8 +153,10 @@ final class MetaState {
   // ---------------------------------------------------------------- membership
 
   private byte[] register(String id, HostPort address, boolean persistent) {
-    if (id.isEmpty()) {
-      return MetaCodec.error(ErrorCode.BAD_REQUEST, "empty server id");
+    String bad = badId("server id", id);
+    bad = bad != null ? bad : badId("server host", address.host());
+    if (bad != null) {
+      return refused(bad);
     }
     Member m = members.get(id);
     if (m != null && m.status() == ServerStatus.REMOVED) {
@@ -197,12 +238,8 @@ final class MetaState {
   // ---------------------------------------------------------------- namespaces
 
   private NamespaceMeta byName(String name) {
-    for (NamespaceMeta n : namespaces.values()) {
-      if (n.name().equals(name)) {
-        return n;
-      }
-    }
-    return null;
+    Integer id = idsByName.get(name);
+    return id == null ? null : namespaces.get(id);
   }
 
   private byte[] create(String name, long size, int replicas) {
@@ -222,11 +259,16 @@ final class MetaState {
     if (byName(name) != null) {
       return MetaCodec.error(ErrorCode.EXISTS, "namespace '" + name + "' exists");
     }
+    if (namespaces.size() >= MAX_NAMESPACES) {
+      return MetaCodec.error(ErrorCode.NO_SPACE, "the cluster holds " + namespaces.size()
+          + " namespaces, the most it takes; delete some first");
+    }
     if (nextNamespaceId > NamespaceRecord.MAX_ID) {
       return MetaCodec.error(ErrorCode.NO_SPACE, "every namespace id has been used");
     }
     NamespaceMeta n = new NamespaceMeta(nextNamespaceId++, name, size, replicas, 0, "", 0, new int[0]);
     namespaces.put(n.id(), n);
+    idsByName.put(n.name(), n.id());
     changed();
     return MetaCodec.ok(o -> MetaCodec.writeNamespace(o, n));
   }
@@ -241,6 +283,7 @@ final class MetaState {
           + "; stop its writer first, or delete with --force");
     }
     namespaces.remove(n.id());
+    idsByName.remove(n.name());
     Tombstone t = new Tombstone(n.id(), n.name(), now);
     tombstones.addLast(t);
     while (tombstones.size() > TOMBSTONES_KEPT) {
@@ -261,8 +304,10 @@ final class MetaState {
     if (n == null) {
       return MetaCodec.error(ErrorCode.NO_NAMESPACE, "no namespace named '" + name + "'");
     }
-    if (owner.isEmpty()) {
-      return MetaCodec.error(ErrorCode.BAD_REQUEST, "empty owner id");
+    String bad = badId("owner id", owner);
+    bad = bad != null ? bad : badLease(leaseMillis);
+    if (bad != null) {
+      return refused(bad);
     }
     if (expectedEpoch >= 0 && expectedEpoch != n.epoch()) {
       return MetaCodec.error(ErrorCode.STALE_EPOCH, "namespace '" + name + "' is at epoch " + n.epoch()
@@ -304,10 +349,15 @@ final class MetaState {
    * holds was handed to another.
    */
   private byte[] renew(String owner, long leaseMillis) {
+    String bad = badId("owner id", owner);
+    bad = bad != null ? bad : badLease(leaseMillis);
+    if (bad != null) {
+      return refused(bad);
+    }
     List<long[]> held = new ArrayList<>();
     for (Map.Entry<Integer, NamespaceMeta> e : namespaces.entrySet()) {
       NamespaceMeta n = e.getValue();
-      if (n.owner().equals(owner) && !owner.isEmpty()) {
+      if (n.owner().equals(owner)) {
         // Renewals do not change the version: followers of the view need not wake for them.
         e.setValue(n.with(n.epoch(), owner, Math.max(n.leaseUntilMillis(), now + leaseMillis), n.servers()));
         held.add(new long[] {n.id(), n.epoch()});
@@ -391,8 +441,10 @@ final class MetaState {
       members.put(m.id(), m);
     }
     namespaces.clear();
+    idsByName.clear();
     for (NamespaceMeta n : v.namespaces()) {
       namespaces.put(n.id(), n);
+      idsByName.put(n.name(), n.id());
     }
     tombstones.clear();
     tombstones.addAll(v.tombstones());

@@ -77,6 +77,34 @@ class MetaStateTest {
   }
 
   @Test
+  void quotasBoundIdsLeasesAndTheNumberOfNamespaces() throws Exception {
+    String longId = "g".repeat(MetaState.MAX_ID_LENGTH + 1);
+    assertThat(error(register(longId, "127.0.0.1:7401", false))).isEqualTo(ErrorCode.BAD_REQUEST);
+    assertThat(error(register("s\n1", "127.0.0.1:7401", false))).isEqualTo(ErrorCode.BAD_REQUEST);
+    assertThat(error(register("s1", "h".repeat(MetaState.MAX_ID_LENGTH + 1) + ":7401", false)))
+        .isEqualTo(ErrorCode.BAD_REQUEST);
+    assertThat(error(register("g".repeat(MetaState.MAX_ID_LENGTH), "127.0.0.1:7401", false))).isEqualTo(ErrorCode.OK);
+
+    assertThat(error(create("vm"))).isEqualTo(ErrorCode.OK);
+    assertThat(error(claim("vm", longId, 5_000, false))).isEqualTo(ErrorCode.BAD_REQUEST);
+    assertThat(error(claim("vm", "gw", MetaState.MAX_LEASE_MILLIS + 1, false))).isEqualTo(ErrorCode.BAD_REQUEST);
+    assertThat(error(claim("vm", "gw", 0, false))).isEqualTo(ErrorCode.BAD_REQUEST);
+    assertThat(error(claim("vm", "gw", MetaState.MAX_LEASE_MILLIS, false))).isEqualTo(ErrorCode.OK);
+    assertThat(error(renew("gw", 24 * 3600_000L))).isEqualTo(ErrorCode.BAD_REQUEST);
+    // A refused renewal changed nothing: the lease is still the one granted, and runs out.
+    clock += MetaState.MAX_LEASE_MILLIS + 1;
+    assertThat(error(claim("vm", "other", 5_000, false))).isEqualTo(ErrorCode.OK);
+    assertThat(ok(claim("vm", "gw", 5_000, false), MetaCodec::readNamespace).owner()).isEqualTo("other");
+
+    for (int i = 1; i < MetaState.MAX_NAMESPACES; i++) {
+      assertThat(error(create("n" + i))).isEqualTo(ErrorCode.OK);
+    }
+    assertThat(error(create("one-more"))).isEqualTo(ErrorCode.NO_SPACE);
+    assertThat(error(delete("n1", false))).isEqualTo(ErrorCode.OK);
+    assertThat(error(create("one-more"))).isEqualTo(ErrorCode.OK);
+  }
+
+  @Test
   void namespaceIdsAreNeverReusedAfterADelete() throws Exception {
     NamespaceMeta a = ok(create("a"), MetaCodec::readNamespace);
     NamespaceMeta b = ok(create("b"), MetaCodec::readNamespace);
