@@ -17,7 +17,7 @@ final class VmDir {
   Path root;
 
   Path of(String name) {
-    return root.resolve(name);
+    return root.resolve(QemuVm.checkName(name));
   }
 
   /** The QMP connection of VM {@code name}, with a clear error when there is none or it is stopped. */

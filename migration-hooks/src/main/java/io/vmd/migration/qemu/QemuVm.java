@@ -1,11 +1,14 @@
 package io.vmd.migration.qemu;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.vmd.common.HostPort;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -28,6 +31,7 @@ public final class QemuVm implements AutoCloseable {
   public static final String PID = "qemu.pid";
   public static final String LOG = "qemu.log";
   public static final String SPEC = "vm.properties";
+  private static final ObjectMapper JSON = new ObjectMapper();
 
   /**
    * What a VM is made of.
@@ -43,15 +47,16 @@ public final class QemuVm implements AutoCloseable {
   public record Spec(String name, long memoryBytes, String namespace, HostPort gateway, Path kernel, Path initrd,
       String append, String accel, boolean incoming) {
     public Spec {
-      if (!name.matches("[A-Za-z0-9._-]{1,64}")) {
-        throw new IllegalArgumentException("VM name '" + name + "': use 1-64 letters, digits, '.', '_' or '-'");
-      }
+      checkName(name);
       if (memoryBytes < (64L << 20)) {
         throw new IllegalArgumentException("a VM needs at least 64 MiB of memory");
       }
     }
 
-    /** The QEMU command line, its files in {@code dir}. */
+    /**
+     * The QEMU command line, its files in {@code dir}. Nothing a user names is pasted into QEMU's
+     * comma-separated option syntax unescaped: the disk is JSON, paths in options have commas doubled.
+     */
     public List<String> commandLine(Path dir) {
       List<String> c = new ArrayList<>(List.of("qemu-system-x86_64", "-name", name));
       for (String a : accel.split(":")) {
@@ -60,12 +65,11 @@ public final class QemuVm implements AutoCloseable {
       }
       c.addAll(List.of("-cpu", "max", "-smp", "1", "-m", (memoryBytes >> 20) + "M",
           "-kernel", kernel.toString(), "-initrd", initrd.toString(), "-append", append,
-          "-blockdev", "driver=nbd,node-name=swap0,server.type=inet,server.host=" + gateway.host()
-              + ",server.port=" + gateway.port() + ",export=" + namespace,
+          "-blockdev", blockdev(),
           "-device", "virtio-blk-pci,drive=swap0,id=swapdisk",
           "-device", "virtio-balloon-pci,id=balloon0",
-          "-qmp", "unix:" + dir.resolve(QMP) + ",server=on,wait=off",
-          "-serial", "file:" + dir.resolve(SERIAL),
+          "-qmp", "unix:" + optionValue(dir.resolve(QMP).toString()) + ",server=on,wait=off",
+          "-serial", "file:" + optionValue(dir.resolve(SERIAL).toString()),
           "-display", "none", "-monitor", "none", "-nic", "none", "-no-reboot",
           "-pidfile", dir.resolve(PID).toString()));
       if (incoming) {
@@ -73,6 +77,13 @@ public final class QemuVm implements AutoCloseable {
         c.add("defer");
       }
       return c;
+    }
+
+    /** The swap disk: QEMU's NBD client on the gateway's export, as -blockdev's JSON form. */
+    String blockdev() {
+      ObjectNode d = JSON.createObjectNode().put("driver", "nbd").put("node-name", "swap0").put("export", namespace);
+      d.putObject("server").put("type", "inet").put("host", gateway.host()).put("port", String.valueOf(gateway.port()));
+      return d.toString();
     }
   }
 
@@ -93,7 +104,9 @@ public final class QemuVm implements AutoCloseable {
    * removed) and connects to its QMP socket. QEMU outlives this JVM unless {@link #close} stops it.
    */
   public static QemuVm start(Spec spec, Path dir) throws IOException {
-    Files.createDirectories(dir);
+    // 0700: its QMP socket controls the VM and its serial log shows the guest; no other user may reach them.
+    Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+    Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx------"));
     Files.deleteIfExists(dir.resolve(QMP));
     Files.deleteIfExists(dir.resolve(SERIAL));
     Files.deleteIfExists(dir.resolve(PID));
@@ -203,5 +216,22 @@ public final class QemuVm implements AutoCloseable {
     } finally {
       qmp.close();
     }
+  }
+
+  /**
+   * Refuses a VM name that is not 1-64 letters, digits, '.', '_' or '-', or is '.' or '..': it names
+   * the VM's directory and QEMU's -name.
+   */
+  public static String checkName(String name) {
+    if (name == null || !name.matches("[A-Za-z0-9._-]{1,64}") || name.equals(".") || name.equals("..")) {
+      throw new IllegalArgumentException("VM name '" + name + "': use 1-64 letters, digits, '.', '_' or '-', "
+          + "not '.' or '..' (it names the VM's directory)");
+    }
+    return name;
+  }
+
+  /** A value inside QEMU's comma-separated option syntax: a comma is written twice. */
+  static String optionValue(String value) {
+    return value.replace(",", ",,");
   }
 }
