@@ -9,5 +9,5 @@ cd "$(dirname "$(readlink -f "$0")")"
 export PATH="$PATH:/usr/sbin:/sbin"
 bin/ensure-deps qemu-utils:qemu-img libnbd-bin:nbdinfo fio:fio nbdkit:nbdkit qemu-system-x86:qemu-system-x86_64 \
   busybox-static:busybox nbd-client:nbd-client cpio:cpio gcc:gcc redis-server:redis-server \
-  util-linux:mkswap mount:swapon openssl:openssl prometheus:promtool
+  util-linux:mkswap mount:swapon openssl:openssl prometheus:promtool tcpdump:tcpdump
 exec ./mvnw -B -ntp verify "$@"

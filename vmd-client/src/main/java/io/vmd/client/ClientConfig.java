@@ -2,6 +2,7 @@ package io.vmd.client;
 
 import io.vmd.common.ClusterKey;
 import io.vmd.common.HostPort;
+import io.vmd.common.tls.ClusterTls;
 import java.time.Duration;
 import java.util.List;
 
@@ -23,6 +24,7 @@ import java.util.List;
  * @param maxQueuedBytes bytes of requests one server connection may queue while the server does not
  *     take them (its socket is full): past it, new requests to that server fail at once as UNAVAILABLE
  *     (a write is placed elsewhere, a read asks another replica) instead of growing memory
+ * @param tls mutual TLS with servers (this client's certificate, the cluster's CA), or null for plaintext
  */
 public record ClientConfig(
     List<HostPort> meta,
@@ -35,7 +37,8 @@ public record ClientConfig(
     ClusterKey clusterKey,
     Duration lease,
     Duration attachWait,
-    long maxQueuedBytes) {
+    long maxQueuedBytes,
+    ClusterTls tls) {
   public static final long DEFAULT_MAX_QUEUED_BYTES = 64L << 20;
 
   public ClientConfig {
@@ -59,13 +62,13 @@ public record ClientConfig(
 
   public static ClientConfig of(List<HostPort> meta) {
     return new ClientConfig(meta, "vmd", "round-robin", Duration.ofSeconds(3), Duration.ofSeconds(10), 2,
-        Duration.ofSeconds(3), null, null, null, 0);
+        Duration.ofSeconds(3), null, null, null, 0, null);
   }
 
   private ClientConfig with(String cluster, String placement, int ioThreads, Duration downAfter,
       ClusterKey key, Duration requestTimeout, Duration lease, Duration attachWait) {
     return new ClientConfig(meta, cluster, placement, connectTimeout, requestTimeout, ioThreads, downAfter, key,
-        lease, attachWait, maxQueuedBytes);
+        lease, attachWait, maxQueuedBytes, tls);
   }
 
   public ClientConfig withPlacement(String policy) {
@@ -98,7 +101,7 @@ public record ClientConfig(
 
   public ClientConfig withConnectTimeout(Duration d) {
     return new ClientConfig(meta, cluster, placement, d, requestTimeout, ioThreads, downAfter, clusterKey, lease,
-        attachWait, maxQueuedBytes);
+        attachWait, maxQueuedBytes, tls);
   }
 
   public ClientConfig withLease(Duration d) {
@@ -111,7 +114,13 @@ public record ClientConfig(
 
   public ClientConfig withMaxQueuedBytes(long bytes) {
     return new ClientConfig(meta, cluster, placement, connectTimeout, requestTimeout, ioThreads, downAfter, clusterKey,
-        lease, attachWait, bytes);
+        lease, attachWait, bytes, tls);
+  }
+
+  /** Mutual TLS with every server: this client proves who it is, and each server must be a node of the CA. */
+  public ClientConfig withTls(ClusterTls t) {
+    return new ClientConfig(meta, cluster, placement, connectTimeout, requestTimeout, ioThreads, downAfter, clusterKey,
+        lease, attachWait, maxQueuedBytes, t);
   }
 
   /** How long an operation made of several requests may take: its requests' deadline and a margin. */

@@ -15,11 +15,16 @@ import io.netty.channel.EventLoopGroup;
 import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.handler.codec.DecoderException;
+import io.netty.handler.ssl.SslHandler;
+import io.netty.handler.ssl.SslHandshakeCompletionEvent;
 import io.netty.util.collection.LongObjectHashMap;
 import io.netty.util.concurrent.ScheduledFuture;
 import io.vmd.common.ClusterKey;
 import io.vmd.common.FlushBatch;
 import io.vmd.common.Transports;
+import io.vmd.common.tls.ClusterTls;
+import io.vmd.common.tls.Identity;
+import io.vmd.common.tls.Role;
 import io.vmd.protocol.Codec;
 import io.vmd.protocol.ErrorCode;
 import io.vmd.protocol.Frame;
@@ -34,6 +39,7 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import javax.net.ssl.SSLPeerUnverifiedException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -123,6 +129,9 @@ final class ServerConnection {
         .handler(new ChannelInitializer<SocketChannel>() {
           @Override
           protected void initChannel(SocketChannel ch) {
+            if (config.tls() != null) {
+              ch.pipeline().addLast(config.tls().clientHandler(ch.alloc(), state.address()));
+            }
             ch.pipeline().addLast(new FrameDecoder()).addLast(new Handler());
           }
         });
@@ -429,13 +438,17 @@ final class ServerConnection {
   }
 
   private void failAll(String why) {
+    failAll(new VmdException(ErrorCode.UNAVAILABLE, why));
+  }
+
+  private void failAll(VmdException why) {
     List<Pending> all;
     synchronized (pending) {
       all = new ArrayList<>(pending.values());
       pending.clear();
     }
     for (Pending p : all) {
-      p.onFailure(new VmdException(ErrorCode.UNAVAILABLE, why));
+      p.onFailure(why);
     }
   }
 
@@ -541,6 +554,36 @@ final class ServerConnection {
       failAll("connection to server " + state.address() + " closed");
       drainBacklog(ctx.channel());
       scheduleReconnect();
+    }
+
+    /**
+     * With TLS, the server must prove it is a node of the cluster's CA at the address dialled (its
+     * certificate's role is server); else this client refuses it, for good (UNAUTHORIZED).
+     */
+    @Override
+    public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+      if (evt instanceof SslHandshakeCompletionEvent done) {
+        String refusal = null;
+        if (!done.isSuccess()) {
+          refusal = "TLS with server " + state.address() + " failed: " + done.cause().getMessage();
+        } else {
+          try {
+            Identity server = ClusterTls.peer(ctx.pipeline().get(SslHandler.class));
+            if (server.role() != Role.SERVER) {
+              refusal = "server " + state.address() + " presented the certificate of " + server + ", not a server's";
+            }
+          } catch (SSLPeerUnverifiedException | IllegalArgumentException e) {
+            refusal = "server " + state.address() + ": " + e.getMessage();
+          }
+        }
+        if (refusal != null) {
+          LOG.warn("{}", refusal);
+          failAll(new VmdException(ErrorCode.UNAUTHORIZED, refusal));
+          ctx.close();
+          return;
+        }
+      }
+      ctx.fireUserEventTriggered(evt);
     }
 
     @Override

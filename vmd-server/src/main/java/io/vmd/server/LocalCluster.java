@@ -6,6 +6,7 @@ import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vmd.common.ClusterKey;
 import io.vmd.common.HostPort;
+import io.vmd.common.tls.ClusterTls;
 import io.vmd.meta.FreePorts;
 import io.vmd.meta.MetaConfig;
 import io.vmd.meta.MetaServer;
@@ -126,7 +127,7 @@ public final class LocalCluster implements AutoCloseable {
     Path dir = like.dataDir() == null ? null : like.dataDir().resolveSibling("server-" + i);
     ServerConfig cfg = ServerConfig.builder(new HostPort(like.listen().host(), 0), memoryBytes).store(like.store(), dir)
         .cluster(like.cluster()).availabilityInterval(like.availabilityInterval()).ioThreads(1)
-        .clusterKey(like.clusterKey()).meta(like.meta()).limits(like.limits()).build();
+        .clusterKey(like.clusterKey()).meta(like.meta()).limits(like.limits()).tls(like.tls()).build();
     VmdServer s = VmdServer.start(cfg, meterRegistryFor(i));
     configs.add(cfg.withListen(s.address()));
     servers.add(s);
@@ -171,6 +172,7 @@ public final class LocalCluster implements AutoCloseable {
     private int voters = 1;
     private Path metaDir;
     private HostPort metaListen;
+    private ClusterTls tls;
 
     private Builder(Function<LocalCluster, C> wrap) {
       this.wrap = wrap;
@@ -192,6 +194,12 @@ public final class LocalCluster implements AutoCloseable {
     /** Keeps the control plane's log and snapshots here (default: a temporary directory, deleted at close). */
     public Builder<C> metaDir(Path dir) {
       this.metaDir = dir;
+      return this;
+    }
+
+    /** Every server speaks mutual TLS with its clients, with this node certificate. */
+    public Builder<C> tls(ClusterTls nodeTls) {
+      this.tls = nodeTls;
       return this;
     }
 
@@ -269,7 +277,7 @@ public final class LocalCluster implements AutoCloseable {
           ServerConfig cfg = ServerConfig.builder(new HostPort(host, 0), memories.get(i))
               .store(store, dataRoot == null ? null : dataRoot.resolve("server-" + i)).cluster(cluster)
               .availabilityInterval(availabilityInterval).ioThreads(1).clusterKey(clusterKey).meta(voterAddresses)
-              .build();
+              .tls(tls).build();
           VmdServer s = VmdServer.start(cfg, c.meterRegistryFor(i));
           // Pin the chosen port so that a restart comes back at the same address.
           c.configs.add(cfg.withListen(s.address()));

@@ -2,6 +2,7 @@ package io.vmd.server;
 
 import io.vmd.common.ClusterKey;
 import io.vmd.common.HostPort;
+import io.vmd.common.tls.ClusterTls;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -22,6 +23,7 @@ import java.util.List;
  *     and epochs from it; empty for a standalone server whose clients administer it directly (tests)
  * @param advertise the address clients are told to use, or null for the bound one
  * @param limits what a peer may hold of the server before and after it has proved itself
+ * @param tls mutual TLS with clients (its node certificate, the cluster's CA), or null for plaintext
  */
 public record ServerConfig(
     HostPort listen,
@@ -34,7 +36,8 @@ public record ServerConfig(
     ClusterKey clusterKey,
     List<HostPort> meta,
     HostPort advertise,
-    Limits limits) {
+    Limits limits,
+    ClusterTls tls) {
 
   public static final String DEFAULT_CLUSTER = "vmd";
 
@@ -75,7 +78,7 @@ public record ServerConfig(
   public Builder toBuilder() {
     return new Builder(listen, memoryBytes).store(store, dataDir).cluster(cluster)
         .availabilityInterval(availabilityInterval).ioThreads(ioThreads).clusterKey(clusterKey).meta(meta)
-        .advertise(advertise).limits(limits);
+        .advertise(advertise).limits(limits).tls(tls);
   }
 
   /** Whether the server follows a control plane. */
@@ -95,7 +98,7 @@ public record ServerConfig(
     return toBuilder().availabilityInterval(interval).build();
   }
 
-  /** Builds a {@link ServerConfig} (as Caffeine's {@code newBuilder()}) instead of a constructor of 11 positions. */
+  /** Builds a {@link ServerConfig} (as Caffeine's {@code newBuilder()}) instead of a constructor of 12 positions. */
   public static final class Builder {
     private HostPort listen;
     private final long memoryBytes;
@@ -108,6 +111,7 @@ public record ServerConfig(
     private List<HostPort> meta = List.of();
     private HostPort advertise;
     private Limits limits = Limits.DEFAULT;
+    private ClusterTls tls;
 
     private Builder(HostPort listen, long memoryBytes) {
       this.listen = listen;
@@ -161,9 +165,15 @@ public record ServerConfig(
       return this;
     }
 
+    /** Mutual TLS with every client: only holders of a certificate of the cluster's CA connect. */
+    public Builder tls(ClusterTls tls) {
+      this.tls = tls;
+      return this;
+    }
+
     public ServerConfig build() {
       return new ServerConfig(listen, memoryBytes, store, dataDir, cluster, availabilityInterval, ioThreads, clusterKey,
-          meta, advertise, limits);
+          meta, advertise, limits, tls);
     }
   }
 }

@@ -6,7 +6,12 @@ import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.handler.codec.DecoderException;
+import io.netty.handler.ssl.SslHandler;
+import io.netty.handler.ssl.SslHandshakeCompletionEvent;
 import io.vmd.common.ClusterKey;
+import io.vmd.common.tls.ClusterTls;
+import io.vmd.common.tls.Identity;
+import io.vmd.common.tls.Role;
 import io.vmd.protocol.Codec;
 import io.vmd.protocol.ErrorCode;
 import io.vmd.protocol.Frame;
@@ -19,6 +24,7 @@ import io.vmd.protocol.ProtocolException;
 import io.vmd.server.store.PageStore;
 import java.io.IOException;
 import java.util.List;
+import javax.net.ssl.SSLPeerUnverifiedException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -37,6 +43,8 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
   private final NamespaceTable namespaces;
   private final ServerMetrics metrics;
   private boolean helloDone;
+  /** With TLS: the client, as its certificate names it, once the handshake is done. */
+  private Identity peer;
   /** A keyed HELLO was answered: only AUTH may come now, carrying this proof. */
   private byte[] expectedProof;
 
@@ -61,6 +69,10 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
       String malformed = Frame.checkRequest(frame);
       if (malformed != null) {
         fatal(ctx, frame, ErrorCode.BAD_REQUEST, "malformed frame: " + malformed);
+        return;
+      }
+      if (server.config().tls() != null && peer == null) {
+        fatal(ctx, frame, ErrorCode.UNAUTHORIZED, "no verified client certificate");
         return;
       }
       if (op == Op.AUTH) {
@@ -490,6 +502,38 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
     // Back-pressure: stop reading requests while replies pile up unsent.
     ctx.channel().config().setAutoRead(ctx.channel().isWritable());
     ctx.fireChannelWritabilityChanged();
+  }
+
+  /**
+   * With TLS, who the peer is comes from its certificate once the handshake is done: a client role
+   * (admin, gateway) is served; a server's certificate, or a failed handshake, ends the connection.
+   */
+  @Override
+  public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+    if (evt instanceof SslHandshakeCompletionEvent done) {
+      if (!done.isSuccess()) {
+        server.metrics().connectionRefused("tls");
+        LOG.warn("TLS with {} failed: {}", ctx.channel().remoteAddress(), done.cause().getMessage());
+        ctx.close();
+        return;
+      }
+      try {
+        Identity who = ClusterTls.peer(ctx.pipeline().get(SslHandler.class));
+        if (who.role() != Role.ADMIN && who.role() != Role.GATEWAY) {
+          server.metrics().connectionRefused("role");
+          LOG.warn("refusing {} from {}: servers serve admins and gateways only", who, ctx.channel().remoteAddress());
+          ctx.close();
+          return;
+        }
+        peer = who;
+      } catch (SSLPeerUnverifiedException | IllegalArgumentException e) {
+        server.metrics().connectionRefused("tls");
+        LOG.warn("refusing {}: {}", ctx.channel().remoteAddress(), e.getMessage());
+        ctx.close();
+        return;
+      }
+    }
+    ctx.fireUserEventTriggered(evt);
   }
 
   @Override

@@ -111,6 +111,9 @@ public final class VmdServer implements AutoCloseable {
               ch.config().setAutoRead(false); // a hung host accepts (the kernel does) but answers nothing
             }
             ServerHandler handler = new ServerHandler(VmdServer.this);
+            if (config.tls() != null) {
+              ch.pipeline().addLast("tls", config.tls().serverHandler(ch.alloc()));
+            }
             ch.pipeline().addLast("frames", new FrameDecoder(limits.preAuthFrameBytes(), Frame.MAX_FRAME))
                 .addLast("vmd", handler);
             ch.eventLoop().schedule(() -> closeIfSilent(ch, handler), limits.helloTimeout().toMillis(),
