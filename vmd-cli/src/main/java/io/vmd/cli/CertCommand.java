@@ -40,10 +40,11 @@ import picocli.CommandLine.Spec;
 final class CertCommand {
   @ParentCommand Vmd vmd;
 
-  @Option(names = "--certs-dir", scope = CommandLine.ScopeType.INHERIT, paramLabel = "DIR",
-      defaultValue = "${env:VMD_CERTS_DIR:-${sys:user.home}/.vmd/certs}",
-      description = "Where certificates and keys are (default: $VMD_CERTS_DIR, else ~/.vmd/certs).")
-  Path certsDir;
+  /** Where certificates and keys are: the global --certs-dir ($VMD_CERTS_DIR), else ~/.vmd/certs. */
+  Path certsDir() {
+    return vmd.certsDir != null && !vmd.certsDir.toString().isBlank() ? vmd.certsDir
+        : Path.of(System.getProperty("user.home"), ".vmd", "certs");
+  }
 
   @Option(names = "--ca-key", scope = CommandLine.ScopeType.INHERIT, paramLabel = "FILE",
       description = "The CA's private key, e.g. kept off the hosts (default: ca.key in the certs directory).")
@@ -54,7 +55,7 @@ final class CertCommand {
   boolean overwrite;
 
   CertsDir dir(PrintWriter err) throws IOException {
-    CertsDir d = new CertsDir(certsDir);
+    CertsDir d = new CertsDir(certsDir());
     String warning = d.create();
     if (warning != null) {
       err.println(warning);
@@ -187,7 +188,7 @@ final class CertCommand {
     public Integer call() throws Exception {
       PrintWriter err = spec.commandLine().getErr();
       Output out = files();
-      try (DirectoryStream<Path> certs = Files.newDirectoryStream(cert.certsDir, "*.crt")) {
+      try (DirectoryStream<Path> certs = Files.newDirectoryStream(cert.certsDir(), "*.crt")) {
         for (Path p : certs) {
           X509Certificate c = Pem.readCertificate(p);
           String who = c.getBasicConstraints() >= 0 ? "CA" : Identity.of(c).toString();
@@ -200,7 +201,7 @@ final class CertCommand {
           }
         }
       } catch (NoSuchFileException e) {
-        throw new IllegalArgumentException("no certs directory " + cert.certsDir + ": make one with 'vmd cert create-ca'");
+        throw new IllegalArgumentException("no certs directory " + cert.certsDir() + ": make one with 'vmd cert create-ca'");
       }
       cert.written(spec, out);
       return 0;

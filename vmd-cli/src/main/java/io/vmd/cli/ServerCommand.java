@@ -91,7 +91,7 @@ final class ServerCommand implements Callable<Integer> {
         .availabilityInterval(availabilityInterval).ioThreads(ioThreads).clusterKey(vmd.clusterKey()).meta(meta)
         .advertise(advertise == null ? null : HostPort.parse(advertise))
         .limits(new ServerConfig.Limits(maxConnections, helloTimeout, ServerConfig.Limits.DEFAULT.preAuthFrameBytes()))
-        .build();
+        .tls(vmd.nodeTls()).build();
     PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     VmdServer server;
     MetricsEndpoint endpoint;

@@ -8,10 +8,24 @@ import io.vmd.common.ClusterKey;
 import io.vmd.common.HostPort;
 import io.vmd.common.MetricsEndpoint;
 import io.vmd.common.Sizes;
+import io.vmd.common.tls.CertificateAuthority;
+import io.vmd.common.tls.CertsDir;
+import io.vmd.common.tls.ClusterTls;
+import io.vmd.common.tls.Identity;
+import io.vmd.common.tls.Pem;
+import io.vmd.common.tls.Role;
 import io.vmd.nbd.GatewayConfig;
 import io.vmd.nbd.NbdGateway;
 import io.vmd.server.LocalCluster;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
 import java.util.concurrent.Callable;
+import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine;
@@ -61,14 +75,18 @@ final class UpCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     ClusterKey key = vmd.clusterKey();
+    Path certs = ownCertificates();
+    CertsDir dir = new CertsDir(certs);
     LocalCluster cluster = LocalCluster.builder().servers(serverCount, serverMemory).store(store)
-        .cluster(vmd.cluster).metaListen(HostPort.parse(metaListen)).metrics(registry).clusterKey(key).start();
+        .cluster(vmd.cluster).metaListen(HostPort.parse(metaListen)).metrics(registry).clusterKey(key)
+        .tls(ClusterTls.load(dir, "node")).start();
     VmdClient client = null;
     NbdGateway gateway = null;
     MetricsEndpoint endpoint = null;
     try {
       client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withCluster(vmd.cluster)
-          .withIoThreads(Runtime.getRuntime().availableProcessors()).withClusterKey(key), "gateway");
+          .withIoThreads(Runtime.getRuntime().availableProcessors()).withClusterKey(key)
+          .withTls(ClusterTls.load(dir, "client.gateway")), "gateway");
       client.namespaces().create(namespace, size, replicas != null ? replicas : Math.min(2, client.cluster().servers().size()));
       gateway = NbdGateway.start(limits.apply(new GatewayConfig(HostPort.parse(listen), namespace)), client, registry);
       if (!"none".equals(metrics)) {
@@ -87,11 +105,58 @@ final class UpCommand implements Callable<Integer> {
     System.out.println("  nbd-client " + nbd.host() + " " + nbd.port() + " -N " + namespace + " /dev/nbd0"
         + "   # then: mkswap /dev/nbd0 && swapon /dev/nbd0");
     System.out.println("  qemu-system-x86_64 ... -drive file=" + url + ",format=raw,if=virtio");
-    System.out.println("Administer it: VMD_META=" + cluster.metaFlag() + " bin/vmd ns info " + namespace);
+    System.out.println("Administer it: VMD_META=" + cluster.metaFlag() + " VMD_CERTS_DIR=" + certs + " bin/vmd ns info "
+        + namespace);
     if (endpoint != null) {
       System.out.println("Metrics: http://" + HostPort.parse(metrics).host() + ":" + endpoint.port() + "/metrics");
     }
-    return Foreground.run("Press Ctrl-C to stop.", endpoint, gateway, client, cluster,
+    AutoCloseable forgetCerts = certs.equals(vmd.certsDir) ? null : () -> deleteTree(certs);
+    return Foreground.run("Press Ctrl-C to stop.", endpoint, gateway, client, cluster, forgetCerts,
         () -> System.err.println("VMD stopped."));
+  }
+
+  /**
+   * The embedded cluster's own CA and certificates, so that it runs with TLS between its gateway and
+   * servers: in --certs-dir when given and empty of a CA, else a new private directory (0700). The
+   * admin certificate (client.admin) lets commands reach the servers too.
+   */
+  private Path ownCertificates() throws IOException {
+    Path at = vmd.certsDir != null && !vmd.certsDir.toString().isBlank() ? vmd.certsDir
+        : Files.createTempDirectory("vmd-up-certs-");
+    CertsDir dir = new CertsDir(at);
+    String warning = dir.create();
+    if (warning != null) {
+      System.err.println(warning);
+    }
+    if (Files.exists(dir.caCert())) {
+      return at; // made by an earlier vmd up, or by hand: used as it is
+    }
+    Duration year = Duration.ofDays(365);
+    CertificateAuthority ca = CertificateAuthority.create(year);
+    dir.writeKey(dir.caKey(), Pem.of(ca.key()), false);
+    dir.writeCert(dir.caCert(), Pem.of(ca.certificate()), false);
+    HostPort nbd = HostPort.parse(listen);
+    List<String> hosts = new ArrayList<>(List.of("127.0.0.1", "localhost"));
+    if (!hosts.contains(nbd.host()) && !nbd.host().isBlank()) {
+      hosts.add(nbd.host());
+    }
+    write(dir, "node", ca.issueNode(hosts, year));
+    write(dir, "client.gateway", ca.issueClient(new Identity("gateway", Role.GATEWAY), year));
+    write(dir, "client.admin", ca.issueClient(new Identity("admin", Role.ADMIN), year));
+    return at;
+  }
+
+  /** The private certificates directory of a cluster that is gone. */
+  private static void deleteTree(Path root) throws IOException {
+    try (Stream<Path> walk = Files.walk(root)) {
+      for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) {
+        Files.deleteIfExists(p);
+      }
+    }
+  }
+
+  private static void write(CertsDir dir, String name, CertificateAuthority.Issued issued) throws IOException {
+    dir.writeKey(dir.path().resolve(name + ".key"), Pem.of(issued.key()), false);
+    dir.writeCert(dir.path().resolve(name + ".crt"), Pem.of(issued.certificate()), false);
   }
 }

@@ -6,6 +6,8 @@ import io.vmd.client.VmdException;
 import io.vmd.common.ClusterKey;
 import io.vmd.common.HostPort;
 import io.vmd.common.Sizes;
+import io.vmd.common.tls.CertsDir;
+import io.vmd.common.tls.ClusterTls;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -60,6 +62,40 @@ public final class Vmd {
     }
   }
 
+  @Option(names = "--certs-dir", scope = ScopeType.INHERIT, paramLabel = "DIR", defaultValue = "${env:VMD_CERTS_DIR}",
+      description = "The cluster's certificates (vmd cert): with them, connections to servers run mutual TLS "
+          + "(default: $VMD_CERTS_DIR; none: plaintext; vmd cert uses ~/.vmd/certs).")
+  Path certsDir;
+
+  @Option(names = "--identity", scope = ScopeType.INHERIT, paramLabel = "NAME",
+      defaultValue = "${env:VMD_IDENTITY:-admin}",
+      description = "Whose client certificate (client.NAME.crt in --certs-dir) this command uses "
+          + "(default: $VMD_IDENTITY, else ${DEFAULT-VALUE}).")
+  String identity;
+
+  /** This command's TLS as a client (client.IDENTITY), or null without --certs-dir. */
+  ClusterTls clientTls() {
+    return tls("client." + identity);
+  }
+
+  /** A server's TLS (its node certificate), or null without --certs-dir. */
+  ClusterTls nodeTls() {
+    return tls("node");
+  }
+
+  private ClusterTls tls(String name) {
+    if (certsDir == null || certsDir.toString().isBlank()) {
+      return null;
+    }
+    try {
+      ClusterTls t = ClusterTls.load(new CertsDir(certsDir), name);
+      t.warnings().forEach(System.err::println);
+      return t;
+    } catch (IOException e) {
+      throw new IllegalArgumentException(e.getMessage());
+    }
+  }
+
   @Option(names = "--json", scope = ScopeType.INHERIT, description = "Print JSON instead of a table.")
   boolean json;
 
@@ -97,7 +133,7 @@ public final class Vmd {
 
   ClientConfig clientConfig(int ioThreads) {
     return ClientConfig.of(metaList()).withCluster(cluster).withRequestTimeout(timeout)
-        .withIoThreads(ioThreads).withClusterKey(clusterKey()).withMaxQueuedBytes(maxQueued);
+        .withIoThreads(ioThreads).withClusterKey(clusterKey()).withMaxQueuedBytes(maxQueued).withTls(clientTls());
   }
 
   public static void main(String[] args) {

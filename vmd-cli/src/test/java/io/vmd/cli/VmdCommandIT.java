@@ -23,6 +23,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
@@ -292,6 +293,42 @@ class VmdCommandIT {
     Path back = tmp.resolve("back.img");
     assertThat(tool("nbdcopy", uri, back.toString()).exit()).isZero();
     assertThat(Files.readAllBytes(back)).isEqualTo(bytes);
+  }
+
+  @Test
+  void withCertificatesTheDataPathRunsTlsAndServesOnlyTheCasClients() throws Exception {
+    String certs = tmp.resolve("certs").toString();
+    for (String[] c : new String[][] {{"create-ca"}, {"create-node", "127.0.0.1"},
+        {"create-client", "admin", "--role", "admin"}, {"create-client", "gw-1", "--role", "gateway"}}) {
+      List<String> args = new ArrayList<>(List.of("cert"));
+      args.addAll(List.of(c));
+      args.addAll(List.of("--certs-dir", certs));
+      Result r = vmd(args.toArray(String[]::new));
+      assertThat(r.exit()).as(r.err()).isZero();
+    }
+    String flag = startMeta().toString();
+    startServer("server", "--meta", flag, "--listen", "127.0.0.1:0", "--memory", "16M", "--certs-dir", certs);
+    assertThat(vmd("ns", "create", "disk", "--size", "4M", "--replicas", "1", "--meta", flag, "--certs-dir", certs)
+        .exit()).isZero();
+    Matcher gw = startAndWait(Pattern.compile("NBD gateway listening on (\\S+)"),
+        "gateway", "--listen", "127.0.0.1:0", "--meta", flag, "--certs-dir", certs, "--identity", "gw-1");
+    String uri = "nbd://" + gw.group(1) + "/disk";
+    byte[] bytes = new byte[1 << 20];
+    new Random(5).nextBytes(bytes);
+    Path data = Files.write(tmp.resolve("tls.img"), bytes);
+    Result copy = tool("nbdcopy", data.toString(), uri);
+    assertThat(copy.exit()).as(copy.err()).isZero();
+    Path back = tmp.resolve("tls-back.img");
+    assertThat(tool("nbdcopy", uri, back.toString()).exit()).isZero();
+    assertThat(Arrays.copyOf(Files.readAllBytes(back), bytes.length)).isEqualTo(bytes);
+    // The admin's certificate reaches the server; no certificate does not.
+    assertThat(vmd("ns", "info", "disk", "--meta", flag, "--certs-dir", certs, "--json").out())
+        .contains("\"state\":\"up\"").contains("\"pages\":256");
+    assertThat(vmd("ns", "info", "disk", "--meta", flag, "--json").out()).contains("\"state\":\"down\"")
+        .doesNotContain("\"state\":\"up\"");
+    Result nobody = vmd("ns", "info", "disk", "--meta", flag, "--certs-dir", certs, "--identity", "nobody");
+    assertThat(nobody.exit()).isEqualTo(1);
+    assertThat(nobody.err()).contains("client.nobody.crt").contains("vmd cert");
   }
 
   @Test

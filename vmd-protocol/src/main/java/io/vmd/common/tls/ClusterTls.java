@@ -65,7 +65,7 @@ public final class ClusterTls {
     for (Path p : new Path[] {dir.caCert(), cert, key}) {
       if (!Files.isReadable(p)) {
         throw new IOException("no " + p + ": make the cluster's certificates with 'vmd cert' (create-ca, "
-            + "create-node, create-client), or run with --insecure");
+            + "create-node HOST, create-client NAME --role ROLE)");
       }
     }
     X509Certificate c = Pem.readCertificate(cert);
