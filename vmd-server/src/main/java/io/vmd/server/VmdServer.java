@@ -17,6 +17,7 @@ import io.netty.util.concurrent.ScheduledFuture;
 import io.vmd.common.HostPort;
 import io.vmd.common.Sizes;
 import io.vmd.common.Transports;
+import io.vmd.common.tls.ClusterTls;
 import io.vmd.meta.Member;
 import io.vmd.meta.MetaException;
 import io.vmd.protocol.Availability;
@@ -124,8 +125,10 @@ public final class VmdServer implements AutoCloseable {
     listener = b.bind(new InetSocketAddress(at.host(), at.port())).sync().channel();
     long every = config.availabilityInterval().toMillis();
     pushTask = group.next().scheduleAtFixedRate(this::pushAvailability, every, every, TimeUnit.MILLISECONDS);
-    LOG.info("vmd-server on {} ({} store, {} capacity, {} transport, cluster '{}')", address(),
-        store.engine(), Sizes.format(config.memoryBytes()), Transports.name(), config.cluster());
+    LOG.info("vmd-server on {} ({} store, {} capacity, {} transport, cluster '{}', {})", address(),
+        store.engine(), Sizes.format(config.memoryBytes()), Transports.name(), config.cluster(),
+        config.tls() == null ? "plaintext" : "mutual TLS 1.3 as " + config.tls().identity() + " via "
+            + ClusterTls.provider());
   }
 
   /** Connections open now, served or not. */

@@ -4,9 +4,16 @@ import io.vmd.client.ClientConfig;
 import io.vmd.client.ServerInfo;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
+import io.vmd.common.tls.CertificateAuthority;
+import io.vmd.common.tls.CertsDir;
+import io.vmd.common.tls.ClusterTls;
+import io.vmd.common.tls.Identity;
+import io.vmd.common.tls.Pem;
+import io.vmd.common.tls.Role;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -40,13 +47,24 @@ final class DeployedStack implements Target {
   /**
    * @param launcher java, its options, -cp, the main class: how this harness itself was started
    * @param jvmOptions more options for the VMD processes (not the harness)
+   * @param tls the data path runs mutual TLS: a CA made here, a node certificate for the servers, a
+   *     gateway certificate for the gateway and an admin one for the harness
    */
-  static DeployedStack start(List<String> launcher, List<String> jvmOptions, long region, int replicas, boolean viaNbd)
-      throws Exception {
+  static DeployedStack start(List<String> launcher, List<String> jvmOptions, long region, int replicas, boolean viaNbd,
+      boolean tls) throws Exception {
     Path dir = Files.createTempDirectory("vmd-bench-");
     List<VmdProcess> started = new ArrayList<>();
     VmdClient client = null;
     try {
+      List<String> serverTls = new ArrayList<>();
+      List<String> gatewayTls = new ArrayList<>();
+      ClusterTls harnessTls = null;
+      if (tls) {
+        CertsDir certs = certificates(dir.resolve("certs"));
+        serverTls.addAll(List.of("--certs-dir", certs.path().toString()));
+        gatewayTls.addAll(List.of("--certs-dir", certs.path().toString(), "--identity", "gateway"));
+        harnessTls = ClusterTls.load(certs, "client.admin");
+      }
       String meta = "127.0.0.1:" + ExternalProcess.freePort();
       started.add(VmdProcess.launch("meta", launcher, jvmOptions, dir, META_READY, "meta", "--listen", meta,
           "--data-dir", dir.resolve("meta").toString()).awaitReady());
@@ -54,21 +72,26 @@ final class DeployedStack implements Target {
       String memory = ((region >> 20) + 64) + "M";
       List<VmdProcess> servers = new ArrayList<>();
       for (int i = 1; i <= 2; i++) {
-        servers.add(VmdProcess.launch("server-" + i, launcher, jvmOptions, dir, SERVER_READY, "server", "--meta", meta,
-            "--listen", "127.0.0.1:0", "--memory", memory));
+        List<String> args = new ArrayList<>(List.of("server", "--meta", meta, "--listen", "127.0.0.1:0", "--memory",
+            memory));
+        args.addAll(serverTls);
+        servers.add(VmdProcess.launch("server-" + i, launcher, jvmOptions, dir, SERVER_READY,
+            args.toArray(String[]::new)));
       }
       started.addAll(servers);
       for (VmdProcess s : servers) {
         s.awaitReady();
       }
       client = VmdClient.connect(ClientConfig.of(HostPort.parseList(meta))
-          .withIoThreads(Runtime.getRuntime().availableProcessors()));
+          .withIoThreads(Runtime.getRuntime().availableProcessors()).withTls(harnessTls));
       awaitServers(client, 2);
       client.namespaces().create(NAMESPACE, region, replicas);
       HostPort gw = null;
       if (viaNbd) {
-        VmdProcess g = VmdProcess.launch("gateway", launcher, jvmOptions, dir, GATEWAY_READY, "gateway", "--listen",
-            "127.0.0.1:0", "--meta", meta).awaitReady();
+        List<String> args = new ArrayList<>(List.of("gateway", "--listen", "127.0.0.1:0", "--meta", meta));
+        args.addAll(gatewayTls);
+        VmdProcess g = VmdProcess.launch("gateway", launcher, jvmOptions, dir, GATEWAY_READY,
+            args.toArray(String[]::new)).awaitReady();
         started.add(g);
         gw = HostPort.parse(g.ready(1));
       }
@@ -81,6 +104,23 @@ final class DeployedStack implements Target {
       delete(dir);
       throw e;
     }
+  }
+
+  /** A CA, a node certificate for 127.0.0.1, and gateway and admin client certificates, in {@code at}. */
+  private static CertsDir certificates(Path at) throws IOException {
+    CertsDir certs = new CertsDir(at);
+    certs.create();
+    Duration day = Duration.ofDays(1);
+    CertificateAuthority ca = CertificateAuthority.create(day);
+    certs.writeCert(certs.caCert(), Pem.of(ca.certificate()), false);
+    List<CertificateAuthority.Issued> issued = List.of(ca.issueNode(List.of("127.0.0.1"), day),
+        ca.issueClient(new Identity("gateway", Role.GATEWAY), day), ca.issueClient(new Identity("admin", Role.ADMIN), day));
+    List<String> names = List.of("node", "client.gateway", "client.admin");
+    for (int i = 0; i < names.size(); i++) {
+      certs.writeKey(at.resolve(names.get(i) + ".key"), Pem.of(issued.get(i).key()), false);
+      certs.writeCert(at.resolve(names.get(i) + ".crt"), Pem.of(issued.get(i).certificate()), false);
+    }
+    return certs;
   }
 
   /** Until the client sees {@code n} servers up and reporting free memory (their first push), 30 s at most. */

@@ -50,6 +50,8 @@ public final class FaultBench {
   private final PrintStream out;
   /** The gateway target run from the baseline build (see {@link FaultBenchOptions#baseline}). */
   static final String BASELINE = "vmd-nbd@base";
+  /** The gateway target with mutual TLS between the gateway (and harness) and the servers. */
+  static final String TLS = "vmd-nbd-tls";
   private final PrintStream progress;
   private final List<Row> rows = new ArrayList<>();
   /** Each row's latency distribution, where its client recorded one (fio reports percentiles only). */
@@ -249,13 +251,18 @@ public final class FaultBench {
         if (options.inProcess()) {
           return VmdStack.start(options.regionBytes(), replicas, name.equals("vmd-nbd"));
         }
-        return deployed(options.launcher(), replicas, name.equals("vmd-nbd"));
+        return deployed(options.launcher(), replicas, name.equals("vmd-nbd"), false);
       case BASELINE: {
         if (options.baseline().isEmpty() || options.inProcess()) {
           throw new IllegalArgumentException(BASELINE + " needs --baseline-jar and VMD as separate processes");
         }
-        return deployed(options.baseline(), replicas, true);
+        return deployed(options.baseline(), replicas, true, false);
       }
+      case TLS:
+        if (options.inProcess()) {
+          throw new IllegalArgumentException(TLS + " runs VMD as separate processes only");
+        }
+        return deployed(options.launcher(), replicas, true, true);
       case "nbdkit":
         return ExternalNbd.of("nbdkit", List.of("nbdkit"), nbdkit("memory", String.valueOf(options.regionBytes())));
       case "nbdkit-hop":
@@ -292,13 +299,14 @@ public final class FaultBench {
       }
       default:
         throw new IllegalArgumentException("unknown target '" + name
-            + "' (vmd-nbd, vmd-nbd@base, vmd-direct, nbdkit, nbdkit-hop, null-nbd, redis)");
+            + "' (vmd-nbd, vmd-nbd-tls, vmd-nbd@base, vmd-direct, nbdkit, nbdkit-hop, null-nbd, redis)");
     }
   }
 
   /** VMD as deployed, its processes started by {@code launcher}; says how each warmed up. */
-  private DeployedStack deployed(List<String> launcher, int replicas, boolean viaNbd) throws Exception {
-    DeployedStack stack = DeployedStack.start(launcher, options.jvmOptions(), options.regionBytes(), replicas, viaNbd);
+  private DeployedStack deployed(List<String> launcher, int replicas, boolean viaNbd, boolean tls) throws Exception {
+    DeployedStack stack = DeployedStack.start(launcher, options.jvmOptions(), options.regionBytes(), replicas, viaNbd,
+        tls);
     for (String line : stack.warmUps()) {
       progress.println("  " + line);
     }
@@ -368,6 +376,10 @@ public final class FaultBench {
             Row base = r.target().equals("vmd-nbd") ? find(BASELINE, r.replicas(), phase, client, w.name()) : null;
             if (base != null) {
               printRatio(r, base, phase);
+            }
+            Row plain = r.target().equals(TLS) ? find("vmd-nbd", r.replicas(), phase, client, w.name()) : null;
+            if (plain != null) {
+              printRatio(r, plain, phase);
             }
             printFloor(r, phase, client, w);
           }

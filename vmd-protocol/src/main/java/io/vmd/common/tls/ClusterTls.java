@@ -2,6 +2,7 @@ package io.vmd.common.tls;
 
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.handler.ssl.ClientAuth;
+import io.netty.handler.ssl.OpenSsl;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslHandler;
@@ -81,6 +82,11 @@ public final class ClusterTls {
     }
     ClusterTls t = of(Pem.readCertificate(dir.caCert()), c, Pem.readKey(key));
     return new ClusterTls(t.identity, t.server, t.client, List.copyOf(warnings));
+  }
+
+  /** Which TLS implementation runs: BoringSSL through netty-tcnative where it loads, else the JDK's. */
+  public static String provider() {
+    return OpenSsl.isAvailable() ? OpenSsl.versionString() + " (netty-tcnative)" : "the JDK's SSLEngine";
   }
 
   /** Who this process is, as its certificate says. */
