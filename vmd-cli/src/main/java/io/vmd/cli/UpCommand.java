@@ -8,11 +8,9 @@ import io.vmd.common.ClusterKey;
 import io.vmd.common.HostPort;
 import io.vmd.common.MetricsEndpoint;
 import io.vmd.common.Sizes;
-import io.vmd.common.tls.CertificateAuthority;
 import io.vmd.common.tls.CertsDir;
 import io.vmd.common.tls.ClusterTls;
 import io.vmd.common.tls.Identity;
-import io.vmd.common.tls.Pem;
 import io.vmd.common.tls.Role;
 import io.vmd.nbd.GatewayConfig;
 import io.vmd.nbd.NbdGateway;
@@ -131,18 +129,13 @@ final class UpCommand implements Callable<Integer> {
     if (Files.exists(dir.caCert())) {
       return at; // made by an earlier vmd up, or by hand: used as it is
     }
-    Duration year = Duration.ofDays(365);
-    CertificateAuthority ca = CertificateAuthority.create(year);
-    dir.writeKey(dir.caKey(), Pem.of(ca.key()), false);
-    dir.writeCert(dir.caCert(), Pem.of(ca.certificate()), false);
     HostPort nbd = HostPort.parse(listen);
     List<String> hosts = new ArrayList<>(List.of("127.0.0.1", "localhost"));
     if (!hosts.contains(nbd.host()) && !nbd.host().isBlank()) {
       hosts.add(nbd.host());
     }
-    write(dir, "node", ca.issueNode(hosts, year));
-    write(dir, "client.gateway", ca.issueClient(new Identity("gateway", Role.GATEWAY), year));
-    write(dir, "client.admin", ca.issueClient(new Identity("admin", Role.ADMIN), year));
+    dir.makeCluster(hosts, Duration.ofDays(365),
+        List.of(new Identity("gateway", Role.GATEWAY), new Identity("admin", Role.ADMIN)));
     return at;
   }
 
@@ -153,10 +146,5 @@ final class UpCommand implements Callable<Integer> {
         Files.deleteIfExists(p);
       }
     }
-  }
-
-  private static void write(CertsDir dir, String name, CertificateAuthority.Issued issued) throws IOException {
-    dir.writeKey(dir.path().resolve(name + ".key"), Pem.of(issued.key()), false);
-    dir.writeCert(dir.path().resolve(name + ".crt"), Pem.of(issued.certificate()), false);
   }
 }

@@ -4,11 +4,9 @@ import io.vmd.client.ClientConfig;
 import io.vmd.client.ServerInfo;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
-import io.vmd.common.tls.CertificateAuthority;
 import io.vmd.common.tls.CertsDir;
 import io.vmd.common.tls.ClusterTls;
 import io.vmd.common.tls.Identity;
-import io.vmd.common.tls.Pem;
 import io.vmd.common.tls.Role;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -109,17 +107,8 @@ final class DeployedStack implements Target {
   /** A CA, a node certificate for 127.0.0.1, and gateway and admin client certificates, in {@code at}. */
   private static CertsDir certificates(Path at) throws IOException {
     CertsDir certs = new CertsDir(at);
-    certs.create();
-    Duration day = Duration.ofDays(1);
-    CertificateAuthority ca = CertificateAuthority.create(day);
-    certs.writeCert(certs.caCert(), Pem.of(ca.certificate()), false);
-    List<CertificateAuthority.Issued> issued = List.of(ca.issueNode(List.of("127.0.0.1"), day),
-        ca.issueClient(new Identity("gateway", Role.GATEWAY), day), ca.issueClient(new Identity("admin", Role.ADMIN), day));
-    List<String> names = List.of("node", "client.gateway", "client.admin");
-    for (int i = 0; i < names.size(); i++) {
-      certs.writeKey(at.resolve(names.get(i) + ".key"), Pem.of(issued.get(i).key()), false);
-      certs.writeCert(at.resolve(names.get(i) + ".crt"), Pem.of(issued.get(i).certificate()), false);
-    }
+    certs.makeCluster(List.of("127.0.0.1"), Duration.ofDays(1),
+        List.of(new Identity("gateway", Role.GATEWAY), new Identity("admin", Role.ADMIN)));
     return certs;
   }
 

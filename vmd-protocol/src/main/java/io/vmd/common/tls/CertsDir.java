@@ -7,6 +7,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.List;
 import java.util.Set;
 
 /**
@@ -94,6 +96,27 @@ public final class CertsDir {
     }
     Files.setPosixFilePermissions(file, mode);
     Files.writeString(file, pem, StandardCharsets.US_ASCII);
+  }
+
+  /**
+   * A whole cluster's certificates for one host, in this (new) directory: a CA, a node certificate for
+   * {@code hosts}, and a client certificate for each of {@code clients}; what {@code vmd up} and the
+   * benchmarks run with. Existing files are kept: nothing is overwritten.
+   */
+  public void makeCluster(List<String> hosts, Duration lifetime, List<Identity> clients) throws IOException {
+    create();
+    CertificateAuthority ca = CertificateAuthority.create(lifetime);
+    writeKey(caKey(), Pem.of(ca.key()), false);
+    writeCert(caCert(), Pem.of(ca.certificate()), false);
+    write(nodeCert(), nodeKey(), ca.issueNode(hosts, lifetime));
+    for (Identity id : clients) {
+      write(clientCert(id.name()), clientKey(id.name()), ca.issueClient(id, lifetime));
+    }
+  }
+
+  private void write(Path cert, Path key, CertificateAuthority.Issued issued) throws IOException {
+    writeKey(key, Pem.of(issued.key()), false);
+    writeCert(cert, Pem.of(issued.certificate()), false);
   }
 
   /** A warning when a key file may be read by its group or others, else null. */
