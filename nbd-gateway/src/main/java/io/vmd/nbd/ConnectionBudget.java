@@ -64,10 +64,6 @@ final class ConnectionBudget {
     this.session = session;
   }
 
-  long charged() {
-    return charged;
-  }
-
   String describe() {
     return "charged=" + charged + " inFlight=" + inFlight + " waiting=" + waiting.size() + " paused=" + paused;
   }
@@ -76,7 +72,7 @@ final class ConnectionBudget {
   static long cost(NbdRequest r) {
     switch (r.type) {
       case NbdProtocol.CMD_READ:
-        return Math.min(NbdSession.PIECE, r.length - r.sent) + REPLY_COST;
+        return r.span() + REPLY_COST;
       case NbdProtocol.CMD_BLOCK_STATUS:
         return REPLY_COST + NbdProtocol.EXTENT_SIZE * (long) NbdSession.maxExtents(r);
       default:

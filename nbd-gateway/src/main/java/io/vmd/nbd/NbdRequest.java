@@ -7,6 +7,7 @@ import io.netty.util.Recycler;
 import io.vmd.client.IoCallback;
 import io.vmd.client.Namespace;
 import io.vmd.client.VmdException;
+import io.vmd.protocol.Pages;
 
 /**
  * One transmission request, pooled: it is also the request's place in the export's page order, the
@@ -107,6 +108,24 @@ final class NbdRequest extends PageOrdering.Entry
   /** A READ too long to hold at once: answered in pieces, one at a time. */
   boolean chunked() {
     return type == NbdProtocol.CMD_READ && length > NbdSession.PIECE;
+  }
+
+  /** First byte of what it reads or writes now: a long READ's current piece. */
+  long at() {
+    return offset + sent;
+  }
+
+  /** Bytes it reads or writes now: the whole request, or a long READ's current piece. */
+  long span() {
+    return chunked() ? Math.min(NbdSession.PIECE, length - sent) : length;
+  }
+
+  long firstPage() {
+    return at() >>> Pages.PAGE_SHIFT;
+  }
+
+  long lastPage() {
+    return (at() + span() - 1) >>> Pages.PAGE_SHIFT;
   }
 
   /** Releases the WRITE payload once, whichever path gets here first (it is a recycled slice). */

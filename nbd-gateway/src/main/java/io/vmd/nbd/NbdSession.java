@@ -70,10 +70,6 @@ final class NbdSession extends ChannelInboundHandlerAdapter implements Connectio
     transfers = new PageTransfers(this, export, channel, budget, replies);
   }
 
-  long charged() {
-    return budget.charged();
-  }
-
   String describe() {
     return budget.describe() + " closed=" + closed + " disconnecting=" + disconnecting;
   }
@@ -254,8 +250,8 @@ final class NbdSession extends ChannelInboundHandlerAdapter implements Connectio
       replies.ok(r);
       return;
     }
-    long first = r.offset >>> Pages.PAGE_SHIFT;
-    long last = (r.offset + r.length - 1) >>> Pages.PAGE_SHIFT;
+    long first = r.firstPage();
+    long last = r.lastPage();
     long end = r.offset + r.length;
     boolean headPartial = (r.offset & (Pages.PAGE_SIZE - 1)) != 0;
     boolean tailPartial = (end & (Pages.PAGE_SIZE - 1)) != 0 && !(headPartial && last == first);

@@ -48,7 +48,7 @@ final class PageTransfers {
 
   /** A READ or WRITE (or a long READ's next piece) with a payload at hand: ordered, then run. */
   void transfer(NbdRequest r, boolean writes) {
-    export.ordering.enter(r, firstPage(r), lastPage(r), writes);
+    export.ordering.enter(r, r.firstPage(), r.lastPage(), writes);
     whenReady(r);
   }
 
@@ -69,23 +69,6 @@ final class PageTransfers {
       }
       finishStream(s);
     }
-  }
-
-  /** First byte of what {@code r} reads or writes now: a long READ's current piece. */
-  private static long from(NbdRequest r) {
-    return r.offset + r.sent;
-  }
-
-  private static long span(NbdRequest r) {
-    return r.chunked() ? Math.min(NbdSession.PIECE, r.length - r.sent) : r.length;
-  }
-
-  private static long firstPage(NbdRequest r) {
-    return from(r) >>> Pages.PAGE_SHIFT;
-  }
-
-  private static long lastPage(NbdRequest r) {
-    return (from(r) + span(r) - 1) >>> Pages.PAGE_SHIFT;
   }
 
   /** Starts a READ or WRITE (or a piece of a long one) now, or when the requests it overlaps have finished. */
@@ -112,8 +95,8 @@ final class PageTransfers {
 
   /** Its turn has come: the cluster I/O, which ends in {@link #ioDone}. */
   private void start(NbdRequest r) {
-    long first = firstPage(r);
-    int pages = (int) (lastPage(r) - first + 1);
+    long first = r.firstPage();
+    int pages = (int) (r.lastPage() - first + 1);
     if (r.type == NbdProtocol.CMD_READ && pages >= SHARED_READ_PAGES) {
       session.namespace().readShared(first, pages, channel.alloc(), r);
     } else if (r.type == NbdProtocol.CMD_READ) {
@@ -177,12 +160,12 @@ final class PageTransfers {
       }
       return;
     }
-    long n = span(r);
-    export.metrics.read(lastPage(r) - firstPage(r) + 1, n);
-    int skip = (int) (from(r) & (Pages.PAGE_SIZE - 1));
+    long n = r.span();
+    export.metrics.read(r.lastPage() - r.firstPage() + 1, n);
+    int skip = (int) (r.at() & (Pages.PAGE_SIZE - 1));
     buf.readerIndex(skip).writerIndex(skip + (int) n);
     if (r.chunked()) {
-      replies.piece(r, buf, from(r), n);
+      replies.piece(r, buf, r.at(), n);
     } else {
       replies.data(r, buf);
     }
@@ -193,7 +176,7 @@ final class PageTransfers {
     if (err != null) {
       session.failed(r, err);
     } else {
-      export.metrics.written(lastPage(r) - firstPage(r) + 1, r.length);
+      export.metrics.written(r.lastPage() - r.firstPage() + 1, r.length);
       replies.ok(r);
     }
   }
@@ -220,7 +203,7 @@ final class PageTransfers {
       p.recycle();
     } else {
       parent.outstanding++;
-      export.ordering.enter(p, firstPage(p), lastPage(p), true);
+      export.ordering.enter(p, p.firstPage(), p.lastPage(), true);
       whenReady(p);
     }
     if (parent.remaining == 0) {
@@ -240,7 +223,7 @@ final class PageTransfers {
             err.getMessage());
       }
     } else {
-      export.metrics.written(lastPage(p) - firstPage(p) + 1, p.length);
+      export.metrics.written(p.lastPage() - p.firstPage() + 1, p.length);
     }
     parent.outstanding--;
     long charge = p.charge;

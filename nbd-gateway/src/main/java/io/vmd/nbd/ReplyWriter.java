@@ -165,8 +165,7 @@ final class ReplyWriter {
         data.release();
         owner.abandon(next);
       } else {
-        long at = next.offset + next.sent;
-        piece(next, data, at, Math.min(NbdSession.PIECE, next.length - next.sent));
+        piece(next, data, next.at(), next.span());
       }
     }
   }

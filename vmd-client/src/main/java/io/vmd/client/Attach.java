@@ -85,8 +85,7 @@ final class Attach {
       for (int s : listed) {
         deletes.add(attached.deleteCopies(s, copies.discarded(s)));
       }
-      VmdClient.await(CompletableFuture.allOf(deletes.toArray(new CompletableFuture<?>[0])),
-          client.config().operationTimeoutMillis());
+      client.await(CompletableFuture.allOf(deletes.toArray(new CompletableFuture<?>[0])));
       if (late.isEmpty()) {
         shrinkServerSet(attached, n, listed, table);
       }

@@ -43,6 +43,8 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
   private final NamespaceTable namespaces;
   private final ServerMetrics metrics;
   private boolean helloDone;
+  /** Whether the server speaks TLS: then no frame is served before the peer's certificate is verified. */
+  private final boolean tls;
   /** With TLS: the client, as its certificate names it, once the handshake is done. */
   private Identity peer;
   /** A keyed HELLO was answered: only AUTH may come now, carrying this proof. */
@@ -53,6 +55,7 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
     this.store = server.store();
     this.namespaces = server.namespaces();
     this.metrics = server.metrics();
+    this.tls = server.config().tls() != null;
   }
 
   @Override
@@ -71,7 +74,7 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
         fatal(ctx, frame, ErrorCode.BAD_REQUEST, "malformed frame: " + malformed);
         return;
       }
-      if (server.config().tls() != null && peer == null) {
+      if (tls && peer == null) {
         fatal(ctx, frame, ErrorCode.UNAUTHORIZED, "no verified client certificate");
         return;
       }
