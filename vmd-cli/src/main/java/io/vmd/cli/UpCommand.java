@@ -82,10 +82,13 @@ final class UpCommand implements Callable<Integer> {
     NbdGateway gateway = null;
     MetricsEndpoint endpoint = null;
     try {
-      client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withCluster(vmd.cluster)
-          .withIoThreads(Runtime.getRuntime().availableProcessors()).withClusterKey(key)
+      ClientConfig config = ClientConfig.of(cluster.metaAddresses()).withCluster(vmd.cluster).withClusterKey(key);
+      // Namespaces are the admin's to create; the gateway only claims them.
+      try (VmdClient admin = VmdClient.connect(config.withIoThreads(1).withTls(ClusterTls.load(dir, "client.admin")))) {
+        admin.namespaces().create(namespace, size, replicas != null ? replicas : Math.min(2, serverCount));
+      }
+      client = VmdClient.connect(config.withIoThreads(Runtime.getRuntime().availableProcessors())
           .withTls(ClusterTls.load(dir, "client.gateway")), "gateway");
-      client.namespaces().create(namespace, size, replicas != null ? replicas : Math.min(2, client.cluster().servers().size()));
       gateway = NbdGateway.start(limits.apply(new GatewayConfig(HostPort.parse(listen), namespace)), client, registry);
       if (!"none".equals(metrics)) {
         endpoint = MetricsEndpoint.start(HostPort.parse(metrics), registry);

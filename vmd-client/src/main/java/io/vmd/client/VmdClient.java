@@ -69,8 +69,11 @@ public final class VmdClient implements AutoCloseable {
     group.forEach(e -> loops.add((EventLoop) e));
     this.membership = new Membership(config, loops.toArray(new EventLoop[0]));
     this.calls = new ServerCalls(membership);
-    this.meta = MetaClient.connect(config.cluster(), config.meta(), config.requestTimeout().plusSeconds(5));
-    this.ownerId = ownerPrefix + "-" + Long.toHexString(new SecureRandom().nextLong() >>> 16);
+    this.meta = MetaClient.connect(config.cluster(), config.meta(), config.requestTimeout().plusSeconds(5), config.tls());
+    // In a secure cluster the control plane lets a gateway act only under owner ids that start with its
+    // certificate's name and '/'.
+    String prefix = config.tls() == null ? "" : config.tls().identity().name() + "/";
+    this.ownerId = prefix + ownerPrefix + "-" + Long.toHexString(new SecureRandom().nextLong() >>> 16);
     this.placement = PlacementPolicy.named(config.placement());
   }
 

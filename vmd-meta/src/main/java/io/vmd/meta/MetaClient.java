@@ -1,6 +1,7 @@
 package io.vmd.meta;
 
 import io.vmd.common.HostPort;
+import io.vmd.common.tls.ClusterTls;
 import io.vmd.protocol.ErrorCode;
 import java.io.IOException;
 import java.time.Duration;
@@ -9,14 +10,13 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.TimeUnit;
-import org.apache.ratis.RaftConfigKeys;
 import org.apache.ratis.client.RaftClient;
 import org.apache.ratis.client.RaftClientConfigKeys;
 import org.apache.ratis.conf.RaftProperties;
 import org.apache.ratis.protocol.Message;
 import org.apache.ratis.protocol.RaftClientReply;
+import org.apache.ratis.protocol.exceptions.StateMachineException;
 import org.apache.ratis.retry.RetryPolicies;
-import org.apache.ratis.rpc.SupportedRpcType;
 import org.apache.ratis.thirdparty.com.google.protobuf.ByteString;
 import org.apache.ratis.util.TimeDuration;
 
@@ -27,29 +27,39 @@ import org.apache.ratis.util.TimeDuration;
  */
 public final class MetaClient implements AutoCloseable {
   private final List<HostPort> seeds;
+  private final ClusterTls tls;
   private final RaftClient raft;
 
-  private MetaClient(String cluster, List<HostPort> seeds, Duration deadline) {
+  private MetaClient(String cluster, List<HostPort> seeds, Duration deadline, ClusterTls tls) {
     this.seeds = List.copyOf(seeds);
-    RaftProperties p = new RaftProperties();
-    RaftConfigKeys.Rpc.setType(p, SupportedRpcType.NETTY);
+    this.tls = tls;
+    RaftProperties p = MetaTransport.properties();
     RaftClientConfigKeys.Rpc.setRequestTimeout(p, TimeDuration.valueOf(3, TimeUnit.SECONDS));
     long tries = Math.max(1, deadline.toMillis() / 200);
     this.raft = RaftClient.newBuilder()
         .setProperties(p)
+        .setParameters(MetaTransport.parameters(tls, false))
         .setRaftGroup(MetaPeers.group(cluster, seeds))
         .setRetryPolicy(RetryPolicies.retryUpToMaximumCountWithFixedSleep((int) tries,
             TimeDuration.valueOf(200, TimeUnit.MILLISECONDS)))
         .build();
   }
 
-  /** A client of the control plane whose voters include {@code seeds} (any order). */
+  /** A client of an insecure control plane whose voters include {@code seeds} (any order). */
   public static MetaClient connect(String cluster, List<HostPort> seeds) {
-    return new MetaClient(cluster, seeds, MetaConfig.REQUEST_DEADLINE);
+    return new MetaClient(cluster, seeds, MetaConfig.REQUEST_DEADLINE, null);
   }
 
   public static MetaClient connect(String cluster, List<HostPort> seeds, Duration deadline) {
-    return new MetaClient(cluster, seeds, deadline);
+    return new MetaClient(cluster, seeds, deadline, null);
+  }
+
+  /**
+   * A client that connects with mutual TLS as {@code tls}'s certificate and signs every command with
+   * its key (null: an insecure cluster); the control plane lets it do what its certificate's role allows.
+   */
+  public static MetaClient connect(String cluster, List<HostPort> seeds, Duration deadline, ClusterTls tls) {
+    return new MetaClient(cluster, seeds, deadline, tls);
   }
 
   public List<HostPort> seeds() {
@@ -217,7 +227,7 @@ public final class MetaClient implements AutoCloseable {
 
   private <T> T command(byte[] command, MetaCodec.Reader<T> payload) throws MetaException {
     try {
-      RaftClientReply r = raft.io().send(Message.valueOf(ByteString.copyFrom(command)));
+      RaftClientReply r = raft.io().send(signed(command));
       return MetaCodec.reply(bytesOf(r), payload);
     } catch (IOException e) {
       throw unreachable(e);
@@ -225,7 +235,7 @@ public final class MetaClient implements AutoCloseable {
   }
 
   private <T> CompletableFuture<T> commandAsync(byte[] command, MetaCodec.Reader<T> payload) {
-    return raft.async().send(Message.valueOf(ByteString.copyFrom(command))).thenApply(r -> {
+    return raft.async().send(signed(command)).thenApply(r -> {
       try {
         return MetaCodec.reply(bytesOf(r), payload);
       } catch (IOException | MetaException e) {
@@ -240,6 +250,10 @@ public final class MetaClient implements AutoCloseable {
     });
   }
 
+  private Message signed(byte[] command) {
+    return Message.valueOf(ByteString.copyFrom(SignedCommands.seal(command, tls)));
+  }
+
   private static byte[] bytesOf(RaftClientReply r) throws IOException {
     if (!r.isSuccess()) {
       throw r.getException() != null ? r.getException() : new IOException("control plane refused the request");
@@ -248,6 +262,15 @@ public final class MetaClient implements AutoCloseable {
   }
 
   private MetaException unreachable(Throwable e) {
+    for (Throwable c = e; c != null; c = c.getCause()) {
+      if (c instanceof StateMachineException) {
+        // The leader refused the command's signature or certificate: an answer, not an outage.
+        String m = String.valueOf(c.getMessage());
+        int at = m.indexOf(SignedCommands.Refused.class.getName());
+        return new MetaException(ErrorCode.UNAUTHORIZED, "control plane refused: " + (at < 0 ? m
+            : m.substring(at + SignedCommands.Refused.class.getName().length()).replaceFirst("^: ", "")), e);
+      }
+    }
     return new MetaException(ErrorCode.UNAVAILABLE, "control plane " + seeds + " did not answer: " + e.getMessage(), e);
   }
 

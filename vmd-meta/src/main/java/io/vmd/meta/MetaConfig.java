@@ -1,6 +1,7 @@
 package io.vmd.meta;
 
 import io.vmd.common.HostPort;
+import io.vmd.common.tls.ClusterTls;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -13,8 +14,15 @@ import java.util.List;
  * @param dir where the Raft log and snapshots go
  * @param cluster the cluster name (names the Raft group)
  * @param snapshotEvery log entries between snapshots
+ * @param tls this voter's node certificate and the cluster's CA; null runs the control plane
+ *     without TLS or signatures (--insecure)
  */
-public record MetaConfig(HostPort listen, List<HostPort> peers, Path dir, String cluster, long snapshotEvery) {
+public record MetaConfig(HostPort listen, List<HostPort> peers, Path dir, String cluster, long snapshotEvery,
+    ClusterTls tls) {
+  public MetaConfig(HostPort listen, List<HostPort> peers, Path dir, String cluster, long snapshotEvery) {
+    this(listen, peers, dir, cluster, snapshotEvery, null);
+  }
+
   public MetaConfig {
     peers = List.copyOf(peers);
     if (!peers.contains(listen)) {
@@ -25,6 +33,17 @@ public record MetaConfig(HostPort listen, List<HostPort> peers, Path dir, String
       throw new IllegalArgumentException("a control-plane group needs an odd number of voters (1, 3 or 5), not "
           + peers.size());
     }
+  }
+
+  /** This voter with {@code tls} (null: insecure). */
+  public MetaConfig withTls(ClusterTls tls) {
+    return new MetaConfig(listen, peers, dir, cluster, snapshotEvery, tls);
+  }
+
+  /** This voter at another address (the same in the peer list). */
+  public MetaConfig withListen(HostPort address) {
+    return new MetaConfig(address, peers.stream().map(p -> p.equals(listen) ? address : p).toList(), dir, cluster,
+        snapshotEvery, tls);
   }
 
   /** A single voter. */

@@ -7,11 +7,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import org.apache.ratis.RaftConfigKeys;
 import org.apache.ratis.conf.RaftProperties;
-import org.apache.ratis.netty.NettyConfigKeys;
 import org.apache.ratis.protocol.RaftGroup;
-import org.apache.ratis.rpc.SupportedRpcType;
 import org.apache.ratis.server.RaftServer;
 import org.apache.ratis.server.RaftServerConfigKeys;
 import org.apache.ratis.server.storage.RaftStorage;
@@ -24,11 +21,12 @@ public final class MetaServer implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(MetaServer.class);
 
   private final MetaConfig config;
-  private final MetaStateMachine stateMachine = new MetaStateMachine();
+  private final MetaStateMachine stateMachine;
   private final RaftServer server;
 
   private MetaServer(MetaConfig config) throws IOException {
     this.config = config;
+    this.stateMachine = new MetaStateMachine(config.tls() == null ? null : config.tls().caCertificate());
     RaftGroup group = MetaPeers.group(config.cluster(), config.peers());
     RaftProperties p = properties(config);
     Path groupDir = config.dir().resolve(group.getGroupId().getUuid().toString());
@@ -36,17 +34,15 @@ public final class MetaServer implements AutoCloseable {
         .setServerId(MetaPeers.peerId(config.listen()))
         .setGroup(group)
         .setProperties(p)
+        .setParameters(MetaTransport.parameters(config.tls(), true))
         .setStateMachine(stateMachine)
         .setOption(Files.isDirectory(groupDir) ? RaftStorage.StartupOption.RECOVER : RaftStorage.StartupOption.FORMAT)
         .build();
   }
 
   static RaftProperties properties(MetaConfig config) {
-    RaftProperties p = new RaftProperties();
-    RaftConfigKeys.Rpc.setType(p, SupportedRpcType.NETTY);
-    NettyConfigKeys.Server.setHost(p, config.listen().host());
-    NettyConfigKeys.Server.setPort(p, config.listen().port());
-    NettyConfigKeys.Server.setUseEpoll(p, false);
+    RaftProperties p = MetaTransport.properties();
+    MetaTransport.listen(p, config.listen());
     RaftServerConfigKeys.setStorageDir(p, List.of(config.dir().toFile()));
     // A slow 2-core host must not lose its leader to a GC pause or a busy event loop.
     RaftServerConfigKeys.Rpc.setTimeoutMin(p, TimeDuration.valueOf(500, TimeUnit.MILLISECONDS));
@@ -64,8 +60,10 @@ public final class MetaServer implements AutoCloseable {
       Files.createDirectories(config.dir());
       MetaServer s = new MetaServer(config);
       s.server.start();
-      LOG.info("control plane voter {} of {} on {} (data in {})", MetaPeers.peerId(config.listen()),
-          config.peers(), config.listen(), config.dir());
+      LOG.info("control plane voter {} of {} on {} (data in {}; {})", MetaPeers.peerId(config.listen()),
+          config.peers(), config.listen(), config.dir(), config.tls() == null
+              ? "INSECURE: no TLS, commands unauthenticated"
+              : "mutual TLS as " + config.tls().identity() + ", commands signed");
       return s;
     } catch (IOException e) {
       throw new UncheckedIOException("cannot start the control-plane voter on " + config.listen() + ": "

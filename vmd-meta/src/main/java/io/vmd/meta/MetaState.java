@@ -1,6 +1,7 @@
 package io.vmd.meta;
 
 import io.vmd.common.HostPort;
+import io.vmd.common.tls.Role;
 import io.vmd.protocol.ErrorCode;
 import io.vmd.protocol.Frame;
 import io.vmd.protocol.NamespaceRecord;
@@ -16,6 +17,7 @@ import java.util.Deque;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
 
@@ -38,6 +40,8 @@ final class MetaState {
   /** Namespace ids by name (a name never changes for an id): creates and claims find one at once. */
   private final HashMap<String, Integer> idsByName = new HashMap<>();
   private final Deque<Tombstone> tombstones = new ArrayDeque<>();
+  /** Which server certificate registered each member id: only it may register that id again or report its state. */
+  private final Map<String, String> registrants = new HashMap<>();
 
   synchronized MetaView view() {
     List<NamespaceMeta> ns = new ArrayList<>(namespaces.values());
@@ -107,11 +111,25 @@ final class MetaState {
     return MetaCodec.error(ErrorCode.BAD_REQUEST, why);
   }
 
+  /** The reply to a command its caller's role does not allow. */
+  private static byte[] denied(Caller caller, String what) {
+    return MetaCodec.error(ErrorCode.UNAUTHORIZED, caller + " may not " + what);
+  }
+
+  /** Applies a command as an insecure cluster does (tests of the rules themselves). */
+  byte[] apply(byte[] command, long leaderMillis, long leaderRandom) {
+    return apply(command, leaderMillis, leaderRandom, Caller.INSECURE);
+  }
+
   /**
-   * Applies one command taken at {@code leaderMillis}; returns the reply. Never throws.
-   * {@code leaderRandom} (drawn by the leader, carried in the log) names the cluster on its first command.
+   * Applies one command taken at {@code leaderMillis} from {@code caller}; returns the reply. Never
+   * throws. {@code leaderRandom} (drawn by the leader, carried in the log) names the cluster on its
+   * first command. Who may do what: admin anything; a gateway claims (never by force), renews and
+   * releases leases under owner ids that start with its name and '/', and changes the server sets of
+   * namespaces it owns; a server registers itself at an address its certificate names, and marks
+   * only itself active.
    */
-  synchronized byte[] apply(byte[] command, long leaderMillis, long leaderRandom) {
+  synchronized byte[] apply(byte[] command, long leaderMillis, long leaderRandom, Caller caller) {
     now = Math.max(now, leaderMillis);
     if (clusterId == 0) {
       clusterId = leaderRandom == 0 ? 1 : leaderRandom;
@@ -119,25 +137,75 @@ final class MetaState {
     try {
       DataInputStream in = MetaCodec.in(command, 0);
       byte op = in.readByte();
+      boolean admin = caller.role() == Role.ADMIN;
+      boolean gateway = caller.role() == Role.GATEWAY;
       switch (op) {
-        case MetaCodec.REGISTER:
-          return register(in.readUTF(), new HostPort(in.readUTF(), in.readUnsignedShort()), in.readBoolean());
-        case MetaCodec.SET_STATUS:
-          return setStatus(in.readUnsignedShort(), ServerStatus.values()[in.readUnsignedByte()]);
+        case MetaCodec.REGISTER: {
+          String id = in.readUTF();
+          HostPort address = new HostPort(in.readUTF(), in.readUnsignedShort());
+          boolean persistent = in.readBoolean();
+          if (!admin) {
+            String registrant = registrants.get(id);
+            if (caller.role() != Role.SERVER) {
+              return denied(caller, "register a server");
+            }
+            if (!caller.hosts().contains(address.host())) {
+              return denied(caller, "register a server at " + address.host() + ", which its certificate does not name");
+            }
+            if (registrant != null && !registrant.equals(caller.name())) {
+              return denied(caller, "register server id " + id + ", which server '" + registrant + "' registered");
+            }
+          }
+          return register(id, address, persistent, caller);
+        }
+        case MetaCodec.SET_STATUS: {
+          int slot = in.readUnsignedShort();
+          ServerStatus status = ServerStatus.values()[in.readUnsignedByte()];
+          if (!admin) {
+            Member m = bySlot(slot);
+            if (caller.role() != Role.SERVER || status != ServerStatus.ACTIVE) {
+              return denied(caller, "set a server " + status.name().toLowerCase(Locale.ROOT));
+            }
+            if (m != null && !caller.name().equals(registrants.get(m.id()))) {
+              return denied(caller, "set the state of server " + m.id() + ", which it did not register");
+            }
+          }
+          return setStatus(slot, status);
+        }
         case MetaCodec.NS_CREATE:
-          return create(in.readUTF(), in.readLong(), in.readUnsignedByte());
+          return admin ? create(in.readUTF(), in.readLong(), in.readUnsignedByte()) : denied(caller, "create namespaces");
         case MetaCodec.NS_DELETE:
-          return delete(in.readUTF(), in.readBoolean());
-        case MetaCodec.CLAIM:
-          return claim(in.readUTF(), in.readUTF(), in.readLong(), in.readBoolean(), in.readLong());
-        case MetaCodec.RENEW:
-          return renew(in.readUTF(), in.readLong());
-        case MetaCodec.RELEASE:
-          return release(in.readInt(), in.readUTF(), in.readLong());
+          return admin ? delete(in.readUTF(), in.readBoolean()) : denied(caller, "delete namespaces");
+        case MetaCodec.CLAIM: {
+          String name = in.readUTF();
+          String owner = in.readUTF();
+          long lease = in.readLong();
+          boolean force = in.readBoolean();
+          long expectedEpoch = in.readLong();
+          if (!admin && !(gateway && !force && caller.mayActAs(owner))) {
+            return denied(caller, force ? "take a namespace by force (admin only)"
+                : "claim namespace '" + name + "' as owner '" + owner + "'");
+          }
+          return claim(name, owner, lease, force, expectedEpoch);
+        }
+        case MetaCodec.RENEW: {
+          String owner = in.readUTF();
+          return mayOwn(caller, owner) ? renew(owner, in.readLong()) : denied(caller, "renew the leases of " + owner);
+        }
+        case MetaCodec.RELEASE: {
+          int id = in.readInt();
+          String owner = in.readUTF();
+          return mayOwn(caller, owner) ? release(id, owner, in.readLong()) : denied(caller, "release a lease of " + owner);
+        }
         case MetaCodec.ADD_SERVERS:
-          return changeServers(in.readInt(), in.readUTF(), in.readLong(), MetaCodec.readSlots(in), true);
-        case MetaCodec.REMOVE_SERVERS:
-          return changeServers(in.readInt(), in.readUTF(), in.readLong(), MetaCodec.readSlots(in), false);
+        case MetaCodec.REMOVE_SERVERS: {
+          int id = in.readInt();
+          String owner = in.readUTF();
+          if (!mayOwn(caller, owner)) {
+            return denied(caller, "change the servers of a namespace " + owner + " owns");
+          }
+          return changeServers(id, owner, in.readLong(), MetaCodec.readSlots(in), op == MetaCodec.ADD_SERVERS);
+        }
         default:
           return MetaCodec.error(ErrorCode.BAD_REQUEST, "unknown control-plane command " + op);
       }
@@ -146,13 +214,17 @@ final class MetaState {
     }
   }
 
+  private static boolean mayOwn(Caller caller, String owner) {
+    return caller.role() == Role.ADMIN || caller.role() == Role.GATEWAY && caller.mayActAs(owner);
+  }
+
   private void changed() {
     version++;
   }
 
   // ---------------------------------------------------------------- membership
 
-  private byte[] register(String id, HostPort address, boolean persistent) {
+  private byte[] register(String id, HostPort address, boolean persistent, Caller caller) {
     String bad = badId("server id", id);
     bad = bad != null ? bad : badId("server host", address.host());
     if (bad != null) {
@@ -183,6 +255,9 @@ final class MetaState {
           : ServerStatus.JOINING, persistent);
     }
     members.put(id, m);
+    if (caller.role() == Role.SERVER) {
+      registrants.put(id, caller.name());
+    }
     changed();
     Member out = m;
     return MetaCodec.ok(o -> MetaCodec.writeMember(o, out));
@@ -208,7 +283,13 @@ final class MetaState {
     if (free > Member.MAX_SLOT) {
       return -1;
     }
-    members.values().removeIf(m -> m.slot() == free);
+    members.values().removeIf(m -> {
+      if (m.slot() == free) {
+        registrants.remove(m.id());
+        return true;
+      }
+      return false;
+    });
     return free;
   }
 
@@ -420,14 +501,19 @@ final class MetaState {
   // ---------------------------------------------------------------- snapshot
 
   synchronized void write(DataOutputStream out) throws IOException {
-    out.writeInt(1); // snapshot format
+    out.writeInt(2); // snapshot format: 1 had no registrants
     out.writeInt(nextSlot);
     MetaCodec.writeView(out, view());
+    out.writeInt(registrants.size());
+    for (Map.Entry<String, String> e : registrants.entrySet()) {
+      out.writeUTF(e.getKey());
+      out.writeUTF(e.getValue());
+    }
   }
 
   synchronized void read(DataInputStream in) throws IOException {
     int format = in.readInt();
-    if (format != 1) {
+    if (format != 1 && format != 2) {
       throw new IOException("unknown control-plane snapshot format " + format);
     }
     nextSlot = in.readInt();
@@ -448,5 +534,11 @@ final class MetaState {
     }
     tombstones.clear();
     tombstones.addAll(v.tombstones());
+    registrants.clear();
+    if (format >= 2) {
+      for (int i = in.readInt(); i > 0; i--) {
+        registrants.put(in.readUTF(), in.readUTF());
+      }
+    }
   }
 }

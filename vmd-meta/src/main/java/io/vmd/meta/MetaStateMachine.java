@@ -1,16 +1,16 @@
 package io.vmd.meta;
 
+import io.vmd.protocol.ErrorCode;
 import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.File;
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.StandardCopyOption;
 import java.security.SecureRandom;
-import java.util.Arrays;
+import java.security.cert.X509Certificate;
 import java.util.concurrent.CompletableFuture;
 import org.apache.ratis.proto.RaftProtos.LogEntryProto;
 import org.apache.ratis.protocol.Message;
@@ -32,7 +32,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * {@link MetaState} as a Ratis state machine. The leader stamps each command with its clock when it
- * takes it (the first 8 bytes of the log entry; a random long follows), so leases are judged by one clock on every voter.
+ * takes it (the first 8 bytes of the log entry; a random long follows, then who sent it), so leases
+ * are judged by one clock, and commands by one judgement of their sender, on every voter.
  * Snapshots are the whole state in one file.
  */
 final class MetaStateMachine extends BaseStateMachine {
@@ -42,6 +43,12 @@ final class MetaStateMachine extends BaseStateMachine {
 
   private final MetaState state = new MetaState();
   private final SimpleStateMachineStorage storage = new SimpleStateMachineStorage();
+  /** The cluster's CA, which must have issued every command's certificate; null: an insecure cluster. */
+  private final X509Certificate ca;
+
+  MetaStateMachine(X509Certificate ca) {
+    this.ca = ca;
+  }
 
   MetaState state() {
     return state;
@@ -94,27 +101,45 @@ final class MetaStateMachine extends BaseStateMachine {
     return last.getIndex();
   }
 
-  /** On the leader: the command, prefixed with the leader's clock and a random number it drew. */
+  /**
+   * On the leader: checks who sent the command (a bad signature or a foreign certificate never enters
+   * the log: the sender gets the reason), then logs the leader's clock, a random number it drew, the
+   * caller and the command.
+   */
   @Override
   public TransactionContext startTransaction(RaftClientRequest request) throws IOException {
-    ByteString command = request.getMessage().getContent();
-    ByteBuffer b = ByteBuffer.allocate(16 + command.size());
-    b.putLong(System.currentTimeMillis());
-    b.putLong(RANDOM.nextLong());
-    command.copyTo(b);
-    b.flip();
+    long now = System.currentTimeMillis();
+    SignedCommands.Opened opened;
+    try {
+      opened = SignedCommands.open(request.getMessage().getContent().toByteArray(), ca, now);
+    } catch (SignedCommands.Refused e) {
+      LOG.warn("control plane refused a command from client {}: {}", request.getClientId(), e.getMessage());
+      throw e;
+    }
+    byte[] entry = MetaCodec.bytes(o -> {
+      o.writeLong(now);
+      o.writeLong(RANDOM.nextLong());
+      opened.caller().write(o);
+      o.write(opened.command());
+    });
     return TransactionContext.newBuilder().setStateMachine(this).setClientRequest(request)
-        .setLogData(ByteString.copyFrom(b)).build();
+        .setLogData(ByteString.copyFrom(entry)).build();
   }
 
   @Override
   public CompletableFuture<Message> applyTransaction(TransactionContext trx) {
     LogEntryProto entry = trx.getLogEntry();
     byte[] data = entry.getStateMachineLogEntry().getLogData().toByteArray();
-    ByteBuffer head = ByteBuffer.wrap(data);
-    long millis = head.getLong();
-    long random = head.getLong();
-    byte[] reply = state.apply(Arrays.copyOfRange(data, 16, data.length), millis, random);
+    byte[] reply;
+    try {
+      DataInputStream in = MetaCodec.in(data, 0);
+      long millis = in.readLong();
+      long random = in.readLong();
+      Caller caller = Caller.read(in);
+      reply = state.apply(in.readAllBytes(), millis, random, caller);
+    } catch (IOException | RuntimeException e) {
+      reply = MetaCodec.error(ErrorCode.BAD_REQUEST, "unreadable log entry " + entry.getIndex() + ": " + e);
+    }
     updateLastAppliedTermIndex(entry.getTerm(), entry.getIndex());
     return CompletableFuture.completedFuture(Message.valueOf(ByteString.copyFrom(reply)));
   }

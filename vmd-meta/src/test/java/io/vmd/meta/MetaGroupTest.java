@@ -4,6 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import io.vmd.common.HostPort;
+import io.vmd.common.tls.ClusterTls;
+import io.vmd.common.tls.Role;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -14,8 +16,15 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Three voters in one JVM: leader loss in the middle of commands, and a voter back from its snapshot. */
+/**
+ * Three voters in one JVM, talking mutual TLS as a secure cluster does: leader loss in the middle of
+ * commands, and a voter back from its snapshot.
+ */
 class MetaGroupTest {
+  private static final TestCerts CERTS = new TestCerts();
+  private static final ClusterTls NODE = CERTS.node("127.0.0.1");
+  private static final ClusterTls ADMIN = CERTS.client("ops", Role.ADMIN);
+
   @TempDir
   Path dir;
 
@@ -30,7 +39,7 @@ class MetaGroupTest {
   }
 
   private MetaConfig config(HostPort a) {
-    return new MetaConfig(a, addresses, dir.resolve("voter-" + a.port()), "test", 50);
+    return new MetaConfig(a, addresses, dir.resolve("voter-" + a.port()), "test", 50, NODE);
   }
 
   @AfterEach
@@ -55,7 +64,7 @@ class MetaGroupTest {
   @Test
   void aCreateCaughtByALeaderKillHappensOnceOrNotAtAll() throws Exception {
     start(3);
-    try (MetaClient c = MetaClient.connect("test", addresses)) {
+    try (MetaClient c = MetaClient.connect("test", addresses, MetaConfig.REQUEST_DEADLINE, ADMIN)) {
       c.createNamespace("warm", 1 << 20, 1);
       int l = leader();
       CompletableFuture<Object> create = CompletableFuture.supplyAsync(() -> {
@@ -84,7 +93,7 @@ class MetaGroupTest {
   @Test
   void aClaimCaughtByALeaderKillMovesTheEpochOnce() throws Exception {
     start(3);
-    try (MetaClient c = MetaClient.connect("test", addresses)) {
+    try (MetaClient c = MetaClient.connect("test", addresses, MetaConfig.REQUEST_DEADLINE, ADMIN)) {
       c.createNamespace("vm1", 1 << 20, 2);
       int l = leader();
       CompletableFuture<Object> claim = CompletableFuture.supplyAsync(() -> {
@@ -116,7 +125,7 @@ class MetaGroupTest {
   @Test
   void aVoterRestartedFromItsSnapshotCatchesUp() throws Exception {
     start(3);
-    try (MetaClient c = MetaClient.connect("test", addresses)) {
+    try (MetaClient c = MetaClient.connect("test", addresses, MetaConfig.REQUEST_DEADLINE, ADMIN)) {
       c.register("s1", HostPort.parse("127.0.0.1:7401"), true);
       // More entries than the snapshot interval (50), so the voters snapshot and purge.
       for (int i = 0; i < 120; i++) {
@@ -144,14 +153,14 @@ class MetaGroupTest {
   @Test
   void aSingleVoterKeepsItsStateAcrossARestart() throws Exception {
     start(1);
-    try (MetaClient c = MetaClient.connect("test", addresses)) {
+    try (MetaClient c = MetaClient.connect("test", addresses, MetaConfig.REQUEST_DEADLINE, ADMIN)) {
       c.createNamespace("a", 1 << 20, 1);
       c.createNamespace("b", 1 << 20, 1);
       c.deleteNamespace("b", false);
     }
     voters.get(0).close();
     voters.set(0, MetaServer.start(config(addresses.get(0))));
-    try (MetaClient c = MetaClient.connect("test", addresses)) {
+    try (MetaClient c = MetaClient.connect("test", addresses, MetaConfig.REQUEST_DEADLINE, ADMIN)) {
       assertThat(c.view().namespaces()).extracting(NamespaceMeta::name).containsExactly("a");
       assertThat(c.createNamespace("c", 1 << 20, 1).id()).isEqualTo(3);
     }

@@ -3,6 +3,7 @@ package io.vmd.server;
 import io.vmd.common.HostPort;
 import io.vmd.meta.Member;
 import io.vmd.meta.MetaClient;
+import io.vmd.meta.MetaConfig;
 import io.vmd.meta.MetaException;
 import io.vmd.meta.MetaView;
 import io.vmd.meta.NamespaceMeta;
@@ -61,7 +62,7 @@ final class ControlPlaneFollower implements AutoCloseable {
 
   ControlPlaneFollower(VmdServer server, List<HostPort> voters) {
     this.server = server;
-    this.meta = MetaClient.connect(server.config().cluster(), voters);
+    this.meta = MetaClient.connect(server.config().cluster(), voters, MetaConfig.REQUEST_DEADLINE, server.config().tls());
     this.id = loadOrCreateId(server.config().dataDir());
   }
 

@@ -197,7 +197,7 @@ public final class LocalCluster implements AutoCloseable {
       return this;
     }
 
-    /** Every server speaks mutual TLS with its clients, with this node certificate. */
+    /** Every voter and server speaks mutual TLS with this node certificate, and voters take only signed commands. */
     public Builder<C> tls(ClusterTls nodeTls) {
       this.tls = nodeTls;
       return this;
@@ -269,7 +269,7 @@ public final class LocalCluster implements AutoCloseable {
         List<HostPort> voterAddresses = metaListen != null && metaListen.port() != 0 ? List.of(metaListen)
             : FreePorts.loopback(voters);
         for (HostPort a : voterAddresses) {
-          MetaConfig mc = new MetaConfig(a, voterAddresses, c.metaRoot.resolve("voter-" + a.port()), cluster, 1000);
+          MetaConfig mc = new MetaConfig(a, voterAddresses, c.metaRoot.resolve("voter-" + a.port()), cluster, 1000, tls);
           c.metaConfigs.add(mc);
           c.metas.add(MetaServer.start(mc));
         }

@@ -106,28 +106,30 @@ class ServerFuzzTest {
     for (int id = 1; id <= 4; id++) {
       server.store().deleteNamespace(id);
     }
-    server.namespaces().create(new NamespaceRecord(9, "clean", 1 << 20, 1, 0));
-    EmbeddedChannel clean = helloChannel();
+    // An id the fuzz did not take: its random NS_CREATE frames may have made any small one.
+    int clean = server.namespaces().list().stream().mapToInt(NamespaceRecord::id).max().orElse(0) + 1;
+    server.namespaces().create(new NamespaceRecord(clean, "clean", 1 << 20, 1, 0));
+    EmbeddedChannel cleanChannel = helloChannel();
     ByteBuf put = Unpooled.buffer();
-    Frame.writeHeader(put, Op.PUT, 0, 0, 7, 9, 0, 10, 1, Pages.PAGE_SIZE);
+    Frame.writeHeader(put, Op.PUT, 0, 0, 7, clean, 0, 10, 1, Pages.PAGE_SIZE);
     byte[] page = new byte[Pages.PAGE_SIZE];
     r.nextBytes(page);
     put.writeBytes(page);
-    clean.writeInbound(put);
-    ByteBuf putReply = clean.readOutbound();
+    cleanChannel.writeInbound(put);
+    ByteBuf putReply = cleanChannel.readOutbound();
     assertThat(Frame.status(putReply.skipBytes(Frame.LENGTH_FIELD))).isZero();
     putReply.release();
     ByteBuf get = Unpooled.buffer();
-    Frame.writeHeader(get, Op.GET, 0, 0, 8, 9, 0, 10, 1, 0);
-    clean.writeInbound(get);
-    ByteBuf getReply = clean.readOutbound();
+    Frame.writeHeader(get, Op.GET, 0, 0, 8, clean, 0, 10, 1, 0);
+    cleanChannel.writeInbound(get);
+    ByteBuf getReply = cleanChannel.readOutbound();
     getReply.skipBytes(Frame.LENGTH_FIELD);
     assertThat(Frame.status(getReply)).isZero();
     byte[] back = new byte[Pages.PAGE_SIZE];
     getReply.getBytes(Frame.payloadIndex(getReply) + Frame.bitmapBytes(1), back);
     assertThat(back).isEqualTo(page);
     getReply.release();
-    clean.finishAndReleaseAll();
+    cleanChannel.finishAndReleaseAll();
   }
 
   @Test

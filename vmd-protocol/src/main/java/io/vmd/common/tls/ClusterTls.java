@@ -30,13 +30,20 @@ import javax.net.ssl.SSLPeerUnverifiedException;
 public final class ClusterTls {
   private static final String[] PROTOCOLS = {"TLSv1.3"};
 
+  private final X509Certificate ca;
+  private final X509Certificate certificate;
+  private final PrivateKey key;
   private final Identity identity;
   private final SslContext server;
   private final SslContext client;
   private final List<String> warnings;
 
-  private ClusterTls(Identity identity, SslContext server, SslContext client, List<String> warnings) {
-    this.identity = identity;
+  private ClusterTls(X509Certificate ca, X509Certificate certificate, PrivateKey key, SslContext server,
+      SslContext client, List<String> warnings) {
+    this.ca = ca;
+    this.certificate = certificate;
+    this.key = key;
+    this.identity = Identity.of(certificate);
     this.server = server;
     this.client = client;
     this.warnings = warnings;
@@ -49,7 +56,7 @@ public final class ClusterTls {
           .protocols(PROTOCOLS).build();
       SslContext client = SslContextBuilder.forClient().keyManager(key, cert).trustManager(ca)
           .protocols(PROTOCOLS).build();
-      return new ClusterTls(Identity.of(cert), server, client, List.of());
+      return new ClusterTls(ca, cert, key, server, client, List.of());
     } catch (SSLException e) {
       throw new IllegalArgumentException("cannot use the certificate '" + cert.getSubjectX500Principal().getName()
           + "': " + e.getMessage(), e);
@@ -81,7 +88,7 @@ public final class ClusterTls {
       warnings.add(w);
     }
     ClusterTls t = of(Pem.readCertificate(dir.caCert()), c, Pem.readKey(key));
-    return new ClusterTls(t.identity, t.server, t.client, List.copyOf(warnings));
+    return new ClusterTls(t.ca, t.certificate, t.key, t.server, t.client, List.copyOf(warnings));
   }
 
   /** Which TLS implementation runs: BoringSSL through netty-tcnative where it loads, else the JDK's. */
@@ -92,6 +99,24 @@ public final class ClusterTls {
   /** Who this process is, as its certificate says. */
   public Identity identity() {
     return identity;
+  }
+
+  /** The cluster's CA: the only issuer this process trusts. */
+  public X509Certificate caCertificate() {
+    return ca;
+  }
+
+  /** This process's own certificate. */
+  public X509Certificate certificate() {
+    return certificate;
+  }
+
+  /**
+   * This process's private key, for a TLS stack that builds its own contexts (Ratis's shaded gRPC)
+   * and for signing what it sends the control plane; never written anywhere.
+   */
+  public PrivateKey privateKey() {
+    return key;
   }
 
   /** What loading found worth saying (a key readable by others). */
