@@ -57,6 +57,7 @@ final class GatewayCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    vmd.requireSecurityChoice("gateway");
     warmUp.gateway(ioThreads);
     PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     VmdClient client = vmd.connect(ioThreads > 0 ? ioThreads : Runtime.getRuntime().availableProcessors(), "gateway");

@@ -35,9 +35,10 @@ final class MetaCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    vmd.requireSecurityChoice("control-plane voter");
     HostPort self = HostPort.parse(listen);
     List<HostPort> group = peers == null || peers.isBlank() ? List.of(self) : HostPort.parseList(peers);
-    MetaServer voter = MetaServer.start(new MetaConfig(self, group, dataDir, vmd.cluster, snapshotEvery));
+    MetaServer voter = MetaServer.start(new MetaConfig(self, group, dataDir, vmd.cluster, snapshotEvery, vmd.nodeTls()));
     return Foreground.run("control-plane voter on " + self + " of " + group, voter);
   }
 }

@@ -75,6 +75,7 @@ final class ServerCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    vmd.requireSecurityChoice("server");
     warmUp.server(ioThreads);
     List<HostPort> meta = vmd.metaList();
     MetaServer metaVoter = null;
@@ -85,7 +86,7 @@ final class ServerCommand implements Callable<Integer> {
             "a voter keeps its log on disk: give --meta-dir DIR (or --data-dir)");
       }
       metaVoter = MetaServer.start(new MetaConfig(HostPort.parse(voter), meta, dir,
-          vmd.cluster, 1000));
+          vmd.cluster, 1000, vmd.nodeTls()));
     }
     ServerConfig cfg = ServerConfig.builder(HostPort.parse(listen), memory).store(store, dataDir).cluster(vmd.cluster)
         .availabilityInterval(availabilityInterval).ioThreads(ioThreads).clusterKey(vmd.clusterKey()).meta(meta)

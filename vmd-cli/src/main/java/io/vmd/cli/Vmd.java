@@ -63,9 +63,14 @@ public final class Vmd {
   }
 
   @Option(names = "--certs-dir", scope = ScopeType.INHERIT, paramLabel = "DIR", defaultValue = "${env:VMD_CERTS_DIR}",
-      description = "The cluster's certificates (vmd cert): with them, connections to servers run mutual TLS "
-          + "(default: $VMD_CERTS_DIR; none: plaintext; vmd cert uses ~/.vmd/certs).")
+      description = "The cluster's certificates (vmd cert): every link runs mutual TLS with them, and the control "
+          + "plane authorizes each command by its certificate (default: $VMD_CERTS_DIR; vmd cert uses ~/.vmd/certs).")
   Path certsDir;
+
+  @Option(names = "--insecure", scope = ScopeType.INHERIT, defaultValue = "${env:VMD_INSECURE:-false}",
+      description = "Run without certificates: no TLS and no authentication, so anyone who reaches a port can "
+          + "read and change the cluster's memory. For a test host of your own only (default: $VMD_INSECURE).")
+  boolean insecure;
 
   @Option(names = "--identity", scope = ScopeType.INHERIT, paramLabel = "NAME",
       defaultValue = "${env:VMD_IDENTITY:-admin}",
@@ -73,18 +78,47 @@ public final class Vmd {
           + "(default: $VMD_IDENTITY, else ${DEFAULT-VALUE}).")
   String identity;
 
-  /** This command's TLS as a client (client.IDENTITY), or null without --certs-dir. */
+  /** This command's TLS as a client (client.IDENTITY); null only with --insecure. */
   ClusterTls clientTls() {
     return tls("client." + identity);
   }
 
-  /** A server's TLS (its node certificate), or null without --certs-dir. */
+  /** A server's or voter's TLS (its node certificate); null only with --insecure. */
   ClusterTls nodeTls() {
     return tls("node");
   }
 
+  /**
+   * What a daemon checks before anything else: certificates or --insecure, never neither nor both; and
+   * without certificates, a loud warning on stderr.
+   */
+  void requireSecurityChoice(String role) {
+    checkSecurityChoice();
+    if (insecure) {
+      System.err.println("WARNING: this " + role + " runs --insecure: no TLS and no authentication; anyone who can "
+          + "reach its port can read and change the memory of the cluster's VMs");
+    }
+  }
+
+  private boolean noCertificates() {
+    return certsDir == null || certsDir.toString().isBlank();
+  }
+
+  private void checkSecurityChoice() {
+    boolean none = noCertificates();
+    if (none && !insecure) {
+      throw new IllegalArgumentException("no certificates: give --certs-dir DIR (or VMD_CERTS_DIR) with the "
+          + "cluster's certificates (make them with 'vmd cert create-ca', 'create-node HOST', "
+          + "'create-client NAME --role ROLE'), or run without TLS and authentication with --insecure");
+    }
+    if (!none && insecure) {
+      throw new IllegalArgumentException("both --certs-dir (or VMD_CERTS_DIR) and --insecure given: choose one");
+    }
+  }
+
   private ClusterTls tls(String name) {
-    if (certsDir == null || certsDir.toString().isBlank()) {
+    checkSecurityChoice();
+    if (noCertificates()) {
       return null;
     }
     try {

@@ -33,7 +33,8 @@ import org.junit.jupiter.api.io.TempDir;
  * Servers on other "hosts": three Linux network namespaces joined to this one by veth pairs, each
  * running a {@code vmd server} process. Cutting a link ({@code ip link set ... down}) drops packets
  * silently, as a failed switch port does: no reset, no error, just silence. Nothing may hang past the
- * request timeout and nothing may be lost. Needs root (network namespaces), as CI runs.
+ * request timeout and nothing may be lost. Needs root (network namespaces), as CI runs. Plaintext
+ * (--insecure): this test is about silence on the wire, not about who may speak.
  */
 class LinkCutIT {
   private static final int SERVERS = 3;
@@ -82,7 +83,7 @@ class LinkCutIT {
       String ns = PREFIX + i;
       Path log = tmp.resolve("server" + i + ".log");
       ProcessBuilder pb = new ProcessBuilder(ip(), "netns", "exec", ns, System.getProperty("vmd.launcher"), "server",
-          "--meta", metaAt.toString(), "--listen", "10.231." + (100 + i) + ".2:7400", "--memory", "64M", "--availability-interval", "500ms");
+          "--insecure", "--meta", metaAt.toString(), "--listen", "10.231." + (100 + i) + ".2:7400", "--memory", "64M", "--availability-interval", "500ms");
       pb.environment().put("VMD_JAR", System.getProperty("vmd.jar"));
       pb.environment().put("VMD_WARM_UP", "0");
       Process p = pb.redirectError(log.toFile()).start();

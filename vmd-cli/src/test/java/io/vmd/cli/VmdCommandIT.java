@@ -9,6 +9,10 @@ import io.vmd.client.ClientConfig;
 import io.vmd.client.Namespace;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
+import io.vmd.common.tls.CertsDir;
+import io.vmd.common.tls.ClusterTls;
+import io.vmd.common.tls.Identity;
+import io.vmd.common.tls.Role;
 import io.vmd.meta.FreePorts;
 import java.io.BufferedReader;
 import java.io.File;
@@ -24,25 +28,51 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The {@code vmd} command end to end, as a user types it: the bin/vmd launcher, the runnable jar,
- * two server processes (one persisted), and the admin commands against them.
+ * two server processes (one persisted), and the admin commands against them. Every process runs
+ * secure, with one set of certificates for the suite (VMD_CERTS_DIR), as an operator's hosts do.
  */
 class VmdCommandIT {
   private static final Pattern LISTENING = Pattern.compile("listening on (\\S+?)(,| |$)");
+  /** The suite's cluster certificates: a CA, a node certificate for loopback, admin and gateway clients. */
+  private static Path certs;
+
+  @BeforeAll
+  static void makeCertificates() throws IOException {
+    certs = Files.createTempDirectory("vmd-it-certs-");
+    new CertsDir(certs).makeCluster(List.of("127.0.0.1", "localhost"), Duration.ofDays(1),
+        List.of(new Identity("admin", Role.ADMIN), new Identity("gateway", Role.GATEWAY)));
+  }
+
+  /** An in-process client of the suite's cluster, as its admin. */
+  private static ClientConfig adminConfig(HostPort meta) throws IOException {
+    return ClientConfig.of(List.of(meta)).withTls(ClusterTls.load(new CertsDir(certs), "client.admin"));
+  }
+
+  @AfterAll
+  static void forgetCertificates() throws IOException {
+    try (var walk = Files.walk(certs)) {
+      walk.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+    }
+  }
   private final List<Process> servers = new ArrayList<>();
   @TempDir Path tmp;
-  /** The line a process printed when it became ready. */
+  /** The line a process printed when it became ready, and the file its stderr goes to. */
   private String lastLine;
+  private Path lastLog;
 
   @AfterEach
   void stopServers() throws InterruptedException {
@@ -61,16 +91,22 @@ class VmdCommandIT {
     ProcessBuilder pb = new ProcessBuilder(cmd);
     pb.environment().put("VMD_JAR", System.getProperty("vmd.jar"));
     pb.environment().remove("VMD_META");
+    pb.environment().remove("VMD_INSECURE");
+    if (!List.of(args).contains("--insecure")) {
+      pb.environment().put("VMD_CERTS_DIR", certs.toString());
+    }
     // Servers and gateways start here by the dozen: their warm-up is the bench tests' to cover.
     pb.environment().put("VMD_WARM_UP", "0");
     return pb;
   }
 
   /** Starts a single-voter control plane process and returns its address. */
-  private HostPort startMeta() throws IOException {
+  private HostPort startMeta(String... more) throws IOException {
     HostPort at = FreePorts.loopback(1).get(0);
-    startAndWait(Pattern.compile("control-plane voter on"), "meta", "--listen", at.toString(), "--data-dir",
-        tmp.resolve("meta-" + at.port()).toString());
+    List<String> args = new ArrayList<>(List.of("meta", "--listen", at.toString(), "--data-dir",
+        tmp.resolve("meta-" + at.port()).toString()));
+    args.addAll(List.of(more));
+    startAndWait(Pattern.compile("control-plane voter on"), args.toArray(String[]::new));
     return at;
   }
 
@@ -103,9 +139,13 @@ class VmdCommandIT {
 
   /** A command that may take up to {@code seconds} on a busy 2-core host (longer is a hang). */
   private Result vmdWithin(long seconds, String... args) throws Exception {
+    return run(launcher(args), seconds, args);
+  }
+
+  private Result run(ProcessBuilder pb, long seconds, String... args) throws Exception {
     File out = Files.createTempFile(tmp, "out", ".txt").toFile();
     File err = Files.createTempFile(tmp, "err", ".txt").toFile();
-    Process p = launcher(args).redirectOutput(out).redirectError(err).start();
+    Process p = pb.redirectOutput(out).redirectError(err).start();
     boolean done = p.waitFor(seconds, TimeUnit.SECONDS);
     if (!done) {
       p.destroyForcibly();
@@ -136,7 +176,7 @@ class VmdCommandIT {
     // Write 40 pages through the client library; R=2 puts every page on both servers.
     byte[] data = new byte[40 * 4096];
     new Random(7).nextBytes(data);
-    try (VmdClient client = VmdClient.connect(ClientConfig.of(List.of(metaAt)))) {
+    try (VmdClient client = VmdClient.connect(adminConfig(metaAt))) {
       Namespace ns = client.attach("vm1", true);
       ns.writeSync(100, data);
     }
@@ -150,7 +190,7 @@ class VmdCommandIT {
         .contains("40 pages stored, 0 under-replicated");
 
     // ns attach hands the namespace over: the epoch moves on, and whoever wrote before is refused.
-    try (VmdClient client = VmdClient.connect(ClientConfig.of(List.of(metaAt)))) {
+    try (VmdClient client = VmdClient.connect(adminConfig(metaAt))) {
       Namespace writer = client.attach("vm1", true);
       Result taken = vmd("--json", "ns", "attach", "vm1", "--meta", meta);
       assertThat(taken.exit()).as(taken.err()).isZero();
@@ -190,7 +230,7 @@ class VmdCommandIT {
     assertThat(b2).isEqualTo(b);
     assertThat(vmd("cluster", "servers", "--meta", meta).out().lines().filter(l -> l.contains("active")).count())
         .as("the persisted server came back as itself, not as a third member").isEqualTo(2);
-    try (VmdClient client = VmdClient.connect(ClientConfig.of(List.of(metaAt)))) {
+    try (VmdClient client = VmdClient.connect(adminConfig(metaAt))) {
       Namespace ns = client.attach("vm1", false);
       assertThat(ns.readSync(100, 40)).isEqualTo(data);
     }
@@ -208,6 +248,7 @@ class VmdCommandIT {
   /** Starts a long-running vmd process and waits for the stdout line that matches {@code ready}. */
   private Matcher startAndWait(Pattern ready, String... args) throws IOException {
     Path log = Files.createTempFile(tmp, "vmd", ".log");
+    lastLog = log;
     Process p = launcher(args).redirectError(log.toFile()).start();
     servers.add(p);
     BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
@@ -296,7 +337,30 @@ class VmdCommandIT {
   }
 
   @Test
-  void withCertificatesTheDataPathRunsTlsAndServesOnlyTheCasClients() throws Exception {
+  void aRoleWithoutCertificatesRefusesToStartUnlessToldInsecure() throws Exception {
+    String[][] roles = {{"meta", "--listen", "127.0.0.1:0", "--data-dir", tmp.resolve("m").toString()},
+        {"server", "--meta", "127.0.0.1:9", "--listen", "127.0.0.1:0", "--memory", "16M"},
+        {"gateway", "--meta", "127.0.0.1:9", "--listen", "127.0.0.1:0"}};
+    for (String[] role : roles) {
+      ProcessBuilder pb = launcher(role);
+      pb.environment().remove("VMD_CERTS_DIR");
+      Result r = run(pb, 60, role);
+      assertThat(r.exit()).as(role[0]).isNotZero();
+      assertThat(r.err().strip().lines()).as(role[0]).hasSize(1).first().asString()
+          .startsWith("vmd: no certificates").contains("vmd cert create-ca").contains("--insecure");
+    }
+    Result both = vmd("meta", "--listen", "127.0.0.1:0", "--data-dir", tmp.resolve("m").toString(), "--certs-dir",
+        certs.toString(), "--insecure");
+    assertThat(both.err()).contains("choose one");
+    // Told --insecure, a voter starts, and says loudly what that means.
+    HostPort at = FreePorts.loopback(1).get(0);
+    startAndWait(Pattern.compile("control-plane voter on"), "meta", "--insecure", "--listen", at.toString(),
+        "--data-dir", tmp.resolve("insecure-meta").toString());
+    assertThat(Files.readString(lastLog)).contains("WARNING: this control-plane voter runs --insecure");
+  }
+
+  @Test
+  void certificatesMadeByVmdCertSecureEveryRoleAndServeOnlyTheCasClients() throws Exception {
     String certs = tmp.resolve("certs").toString();
     for (String[] c : new String[][] {{"create-ca"}, {"create-node", "127.0.0.1"},
         {"create-client", "admin", "--role", "admin"}, {"create-client", "gw-1", "--role", "gateway"}}) {
@@ -306,7 +370,7 @@ class VmdCommandIT {
       Result r = vmd(args.toArray(String[]::new));
       assertThat(r.exit()).as(r.err()).isZero();
     }
-    String flag = startMeta().toString();
+    String flag = startMeta("--certs-dir", certs).toString();
     startServer("server", "--meta", flag, "--listen", "127.0.0.1:0", "--memory", "16M", "--certs-dir", certs);
     assertThat(vmd("ns", "create", "disk", "--size", "4M", "--replicas", "1", "--meta", flag, "--certs-dir", certs)
         .exit()).isZero();
@@ -321,11 +385,17 @@ class VmdCommandIT {
     Path back = tmp.resolve("tls-back.img");
     assertThat(tool("nbdcopy", uri, back.toString()).exit()).isZero();
     assertThat(Arrays.copyOf(Files.readAllBytes(back), bytes.length)).isEqualTo(bytes);
-    // The admin's certificate reaches the server; no certificate does not.
+    // The admin's certificate reaches the server; a gateway's may not create namespaces; the suite's
+    // certificates (another CA) reach nothing, not even the control plane.
     assertThat(vmd("ns", "info", "disk", "--meta", flag, "--certs-dir", certs, "--json").out())
         .contains("\"state\":\"up\"").contains("\"pages\":256");
-    assertThat(vmd("ns", "info", "disk", "--meta", flag, "--json").out()).contains("\"state\":\"down\"")
-        .doesNotContain("\"state\":\"up\"");
+    Result gateway = vmd("ns", "create", "mine", "--size", "4M", "--meta", flag, "--certs-dir", certs,
+        "--identity", "gw-1");
+    assertThat(gateway.exit()).isEqualTo(1);
+    assertThat(gateway.err().strip()).isEqualTo("vmd: gateway 'gw-1' may not create namespaces");
+    Result foreign = vmd("ns", "info", "disk", "--meta", flag, "--timeout", "2s");
+    assertThat(foreign.exit()).isEqualTo(1);
+    assertThat(foreign.err()).contains("did not answer");
     Result nobody = vmd("ns", "info", "disk", "--meta", flag, "--certs-dir", certs, "--identity", "nobody");
     assertThat(nobody.exit()).isEqualTo(1);
     assertThat(nobody.err()).contains("client.nobody.crt").contains("vmd cert");

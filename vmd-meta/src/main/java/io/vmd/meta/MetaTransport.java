@@ -33,6 +33,16 @@ import org.slf4j.LoggerFactory;
  */
 final class MetaTransport {
   private static final Logger LOG = LoggerFactory.getLogger(MetaTransport.class);
+  /**
+   * Ratis's shaded gRPC logs through java.util.logging, to stderr, at INFO on first use (a line about
+   * epoll in every CLI command's output). Warnings still show. Held here: JUL keeps loggers weakly.
+   */
+  private static final java.util.logging.Logger GRPC_LOG = java.util.logging.Logger.getLogger(
+      "org.apache.ratis.thirdparty.io.grpc");
+
+  static {
+    GRPC_LOG.setLevel(java.util.logging.Level.WARNING);
+  }
 
   private MetaTransport() {}
 

@@ -45,8 +45,9 @@ final class DeployedStack implements Target {
   /**
    * @param launcher java, its options, -cp, the main class: how this harness itself was started
    * @param jvmOptions more options for the VMD processes (not the harness)
-   * @param tls the data path runs mutual TLS: a CA made here, a node certificate for the servers, a
-   *     gateway certificate for the gateway and an admin one for the harness
+   * @param tls every link runs mutual TLS: a CA made here, a node certificate for the voter and the
+   *     servers, a gateway certificate for the gateway and an admin one for the harness; else every
+   *     process runs --insecure
    */
   static DeployedStack start(List<String> launcher, List<String> jvmOptions, long region, int replicas, boolean viaNbd,
       boolean tls) throws Exception {
@@ -54,18 +55,21 @@ final class DeployedStack implements Target {
     List<VmdProcess> started = new ArrayList<>();
     VmdClient client = null;
     try {
-      List<String> serverTls = new ArrayList<>();
-      List<String> gatewayTls = new ArrayList<>();
+      List<String> serverTls = new ArrayList<>(List.of("--insecure"));
+      List<String> gatewayTls = new ArrayList<>(List.of("--insecure"));
       ClusterTls harnessTls = null;
       if (tls) {
         CertsDir certs = certificates(dir.resolve("certs"));
-        serverTls.addAll(List.of("--certs-dir", certs.path().toString()));
-        gatewayTls.addAll(List.of("--certs-dir", certs.path().toString(), "--identity", "gateway"));
+        serverTls = List.of("--certs-dir", certs.path().toString());
+        gatewayTls = List.of("--certs-dir", certs.path().toString(), "--identity", "gateway");
         harnessTls = ClusterTls.load(certs, "client.admin");
       }
       String meta = "127.0.0.1:" + ExternalProcess.freePort();
-      started.add(VmdProcess.launch("meta", launcher, jvmOptions, dir, META_READY, "meta", "--listen", meta,
-          "--data-dir", dir.resolve("meta").toString()).awaitReady());
+      List<String> metaArgs = new ArrayList<>(List.of("meta", "--listen", meta, "--data-dir",
+          dir.resolve("meta").toString()));
+      metaArgs.addAll(serverTls);
+      started.add(VmdProcess.launch("meta", launcher, jvmOptions, dir, META_READY, metaArgs.toArray(String[]::new))
+          .awaitReady());
       // Each server can hold the whole region: with R=2 both hold every page.
       String memory = ((region >> 20) + 64) + "M";
       List<VmdProcess> servers = new ArrayList<>();

@@ -56,7 +56,11 @@ final class VmdProcess implements AutoCloseable {
     cmd.add("-Xlog:safepoint=info:file=" + safepointFile + "::filecount=0");
     cmd.addAll(launcher.subList(1, launcher.size()));
     cmd.addAll(List.of(args));
-    Process p = new ProcessBuilder(cmd).redirectError(log.toFile()).start();
+    ProcessBuilder pb = new ProcessBuilder(cmd).redirectError(log.toFile());
+    // The stack says --certs-dir or --insecure itself; the caller's environment must not add the other.
+    pb.environment().remove("VMD_CERTS_DIR");
+    pb.environment().remove("VMD_INSECURE");
+    Process p = pb.start();
     CompletableFuture<Matcher> seen = new CompletableFuture<>();
     Thread reader = new Thread(() -> {
       try (BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
