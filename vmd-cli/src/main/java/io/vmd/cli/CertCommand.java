@@ -107,7 +107,9 @@ final class CertCommand {
   }
 
   @Command(name = "create-ca", mixinStandardHelpOptions = true,
-      description = "Make the cluster's certificate authority: ca.crt (give it to every host) and its key.")
+      description = "Make the cluster's certificate authority: ca.crt (give it to every host) and its key; and "
+          + "seal.key, under which namespaces' page keys are wrapped (give it to admin and gateway hosts only, "
+          + "never to memory servers).")
   static final class CreateCa implements Callable<Integer> {
     @ParentCommand CertCommand cert;
     @Spec CommandSpec spec;
@@ -124,8 +126,14 @@ final class CertCommand {
       Path key = cert.caKeyFile(d);
       d.writeKey(key, Pem.of(ca.key()), cert.overwrite);
       d.writeCert(d.caCert(), Pem.of(ca.certificate()), cert.overwrite);
-      cert.written(spec, files().row(d.caCert().toString(), "CA", expiry(ca.certificate()))
-          .row(key.toString(), "CA key", "—"));
+      Output t = files().row(d.caCert().toString(), "CA", expiry(ca.certificate()))
+          .row(key.toString(), "CA key", "—");
+      // Never replaced, not even with --overwrite: every sealed namespace's key is wrapped under it.
+      if (!Files.exists(d.sealKey())) {
+        d.writeSealKey(false);
+        t.row(d.sealKey().toString(), "seal key", "—");
+      }
+      cert.written(spec, t);
       return 0;
     }
   }

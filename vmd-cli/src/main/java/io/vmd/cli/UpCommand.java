@@ -82,7 +82,8 @@ final class UpCommand implements Callable<Integer> {
     NbdGateway gateway = null;
     MetricsEndpoint endpoint = null;
     try {
-      ClientConfig config = ClientConfig.of(cluster.metaAddresses()).withCluster(vmd.cluster).withClusterKey(key);
+      ClientConfig config = ClientConfig.of(cluster.metaAddresses()).withCluster(vmd.cluster).withClusterKey(key)
+          .withSealKey(dir.readSealKey());
       // Namespaces are the admin's to create; the gateway only claims them.
       try (VmdClient admin = VmdClient.connect(config.withIoThreads(1).withTls(ClusterTls.load(dir, "client.admin")))) {
         admin.namespaces().create(namespace, size, replicas != null ? replicas : Math.min(2, serverCount));

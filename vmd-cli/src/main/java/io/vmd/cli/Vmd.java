@@ -9,6 +9,7 @@ import io.vmd.common.Sizes;
 import io.vmd.common.tls.CertsDir;
 import io.vmd.common.tls.ClusterTls;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -100,6 +101,25 @@ public final class Vmd {
     }
   }
 
+  /** The cluster's seal key (seal.key in --certs-dir) when this host holds one, else null. */
+  byte[] sealKey() {
+    if (noCertificates()) {
+      return null;
+    }
+    try {
+      CertsDir d = new CertsDir(certsDir);
+      if (Files.exists(d.sealKey())) {
+        String w = CertsDir.keyPermissionWarning(d.sealKey());
+        if (w != null) {
+          System.err.println(w);
+        }
+      }
+      return d.readSealKey();
+    } catch (IOException e) {
+      throw new IllegalArgumentException(e.getMessage());
+    }
+  }
+
   private boolean noCertificates() {
     return certsDir == null || certsDir.toString().isBlank();
   }
@@ -167,7 +187,8 @@ public final class Vmd {
 
   ClientConfig clientConfig(int ioThreads) {
     return ClientConfig.of(metaList()).withCluster(cluster).withRequestTimeout(timeout)
-        .withIoThreads(ioThreads).withClusterKey(clusterKey()).withMaxQueuedBytes(maxQueued).withTls(clientTls());
+        .withIoThreads(ioThreads).withClusterKey(clusterKey()).withMaxQueuedBytes(maxQueued).withTls(clientTls())
+        .withSealKey(sealKey());
   }
 
   public static void main(String[] args) {

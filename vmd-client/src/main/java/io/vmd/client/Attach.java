@@ -57,11 +57,12 @@ final class Attach {
     } catch (MetaException e) {
       throw VmdException.of(e);
     }
+    PageSeal seal = sealOf(n, writable);
     client.refreshMembership();
     Membership membership = client.membership();
     NamespaceRecord ns = n.record();
     LocationTable table = new LocationTable(ns.pages(), ns.replicas());
-    NewestCopies copies = new NewestCopies(table);
+    NewestCopies copies = new NewestCopies(table, Frame.firstStamp(ns.epoch() + 1) - 1);
     // The servers that may hold pages of it; a removed one's copies are gone.
     List<Integer> set = new ArrayList<>();
     for (int slot : n.servers()) {
@@ -79,7 +80,7 @@ final class Attach {
     // A new writer stamps above every copy it saw, and above any older writer's (lower epoch).
     long firstStamp = Math.max(Frame.firstStamp(ns.epoch()), copies.maxStamp() + 1);
     Namespace attached = new Namespace(client, n, table, writable, firstStamp,
-        late.isEmpty() ? null : new Namespace.Late(copies, late));
+        late.isEmpty() ? null : new Namespace.Late(copies, late), seal, seal == null ? null : copies.newestStamps());
     if (writable) {
       List<CompletableFuture<Void>> deletes = new ArrayList<>();
       for (int s : listed) {
@@ -91,6 +92,33 @@ final class Attach {
       }
     }
     return attached;
+  }
+
+  /**
+   * The namespace's seal, unwrapped with this client's seal key; null for an unsealed namespace. Without
+   * the right key the attach fails, and a claim it made is given back.
+   */
+  private PageSeal sealOf(NamespaceMeta n, boolean claimed) throws VmdException {
+    if (!n.sealed()) {
+      return null;
+    }
+    try {
+      byte[] sealKey = client.config().sealKey();
+      if (sealKey == null) {
+        throw new VmdException(ErrorCode.UNAUTHORIZED, "namespace '" + name + "' is sealed and this host has no "
+            + "seal key (seal.key in --certs-dir, from the cluster's admin)");
+      }
+      return new PageSeal(n.id(), NamespaceKeys.unwrap(sealKey, name, n.wrappedKey()));
+    } catch (VmdException e) {
+      if (claimed) {
+        try {
+          client.meta().release(n.id(), client.ownerId(), n.epoch());
+        } catch (MetaException ignored) {
+          // the lease runs out by itself
+        }
+      }
+      throw e;
+    }
   }
 
   /**

@@ -25,6 +25,8 @@ import java.util.List;
  *     take them (its socket is full): past it, new requests to that server fail at once as UNAVAILABLE
  *     (a write is placed elsewhere, a read asks another replica) instead of growing memory
  * @param tls mutual TLS with servers (this client's certificate, the cluster's CA), or null for plaintext
+ * @param sealKey the cluster's seal key (32 bytes; never on a memory server), or null: namespaces
+ *     created with it have their pages sealed, and only a client holding it opens them
  */
 public record ClientConfig(
     List<HostPort> meta,
@@ -38,7 +40,8 @@ public record ClientConfig(
     Duration lease,
     Duration attachWait,
     long maxQueuedBytes,
-    ClusterTls tls) {
+    ClusterTls tls,
+    byte[] sealKey) {
   public static final long DEFAULT_MAX_QUEUED_BYTES = 64L << 20;
 
   public ClientConfig {
@@ -58,17 +61,26 @@ public record ClientConfig(
     if (maxQueuedBytes <= 0) {
       maxQueuedBytes = DEFAULT_MAX_QUEUED_BYTES;
     }
+    if (sealKey != null && sealKey.length != 32) {
+      throw new IllegalArgumentException("a seal key is 32 bytes, not " + sealKey.length);
+    }
+    sealKey = sealKey == null ? null : sealKey.clone();
+  }
+
+  @Override
+  public byte[] sealKey() {
+    return sealKey == null ? null : sealKey.clone();
   }
 
   public static ClientConfig of(List<HostPort> meta) {
     return new ClientConfig(meta, "vmd", "round-robin", Duration.ofSeconds(3), Duration.ofSeconds(10), 2,
-        Duration.ofSeconds(3), null, null, null, 0, null);
+        Duration.ofSeconds(3), null, null, null, 0, null, null);
   }
 
   private ClientConfig with(String cluster, String placement, int ioThreads, Duration downAfter,
       ClusterKey key, Duration requestTimeout, Duration lease, Duration attachWait) {
     return new ClientConfig(meta, cluster, placement, connectTimeout, requestTimeout, ioThreads, downAfter, key,
-        lease, attachWait, maxQueuedBytes, tls);
+        lease, attachWait, maxQueuedBytes, tls, sealKey);
   }
 
   public ClientConfig withPlacement(String policy) {
@@ -101,7 +113,7 @@ public record ClientConfig(
 
   public ClientConfig withConnectTimeout(Duration d) {
     return new ClientConfig(meta, cluster, placement, d, requestTimeout, ioThreads, downAfter, clusterKey, lease,
-        attachWait, maxQueuedBytes, tls);
+        attachWait, maxQueuedBytes, tls, sealKey);
   }
 
   public ClientConfig withLease(Duration d) {
@@ -114,13 +126,19 @@ public record ClientConfig(
 
   public ClientConfig withMaxQueuedBytes(long bytes) {
     return new ClientConfig(meta, cluster, placement, connectTimeout, requestTimeout, ioThreads, downAfter, clusterKey,
-        lease, attachWait, bytes, tls);
+        lease, attachWait, bytes, tls, sealKey);
   }
 
   /** Mutual TLS with every server: this client proves who it is, and each server must be a node of the CA. */
   public ClientConfig withTls(ClusterTls t) {
     return new ClientConfig(meta, cluster, placement, connectTimeout, requestTimeout, ioThreads, downAfter, clusterKey,
-        lease, attachWait, maxQueuedBytes, t);
+        lease, attachWait, maxQueuedBytes, t, sealKey);
+  }
+
+  /** Seals the pages of namespaces this client creates, and opens sealed ones, with this key (null: none). */
+  public ClientConfig withSealKey(byte[] key) {
+    return new ClientConfig(meta, cluster, placement, connectTimeout, requestTimeout, ioThreads, downAfter, clusterKey,
+        lease, attachWait, maxQueuedBytes, tls, key);
   }
 
   /** How long an operation made of several requests may take: its requests' deadline and a margin. */

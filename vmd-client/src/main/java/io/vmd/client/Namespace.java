@@ -51,10 +51,19 @@ public final class Namespace {
   final PageRepair repair;
   /** Another owner took the namespace over: this handle writes no more. */
   volatile boolean fenced;
+  /** Seals and opens its pages; null when its pages are not sealed. */
+  final PageSeal seal;
+  /** The newest stamp known of each page (sealed namespaces only, else null). */
+  final StampTable newest;
+  /** Bytes of one page on the wire: 4096, or a sealed record. */
+  final int recordBytes;
 
   Namespace(VmdClient client, NamespaceMeta meta, LocationTable locations, boolean writable,
-      long firstStamp, Late late) {
+      long firstStamp, Late late, PageSeal seal, StampTable newest) {
     this.client = client;
+    this.seal = seal;
+    this.newest = newest;
+    this.recordBytes = seal == null ? Pages.PAGE_SIZE : PageSeal.RECORD;
     this.record = meta.record();
     this.locations = locations;
     this.writable = writable;

@@ -73,7 +73,10 @@ public final class NamespaceAdmin {
           + Math.min(MAX_REPLICAS, Math.max(1, serving)) + " (the cluster has " + serving + " active servers)");
     }
     try {
-      NamespaceMeta n = client.meta().createNamespace(name, sizeBytes, replicas);
+      // With the cluster's seal key its pages are sealed: a fresh page key, kept in the control plane wrapped.
+      byte[] sealKey = client.config().sealKey();
+      NamespaceMeta n = client.meta().createNamespace(name, sizeBytes, replicas,
+          sealKey == null ? new byte[0] : NamespaceKeys.newWrapped(sealKey, name));
       client.calls().catchUp(List.of(client.membership().members()), n.id(), 0,
           client.config().requestTimeout().toMillis());
       return n;

@@ -21,9 +21,19 @@ final class NewestCopies {
   private final IntObjectHashMap<PageList> discard =
       new IntObjectHashMap<>();
   private long maxStamp = NONE;
+  /**
+   * Above it a stamp names an epoch the namespace has not reached: no writer made it, a server did
+   * (one listing Long.MAX_VALUE would otherwise push every later writer's stamps past their range).
+   */
+  private final long maxValidStamp;
 
   NewestCopies(LocationTable table) {
+    this(table, Long.MAX_VALUE);
+  }
+
+  NewestCopies(LocationTable table, long maxValidStamp) {
     this.table = table;
+    this.maxValidStamp = maxValidStamp;
     this.stamps = new long[(int) ((table.pages() + CHUNK_PAGES - 1) >>> LocationTable.CHUNK_SHIFT)][];
   }
 
@@ -52,6 +62,10 @@ final class NewestCopies {
     if (page < 0 || page >= table.pages()) {
       return; // servers refuse such pages; nothing to keep or delete
     }
+    if (stamp > maxValidStamp) {
+      discard(server).add(page); // a forged stamp: the copy is deleted, never believed
+      return;
+    }
     maxStamp = Math.max(maxStamp, stamp);
     long[] chunk = chunk(page);
     int at = (int) (page & (CHUNK_PAGES - 1));
@@ -69,6 +83,20 @@ final class NewestCopies {
     } else if (stamp < newest || !table.add(page, server)) {
       discard(server).add(page);
     }
+  }
+
+  /** The newest stamp listed of each page, as a table a sealed namespace's reads check against. */
+  synchronized StampTable newestStamps() {
+    StampTable t = new StampTable(table.pages());
+    for (int c = 0; c < stamps.length; c++) {
+      long[] chunk = stamps[c];
+      for (int i = 0; chunk != null && i < CHUNK_PAGES; i++) {
+        if (chunk[i] >= 0 && chunk[i] != Long.MAX_VALUE) {
+          t.advance(((long) c << LocationTable.CHUNK_SHIFT) + i, 1, chunk[i]);
+        }
+      }
+    }
+    return t;
   }
 
   /** The highest stamp any server listed, or -1 when the namespace holds no page. */

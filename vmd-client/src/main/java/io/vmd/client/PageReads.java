@@ -15,6 +15,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import org.slf4j.LoggerFactory;
 
 /**
  * The read path of a {@link Namespace}: GET frames to one live replica per run, asking another when
@@ -28,6 +29,25 @@ final class PageReads {
   }
 
   // ---------------------------------------------------------------- read
+
+  /**
+   * Opens a sealed copy of {@code page} stamped {@code stamp} from {@code server} into {@code dst}; an
+   * error, never the bytes, when it fails its tag or is older than the newest copy this client knows:
+   * the read then asks another replica, and with none left fails.
+   */
+  VmdException open(long page, long stamp, ByteBuf src, int srcAt, ByteBuf dst, int dstAt, int server) {
+    long newest = ns.newest.get(page);
+    String why = stamp < newest ? "an older copy (stamp " + stamp + ", newest " + newest + ")"
+        : ns.seal.open(page, stamp, src, srcAt, dst, dstAt) ? null : "a copy that fails its seal";
+    if (why == null) {
+      return null;
+    }
+    ns.client.sealFailures().increment();
+    LoggerFactory.getLogger(PageReads.class).warn("namespace '{}': server {} returned {} of page {}", ns.name(),
+        ns.client.describe(server), why, page);
+    return new VmdException(ErrorCode.UNAVAILABLE, "page " + page + " of namespace '" + ns.name() + "' from server "
+        + ns.client.describe(server) + " is " + why + "; not passing it on");
+  }
 
   /**
    * Reads {@code count} pages into {@code dst} at its writer index, which moves on by
@@ -141,9 +161,12 @@ final class PageReads {
   private void probe(ReadOp op, long firstPage, int from, int to, int base, int[] set) {
     int n = to - from;
     long page = firstPage + from;
-    ByteBuf pages = PooledByteBufAllocator.DEFAULT.directBuffer(n * Pages.PAGE_SIZE);
-    pages.writerIndex(n * Pages.PAGE_SIZE);
+    int rec = ns.recordBytes;
+    // The newest copy of each page as it came (a sealed record is opened once all have answered).
+    ByteBuf copies = PooledByteBufAllocator.DEFAULT.directBuffer(n * rec);
+    copies.writerIndex(n * rec);
     long[] stamps = new long[n];
+    int[] sources = new int[n];
     Arrays.fill(stamps, -1);
     List<CompletableFuture<Void>> asks = new ArrayList<>();
     for (int slot : set) {
@@ -151,15 +174,12 @@ final class PageReads {
       if (s == null || s.removed()) {
         continue;
       }
-      asks.add(ns.client.calls().to(slot, Op.GET).flags(Frame.FLAG_STAMPS).namespace(ns.record.id(), ns.record.epoch())
+      int flags = Frame.FLAG_STAMPS | (ns.seal == null ? 0 : Frame.FLAG_SEALED);
+      asks.add(ns.client.calls().to(slot, Op.GET).flags(flags).namespace(ns.record.id(), ns.record.epoch())
           .pages(page, n).send(f -> {
         int bitmapAt = Frame.payloadIndex(f);
-        int present = 0;
-        for (int k = 0; k < n; k++) {
-          present += Frame.present(f, bitmapAt, k) ? 1 : 0;
-        }
         int pageAt = bitmapAt + Frame.bitmapBytes(n);
-        int stampAt = pageAt + present * Pages.PAGE_SIZE;
+        int stampAt = pageAt + Frame.presentCount(f, bitmapAt, n) * rec;
         synchronized (stamps) {
           for (int k = 0, idx = 0; k < n; k++) {
             if (!Frame.present(f, bitmapAt, k)) {
@@ -168,7 +188,8 @@ final class PageReads {
             long stamp = f.getLong(stampAt + 8 * idx);
             if (stamp > stamps[k]) {
               stamps[k] = stamp;
-              PageCopy.copy(f, pageAt + idx * Pages.PAGE_SIZE, pages, k * Pages.PAGE_SIZE, Pages.PAGE_SIZE);
+              sources[k] = slot;
+              PageCopy.copy(f, pageAt + idx * rec, copies, k * rec, rec);
             }
             idx++;
           }
@@ -177,6 +198,8 @@ final class PageReads {
       }));
     }
     CompletableFuture.allOf(asks.toArray(new CompletableFuture<?>[0])).whenComplete((v, err) -> {
+      ByteBuf pages = ns.seal == null ? copies : PooledByteBufAllocator.DEFAULT.directBuffer(n * Pages.PAGE_SIZE);
+      pages.writerIndex(n * Pages.PAGE_SIZE);
       try {
         for (int k = 0; k < n; k++) {
           if (stamps[k] < 0 && err != null) {
@@ -187,12 +210,21 @@ final class PageReads {
           }
           if (stamps[k] < 0) {
             PageCopy.zero(pages, k * Pages.PAGE_SIZE, Pages.PAGE_SIZE);
+          } else if (ns.seal != null) {
+            VmdException bad = open(page + k, stamps[k], copies, k * rec, pages, k * Pages.PAGE_SIZE, sources[k]);
+            if (bad != null) {
+              op.fail(bad);
+              return;
+            }
           }
         }
         op.filled(from, n, base, pages);
         op.finish();
       } finally {
-        pages.release();
+        copies.release();
+        if (pages != copies) {
+          pages.release();
+        }
       }
     });
   }
@@ -242,7 +274,8 @@ final class PageReads {
       ServerConnection conn = ns.client.membership().connection(server);
       long id = conn.nextId();
       ByteBuf frame = conn.header(Frame.LENGTH_FIELD + Frame.HEADER_SIZE);
-      Frame.writeHeader(frame, Op.GET, 0, 0, id, ns.record.id(), ns.record.epoch(), page, j - i, 0);
+      Frame.writeHeader(frame, Op.GET, ns.seal == null ? 0 : Frame.FLAG_SEALED | Frame.FLAG_STAMPS, 0, id,
+          ns.record.id(), ns.record.epoch(), page, j - i, 0);
       op.begin();
       conn.send(id, frame, GetFrame.of(ns, op, server, page, j - i, i, base, tried));
       i = j;
@@ -434,7 +467,12 @@ final class PageReads {
     private VmdException takePages(ByteBuf f) {
       int bitmapAt = Frame.payloadIndex(f);
       int pageAt = bitmapAt + Frame.bitmapBytes(count);
-      if (op.isShared() && Frame.payloadLength(f) == Frame.bitmapBytes(count) + count * Pages.PAGE_SIZE) {
+      if (ns.seal != null && (Frame.flags(f) & Frame.FLAG_SEALED) == 0) {
+        return new VmdException(ErrorCode.UNAVAILABLE, "server " + ns.client.describe(server)
+            + " answered a sealed read with plain pages");
+      }
+      if (ns.seal == null && op.isShared()
+          && Frame.payloadLength(f) == Frame.bitmapBytes(count) + count * Pages.PAGE_SIZE) {
         // Every page present: the run is one slice of the reply, no copy.
         op.parts[at] = f.retainedSlice(pageAt, count * Pages.PAGE_SIZE);
         return null;
@@ -450,10 +488,21 @@ final class PageReads {
         dst = op.dst;
         dstAt = dstIndex;
       }
+      int stampAt = ns.seal == null ? 0 : pageAt + Frame.presentCount(f, bitmapAt, count) * PageSeal.RECORD;
       for (int i = 0; i < count; i++) {
         if (Frame.present(f, bitmapAt, i)) {
-          PageCopy.copy(f, pageAt, dst, dstAt + i * Pages.PAGE_SIZE, Pages.PAGE_SIZE);
-          pageAt += Pages.PAGE_SIZE;
+          if (ns.seal == null) {
+            PageCopy.copy(f, pageAt, dst, dstAt + i * Pages.PAGE_SIZE, Pages.PAGE_SIZE);
+            pageAt += Pages.PAGE_SIZE;
+            continue;
+          }
+          long stamp = f.getLong(stampAt);
+          stampAt += 8;
+          VmdException bad = ns.reads.open(page + i, stamp, f, pageAt, dst, dstAt + i * Pages.PAGE_SIZE, server);
+          if (bad != null) {
+            return bad;
+          }
+          pageAt += PageSeal.RECORD;
         } else if (ns.locations.stored(page + i)) {
           return new VmdException(ErrorCode.UNAVAILABLE, "page " + (page + i) + " of namespace '"
               + ns.name() + "' is missing on server " + ns.client.describe(server));

@@ -102,8 +102,9 @@ final class PageRepair {
     if (!ns.inRange(first, count)) {
       return CompletableFuture.failedFuture(ns.outOfRange(first, count));
     }
-    ByteBuf buf = PooledByteBufAllocator.DEFAULT.directBuffer(count * Pages.PAGE_SIZE);
-    buf.writerIndex(count * Pages.PAGE_SIZE);
+    // Pages as they are stored: sealed records are copied as they are, never opened for good.
+    ByteBuf buf = PooledByteBufAllocator.DEFAULT.directBuffer(count * ns.recordBytes);
+    buf.writerIndex(count * ns.recordBytes);
     long[] stamps = new long[count];
     List<CompletableFuture<Void>> gets = new ArrayList<>();
     int i = 0;
@@ -199,7 +200,8 @@ final class PageRepair {
    */
   private CompletableFuture<Void> readStamped(int server, long page, int n, ByteBuf buf, int at, long[] stamps,
       int[] tried) {
-    CompletableFuture<VmdException> got = ns.client.calls().to(server, Op.GET).flags(Frame.FLAG_STAMPS)
+    int flags = Frame.FLAG_STAMPS | (ns.seal == null ? 0 : Frame.FLAG_SEALED);
+    CompletableFuture<VmdException> got = ns.client.calls().to(server, Op.GET).flags(flags)
         .namespace(ns.record.id(), ns.record.epoch()).pages(page, n).send(f -> takeStamped(f, server, page, n, buf, at, stamps));
     return got.handle((missing, err) -> {
       VmdException e = err != null ? VmdException.from(err) : missing;
@@ -224,14 +226,30 @@ final class PageRepair {
             + "' is missing on server " + ns.client.describe(server));
       }
     }
-    // Every page present: n pages, then n stamps.
+    // Every page present: n pages (or sealed records), then n stamps.
+    int rec = ns.recordBytes;
     int pageAt = bitmapAt + Frame.bitmapBytes(n);
-    int stampAt = pageAt + n * Pages.PAGE_SIZE;
-    for (int i = 0; i < n; i++) {
-      PageCopy.copy(f, pageAt + i * Pages.PAGE_SIZE, buf, (at + i) * Pages.PAGE_SIZE, Pages.PAGE_SIZE);
-      stamps[at + i] = f.getLong(stampAt + 8 * i);
+    int stampAt = pageAt + n * rec;
+    ByteBuf check = ns.seal == null ? null : PooledByteBufAllocator.DEFAULT.directBuffer(Pages.PAGE_SIZE);
+    try {
+      for (int i = 0; i < n; i++) {
+        long stamp = f.getLong(stampAt + 8 * i);
+        if (check != null) {
+          // A copy that fails its seal is not copied on: another replica is asked.
+          VmdException bad = ns.reads.open(page + i, stamp, f, pageAt + i * rec, check, 0, server);
+          if (bad != null) {
+            return bad;
+          }
+        }
+        PageCopy.copy(f, pageAt + i * rec, buf, (at + i) * rec, rec);
+        stamps[at + i] = stamp;
+      }
+      return null;
+    } finally {
+      if (check != null) {
+        check.release();
+      }
     }
-    return null;
   }
 
   /**

@@ -1,6 +1,7 @@
 package io.vmd.client;
 
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.util.Recycler;
 import io.vmd.protocol.ErrorCode;
 import io.vmd.protocol.Frame;
@@ -48,10 +49,20 @@ final class PageWrites {
     if (l != null) {
       l.copies.written(firstPage, count);
     }
+    long stamp = ns.nextStamp.getAndIncrement();
+    if (stamp >>> Frame.STAMP_SEQUENCE_BITS != ns.record.epoch()) {
+      // A writer's stamps stay within its epoch: past 2^40 writes it must re-attach (a new epoch).
+      done.ioDone(new VmdException(ErrorCode.BAD_REQUEST, "namespace '" + ns.name() + "' has used every stamp of "
+          + "epoch " + ns.record.epoch() + "; attach it again to write on"));
+      return;
+    }
     WriteOp op = WriteOp.POOL.get();
-    op.src = src.retain();
+    op.src = ns.seal == null ? src.retain() : sealed(firstPage, count, src, stamp);
     op.startNanos = System.nanoTime();
-    op.stamp = ns.nextStamp.getAndIncrement();
+    op.stamp = stamp;
+    op.newest = ns.newest;
+    op.firstPage = firstPage;
+    op.count = count;
     op.start(done);
     int i = 0;
     while (i < count) {
@@ -76,6 +87,15 @@ final class PageWrites {
       i = j;
     }
     op.finish();
+  }
+
+  /** The write's pages sealed, once for every replica and retry (a nonce is never used twice). */
+  private ByteBuf sealed(long firstPage, int count, ByteBuf src, long stamp) {
+    ByteBuf out = PooledByteBufAllocator.DEFAULT.directBuffer(count * PageSeal.RECORD);
+    for (int i = 0; i < count; i++) {
+      ns.seal.seal(firstPage + i, stamp, src, src.readerIndex() + i * Pages.PAGE_SIZE, out, i * PageSeal.RECORD);
+    }
+    return out.writerIndex(count * PageSeal.RECORD);
   }
 
   void placeAndPut(WriteOp op, long page, int count, int srcPage) {
@@ -172,10 +192,9 @@ final class PageWrites {
     ServerConnection conn = ns.client.membership().connection(server);
     long id = conn.nextId();
     ByteBuf header = conn.header(Frame.LENGTH_FIELD + Frame.HEADER_SIZE);
-    Frame.writeHeader(header, Op.PUT, 0, 0, id, ns.record.id(), ns.record.epoch(), page, count, stamp,
-        count * Pages.PAGE_SIZE);
-    ByteBuf payload = op.src.retainedSlice(op.src.readerIndex() + srcPage * Pages.PAGE_SIZE,
-        count * Pages.PAGE_SIZE);
+    Frame.writeHeader(header, Op.PUT, ns.seal == null ? 0 : Frame.FLAG_SEALED, 0, id, ns.record.id(),
+        ns.record.epoch(), page, count, stamp, count * ns.recordBytes);
+    ByteBuf payload = op.src.retainedSlice(op.src.readerIndex() + srcPage * ns.recordBytes, count * ns.recordBytes);
     op.begin();
     conn.send(id, header, payload, PutFrame.of(ns, op, server, page, count, srcPage, fresh, slot, stamp));
   }
@@ -189,10 +208,15 @@ final class PageWrites {
     };
 
     private final Recycler.Handle<WriteOp> handle;
+    /** The pages as they go out: the caller's, or sealed records of them. */
     ByteBuf src;
     /** When the write began: a copy waiting for a live server may wait until the request timeout. */
     long startNanos;
     long stamp;
+    /** A sealed namespace's newest stamps, moved on when the write completes (null: nothing to note). */
+    StampTable newest;
+    long firstPage;
+    int count;
 
     private WriteOp(Recycler.Handle<WriteOp> handle) {
       this.handle = handle;
@@ -200,6 +224,10 @@ final class PageWrites {
 
     @Override
     void done(VmdException error, IoCallback cb) {
+      if (error == null && newest != null) {
+        newest.advance(firstPage, count, stamp);
+      }
+      newest = null;
       src.release();
       src = null;
       handle.recycle(this);

@@ -21,6 +21,7 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.LongAdder;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -61,6 +62,7 @@ public final class VmdClient implements AutoCloseable {
   private final ScheduledExecutorService leases = daemonScheduler("vmd-client-leases");
   private final Set<Namespace> attached = ConcurrentHashMap.newKeySet();
   private final AtomicBoolean closed = new AtomicBoolean();
+  private final LongAdder sealFailures = new LongAdder();
 
   private VmdClient(ClientConfig config, String ownerPrefix) {
     this.config = config;
@@ -131,6 +133,15 @@ public final class VmdClient implements AutoCloseable {
   }
 
   /** The id this client owns namespaces under (shown by {@code vmd ns list}; a hand-off names it). */
+  /** Sealed page copies a server returned that failed their tag or were older than the newest known. */
+  public long sealFailureCount() {
+    return sealFailures.sum();
+  }
+
+  LongAdder sealFailures() {
+    return sealFailures;
+  }
+
   public String ownerId() {
     return ownerId;
   }

@@ -89,6 +89,12 @@ public final class MetaClient implements AutoCloseable {
   // ---------------------------------------------------------------- namespaces
 
   public NamespaceMeta createNamespace(String name, long sizeBytes, int replicas) throws MetaException {
+    return createNamespace(name, sizeBytes, replicas, new byte[0]);
+  }
+
+  /** A namespace whose pages are sealed under the key {@code wrappedKey} wraps (empty: not sealed). */
+  public NamespaceMeta createNamespace(String name, long sizeBytes, int replicas, byte[] wrappedKey)
+      throws MetaException {
     if (replicas < 1 || replicas > 255) {
       throw new MetaException(ErrorCode.BAD_REQUEST, "replica count " + replicas + " outside 1..8");
     }
@@ -97,6 +103,7 @@ public final class MetaClient implements AutoCloseable {
       o.writeUTF(name);
       o.writeLong(sizeBytes);
       o.writeByte(replicas);
+      MetaCodec.writeKey(o, wrappedKey);
     }), MetaCodec::readNamespace);
   }
 

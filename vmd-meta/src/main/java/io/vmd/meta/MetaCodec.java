@@ -112,11 +112,32 @@ final class MetaCodec {
     out.writeUTF(n.owner());
     out.writeLong(n.leaseUntilMillis());
     writeSlots(out, n.servers());
+    writeKey(out, n.wrappedKey());
   }
 
   static NamespaceMeta readNamespace(DataInputStream in) throws IOException {
+    return readNamespace(in, true);
+  }
+
+  /** {@code withKey} false: as snapshots before format 3 wrote it, without the wrapped key. */
+  static NamespaceMeta readNamespace(DataInputStream in, boolean withKey) throws IOException {
     return new NamespaceMeta(in.readInt(), in.readUTF(), in.readLong(), in.readUnsignedByte(), in.readLong(),
-        in.readUTF(), in.readLong(), readSlots(in));
+        in.readUTF(), in.readLong(), readSlots(in), withKey ? readKey(in) : new byte[0]);
+  }
+
+  static void writeKey(DataOutputStream out, byte[] key) throws IOException {
+    out.writeShort(key.length);
+    out.write(key);
+  }
+
+  static byte[] readKey(DataInputStream in) throws IOException {
+    int n = in.readUnsignedShort();
+    if (n > NamespaceMeta.MAX_WRAPPED_KEY) {
+      throw new IOException("wrapped key of " + n + " bytes");
+    }
+    byte[] key = new byte[n];
+    in.readFully(key);
+    return key;
   }
 
   static void writeSlots(DataOutputStream out, int[] slots) throws IOException {
@@ -178,6 +199,10 @@ final class MetaCodec {
   }
 
   static MetaView readView(DataInputStream in) throws IOException {
+    return readView(in, true);
+  }
+
+  static MetaView readView(DataInputStream in, boolean withKeys) throws IOException {
     long clusterId = in.readLong();
     long version = in.readLong();
     long now = in.readLong();
@@ -190,7 +215,7 @@ final class MetaCodec {
     n = in.readInt();
     List<NamespaceMeta> namespaces = new ArrayList<>(n);
     for (int i = 0; i < n; i++) {
-      namespaces.add(readNamespace(in));
+      namespaces.add(readNamespace(in, withKeys));
     }
     n = in.readInt();
     List<Tombstone> tombstones = new ArrayList<>(n);

@@ -83,6 +83,8 @@ final class MetaState {
   static final int MAX_ID_LENGTH = 128;
   /** Namespaces that may exist at once. */
   static final int MAX_NAMESPACES = 65_536;
+  /** The largest sealed namespace: 2^33 pages, so that page (33 bits) and stamp (63) fill a 96-bit nonce. */
+  static final long MAX_SEALED_BYTES = (1L << 33) * Pages.PAGE_SIZE;
   /** The longest lease a claim or renewal may ask for: a dead owner blocks its namespaces at most this long. */
   static final long MAX_LEASE_MILLIS = 60_000;
 
@@ -173,7 +175,8 @@ final class MetaState {
           return setStatus(slot, status);
         }
         case MetaCodec.NS_CREATE:
-          return admin ? create(in.readUTF(), in.readLong(), in.readUnsignedByte()) : denied(caller, "create namespaces");
+          return admin ? create(in.readUTF(), in.readLong(), in.readUnsignedByte(), MetaCodec.readKey(in))
+              : denied(caller, "create namespaces");
         case MetaCodec.NS_DELETE:
           return admin ? delete(in.readUTF(), in.readBoolean()) : denied(caller, "delete namespaces");
         case MetaCodec.CLAIM: {
@@ -323,7 +326,7 @@ final class MetaState {
     return id == null ? null : namespaces.get(id);
   }
 
-  private byte[] create(String name, long size, int replicas) {
+  private byte[] create(String name, long size, int replicas, byte[] wrappedKey) {
     if (!NamespaceRecord.validName(name)) {
       return MetaCodec.error(ErrorCode.BAD_REQUEST, "namespace name '" + name
           + "': use 1-64 characters of letters, digits, '.', '_' or '-'");
@@ -347,7 +350,11 @@ final class MetaState {
     if (nextNamespaceId > NamespaceRecord.MAX_ID) {
       return MetaCodec.error(ErrorCode.NO_SPACE, "every namespace id has been used");
     }
-    NamespaceMeta n = new NamespaceMeta(nextNamespaceId++, name, size, replicas, 0, "", 0, new int[0]);
+    if (wrappedKey.length > 0 && size > MAX_SEALED_BYTES) {
+      return MetaCodec.error(ErrorCode.BAD_REQUEST, "a sealed namespace holds at most 32 TiB (its page index and "
+          + "stamp make each page's nonce), not " + size + " bytes");
+    }
+    NamespaceMeta n = new NamespaceMeta(nextNamespaceId++, name, size, replicas, 0, "", 0, new int[0], wrappedKey);
     namespaces.put(n.id(), n);
     idsByName.put(n.name(), n.id());
     changed();
@@ -501,7 +508,7 @@ final class MetaState {
   // ---------------------------------------------------------------- snapshot
 
   synchronized void write(DataOutputStream out) throws IOException {
-    out.writeInt(2); // snapshot format: 1 had no registrants
+    out.writeInt(3); // snapshot format: 1 had no registrants, 2 no wrapped keys
     out.writeInt(nextSlot);
     MetaCodec.writeView(out, view());
     out.writeInt(registrants.size());
@@ -513,11 +520,11 @@ final class MetaState {
 
   synchronized void read(DataInputStream in) throws IOException {
     int format = in.readInt();
-    if (format != 1 && format != 2) {
+    if (format < 1 || format > 3) {
       throw new IOException("unknown control-plane snapshot format " + format);
     }
     nextSlot = in.readInt();
-    MetaView v = MetaCodec.readView(in);
+    MetaView v = MetaCodec.readView(in, format >= 3);
     clusterId = v.clusterId();
     nextNamespaceId = v.nextNamespaceId();
     version = v.version();

@@ -16,13 +16,33 @@ import java.util.Arrays;
  * @param leaseUntilMillis the owner's lease, in the control plane's clock
  * @param servers slots of every server that may hold pages of it (ascending): a page that none of
  *     them holds was never written
+ * @param wrappedKey the namespace's page key, encrypted under the cluster's seal key (which servers
+ *     never hold); empty for a namespace whose pages are not sealed
  */
 public record NamespaceMeta(int id, String name, long sizeBytes, int replicas, long epoch, String owner,
-    long leaseUntilMillis, int[] servers) {
+    long leaseUntilMillis, int[] servers, byte[] wrappedKey) {
+  /** Most bytes of a wrapped key: a 12-byte nonce, a 32-byte key and a 16-byte tag, with room to spare. */
+  public static final int MAX_WRAPPED_KEY = 128;
 
   public NamespaceMeta {
     servers = servers.clone();
     Arrays.sort(servers);
+    wrappedKey = wrappedKey.clone();
+  }
+
+  public NamespaceMeta(int id, String name, long sizeBytes, int replicas, long epoch, String owner,
+      long leaseUntilMillis, int[] servers) {
+    this(id, name, sizeBytes, replicas, epoch, owner, leaseUntilMillis, servers, new byte[0]);
+  }
+
+  /** Whether the namespace's pages are sealed (encrypted and authenticated by its writers). */
+  public boolean sealed() {
+    return wrappedKey.length > 0;
+  }
+
+  @Override
+  public byte[] wrappedKey() {
+    return wrappedKey.clone();
   }
 
   /** The record servers and the data path use. */
@@ -53,14 +73,15 @@ public record NamespaceMeta(int id, String name, long sizeBytes, int replicas, l
   }
 
   NamespaceMeta with(long newEpoch, String newOwner, long lease, int[] newServers) {
-    return new NamespaceMeta(id, name, sizeBytes, replicas, newEpoch, newOwner, lease, newServers);
+    return new NamespaceMeta(id, name, sizeBytes, replicas, newEpoch, newOwner, lease, newServers, wrappedKey);
   }
 
   @Override
   public boolean equals(Object o) {
     return o instanceof NamespaceMeta n && id == n.id && name.equals(n.name) && sizeBytes == n.sizeBytes
         && replicas == n.replicas && epoch == n.epoch && owner.equals(n.owner)
-        && leaseUntilMillis == n.leaseUntilMillis && Arrays.equals(servers, n.servers);
+        && leaseUntilMillis == n.leaseUntilMillis && Arrays.equals(servers, n.servers)
+        && Arrays.equals(wrappedKey, n.wrappedKey);
   }
 
   @Override
@@ -71,6 +92,7 @@ public record NamespaceMeta(int id, String name, long sizeBytes, int replicas, l
   @Override
   public String toString() {
     return "NamespaceMeta[" + id + " '" + name + "' " + sizeBytes + " B R=" + replicas + " epoch " + epoch
-        + " owner '" + owner + "' until " + leaseUntilMillis + " servers " + Arrays.toString(servers) + "]";
+        + " owner '" + owner + "' until " + leaseUntilMillis + " servers " + Arrays.toString(servers)
+        + (sealed() ? " sealed" : "") + "]";
   }
 }

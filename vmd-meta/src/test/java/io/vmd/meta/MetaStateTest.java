@@ -44,6 +44,7 @@ class MetaStateTest {
       o.writeUTF(name);
       o.writeLong(1 << 20);
       o.writeByte(2);
+      MetaCodec.writeKey(o, new byte[0]);
     });
   }
 

@@ -31,6 +31,9 @@ import io.netty.buffer.ByteBuf;
  * <p>Payloads by op: PUT {@code pageCount * 4096} bytes of pages; GET reply a presence bitmap
  * ({@link #bitmapBytes}), then the pages present, then, when the request set {@link #FLAG_STAMPS},
  * the stamp of each page present; LIST reply {@code pageCount} entries of (long page, long stamp).
+ * With {@link #FLAG_SEALED} (PUT, and GET with its reply) each page is a sealed record of
+ * {@link #SEALED_RECORD} bytes: the ciphertext and its 16-byte AES-GCM tag, which the server stores
+ * beside the page and never reads.
  *
  * The first 16 bytes (magic, version, op, flags, status, request id) keep their offsets in every
  * future version, so a peer can always answer a version mismatch with a readable error.
@@ -48,6 +51,12 @@ public final class Frame {
   public static final int FLAG_MORE = 2;
   /** On GET requests and their replies: the reply ends with the stamp of each page present. */
   public static final int FLAG_STAMPS = 4;
+  /** On PUT, and on GET and its reply: pages travel as sealed records (ciphertext, then tag). */
+  public static final int FLAG_SEALED = 8;
+  /** Bytes of a sealed page's authentication tag. */
+  public static final int SEAL_TAG = 16;
+  /** Bytes of one sealed page on the wire: the encrypted page, then its tag. */
+  public static final int SEALED_RECORD = Pages.PAGE_SIZE + SEAL_TAG;
 
   public static final int LENGTH_FIELD = 4;
   static final int OFF_MAGIC = 0;
@@ -74,7 +83,12 @@ public final class Frame {
   /** Most page indices one LIST reply frame carries. */
   public static final int MAX_LIST_ENTRIES = 8192;
   /** Largest frame body (header + payload) a peer accepts by default. */
-  public static final int MAX_FRAME = HEADER_SIZE + MAX_PAGES * Pages.PAGE_SIZE + 4096;
+  public static final int MAX_FRAME = HEADER_SIZE + MAX_PAGES * (SEALED_RECORD + 8) + 4096;
+
+  /** Bytes of one page in a frame with these flags: a plain page, or a sealed record. */
+  public static int recordSize(int flags) {
+    return (flags & FLAG_SEALED) != 0 ? SEALED_RECORD : Pages.PAGE_SIZE;
+  }
   /** Longest string (cluster or namespace name, error message) in bytes. */
   public static final int MAX_STRING = 1024;
 
@@ -202,6 +216,16 @@ public final class Frame {
     return ((pageCount + 63) >>> 6) << 3;
   }
 
+  /** How many of the first {@code count} pages the GET reply bitmap at {@code bitmapAt} marks present. */
+  public static int presentCount(ByteBuf buf, int bitmapAt, int count) {
+    int n = 0;
+    for (int i = 0; i < count; i += 64) {
+      long word = buf.getLong(bitmapAt + (i >>> 3));
+      n += Long.bitCount(count - i >= 64 ? word : word & ((1L << (count - i)) - 1));
+    }
+    return n;
+  }
+
   /** Whether page {@code i} is marked present in the GET reply bitmap at absolute index {@code bitmapAt}. */
   public static boolean present(ByteBuf buf, int bitmapAt, int i) {
     return (buf.getLong(bitmapAt + ((i >>> 6) << 3)) & (1L << (i & 63))) != 0;
@@ -228,8 +252,9 @@ public final class Frame {
         if (count < 1 || count > MAX_PAGES) {
           return "PUT page count " + count + " outside 1.." + MAX_PAGES;
         }
-        if (payload != count * Pages.PAGE_SIZE) {
-          return "PUT payload of " + payload + " bytes for " + count + " pages";
+        if (payload != count * recordSize(flags(f))) {
+          return "PUT payload of " + payload + " bytes for " + count + ((flags(f) & FLAG_SEALED) != 0 ? " sealed" : "")
+              + " pages";
         }
         return stamp(f) < 0 ? "negative stamp " + stamp(f) : null;
       case Op.GET:
@@ -276,7 +301,7 @@ public final class Frame {
       present += Long.bitCount(f.getLong(base + i));
     }
     int stamps = (flags(f) & FLAG_STAMPS) != 0 ? present * 8 : 0;
-    if (payloadLength(f) != bitmap + present * Pages.PAGE_SIZE + stamps) {
+    if (payloadLength(f) != bitmap + present * recordSize(flags(f)) + stamps) {
       return "GET reply payload does not match its bitmap";
     }
     return null;

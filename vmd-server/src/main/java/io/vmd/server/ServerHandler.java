@@ -144,6 +144,7 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
       return;
     }
     if (in.readableBytes() < ClusterKey.NONCE_BYTES) {
+      server.metrics().connectionRefused("cluster_key");
       fatal(ctx, f, ErrorCode.UNAUTHORIZED, "cluster '" + cluster + "' is keyed: connect with its cluster key");
       return;
     }
@@ -184,6 +185,7 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
     byte[] proof = new byte[Math.min(in.readableBytes(), ClusterKey.PROOF_BYTES)];
     in.readBytes(proof);
     if (!ClusterKey.same(proof, expected)) {
+      server.metrics().connectionRefused("cluster_key");
       fatal(ctx, f, ErrorCode.UNAUTHORIZED, "wrong cluster key");
       return;
     }
@@ -236,8 +238,9 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
     long reqId = Frame.requestId(f);
     long first = Frame.firstPage(f);
     long stamp = Frame.stamp(f);
+    boolean sealed = (Frame.flags(f) & Frame.FLAG_SEALED) != 0;
     Frame.skipHeader(f);
-    if (!store.write(ns.id(), first, count, f, stamp)) {
+    if (!store.write(ns.id(), first, count, f, stamp, sealed)) {
       ctx.write(Codec.error(ctx.alloc(), Op.PUT, reqId, ns.id(), ErrorCode.NO_SPACE,
           "server has no room for " + count + " pages (" + store.usedPages() + " of "
               + store.capacityPages() + " used)"));
@@ -269,16 +272,18 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
     long first = Frame.firstPage(f);
     int bitmap = Frame.bitmapBytes(count);
     boolean stamps = (Frame.flags(f) & Frame.FLAG_STAMPS) != 0;
-    ByteBuf out = ctx.alloc().directBuffer(
-        Frame.LENGTH_FIELD + Frame.HEADER_SIZE + bitmap + count * (Pages.PAGE_SIZE + (stamps ? 8 : 0)));
-    Frame.writeHeader(out, Op.GET, Frame.FLAG_REPLY | (stamps ? Frame.FLAG_STAMPS : 0), 0,
+    boolean sealed = (Frame.flags(f) & Frame.FLAG_SEALED) != 0;
+    int flags = Frame.flags(f) & (Frame.FLAG_STAMPS | Frame.FLAG_SEALED);
+    ByteBuf out = ctx.alloc().directBuffer(Frame.LENGTH_FIELD + Frame.HEADER_SIZE + bitmap
+        + count * (Frame.recordSize(flags) + (stamps ? 8 : 0)));
+    Frame.writeHeader(out, Op.GET, Frame.FLAG_REPLY | flags, 0,
         Frame.requestId(f), ns.id(), ns.epoch(), first, count, 0);
     int bitmapAt = out.writerIndex();
     out.writeZero(bitmap);
     int present = 0;
     long[] pageStamps = stamps ? stampScratch() : null;
     for (int i = 0; i < count; i++) {
-      long stamp = store.read(ns.id(), first + i, out);
+      long stamp = store.read(ns.id(), first + i, out, sealed);
       if (stamp != PageStore.NO_STAMP) {
         if (stamps) {
           pageStamps[present] = stamp;

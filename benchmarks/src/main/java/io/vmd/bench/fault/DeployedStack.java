@@ -45,9 +45,9 @@ final class DeployedStack implements Target {
   /**
    * @param launcher java, its options, -cp, the main class: how this harness itself was started
    * @param jvmOptions more options for the VMD processes (not the harness)
-   * @param tls every link runs mutual TLS: a CA made here, a node certificate for the voter and the
-   *     servers, a gateway certificate for the gateway and an admin one for the harness; else every
-   *     process runs --insecure
+   * @param tls every link runs mutual TLS and the namespace's pages are sealed: a CA and seal key made
+   *     here, a node certificate for the voter and the servers, a gateway certificate for the gateway
+   *     and an admin one for the harness; else every process runs --insecure
    */
   static DeployedStack start(List<String> launcher, List<String> jvmOptions, long region, int replicas, boolean viaNbd,
       boolean tls) throws Exception {
@@ -58,11 +58,13 @@ final class DeployedStack implements Target {
       List<String> serverTls = new ArrayList<>(List.of("--insecure"));
       List<String> gatewayTls = new ArrayList<>(List.of("--insecure"));
       ClusterTls harnessTls = null;
+      byte[] sealKey = null;
       if (tls) {
         CertsDir certs = certificates(dir.resolve("certs"));
         serverTls = List.of("--certs-dir", certs.path().toString());
         gatewayTls = List.of("--certs-dir", certs.path().toString(), "--identity", "gateway");
         harnessTls = ClusterTls.load(certs, "client.admin");
+        sealKey = certs.readSealKey();
       }
       String meta = "127.0.0.1:" + ExternalProcess.freePort();
       List<String> metaArgs = new ArrayList<>(List.of("meta", "--listen", meta, "--data-dir",
@@ -85,7 +87,7 @@ final class DeployedStack implements Target {
         s.awaitReady();
       }
       client = VmdClient.connect(ClientConfig.of(HostPort.parseList(meta))
-          .withIoThreads(Runtime.getRuntime().availableProcessors()).withTls(harnessTls));
+          .withIoThreads(Runtime.getRuntime().availableProcessors()).withTls(harnessTls).withSealKey(sealKey));
       awaitServers(client, 2);
       client.namespaces().create(NAMESPACE, region, replicas);
       HostPort gw = null;

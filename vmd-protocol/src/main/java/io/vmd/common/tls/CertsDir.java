@@ -4,6 +4,8 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
+import java.security.SecureRandom;
+import java.util.HexFormat;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -54,6 +56,33 @@ public final class CertsDir {
 
   public Path clientKey(String name) {
     return dir.resolve("client." + name + ".key");
+  }
+
+  /** The cluster's seal key: page keys are wrapped under it. For admin and gateway hosts, never memory servers. */
+  public Path sealKey() {
+    return dir.resolve("seal.key");
+  }
+
+  /** Writes a new random seal key (32 bytes, hex) as a file of mode 0600; kept unless {@code overwrite}. */
+  public void writeSealKey(boolean overwrite) throws IOException {
+    byte[] key = new byte[32];
+    new SecureRandom().nextBytes(key);
+    write(sealKey(), HexFormat.of().formatHex(key) + "\n", KEY, overwrite);
+  }
+
+  /**
+   * The seal key, or null when this directory has none (a memory server's); IOException when the file
+   * is not 64 hex digits.
+   */
+  public byte[] readSealKey() throws IOException {
+    if (!Files.exists(sealKey())) {
+      return null;
+    }
+    String hex = Files.readString(sealKey(), StandardCharsets.US_ASCII).strip();
+    if (!hex.matches("[0-9a-fA-F]{64}")) {
+      throw new IOException(sealKey() + " is not a seal key (64 hex digits); make one with 'vmd cert create-ca'");
+    }
+    return HexFormat.of().parseHex(hex);
   }
 
   /**
@@ -109,6 +138,9 @@ public final class CertsDir {
     writeKey(caKey(), Pem.of(ca.key()), false);
     writeCert(caCert(), Pem.of(ca.certificate()), false);
     write(nodeCert(), nodeKey(), ca.issueNode(hosts, lifetime));
+    if (!Files.exists(sealKey())) {
+      writeSealKey(false);
+    }
     for (Identity id : clients) {
       write(clientCert(id.name()), clientKey(id.name()), ca.issueClient(id, lifetime));
     }

@@ -8,6 +8,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.concurrent.locks.StampedLock;
 import net.openhft.chronicle.hash.Data;
 import net.openhft.chronicle.map.ChronicleMap;
@@ -27,16 +28,17 @@ import org.slf4j.LoggerFactory;
  * map's own free list, not to the OS. The exact capacity and the all-or-nothing batch are ours: the
  * map is sized with headroom and a {@link StampedLock} makes each batch write atomic.
  *
- * <p>A value is the page followed by its 8-byte stamp (big-endian), so page and version are written
- * together and survive a crash together.
+ * <p>A value is the page followed by its 8-byte stamp (big-endian) and its 16-byte seal tag (zeros
+ * for an unsealed page), so page, version and tag are written together and survive a crash together.
  */
 public final class ChronicleStore implements PageStore {
   private static final Logger LOG = LoggerFactory.getLogger(ChronicleStore.class);
-  /** Format 2: values carry the page's stamp. */
-  private static final String FILE = "pages-v2.cmap";
-  /** Format 1 (pages without stamps); refused rather than read wrongly. */
-  private static final String OLD_FILE = "pages.cmap";
-  private static final int VALUE_SIZE = Pages.PAGE_SIZE + 8;
+  /** Format 3: values carry the page's stamp and seal tag. */
+  private static final String FILE = "pages-v3.cmap";
+  /** Formats 1 (pages without stamps) and 2 (without tags); refused rather than read wrongly. */
+  private static final String[] OLD_FILES = {"pages.cmap", "pages-v2.cmap"};
+  private static final int TAG_AT = Pages.PAGE_SIZE + 8;
+  private static final int VALUE_SIZE = TAG_AT + TAG_SIZE;
   private static final String CLEAN_MARK = "pages.clean";
 
   private final long capacityPages;
@@ -75,10 +77,12 @@ public final class ChronicleStore implements PageStore {
         map = builder.create();
       } else {
         Files.createDirectories(dataDir);
-        if (Files.exists(dataDir.resolve(OLD_FILE))) {
-          throw new IllegalStateException(dataDir.resolve(OLD_FILE) + " was written by an older VMD whose"
-              + " pages carry no version; this one cannot tell its copies' age. Move it away (its pages"
-              + " are re-replicated from the other servers) or run the older VMD to drain it");
+        for (String old : OLD_FILES) {
+          if (Files.exists(dataDir.resolve(old))) {
+            throw new IllegalStateException(dataDir.resolve(old) + " was written by an older VMD whose"
+                + " pages carry no version or seal tag; this one cannot read them right. Move it away (its"
+                + " pages are re-replicated from the other servers) or run the older VMD to drain it");
+          }
         }
         File file = dataDir.resolve(FILE).toFile();
         Path mark = dataDir.resolve(CLEAN_MARK);
@@ -113,7 +117,7 @@ public final class ChronicleStore implements PageStore {
   }
 
   @Override
-  public boolean write(int namespace, long firstPage, int count, ByteBuf src, long version) {
+  public boolean write(int namespace, long firstPage, int count, ByteBuf src, long version, boolean sealed) {
     long stamp = lock.writeLock();
     try {
       checkOpen();
@@ -130,8 +134,15 @@ public final class ChronicleStore implements PageStore {
         writeScratch[Pages.PAGE_SIZE + b] = (byte) (version >>> (56 - 8 * b));
       }
       int srcIndex = src.readerIndex();
-      for (int i = 0; i < count; i++, srcIndex += Pages.PAGE_SIZE) {
+      int record = sealed ? Pages.PAGE_SIZE + TAG_SIZE : Pages.PAGE_SIZE;
+      if (!sealed) {
+        Arrays.fill(writeScratch, TAG_AT, VALUE_SIZE, (byte) 0);
+      }
+      for (int i = 0; i < count; i++, srcIndex += record) {
         src.getBytes(srcIndex, writeScratch, 0, Pages.PAGE_SIZE);
+        if (sealed) {
+          src.getBytes(srcIndex + Pages.PAGE_SIZE, writeScratch, TAG_AT, TAG_SIZE);
+        }
         if (putWithoutOldValue(PageStore.key(namespace, firstPage + i))) {
           used++;
           perNamespace.add(namespace, 1);
@@ -162,7 +173,7 @@ public final class ChronicleStore implements PageStore {
   }
 
   @Override
-  public long read(int namespace, long page, ByteBuf dst) {
+  public long read(int namespace, long page, ByteBuf dst, boolean sealed) {
     byte[] scratch = readScratch.get();
     long stamp = lock.readLock();
     try {
@@ -174,6 +185,9 @@ public final class ChronicleStore implements PageStore {
       lock.unlockRead(stamp);
     }
     dst.writeBytes(scratch, 0, Pages.PAGE_SIZE);
+    if (sealed) {
+      dst.writeBytes(scratch, TAG_AT, TAG_SIZE);
+    }
     long version = 0;
     for (int b = 0; b < 8; b++) {
       version = (version << 8) | (scratch[Pages.PAGE_SIZE + b] & 0xff);

@@ -18,7 +18,8 @@ import java.util.concurrent.locks.StampedLock;
  * boundary does not allocate and free memory on every request). Each chunk keeps an intrusive free
  * list: a free slot's first four bytes hold the next free slot. New slots go to the lowest-numbered
  * chunk with room, which keeps pages packed into few chunks so that deletes can give chunks back.
- * A chunk's page stamps (8 bytes a slot) live in an on-heap array that comes and goes with it.
+ * A chunk's page stamps (8 bytes a slot) and seal tags (16) live in on-heap arrays that come and go
+ * with it.
  *
  * <p>One {@link StampedLock}: reads share it, writes are exclusive. That makes a batch write
  * all-or-nothing with respect to space without any undo, and a store operation is a few hundred
@@ -39,6 +40,8 @@ public final class OffHeapSlabStore implements PageStore {
   private final ByteBuf[] chunks;
   /** The stamp of each slot, allocated and released with its chunk. */
   private final long[][] chunkStamps;
+  /** The seal tag of each slot (16 bytes a slot; zeros for an unsealed page), with its chunk. */
+  private final byte[][] chunkTags;
   /** The key stored in each slot ({@link #NO_KEY} when free): listings walk slots, which never move. */
   private final long[][] chunkKeys;
   private final int[] chunkLive;
@@ -75,6 +78,7 @@ public final class OffHeapSlabStore implements PageStore {
     int n = (int) chunkCount;
     chunks = new ByteBuf[n];
     chunkStamps = new long[n][];
+    chunkTags = new byte[n][];
     chunkKeys = new long[n][];
     chunkLive = new int[n];
     chunkFreeHead = new int[n];
@@ -89,7 +93,7 @@ public final class OffHeapSlabStore implements PageStore {
   }
 
   @Override
-  public boolean write(int namespace, long firstPage, int count, ByteBuf src, long version) {
+  public boolean write(int namespace, long firstPage, int count, ByteBuf src, long version, boolean sealed) {
     long stamp = lock.writeLock();
     try {
       checkOpen();
@@ -103,7 +107,8 @@ public final class OffHeapSlabStore implements PageStore {
         return false;
       }
       int srcIndex = src.readerIndex();
-      for (int i = 0; i < count; i++, srcIndex += Pages.PAGE_SIZE) {
+      int record = sealed ? Pages.PAGE_SIZE + TAG_SIZE : Pages.PAGE_SIZE;
+      for (int i = 0; i < count; i++, srcIndex += record) {
         long key = PageStore.key(namespace, firstPage + i);
         int slot = index.get(key);
         if (slot == LongIntIndex.MISSING) {
@@ -115,6 +120,13 @@ public final class OffHeapSlabStore implements PageStore {
         }
         PageCopy.copy(src, srcIndex, chunks[slot / CHUNK_SLOTS], offset(slot), Pages.PAGE_SIZE);
         chunkStamps[slot / CHUNK_SLOTS][slot % CHUNK_SLOTS] = version;
+        byte[] tags = chunkTags[slot / CHUNK_SLOTS];
+        int tagAt = (slot % CHUNK_SLOTS) * TAG_SIZE;
+        if (sealed) {
+          src.getBytes(srcIndex + Pages.PAGE_SIZE, tags, tagAt, TAG_SIZE);
+        } else {
+          Arrays.fill(tags, tagAt, tagAt + TAG_SIZE, (byte) 0);
+        }
       }
       return true;
     } finally {
@@ -123,7 +135,7 @@ public final class OffHeapSlabStore implements PageStore {
   }
 
   @Override
-  public long read(int namespace, long page, ByteBuf dst) {
+  public long read(int namespace, long page, ByteBuf dst, boolean sealed) {
     long stamp = lock.readLock();
     try {
       checkOpen();
@@ -132,10 +144,13 @@ public final class OffHeapSlabStore implements PageStore {
         return NO_STAMP;
       }
       // Not dst.writeBytes: Netty's adaptive buffers copy through a freshly sliced NIO view each time.
-      dst.ensureWritable(Pages.PAGE_SIZE);
+      dst.ensureWritable(Pages.PAGE_SIZE + (sealed ? TAG_SIZE : 0));
       int at = dst.writerIndex();
       PageCopy.copy(chunks[slot / CHUNK_SLOTS], offset(slot), dst, at, Pages.PAGE_SIZE);
       dst.writerIndex(at + Pages.PAGE_SIZE);
+      if (sealed) {
+        dst.writeBytes(chunkTags[slot / CHUNK_SLOTS], (slot % CHUNK_SLOTS) * TAG_SIZE, TAG_SIZE);
+      }
       return chunkStamps[slot / CHUNK_SLOTS][slot % CHUNK_SLOTS];
     } finally {
       lock.unlockRead(stamp);
@@ -293,6 +308,7 @@ public final class OffHeapSlabStore implements PageStore {
           chunks[c].release();
           chunks[c] = null;
           chunkStamps[c] = null;
+          chunkTags[c] = null;
           chunkKeys[c] = null;
         }
       }
@@ -323,6 +339,7 @@ public final class OffHeapSlabStore implements PageStore {
       c = chunksAllocated.nextClearBit(0);
       chunks[c] = alloc.directBuffer(CHUNK_BYTES, CHUNK_BYTES);
       chunkStamps[c] = new long[CHUNK_SLOTS];
+      chunkTags[c] = new byte[CHUNK_SLOTS * TAG_SIZE];
       chunkKeys[c] = new long[CHUNK_SLOTS];
       Arrays.fill(chunkKeys[c], NO_KEY);
       chunksAllocated.set(c);
@@ -359,6 +376,7 @@ public final class OffHeapSlabStore implements PageStore {
         chunks[c].release();
         chunks[c] = null;
         chunkStamps[c] = null;
+        chunkTags[c] = null;
         chunkKeys[c] = null;
         chunksAllocated.clear(c);
         chunksWithRoom.clear(c);

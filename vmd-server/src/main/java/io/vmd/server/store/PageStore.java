@@ -20,18 +20,31 @@ public interface PageStore extends AutoCloseable {
   /** Returned by {@link #read} for a page never written. */
   long NO_STAMP = -1;
 
-  /**
-   * Writes {@code count} consecutive pages read from {@code src} at its reader index (not moved),
-   * each stored with {@code stamp}, the version of the write (kept, never interpreted).
-   */
-  boolean write(int namespace, long firstPage, int count, ByteBuf src, long stamp);
+  /** Bytes of a sealed page's tag, kept beside the page. */
+  int TAG_SIZE = 16;
 
   /**
-   * Copies the page into {@code dst} at its writer index, advances it by 4096 and returns the stamp
-   * the page was last written with; or returns {@link #NO_STAMP} and leaves {@code dst} alone when
-   * the page was never written.
+   * Writes {@code count} consecutive pages read from {@code src} at its reader index (not moved),
+   * each stored with {@code stamp}, the version of the write (kept, never interpreted). With
+   * {@code sealed} each page in {@code src} is followed by its 16-byte tag, stored beside it (an
+   * unsealed write leaves a zero tag, which no sealed read accepts).
    */
-  long read(int namespace, long page, ByteBuf dst);
+  boolean write(int namespace, long firstPage, int count, ByteBuf src, long stamp, boolean sealed);
+
+  default boolean write(int namespace, long firstPage, int count, ByteBuf src, long stamp) {
+    return write(namespace, firstPage, count, src, stamp, false);
+  }
+
+  /**
+   * Copies the page into {@code dst} at its writer index (then its tag, with {@code sealed}), advances
+   * it past them and returns the stamp the page was last written with; or returns {@link #NO_STAMP}
+   * and leaves {@code dst} alone when the page was never written.
+   */
+  long read(int namespace, long page, ByteBuf dst, boolean sealed);
+
+  default long read(int namespace, long page, ByteBuf dst) {
+    return read(namespace, page, dst, false);
+  }
 
   boolean contains(int namespace, long page);
 
