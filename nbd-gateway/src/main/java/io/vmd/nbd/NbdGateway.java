@@ -19,6 +19,9 @@ import io.vmd.client.Repairer;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
 import io.vmd.common.Transports;
+import io.vmd.common.tls.ClusterTls;
+import io.vmd.common.tls.Role;
+import io.vmd.common.tls.SecurityMeters;
 import java.net.InetSocketAddress;
 import java.util.concurrent.atomic.AtomicBoolean;
 import javax.net.ssl.SSLException;
@@ -48,6 +51,10 @@ public final class NbdGateway implements AutoCloseable {
     this.exports = new ExportRegistry(client, registry, repairer);
     this.group = client.eventLoopGroup();
     this.budget = new GatewayBudget(config.totalBudget(), config.connectionBudget(), registry);
+    // Sealed page copies a server returned bad (failed tag, or older than the newest known).
+    SecurityMeters.authFailures(registry, Role.GATEWAY, "seal", client, VmdClient::sealFailureCount);
+    ClusterTls tls = client.config().tls();
+    SecurityMeters.certificateExpiry(registry, tls == null ? Role.GATEWAY : tls.identity().role(), tls);
     Gauge.builder("vmd.gateway.servers.queued", client, VmdClient::queuedBytes)
         .description("request bytes queued for servers that do not take them (bounded by --max-queued per server)")
         .baseUnit("bytes").register(registry);

@@ -5,6 +5,8 @@ import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
+import io.vmd.common.tls.Role;
+import io.vmd.common.tls.SecurityMeters;
 import io.vmd.protocol.ErrorCode;
 import io.vmd.protocol.NamespaceRecord;
 import io.vmd.protocol.Op;
@@ -66,12 +68,16 @@ final class ServerMetrics {
   void connectionRefused(String reason) {
     Counter.builder("vmd.server.connections.refused").description("connections closed unserved, by reason")
         .tag("reason", reason).register(registry).increment();
+    if (reason.equals("tls") || reason.equals("role") || reason.equals("cluster_key")) {
+      SecurityMeters.authFailure(registry, Role.SERVER, reason);
+    }
   }
 
   /** Removes this server's meters, so that a server restarted in the same registry starts clean. */
   void close() {
     for (Meter m : registry.getMeters()) {
-      if (m.getId().getName().startsWith("vmd.server.")) {
+      String name = m.getId().getName();
+      if (name.startsWith("vmd.server.") || name.startsWith("vmd.auth.") || name.startsWith("vmd.certificate.")) {
         registry.remove(m);
       }
     }

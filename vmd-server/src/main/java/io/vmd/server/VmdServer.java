@@ -18,6 +18,8 @@ import io.vmd.common.HostPort;
 import io.vmd.common.Sizes;
 import io.vmd.common.Transports;
 import io.vmd.common.tls.ClusterTls;
+import io.vmd.common.tls.Role;
+import io.vmd.common.tls.SecurityMeters;
 import io.vmd.meta.Member;
 import io.vmd.meta.MetaException;
 import io.vmd.protocol.Availability;
@@ -58,6 +60,7 @@ public final class VmdServer implements AutoCloseable {
     this.store = PageStores.open(config.store(), config.memoryBytes(), config.dataDir());
     this.namespaces = new NamespaceTable(config.dataDir());
     this.metrics = new ServerMetrics(registry, store);
+    SecurityMeters.certificateExpiry(registry, Role.SERVER, config.tls());
     for (NamespaceRecord ns : namespaces.list()) {
       metrics.namespaceAdded(ns);
     }
