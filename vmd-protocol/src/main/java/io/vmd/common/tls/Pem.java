@@ -7,9 +7,16 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.PrivateKey;
+import java.security.interfaces.ECPrivateKey;
 import java.security.cert.CertificateException;
 import java.security.cert.X509Certificate;
+import org.bouncycastle.asn1.ASN1ObjectIdentifier;
+import org.bouncycastle.asn1.DERBitString;
 import org.bouncycastle.asn1.pkcs.PrivateKeyInfo;
+import org.bouncycastle.asn1.x509.AlgorithmIdentifier;
+import org.bouncycastle.asn1.x9.ECNamedCurveTable;
+import org.bouncycastle.asn1.x9.X9ECParameters;
+import org.bouncycastle.asn1.x9.X9ObjectIdentifiers;
 import org.bouncycastle.cert.X509CertificateHolder;
 import org.bouncycastle.cert.jcajce.JcaX509CertificateConverter;
 import org.bouncycastle.openssl.PEMKeyPair;
@@ -17,6 +24,8 @@ import org.bouncycastle.openssl.PEMParser;
 import org.bouncycastle.openssl.jcajce.JcaPEMKeyConverter;
 import org.bouncycastle.openssl.jcajce.JcaPEMWriter;
 import org.bouncycastle.openssl.jcajce.JcaPKCS8Generator;
+import org.bouncycastle.math.ec.ECPoint;
+import org.bouncycastle.util.io.pem.PemObject;
 
 /** PEM text of certificates and private keys (PKCS#8, what Netty, Ratis' gRPC and OpenSSL all read). */
 public final class Pem {
@@ -26,12 +35,29 @@ public final class Pem {
     return write(cert);
   }
 
+  /**
+   * PKCS#8 PEM of {@code key}. An EC key also carries its public point (RFC 5915's optional field):
+   * the JDK leaves it out, and GnuTLS (libnbd, QEMU) refuses a key file without it.
+   */
   public static String of(PrivateKey key) {
     try {
+      if (key instanceof ECPrivateKey ec) {
+        return write(new PemObject("PRIVATE KEY", withPublicPoint(ec).getEncoded()));
+      }
       return write(new JcaPKCS8Generator(key, null).generate());
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
+  }
+
+  private static PrivateKeyInfo withPublicPoint(ECPrivateKey key) throws IOException {
+    PrivateKeyInfo info = PrivateKeyInfo.getInstance(key.getEncoded());
+    ASN1ObjectIdentifier curve = ASN1ObjectIdentifier.getInstance(info.getPrivateKeyAlgorithm().getParameters());
+    X9ECParameters params = ECNamedCurveTable.getByOID(curve);
+    ECPoint q = params.getG().multiply(key.getS()).normalize();
+    org.bouncycastle.asn1.sec.ECPrivateKey inner = new org.bouncycastle.asn1.sec.ECPrivateKey(
+        params.getN().bitLength(), key.getS(), new DERBitString(q.getEncoded(false)), null);
+    return new PrivateKeyInfo(new AlgorithmIdentifier(X9ObjectIdentifiers.id_ecPublicKey, curve), inner);
   }
 
   private static String write(Object o) {
