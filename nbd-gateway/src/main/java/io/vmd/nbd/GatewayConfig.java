@@ -18,10 +18,13 @@ import java.time.Duration;
  *     not yet taken by the client; past it the connection stops reading until half of it is free
  * @param totalBudget the same for all connections together
  * @param handshakeTimeout how long a client has from connecting to the end of option negotiation
+ * @param verifyPeerCa with TLS: the CA (PEM) whose client certificates are required; a client then
+ *     opens and lists only the namespaces granted to its certificate's name (admins: all). Null: any
+ *     TLS client is served
  */
 public record GatewayConfig(HostPort listen, String defaultExport, Duration rereplicateAfter,
     int rereplicatePagesPerSecond, Path tlsCert, Path tlsKey,
-    long connectionBudget, long totalBudget, Duration handshakeTimeout) {
+    long connectionBudget, long totalBudget, Duration handshakeTimeout, Path verifyPeerCa) {
   public static final int DEFAULT_PORT = 10809;
   public static final Duration DEFAULT_REREPLICATE_AFTER = Duration.ofSeconds(5);
   public static final int DEFAULT_REREPLICATE_RATE = 4096;
@@ -41,11 +44,14 @@ public record GatewayConfig(HostPort listen, String defaultExport, Duration rere
     if (handshakeTimeout.isNegative() || handshakeTimeout.isZero()) {
       throw new IllegalArgumentException("the handshake timeout must be positive");
     }
+    if (verifyPeerCa != null && tlsCert == null) {
+      throw new IllegalArgumentException("verifying NBD clients' certificates needs TLS: give --tls-cert and --tls-key");
+    }
   }
 
   public GatewayConfig(HostPort listen, String defaultExport) {
     this(listen, defaultExport, DEFAULT_REREPLICATE_AFTER, DEFAULT_REREPLICATE_RATE, null, null,
-        DEFAULT_CONNECTION_BUDGET, DEFAULT_TOTAL_BUDGET, DEFAULT_HANDSHAKE_TIMEOUT);
+        DEFAULT_CONNECTION_BUDGET, DEFAULT_TOTAL_BUDGET, DEFAULT_HANDSHAKE_TIMEOUT, null);
   }
 
   public static GatewayConfig of(HostPort listen) {
@@ -54,23 +60,29 @@ public record GatewayConfig(HostPort listen, String defaultExport, Duration rere
 
   public GatewayConfig withRereplication(Duration after, int pagesPerSecond) {
     return new GatewayConfig(listen, defaultExport, after, pagesPerSecond, tlsCert, tlsKey, connectionBudget,
-        totalBudget, handshakeTimeout);
+        totalBudget, handshakeTimeout, verifyPeerCa);
   }
 
   /** Serves NBD_OPT_STARTTLS with this certificate and key, and requires it of every client. */
   public GatewayConfig withTls(Path cert, Path key) {
     return new GatewayConfig(listen, defaultExport, rereplicateAfter, rereplicatePagesPerSecond, cert, key,
-        connectionBudget, totalBudget, handshakeTimeout);
+        connectionBudget, totalBudget, handshakeTimeout, verifyPeerCa);
   }
 
   /** Memory budgets: bytes per NBD connection and for the whole gateway. */
   public GatewayConfig withBudgets(long perConnection, long total) {
     return new GatewayConfig(listen, defaultExport, rereplicateAfter, rereplicatePagesPerSecond, tlsCert, tlsKey,
-        perConnection, total, handshakeTimeout);
+        perConnection, total, handshakeTimeout, verifyPeerCa);
   }
 
   public GatewayConfig withHandshakeTimeout(Duration timeout) {
     return new GatewayConfig(listen, defaultExport, rereplicateAfter, rereplicatePagesPerSecond, tlsCert, tlsKey,
-        connectionBudget, totalBudget, timeout);
+        connectionBudget, totalBudget, timeout, verifyPeerCa);
+  }
+
+  /** Requires a client certificate of {@code ca} (PEM) after STARTTLS, and checks grants (see the record). */
+  public GatewayConfig withVerifyPeer(Path ca) {
+    return new GatewayConfig(listen, defaultExport, rereplicateAfter, rereplicatePagesPerSecond, tlsCert, tlsKey,
+        connectionBudget, totalBudget, handshakeTimeout, ca);
   }
 }

@@ -11,6 +11,7 @@ import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.group.ChannelGroup;
 import io.netty.channel.group.DefaultChannelGroup;
 import io.netty.channel.socket.SocketChannel;
+import io.netty.handler.ssl.ClientAuth;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslProvider;
@@ -42,11 +43,13 @@ public final class NbdGateway implements AutoCloseable {
   private final ChannelGroup connections = new DefaultChannelGroup("nbd", GlobalEventExecutor.INSTANCE);
   private final Repairer repairer;
   private final SslContext tls;
+  private final VmdClient client;
   private final GatewayBudget budget;
   private Channel listener;
 
   private NbdGateway(GatewayConfig config, VmdClient client, MeterRegistry registry) {
     this.config = config;
+    this.client = client;
     this.repairer = new Repairer(client, config.rereplicateAfter(), config.rereplicatePagesPerSecond());
     this.exports = new ExportRegistry(client, registry, repairer);
     this.group = client.eventLoopGroup();
@@ -60,9 +63,12 @@ public final class NbdGateway implements AutoCloseable {
         .baseUnit("bytes").register(registry);
     if (config.tlsCert() != null && config.tlsKey() != null) {
       try {
-        this.tls = SslContextBuilder
-            .forServer(config.tlsCert().toFile(), config.tlsKey().toFile())
-            .sslProvider(SslProvider.JDK).build();
+        SslContextBuilder b = SslContextBuilder.forServer(config.tlsCert().toFile(), config.tlsKey().toFile())
+            .sslProvider(SslProvider.JDK);
+        if (config.verifyPeerCa() != null) {
+          b.trustManager(config.verifyPeerCa().toFile()).clientAuth(ClientAuth.REQUIRE);
+        }
+        this.tls = b.build();
       } catch (SSLException | IllegalArgumentException e) {
         throw new IllegalArgumentException("cannot use the TLS certificate " + config.tlsCert() + " and key "
             + config.tlsKey() + ": " + e.getMessage(), e);
@@ -70,6 +76,15 @@ public final class NbdGateway implements AutoCloseable {
     } else {
       this.tls = null;
     }
+  }
+
+  VmdClient client() {
+    return client;
+  }
+
+  /** Whether NBD clients must show a certificate and are held to their grants. */
+  boolean verifiesPeers() {
+    return config.verifyPeerCa() != null;
   }
 
   /** The TLS context when STARTTLS is configured (and required), else null. */

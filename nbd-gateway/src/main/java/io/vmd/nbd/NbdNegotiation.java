@@ -5,17 +5,26 @@ import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelPipeline;
+import io.netty.handler.ssl.SslHandler;
 import io.netty.util.concurrent.ScheduledFuture;
 import io.vmd.client.VmdException;
 import io.vmd.common.Sizes;
+import io.vmd.common.tls.ClusterTls;
+import io.vmd.common.tls.Identity;
+import io.vmd.common.tls.Role;
+import io.vmd.meta.NamespaceMeta;
 import io.vmd.protocol.ErrorCode;
 import io.vmd.protocol.NamespaceRecord;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BiConsumer;
+import java.util.function.Supplier;
+import javax.net.ssl.SSLPeerUnverifiedException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -240,7 +249,7 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
 
   private void exportName(ChannelHandlerContext ctx, String requested) {
     String name = exportNameOrDefault(requested);
-    async(ctx, gateway.exports().open(name), (export, err) -> {
+    async(ctx, granted(ctx, name, () -> gateway.exports().open(name)), (export, err) -> {
       if (err != null) {
         // NBD_OPT_EXPORT_NAME cannot answer with an error: the protocol says to close.
         LOG.warn("closing connection from {}: export '{}': {}", ctx.channel().remoteAddress(), name, message(err));
@@ -259,7 +268,15 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
   }
 
   private void list(ChannelHandlerContext ctx) {
-    async(ctx, gateway.exports().list(), (all, err) -> {
+    async(ctx, gateway.exports().list().thenCombine(grantedNames(ctx), (all, mine) -> {
+      List<NamespaceRecord> shown = new ArrayList<>();
+      for (NamespaceRecord ns : all) {
+        if (mine == null || mine.contains(ns.name())) {
+          shown.add(ns);
+        }
+      }
+      return shown;
+    }), (all, err) -> {
       if (err != null) {
         reply(ctx, NbdProtocol.OPT_LIST, NbdProtocol.REP_ERR_SHUTDOWN, "cannot list namespaces: " + message(err));
         return;
@@ -303,7 +320,7 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
     boolean sendName = wantName;
     boolean sendDescription = wantDescription;
     if (go) {
-      async(ctx, gateway.exports().open(name), (export, err) -> {
+      async(ctx, granted(ctx, name, () -> gateway.exports().open(name)), (export, err) -> {
         if (err != null) {
           unknown(ctx, option, name, err);
           return;
@@ -313,7 +330,7 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
         transmission(ctx, export);
       });
     } else {
-      async(ctx, gateway.exports().describe(name), (described, err) -> {
+      async(ctx, granted(ctx, name, () -> gateway.exports().describe(name)), (described, err) -> {
         if (err != null) {
           unknown(ctx, option, name, err);
           return;
@@ -323,9 +340,66 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
     }
   }
 
+  // ---------------------------------------------------------------- grants (with --tls-verify-peer)
+
+  /** The client's identity from its certificate (TLS is on by the time options are read), or null. */
+  private static Identity peer(ChannelHandlerContext ctx) {
+    SslHandler h = ctx.pipeline().get(SslHandler.class);
+    try {
+      return h == null ? null : ClusterTls.peer(h);
+    } catch (SSLPeerUnverifiedException | IllegalArgumentException e) {
+      return null;
+    }
+  }
+
+  /**
+   * {@code action} when this client may open {@code name}: always, unless the gateway verifies peers;
+   * then admins may open all, others what is granted to their certificate's name. Otherwise a failed
+   * future (UNAUTHORIZED).
+   */
+  private <T> CompletableFuture<T> granted(ChannelHandlerContext ctx, String name, Supplier<CompletableFuture<T>> action) {
+    if (!gateway.verifiesPeers()) {
+      return action.get();
+    }
+    Identity who = peer(ctx);
+    if (who != null && who.role() == Role.ADMIN) {
+      return action.get();
+    }
+    return grantedNames(ctx).thenCompose(mine -> mine.contains(name) ? action.get()
+        : CompletableFuture.failedFuture(new VmdException(ErrorCode.UNAUTHORIZED,
+            (who == null ? "a client without a usable certificate" : who.toString()) + " is not granted export '"
+                + name + "' (vmd ns grant)")));
+  }
+
+  /** The namespaces this client is granted, or null when it may see all (no peer checks, or an admin). */
+  private CompletableFuture<Set<String>> grantedNames(ChannelHandlerContext ctx) {
+    if (!gateway.verifiesPeers()) {
+      return CompletableFuture.completedFuture(null);
+    }
+    Identity who = peer(ctx);
+    if (who != null && who.role() == Role.ADMIN) {
+      return CompletableFuture.completedFuture(null);
+    }
+    if (who == null) {
+      return CompletableFuture.completedFuture(Set.of());
+    }
+    return gateway.client().namespaces().listAsync().thenApply(all -> {
+      Set<String> mine = new HashSet<>();
+      for (NamespaceMeta n : all) {
+        if (n.grantedTo(who.name())) {
+          mine.add(n.name());
+        }
+      }
+      return mine;
+    });
+  }
+
   private void unknown(ChannelHandlerContext ctx, int option, String name, Throwable err) {
     VmdException v = VmdException.from(err);
-    if (v.code() == ErrorCode.NO_NAMESPACE) {
+    if (v.code() == ErrorCode.UNAUTHORIZED) {
+      LOG.warn("NBD client {}: {}", ctx.channel().remoteAddress(), v.getMessage());
+      reply(ctx, option, NbdProtocol.REP_ERR_POLICY, v.getMessage());
+    } else if (v.code() == ErrorCode.NO_NAMESPACE) {
       reply(ctx, option, NbdProtocol.REP_ERR_UNKNOWN, "no export named '" + name + "'");
     } else {
       reply(ctx, option, NbdProtocol.REP_ERR_SHUTDOWN, "export '" + name + "' is unavailable: " + v.getMessage());

@@ -169,9 +169,10 @@ final class CertCommand {
     @Parameters(paramLabel = "NAME", description = "The identity's name (letters, digits, '.', '_', ':', '-').")
     String name;
 
-    @Option(names = "--role", required = true, paramLabel = "admin|gateway|server", converter = RoleConverter.class,
+    @Option(names = "--role", required = true, paramLabel = "admin|gateway|server|nbd", converter = RoleConverter.class,
         description = "What its holder may do: admin (namespaces, membership, --force), gateway (its own leases),"
-            + " server (register and report itself).")
+            + " server (register and report itself), nbd (open the namespaces granted to it through a gateway"
+            + " run with --tls-verify-peer; nothing else).")
     Role role;
 
     @Option(names = "--lifetime", defaultValue = "1825d", converter = LifetimeConverter.class, paramLabel = "DAYS",

@@ -41,6 +41,11 @@ final class GatewayCommand implements Callable<Integer> {
       description = "Most pages copied per second to restore replicas (default: ${DEFAULT-VALUE}).")
   int rereplicateRate;
 
+  @Option(names = "--tls-verify-peer",
+      description = "NBD clients must show a certificate of the cluster's CA (ca.crt in --certs-dir) after STARTTLS, "
+          + "and open and list only namespaces granted to its name (vmd ns grant); admins see all. Needs --tls-cert.")
+  boolean tlsVerifyPeer;
+
   @Option(names = "--tls-cert", paramLabel = "PEM",
       description = "Certificate (chain) for NBD_OPT_STARTTLS; with --tls-key, every client must use TLS.")
   Path tlsCert;
@@ -64,7 +69,8 @@ final class GatewayCommand implements Callable<Integer> {
     NbdGateway gateway;
     try {
       gateway = NbdGateway.start(limits.apply(new GatewayConfig(HostPort.parse(listen), defaultExport)
-          .withRereplication(rereplicateAfter, rereplicateRate).withTls(tlsCert, tlsKey)), client, registry);
+          .withRereplication(rereplicateAfter, rereplicateRate).withTls(tlsCert, tlsKey)
+          .withVerifyPeer(tlsVerifyPeer ? vmd.caCertificate() : null)), client, registry);
     } catch (RuntimeException | InterruptedException e) {
       client.close();
       throw e;

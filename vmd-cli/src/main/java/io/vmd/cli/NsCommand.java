@@ -17,7 +17,7 @@ import picocli.CommandLine.Spec;
 
 @Command(name = "ns", mixinStandardHelpOptions = true, description = "Administer namespaces (per-VM swap devices).",
     subcommands = {NsCommand.Create.class, NsCommand.ListCmd.class, NsCommand.Info.class, NsCommand.Attach.class,
-      NsCommand.Delete.class})
+      NsCommand.Delete.class, NsCommand.Grant.class, NsCommand.Revoke.class})
 final class NsCommand {
   @ParentCommand Vmd vmd;
 
@@ -50,6 +50,44 @@ final class NsCommand {
     }
   }
 
+  @Command(name = "grant", mixinStandardHelpOptions = true, description = {
+      "Let an NBD client open the namespace through gateways run with --tls-verify-peer: CLIENT is the name "
+          + "of its certificate (vmd cert create-client CLIENT --role nbd). Admins open every namespace."})
+  static final class Grant implements Callable<Integer> {
+    @ParentCommand NsCommand ns;
+    @Spec CommandSpec spec;
+    @Parameters(index = "0", paramLabel = "NAME") String name;
+    @Parameters(index = "1", paramLabel = "CLIENT") String client;
+
+    @Override
+    public Integer call() throws Exception {
+      return ns.grant(spec, name, client, true);
+    }
+  }
+
+  @Command(name = "revoke", mixinStandardHelpOptions = true,
+      description = "Take an NBD client's grant of the namespace away: it can no longer open it (open connections stay).")
+  static final class Revoke implements Callable<Integer> {
+    @ParentCommand NsCommand ns;
+    @Spec CommandSpec spec;
+    @Parameters(index = "0", paramLabel = "NAME") String name;
+    @Parameters(index = "1", paramLabel = "CLIENT") String client;
+
+    @Override
+    public Integer call() throws Exception {
+      return ns.grant(spec, name, client, false);
+    }
+  }
+
+  int grant(CommandSpec spec, String name, String client, boolean grant) throws Exception {
+    try (VmdClient c = vmd.connect()) {
+      NamespaceMeta m = c.namespaces().grant(name, client, grant);
+      new Output("name", "grants").row(m.name(), String.join(",", m.grants()))
+          .print(spec.commandLine().getOut(), vmd.json, Map.of());
+    }
+    return 0;
+  }
+
   @Command(name = "list", mixinStandardHelpOptions = true, description = "List every namespace.")
   static final class ListCmd implements Callable<Integer> {
     @ParentCommand NsCommand ns;
@@ -58,10 +96,10 @@ final class NsCommand {
     @Override
     public Integer call() throws Exception {
       try (VmdClient client = ns.vmd.connect()) {
-        Output out = new Output("name", "id", "size", "replicas", "epoch", "owner", "servers");
+        Output out = new Output("name", "id", "size", "replicas", "epoch", "owner", "servers", "sealed", "grants");
         for (NamespaceMeta r : client.namespaces().list()) {
           out.row(r.name(), r.id(), r.sizeBytes(), r.replicas(), r.epoch(), r.hasOwner() ? r.owner() : "-",
-              r.servers().length);
+              r.servers().length, r.sealed() ? "yes" : "no", r.grants().isEmpty() ? "-" : String.join(",", r.grants()));
         }
         out.print(spec.commandLine().getOut(), ns.vmd.json, SIZES);
       }

@@ -101,6 +101,14 @@ public final class Vmd {
     }
   }
 
+  /** The cluster's CA certificate (ca.crt in --certs-dir); an error without certificates. */
+  Path caCertificate() {
+    if (noCertificates()) {
+      throw new IllegalArgumentException("checking NBD clients' certificates needs the cluster's CA: give --certs-dir");
+    }
+    return new CertsDir(certsDir).caCert();
+  }
+
   /** The cluster's seal key (seal.key in --certs-dir) when this host holds one, else null. */
   byte[] sealKey() {
     if (noCertificates()) {

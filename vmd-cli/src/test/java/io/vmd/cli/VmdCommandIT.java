@@ -359,6 +359,56 @@ class VmdCommandIT {
     assertThat(Files.readString(lastLog)).contains("WARNING: this control-plane voter runs --insecure");
   }
 
+  /** A libnbd certificates directory for {@code client} (none: the CA alone, no client certificate). */
+  private Path nbdCertificates(String client) throws IOException {
+    Path d = Files.createDirectories(tmp.resolve("nbd-" + (client == null ? "none" : client)));
+    Files.copy(certs.resolve("ca.crt"), d.resolve("ca-cert.pem"));
+    if (client != null) {
+      Files.copy(certs.resolve("client." + client + ".crt"), d.resolve("client-cert.pem"));
+      Files.copy(certs.resolve("client." + client + ".key"), d.resolve("client-key.pem"));
+    }
+    return d;
+  }
+
+  @Test
+  void withTlsVerifyPeerAnNbdClientNeedsItsCertificateAndAGrant() throws Exception {
+    String flag = startMeta().toString();
+    startServer("server", "--meta", flag, "--listen", "127.0.0.1:0", "--memory", "16M");
+    for (String ns : new String[] {"disk", "other"}) {
+      Result r = vmd("ns", "create", ns, "--size", "4M", "--replicas", "1", "--meta", flag);
+      assertThat(r.exit()).as(r.err()).isZero();
+    }
+    String client = "vm-" + Long.toHexString(System.nanoTime());
+    Result made = vmd("cert", "create-client", client, "--role", "nbd");
+    assertThat(made.exit()).as(made.err()).isZero();
+    Matcher gw = startAndWait(Pattern.compile("NBD gateway listening on (\\S+)"), "gateway", "--listen",
+        "127.0.0.1:0", "--meta", flag, "--tls-cert", certs.resolve("node.crt").toString(), "--tls-key",
+        certs.resolve("node.key").toString(), "--tls-verify-peer");
+    String base = "nbds://" + gw.group(1) + "/";
+    String mine = "?tls-certificates=" + nbdCertificates(client);
+    // No client certificate: refused in the TLS handshake.
+    Result none = tool("nbdinfo", base + "disk?tls-certificates=" + nbdCertificates(null));
+    assertThat(none.exit()).as(none.out()).isNotZero();
+    // A certificate, but no grant: the export cannot be opened, nor seen in the list.
+    Result denied = tool("nbdinfo", base + "disk" + mine);
+    assertThat(denied.exit()).as(denied.out()).isNotZero();
+    assertThat(denied.err()).contains("opt_go").contains("disk"); // the reason, "not granted", is in the gateway's log
+    Result list = tool("nbdinfo", "--list", base + mine);
+    assertThat(list.exit()).as(list.err()).isZero();
+    assertThat(list.out()).doesNotContain("disk").doesNotContain("other");
+    // Granted: opened and listed, the other namespace still not.
+    Result grant = vmd("ns", "grant", "disk", client, "--meta", flag);
+    assertThat(grant.exit()).as(grant.err()).isZero();
+    assertThat(grant.out()).contains(client);
+    Result opened = tool("nbdinfo", "--size", base + "disk" + mine);
+    assertThat(opened.exit()).as(opened.err()).isZero();
+    assertThat(opened.out().strip()).isEqualTo(String.valueOf(4 << 20));
+    assertThat(tool("nbdinfo", "--list", base + mine).out()).contains("disk").doesNotContain("other");
+    // Revoked: refused again.
+    assertThat(vmd("ns", "revoke", "disk", client, "--meta", flag).exit()).isZero();
+    assertThat(tool("nbdinfo", base + "disk" + mine).exit()).isNotZero();
+  }
+
   @Test
   void certificatesMadeByVmdCertSecureEveryRoleAndServeOnlyTheCasClients() throws Exception {
     String certs = tmp.resolve("certs").toString();

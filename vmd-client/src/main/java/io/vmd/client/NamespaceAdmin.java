@@ -13,6 +13,7 @@ import io.vmd.protocol.Op;
 import io.vmd.protocol.Pages;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 
 /**
  * Namespaces as a client administers them ({@code client.namespaces()}, as Ratis has its group
@@ -39,6 +40,11 @@ public final class NamespaceAdmin {
   /** Every namespace (owner, epoch, server set), linearizable. */
   public List<NamespaceMeta> list() throws VmdException {
     return client.view().namespaces();
+  }
+
+  /** {@link #list()} without blocking: for callers on an event loop. */
+  public CompletableFuture<List<NamespaceMeta>> listAsync() {
+    return client.meta().viewAsync().thenApply(MetaView::namespaces);
   }
 
   /** The namespace named {@code name}; NO_NAMESPACE when there is none. */
@@ -90,6 +96,18 @@ public final class NamespaceAdmin {
    * server that is down now does when it comes back). This client's own handles of it are released
    * first; a namespace that another owner holds with a live lease is refused unless {@code force}.
    */
+  /**
+   * Lets the NBD client {@code client} (its certificate's name) open the namespace through gateways
+   * that verify their peers ({@code grant}), or no longer; admin only. Returns the namespace after it.
+   */
+  public NamespaceMeta grant(String name, String client, boolean grant) throws VmdException {
+    try {
+      return this.client.meta().grant(name, client, grant);
+    } catch (MetaException e) {
+      throw VmdException.of(e);
+    }
+  }
+
   public void delete(String name, boolean force) throws VmdException {
     client.releaseHandles(name);
     try {

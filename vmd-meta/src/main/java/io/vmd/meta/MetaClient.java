@@ -107,6 +107,16 @@ public final class MetaClient implements AutoCloseable {
     }), MetaCodec::readNamespace);
   }
 
+  /** Lets the NBD client {@code client} (a certificate name) open the namespace, or ({@code grant} false) no longer. */
+  public NamespaceMeta grant(String name, String client, boolean grant) throws MetaException {
+    return command(MetaCodec.bytes(o -> {
+      o.writeByte(MetaCodec.GRANT);
+      o.writeUTF(name);
+      o.writeUTF(client);
+      o.writeBoolean(grant);
+    }), MetaCodec::readNamespace);
+  }
+
   public Tombstone deleteNamespace(String name, boolean force) throws MetaException {
     return command(MetaCodec.bytes(o -> {
       o.writeByte(MetaCodec.NS_DELETE);

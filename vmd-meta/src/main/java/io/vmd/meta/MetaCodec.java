@@ -28,6 +28,7 @@ final class MetaCodec {
   static final byte RELEASE = 7;
   static final byte ADD_SERVERS = 8;
   static final byte REMOVE_SERVERS = 9;
+  static final byte GRANT = 10;
   // Queries (read from the state machine).
   static final byte VIEW = 100;
 
@@ -113,16 +114,35 @@ final class MetaCodec {
     out.writeLong(n.leaseUntilMillis());
     writeSlots(out, n.servers());
     writeKey(out, n.wrappedKey());
+    out.writeByte(n.grants().size());
+    for (String g : n.grants()) {
+      out.writeUTF(g);
+    }
   }
+
+  /** The newest snapshot format, which every query reply uses too. */
+  static final int FORMAT = 4;
 
   static NamespaceMeta readNamespace(DataInputStream in) throws IOException {
-    return readNamespace(in, true);
+    return readNamespace(in, FORMAT);
   }
 
-  /** {@code withKey} false: as snapshots before format 3 wrote it, without the wrapped key. */
-  static NamespaceMeta readNamespace(DataInputStream in, boolean withKey) throws IOException {
-    return new NamespaceMeta(in.readInt(), in.readUTF(), in.readLong(), in.readUnsignedByte(), in.readLong(),
-        in.readUTF(), in.readLong(), readSlots(in), withKey ? readKey(in) : new byte[0]);
+  /** As snapshot {@code format} wrote it: before 3 without the wrapped key, before 4 without grants. */
+  static NamespaceMeta readNamespace(DataInputStream in, int format) throws IOException {
+    int id = in.readInt();
+    String name = in.readUTF();
+    long size = in.readLong();
+    int replicas = in.readUnsignedByte();
+    long epoch = in.readLong();
+    String owner = in.readUTF();
+    long lease = in.readLong();
+    int[] servers = readSlots(in);
+    byte[] key = format >= 3 ? readKey(in) : new byte[0];
+    List<String> grants = new ArrayList<>();
+    for (int n = format >= 4 ? in.readUnsignedByte() : 0; n > 0; n--) {
+      grants.add(in.readUTF());
+    }
+    return new NamespaceMeta(id, name, size, replicas, epoch, owner, lease, servers, key, grants);
   }
 
   static void writeKey(DataOutputStream out, byte[] key) throws IOException {
@@ -199,10 +219,10 @@ final class MetaCodec {
   }
 
   static MetaView readView(DataInputStream in) throws IOException {
-    return readView(in, true);
+    return readView(in, FORMAT);
   }
 
-  static MetaView readView(DataInputStream in, boolean withKeys) throws IOException {
+  static MetaView readView(DataInputStream in, int format) throws IOException {
     long clusterId = in.readLong();
     long version = in.readLong();
     long now = in.readLong();
@@ -215,7 +235,7 @@ final class MetaCodec {
     n = in.readInt();
     List<NamespaceMeta> namespaces = new ArrayList<>(n);
     for (int i = 0; i < n; i++) {
-      namespaces.add(readNamespace(in, withKeys));
+      namespaces.add(readNamespace(in, format));
     }
     n = in.readInt();
     List<Tombstone> tombstones = new ArrayList<>(n);

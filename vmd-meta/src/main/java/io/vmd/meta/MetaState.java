@@ -1,6 +1,7 @@
 package io.vmd.meta;
 
 import io.vmd.common.HostPort;
+import io.vmd.common.tls.Identity;
 import io.vmd.common.tls.Role;
 import io.vmd.protocol.ErrorCode;
 import io.vmd.protocol.Frame;
@@ -177,6 +178,12 @@ final class MetaState {
         case MetaCodec.NS_CREATE:
           return admin ? create(in.readUTF(), in.readLong(), in.readUnsignedByte(), MetaCodec.readKey(in))
               : denied(caller, "create namespaces");
+        case MetaCodec.GRANT: {
+          String name = in.readUTF();
+          String client = in.readUTF();
+          boolean grant = in.readBoolean();
+          return admin ? grant(name, client, grant) : denied(caller, "grant or revoke namespaces");
+        }
         case MetaCodec.NS_DELETE:
           return admin ? delete(in.readUTF(), in.readBoolean()) : denied(caller, "delete namespaces");
         case MetaCodec.CLAIM: {
@@ -354,11 +361,36 @@ final class MetaState {
       return MetaCodec.error(ErrorCode.BAD_REQUEST, "a sealed namespace holds at most 32 TiB (its page index and "
           + "stamp make each page's nonce), not " + size + " bytes");
     }
-    NamespaceMeta n = new NamespaceMeta(nextNamespaceId++, name, size, replicas, 0, "", 0, new int[0], wrappedKey);
+    NamespaceMeta n = new NamespaceMeta(nextNamespaceId++, name, size, replicas, 0, "", 0, new int[0], wrappedKey,
+        List.of());
     namespaces.put(n.id(), n);
     idsByName.put(n.name(), n.id());
     changed();
     return MetaCodec.ok(o -> MetaCodec.writeNamespace(o, n));
+  }
+
+  /** Lets the NBD client {@code client} open the namespace through gateways that verify peers, or not. */
+  private byte[] grant(String name, String client, boolean grant) {
+    NamespaceMeta n = byName(name);
+    if (n == null) {
+      return MetaCodec.error(ErrorCode.NO_NAMESPACE, "no namespace named '" + name + "'");
+    }
+    if (!Identity.validName(client)) {
+      return refused("client name '" + client + "': use 1-64 characters of letters, digits, '.', '_', ':' or '-'");
+    }
+    List<String> grants = new ArrayList<>(n.grants());
+    boolean changed = grant ? !grants.contains(client) && grants.add(client) : grants.remove(client);
+    if (grants.size() > NamespaceMeta.MAX_GRANTS) {
+      return MetaCodec.error(ErrorCode.NO_SPACE, "namespace '" + name + "' is granted to "
+          + NamespaceMeta.MAX_GRANTS + " clients, the most it takes; revoke some first");
+    }
+    if (changed) {
+      n = n.withGrants(grants);
+      namespaces.put(n.id(), n);
+      changed();
+    }
+    NamespaceMeta out = n;
+    return MetaCodec.ok(o -> MetaCodec.writeNamespace(o, out));
   }
 
   private byte[] delete(String name, boolean force) {
@@ -508,7 +540,7 @@ final class MetaState {
   // ---------------------------------------------------------------- snapshot
 
   synchronized void write(DataOutputStream out) throws IOException {
-    out.writeInt(3); // snapshot format: 1 had no registrants, 2 no wrapped keys
+    out.writeInt(MetaCodec.FORMAT); // snapshot format: 1 had no registrants, 2 no wrapped keys, 3 no grants
     out.writeInt(nextSlot);
     MetaCodec.writeView(out, view());
     out.writeInt(registrants.size());
@@ -520,11 +552,11 @@ final class MetaState {
 
   synchronized void read(DataInputStream in) throws IOException {
     int format = in.readInt();
-    if (format < 1 || format > 3) {
+    if (format < 1 || format > MetaCodec.FORMAT) {
       throw new IOException("unknown control-plane snapshot format " + format);
     }
     nextSlot = in.readInt();
-    MetaView v = MetaCodec.readView(in, format >= 3);
+    MetaView v = MetaCodec.readView(in, format);
     clusterId = v.clusterId();
     nextNamespaceId = v.nextNamespaceId();
     version = v.version();

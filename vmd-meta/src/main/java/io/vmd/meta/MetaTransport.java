@@ -28,8 +28,8 @@ import org.slf4j.LoggerFactory;
  * forced here: Ratis builds its own contexts) when the cluster has certificates. Only holders of a
  * certificate from the cluster's CA get a connection. On top, the voters' own RPCs are limited by
  * role: Raft's peer service to node certificates (voters), Ratis's admin service to admins; the
- * client service is open to every role, and the state machine authorizes each command by its
- * signature ({@link SignedCommands}).
+ * client service to admins, gateways and servers (not NBD clients), and the state machine authorizes
+ * each command by its signature ({@link SignedCommands}).
  */
 final class MetaTransport {
   private static final Logger LOG = LoggerFactory.getLogger(MetaTransport.class);
@@ -78,7 +78,7 @@ final class MetaTransport {
   /** Which roles may call a Ratis service at all; null: the service is unknown, and refused. */
   static Role[] allowed(String service) {
     if (service.endsWith("RaftClientProtocolService")) {
-      return Role.values();
+      return new Role[] {Role.ADMIN, Role.GATEWAY, Role.SERVER};
     }
     if (service.endsWith("RaftServerProtocolService")) {
       return new Role[] {Role.SERVER};

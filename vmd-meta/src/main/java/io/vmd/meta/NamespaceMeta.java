@@ -3,6 +3,7 @@ package io.vmd.meta;
 import io.vmd.protocol.NamespaceRecord;
 import io.vmd.protocol.Pages;
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * A namespace as the control plane holds it.
@@ -18,9 +19,12 @@ import java.util.Arrays;
  *     them holds was never written
  * @param wrappedKey the namespace's page key, encrypted under the cluster's seal key (which servers
  *     never hold); empty for a namespace whose pages are not sealed
+ * @param grants the NBD clients (certificate names) a gateway that verifies its peers lets open it
  */
 public record NamespaceMeta(int id, String name, long sizeBytes, int replicas, long epoch, String owner,
-    long leaseUntilMillis, int[] servers, byte[] wrappedKey) {
+    long leaseUntilMillis, int[] servers, byte[] wrappedKey, List<String> grants) {
+  /** Most NBD clients one namespace may be granted to. */
+  public static final int MAX_GRANTS = 64;
   /** Most bytes of a wrapped key: a 12-byte nonce, a 32-byte key and a 16-byte tag, with room to spare. */
   public static final int MAX_WRAPPED_KEY = 128;
 
@@ -28,11 +32,17 @@ public record NamespaceMeta(int id, String name, long sizeBytes, int replicas, l
     servers = servers.clone();
     Arrays.sort(servers);
     wrappedKey = wrappedKey.clone();
+    grants = List.copyOf(grants);
   }
 
   public NamespaceMeta(int id, String name, long sizeBytes, int replicas, long epoch, String owner,
       long leaseUntilMillis, int[] servers) {
-    this(id, name, sizeBytes, replicas, epoch, owner, leaseUntilMillis, servers, new byte[0]);
+    this(id, name, sizeBytes, replicas, epoch, owner, leaseUntilMillis, servers, new byte[0], List.of());
+  }
+
+  /** Whether the NBD client named {@code client} (its certificate's name) may open it. */
+  public boolean grantedTo(String client) {
+    return grants.contains(client);
   }
 
   /** Whether the namespace's pages are sealed (encrypted and authenticated by its writers). */
@@ -73,7 +83,12 @@ public record NamespaceMeta(int id, String name, long sizeBytes, int replicas, l
   }
 
   NamespaceMeta with(long newEpoch, String newOwner, long lease, int[] newServers) {
-    return new NamespaceMeta(id, name, sizeBytes, replicas, newEpoch, newOwner, lease, newServers, wrappedKey);
+    return new NamespaceMeta(id, name, sizeBytes, replicas, newEpoch, newOwner, lease, newServers, wrappedKey, grants);
+  }
+
+  NamespaceMeta withGrants(List<String> newGrants) {
+    return new NamespaceMeta(id, name, sizeBytes, replicas, epoch, owner, leaseUntilMillis, servers, wrappedKey,
+        newGrants);
   }
 
   @Override
@@ -81,7 +96,7 @@ public record NamespaceMeta(int id, String name, long sizeBytes, int replicas, l
     return o instanceof NamespaceMeta n && id == n.id && name.equals(n.name) && sizeBytes == n.sizeBytes
         && replicas == n.replicas && epoch == n.epoch && owner.equals(n.owner)
         && leaseUntilMillis == n.leaseUntilMillis && Arrays.equals(servers, n.servers)
-        && Arrays.equals(wrappedKey, n.wrappedKey);
+        && Arrays.equals(wrappedKey, n.wrappedKey) && grants.equals(n.grants);
   }
 
   @Override

@@ -12,7 +12,13 @@ public enum Role {
   /** A gateway or host agent: claims, renews and releases its own leases; reads and writes pages. */
   GATEWAY,
   /** A memory server: registers itself and reports its own state; serves pages. */
-  SERVER;
+  SERVER,
+  /**
+   * An NBD client (QEMU, nbd-client) of a gateway that verifies its peers: opens the namespaces it is
+   * granted, nothing else; neither the control plane nor the servers take it. (Last: the control
+   * plane's log stores roles by position.)
+   */
+  NBD;
 
   /** The name used on the command line and in certificates: lower case. */
   public String label() {
@@ -26,6 +32,6 @@ public enum Role {
         return r;
       }
     }
-    throw new IllegalArgumentException("unknown role '" + label + "' (admin, gateway, server)");
+    throw new IllegalArgumentException("unknown role '" + label + "' (admin, gateway, server, nbd)");
   }
 }
