@@ -59,7 +59,8 @@ class VmdCommandIT {
 
   /** An in-process client of the suite's cluster, as its admin. */
   private static ClientConfig adminConfig(HostPort meta) throws IOException {
-    return ClientConfig.of(List.of(meta)).withTls(ClusterTls.load(new CertsDir(certs), "client.admin"));
+    CertsDir d = new CertsDir(certs);
+    return ClientConfig.of(List.of(meta)).withTls(ClusterTls.load(d, "client.admin")).withSealKey(d.readSealKey());
   }
 
   @AfterAll
