@@ -69,6 +69,12 @@ final class VmCommand {
         description = "Guest kernel (default: vmlinuz of benchmarks/vmlab's build, $VMD_VMLAB_DIR or ~/.cache/vmd-vmlab).")
     Path kernel;
 
+    @Option(names = "--tls-creds", paramLabel = "DIR",
+        description = "Reach a gateway that requires TLS (--tls-cert, and --tls-verify-peer) with QEMU's x509 "
+            + "credentials in DIR: ca-cert.pem (the CA of the gateway's certificate), and client-cert.pem and "
+            + "client-key.pem (a certificate of role nbd granted the namespace: vmd ns grant).")
+    Path tlsCreds;
+
     @Option(names = "--initrd", paramLabel = "FILE", description = "Guest initramfs (default: the vmlab build's).")
     Path initrd;
 
@@ -92,7 +98,12 @@ final class VmCommand {
       if (vm.vms.running(name)) {
         throw new IOException("VM '" + name + "' is already running (" + dir + ")");
       }
-      QemuVm.Spec s = new QemuVm.Spec(name, memory, namespace, HostPort.parse(gateway), k, i, append, accel, incoming);
+      if (tlsCreds != null && !Files.isReadable(tlsCreds.resolve("ca-cert.pem"))) {
+        throw new CommandLine.ParameterException(spec.commandLine(), tlsCreds.resolve("ca-cert.pem")
+            + " does not exist: --tls-creds takes a directory with ca-cert.pem (and client-cert.pem, client-key.pem)");
+      }
+      QemuVm.Spec s = new QemuVm.Spec(name, memory, namespace, HostPort.parse(gateway), k, i, append, accel, incoming,
+          tlsCreds);
       QemuVm started = QemuVm.start(s, dir);
       String status = started.status();
       started.qmp().close(); // QEMU runs on; later commands reach it through its socket

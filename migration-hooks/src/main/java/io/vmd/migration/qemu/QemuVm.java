@@ -43,9 +43,19 @@ public final class QemuVm implements AutoCloseable {
    * @param kernel the guest kernel; {@code initrd} its initramfs; {@code append} its command line
    * @param accel "tcg", "kvm", or "kvm:tcg" (KVM when it works, else emulation)
    * @param incoming wait for a migration instead of booting
+   * @param tlsCreds QEMU's x509 credentials for the gateway's TLS (a directory with ca-cert.pem and, for
+   *     a gateway that verifies peers, client-cert.pem and client-key.pem), or null: plain NBD
    */
   public record Spec(String name, long memoryBytes, String namespace, HostPort gateway, Path kernel, Path initrd,
-      String append, String accel, boolean incoming) {
+      String append, String accel, boolean incoming, Path tlsCreds) {
+    /** Id of the TLS credentials object the disk uses. */
+    static final String TLS_ID = "vmd-tls";
+
+    public Spec(String name, long memoryBytes, String namespace, HostPort gateway, Path kernel, Path initrd,
+        String append, String accel, boolean incoming) {
+      this(name, memoryBytes, namespace, gateway, kernel, initrd, append, accel, incoming, null);
+    }
+
     public Spec {
       checkName(name);
       if (memoryBytes < (64L << 20)) {
@@ -62,6 +72,11 @@ public final class QemuVm implements AutoCloseable {
       for (String a : accel.split(":")) {
         c.add("-accel");
         c.add(a);
+      }
+      if (tlsCreds != null) {
+        // QEMU checks the gateway's certificate against ca-cert.pem and shows its own client certificate.
+        c.addAll(List.of("-object", "tls-creds-x509,id=" + TLS_ID + ",endpoint=client,verify-peer=on,dir="
+            + optionValue(tlsCreds.toAbsolutePath().toString())));
       }
       c.addAll(List.of("-cpu", "max", "-smp", "1", "-m", (memoryBytes >> 20) + "M",
           "-kernel", kernel.toString(), "-initrd", initrd.toString(), "-append", append,
@@ -83,6 +98,9 @@ public final class QemuVm implements AutoCloseable {
     String blockdev() {
       ObjectNode d = JSON.createObjectNode().put("driver", "nbd").put("node-name", "swap0").put("export", namespace);
       d.putObject("server").put("type", "inet").put("host", gateway.host()).put("port", String.valueOf(gateway.port()));
+      if (tlsCreds != null) {
+        d.put("tls-creds", TLS_ID);
+      }
       return d.toString();
     }
   }
@@ -116,6 +134,9 @@ public final class QemuVm implements AutoCloseable {
     p.setProperty("namespace", spec.namespace());
     p.setProperty("gateway", spec.gateway().toString());
     p.setProperty("incoming", Boolean.toString(spec.incoming()));
+    if (spec.tlsCreds() != null) {
+      p.setProperty("tls-creds", spec.tlsCreds().toAbsolutePath().toString());
+    }
     try (var w = Files.newBufferedWriter(dir.resolve(SPEC))) {
       p.store(w, "vmd vm " + spec.name());
     }

@@ -3,15 +3,21 @@ package io.vmd.migration.qemu;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vmd.client.ClientConfig;
 import io.vmd.client.VmdClient;
+import io.vmd.common.HostPort;
+import io.vmd.common.tls.CertsDir;
+import io.vmd.common.tls.Identity;
+import io.vmd.common.tls.Role;
 import io.vmd.migration.wss.WorkingSetTracker;
-import io.vmd.nbd.GatewayFixture;
+import io.vmd.nbd.GatewayConfig;
 import io.vmd.nbd.NbdGateway;
 import io.vmd.server.MiniVmdCluster;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -24,7 +30,8 @@ import org.junit.jupiter.api.io.TempDir;
  * paper's working-set loop, fed by the gateway's page-ins for the namespace, turns the balloon down
  * until the guest pages in more than τ and settles between the hot set and the guest's memory. The
  * cold pages go to the namespace (two copies each), and every page checks out. The guest is
- * benchmarks/vmlab's kernel and initramfs.
+ * benchmarks/vmlab's kernel and initramfs. QEMU reaches the gateway as an operator runs it: NBD over
+ * TLS, the gateway verifying QEMU's certificate (role nbd) and its grant of the namespace.
  */
 class QemuVmTest {
   private static final long MIB = 1 << 20;
@@ -41,13 +48,22 @@ class QemuVmTest {
   @Test
   void theWorkingSetTrackerBalloonsAGuestDownToItsHotSetAndItsColdPagesSwapIntoTheNamespace() throws Exception {
     Path lab = vmlab();
+    CertsDir certs = new CertsDir(tmp.resolve("certs"));
+    certs.makeCluster(List.of("127.0.0.1"), Duration.ofDays(1), List.of(new Identity("wss-qemu", Role.NBD)));
+    Path creds = Files.createDirectories(tmp.resolve("qemu-tls"));
+    Files.copy(certs.caCert(), creds.resolve("ca-cert.pem"));
+    Files.copy(certs.clientCert("wss-qemu"), creds.resolve("client-cert.pem"));
+    Files.copy(certs.clientKey("wss-qemu"), creds.resolve("client-key.pem"));
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(2, 512 * MIB).start();
          VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()));
-         NbdGateway gw = GatewayFixture.loopbackGateway(client)) {
+         NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0))
+             .withTls(certs.nodeCert(), certs.nodeKey()).withVerifyPeer(certs.caCert()), client,
+             new SimpleMeterRegistry())) {
       int id = client.namespaces().create("wss-swap", 512 * MIB, 2).id();
+      client.namespaces().grant("wss-swap", "wss-qemu", true);
       QemuVm.Spec spec = new QemuVm.Spec("wss", 512 * MIB, "wss-swap", gw.address(), lab.resolve("vmlinuz"),
           lab.resolve("initrd.gz"), "console=ttyS0 quiet panic=-1 vmlab.mode=vm vmlab.work=hotset vmlab.mb=256"
-              + " vmlab.hot=32 vmlab.secs=24 vmlab.rate=8000", "tcg", false);
+              + " vmlab.hot=32 vmlab.secs=24 vmlab.rate=8000", "tcg", false, creds);
       try (QemuVm vm = QemuVm.start(spec, tmp.resolve("wss"))) {
         assertThat(vm.qmp().greeting().path("QMP").path("version").path("qemu").path("major").asInt()).isPositive();
         vm.awaitSerial("VMLAB: swap on /dev/vda", Duration.ofSeconds(90));
@@ -95,7 +111,7 @@ class QemuVmTest {
       }
       // A destination waits for its migration (-incoming defer) with the same swap disk attached.
       QemuVm.Spec incoming = new QemuVm.Spec("wss-dest", 512 * MIB, "wss-swap", gw.address(), lab.resolve("vmlinuz"),
-          lab.resolve("initrd.gz"), "console=ttyS0", "tcg", true);
+          lab.resolve("initrd.gz"), "console=ttyS0", "tcg", true, creds);
       try (QemuVm dest = QemuVm.start(incoming, tmp.resolve("wss-dest"))) {
         assertThat(dest.status()).isEqualTo("inmigrate");
         assertThat(Files.exists(dest.dir().resolve(QemuVm.QMP))).isTrue();
