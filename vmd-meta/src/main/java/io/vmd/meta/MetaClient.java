@@ -10,6 +10,7 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.TimeUnit;
+import javax.net.ssl.SSLException;
 import org.apache.ratis.client.RaftClient;
 import org.apache.ratis.client.RaftClientConfigKeys;
 import org.apache.ratis.conf.RaftProperties;
@@ -288,7 +289,23 @@ public final class MetaClient implements AutoCloseable {
             : m.substring(at + SignedCommands.Refused.class.getName().length()).replaceFirst("^: ", "")), e);
       }
     }
-    return new MetaException(ErrorCode.UNAVAILABLE, "control plane " + seeds + " did not answer: " + e.getMessage(), e);
+    return new MetaException(ErrorCode.UNAVAILABLE, "control plane " + seeds + " did not answer: " + e.getMessage()
+        + tlsHint(e), e);
+  }
+
+  /** What a failed TLS handshake most likely means, when the failure looks like one; else "". */
+  private String tlsHint(Throwable e) {
+    for (Throwable c = e; c != null; c = c.getCause()) {
+      String m = String.valueOf(c.getMessage());
+      if (c instanceof SSLException || m.contains("Network closed for unknown reason")
+          || m.contains("PKIX") || m.contains("certificate")) {
+        return tls == null
+            ? " (this client has no certificates; a secure control plane closes such connections: give --certs-dir)"
+            : " (TLS failed: " + c.getClass().getSimpleName() + ": " + m + "; the control plane and this host"
+                + " must share the cluster's CA, and the voters' certificates must name the addresses dialled)";
+      }
+    }
+    return "";
   }
 
   @Override
