@@ -55,7 +55,7 @@ public final class NbdGateway implements AutoCloseable {
     this.group = client.eventLoopGroup();
     this.budget = new GatewayBudget(config.totalBudget(), config.connectionBudget(), registry);
     // Sealed page copies a server returned bad (failed tag, or older than the newest known).
-    SecurityMeters.authFailures(registry, Role.GATEWAY, "seal", client, VmdClient::sealFailureCount);
+    SecurityMeters.authFailures(registry, "gateway", "seal", client, VmdClient::sealFailureCount);
     ClusterTls tls = client.config().tls();
     SecurityMeters.certificateExpiry(registry, tls == null ? Role.GATEWAY : tls.identity().role(), tls);
     Gauge.builder("vmd.gateway.servers.queued", client, VmdClient::queuedBytes)

@@ -1,8 +1,12 @@
 package io.vmd.cli;
 
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vmd.common.HostPort;
+import io.vmd.common.MetricsEndpoint;
 import io.vmd.meta.MetaConfig;
 import io.vmd.meta.MetaServer;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -33,12 +37,27 @@ final class MetaCommand implements Callable<Integer> {
       description = "Log entries between snapshots (default: ${DEFAULT-VALUE}).")
   long snapshotEvery;
 
+  @Option(names = "--metrics", paramLabel = "HOST:PORT",
+      description = "Serve Prometheus metrics at /metrics: what the voter refused (vmd_auth_failures_total) and "
+          + "its certificate's expiry.")
+  String metrics;
+
   @Override
   public Integer call() throws Exception {
     vmd.requireSecurityChoice("control-plane voter");
     HostPort self = HostPort.parse(listen);
     List<HostPort> group = peers == null || peers.isBlank() ? List.of(self) : HostPort.parseList(peers);
-    MetaServer voter = MetaServer.start(new MetaConfig(self, group, dataDir, vmd.cluster, snapshotEvery, vmd.nodeTls()));
-    return Foreground.run("control-plane voter on " + self + " of " + group, voter);
+    PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    MetaServer voter = MetaServer.start(new MetaConfig(self, group, dataDir, vmd.cluster, snapshotEvery, vmd.nodeTls()),
+        registry);
+    MetricsEndpoint endpoint;
+    try {
+      endpoint = metrics == null ? null : MetricsEndpoint.start(HostPort.parse(metrics), registry);
+    } catch (IOException e) {
+      voter.close();
+      throw e;
+    }
+    return Foreground.run("control-plane voter on " + self + " of " + group + (endpoint == null ? ""
+        : ", metrics on http://" + HostPort.parse(metrics).host() + ":" + endpoint.port() + "/metrics"), endpoint, voter);
   }
 }

@@ -1,6 +1,10 @@
 package io.vmd.meta;
 
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vmd.common.HostPort;
+import io.vmd.common.tls.Role;
+import io.vmd.common.tls.SecurityMeters;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -24,9 +28,10 @@ public final class MetaServer implements AutoCloseable {
   private final MetaStateMachine stateMachine;
   private final RaftServer server;
 
-  private MetaServer(MetaConfig config) throws IOException {
+  private MetaServer(MetaConfig config, MeterRegistry registry) throws IOException {
     this.config = config;
-    this.stateMachine = new MetaStateMachine(config.tls() == null ? null : config.tls().caCertificate());
+    this.stateMachine = new MetaStateMachine(config.tls() == null ? null : config.tls().caCertificate(), registry);
+    SecurityMeters.certificateExpiry(registry, Role.SERVER, config.tls());
     RaftGroup group = MetaPeers.group(config.cluster(), config.peers());
     RaftProperties p = properties(config);
     Path groupDir = config.dir().resolve(group.getGroupId().getUuid().toString());
@@ -34,7 +39,7 @@ public final class MetaServer implements AutoCloseable {
         .setServerId(MetaPeers.peerId(config.listen()))
         .setGroup(group)
         .setProperties(p)
-        .setParameters(MetaTransport.parameters(config.tls(), true))
+        .setParameters(MetaTransport.parameters(config.tls(), true, registry))
         .setStateMachine(stateMachine)
         .setOption(Files.isDirectory(groupDir) ? RaftStorage.StartupOption.RECOVER : RaftStorage.StartupOption.FORMAT)
         .build();
@@ -56,9 +61,17 @@ public final class MetaServer implements AutoCloseable {
 
   /** Starts the voter; with one voter it leads at once, with more once a majority is up. */
   public static MetaServer start(MetaConfig config) {
+    return start(config, new SimpleMeterRegistry());
+  }
+
+  /**
+   * As above, counting what it refuses in {@code registry}: {@code vmd_auth_failures_total{role="meta"}}
+   * by reason (role, signature, certificate, clock, malformed), and its certificate's expiry.
+   */
+  public static MetaServer start(MetaConfig config, MeterRegistry registry) {
     try {
       Files.createDirectories(config.dir());
-      MetaServer s = new MetaServer(config);
+      MetaServer s = new MetaServer(config, registry);
       s.server.start();
       LOG.info("control plane voter {} of {} on {} (data in {}; {})", MetaPeers.peerId(config.listen()),
           config.peers(), config.listen(), config.dir(), config.tls() == null

@@ -1,5 +1,7 @@
 package io.vmd.meta;
 
+import io.micrometer.core.instrument.MeterRegistry;
+import io.vmd.common.tls.SecurityMeters;
 import io.vmd.protocol.ErrorCode;
 import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
@@ -45,9 +47,11 @@ final class MetaStateMachine extends BaseStateMachine {
   private final SimpleStateMachineStorage storage = new SimpleStateMachineStorage();
   /** The cluster's CA, which must have issued every command's certificate; null: an insecure cluster. */
   private final X509Certificate ca;
+  private final MeterRegistry registry;
 
-  MetaStateMachine(X509Certificate ca) {
+  MetaStateMachine(X509Certificate ca, MeterRegistry registry) {
     this.ca = ca;
+    this.registry = registry;
   }
 
   MetaState state() {
@@ -114,6 +118,7 @@ final class MetaStateMachine extends BaseStateMachine {
       opened = SignedCommands.open(request.getMessage().getContent().toByteArray(), ca, now);
     } catch (SignedCommands.Refused e) {
       LOG.warn("control plane refused a command from client {}: {}", request.getClientId(), e.getMessage());
+      SecurityMeters.authFailure(registry, "meta", e.reason);
       throw e;
     }
     byte[] entry = MetaCodec.bytes(o -> {

@@ -1,9 +1,11 @@
 package io.vmd.meta;
 
+import io.micrometer.core.instrument.MeterRegistry;
 import io.vmd.common.HostPort;
 import io.vmd.common.tls.ClusterTls;
 import io.vmd.common.tls.Identity;
 import io.vmd.common.tls.Role;
+import io.vmd.common.tls.SecurityMeters;
 import java.security.cert.Certificate;
 import java.security.cert.X509Certificate;
 import javax.net.ssl.SSLPeerUnverifiedException;
@@ -60,6 +62,11 @@ final class MetaTransport {
 
   /** Ratis's parameters for {@code tls} (none when null: plaintext, for --insecure clusters). */
   static Parameters parameters(ClusterTls tls, boolean server) {
+    return parameters(tls, server, null);
+  }
+
+  /** As above; a server counts the calls it refuses in {@code registry}. */
+  static Parameters parameters(ClusterTls tls, boolean server, MeterRegistry registry) {
     Parameters params = new Parameters();
     if (tls == null) {
       return params;
@@ -70,7 +77,7 @@ final class MetaTransport {
     GrpcConfigKeys.Client.setTlsConf(params, conf);
     GrpcConfigKeys.Admin.setTlsConf(params, conf);
     if (server) {
-      GrpcConfigKeys.Server.setServicesCustomizer(params, (builder, types) -> builder.intercept(new RoleCheck()));
+      GrpcConfigKeys.Server.setServicesCustomizer(params, (builder, types) -> builder.intercept(new RoleCheck(registry)));
     }
     return params;
   }
@@ -91,6 +98,12 @@ final class MetaTransport {
 
   /** Refuses a call whose peer's certificate role may not use its service. */
   private static final class RoleCheck implements ServerInterceptor {
+    private final MeterRegistry registry;
+
+    RoleCheck(MeterRegistry registry) {
+      this.registry = registry;
+    }
+
     @Override
     public <Q, R> ServerCall.Listener<Q> interceptCall(ServerCall<Q, R> call, Metadata headers,
         ServerCallHandler<Q, R> next) {
@@ -112,6 +125,9 @@ final class MetaTransport {
       }
       LOG.warn("control plane refused a call from {}: {}", call.getAttributes().get(Grpc.TRANSPORT_ATTR_REMOTE_ADDR),
           why);
+      if (registry != null) {
+        SecurityMeters.authFailure(registry, "meta", "role");
+      }
       call.close(Status.PERMISSION_DENIED.withDescription(why), new Metadata());
       return new ServerCall.Listener<>() {};
     }

@@ -40,8 +40,12 @@ final class SignedCommands {
 
   /** A refused envelope: the reason goes back to the sender, nothing enters the log. */
   static final class Refused extends IOException {
-    Refused(String message) {
+    /** For metrics: signature, certificate, clock or malformed. */
+    final String reason;
+
+    Refused(String reason, String message) {
       super(message);
+      this.reason = reason;
     }
   }
 
@@ -88,18 +92,18 @@ final class SignedCommands {
    */
   static Opened open(byte[] envelope, X509Certificate ca, long nowMillis) throws Refused {
     if (envelope.length == 0) {
-      throw new Refused("empty control-plane command");
+      throw new Refused("malformed", "empty control-plane command");
     }
     if (ca == null) {
       if (envelope[0] != PLAIN) {
-        throw new Refused("this control plane runs --insecure and takes no signed commands");
+        throw new Refused("malformed", "this control plane runs --insecure and takes no signed commands");
       }
       byte[] command = new byte[envelope.length - 1];
       System.arraycopy(envelope, 1, command, 0, command.length);
       return new Opened(Caller.INSECURE, command);
     }
     if (envelope[0] != SIGNED) {
-      throw new Refused("unsigned control-plane command refused: this cluster requires certificates");
+      throw new Refused("signature", "unsigned control-plane command refused: this cluster requires certificates");
     }
     try {
       DataInputStream in = new DataInputStream(new ByteArrayInputStream(envelope, 1, envelope.length - 1));
@@ -110,45 +114,47 @@ final class SignedCommands {
       int signedLength = envelope.length - in.available();
       byte[] sig = readBlock(in, MAX_SIGNATURE_BYTES, "signature");
       if (in.available() != 0) {
-        throw new Refused("trailing bytes after a control-plane command's signature");
+        throw new Refused("malformed", "trailing bytes after a control-plane command's signature");
       }
       X509Certificate cert = (X509Certificate) CertificateFactory.getInstance("X.509")
           .generateCertificate(new ByteArrayInputStream(certBytes));
       try {
         cert.verify(ca.getPublicKey());
       } catch (GeneralSecurityException e) {
-        throw new Refused("certificate '" + cert.getSubjectX500Principal().getName()
+        throw new Refused("certificate", "certificate '" + cert.getSubjectX500Principal().getName()
             + "' was not issued by this cluster's CA");
       }
       try {
         cert.checkValidity(new Date(nowMillis));
       } catch (GeneralSecurityException e) {
-        throw new Refused("certificate '" + cert.getSubjectX500Principal().getName() + "' is not valid now ("
+        throw new Refused("certificate", "certificate '" + cert.getSubjectX500Principal().getName()
+            + "' is not valid now ("
             + cert.getNotBefore() + " to " + cert.getNotAfter() + ")");
       }
       if (Math.abs(nowMillis - signedAt) > MAX_SKEW_MILLIS) {
-        throw new Refused("command signed " + (nowMillis - signedAt) / 1000 + " s from the leader's clock "
+        throw new Refused("clock", "command signed " + (nowMillis - signedAt) / 1000 + " s from the leader's clock "
             + "(over " + MAX_SKEW_MILLIS / 1000 + " s): check the clocks of this host and the control plane");
       }
       Signature s = Signature.getInstance(ALGORITHM);
       s.initVerify(cert.getPublicKey());
       s.update(envelope, 0, signedLength);
       if (!s.verify(sig)) {
-        throw new Refused("bad signature on a command from '" + cert.getSubjectX500Principal().getName() + "'");
+        throw new Refused("signature", "bad signature on a command from '"
+            + cert.getSubjectX500Principal().getName() + "'");
       }
       Identity id = Identity.of(cert);
       return new Opened(new Caller(id.name(), id.role(), hosts(cert)), command);
     } catch (Refused e) {
       throw e;
     } catch (IOException | GeneralSecurityException | IllegalArgumentException e) {
-      throw new Refused("malformed signed control-plane command: " + e.getMessage());
+      throw new Refused("malformed", "malformed signed control-plane command: " + e.getMessage());
     }
   }
 
   private static byte[] readBlock(DataInputStream in, int max, String what) throws IOException {
     int n = in.readInt();
     if (n < 0 || n > max || n > in.available()) {
-      throw new Refused("control-plane command with a " + what + " of " + n + " bytes");
+      throw new Refused("malformed", "control-plane command with a " + what + " of " + n + " bytes");
     }
     byte[] b = new byte[n];
     in.readFully(b);

@@ -3,6 +3,7 @@ package io.vmd.meta;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vmd.common.HostPort;
 import io.vmd.common.tls.ClusterTls;
 import io.vmd.common.tls.Role;
@@ -12,7 +13,10 @@ import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletionException;
 import org.apache.ratis.client.RaftClient;
+import org.apache.ratis.protocol.Message;
 import org.apache.ratis.protocol.RaftPeerId;
+import org.apache.ratis.retry.RetryPolicies;
+import org.apache.ratis.thirdparty.com.google.protobuf.ByteString;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -35,11 +39,12 @@ class MetaSecurityTest {
   static Path dir;
   private static HostPort address;
   private static MetaServer voter;
+  private static final SimpleMeterRegistry REGISTRY = new SimpleMeterRegistry();
 
   @BeforeAll
   static void start() throws Exception {
     address = FreePorts.loopback(1).get(0);
-    voter = MetaServer.start(MetaConfig.single(address, dir.resolve("meta"), "sec").withTls(SERVER));
+    voter = MetaServer.start(MetaConfig.single(address, dir.resolve("meta"), "sec").withTls(SERVER), REGISTRY);
     try (MetaClient admin = client(ADMIN)) {
       admin.createNamespace("vm1", 1 << 20, 1);
     }
@@ -149,6 +154,37 @@ class MetaSecurityTest {
         .setParameters(MetaTransport.parameters(ADMIN, false))
         .setRaftGroup(MetaPeers.group("sec", List.of(address))).build()) {
       assertThat(raft.getGroupManagementApi(peer).list().getGroupIds()).hasSize(1);
+    }
+    assertThat(failures("role")).as("refused calls counted").isGreaterThanOrEqualTo(2);
+  }
+
+  private static double failures(String reason) {
+    var c = REGISTRY.find("vmd.auth.failures").tag("role", "meta").tag("reason", reason).counter();
+    return c == null ? 0 : c.count();
+  }
+
+  @Test
+  void anUnsignedOrAlteredCommandNeverEntersTheLog() throws Exception {
+    byte[] delete = MetaCodec.bytes(o -> {
+      o.writeByte(MetaCodec.NS_DELETE);
+      o.writeUTF("vm1");
+      o.writeBoolean(true);
+    });
+    byte[] signed = SignedCommands.seal(delete, GATEWAY_A);
+    byte[] altered = signed.clone();
+    altered[altered.length - 80] ^= 1; // inside the command or the signature: either way it no longer verifies
+    // Not retried: the refusal is an answer (a retrying client would ask again until its deadline).
+    try (RaftClient raft = RaftClient.newBuilder().setProperties(MetaTransport.properties())
+        .setParameters(MetaTransport.parameters(ADMIN, false)).setRetryPolicy(RetryPolicies.noRetry())
+        .setRaftGroup(MetaPeers.group("sec", List.of(address))).build()) {
+      for (byte[] bad : new byte[][] {SignedCommands.seal(delete, null), altered}) {
+        assertThatThrownBy(() -> raft.io().send(Message.valueOf(ByteString.copyFrom(bad))))
+            .hasMessageMatching("(?s).*(unsigned|signature).*");
+      }
+    }
+    assertThat(failures("signature")).isGreaterThanOrEqualTo(2);
+    try (MetaClient admin = client(ADMIN)) {
+      assertThat(admin.view().namespaces()).extracting(NamespaceMeta::name).contains("vm1");
     }
   }
 }

@@ -5,7 +5,6 @@ import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
-import io.vmd.common.tls.Role;
 import io.vmd.common.tls.SecurityMeters;
 import io.vmd.protocol.ErrorCode;
 import io.vmd.protocol.NamespaceRecord;
@@ -69,7 +68,7 @@ final class ServerMetrics {
     Counter.builder("vmd.server.connections.refused").description("connections closed unserved, by reason")
         .tag("reason", reason).register(registry).increment();
     if (reason.equals("tls") || reason.equals("role") || reason.equals("cluster_key")) {
-      SecurityMeters.authFailure(registry, Role.SERVER, reason);
+      SecurityMeters.authFailure(registry, "server", reason);
     }
   }
 

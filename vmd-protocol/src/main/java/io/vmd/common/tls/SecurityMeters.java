@@ -14,18 +14,21 @@ import java.util.function.ToDoubleFunction;
 public final class SecurityMeters {
   private SecurityMeters() {}
 
-  /** Counts one refused peer or copy of {@code role}'s: a bad certificate, a wrong role, a failed seal. */
-  public static void authFailure(MeterRegistry registry, Role role, String reason) {
+  /**
+   * Counts one peer, command or page copy that {@code role} (the refusing process: server, gateway,
+   * meta) refused: a bad certificate, a wrong role, a bad signature, a failed seal.
+   */
+  public static void authFailure(MeterRegistry registry, String role, String reason) {
     Counter.builder("vmd.auth.failures").description("peers, commands or page copies refused for who or what they are")
-        .tag("role", role.label()).tag("reason", reason).register(registry).increment();
+        .tag("role", role).tag("reason", reason).register(registry).increment();
   }
 
   /** Exports a count kept elsewhere as {@code vmd_auth_failures_total{role,reason}}. */
-  public static <T> void authFailures(MeterRegistry registry, Role role, String reason, T source,
+  public static <T> void authFailures(MeterRegistry registry, String role, String reason, T source,
       ToDoubleFunction<T> count) {
     FunctionCounter.builder("vmd.auth.failures", source, count)
         .description("peers, commands or page copies refused for who or what they are")
-        .tag("role", role.label()).tag("reason", reason).register(registry);
+        .tag("role", role).tag("reason", reason).register(registry);
   }
 
   /** The expiry of this process's certificate, when it has one (null: --insecure, nothing exported). */
