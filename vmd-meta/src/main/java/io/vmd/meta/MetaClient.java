@@ -17,7 +17,9 @@ import org.apache.ratis.conf.RaftProperties;
 import org.apache.ratis.protocol.Message;
 import org.apache.ratis.protocol.RaftClientReply;
 import org.apache.ratis.protocol.exceptions.StateMachineException;
+import org.apache.ratis.retry.ExceptionDependentRetry;
 import org.apache.ratis.retry.RetryPolicies;
+import org.apache.ratis.retry.RetryPolicy;
 import org.apache.ratis.thirdparty.com.google.protobuf.ByteString;
 import org.apache.ratis.util.TimeDuration;
 
@@ -36,13 +38,26 @@ public final class MetaClient implements AutoCloseable {
     this.tls = tls;
     RaftProperties p = MetaTransport.properties();
     RaftClientConfigKeys.Rpc.setRequestTimeout(p, TimeDuration.valueOf(3, TimeUnit.SECONDS));
-    long tries = Math.max(1, deadline.toMillis() / 200);
     this.raft = RaftClient.newBuilder()
         .setProperties(p)
         .setParameters(MetaTransport.parameters(tls, false))
         .setRaftGroup(MetaPeers.group(cluster, seeds))
-        .setRetryPolicy(RetryPolicies.retryUpToMaximumCountWithFixedSleep((int) tries,
+        .setRetryPolicy(retryPolicy(deadline))
+        .build();
+  }
+
+  /**
+   * Retries every 200 ms up to {@code deadline} (a leader election, a voter restarting); a command the
+   * state machine refused before the log (signature, certificate, clock) is an answer, never retried.
+   */
+  static RetryPolicy retryPolicy(Duration deadline) {
+    long tries = Math.max(1, deadline.toMillis() / 200);
+    return ExceptionDependentRetry.newBuilder()
+        .setDefaultPolicy(RetryPolicies.retryUpToMaximumCountWithFixedSleep((int) tries,
             TimeDuration.valueOf(200, TimeUnit.MILLISECONDS)))
+        .setExceptionToPolicy(StateMachineException.class, RetryPolicies.noRetry())
+        // Ratis hands back the state machine's own exception (serialized): matched by exact class.
+        .setExceptionToPolicy(SignedCommands.Refused.class, RetryPolicies.noRetry())
         .build();
   }
 
@@ -281,6 +296,9 @@ public final class MetaClient implements AutoCloseable {
 
   private MetaException unreachable(Throwable e) {
     for (Throwable c = e; c != null; c = c.getCause()) {
+      if (c instanceof SignedCommands.Refused) {
+        return new MetaException(ErrorCode.UNAUTHORIZED, "control plane refused: " + c.getMessage(), e);
+      }
       if (c instanceof StateMachineException) {
         // The leader refused the command's signature or certificate: an answer, not an outage.
         String m = String.valueOf(c.getMessage());

@@ -15,7 +15,6 @@ import java.util.concurrent.CompletionException;
 import org.apache.ratis.client.RaftClient;
 import org.apache.ratis.protocol.Message;
 import org.apache.ratis.protocol.RaftPeerId;
-import org.apache.ratis.retry.RetryPolicies;
 import org.apache.ratis.thirdparty.com.google.protobuf.ByteString;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -173,13 +172,15 @@ class MetaSecurityTest {
     byte[] signed = SignedCommands.seal(delete, GATEWAY_A);
     byte[] altered = signed.clone();
     altered[altered.length - 80] ^= 1; // inside the command or the signature: either way it no longer verifies
-    // Not retried: the refusal is an answer (a retrying client would ask again until its deadline).
+    // With MetaClient's retry policy: the refusal is an answer, not retried until the deadline.
     try (RaftClient raft = RaftClient.newBuilder().setProperties(MetaTransport.properties())
-        .setParameters(MetaTransport.parameters(ADMIN, false)).setRetryPolicy(RetryPolicies.noRetry())
+        .setParameters(MetaTransport.parameters(ADMIN, false)).setRetryPolicy(MetaClient.retryPolicy(SHORT))
         .setRaftGroup(MetaPeers.group("sec", List.of(address))).build()) {
       for (byte[] bad : new byte[][] {SignedCommands.seal(delete, null), altered}) {
+        long t0 = System.nanoTime();
         assertThatThrownBy(() -> raft.io().send(Message.valueOf(ByteString.copyFrom(bad))))
             .hasMessageMatching("(?s).*(unsigned|signature).*");
+        assertThat((System.nanoTime() - t0) / 1_000_000).as("ms to the refusal").isLessThan(SHORT.toMillis() / 2);
       }
     }
     assertThat(failures("signature")).isGreaterThanOrEqualTo(2);
