@@ -12,7 +12,6 @@ import io.vmd.meta.MetaServer;
 import io.vmd.nbd.GatewayFixture;
 import io.vmd.nbd.NbdGateway;
 import java.io.BufferedReader;
-import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;

@@ -19,7 +19,6 @@ import io.vmd.protocol.FrameDecoder;
 import io.vmd.protocol.Hello;
 import io.vmd.protocol.NamespaceRecord;
 import io.vmd.protocol.Op;
-import io.vmd.protocol.Pages;
 import io.vmd.protocol.ProtocolException;
 import io.vmd.server.store.PageStore;
 import java.io.IOException;
