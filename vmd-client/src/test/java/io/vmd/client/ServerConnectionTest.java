@@ -167,12 +167,14 @@ class ServerConnectionTest {
       for (int i = 0; i < 64; i++) {
         writes.add(ns.write(256L * i, 256, Unpooled.wrappedBuffer(page)));
       }
-      // The socket and Netty take a few MiB; then the queue fills to its bound and stays there. (Well
-      // within the request timeout even on a loaded 2-core host, which once took over 3 s.)
-      ServerConnection conn = Arrays.stream(client.server(c.slot(0)).connections)
-          .max(Comparator.comparingLong(ServerConnection::queuedBytes)).orElseThrow();
+      // The socket and Netty take a few MiB; then the queue fills to its bound and stays there. Which
+      // of the server's connections carries the writes is known only once they are queued: choosing
+      // it before (all empty, so any) left the test waiting on an idle one.
+      ServerConnection[] conns = client.server(c.slot(0)).connections;
       org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(6))
-          .until(() -> conn.queuedBytes() > bound - (2 << 20));
+          .until(() -> Arrays.stream(conns).anyMatch(x -> x.queuedBytes() > bound - (2 << 20)));
+      ServerConnection conn = Arrays.stream(conns).max(Comparator.comparingLong(ServerConnection::queuedBytes))
+          .orElseThrow();
       Thread.sleep(300);
       assertThat(conn.queuedBytes()).isLessThanOrEqualTo(bound);
       c.thaw(0);
