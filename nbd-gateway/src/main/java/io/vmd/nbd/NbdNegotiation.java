@@ -268,7 +268,7 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
   }
 
   private void list(ChannelHandlerContext ctx) {
-    async(ctx, gateway.exports().list().thenCombine(grantedNames(ctx), (all, mine) -> {
+    async(ctx, gateway.exports().list().thenCombine(grantedNames(peer(ctx)), (all, mine) -> {
       List<NamespaceRecord> shown = new ArrayList<>();
       for (NamespaceRecord ns : all) {
         if (mine == null || mine.contains(ns.name())) {
@@ -358,26 +358,19 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
    * future (UNAUTHORIZED).
    */
   private <T> CompletableFuture<T> granted(ChannelHandlerContext ctx, String name, Supplier<CompletableFuture<T>> action) {
-    if (!gateway.verifiesPeers()) {
-      return action.get();
-    }
     Identity who = peer(ctx);
-    if (who != null && who.role() == Role.ADMIN) {
-      return action.get();
-    }
-    return grantedNames(ctx).thenCompose(mine -> mine.contains(name) ? action.get()
+    return grantedNames(who).thenCompose(mine -> mine == null || mine.contains(name) ? action.get()
         : CompletableFuture.failedFuture(new VmdException(ErrorCode.UNAUTHORIZED,
             (who == null ? "a client without a usable certificate" : who.toString()) + " is not granted export '"
                 + name + "' (vmd ns grant)")));
   }
 
-  /** The namespaces this client is granted, or null when it may see all (no peer checks, or an admin). */
-  private CompletableFuture<Set<String>> grantedNames(ChannelHandlerContext ctx) {
-    if (!gateway.verifiesPeers()) {
-      return CompletableFuture.completedFuture(null);
-    }
-    Identity who = peer(ctx);
-    if (who != null && who.role() == Role.ADMIN) {
+  /**
+   * The namespaces client {@code who} is granted, or null when it may open all: the gateway does not
+   * verify peers, or {@code who} is an admin.
+   */
+  private CompletableFuture<Set<String>> grantedNames(Identity who) {
+    if (!gateway.verifiesPeers() || who != null && who.role() == Role.ADMIN) {
       return CompletableFuture.completedFuture(null);
     }
     if (who == null) {

@@ -15,6 +15,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
@@ -22,6 +23,7 @@ import org.slf4j.LoggerFactory;
  * one fails, copying into the caller's buffer or handing out the replies' slices.
  */
 final class PageReads {
+  private static final Logger LOG = LoggerFactory.getLogger(PageReads.class);
   private final Namespace ns;
 
   PageReads(Namespace ns) {
@@ -43,7 +45,7 @@ final class PageReads {
       return null;
     }
     ns.client.sealFailures().increment();
-    LoggerFactory.getLogger(PageReads.class).warn("namespace '{}': server {} returned {} of page {}", ns.name(),
+    LOG.warn("namespace '{}': server {} returned {} of page {}", ns.name(),
         ns.client.describe(server), why, page);
     return new VmdException(ErrorCode.UNAVAILABLE, "page " + page + " of namespace '" + ns.name() + "' from server "
         + ns.client.describe(server) + " is " + why + "; not passing it on");

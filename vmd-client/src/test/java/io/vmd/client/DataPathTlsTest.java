@@ -138,19 +138,6 @@ class DataPathTlsTest {
     }
     byte[] wire = Files.readAllBytes(pcap);
     assertThat(wire.length).as("tcpdump wrote %s", new File(pcap.toString())).isGreaterThan(1000);
-    return indexOf(wire, Arrays.copyOfRange(page, 1000, 1064)) >= 0;
-  }
-
-  private static int indexOf(byte[] hay, byte[] needle) {
-    outer:
-    for (int i = 0; i + needle.length <= hay.length; i++) {
-      for (int j = 0; j < needle.length; j++) {
-        if (hay[i + j] != needle[j]) {
-          continue outer;
-        }
-      }
-      return i;
-    }
-    return -1;
+    return TestBytes.indexOf(wire, Arrays.copyOfRange(page, 1000, 1064)) >= 0;
   }
 }

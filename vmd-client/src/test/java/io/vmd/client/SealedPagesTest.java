@@ -79,7 +79,7 @@ class SealedPagesTest {
       for (int s = 0; s < 2; s++) {
         Copy c = copy(cluster, s, id, 5);
         assertThat(c.record).hasSize(Pages.PAGE_SIZE + PageStore.TAG_SIZE);
-        assertThat(indexOf(c.record, Arrays.copyOfRange(page5, 100, 164))).as("plaintext on server %d", s).isNegative();
+        assertThat(TestBytes.indexOf(c.record, Arrays.copyOfRange(page5, 100, 164))).as("plaintext on server %d", s).isNegative();
       }
       Copy good0 = copy(cluster, 0, id, 5);
       Copy good1 = copy(cluster, 1, id, 5);
@@ -145,24 +145,11 @@ class SealedPagesTest {
     try (Stream<Path> files = Files.walk(root)) {
       return files.filter(Files::isRegularFile).anyMatch(f -> {
         try {
-          return indexOf(Files.readAllBytes(f), needle) >= 0;
+          return TestBytes.indexOf(Files.readAllBytes(f), needle) >= 0;
         } catch (IOException e) {
           throw new UncheckedIOException(e);
         }
       });
     }
-  }
-
-  private static int indexOf(byte[] hay, byte[] needle) {
-    outer:
-    for (int i = 0; i + needle.length <= hay.length; i++) {
-      for (int j = 0; j < needle.length; j++) {
-        if (hay[i + j] != needle[j]) {
-          continue outer;
-        }
-      }
-      return i;
-    }
-    return -1;
   }
 }

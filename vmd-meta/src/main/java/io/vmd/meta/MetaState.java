@@ -379,12 +379,12 @@ final class MetaState {
       return refused("client name '" + client + "': use 1-64 characters of letters, digits, '.', '_', ':' or '-'");
     }
     List<String> grants = new ArrayList<>(n.grants());
-    boolean changed = grant ? !grants.contains(client) && grants.add(client) : grants.remove(client);
+    boolean differs = grant ? !grants.contains(client) && grants.add(client) : grants.remove(client);
     if (grants.size() > NamespaceMeta.MAX_GRANTS) {
       return MetaCodec.error(ErrorCode.NO_SPACE, "namespace '" + name + "' is granted to "
           + NamespaceMeta.MAX_GRANTS + " clients, the most it takes; revoke some first");
     }
-    if (changed) {
+    if (differs) {
       n = n.withGrants(grants);
       namespaces.put(n.id(), n);
       changed();

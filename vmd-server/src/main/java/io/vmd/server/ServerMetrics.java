@@ -76,7 +76,10 @@ final class ServerMetrics {
   void close() {
     for (Meter m : registry.getMeters()) {
       String name = m.getId().getName();
-      if (name.startsWith("vmd.server.") || name.startsWith("vmd.auth.") || name.startsWith("vmd.certificate.")) {
+      // The security meters are shared by name with the other roles (a gateway's in vmd up's registry):
+      // only this server's own, tagged role="server", go.
+      boolean security = name.startsWith("vmd.auth.") || name.startsWith("vmd.certificate.");
+      if (name.startsWith("vmd.server.") || security && "server".equals(m.getId().getTag("role"))) {
         registry.remove(m);
       }
     }
