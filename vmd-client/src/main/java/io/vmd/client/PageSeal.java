@@ -27,7 +27,7 @@ final class PageSeal {
 
   private final int namespace;
   private final SecretKeySpec key;
-  private final ThreadLocal<Cipher> ciphers = ThreadLocal.withInitial(PageSeal::newCipher);
+  private final ThreadLocal<Scratch> scratch = ThreadLocal.withInitial(Scratch::new);
 
   PageSeal(int namespace, byte[] key) {
     if (key.length != 32) {
@@ -37,36 +37,47 @@ final class PageSeal {
     this.key = new SecretKeySpec(key, "AES");
   }
 
-  private static Cipher newCipher() {
-    try {
-      return Cipher.getInstance("AES/GCM/NoPadding");
-    } catch (GeneralSecurityException e) {
-      throw new IllegalStateException("no AES-GCM in this JVM: " + e.getMessage(), e);
-    }
-  }
+  /**
+   * One thread's cipher and heap arrays. The JDK's AES-GCM intrinsics work on arrays: copying a page
+   * in and out of Netty's direct buffers and sealing on the heap beats handing it direct buffers
+   * (per page sealed and opened: 1.30 against 1.40 µs on JDK 17, 0.85 against 1.50 on JDK 25).
+   */
+  private static final class Scratch {
+    final Cipher cipher;
+    final byte[] plain = new byte[Pages.PAGE_SIZE];
+    final byte[] record = new byte[RECORD];
+    final byte[] nonce = new byte[12];
+    final byte[] associatedData = new byte[20];
 
-  private static GCMParameterSpec nonce(long page, long stamp) {
-    if (page < 0 || page >= MAX_PAGES || stamp < 0) {
-      throw new IllegalArgumentException("page " + page + " or stamp " + stamp + " outside what a nonce holds");
+    Scratch() {
+      try {
+        cipher = Cipher.getInstance("AES/GCM/NoPadding");
+      } catch (GeneralSecurityException e) {
+        throw new IllegalStateException("no AES-GCM in this JVM: " + e.getMessage(), e);
+      }
     }
-    byte[] n = new byte[12];
-    ByteBuffer.wrap(n).putInt((int) (page >>> 1)).putLong((page & 1) << 63 | stamp);
-    return new GCMParameterSpec(128, n);
-  }
 
-  private byte[] associatedData(long page, long stamp) {
-    byte[] a = new byte[20];
-    ByteBuffer.wrap(a).putInt(namespace).putLong(page).putLong(stamp);
-    return a;
+    /** Fills nonce and associated data for this write; GCMParameterSpec copies the nonce. */
+    GCMParameterSpec prepare(int namespace, long page, long stamp) {
+      ByteBuffer.wrap(nonce).putInt((int) (page >>> 1)).putLong((page & 1) << 63 | stamp);
+      ByteBuffer.wrap(associatedData).putInt(namespace).putLong(page).putLong(stamp);
+      return new GCMParameterSpec(128, nonce);
+    }
   }
 
   /** Writes the sealed record of the page at {@code src[srcIndex]} into {@code dst} at {@code dstIndex}. */
   void seal(long page, long stamp, ByteBuf src, int srcIndex, ByteBuf dst, int dstIndex) {
-    Cipher c = ciphers.get();
+    if (page < 0 || page >= MAX_PAGES || stamp < 0) {
+      throw new IllegalArgumentException("page " + page + " or stamp " + stamp + " outside what a nonce holds");
+    }
+    Scratch s = scratch.get();
+    Cipher c = s.cipher;
     try {
-      c.init(Cipher.ENCRYPT_MODE, key, nonce(page, stamp));
-      c.updateAAD(associatedData(page, stamp));
-      c.doFinal(src.nioBuffer(srcIndex, Pages.PAGE_SIZE), dst.nioBuffer(dstIndex, RECORD));
+      c.init(Cipher.ENCRYPT_MODE, key, s.prepare(namespace, page, stamp));
+      c.updateAAD(s.associatedData);
+      src.getBytes(srcIndex, s.plain);
+      c.doFinal(s.plain, 0, Pages.PAGE_SIZE, s.record, 0);
+      dst.setBytes(dstIndex, s.record);
     } catch (GeneralSecurityException e) {
       throw new IllegalStateException("cannot seal page " + page + ": " + e.getMessage(), e);
     }
@@ -81,11 +92,14 @@ final class PageSeal {
     if (page < 0 || page >= MAX_PAGES || stamp < 0) {
       return false;
     }
-    Cipher c = ciphers.get();
+    Scratch s = scratch.get();
+    Cipher c = s.cipher;
     try {
-      c.init(Cipher.DECRYPT_MODE, key, nonce(page, stamp));
-      c.updateAAD(associatedData(page, stamp));
-      c.doFinal(src.nioBuffer(srcIndex, RECORD), dst.nioBuffer(dstIndex, Pages.PAGE_SIZE));
+      c.init(Cipher.DECRYPT_MODE, key, s.prepare(namespace, page, stamp));
+      c.updateAAD(s.associatedData);
+      src.getBytes(srcIndex, s.record);
+      c.doFinal(s.record, 0, RECORD, s.plain, 0);
+      dst.setBytes(dstIndex, s.plain);
       return true;
     } catch (AEADBadTagException e) {
       return false;
