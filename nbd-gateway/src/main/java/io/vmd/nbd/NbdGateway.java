@@ -45,11 +45,13 @@ public final class NbdGateway implements AutoCloseable {
   private final SslContext tls;
   private final VmdClient client;
   private final GatewayBudget budget;
+  private final MeterRegistry registry;
   private Channel listener;
 
   private NbdGateway(GatewayConfig config, VmdClient client, MeterRegistry registry) {
     this.config = config;
     this.client = client;
+    this.registry = registry;
     this.repairer = new Repairer(client, config.rereplicateAfter(), config.rereplicatePagesPerSecond());
     this.exports = new ExportRegistry(client, registry, repairer);
     this.group = client.eventLoopGroup();
@@ -80,6 +82,11 @@ public final class NbdGateway implements AutoCloseable {
 
   VmdClient client() {
     return client;
+  }
+
+  /** Counts an NBD client refused for who it is: {@code tls} (its handshake failed) or {@code grant}. */
+  void refused(String reason) {
+    SecurityMeters.authFailure(registry, "gateway", reason);
   }
 
   /** Whether NBD clients must show a certificate and are held to their grants. */

@@ -6,6 +6,7 @@ import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelPipeline;
 import io.netty.handler.ssl.SslHandler;
+import io.netty.handler.ssl.SslHandshakeCompletionEvent;
 import io.netty.util.concurrent.ScheduledFuture;
 import io.vmd.client.VmdException;
 import io.vmd.common.Sizes;
@@ -24,6 +25,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BiConsumer;
 import java.util.function.Supplier;
+import javax.net.ssl.SSLException;
 import javax.net.ssl.SSLPeerUnverifiedException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -390,6 +392,7 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
   private void unknown(ChannelHandlerContext ctx, int option, String name, Throwable err) {
     VmdException v = VmdException.from(err);
     if (v.code() == ErrorCode.UNAUTHORIZED) {
+      gateway.refused("grant");
       LOG.warn("NBD client {}: {}", ctx.channel().remoteAddress(), v.getMessage());
       reply(ctx, option, NbdProtocol.REP_ERR_POLICY, v.getMessage());
     } else if (v.code() == ErrorCode.NO_NAMESPACE) {
@@ -519,6 +522,16 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
 
   private static String message(Throwable err) {
     return VmdException.from(err).getMessage();
+  }
+
+  /** A client whose TLS handshake fails (no certificate, another CA, an expired one) is counted once. */
+  @Override
+  public void userEventTriggered(ChannelHandlerContext ctx, Object evt) throws Exception {
+    if (evt instanceof SslHandshakeCompletionEvent done && done.cause() instanceof SSLException) {
+      gateway.refused("tls");
+      LOG.warn("NBD client {}: TLS handshake failed: {}", ctx.channel().remoteAddress(), done.cause().getMessage());
+    }
+    super.userEventTriggered(ctx, evt);
   }
 
   @Override

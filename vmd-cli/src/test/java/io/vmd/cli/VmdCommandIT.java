@@ -384,7 +384,9 @@ class VmdCommandIT {
     assertThat(made.exit()).as(made.err()).isZero();
     Matcher gw = startAndWait(Pattern.compile("NBD gateway listening on (\\S+)"), "gateway", "--listen",
         "127.0.0.1:0", "--meta", flag, "--tls-cert", certs.resolve("node.crt").toString(), "--tls-key",
-        certs.resolve("node.key").toString(), "--tls-verify-peer");
+        certs.resolve("node.key").toString(), "--tls-verify-peer", "--metrics", "127.0.0.1:0");
+    Matcher metrics = METRICS_AT.matcher(lastLine);
+    assertThat(metrics.find()).as(lastLine).isTrue();
     String base = "nbds://" + gw.group(1) + "/";
     String mine = "?tls-certificates=" + nbdCertificates(client);
     // No client certificate: refused in the TLS handshake.
@@ -408,6 +410,14 @@ class VmdCommandIT {
     // Revoked: refused again.
     assertThat(vmd("ns", "revoke", "disk", client, "--meta", flag).exit()).isZero();
     assertThat(tool("nbdinfo", base + "disk" + mine).exit()).isNotZero();
+    // Refusals are counted for the alert: one failed handshake; each refused option of the two opens
+    // without a grant (libnbd asks more than once per open).
+    String scraped = scrape(metrics.group(1));
+    assertThat(scraped).contains("vmd_auth_failures_total{reason=\"tls\",role=\"gateway\"} 1.0");
+    Matcher grants = Pattern.compile("vmd_auth_failures_total\\{reason=\"grant\",role=\"gateway\"} (\\d+)")
+        .matcher(scraped);
+    assertThat(grants.find()).as(scraped).isTrue();
+    assertThat(Integer.parseInt(grants.group(1))).isGreaterThanOrEqualTo(2);
   }
 
   @Test
