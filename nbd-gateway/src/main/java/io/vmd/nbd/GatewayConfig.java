@@ -21,10 +21,13 @@ import java.time.Duration;
  * @param verifyPeerCa with TLS: the CA (PEM) whose client certificates are required; a client then
  *     opens and lists only the namespaces granted to its certificate's name (admins: all). Null: any
  *     TLS client is served
+ * @param unixSocket where to serve NBD on a Unix socket as well (nbd+unix; QEMU's server.type=unix), or
+ *     null. The socket is made 0600: only the gateway's own user (and root) may connect, so its file
+ *     mode is the access control of local VMs
  */
 public record GatewayConfig(HostPort listen, String defaultExport, Duration rereplicateAfter,
     int rereplicatePagesPerSecond, Path tlsCert, Path tlsKey,
-    long connectionBudget, long totalBudget, Duration handshakeTimeout, Path verifyPeerCa) {
+    long connectionBudget, long totalBudget, Duration handshakeTimeout, Path verifyPeerCa, Path unixSocket) {
   public static final int DEFAULT_PORT = 10809;
   public static final Duration DEFAULT_REREPLICATE_AFTER = Duration.ofSeconds(5);
   public static final int DEFAULT_REREPLICATE_RATE = 4096;
@@ -51,7 +54,7 @@ public record GatewayConfig(HostPort listen, String defaultExport, Duration rere
 
   public GatewayConfig(HostPort listen, String defaultExport) {
     this(listen, defaultExport, DEFAULT_REREPLICATE_AFTER, DEFAULT_REREPLICATE_RATE, null, null,
-        DEFAULT_CONNECTION_BUDGET, DEFAULT_TOTAL_BUDGET, DEFAULT_HANDSHAKE_TIMEOUT, null);
+        DEFAULT_CONNECTION_BUDGET, DEFAULT_TOTAL_BUDGET, DEFAULT_HANDSHAKE_TIMEOUT, null, null);
   }
 
   public static GatewayConfig of(HostPort listen) {
@@ -60,29 +63,35 @@ public record GatewayConfig(HostPort listen, String defaultExport, Duration rere
 
   public GatewayConfig withRereplication(Duration after, int pagesPerSecond) {
     return new GatewayConfig(listen, defaultExport, after, pagesPerSecond, tlsCert, tlsKey, connectionBudget,
-        totalBudget, handshakeTimeout, verifyPeerCa);
+        totalBudget, handshakeTimeout, verifyPeerCa, unixSocket);
   }
 
   /** Serves NBD_OPT_STARTTLS with this certificate and key, and requires it of every client. */
   public GatewayConfig withTls(Path cert, Path key) {
     return new GatewayConfig(listen, defaultExport, rereplicateAfter, rereplicatePagesPerSecond, cert, key,
-        connectionBudget, totalBudget, handshakeTimeout, verifyPeerCa);
+        connectionBudget, totalBudget, handshakeTimeout, verifyPeerCa, unixSocket);
   }
 
   /** Memory budgets: bytes per NBD connection and for the whole gateway. */
   public GatewayConfig withBudgets(long perConnection, long total) {
     return new GatewayConfig(listen, defaultExport, rereplicateAfter, rereplicatePagesPerSecond, tlsCert, tlsKey,
-        perConnection, total, handshakeTimeout, verifyPeerCa);
+        perConnection, total, handshakeTimeout, verifyPeerCa, unixSocket);
   }
 
   public GatewayConfig withHandshakeTimeout(Duration timeout) {
     return new GatewayConfig(listen, defaultExport, rereplicateAfter, rereplicatePagesPerSecond, tlsCert, tlsKey,
-        connectionBudget, totalBudget, timeout, verifyPeerCa);
+        connectionBudget, totalBudget, timeout, verifyPeerCa, unixSocket);
   }
 
   /** Requires a client certificate of {@code ca} (PEM) after STARTTLS, and checks grants (see the record). */
   public GatewayConfig withVerifyPeer(Path ca) {
     return new GatewayConfig(listen, defaultExport, rereplicateAfter, rereplicatePagesPerSecond, tlsCert, tlsKey,
-        connectionBudget, totalBudget, handshakeTimeout, ca);
+        connectionBudget, totalBudget, handshakeTimeout, ca, unixSocket);
+  }
+
+  /** Serves NBD on this Unix socket too; {@code listen} may then be null (no TCP). */
+  public GatewayConfig withUnixSocket(Path socket) {
+    return new GatewayConfig(listen, defaultExport, rereplicateAfter, rereplicatePagesPerSecond, tlsCert, tlsKey,
+        connectionBudget, totalBudget, handshakeTimeout, verifyPeerCa, socket);
   }
 }

@@ -7,10 +7,10 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
+import io.netty.channel.ServerChannel;
 import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.group.ChannelGroup;
 import io.netty.channel.group.DefaultChannelGroup;
-import io.netty.channel.socket.SocketChannel;
 import io.netty.handler.ssl.ClientAuth;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
@@ -23,7 +23,17 @@ import io.vmd.common.Transports;
 import io.vmd.common.tls.ClusterTls;
 import io.vmd.common.tls.Role;
 import io.vmd.common.tls.SecurityMeters;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.concurrent.atomic.AtomicBoolean;
 import javax.net.ssl.SSLException;
 import org.slf4j.Logger;
@@ -47,6 +57,7 @@ public final class NbdGateway implements AutoCloseable {
   private final GatewayBudget budget;
   private final MeterRegistry registry;
   private Channel listener;
+  private Channel unixListener;
 
   private NbdGateway(GatewayConfig config, VmdClient client, MeterRegistry registry) {
     this.config = config;
@@ -101,38 +112,108 @@ public final class NbdGateway implements AutoCloseable {
 
   public static NbdGateway start(GatewayConfig config, VmdClient client, MeterRegistry registry)
       throws InterruptedException {
+    if (config.listen() == null && config.unixSocket() == null) {
+      throw new IllegalArgumentException("a gateway needs a TCP address or a Unix socket to serve on");
+    }
     NbdGateway gw = new NbdGateway(config, client, registry);
     try {
-      ServerBootstrap b = new ServerBootstrap()
-          .group(gw.group)
-          .channel(Transports.serverChannel())
-          .option(ChannelOption.SO_BACKLOG, 256)
-          .option(ChannelOption.SO_REUSEADDR, true)
-          .childOption(ChannelOption.TCP_NODELAY, true)
-          .childOption(ChannelOption.ALLOCATOR, Transports.allocator())
-          .childOption(ChannelOption.RCVBUF_ALLOCATOR, Transports.receiveSizes())
-          .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(32 << 10, 64 << 10))
-          .childHandler(new ChannelInitializer<SocketChannel>() {
-            @Override
-            protected void initChannel(SocketChannel ch) {
-              gw.connections.add(ch);
-              ch.pipeline().addLast("nbd-negotiation", new NbdNegotiation(gw));
-            }
-          });
       HostPort at = config.listen();
-      gw.listener = b.bind(new InetSocketAddress(at.host(), at.port())).sync().channel();
+      if (at != null) {
+        ServerBootstrap b = gw.bootstrap(Transports.serverChannel())
+            .option(ChannelOption.SO_REUSEADDR, true)
+            .childOption(ChannelOption.TCP_NODELAY, true);
+        gw.listener = b.bind(new InetSocketAddress(at.host(), at.port())).sync().channel();
+      }
+      if (config.unixSocket() != null) {
+        gw.unixListener = gw.bindUnix(config.unixSocket());
+      }
+    } catch (IOException e) {
+      gw.close();
+      throw new UncheckedIOException(e.getMessage(), e);
     } catch (RuntimeException | InterruptedException e) {
       gw.close();
       throw e;
     }
     gw.repairer.start();
-    LOG.info("NBD gateway on {} ({} transport)", gw.address(), Transports.name());
+    LOG.info("NBD gateway on {}{} ({} transport)", gw.address() == null ? "" : gw.address(),
+        gw.unixListener == null ? "" : (gw.address() == null ? "" : " and ") + "unix socket " + config.unixSocket(),
+        Transports.name());
     return gw;
   }
 
+  /** A listener's bootstrap: the client's event loops, its allocator, the NBD handshake first. */
+  private ServerBootstrap bootstrap(Class<? extends ServerChannel> channel) {
+    return new ServerBootstrap()
+        .group(group)
+        .channel(channel)
+        .option(ChannelOption.SO_BACKLOG, 256)
+        .childOption(ChannelOption.ALLOCATOR, Transports.allocator())
+        .childOption(ChannelOption.RCVBUF_ALLOCATOR, Transports.receiveSizes())
+        .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(32 << 10, 64 << 10))
+        .childHandler(new ChannelInitializer<Channel>() {
+          @Override
+          protected void initChannel(Channel ch) {
+            connections.add(ch);
+            ch.pipeline().addLast("nbd-negotiation", new NbdNegotiation(NbdGateway.this));
+          }
+        });
+  }
+
+  /**
+   * Listens on the Unix socket {@code socket}, mode 0600. It is bound in a fresh 0700 directory beside
+   * it, made 0600 there and then renamed into place, so no other user can ever connect to it. A socket
+   * left by a gateway that died is replaced; one that still answers, or any other file, is an error.
+   */
+  private Channel bindUnix(Path socket) throws IOException, InterruptedException {
+    Path parent = socket.toAbsolutePath().getParent();
+    Files.createDirectories(parent);
+    if (Files.exists(socket, LinkOption.NOFOLLOW_LINKS)) {
+      if (!Files.readAttributes(socket, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).isOther()) {
+        throw new IOException(socket + " exists and is not a socket: give --unix another path");
+      }
+      if (answers(socket)) {
+        throw new IOException("another process serves on " + socket);
+      }
+      Files.delete(socket); // left by a process that is gone
+    }
+    Path staging = Files.createTempDirectory(parent, ".vmd-nbd-");
+    Path bound = staging.resolve("nbd.sock");
+    try {
+      Channel ch = bootstrap(Transports.serverDomainChannel()).bind(Transports.domainAddress(bound)).sync().channel();
+      try {
+        Files.setPosixFilePermissions(bound, PosixFilePermissions.fromString("rw-------"));
+        Files.move(bound, socket, StandardCopyOption.ATOMIC_MOVE);
+      } catch (IOException | RuntimeException e) {
+        ch.close().syncUninterruptibly();
+        throw e;
+      }
+      return ch;
+    } finally {
+      Files.deleteIfExists(bound);
+      Files.deleteIfExists(staging);
+    }
+  }
+
+  private static boolean answers(Path socket) {
+    try (SocketChannel probe = SocketChannel.open(UnixDomainSocketAddress.of(socket))) {
+      return true;
+    } catch (IOException refused) {
+      return false;
+    }
+  }
+
+  /** The TCP address NBD is served on, or null when it is served on a Unix socket only. */
   public HostPort address() {
+    if (listener == null) {
+      return null;
+    }
     InetSocketAddress a = (InetSocketAddress) listener.localAddress();
     return new HostPort(config.listen().host(), a.getPort());
+  }
+
+  /** The Unix socket NBD is served on, or null. */
+  public Path unixSocket() {
+    return unixListener == null ? null : config.unixSocket();
   }
 
   GatewayConfig config() {
@@ -185,6 +266,14 @@ public final class NbdGateway implements AutoCloseable {
     repairer.close();
     if (listener != null) {
       listener.close().syncUninterruptibly();
+    }
+    if (unixListener != null) {
+      unixListener.close().syncUninterruptibly();
+      try {
+        Files.deleteIfExists(config.unixSocket());
+      } catch (IOException e) {
+        LOG.warn("could not remove the NBD socket {}: {}", config.unixSocket(), e.getMessage());
+      }
     }
     connections.close().syncUninterruptibly();
     exports.close();

@@ -2,11 +2,17 @@ package io.vmd.nbd;
 
 import static io.vmd.nbd.GatewayFixture.ok;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vmd.client.Namespace;
 import io.vmd.protocol.NamespaceRecord;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.ServerSocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
@@ -41,6 +47,43 @@ class NbdInteropTest {
     byte[] b = new byte[bytes];
     new Random(seed).nextBytes(b);
     return Files.write(dir.resolve(name), b);
+  }
+
+  /**
+   * A second gateway on a Unix socket only, as a hypervisor host serves its QEMUs: libnbd and QEMU
+   * reach it as nbd+unix, the socket is 0600, a stale socket left behind is replaced, a live one or a
+   * file that is no socket is not, and closing removes it.
+   */
+  @Test
+  void aGatewayOnAUnixSocketServesNbdUnixClientsAndOnlyItsOwner() throws Exception {
+    namespace("unix", 8 * MIB);
+    Path socket = dir.resolve("run/nbd.sock");
+    Files.createDirectories(socket.getParent());
+    // A socket file whose process is gone: bound and abandoned without removal.
+    try (ServerSocketChannel stale = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+      stale.bind(UnixDomainSocketAddress.of(socket));
+    }
+    assertThat(socket).exists();
+    GatewayConfig onSocket = new GatewayConfig(null, null).withUnixSocket(socket);
+    try (NbdGateway local = NbdGateway.start(onSocket, fx.client, new SimpleMeterRegistry())) {
+      assertThat(local.address()).isNull();
+      assertThat(Files.getPosixFilePermissions(socket)).isEqualTo(PosixFilePermissions.fromString("rw-------"));
+      assertThat(dir.resolve("run")).isDirectoryContaining(p -> p.equals(socket))
+          .isDirectoryNotContaining(p -> p.getFileName().toString().startsWith(".vmd-nbd-"));
+      String uri = "nbd+unix:///unix?socket=" + socket;
+      ok(dir, "qemu-io", "-f", "raw", uri, "-c", "write -P 0x3c 4096 1M");
+      assertThat(ok(dir, "qemu-io", "-f", "raw", uri, "-c", "read -P 0x3c 4096 1M").out()).contains("read 1048576/1048576");
+      assertThat(ok(dir, "nbdinfo", "--size", uri).out().strip()).isEqualTo(String.valueOf(8 * MIB));
+      // The socket is in use: a second gateway on it is refused, and the first keeps serving.
+      assertThatThrownBy(() -> NbdGateway.start(onSocket, fx.client, new SimpleMeterRegistry()))
+          .hasMessageContaining("another process serves on " + socket);
+      assertThat(ok(dir, "nbdinfo", "--size", uri).out().strip()).isEqualTo(String.valueOf(8 * MIB));
+    }
+    assertThat(socket).doesNotExist();
+    Files.writeString(socket, "not a socket");
+    assertThatThrownBy(() -> NbdGateway.start(onSocket, fx.client, new SimpleMeterRegistry()))
+        .hasMessageContaining("is not a socket");
+    assertThat(socket).hasContent("not a socket");
   }
 
   @Test

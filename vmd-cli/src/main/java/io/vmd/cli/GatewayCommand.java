@@ -22,8 +22,14 @@ final class GatewayCommand implements Callable<Integer> {
   @ParentCommand Vmd vmd;
 
   @Option(names = "--listen", defaultValue = "127.0.0.1:10809", paramLabel = "HOST:PORT",
-      description = "NBD address (default: ${DEFAULT-VALUE}; NBD has no authentication, keep it on loopback).")
+      description = "NBD address (default: ${DEFAULT-VALUE}; NBD has no authentication, keep it on loopback), "
+          + "or none with --unix.")
   String listen;
+
+  @Option(names = "--unix", paramLabel = "PATH",
+      description = "Serve NBD on this Unix socket as well (made 0600: only this user may connect), e.g. "
+          + "/run/vmd/nbd.sock; QEMU reaches it as nbd+unix:///NAMESPACE?socket=PATH.")
+  Path unix;
 
   @Option(names = "--metrics", paramLabel = "HOST:PORT", description = "Serve Prometheus metrics at /metrics.")
   String metrics;
@@ -68,7 +74,8 @@ final class GatewayCommand implements Callable<Integer> {
     VmdClient client = vmd.connect(ioThreads > 0 ? ioThreads : Runtime.getRuntime().availableProcessors(), "gateway");
     NbdGateway gateway;
     try {
-      gateway = NbdGateway.start(limits.apply(new GatewayConfig(HostPort.parse(listen), defaultExport)
+      gateway = NbdGateway.start(limits.apply(new GatewayConfig(
+          "none".equals(listen) ? null : HostPort.parse(listen), defaultExport).withUnixSocket(unix)
           .withRereplication(rereplicateAfter, rereplicateRate).withTls(tlsCert, tlsKey)
           .withVerifyPeer(tlsVerifyPeer ? vmd.caCertificate() : null)), client, registry);
     } catch (RuntimeException | InterruptedException e) {
@@ -82,7 +89,9 @@ final class GatewayCommand implements Callable<Integer> {
       Foreground.closeAll(gateway, client);
       throw e;
     }
-    return Foreground.run("NBD gateway listening on " + gateway.address() + " (owner id " + client.ownerId() + ")"
+    String on = gateway.address() == null ? "unix:" + gateway.unixSocket()
+        : gateway.address() + (gateway.unixSocket() == null ? "" : " and unix:" + gateway.unixSocket());
+    return Foreground.run("NBD gateway listening on " + on + " (owner id " + client.ownerId() + ")"
         + (endpoint == null ? "" : ", metrics on http://" + HostPort.parse(metrics).host() + ":" + endpoint.port()
             + "/metrics"), endpoint, gateway, client);
   }
