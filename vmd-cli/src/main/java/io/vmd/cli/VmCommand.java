@@ -1,7 +1,7 @@
 package io.vmd.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.vmd.common.HostPort;
+import io.vmd.common.NbdEndpoint;
 import io.vmd.common.Sizes;
 import io.vmd.migration.qemu.BalloonReservation;
 import io.vmd.migration.qemu.QemuVm;
@@ -54,8 +54,9 @@ final class VmCommand {
     @Option(names = "--namespace", required = true, paramLabel = "NAMESPACE", description = "Its swap disk.")
     String namespace;
 
-    @Option(names = "--gateway", defaultValue = "127.0.0.1:10809", paramLabel = "HOST:PORT",
-        description = "The NBD gateway serving the namespace (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--gateway", defaultValue = "127.0.0.1:10809", paramLabel = "HOST:PORT|unix:PATH",
+        description = "The NBD gateway serving the namespace: its TCP address, or unix:PATH for the Unix socket of "
+            + "this host's gateway (vmd gateway --unix) (default: ${DEFAULT-VALUE}).")
     String gateway;
 
     @Option(names = "--incoming", description = "Wait for a migration instead of booting (QEMU -incoming defer).")
@@ -102,7 +103,7 @@ final class VmCommand {
         throw new CommandLine.ParameterException(spec.commandLine(), tlsCreds.resolve("ca-cert.pem")
             + " does not exist: --tls-creds takes a directory with ca-cert.pem (and client-cert.pem, client-key.pem)");
       }
-      QemuVm.Spec s = new QemuVm.Spec(name, memory, namespace, HostPort.parse(gateway), k, i, append, accel, incoming,
+      QemuVm.Spec s = new QemuVm.Spec(name, memory, namespace, NbdEndpoint.parse(gateway), k, i, append, accel, incoming,
           tlsCreds);
       QemuVm started = QemuVm.start(s, dir);
       String status = started.status();

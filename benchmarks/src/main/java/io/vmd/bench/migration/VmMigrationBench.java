@@ -5,6 +5,7 @@ import io.vmd.bench.plot.LinePlot;
 import io.vmd.client.ClientConfig;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
+import io.vmd.common.NbdEndpoint;
 import io.vmd.common.Sizes;
 import io.vmd.meta.FreePorts;
 import io.vmd.migration.model.Bandwidth;
@@ -148,9 +149,9 @@ public final class VmMigrationBench {
       append.append(" vmlab.avail=").append((o.reservationBytes() - 48 * MIB) / 1024);
     }
     Path lab = o.vmlab();
-    QemuVm.Spec src = new QemuVm.Spec("src", o.memoryBytes(), ns, sourceGw.address(), lab.resolve("vmlinuz"),
+    QemuVm.Spec src = new QemuVm.Spec("src", o.memoryBytes(), ns, NbdEndpoint.tcp(sourceGw.address()), lab.resolve("vmlinuz"),
         lab.resolve("initrd.gz"), append.toString(), o.accel(), false);
-    QemuVm.Spec dst = new QemuVm.Spec("dst", o.memoryBytes(), ns, destGw.address(), lab.resolve("vmlinuz"),
+    QemuVm.Spec dst = new QemuVm.Spec("dst", o.memoryBytes(), ns, NbdEndpoint.tcp(destGw.address()), lab.resolve("vmlinuz"),
         lab.resolve("initrd.gz"), append.toString(), o.accel(), true);
     Path dir = o.workDir().resolve(run.label());
     List<double[]> samples = new ArrayList<>(); // host seconds, cumulative ops

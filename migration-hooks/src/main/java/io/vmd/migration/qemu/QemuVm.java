@@ -3,7 +3,7 @@ package io.vmd.migration.qemu;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.vmd.common.HostPort;
+import io.vmd.common.NbdEndpoint;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -39,19 +39,19 @@ public final class QemuVm implements AutoCloseable {
    * @param name its name (also QEMU's -name)
    * @param memoryBytes guest RAM
    * @param namespace the namespace that is its swap disk
-   * @param gateway the NBD gateway serving it
+   * @param gateway the NBD gateway serving it: TCP, or the Unix socket of this host's gateway
    * @param kernel the guest kernel; {@code initrd} its initramfs; {@code append} its command line
    * @param accel "tcg", "kvm", or "kvm:tcg" (KVM when it works, else emulation)
    * @param incoming wait for a migration instead of booting
    * @param tlsCreds QEMU's x509 credentials for the gateway's TLS (a directory with ca-cert.pem and, for
    *     a gateway that verifies peers, client-cert.pem and client-key.pem), or null: plain NBD
    */
-  public record Spec(String name, long memoryBytes, String namespace, HostPort gateway, Path kernel, Path initrd,
+  public record Spec(String name, long memoryBytes, String namespace, NbdEndpoint gateway, Path kernel, Path initrd,
       String append, String accel, boolean incoming, Path tlsCreds) {
     /** Id of the TLS credentials object the disk uses. */
     static final String TLS_ID = "vmd-tls";
 
-    public Spec(String name, long memoryBytes, String namespace, HostPort gateway, Path kernel, Path initrd,
+    public Spec(String name, long memoryBytes, String namespace, NbdEndpoint gateway, Path kernel, Path initrd,
         String append, String accel, boolean incoming) {
       this(name, memoryBytes, namespace, gateway, kernel, initrd, append, accel, incoming, null);
     }
@@ -97,7 +97,12 @@ public final class QemuVm implements AutoCloseable {
     /** The swap disk: QEMU's NBD client on the gateway's export, as -blockdev's JSON form. */
     String blockdev() {
       ObjectNode d = JSON.createObjectNode().put("driver", "nbd").put("node-name", "swap0").put("export", namespace);
-      d.putObject("server").put("type", "inet").put("host", gateway.host()).put("port", String.valueOf(gateway.port()));
+      ObjectNode server = d.putObject("server");
+      if (gateway.unix() != null) {
+        server.put("type", "unix").put("path", gateway.unix().toString());
+      } else {
+        server.put("type", "inet").put("host", gateway.tcp().host()).put("port", String.valueOf(gateway.tcp().port()));
+      }
       if (tlsCreds != null) {
         d.put("tls-creds", TLS_ID);
       }

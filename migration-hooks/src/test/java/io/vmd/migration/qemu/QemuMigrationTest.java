@@ -3,11 +3,13 @@ package io.vmd.migration.qemu;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vmd.client.ClientConfig;
 import io.vmd.client.VmdClient;
+import io.vmd.common.NbdEndpoint;
 import io.vmd.meta.FreePorts;
 import io.vmd.meta.NamespaceMeta;
-import io.vmd.nbd.GatewayFixture;
+import io.vmd.nbd.GatewayConfig;
 import io.vmd.nbd.NbdGateway;
 import io.vmd.server.MiniVmdCluster;
 import java.nio.file.Path;
@@ -47,9 +49,10 @@ class QemuMigrationTest {
     lab = QemuVmTest.vmlab();
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(2, 512 * MIB).start();
          VmdClient sourceHost = VmdClient.connect(ClientConfig.of(c.metaAddresses()));
-         NbdGateway sourceGw = GatewayFixture.loopbackGateway(sourceHost);
+         // Each host's QEMUs reach its gateway through a Unix socket, as the host agent serves them.
+         NbdGateway sourceGw = unixGateway(sourceHost, "source");
          VmdClient destHost = VmdClient.connect(ClientConfig.of(c.metaAddresses()), "gateway");
-         NbdGateway destinationGw = GatewayFixture.loopbackGateway(destHost);
+         NbdGateway destinationGw = unixGateway(destHost, "destination");
          VmdClient cli = VmdClient.connect(ClientConfig.of(c.metaAddresses()), "cli")) {
       client = sourceHost;
       gw = sourceGw;
@@ -144,11 +147,16 @@ class QemuMigrationTest {
         .until(() -> source.serial().split("VMLAB: t=", -1).length > 3);
   }
 
+  private NbdGateway unixGateway(VmdClient host, String name) throws InterruptedException {
+    GatewayConfig onSocket = new GatewayConfig(null, null).withUnixSocket(tmp.resolve(name).resolve("nbd.sock"));
+    return NbdGateway.start(onSocket, host, new SimpleMeterRegistry());
+  }
+
   private QemuVm.Spec spec(String name, String ns, NbdGateway via, boolean ballooned, boolean incoming) {
     String append = "console=ttyS0 quiet panic=-1 vmlab.mode=vm vmlab.work=hotset vmlab.mb=256 vmlab.hot=32"
         + " vmlab.secs=12 vmlab.rate=8000" + (ballooned ? " vmlab.avail=100000" : "");
-    return new QemuVm.Spec(name, 512 * MIB, ns, via.address(), lab.resolve("vmlinuz"), lab.resolve("initrd.gz"),
-        append, "tcg", incoming);
+    return new QemuVm.Spec(name, 512 * MIB, ns, NbdEndpoint.unix(via.unixSocket()), lab.resolve("vmlinuz"),
+        lab.resolve("initrd.gz"), append, "tcg", incoming);
   }
 
   private static void verified(QemuVm dest) throws Exception {

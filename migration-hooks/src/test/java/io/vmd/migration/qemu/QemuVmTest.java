@@ -7,6 +7,7 @@ import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vmd.client.ClientConfig;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
+import io.vmd.common.NbdEndpoint;
 import io.vmd.common.tls.CertsDir;
 import io.vmd.common.tls.Identity;
 import io.vmd.common.tls.Role;
@@ -61,7 +62,7 @@ class QemuVmTest {
              new SimpleMeterRegistry())) {
       int id = client.namespaces().create("wss-swap", 512 * MIB, 2).id();
       client.namespaces().grant("wss-swap", "wss-qemu", true);
-      QemuVm.Spec spec = new QemuVm.Spec("wss", 512 * MIB, "wss-swap", gw.address(), lab.resolve("vmlinuz"),
+      QemuVm.Spec spec = new QemuVm.Spec("wss", 512 * MIB, "wss-swap", NbdEndpoint.tcp(gw.address()), lab.resolve("vmlinuz"),
           lab.resolve("initrd.gz"), "console=ttyS0 quiet panic=-1 vmlab.mode=vm vmlab.work=hotset vmlab.mb=256"
               + " vmlab.hot=32 vmlab.secs=24 vmlab.rate=8000", "tcg", false, creds);
       try (QemuVm vm = QemuVm.start(spec, tmp.resolve("wss"))) {
@@ -110,7 +111,7 @@ class QemuVmTest {
         assertThat(stored).as("swapped pages held by the servers, two copies each").isGreaterThan(2 * 5_000);
       }
       // A destination waits for its migration (-incoming defer) with the same swap disk attached.
-      QemuVm.Spec incoming = new QemuVm.Spec("wss-dest", 512 * MIB, "wss-swap", gw.address(), lab.resolve("vmlinuz"),
+      QemuVm.Spec incoming = new QemuVm.Spec("wss-dest", 512 * MIB, "wss-swap", NbdEndpoint.tcp(gw.address()), lab.resolve("vmlinuz"),
           lab.resolve("initrd.gz"), "console=ttyS0", "tcg", true, creds);
       try (QemuVm dest = QemuVm.start(incoming, tmp.resolve("wss-dest"))) {
         assertThat(dest.status()).isEqualTo("inmigrate");
