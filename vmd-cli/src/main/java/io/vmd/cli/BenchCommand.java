@@ -263,8 +263,8 @@ final class BenchCommand {
     "The Agile paper's comparison with real QEMU guests (TCG unless --accel kvm): per run a fresh guest whose",
     "swap is a namespace runs a working-set workload, is migrated over a capped link into a QEMU on another",
     "gateway (the namespace changes hands at switch-over) and checks every page at the destination.",
-    "Runs: pre-copy and post-copy as the VM runs without VMD (everything resident), agile (balloon + hybrid;",
-    "under TCG post-copy at once, as vmd migrate does), hybrid+balloon (the pre-copy pass forced),",
+    "Runs: pre-copy and post-copy as the VM runs without VMD (everything resident), agile (balloon + hybrid,",
+    "as vmd migrate does), hybrid+balloon (the same, the pre-copy pass forced even where QEMU would lose writes),",
     "and the ablations pre-copy+balloon, post-copy+balloon, hybrid-no-balloon. Prints Tables I-III, ratios",
     "and the verification per run; writes the throughput plot. Needs the vmlab guest (benchmarks/vmlab/build.sh)."})
   static final class VmMigration implements Callable<Integer> {

@@ -25,8 +25,9 @@ import picocli.CommandLine;
     "namespace; only what it holds in RAM crosses the link. When the two VMs use different gateways",
     "(two hosts), the namespace changes hands at switch-over, while the source is paused: the source's",
     "gateway is fenced (its writes refused from then on) and the destination's, standing by, claims it",
-    "with the guest's first write there. Under TCG pre-copy is refused and agile starts in post-copy:",
-    "QEMU loses guest writes in a pre-copy phase there (see --allow-tcg-pre-copy)."})
+    "with the guest's first write there. QEMU before 9.0 loses guest writes in pre-copy under TCG when guest",
+    "RAM is a multiple of 256 KiB; vmd vm start sizes RAM around it. For such a guest pre-copy is refused and",
+    "agile starts in post-copy (see --allow-tcg-pre-copy)."})
 final class MigrateCommand implements Callable<Integer> {
   @ParentCommand Vmd vmd;
   @Spec CommandSpec spec;
@@ -51,8 +52,8 @@ final class MigrateCommand implements Callable<Integer> {
   @CommandLine.Mixin VmDir vms;
 
   @Option(names = "--allow-tcg-pre-copy", description = {
-      "Run pre-copy (or Agile's pre-copy pass) even when the guest runs under TCG, whose dirty tracking loses",
-      "guest writes while pages are copied: the guest's memory may arrive corrupted. For measurements only."})
+      "Run pre-copy (or Agile's pre-copy pass) even when the guest's QEMU would lose guest writes in it (under",
+      "TCG, before 9.0, RAM a multiple of 256 KiB): its memory may arrive corrupted. For measurements only."})
   boolean allowTcgPreCopy;
 
   @Option(names = "--migration-timeout", defaultValue = "10m", converter = Vmd.DurationConverter.class,
@@ -99,7 +100,7 @@ final class MigrateCommand implements Callable<Integer> {
         }
       }).run();
       if (r.precopyPassSkipped() && !vmd.json) {
-        out.println("  (the guest runs under TCG, whose pre-copy loses guest writes: agile started in post-copy)");
+        out.println("  (this guest's QEMU would lose guest writes in pre-copy: agile started in post-copy)");
       }
       Output table = new Output("policy", "total_ms", "downtime_ms", "guest_downtime_ms", "transferred", "precopy", "postcopy",
           "downtime_bytes", "zero_pages", "postcopy_requests", "postcopy_after_ms", "swap_handover_ms");

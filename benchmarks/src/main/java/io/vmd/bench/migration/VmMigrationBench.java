@@ -46,9 +46,10 @@ import java.util.regex.Pattern;
 public final class VmMigrationBench {
   /**
    * One run: a policy, with or without the balloon cutting the reservation to the working set, and
-   * whether a pre-copy phase runs even under TCG (where QEMU loses guest writes in it: the run is
-   * measured and its corruption reported). {@code agile} is what {@code vmd migrate --policy agile}
-   * does (under TCG: post-copy at once); {@code hybrid+balloon} forces the pre-copy pass.
+   * whether a pre-copy phase runs even where QEMU would lose guest writes in it (TcgDirtyTracking: the
+   * run is then measured and its corruption reported). {@code agile} is what {@code vmd migrate --policy
+   * agile} does; {@code hybrid+balloon} forces the pre-copy pass. With guest RAM sized around QEMU 7.2's
+   * bug, as QemuVm does, the two are the same migration.
    */
   public record Run(String label, QemuMigration.Policy policy, boolean ballooned, boolean forcePreCopy) {
     public static Run parse(String s) {

@@ -41,8 +41,8 @@ public final class QemuMigration {
    *
    * @param postcopyAfterMillis when post-copy was requested, from the start (-1: never)
    * @param switchoverMillis how long the switch-over step took while the guest was paused (-1: none)
-   * @param precopyPassSkipped Agile went to post-copy at once: the source runs under TCG, whose dirty
-   *     tracking loses guest writes during pre-copy (see {@link Builder#run})
+   * @param precopyPassSkipped Agile went to post-copy at once: the source runs under TCG on a QEMU
+   *     whose dirty tracking would lose guest writes during pre-copy ({@link TcgDirtyTracking})
    * @param guestDowntimeMillis downtime as the guest sees it: from the source's STOP event to the
    *     destination's RESUME, by QEMU's event timestamps (-1: an event did not come; both QEMUs must
    *     share a clock, as on one host)
@@ -125,7 +125,10 @@ public final class QemuMigration {
       return this;
     }
 
-    /** Lets pre-copy run although the source is under TCG (see {@link QemuMigration}; default false). */
+    /**
+     * Lets pre-copy run although the source's QEMU would lose guest writes in it ({@link TcgDirtyTracking};
+     * default false). For measuring the bug only.
+     */
     public Builder allowTcgPreCopy(boolean allow) {
       this.allowTcgPreCopy = allow;
       return this;
@@ -137,6 +140,21 @@ public final class QemuMigration {
       }
       return migrate(this);
     }
+  }
+
+  /**
+   * From the source's MIGRATION "setup" event to its "completed" one, by QEMU's timestamps; QEMU's own
+   * total-time when the events did not come (it reads 0 for some completed pre-copies on 7.2).
+   */
+  private static long totalMillis(Qmp source, int from, JsonNode completed) throws QmpException {
+    Qmp.Event done = source.nextEvent("MIGRATION", from, e -> "completed".equals(e.data().path("status").asText()),
+        Duration.ofSeconds(2));
+    Qmp.Event setup = source.nextEvent("MIGRATION", from, e -> "setup".equals(e.data().path("status").asText()),
+        Duration.ZERO);
+    if (setup == null || done == null) {
+      return completed.path("total-time").asLong();
+    }
+    return Math.max(0, (done.timestampMicros() - setup.timestampMicros()) / 1000);
   }
 
   private static long guestDowntime(Qmp source, int sourceFrom, Qmp destination, int destinationFrom)
@@ -168,10 +186,11 @@ public final class QemuMigration {
    * pauses before the switch-over (QEMU's {@code pause-before-switchover}: the guest stopped, its
    * disk requests drained) until that step has run.
    *
-   * <p>A source under TCG loses guest writes in pre-copy (QEMU 7.2 here: pages arrive one write
-   * behind, some torn; see benchmarks/README.md), so unless {@code allowTcgPreCopy} pre-copy of such a
-   * guest is refused and Agile skips its pre-copy pass (post-copy at once, {@link Result#precopyPassSkipped}).
-   * Post-copy never runs the guest while pages are copied from under it, so it is safe either way.
+   * <p>A source under TCG on QEMU before 9.0 whose RAM is a multiple of 256 KiB loses guest writes in
+   * pre-copy ({@link TcgDirtyTracking}; {@link QemuVm} sizes RAM around it), so unless
+   * {@code allowTcgPreCopy} pre-copy of such a guest is refused and Agile skips its pre-copy pass
+   * (post-copy at once, {@link Result#precopyPassSkipped}). Post-copy never runs the guest while pages
+   * are copied from under it, so it is safe either way.
    */
   private static Result migrate(Builder b) throws QmpException {
     Qmp source = b.source;
@@ -186,13 +205,12 @@ public final class QemuMigration {
     boolean allowTcgPreCopy = b.allowTcgPreCopy;
     Duration t = Duration.ofSeconds(10);
     boolean skipPass = false;
-    if (policy != Policy.POST_COPY && !allowTcgPreCopy && emulated(source)) {
+    String hazard = policy == Policy.POST_COPY || allowTcgPreCopy ? null : TcgDirtyTracking.preCopyHazard(source);
+    if (hazard != null) {
       if (policy == Policy.PRE_COPY) {
-        throw new QmpException("migrate", "refusing pre-copy of a guest under TCG: QEMU's dirty tracking under "
-            + "TCG loses guest writes while pages are copied (its memory would arrive corrupted); use post-copy or "
-            + "agile, which start in post-copy under TCG, or allow it explicitly to measure it");
+        throw new QmpException("migrate", "refusing pre-copy: " + hazard);
       }
-      skipPass = true;
+      skipPass = true; // Agile starts in post-copy
     }
     List<Map<String, Object>> caps = new ArrayList<>(List.of(Map.of("capability", "events", "state", true)));
     if (policy != Policy.PRE_COPY) {
@@ -248,7 +266,7 @@ public final class QemuMigration {
         if (!status.equals("completed")) {
           throw new QmpException("migrate", "migration " + status + ": " + m.path("error-desc").asText(m.toString()));
         }
-        return new Result(policy, status, m.path("total-time").asLong(), m.path("downtime").asLong(),
+        return new Result(policy, status, totalMillis(source, migrationEvents, m), m.path("downtime").asLong(),
             ram.path("transferred").asLong(), ram.path("precopy-bytes").asLong(), ram.path("postcopy-bytes").asLong(),
             ram.path("downtime-bytes").asLong(), ram.path("duplicate").asLong(), ram.path("postcopy-requests").asLong(),
             ram.path("dirty-sync-count").asLong(), postcopyAt, switchoverMillis, skipPass,

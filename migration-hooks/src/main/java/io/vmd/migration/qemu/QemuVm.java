@@ -78,7 +78,7 @@ public final class QemuVm implements AutoCloseable {
         c.addAll(List.of("-object", "tls-creds-x509,id=" + TLS_ID + ",endpoint=client,verify-peer=on,dir="
             + optionValue(tlsCreds.toAbsolutePath().toString())));
       }
-      c.addAll(List.of("-cpu", "max", "-smp", "1", "-m", (memoryBytes >> 20) + "M",
+      c.addAll(List.of("-cpu", "max", "-smp", "1", "-m", ramOption(),
           "-kernel", kernel.toString(), "-initrd", initrd.toString(), "-append", append,
           "-blockdev", blockdev(),
           "-device", "virtio-blk-pci,drive=swap0,id=swapdisk",
@@ -92,6 +92,12 @@ public final class QemuVm implements AutoCloseable {
         c.add("defer");
       }
       return c;
+    }
+
+    /** Guest RAM for -m: the size asked for, sized around QEMU's TCG dirty-tracking bug where it applies. */
+    String ramOption() {
+      long ram = TcgDirtyTracking.guestRam(memoryBytes, accel);
+      return ram % (1 << 20) == 0 ? (ram >> 20) + "M" : (ram >> 10) + "K";
     }
 
     /** The swap disk: QEMU's NBD client on the gateway's export, as -blockdev's JSON form. */

@@ -1,7 +1,6 @@
 package io.vmd.migration.qemu;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vmd.client.ClientConfig;
@@ -63,7 +62,9 @@ class QemuMigrationTest {
       QemuMigration.Result post = migrate("post-copy", QemuMigration.Policy.POST_COPY, true, false, true);
       assertThat(post.postcopyBytes()).as("it really ran in post-copy").isPositive();
       assertThat(post.transferredBytes()).as("the swapped part stayed in the namespace").isLessThan(512 * MIB);
-      QemuMigration.Result pre = migrate("pre-copy", QemuMigration.Policy.PRE_COPY, false, true, false);
+      // Pre-copy under TCG, not forced: allowed because RAM is sized around QEMU 7.2's bug, and every page verified.
+      QemuMigration.Result pre = migrate("pre-copy", QemuMigration.Policy.PRE_COPY, false, false, true);
+      assertThat(pre.totalMillis()).as("from QEMU's events").isPositive();
       System.out.printf("agile / pre-copy without VMD: data %.2f, time %.2f%n",
           (double) agile.transferredBytes() / pre.transferredBytes(), (double) agile.totalMillis() / pre.totalMillis());
       assertThat(pre.transferredBytes()).as("pre-copy without VMD moves what the guest holds")
@@ -83,17 +84,15 @@ class QemuMigrationTest {
         running(source);
         int port = FreePorts.loopback(1).get(0).port();
         long epochBefore = client.namespaces().get(ns).epoch();
-        assertThatThrownBy(() -> QemuMigration.newBuilder(source.qmp(), dest.qmp())
-            .policy(QemuMigration.Policy.PRE_COPY).to("127.0.0.1", port).bandwidth(125_000_000L)
-            .timeout(Duration.ofSeconds(10)).run())
-            .isInstanceOf(QmpException.class).hasMessageContaining("TCG");
         QemuMigration.Result r = QemuMigration.newBuilder(source.qmp(), dest.qmp())
             .policy(QemuMigration.Policy.AGILE).to("127.0.0.1", port).bandwidth(125_000_000L)
             .timeout(Duration.ofSeconds(120)).switchOver(() -> orchestrator.namespaces().fence(ns)).run();
         System.out.println("QEMU migration: " + r);
         assertThat(r.status()).isEqualTo("completed");
-        assertThat(r.precopyPassSkipped()).as("TCG: post-copy from the start").isTrue();
-        assertThat(r.postcopyAfterMillis()).isZero();
+        // QEMU 7.2 under TCG, with RAM sized off 256 KiB multiples: the true hybrid, one pre-copy pass first.
+        assertThat(r.precopyPassSkipped()).as("the pre-copy pass ran").isFalse();
+        assertThat(r.postcopyAfterMillis()).isPositive();
+        assertThat(r.precopyBytes()).isPositive();
         assertThat(r.postcopyBytes()).isPositive();
         assertThat(r.transferredBytes()).as("the swapped part stayed in the namespace").isLessThan(512 * MIB);
         assertThat(r.switchoverMillis()).isNotNegative();
