@@ -32,7 +32,7 @@ import picocli.CommandLine;
     },
     subcommands = {UpCommand.class, MetaCommand.class, ServerCommand.class, GatewayCommand.class, NsCommand.class,
       ServersCommand.class, ClusterCommand.class, VmCommand.class, MigrateCommand.class,
-      BenchCommand.class, AdviseCommand.class, CertCommand.class,
+      BenchCommand.class, AdviseCommand.class, CertCommand.class, LabCommand.class,
       CommandLine.HelpCommand.class})
 public final class Vmd {
 
