@@ -139,8 +139,9 @@ final class CertCommand {
   }
 
   @Command(name = "create-node", mixinStandardHelpOptions = true,
-      description = "Make a server host's certificate (node.crt, node.key), valid for each HOST given: its "
-          + "names and addresses as clients and peers reach it. Its identity is the first HOST.")
+      description = "Make a node's certificate (node.crt, node.key), valid for each HOST given: its names and "
+          + "addresses as clients and peers reach it. Its identity is the first HOST. A memory server or control-plane "
+          + "voter is --role server; a hypervisor host's agent (vmd host) is --role host.")
   static final class CreateNode implements Callable<Integer> {
     @ParentCommand CertCommand cert;
     @Spec CommandSpec spec;
@@ -148,13 +149,21 @@ final class CertCommand {
     @Parameters(paramLabel = "HOST", arity = "1..*", description = "Host names and IP addresses of the node.")
     List<String> hosts;
 
+    @Option(names = "--role", defaultValue = "server", paramLabel = "server|host", converter = RoleConverter.class,
+        description = "server (a memory server or voter) or host (a hypervisor host's agent) (default: ${DEFAULT-VALUE}).")
+    Role role;
+
     @Option(names = "--lifetime", defaultValue = "1825d", converter = LifetimeConverter.class, paramLabel = "DAYS",
         description = "How long the certificate is valid, in days (d) or years (y) (default: ${DEFAULT-VALUE}).")
     Duration lifetime;
 
     @Override
     public Integer call() throws Exception {
-      cert.issue(spec, ca -> ca.issueNode(hosts, lifetime), CertsDir::nodeCert, CertsDir::nodeKey);
+      if (role != Role.SERVER && role != Role.HOST) {
+        throw new CommandLine.ParameterException(spec.commandLine(), "--role: a node is a server or a host, not "
+            + role.label() + " (vmd cert create-client for the others)");
+      }
+      cert.issue(spec, ca -> ca.issueNode(hosts, role, lifetime), CertsDir::nodeCert, CertsDir::nodeKey);
       return 0;
     }
   }

@@ -57,14 +57,25 @@ class DataPathTlsTest {
       try (VmdClient admin = VmdClient.connect(base.withTls(client(ca, "ops", Role.ADMIN)))) {
         admin.namespaces().create("tls", 4 * MIB, 2);
       }
+      byte[] data = new byte[64 * 4096];
+      new Random(3).nextBytes(data);
       try (VmdClient gw = VmdClient.connect(base.withTls(client(ca, "gw-1", Role.GATEWAY)))) {
         assertThat(gw.cluster().servers()).allMatch(ServerInfo::up);
         Namespace ns = gw.attach("tls", VmdClient.Access.CLAIM);
-        byte[] data = new byte[64 * 4096];
-        new Random(3).nextBytes(data);
         ns.writeSync(0, data);
         assertThat(ns.readSync(0, 64)).isEqualTo(data);
       }
+      // A hypervisor host's agent, with its node certificate of role host, does what a gateway does.
+      CertificateAuthority.Issued agent = ca.issueNode(List.of("hv-1", "127.0.0.1"), Role.HOST, DAY);
+      assertThat(Identity.of(agent.certificate())).isEqualTo(new Identity("hv-1", Role.HOST));
+      try (VmdClient host = VmdClient.connect(
+          base.withTls(ClusterTls.of(ca.certificate(), agent.certificate(), agent.key())))) {
+        assertThat(host.ownerId()).startsWith("hv-1/");
+        Namespace ns = host.attach("tls", VmdClient.Access.CLAIM);
+        assertThat(ns.readSync(0, 64)).isEqualTo(data);
+        ns.writeSync(0, new byte[4096]);
+      }
+      assertThatThrownBy(() -> ca.issueNode(List.of("x"), Role.ADMIN, DAY)).hasMessageContaining("server or a host");
       // Without a certificate, or with another CA's, not even the control plane answers.
       ClientConfig quick = base.withRequestTimeout(Duration.ofSeconds(2));
       for (ClientConfig c : List.of(quick, quick.withTls(client(CertificateAuthority.create(DAY), "gw-1", Role.GATEWAY)))) {

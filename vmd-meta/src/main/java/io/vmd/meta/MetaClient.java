@@ -102,6 +102,48 @@ public final class MetaClient implements AutoCloseable {
     }), MetaCodec::readMember);
   }
 
+  // ---------------------------------------------------------------- hosts and VMs
+
+  /** Registers hypervisor host {@code name} (its agent's identity) with its agent's API at {@code api}. */
+  public HostMeta registerHost(String name, HostPort api) throws MetaException {
+    return command(MetaCodec.bytes(o -> {
+      o.writeByte(MetaCodec.HOST_REGISTER);
+      o.writeUTF(name);
+      o.writeUTF(api.host());
+      o.writeShort(api.port());
+    }), MetaCodec::readHost);
+  }
+
+  /** Drains (or reactivates) host {@code name}; REMOVED takes it out of the cluster (it must run no VM). */
+  public void setHostStatus(String name, HostStatus status) throws MetaException {
+    command(MetaCodec.bytes(o -> {
+      o.writeByte(MetaCodec.HOST_STATUS);
+      o.writeUTF(name);
+      o.writeByte(status.ordinal());
+    }), in -> in.readByte());
+  }
+
+  /**
+   * Records {@code vm} if its record is still at {@code expectedGeneration} (0: it must not exist yet);
+   * returns it as stored, with its new generation. STALE_EPOCH when another change came first.
+   */
+  public VmMeta putVm(VmMeta vm, long expectedGeneration) throws MetaException {
+    return command(MetaCodec.bytes(o -> {
+      o.writeByte(MetaCodec.VM_PUT);
+      MetaCodec.writeVm(o, vm);
+      o.writeLong(expectedGeneration);
+    }), MetaCodec::readVm);
+  }
+
+  /** Forgets VM {@code name} if its record is still at {@code expectedGeneration}. */
+  public void removeVm(String name, long expectedGeneration) throws MetaException {
+    command(MetaCodec.bytes(o -> {
+      o.writeByte(MetaCodec.VM_REMOVE);
+      o.writeUTF(name);
+      o.writeLong(expectedGeneration);
+    }), in -> null);
+  }
+
   // ---------------------------------------------------------------- namespaces
 
   public NamespaceMeta createNamespace(String name, long sizeBytes, int replicas) throws MetaException {

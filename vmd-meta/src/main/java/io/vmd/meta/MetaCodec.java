@@ -29,6 +29,10 @@ final class MetaCodec {
   static final byte ADD_SERVERS = 8;
   static final byte REMOVE_SERVERS = 9;
   static final byte GRANT = 10;
+  static final byte HOST_REGISTER = 11;
+  static final byte HOST_STATUS = 12;
+  static final byte VM_PUT = 13;
+  static final byte VM_REMOVE = 14;
   // Queries (read from the state machine).
   static final byte VIEW = 100;
 
@@ -121,7 +125,7 @@ final class MetaCodec {
   }
 
   /** The newest snapshot format, which every query reply uses too. */
-  static final int FORMAT = 4;
+  static final int FORMAT = 5;
 
   static NamespaceMeta readNamespace(DataInputStream in) throws IOException {
     return readNamespace(in, FORMAT);
@@ -216,6 +220,43 @@ final class MetaCodec {
     for (Tombstone t : v.tombstones()) {
       writeTombstone(out, t);
     }
+    out.writeInt(v.hosts().size());
+    for (HostMeta h : v.hosts()) {
+      writeHost(out, h);
+    }
+    out.writeInt(v.vms().size());
+    for (VmMeta m : v.vms()) {
+      writeVm(out, m);
+    }
+  }
+
+  static void writeHost(DataOutputStream out, HostMeta h) throws IOException {
+    out.writeUTF(h.name());
+    out.writeUTF(h.api().host());
+    out.writeShort(h.api().port());
+    out.writeByte(h.status().ordinal());
+    out.writeLong(h.registeredMillis());
+  }
+
+  static HostMeta readHost(DataInputStream in) throws IOException {
+    return new HostMeta(in.readUTF(), new HostPort(in.readUTF(), in.readUnsignedShort()),
+        HostStatus.values()[in.readUnsignedByte()], in.readLong());
+  }
+
+  static void writeVm(DataOutputStream out, VmMeta v) throws IOException {
+    out.writeUTF(v.name());
+    out.writeUTF(v.host());
+    out.writeUTF(v.namespace());
+    out.writeLong(v.memoryBytes());
+    out.writeByte(v.state().ordinal());
+    out.writeUTF(v.target());
+    out.writeLong(v.generation());
+    out.writeLong(v.updatedMillis());
+  }
+
+  static VmMeta readVm(DataInputStream in) throws IOException {
+    return new VmMeta(in.readUTF(), in.readUTF(), in.readUTF(), in.readLong(), VmState.values()[in.readUnsignedByte()],
+        in.readUTF(), in.readLong(), in.readLong());
   }
 
   static MetaView readView(DataInputStream in) throws IOException {
@@ -242,6 +283,16 @@ final class MetaCodec {
     for (int i = 0; i < n; i++) {
       tombstones.add(readTombstone(in));
     }
-    return new MetaView(clusterId, version, now, nextId, servers, namespaces, tombstones);
+    List<HostMeta> hosts = new ArrayList<>();
+    List<VmMeta> vms = new ArrayList<>();
+    if (format >= 5) {
+      for (int i = in.readInt(); i > 0; i--) {
+        hosts.add(readHost(in));
+      }
+      for (int i = in.readInt(); i > 0; i--) {
+        vms.add(readVm(in));
+      }
+    }
+    return new MetaView(clusterId, version, now, nextId, servers, namespaces, tombstones, hosts, vms);
   }
 }

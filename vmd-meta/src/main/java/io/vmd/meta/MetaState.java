@@ -43,11 +43,13 @@ final class MetaState {
   private final Deque<Tombstone> tombstones = new ArrayDeque<>();
   /** Which server certificate registered each member id: only it may register that id again or report its state. */
   private final Map<String, String> registrants = new HashMap<>();
+  private final Map<String, HostMeta> hosts = new LinkedHashMap<>();
+  private final TreeMap<String, VmMeta> vms = new TreeMap<>();
 
   synchronized MetaView view() {
     List<NamespaceMeta> ns = new ArrayList<>(namespaces.values());
     return new MetaView(clusterId, version, now, nextNamespaceId, new ArrayList<>(members.values()), ns,
-        new ArrayList<>(tombstones));
+        new ArrayList<>(tombstones), new ArrayList<>(hosts.values()), new ArrayList<>(vms.values()));
   }
 
   synchronized long version() {
@@ -86,6 +88,10 @@ final class MetaState {
   static final int MAX_NAMESPACES = 65_536;
   /** The largest sealed namespace: 2^33 pages, so that page (33 bits) and stamp (63) fill a 96-bit nonce. */
   static final long MAX_SEALED_BYTES = (1L << 33) * Pages.PAGE_SIZE;
+  /** Hypervisor hosts that may be registered at once. */
+  static final int MAX_HOSTS = 4096;
+  /** VMs that may be recorded at once. */
+  static final int MAX_VMS = 65_536;
   /** The longest lease a claim or renewal may ask for: a dead owner blocks its namespaces at most this long. */
   static final long MAX_LEASE_MILLIS = 60_000;
 
@@ -141,7 +147,7 @@ final class MetaState {
       DataInputStream in = MetaCodec.in(command, 0);
       byte op = in.readByte();
       boolean admin = caller.role() == Role.ADMIN;
-      boolean gateway = caller.role() == Role.GATEWAY;
+      boolean gateway = caller.role().attachesNamespaces();
       switch (op) {
         case MetaCodec.REGISTER: {
           String id = in.readUTF();
@@ -216,6 +222,45 @@ final class MetaState {
           }
           return changeServers(id, owner, in.readLong(), MetaCodec.readSlots(in), op == MetaCodec.ADD_SERVERS);
         }
+        case MetaCodec.HOST_REGISTER: {
+          String name = in.readUTF();
+          HostPort api = new HostPort(in.readUTF(), in.readUnsignedShort());
+          if (!admin && !(caller.role() == Role.HOST && caller.name().equals(name))) {
+            return denied(caller, "register host '" + name + "'");
+          }
+          if (!admin && !caller.hosts().contains(api.host())) {
+            return denied(caller, "register its API at " + api.host() + ", which its certificate does not name");
+          }
+          return registerHost(name, api);
+        }
+        case MetaCodec.HOST_STATUS: {
+          String name = in.readUTF();
+          HostStatus status = HostStatus.values()[in.readUnsignedByte()];
+          if (!admin && !(caller.role() == Role.HOST && caller.name().equals(name) && status == HostStatus.ACTIVE)) {
+            return denied(caller, "set host '" + name + "' " + status.name().toLowerCase(Locale.ROOT));
+          }
+          return setHostStatus(name, status);
+        }
+        case MetaCodec.VM_PUT: {
+          VmMeta vm = MetaCodec.readVm(in);
+          long expected = in.readLong();
+          VmMeta old = vms.get(vm.name());
+          // A host records what it runs: new VMs on itself, and changes to VMs that it runs now.
+          if (!admin && !(caller.role() == Role.HOST
+              && (old == null ? vm.host().equals(caller.name()) : old.host().equals(caller.name())))) {
+            return denied(caller, "record VM '" + vm.name() + "' on host '" + vm.host() + "'");
+          }
+          return putVm(vm, expected);
+        }
+        case MetaCodec.VM_REMOVE: {
+          String name = in.readUTF();
+          long expected = in.readLong();
+          VmMeta old = vms.get(name);
+          if (!admin && !(caller.role() == Role.HOST && old != null && old.host().equals(caller.name()))) {
+            return denied(caller, "remove VM '" + name + "'");
+          }
+          return removeVm(name, expected);
+        }
         default:
           return MetaCodec.error(ErrorCode.BAD_REQUEST, "unknown control-plane command " + op);
       }
@@ -225,7 +270,7 @@ final class MetaState {
   }
 
   private static boolean mayOwn(Caller caller, String owner) {
-    return caller.role() == Role.ADMIN || caller.role() == Role.GATEWAY && caller.mayActAs(owner);
+    return caller.role() == Role.ADMIN || caller.role().attachesNamespaces() && caller.mayActAs(owner);
   }
 
   private void changed() {
@@ -537,10 +582,106 @@ final class MetaState {
     return c;
   }
 
+  // ---------------------------------------------------------------- hosts and VMs
+
+  private byte[] registerHost(String name, HostPort api) {
+    String bad = badId("host name", name);
+    bad = bad != null ? bad : badId("host address", api.host());
+    if (bad != null) {
+      return refused(bad);
+    }
+    HostMeta old = hosts.get(name);
+    if (old == null && hosts.size() >= MAX_HOSTS) {
+      return MetaCodec.error(ErrorCode.NO_SPACE, "the cluster has its maximum of " + MAX_HOSTS + " hosts");
+    }
+    // A host registering again (its agent restarted) keeps a drain an operator asked for.
+    HostStatus status = old != null && old.status() == HostStatus.DRAINING ? HostStatus.DRAINING : HostStatus.ACTIVE;
+    HostMeta h = new HostMeta(name, api, status, now);
+    hosts.put(name, h);
+    changed();
+    return MetaCodec.ok(out -> MetaCodec.writeHost(out, h));
+  }
+
+  private byte[] setHostStatus(String name, HostStatus status) {
+    HostMeta h = hosts.get(name);
+    if (h == null) {
+      return MetaCodec.error(ErrorCode.NOT_FOUND, "no host '" + name + "'");
+    }
+    if (status == HostStatus.REMOVED) {
+      for (VmMeta v : vms.values()) {
+        if (v.host().equals(name) && v.state() != VmState.STOPPED && v.state() != VmState.LOST) {
+          return MetaCodec.error(ErrorCode.BAD_REQUEST, "host '" + name + "' still runs VM '" + v.name()
+              + "': migrate or stop it first");
+        }
+      }
+      hosts.remove(name);
+    } else {
+      hosts.put(name, h.withStatus(status));
+    }
+    changed();
+    return MetaCodec.ok(out -> out.writeByte(status.ordinal()));
+  }
+
+  private byte[] putVm(VmMeta vm, long expectedGeneration) {
+    String bad = badId("VM name", vm.name());
+    bad = bad != null ? bad : badId("host name", vm.host());
+    if (bad != null) {
+      return refused(bad);
+    }
+    VmMeta old = vms.get(vm.name());
+    long generation = old == null ? 0 : old.generation();
+    if (expectedGeneration != generation) {
+      return MetaCodec.error(ErrorCode.STALE_EPOCH, "VM '" + vm.name() + "' changed (generation " + generation
+          + ", not " + expectedGeneration + "): read it again");
+    }
+    if (old == null && vms.size() >= MAX_VMS) {
+      return MetaCodec.error(ErrorCode.NO_SPACE, "the cluster has its maximum of " + MAX_VMS + " VMs");
+    }
+    if (!hosts.containsKey(vm.host())) {
+      return MetaCodec.error(ErrorCode.NOT_FOUND, "no host '" + vm.host() + "'");
+    }
+    if (vm.state() == VmState.MIGRATING && !hosts.containsKey(vm.target())) {
+      return MetaCodec.error(ErrorCode.NOT_FOUND, "no host '" + vm.target() + "' to migrate to");
+    }
+    if (!idsByName.containsKey(vm.namespace())) {
+      return MetaCodec.error(ErrorCode.NO_NAMESPACE, "no namespace '" + vm.namespace() + "'");
+    }
+    if (old != null && !old.namespace().equals(vm.namespace())) {
+      return refused("VM '" + vm.name() + "' keeps its namespace '" + old.namespace() + "'");
+    }
+    for (VmMeta other : vms.values()) {
+      if (!other.name().equals(vm.name()) && other.namespace().equals(vm.namespace())
+          && other.state() != VmState.STOPPED && other.state() != VmState.LOST) {
+        return MetaCodec.error(ErrorCode.EXISTS, "namespace '" + vm.namespace() + "' is the swap of VM '"
+            + other.name() + "'");
+      }
+    }
+    VmMeta stored = new VmMeta(vm.name(), vm.host(), vm.namespace(), vm.memoryBytes(), vm.state(),
+        vm.state() == VmState.MIGRATING ? vm.target() : "", generation + 1, now);
+    vms.put(stored.name(), stored);
+    changed();
+    return MetaCodec.ok(out -> MetaCodec.writeVm(out, stored));
+  }
+
+  private byte[] removeVm(String name, long expectedGeneration) {
+    VmMeta old = vms.get(name);
+    if (old == null) {
+      return MetaCodec.error(ErrorCode.NOT_FOUND, "no VM '" + name + "'");
+    }
+    if (old.generation() != expectedGeneration) {
+      return MetaCodec.error(ErrorCode.STALE_EPOCH, "VM '" + name + "' changed (generation " + old.generation()
+          + ", not " + expectedGeneration + "): read it again");
+    }
+    vms.remove(name);
+    changed();
+    return MetaCodec.ok(out -> { });
+  }
+
   // ---------------------------------------------------------------- snapshot
 
   synchronized void write(DataOutputStream out) throws IOException {
-    out.writeInt(MetaCodec.FORMAT); // snapshot format: 1 had no registrants, 2 no wrapped keys, 3 no grants
+    // snapshot format: 1 had no registrants, 2 no wrapped keys, 3 no grants, 4 no hosts or VMs
+    out.writeInt(MetaCodec.FORMAT);
     out.writeInt(nextSlot);
     MetaCodec.writeView(out, view());
     out.writeInt(registrants.size());
@@ -573,6 +714,14 @@ final class MetaState {
     }
     tombstones.clear();
     tombstones.addAll(v.tombstones());
+    hosts.clear();
+    for (HostMeta h : v.hosts()) {
+      hosts.put(h.name(), h);
+    }
+    vms.clear();
+    for (VmMeta m : v.vms()) {
+      vms.put(m.name(), m);
+    }
     registrants.clear();
     if (format >= 2) {
       for (int i = in.readInt(); i > 0; i--) {

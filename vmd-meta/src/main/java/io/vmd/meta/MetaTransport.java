@@ -85,7 +85,7 @@ final class MetaTransport {
   /** Which roles may call a Ratis service at all; null: the service is unknown, and refused. */
   static Role[] allowed(String service) {
     if (service.endsWith("RaftClientProtocolService")) {
-      return new Role[] {Role.ADMIN, Role.GATEWAY, Role.SERVER};
+      return new Role[] {Role.ADMIN, Role.GATEWAY, Role.SERVER, Role.HOST};
     }
     if (service.endsWith("RaftServerProtocolService")) {
       return new Role[] {Role.SERVER};

@@ -11,14 +11,36 @@ import java.util.List;
  * @param nowMillis the control plane's clock at that version (leases are judged against it)
  * @param nextNamespaceId every namespace id below it has been given out: one of them that is not live
  *     was deleted
+ * @param hosts the hypervisor hosts whose agents registered
+ * @param vms the VMs those agents run, by name
  */
 public record MetaView(long clusterId, long version, long nowMillis, int nextNamespaceId, List<Member> servers,
-    List<NamespaceMeta> namespaces, List<Tombstone> tombstones) {
+    List<NamespaceMeta> namespaces, List<Tombstone> tombstones, List<HostMeta> hosts, List<VmMeta> vms) {
 
   public MetaView {
     servers = List.copyOf(servers);
     namespaces = List.copyOf(namespaces);
     tombstones = List.copyOf(tombstones);
+    hosts = List.copyOf(hosts);
+    vms = List.copyOf(vms);
+  }
+
+  public HostMeta host(String name) {
+    for (HostMeta h : hosts) {
+      if (h.name().equals(name)) {
+        return h;
+      }
+    }
+    return null;
+  }
+
+  public VmMeta vm(String name) {
+    for (VmMeta v : vms) {
+      if (v.name().equals(name)) {
+        return v;
+      }
+    }
+    return null;
   }
 
   public NamespaceMeta namespace(String name) {

@@ -28,7 +28,9 @@ public enum ErrorCode {
    */
   NOT_READY(11),
   /** Client side only: the namespace is attached read-only here (another owner writes it). */
-  READ_ONLY(12);
+  READ_ONLY(12),
+  /** Control plane: no such host or VM. */
+  NOT_FOUND(13);
 
   private static final ErrorCode[] BY_CODE;
 

@@ -526,9 +526,9 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
       }
       try {
         Identity who = ClusterTls.peer(ctx.pipeline().get(SslHandler.class));
-        if (who.role() != Role.ADMIN && who.role() != Role.GATEWAY) {
+        if (who.role() != Role.ADMIN && !who.role().attachesNamespaces()) {
           server.metrics().connectionRefused("role");
-          LOG.warn("refusing {} from {}: servers serve admins and gateways only", who, ctx.channel().remoteAddress());
+          LOG.warn("refusing {} from {}: servers serve admins, gateways and hosts only", who, ctx.channel().remoteAddress());
           ctx.close();
           return;
         }

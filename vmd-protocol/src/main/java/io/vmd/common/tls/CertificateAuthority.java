@@ -95,6 +95,17 @@ public final class CertificateAuthority {
    * ends of TLS, valid for every host given (IP addresses and DNS names).
    */
   public Issued issueNode(List<String> hosts, Duration lifetime) {
+    return issueNode(hosts, Role.SERVER, lifetime);
+  }
+
+  /**
+   * A node certificate of {@code role}: a memory server or voter ({@link Role#SERVER}), or a hypervisor
+   * host's agent ({@link Role#HOST}), whose API other hosts reach at the addresses named.
+   */
+  public Issued issueNode(List<String> hosts, Role role, Duration lifetime) {
+    if (role != Role.SERVER && role != Role.HOST) {
+      throw new IllegalArgumentException("a node certificate is for a server or a host, not " + role.label());
+    }
     if (hosts.isEmpty()) {
       throw new IllegalArgumentException("a node certificate needs at least one host name or address");
     }
@@ -102,7 +113,7 @@ public final class CertificateAuthority {
     for (String h : hosts) {
       names.add(isAddress(h) ? new GeneralName(GeneralName.iPAddress, h) : new GeneralName(GeneralName.dNSName, h));
     }
-    return issue(new Identity(hosts.get(0), Role.SERVER), lifetime,
+    return issue(new Identity(hosts.get(0), role), lifetime,
         new KeyPurposeId[] {KeyPurposeId.id_kp_serverAuth, KeyPurposeId.id_kp_clientAuth},
         new GeneralNames(names.toArray(new GeneralName[0])));
   }

@@ -15,10 +15,20 @@ public enum Role {
   SERVER,
   /**
    * An NBD client (QEMU, nbd-client) of a gateway that verifies its peers: opens the namespaces it is
-   * granted, nothing else; neither the control plane nor the servers take it. (Last: the control
-   * plane's log stores roles by position.)
+   * granted, nothing else; neither the control plane nor the servers take it.
    */
-  NBD;
+  NBD,
+  /**
+   * A hypervisor host's agent (vmd host): what a gateway may do, and it registers its own host and
+   * records the VMs it runs. Its node certificate names the addresses its API listens on. (Last: the
+   * control plane's log stores roles by position.)
+   */
+  HOST;
+
+  /** Whether this role claims namespaces and reads and writes pages: a gateway, or a host agent's gateway. */
+  public boolean attachesNamespaces() {
+    return this == GATEWAY || this == HOST;
+  }
 
   /** The name used on the command line and in certificates: lower case. */
   public String label() {
@@ -32,6 +42,6 @@ public enum Role {
         return r;
       }
     }
-    throw new IllegalArgumentException("unknown role '" + label + "' (admin, gateway, server, nbd)");
+    throw new IllegalArgumentException("unknown role '" + label + "' (admin, gateway, server, nbd, host)");
   }
 }
