@@ -59,9 +59,9 @@ final class BenchCommand {
         description = "Each workload's warm-up run before the warm measurements (default: --seconds).")
     Double warmUp;
 
-    @Option(names = "--client", defaultValue = "own", split = ",", paramLabel = "own|fio",
-        description = "Load generator: the harness's own NBD client and/or fio's nbd engine (NBD targets only) "
-            + "(default: ${DEFAULT-VALUE}).")
+    @Option(names = "--client", defaultValue = "own", split = ",", paramLabel = "own|fio|fio-unix",
+        description = "Load generator: the harness's own NBD client, fio's nbd engine (NBD targets only), and/or fio "
+            + "through the gateway's Unix socket (nbd+unix; deployed VMD only) (default: ${DEFAULT-VALUE}).")
     List<String> clients;
 
     @Option(names = "--in-process", description = "Run VMD's servers and gateway inside this JVM (the old layout; no cold rows).")
@@ -101,7 +101,7 @@ final class BenchCommand {
       if (targets.contains("redis") && !onPath("redis-server")) {
         missing.add("redis-server");
       }
-      if (clients.contains("fio") && !onPath("fio")) {
+      if ((clients.contains("fio") || clients.contains("fio-unix")) && !onPath("fio")) {
         missing.add("fio");
       }
       if (!missing.isEmpty()) {

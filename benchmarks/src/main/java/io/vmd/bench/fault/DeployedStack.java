@@ -4,6 +4,7 @@ import io.vmd.client.ClientConfig;
 import io.vmd.client.ServerInfo;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
+import io.vmd.common.NbdEndpoint;
 import io.vmd.common.tls.CertsDir;
 import io.vmd.common.tls.ClusterTls;
 import io.vmd.common.tls.Identity;
@@ -48,9 +49,10 @@ final class DeployedStack implements Target {
    * @param tls every link runs mutual TLS and the namespace's pages are sealed: a CA and seal key made
    *     here, a node certificate for the voter and the servers, a gateway certificate for the gateway
    *     and an admin one for the harness; else every process runs --insecure
+   * @param unixSocket the gateway serves a Unix socket as well (builds before it had none: the A/B baseline)
    */
   static DeployedStack start(List<String> launcher, List<String> jvmOptions, long region, int replicas, boolean viaNbd,
-      boolean tls) throws Exception {
+      boolean tls, boolean unixSocket) throws Exception {
     Path dir = Files.createTempDirectory("vmd-bench-");
     List<VmdProcess> started = new ArrayList<>();
     VmdClient client = null;
@@ -93,6 +95,10 @@ final class DeployedStack implements Target {
       HostPort gw = null;
       if (viaNbd) {
         List<String> args = new ArrayList<>(List.of("gateway", "--listen", "127.0.0.1:0", "--meta", meta));
+        if (unixSocket) {
+          // The Unix socket a host's own QEMUs use, beside TCP.
+          args.addAll(List.of("--unix", dir.resolve("nbd.sock").toString()));
+        }
         args.addAll(gatewayTls);
         VmdProcess g = VmdProcess.launch("gateway", launcher, jvmOptions, dir, GATEWAY_READY,
             args.toArray(String[]::new)).awaitReady();
@@ -160,6 +166,11 @@ final class DeployedStack implements Target {
   @Override
   public String nbdUri() {
     return gateway == null ? null : "nbd://" + gateway.host() + ":" + gateway.port() + "/" + NAMESPACE;
+  }
+
+  @Override
+  public String nbdUnixUri() {
+    return gateway == null ? null : NbdEndpoint.unix(dir.resolve("nbd.sock")).uri(NAMESPACE);
   }
 
   @Override

@@ -52,6 +52,8 @@ public final class FaultBench {
   static final String BASELINE = "vmd-nbd@base";
   /** The gateway target with mutual TLS between the gateway (and harness) and the servers. */
   static final String TLS = "vmd-nbd-tls";
+  /** fio's nbd engine through the gateway's Unix socket (nbd+unix), as a host's own QEMUs reach it. */
+  static final String FIO_UNIX = "fio-unix";
   private final PrintStream progress;
   private final List<Row> rows = new ArrayList<>();
   /** Each row's latency distribution, where its client recorded one (fio reports percentiles only). */
@@ -70,8 +72,8 @@ public final class FaultBench {
       }
     }
     for (String c : options.clients()) {
-      if (!c.equals("own") && !c.equals("fio")) {
-        throw new IllegalArgumentException("unknown client '" + c + "' (own, fio)");
+      if (!c.equals("own") && !c.equals("fio") && !c.equals(FIO_UNIX)) {
+        throw new IllegalArgumentException("unknown client '" + c + "' (own, fio, fio-unix)");
       }
     }
     for (int r : options.replicas()) {
@@ -92,6 +94,11 @@ public final class FaultBench {
         for (String name : targets()) {
           if (client.equals("fio") && !(name.startsWith("vmd-nbd") || name.startsWith("nbdkit") || name.equals("null-nbd"))) {
             progress.printf("[%s] not measured with fio: it speaks no NBD%n", name);
+            continue;
+          }
+          if (client.equals(FIO_UNIX) && (!name.startsWith("vmd-nbd") || name.equals(BASELINE) || options.inProcess())) {
+            progress.printf("[%s] not measured with %s: only a deployed VMD gateway serves a Unix socket here%n", name,
+                FIO_UNIX);
             continue;
           }
           for (int replicas : name.startsWith("vmd") ? options.replicas() : List.of(1)) {
@@ -169,6 +176,9 @@ public final class FaultBench {
   private Driver driver(Target t, String client) throws Exception {
     if (client.equals("fio")) {
       return new FioDriver(t.nbdUri());
+    }
+    if (client.equals(FIO_UNIX)) {
+      return new FioDriver(t.nbdUnixUri());
     }
     return t.driver();
   }
@@ -251,18 +261,18 @@ public final class FaultBench {
         if (options.inProcess()) {
           return VmdStack.start(options.regionBytes(), replicas, name.equals("vmd-nbd"));
         }
-        return deployed(options.launcher(), replicas, name.equals("vmd-nbd"), false);
+        return deployed(options.launcher(), replicas, name.equals("vmd-nbd"), false, true);
       case BASELINE: {
         if (options.baseline().isEmpty() || options.inProcess()) {
           throw new IllegalArgumentException(BASELINE + " needs --baseline-jar and VMD as separate processes");
         }
-        return deployed(options.baseline(), replicas, true, false);
+        return deployed(options.baseline(), replicas, true, false, false); // an older build may lack --unix
       }
       case TLS:
         if (options.inProcess()) {
           throw new IllegalArgumentException(TLS + " runs VMD as separate processes only");
         }
-        return deployed(options.launcher(), replicas, true, true);
+        return deployed(options.launcher(), replicas, true, true, true);
       case "nbdkit":
         return ExternalNbd.of("nbdkit", List.of("nbdkit"), nbdkit("memory", String.valueOf(options.regionBytes())));
       case "nbdkit-hop":
@@ -304,9 +314,10 @@ public final class FaultBench {
   }
 
   /** VMD as deployed, its processes started by {@code launcher}; says how each warmed up. */
-  private DeployedStack deployed(List<String> launcher, int replicas, boolean viaNbd, boolean tls) throws Exception {
+  private DeployedStack deployed(List<String> launcher, int replicas, boolean viaNbd, boolean tls, boolean unixSocket)
+      throws Exception {
     DeployedStack stack = DeployedStack.start(launcher, options.jvmOptions(), options.regionBytes(), replicas, viaNbd,
-        tls);
+        tls, unixSocket);
     for (String line : stack.warmUps()) {
       progress.println("  " + line);
     }
@@ -380,6 +391,10 @@ public final class FaultBench {
             Row plain = r.target().equals(TLS) ? find("vmd-nbd", r.replicas(), phase, client, w.name()) : null;
             if (plain != null) {
               printRatio(r, plain, phase);
+            }
+            Row tcp = client.equals(FIO_UNIX) ? find(r.target(), r.replicas(), phase, "fio", w.name()) : null;
+            if (tcp != null) {
+              printRatio(r, tcp, phase);
             }
             printFloor(r, phase, client, w);
           }

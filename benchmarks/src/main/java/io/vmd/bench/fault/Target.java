@@ -19,6 +19,11 @@ interface Target extends AutoCloseable {
     return null;
   }
 
+  /** The same through a Unix socket (nbd+unix), or null where the target serves none. */
+  default String nbdUnixUri() {
+    return null;
+  }
+
   /** A process the harness reads CPU time (and, for JVMs, safepoint pauses, else null) of. */
   record Watched(String name, long pid, SafepointLog safepoints) {}
 }
