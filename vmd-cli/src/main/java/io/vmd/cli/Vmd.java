@@ -193,6 +193,11 @@ public final class Vmd {
     return VmdClient.connect(clientConfig(ioThreads), ownerPrefix);
   }
 
+  /** As above, owning namespaces as exactly {@code ownerId}, the same after a restart (VmdClient#connectAs). */
+  VmdClient connectAs(int ioThreads, String ownerId) throws VmdException {
+    return VmdClient.connectAs(clientConfig(ioThreads), ownerId);
+  }
+
   ClientConfig clientConfig(int ioThreads) {
     return ClientConfig.of(metaList()).withCluster(cluster).withRequestTimeout(timeout)
         .withIoThreads(ioThreads).withClusterKey(clusterKey()).withMaxQueuedBytes(maxQueued).withTls(clientTls())

@@ -755,6 +755,72 @@ class VmdCommandIT {
     assertThat(gone.err()).contains("not running");
   }
 
+  /**
+   * A host's gateway killed (SIGKILL) and restarted under a guest that swaps all the time: QEMU's NBD
+   * client reconnects to the gateway's Unix socket, the restarted gateway takes the namespace back at
+   * once under its stable owner id (a new epoch), and the guest finds every page it wrote.
+   */
+  @Test
+  void aGatewayKilledAndRestartedUnderASwappingGuestLosesNothing() throws Exception {
+    long t0 = System.nanoTime();
+    Path build = Path.of("..", "benchmarks", "vmlab", "build.sh").toAbsolutePath().normalize();
+    Result lab = tool(build.toString());
+    assertThat(lab.exit()).as(lab.err()).isZero();
+    String flag = startMeta().toString();
+    startServer("server", "--meta", flag, "--listen", "127.0.0.1:0", "--memory", "384M");
+    assertThat(vmd("ns", "create", "guest-swap", "--size", "320M", "--meta", flag).exit()).isZero();
+    Path socket = tmp.resolve("run").resolve("nbd.sock");
+    String[] gateway = {"gateway", "--listen", "none", "--unix", socket.toString(), "--owner-id", "host-a",
+        "--meta", flag};
+    Pattern ready = Pattern.compile("NBD gateway listening on unix:(\\S+)");
+    startAndWait(ready, gateway);
+    Process first = servers.get(servers.size() - 1);
+    String vms = tmp.resolve("vms").toString();
+    // A hot set larger than what the balloon leaves resident: the guest swaps for as long as it runs.
+    Result start = vmd("vm", "start", "swapper", "--memory", "384M", "--namespace", "guest-swap", "--gateway",
+        "unix:" + socket, "--vm-dir", vms, "--append", "console=ttyS0 quiet panic=-1 vmlab.mode=vm vmlab.work=hotset"
+            + " vmlab.mb=128 vmlab.hot=96 vmlab.secs=8 vmlab.rate=4000 vmlab.avail=60000");
+    assertThat(start.exit()).as(start.err()).isZero();
+    Path serial = tmp.resolve("vms").resolve("swapper").resolve("serial.log");
+    try {
+      awaitSerial(serial, 180, "VMLAB: swap on");
+      System.out.printf("gateway restart test: booted at %.1f s%n", (System.nanoTime() - t0) / 1e9);
+      assertThat(vmd("vm", "balloon", "swapper", "112M", "--vm-dir", vms).exit()).isZero();
+      awaitSerial(serial, 180, "VMLAB: hotset running");
+      Thread.sleep(2000);
+      String owner = nsField(flag, "owner");
+      long epoch = Long.parseLong(nsField(flag, "epoch"));
+      System.out.printf("gateway restart test: gateway killed at %.1f s%n", (System.nanoTime() - t0) / 1e9);
+      first.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+      Thread.sleep(2000); // the guest's requests wait in QEMU meanwhile
+      startAndWait(ready, gateway);
+      // The workload ends with a check of every page, then PASS or FAILED.
+      String result = awaitSerial(serial, 240, "VMLAB: PASS", "VMLAB: FAILED");
+      System.out.printf("gateway restart test: %.1f s in, serial:%n%s%n", (System.nanoTime() - t0) / 1e9, result);
+      assertThat(result).contains("hotset OK: 128 MiB").contains("VMLAB: PASS").doesNotContain("Oops").doesNotContain("BUG:")
+          .doesNotContain("Kernel panic").doesNotContain("error on swap-device").doesNotContain("I/O error");
+      assertThat(nsField(flag, "owner")).as("the same owner took it back").isEqualTo(owner);
+      assertThat(Long.parseLong(nsField(flag, "epoch"))).as("with a new epoch").isGreaterThan(epoch);
+    } finally {
+      vmd("vm", "stop", "swapper", "--vm-dir", vms);
+    }
+  }
+
+  /** The serial log once it holds one of {@code texts}; fails after {@code seconds}. */
+  private static String awaitSerial(Path serial, int seconds, String... texts) throws Exception {
+    long deadline = System.nanoTime() + seconds * 1_000_000_000L;
+    while (true) {
+      String s = Files.exists(serial) ? Files.readString(serial) : "";
+      for (String text : texts) {
+        if (s.contains(text)) {
+          return s;
+        }
+      }
+      assertThat(System.nanoTime() < deadline).as("%s within %d s: %s", List.of(texts), seconds, s).isTrue();
+      Thread.sleep(200);
+    }
+  }
+
   /** A field of namespace guest-swap as `vmd ns list --json` prints it. */
   private String nsField(String meta, String field) throws Exception {
     Result list = vmd("ns", "list", "--json", "--meta", meta);

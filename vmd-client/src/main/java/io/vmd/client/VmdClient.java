@@ -64,7 +64,7 @@ public final class VmdClient implements AutoCloseable {
   private final AtomicBoolean closed = new AtomicBoolean();
   private final LongAdder sealFailures = new LongAdder();
 
-  private VmdClient(ClientConfig config, String ownerPrefix) {
+  private VmdClient(ClientConfig config, String ownerName, boolean stable) {
     this.config = config;
     this.group = Transports.group(config.ioThreads(), "vmd-client");
     List<EventLoop> loops = new ArrayList<>();
@@ -75,7 +75,7 @@ public final class VmdClient implements AutoCloseable {
     // In a secure cluster the control plane lets a gateway act only under owner ids that start with its
     // certificate's name and '/'.
     String prefix = config.tls() == null ? "" : config.tls().identity().name() + "/";
-    this.ownerId = prefix + ownerPrefix + "-" + Long.toHexString(new SecureRandom().nextLong() >>> 16);
+    this.ownerId = prefix + ownerName + (stable ? "" : "-" + Long.toHexString(new SecureRandom().nextLong() >>> 16));
     this.placement = PlacementPolicy.named(config.placement());
   }
 
@@ -98,7 +98,22 @@ public final class VmdClient implements AutoCloseable {
 
   /** As {@link #connect(ClientConfig)}; {@code ownerPrefix} starts this client's owner id (e.g. "gateway"). */
   public static VmdClient connect(ClientConfig config, String ownerPrefix) throws VmdException {
-    VmdClient c = new VmdClient(config, ownerPrefix);
+    return connect(new VmdClient(config, ownerPrefix, false));
+  }
+
+  /**
+   * As {@link #connect(ClientConfig)}, owning namespaces as exactly {@code ownerId} (after the
+   * certificate's name and '/'), the same in every life of the process: restarted, it takes back at
+   * once the namespaces its previous life held, without waiting out their leases. Each such claim moves
+   * the epoch on, so whatever the previous life still sends is refused. Two live clients with one owner
+   * id would take namespaces from each other; give each gateway its own.
+   */
+  public static VmdClient connectAs(ClientConfig config, String ownerId) throws VmdException {
+    return connect(new VmdClient(config, ownerId, true));
+  }
+
+  private static VmdClient connect(VmdClient c) throws VmdException {
+    ClientConfig config = c.config;
     try {
       List<CompletableFuture<Void>> connecting = c.membership.follow(c.meta.view());
       for (CompletableFuture<Void> f : connecting) {
@@ -132,7 +147,6 @@ public final class VmdClient implements AutoCloseable {
     return config;
   }
 
-  /** The id this client owns namespaces under (shown by {@code vmd ns list}; a hand-off names it). */
   /** Sealed page copies a server returned that failed their tag or were older than the newest known. */
   public long sealFailureCount() {
     return sealFailures.sum();
@@ -142,6 +156,7 @@ public final class VmdClient implements AutoCloseable {
     return sealFailures;
   }
 
+  /** The id this client owns namespaces under (shown by {@code vmd ns list}; a hand-off names it). */
   public String ownerId() {
     return ownerId;
   }

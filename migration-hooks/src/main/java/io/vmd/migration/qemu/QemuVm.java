@@ -50,6 +50,8 @@ public final class QemuVm implements AutoCloseable {
       String append, String accel, boolean incoming, Path tlsCreds) {
     /** Id of the TLS credentials object the disk uses. */
     static final String TLS_ID = "vmd-tls";
+    /** How long QEMU's NBD client keeps a guest's requests while it reconnects to its gateway. */
+    static final int RECONNECT_DELAY_SECONDS = 60;
 
     public Spec(String name, long memoryBytes, String namespace, NbdEndpoint gateway, Path kernel, Path initrd,
         String append, String accel, boolean incoming) {
@@ -112,6 +114,9 @@ public final class QemuVm implements AutoCloseable {
       if (tlsCreds != null) {
         d.put("tls-creds", TLS_ID);
       }
+      // A gateway that restarts (its host's agent upgraded, or crashed) is reconnected to: requests wait
+      // up to this long and are sent again instead of failing, which a guest's swap would not survive.
+      d.put("reconnect-delay", RECONNECT_DELAY_SECONDS);
       return d.toString();
     }
   }

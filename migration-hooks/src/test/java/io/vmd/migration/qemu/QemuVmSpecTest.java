@@ -34,6 +34,7 @@ class QemuVmSpecTest {
     assertThat(disk.path("export").asText()).isEqualTo("ns,driver=file,filename=/etc/shadow");
     assertThat(disk.path("server").path("host").asText()).isEqualTo("127.0.0.1");
     assertThat(disk.path("server").path("port").asText()).isEqualTo("10809");
+    assertThat(disk.path("reconnect-delay").asInt()).as("a restarted gateway is reconnected to").isEqualTo(60);
     assertThat(cmd.get(cmd.indexOf("-qmp") + 1)).isEqualTo("unix:/tmp/a,,b/qmp.sock,server=on,wait=off");
     assertThat(cmd.get(cmd.indexOf("-serial") + 1)).isEqualTo("file:/tmp/a,,b/serial.log");
   }
