@@ -1,6 +1,7 @@
 package io.vmd.migration.qemu;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -83,6 +84,8 @@ public final class QemuMigration {
     private Consumer<JsonNode> progress = m -> { };
     private SwitchOver switchOver;
     private boolean allowTcgPreCopy;
+    private Path sourceCreds;
+    private Path destinationCreds;
 
     private Builder(Qmp source, Qmp destination) {
       this.source = source;
@@ -119,6 +122,18 @@ public final class QemuMigration {
       return this;
     }
 
+    /**
+     * Sends the migration stream over TLS with QEMU's x509 credentials, both ends verified:
+     * {@code sourceDir} holds ca-cert.pem, client-cert.pem and client-key.pem, {@code destinationDir}
+     * ca-cert.pem, server-cert.pem and server-key.pem, whose certificate must name the host given to
+     * {@link #to} (default: plain TCP).
+     */
+    public Builder tls(Path sourceDir, Path destinationDir) {
+      this.sourceCreds = sourceDir;
+      this.destinationCreds = destinationDir;
+      return this;
+    }
+
     /** Runs while the source is paused, before the destination may run (default: none). */
     public Builder switchOver(SwitchOver switchOver) {
       this.switchOver = switchOver;
@@ -140,6 +155,14 @@ public final class QemuMigration {
       }
       return migrate(this);
     }
+  }
+
+  /** How the x509 credentials objects of TLS migration streams are named. */
+  static final String TLS_ID = "vmd-migration-tls";
+
+  private static void addTlsCreds(Qmp qmp, String id, String endpoint, Path dir) throws QmpException {
+    qmp.call("object-add", Map.of("qom-type", "tls-creds-x509", "id", id, "endpoint", endpoint,
+        "verify-peer", true, "dir", dir.toAbsolutePath().toString()), Duration.ofSeconds(10));
   }
 
   /**
@@ -224,6 +247,16 @@ public final class QemuMigration {
     if (policy != Policy.PRE_COPY) {
       // Small, so that QEMU does not quietly finish in pre-copy before post-copy is asked for.
       params.put("downtime-limit", 1);
+    }
+    if (b.sourceCreds != null) {
+      // Each end checks the other's certificate. A new object per attempt: one an earlier attempt made
+      // may still be held by QEMU.
+      String id = TLS_ID + "-" + Long.toHexString(System.nanoTime());
+      addTlsCreds(destination, id, "server", b.destinationCreds);
+      destination.call("migrate-set-parameters", Map.of("tls-creds", id), t);
+      addTlsCreds(source, id, "client", b.sourceCreds);
+      params.put("tls-creds", id);
+      params.put("tls-hostname", host);
     }
     source.call("migrate-set-parameters", params, t);
     String uri = "tcp:" + host + ":" + port;

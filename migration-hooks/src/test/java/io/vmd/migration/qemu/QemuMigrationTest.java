@@ -1,18 +1,24 @@
 package io.vmd.migration.qemu;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vmd.client.ClientConfig;
 import io.vmd.client.VmdClient;
 import io.vmd.common.NbdEndpoint;
+import io.vmd.common.tls.CertificateAuthority;
+import io.vmd.common.tls.Pem;
 import io.vmd.meta.FreePorts;
 import io.vmd.meta.NamespaceMeta;
 import io.vmd.nbd.GatewayConfig;
 import io.vmd.nbd.NbdGateway;
 import io.vmd.server.MiniVmdCluster;
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import org.awaitility.Awaitility;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -79,6 +85,18 @@ class QemuMigrationTest {
     try (QemuVm source = QemuVm.start(spec("src", ns, gw, true, false), tmp.resolve("agile-src"))) {
       source.awaitSerial("VMLAB: swap on", Duration.ofSeconds(90));
       // The source's gateway owns the namespace; the destination's, opened after, stands by.
+      // The stream runs over TLS, each end checking the other's certificate: a source whose CA the
+      // destination does not know is refused before anything moves, and the VM runs on.
+      Path good = tlsDir("good", CertificateAuthority.create(Duration.ofDays(1)));
+      Path stranger = tlsDir("stranger", CertificateAuthority.create(Duration.ofDays(1)));
+      try (QemuVm refused = QemuVm.start(spec("dst-refused", ns, destGw, true, true), tmp.resolve("agile-refused"))) {
+        int port = FreePorts.loopback(1).get(0).port();
+        assertThatThrownBy(() -> QemuMigration.newBuilder(source.qmp(), refused.qmp())
+            .policy(QemuMigration.Policy.AGILE).to("127.0.0.1", port).bandwidth(125_000_000L)
+            .timeout(Duration.ofSeconds(60)).tls(stranger.resolve("client"), good.resolve("server")).run())
+            .isInstanceOf(QmpException.class);
+        assertThat(source.status()).isEqualTo("running");
+      }
       try (QemuVm dest = QemuVm.start(spec("dst", ns, destGw, true, true), tmp.resolve("agile-dst"))) {
         source.balloon(160 * MIB);
         running(source);
@@ -86,7 +104,8 @@ class QemuMigrationTest {
         long epochBefore = client.namespaces().get(ns).epoch();
         QemuMigration.Result r = QemuMigration.newBuilder(source.qmp(), dest.qmp())
             .policy(QemuMigration.Policy.AGILE).to("127.0.0.1", port).bandwidth(125_000_000L)
-            .timeout(Duration.ofSeconds(120)).switchOver(() -> orchestrator.namespaces().fence(ns)).run();
+            .timeout(Duration.ofSeconds(120)).switchOver(() -> orchestrator.namespaces().fence(ns))
+            .tls(good.resolve("client"), good.resolve("server")).run();
         System.out.println("QEMU migration: " + r);
         assertThat(r.status()).isEqualTo("completed");
         // QEMU 7.2 under TCG, with RAM sized off 256 KiB multiples: the true hybrid, one pre-copy pass first.
@@ -144,6 +163,24 @@ class QemuMigrationTest {
     source.awaitSerial("VMLAB: hotset running", Duration.ofSeconds(120));
     Awaitility.await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(200))
         .until(() -> source.serial().split("VMLAB: t=", -1).length > 3);
+  }
+
+  /**
+   * QEMU's x509 credentials from {@code ca}: DIR/server (ca-cert.pem, server-cert.pem for 127.0.0.1 and
+   * its key) for the destination, DIR/client (ca-cert.pem, client-cert.pem and key) for the source.
+   */
+  private Path tlsDir(String name, CertificateAuthority ca) throws IOException {
+    Path dir = tmp.resolve("tls-" + name);
+    CertificateAuthority.Issued server = ca.issueNode(List.of("127.0.0.1"), Duration.ofDays(1));
+    CertificateAuthority.Issued client = ca.issueNode(List.of("127.0.0.1"), Duration.ofDays(1));
+    for (String end : List.of("server", "client")) {
+      CertificateAuthority.Issued c = end.equals("server") ? server : client;
+      Path d = Files.createDirectories(dir.resolve(end));
+      Files.writeString(d.resolve("ca-cert.pem"), Pem.of(ca.certificate()));
+      Files.writeString(d.resolve(end + "-cert.pem"), Pem.of(c.certificate()));
+      Files.writeString(d.resolve(end + "-key.pem"), Pem.of(c.key()));
+    }
+    return dir;
   }
 
   private NbdGateway unixGateway(VmdClient host, String name) throws InterruptedException {
