@@ -3,11 +3,18 @@ package io.vmd.cli;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
 import io.vmd.common.Sizes;
+import io.vmd.common.tls.CertsDir;
 import io.vmd.meta.FreePorts;
 import io.vmd.migration.model.Bandwidth;
 import io.vmd.migration.qemu.QemuMigration;
 import io.vmd.migration.qemu.Qmp;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.Callable;
@@ -27,7 +34,8 @@ import picocli.CommandLine;
     "gateway is fenced (its writes refused from then on) and the destination's, standing by, claims it",
     "with the guest's first write there. QEMU before 9.0 loses guest writes in pre-copy under TCG when guest",
     "RAM is a multiple of 256 KiB; vmd vm start sizes RAM around it. For such a guest pre-copy is refused and",
-    "agile starts in post-copy (see --allow-tcg-pre-copy)."})
+    "agile starts in post-copy (see --allow-tcg-pre-copy). With --certs-dir the stream runs over TLS, both QEMUs",
+    "showing this host's node certificate and checking the other's against the cluster's CA."})
 final class MigrateCommand implements Callable<Integer> {
   @ParentCommand Vmd vmd;
   @Spec CommandSpec spec;
@@ -84,12 +92,15 @@ final class MigrateCommand implements Callable<Integer> {
           + "--namespace " + ns);
     }
     boolean handOver = !from.getProperty("gateway").equals(into.getProperty("gateway"));
+    Path tlsDir = vmd.certsDir == null || vmd.insecure ? null : migrationTls(vms.of(name).resolve("migration-tls"));
     // Connected before the migration starts: the switch-over itself is two control-plane writes.
     try (VmdClient client = handOver ? vmd.connect() : null;
          Qmp source = vms.reach(name); Qmp dest = vms.reach(to)) {
       QemuMigration.SwitchOver fence = handOver ? () -> client.namespaces().fence(ns) : null;
       QemuMigration.Result r = QemuMigration.newBuilder(source, dest).policy(p).to(at.host(), port).bandwidth(rate)
-          .timeout(timeout).switchOver(fence).allowTcgPreCopy(allowTcgPreCopy).progress(m -> {
+          .timeout(timeout).switchOver(fence).allowTcgPreCopy(allowTcgPreCopy)
+          .tls(tlsDir == null ? null : tlsDir.resolve("client"), tlsDir == null ? null : tlsDir.resolve("server"))
+          .progress(m -> {
         long now = System.nanoTime();
         if (!vmd.json && now - lastPrint[0] > 1_000_000_000L) {
           lastPrint[0] = now;
@@ -111,5 +122,31 @@ final class MigrateCommand implements Callable<Integer> {
           "downtime_bytes", "size"));
     }
     return 0;
+  }
+
+  /**
+   * QEMU's x509 credentials for the migration stream, from this host's node certificate (node.crt in
+   * --certs-dir), which both ends show and check against the cluster's CA: DIR/client for the source,
+   * DIR/server for the destination, 0700. The destination's address (--listen) must be one the
+   * certificate names.
+   */
+  private Path migrationTls(Path dir) throws IOException {
+    CertsDir certs = new CertsDir(vmd.certsDir);
+    for (Path p : List.of(certs.caCert(), certs.nodeCert(), certs.nodeKey())) {
+      if (!Files.isReadable(p)) {
+        throw new IOException("no " + p + ": a secure migration runs its stream over TLS with this host's node "
+            + "certificate (vmd cert create-node HOST --role host), or say --insecure");
+      }
+    }
+    for (String end : List.of("client", "server")) {
+      Path d = dir.resolve(end);
+      Files.createDirectories(d, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+      Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx------"));
+      Files.copy(certs.caCert(), d.resolve("ca-cert.pem"), StandardCopyOption.REPLACE_EXISTING);
+      Files.copy(certs.nodeCert(), d.resolve(end + "-cert.pem"), StandardCopyOption.REPLACE_EXISTING);
+      Files.copy(certs.nodeKey(), d.resolve(end + "-key.pem"), StandardCopyOption.REPLACE_EXISTING);
+      Files.setPosixFilePermissions(d.resolve(end + "-key.pem"), PosixFilePermissions.fromString("rw-------"));
+    }
+    return dir;
   }
 }

@@ -25,6 +25,7 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -753,6 +754,10 @@ class VmdCommandIT {
       assertThat(mig.exit()).as(mig.err()).isZero();
       assertThat(mig.out()).contains("\"policy\":\"post-copy\"").doesNotContain("\"postcopy\":0,")
           .doesNotContain("\"swap_handover_ms\":-1");
+      // Secure: the stream ran over TLS with the host's node certificate, its key kept 0600.
+      Path serverKey = tmp.resolve("vms").resolve("g1").resolve("migration-tls").resolve("server")
+          .resolve("server-key.pem");
+      assertThat(Files.getPosixFilePermissions(serverKey)).isEqualTo(PosixFilePermissions.fromString("rw-------"));
       // The source's gateway was fenced at switch-over: it owns the namespace no more.
       assertThat(Long.parseLong(nsField(flag, "epoch"))).isGreaterThan(Long.parseLong(epochBefore));
       assertThat(nsField(flag, "owner")).isNotEqualTo(sourceOwner);

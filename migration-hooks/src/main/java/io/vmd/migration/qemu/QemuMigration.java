@@ -126,7 +126,7 @@ public final class QemuMigration {
      * Sends the migration stream over TLS with QEMU's x509 credentials, both ends verified:
      * {@code sourceDir} holds ca-cert.pem, client-cert.pem and client-key.pem, {@code destinationDir}
      * ca-cert.pem, server-cert.pem and server-key.pem, whose certificate must name the host given to
-     * {@link #to} (default: plain TCP).
+     * {@link #to} (default, or either null: plain TCP).
      */
     public Builder tls(Path sourceDir, Path destinationDir) {
       this.sourceCreds = sourceDir;
@@ -248,7 +248,7 @@ public final class QemuMigration {
       // Small, so that QEMU does not quietly finish in pre-copy before post-copy is asked for.
       params.put("downtime-limit", 1);
     }
-    if (b.sourceCreds != null) {
+    if (b.sourceCreds != null && b.destinationCreds != null) {
       // Each end checks the other's certificate. A new object per attempt: one an earlier attempt made
       // may still be held by QEMU.
       String id = TLS_ID + "-" + Long.toHexString(System.nanoTime());
