@@ -10,16 +10,22 @@ import io.vmd.common.HostPort;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.GeneralSecurityException;
+import java.security.KeyStore;
 import java.security.PrivateKey;
 import java.security.cert.Certificate;
 import java.security.cert.CertificateException;
 import java.security.cert.X509Certificate;
 import java.util.ArrayList;
 import java.util.List;
+import javax.net.ssl.KeyManager;
+import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLException;
 import javax.net.ssl.SSLParameters;
 import javax.net.ssl.SSLPeerUnverifiedException;
+import javax.net.ssl.TrustManager;
+import javax.net.ssl.TrustManagerFactory;
 
 /**
  * One process's side of the cluster's mutual TLS: its own certificate and key, and the cluster's CA
@@ -117,6 +123,38 @@ public final class ClusterTls {
    */
   public PrivateKey privateKey() {
     return key;
+  }
+
+  /**
+   * This process's certificate and key for a TLS stack other than Netty's own (gRPC's credentials):
+   * key managers of an in-memory key store that never leaves the process.
+   */
+  public KeyManager[] keyManagers() {
+    try {
+      KeyStore store = KeyStore.getInstance("PKCS12");
+      store.load(null, null);
+      char[] none = new char[0];
+      store.setKeyEntry("self", key, none, new Certificate[] {certificate, ca});
+      KeyManagerFactory f = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
+      f.init(store, none);
+      return f.getKeyManagers();
+    } catch (GeneralSecurityException | IOException e) {
+      throw new IllegalStateException("cannot hold this process's key: " + e.getMessage(), e);
+    }
+  }
+
+  /** Trust managers that trust the cluster's CA and nothing else. */
+  public TrustManager[] trustManagers() {
+    try {
+      KeyStore store = KeyStore.getInstance("PKCS12");
+      store.load(null, null);
+      store.setCertificateEntry("ca", ca);
+      TrustManagerFactory f = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+      f.init(store);
+      return f.getTrustManagers();
+    } catch (GeneralSecurityException | IOException e) {
+      throw new IllegalStateException("cannot trust the cluster's CA: " + e.getMessage(), e);
+    }
   }
 
   /** What loading found worth saying (a key readable by others). */

@@ -1,0 +1,64 @@
+package io.vmd.host;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.grpc.MethodDescriptor;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+
+/**
+ * The host agent's API as gRPC methods. Messages are Jackson records in JSON rather than protobuf, so
+ * the build needs no protoc; gRPC carries them as any other bytes. One descriptor per method, all in
+ * service {@value #SERVICE}.
+ */
+public final class HostApi {
+  /** The service's name; a new incompatible API gets a new version here. */
+  public static final String SERVICE = "vmd.host.v1.HostAgent";
+  /** The largest message either side takes. */
+  static final int MAX_MESSAGE_BYTES = 1 << 20;
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private HostApi() {}
+
+  /** Asks an agent who and how it is. */
+  public record StatusRequest() {}
+
+  /**
+   * @param host the agent's host name (its certificate's identity)
+   * @param version the build it runs
+   * @param caller who the agent took the caller for (its certificate's role and name)
+   */
+  public record Status(String host, String version, String caller) {}
+
+  static final MethodDescriptor<StatusRequest, Status> STATUS = unary("Status", StatusRequest.class, Status.class);
+
+  private static <Q, A> MethodDescriptor<Q, A> unary(String name, Class<Q> request, Class<A> reply) {
+    return MethodDescriptor.<Q, A>newBuilder().setType(MethodDescriptor.MethodType.UNARY)
+        .setFullMethodName(MethodDescriptor.generateFullMethodName(SERVICE, name))
+        .setRequestMarshaller(json(request)).setResponseMarshaller(json(reply)).build();
+  }
+
+  /** Reads and writes one record type as JSON. */
+  static <T> MethodDescriptor.Marshaller<T> json(Class<T> type) {
+    return new MethodDescriptor.Marshaller<>() {
+      @Override
+      public InputStream stream(T value) {
+        try {
+          return new ByteArrayInputStream(JSON.writeValueAsBytes(value));
+        } catch (IOException e) {
+          throw new UncheckedIOException(e);
+        }
+      }
+
+      @Override
+      public T parse(InputStream in) {
+        try {
+          return JSON.readValue(in, type);
+        } catch (IOException e) {
+          throw new IllegalArgumentException("not a " + type.getSimpleName() + ": " + e.getMessage(), e);
+        }
+      }
+    };
+  }
+}

@@ -1,0 +1,122 @@
+package io.vmd.host;
+
+import io.grpc.Context;
+import io.grpc.Contexts;
+import io.grpc.Grpc;
+import io.grpc.InsecureServerCredentials;
+import io.grpc.Metadata;
+import io.grpc.Server;
+import io.grpc.ServerCall;
+import io.grpc.ServerCallHandler;
+import io.grpc.ServerCredentials;
+import io.grpc.ServerInterceptor;
+import io.grpc.ServerInterceptors;
+import io.grpc.ServerServiceDefinition;
+import io.grpc.Status;
+import io.grpc.TlsServerCredentials;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.stub.ServerCalls;
+import io.vmd.common.HostPort;
+import io.vmd.common.tls.ClusterTls;
+import io.vmd.common.tls.Identity;
+import io.vmd.common.tls.Role;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.security.cert.Certificate;
+import java.security.cert.X509Certificate;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import javax.net.ssl.SSLPeerUnverifiedException;
+import javax.net.ssl.SSLSession;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Serves the host agent's API. With the cluster's TLS, only peers with a certificate of its CA get a
+ * connection (mutual TLS), and only admins (the CLI) and hosts (other agents) get an answer: every
+ * call's caller is read from its certificate, never from what it sends.
+ */
+public final class HostApiServer implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(HostApiServer.class);
+  /** Who may call the agent: operators' tools, and the agents of other hosts (migrations). */
+  static final Set<Role> CALLERS = Set.of(Role.ADMIN, Role.HOST);
+  static final Context.Key<Identity> CALLER = Context.key("vmd-caller");
+
+  private final Server server;
+  private final String host;
+
+  private HostApiServer(Server server, String host) {
+    this.server = server;
+    this.host = host;
+  }
+
+  /**
+   * Listens at {@code listen}; {@code tls} null serves without TLS or authorization ({@code --insecure}),
+   * as the caller is then told in every Status.
+   */
+  public static HostApiServer start(HostPort listen, ClusterTls tls, String version) throws IOException {
+    ServerCredentials credentials = tls == null ? InsecureServerCredentials.create()
+        : TlsServerCredentials.newBuilder().keyManager(tls.keyManagers()).trustManager(tls.trustManagers())
+            .clientAuth(TlsServerCredentials.ClientAuth.REQUIRE).build();
+    String host = tls == null ? listen.host() : tls.identity().name();
+    ServerServiceDefinition service = ServerServiceDefinition.builder(HostApi.SERVICE)
+        .addMethod(HostApi.STATUS, ServerCalls.asyncUnaryCall((request, reply) -> {
+          Identity who = CALLER.get();
+          reply.onNext(new HostApi.Status(host, version, who == null ? "anyone (--insecure)" : who.toString()));
+          reply.onCompleted();
+        }))
+        .build();
+    Server server = NettyServerBuilder.forAddress(new InetSocketAddress(listen.host(), listen.port()), credentials)
+        .maxInboundMessageSize(HostApi.MAX_MESSAGE_BYTES)
+        .addService(tls == null ? service : ServerInterceptors.intercept(service, new CallerCheck()))
+        .build().start();
+    LOG.info("host API of '{}' on {}:{}{}", host, listen.host(), server.getPort(), tls == null ? " WITHOUT TLS" : "");
+    return new HostApiServer(server, host);
+  }
+
+  /** The port it listens on (the one asked for, or the one given for 0). */
+  public int port() {
+    return server.getPort();
+  }
+
+  public String host() {
+    return host;
+  }
+
+  @Override
+  public void close() throws InterruptedException {
+    server.shutdown();
+    if (!server.awaitTermination(5, TimeUnit.SECONDS)) {
+      server.shutdownNow();
+    }
+  }
+
+  /** Reads the caller from its TLS certificate and refuses every role but admin and host. */
+  private static final class CallerCheck implements ServerInterceptor {
+    @Override
+    public <Q, A> ServerCall.Listener<Q> interceptCall(ServerCall<Q, A> call, Metadata headers,
+        ServerCallHandler<Q, A> next) {
+      SSLSession session = call.getAttributes().get(Grpc.TRANSPORT_ATTR_SSL_SESSION);
+      Identity who;
+      try {
+        Certificate[] chain = session == null ? new Certificate[0] : session.getPeerCertificates();
+        if (chain.length == 0 || !(chain[0] instanceof X509Certificate x)) {
+          throw new SSLPeerUnverifiedException("no certificate");
+        }
+        who = Identity.of(x);
+      } catch (SSLPeerUnverifiedException | IllegalArgumentException e) {
+        call.close(Status.UNAUTHENTICATED.withDescription("no usable client certificate: " + e.getMessage()),
+            new Metadata());
+        return new ServerCall.Listener<>() { };
+      }
+      if (!CALLERS.contains(who.role())) {
+        LOG.warn("refusing {} on {}: the host API serves admins and hosts", who, call.getMethodDescriptor()
+            .getFullMethodName());
+        call.close(Status.PERMISSION_DENIED.withDescription(who + " may not call a host's agent (admins and hosts only)"),
+            new Metadata());
+        return new ServerCall.Listener<>() { };
+      }
+      return Contexts.interceptCall(Context.current().withValue(CALLER, who), call, headers, next);
+    }
+  }
+}
