@@ -18,10 +18,9 @@ import picocli.CommandLine.Spec;
 final class LabCommand {
   @ParentCommand Vmd vmd;
 
-  @Command(name = "hosts", mixinStandardHelpOptions = true, description = {
-      "Emulated hosts: each a network namespace with its own address on a bridge, its link capped by the kernel",
-      "(tc tbf, both ways). Run a role inside host i with: ip netns exec vmd-LAB-hI vmd ... The tests and",
-      "vmd bench vm-migration --hosts netns make their own labs; this reproduces one by hand."},
+  @Command(name = "hosts", mixinStandardHelpOptions = true, description = "Emulated hosts: each a network namespace "
+      + "with its own address on a bridge, its link capped by the kernel (tc tbf, both ways). Run a role inside host i "
+      + "with: ip netns exec vmd-LAB-hI vmd ... The tests make their own labs; this reproduces one by hand.",
       subcommands = {Up.class, Down.class})
   static final class Hosts {
     @ParentCommand LabCommand lab;

@@ -32,7 +32,7 @@ import picocli.CommandLine;
     },
     subcommands = {UpCommand.class, MetaCommand.class, ServerCommand.class, GatewayCommand.class, NsCommand.class,
       ServersCommand.class, ClusterCommand.class, VmCommand.class, MigrateCommand.class,
-      BenchCommand.class, AdviseCommand.class, CertCommand.class, LabCommand.class,
+      BenchCommand.class, AdviseCommand.class, CertCommand.class, LabCommand.class, HostCommand.class,
       CommandLine.HelpCommand.class})
 public final class Vmd {
 
@@ -199,8 +199,13 @@ public final class Vmd {
   }
 
   ClientConfig clientConfig(int ioThreads) {
+    return clientConfig(ioThreads, clientTls());
+  }
+
+  /** As above, as {@code tls} says (a host agent's node certificate), not as client.IDENTITY. */
+  ClientConfig clientConfig(int ioThreads, ClusterTls tls) {
     return ClientConfig.of(metaList()).withCluster(cluster).withRequestTimeout(timeout)
-        .withIoThreads(ioThreads).withClusterKey(clusterKey()).withMaxQueuedBytes(maxQueued).withTls(clientTls())
+        .withIoThreads(ioThreads).withClusterKey(clusterKey()).withMaxQueuedBytes(maxQueued).withTls(tls)
         .withSealKey(sealKey());
   }
 

@@ -845,6 +845,37 @@ class VmdCommandIT {
     }
   }
 
+  /**
+   * A hypervisor host's agent with its own node certificate (role host): it registers, vmd host list
+   * shows it, and vmd host status reaches its API over mutual TLS as the admin. A server's node
+   * certificate is not a host's.
+   */
+  @Test
+  void aHostAgentRegistersAndAnswersAdminsThroughItsApi() throws Exception {
+    String flag = startMeta().toString();
+    Path hostCerts = Files.createDirectories(tmp.resolve("h1-certs"));
+    for (String f : List.of("ca.crt", "ca.key", "seal.key")) {
+      Files.copy(certs.resolve(f), hostCerts.resolve(f));
+    }
+    Result made = vmd("cert", "create-node", "h1", "127.0.0.1", "--role", "host", "--certs-dir", hostCerts.toString());
+    assertThat(made.exit()).as(made.err()).isZero();
+    Files.delete(hostCerts.resolve("ca.key")); // a host keeps no CA key
+    Path socket = tmp.resolve("h1-run").resolve("nbd.sock");
+    startAndWait(Pattern.compile("host agent 'h1': API on (\\S+),"), "host", "--certs-dir", hostCerts.toString(),
+        "--meta", flag, "--api", "127.0.0.1:0", "--socket", socket.toString());
+    assertThat(Files.getPosixFilePermissions(socket)).isEqualTo(PosixFilePermissions.fromString("rw-------"));
+    Result list = vmd("host", "list", "--meta", flag, "--json");
+    assertThat(list.exit()).as(list.err()).isZero();
+    assertThat(list.out()).contains("\"name\":\"h1\"").contains("\"status\":\"active\"");
+    Result status = vmd("host", "status", "h1", "--meta", flag);
+    assertThat(status.exit()).as(status.err()).isZero();
+    assertThat(status.out()).contains("h1").contains("admin admin");
+    // The suite's own node certificate is a server's: refused with one line.
+    Result wrong = vmd("host", "--meta", flag, "--api", "127.0.0.1:0", "--socket", tmp.resolve("x.sock").toString());
+    assertThat(wrong.exit()).isEqualTo(2);
+    assertThat(wrong.err()).contains("server's certificate").contains("--role host");
+  }
+
   /** A field of namespace guest-swap as `vmd ns list --json` prints it. */
   private String nsField(String meta, String field) throws Exception {
     Result list = vmd("ns", "list", "--json", "--meta", meta);

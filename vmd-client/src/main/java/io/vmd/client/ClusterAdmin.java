@@ -1,10 +1,14 @@
 package io.vmd.client;
 
+import io.vmd.common.HostPort;
+import io.vmd.meta.HostMeta;
+import io.vmd.meta.HostStatus;
 import io.vmd.meta.Member;
 import io.vmd.meta.MetaException;
 import io.vmd.meta.MetaView;
 import io.vmd.meta.NamespaceMeta;
 import io.vmd.meta.ServerStatus;
+import io.vmd.meta.VmMeta;
 import io.vmd.protocol.ErrorCode;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -32,6 +36,43 @@ public final class ClusterAdmin {
   /** Every server the control plane knows, removed ones included, linearizable. */
   public List<Member> members() throws VmdException {
     return client.view().servers();
+  }
+
+  /** The hypervisor hosts whose agents registered, linearizable. */
+  public List<HostMeta> hosts() throws VmdException {
+    return client.view().hosts();
+  }
+
+  /** The VMs the hosts' agents recorded, linearizable. */
+  public List<VmMeta> vms() throws VmdException {
+    return client.view().vms();
+  }
+
+  /** Registers host {@code name} (a host agent registers itself; its certificate must name {@code api}'s host). */
+  public HostMeta registerHost(String name, HostPort api) throws VmdException {
+    try {
+      return client.meta().registerHost(name, api);
+    } catch (MetaException e) {
+      throw VmdException.of(e);
+    }
+  }
+
+  /** Drains, reactivates or (REMOVED) forgets a host; admins only. */
+  public void setHostStatus(String name, HostStatus status) throws VmdException {
+    try {
+      client.meta().setHostStatus(name, status);
+    } catch (MetaException e) {
+      throw VmdException.of(e);
+    }
+  }
+
+  /** Records {@code vm} if its record is still at {@code expectedGeneration} (0: new); returns it as stored. */
+  public VmMeta putVm(VmMeta vm, long expectedGeneration) throws VmdException {
+    try {
+      return client.meta().putVm(vm, expectedGeneration);
+    } catch (MetaException e) {
+      throw VmdException.of(e);
+    }
   }
 
   /** Every known server that is not removed from the cluster, by slot order, as this client sees it now. */

@@ -1,0 +1,146 @@
+package io.vmd.cli;
+
+import io.grpc.StatusRuntimeException;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.vmd.client.VmdClient;
+import io.vmd.common.HostPort;
+import io.vmd.common.MetricsEndpoint;
+import io.vmd.common.tls.ClusterTls;
+import io.vmd.common.tls.Role;
+import io.vmd.host.HostAgent;
+import io.vmd.host.HostApi;
+import io.vmd.host.HostApiClient;
+import io.vmd.meta.HostMeta;
+import io.vmd.meta.VmMeta;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.ParentCommand;
+import picocli.CommandLine.Spec;
+
+// One string per paragraph: picocli wraps it to the terminal.
+@Command(name = "host", mixinStandardHelpOptions = true, description = "Run a hypervisor host's agent: the NBD "
+    + "gateway its QEMUs reach through a Unix socket, its API (gRPC, mutual TLS; admins and other hosts only) and its "
+    + "membership in the cluster. Its certificate is a node certificate of role host (vmd cert create-node NAME "
+    + "ADDRESS... --role host), whose first name is the host's. Being built (issue 23): VMs are started and migrated "
+    + "through it next.",
+    subcommands = {HostCommand.ListHosts.class, HostCommand.Status.class})
+final class HostCommand implements Callable<Integer> {
+  @ParentCommand Vmd vmd;
+  @Spec CommandSpec spec;
+
+  @Option(names = "--name", paramLabel = "NAME",
+      description = "The host's name (default: its certificate's; required with --insecure).")
+  String name;
+
+  @Option(names = "--api", defaultValue = "127.0.0.1:7420", paramLabel = "HOST:PORT",
+      description = "Where the API listens: this host's address as other hosts dial it, named by its certificate "
+          + "(default: ${DEFAULT-VALUE}).")
+  String api;
+
+  @Option(names = "--socket", defaultValue = "/run/vmd/nbd.sock", paramLabel = "PATH",
+      description = "The gateway's Unix socket for this host's QEMUs, made 0600 (default: ${DEFAULT-VALUE}).")
+  Path socket;
+
+  @Option(names = "--metrics", paramLabel = "HOST:PORT", description = "Serve Prometheus metrics at /metrics.")
+  String metrics;
+
+  @Override
+  public Integer call() throws Exception {
+    vmd.requireSecurityChoice("host agent");
+    ClusterTls tls = vmd.nodeTls();
+    if (tls != null && tls.identity().role() != Role.HOST) {
+      throw new CommandLine.ParameterException(spec.commandLine(), "node.crt in --certs-dir is a "
+          + tls.identity().role().label() + "'s certificate; a host's agent needs one of role host: vmd cert "
+          + "create-node NAME ADDRESS... --role host");
+    }
+    String host = tls != null ? tls.identity().name() : name;
+    if (host == null) {
+      throw new CommandLine.ParameterException(spec.commandLine(), "--insecure: give the host's --name");
+    }
+    if (tls != null && name != null && !name.equals(host)) {
+      throw new CommandLine.ParameterException(spec.commandLine(), "--name " + name + ": this host's certificate "
+          + "names it '" + host + "'");
+    }
+    PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    int threads = Runtime.getRuntime().availableProcessors();
+    // The agent acts as its node certificate (role host), under one owner id in every life.
+    VmdClient client = VmdClient.connectAs(vmd.clientConfig(threads, tls), "host");
+    HostAgent agent;
+    MetricsEndpoint endpoint;
+    try {
+      agent = HostAgent.start(new HostAgent.Config(host, HostPort.parse(api), socket, tls,
+          new Vmd.Version().getVersion()[0]), client, registry);
+    } catch (IOException | RuntimeException | InterruptedException e) {
+      client.close();
+      throw e;
+    }
+    try {
+      endpoint = metrics == null ? null : MetricsEndpoint.start(HostPort.parse(metrics), registry);
+    } catch (IOException | RuntimeException e) {
+      Foreground.closeAll(agent, client);
+      throw e;
+    }
+    return Foreground.run("host agent '" + host + "': API on " + agent.registered().api() + ", NBD on unix:"
+        + agent.socket() + " (owner id " + client.ownerId() + ")", endpoint, agent, client);
+  }
+
+  @Command(name = "list", mixinStandardHelpOptions = true,
+      description = "The cluster's hypervisor hosts: name, API address, state, and the VMs each runs.")
+  static final class ListHosts implements Callable<Integer> {
+    @ParentCommand HostCommand host;
+    @Spec CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+      Vmd vmd = host.vmd;
+      try (VmdClient client = vmd.connect()) {
+        List<VmMeta> vms = client.cluster().vms();
+        Output out = new Output("name", "api", "status", "vms");
+        for (HostMeta h : client.cluster().hosts()) {
+          long running = vms.stream().filter(v -> v.host().equals(h.name())).count();
+          out.row(h.name(), h.api().toString(), h.status().name().toLowerCase(Locale.ROOT), running);
+        }
+        out.print(spec.commandLine().getOut(), vmd.json, Map.of());
+      }
+      return 0;
+    }
+  }
+
+  @Command(name = "status", mixinStandardHelpOptions = true,
+      description = "Ask a host's agent, through its API, who and how it is.")
+  static final class Status implements Callable<Integer> {
+    @ParentCommand HostCommand host;
+    @Spec CommandSpec spec;
+
+    @Parameters(paramLabel = "NAME", description = "The host, as vmd host list names it.") String name;
+
+    @Override
+    public Integer call() throws Exception {
+      Vmd vmd = host.vmd;
+      HostMeta h;
+      try (VmdClient client = vmd.connect()) {
+        h = client.cluster().hosts().stream().filter(x -> x.name().equals(name)).findFirst()
+            .orElseThrow(() -> new IllegalArgumentException("no host '" + name + "' in the cluster (vmd host list)"));
+      }
+      try (HostApiClient agent = HostApiClient.connect(h.api(), vmd.clientTls(), vmd.timeout)) {
+        HostApi.Status s = agent.status();
+        new Output("host", "api", "version", "caller").row(s.host(), h.api().toString(), s.version(), s.caller())
+            .print(spec.commandLine().getOut(), vmd.json, Map.of());
+      } catch (StatusRuntimeException e) {
+        throw new IOException("host '" + name + "' at " + h.api() + ": " + e.getStatus().getCode() + " "
+            + (e.getStatus().getDescription() == null ? "" : e.getStatus().getDescription()));
+      }
+      return 0;
+    }
+  }
+}
