@@ -6,6 +6,7 @@ import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
+import java.util.List;
 
 /**
  * The host agent's API as gRPC methods. Messages are Jackson records in JSON rather than protobuf, so
@@ -31,7 +32,32 @@ public final class HostApi {
    */
   public record Status(String host, String version, String caller) {}
 
+  /**
+   * Start a VM on the agent's host, its swap disk the namespace through the agent's gateway.
+   *
+   * @param incoming wait for a migration instead of booting
+   */
+  public record StartVm(String name, String namespace, long memoryBytes, boolean incoming) {}
+
+  public record VmName(String name) {}
+
+  /**
+   * A VM as its agent sees it.
+   *
+   * @param status QEMU's run state (running, inmigrate, paused...), or "stopped"
+   */
+  public record VmInfo(String name, String namespace, long memoryBytes, String status) {}
+
+  public record VmList(List<VmInfo> vms) {
+    public VmList {
+      vms = List.copyOf(vms);
+    }
+  }
+
   static final MethodDescriptor<StatusRequest, Status> STATUS = unary("Status", StatusRequest.class, Status.class);
+  static final MethodDescriptor<StartVm, VmInfo> START_VM = unary("StartVm", StartVm.class, VmInfo.class);
+  static final MethodDescriptor<VmName, VmInfo> STOP_VM = unary("StopVm", VmName.class, VmInfo.class);
+  static final MethodDescriptor<StatusRequest, VmList> LIST_VMS = unary("ListVms", StatusRequest.class, VmList.class);
 
   private static <Q, A> MethodDescriptor<Q, A> unary(String name, Class<Q> request, Class<A> reply) {
     return MethodDescriptor.<Q, A>newBuilder().setType(MethodDescriptor.MethodType.UNARY)

@@ -11,6 +11,7 @@ import io.grpc.stub.ClientCalls;
 import io.vmd.common.HostPort;
 import io.vmd.common.tls.ClusterTls;
 import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -38,9 +39,26 @@ public final class HostApiClient implements AutoCloseable {
 
   /** Who and how the agent is; StatusRuntimeException (UNAVAILABLE, PERMISSION_DENIED...) otherwise. */
   public HostApi.Status status() throws StatusRuntimeException {
-    return ClientCalls.blockingUnaryCall(channel, HostApi.STATUS,
-        CallOptions.DEFAULT.withDeadlineAfter(deadline.toMillis(), TimeUnit.MILLISECONDS),
-        new HostApi.StatusRequest());
+    return ClientCalls.blockingUnaryCall(channel, HostApi.STATUS, options(), new HostApi.StatusRequest());
+  }
+
+  /** Starts a VM on the agent's host. */
+  public HostApi.VmInfo startVm(HostApi.StartVm request) throws StatusRuntimeException {
+    return ClientCalls.blockingUnaryCall(channel, HostApi.START_VM, options(), request);
+  }
+
+  /** Stops a VM the agent runs. */
+  public HostApi.VmInfo stopVm(String name) throws StatusRuntimeException {
+    return ClientCalls.blockingUnaryCall(channel, HostApi.STOP_VM, options(), new HostApi.VmName(name));
+  }
+
+  /** The VMs the agent runs. */
+  public List<HostApi.VmInfo> listVms() throws StatusRuntimeException {
+    return ClientCalls.blockingUnaryCall(channel, HostApi.LIST_VMS, options(), new HostApi.StatusRequest()).vms();
+  }
+
+  private CallOptions options() {
+    return CallOptions.DEFAULT.withDeadlineAfter(deadline.toMillis(), TimeUnit.MILLISECONDS);
   }
 
   @Override

@@ -54,7 +54,8 @@ public final class HostApiServer implements AutoCloseable {
    * Listens at {@code listen}; {@code tls} null serves without TLS or authorization ({@code --insecure}),
    * as the caller is then told in every Status.
    */
-  public static HostApiServer start(HostPort listen, ClusterTls tls, String version) throws IOException {
+  public static HostApiServer start(HostPort listen, ClusterTls tls, String version, HostService vms)
+      throws IOException {
     ServerCredentials credentials = tls == null ? InsecureServerCredentials.create()
         : TlsServerCredentials.newBuilder().keyManager(tls.keyManagers()).trustManager(tls.trustManagers())
             .clientAuth(TlsServerCredentials.ClientAuth.REQUIRE).build();
@@ -65,6 +66,9 @@ public final class HostApiServer implements AutoCloseable {
           reply.onNext(new HostApi.Status(host, version, who == null ? "anyone (--insecure)" : who.toString()));
           reply.onCompleted();
         }))
+        .addMethod(HostApi.START_VM, call(vms::startVm))
+        .addMethod(HostApi.STOP_VM, call(r -> vms.stopVm(r.name())))
+        .addMethod(HostApi.LIST_VMS, call(r -> new HostApi.VmList(vms.listVms())))
         .build();
     Server server = NettyServerBuilder.forAddress(new InetSocketAddress(listen.host(), listen.port()), credentials)
         .maxInboundMessageSize(HostApi.MAX_MESSAGE_BYTES)
@@ -72,6 +76,27 @@ public final class HostApiServer implements AutoCloseable {
         .build().start();
     LOG.info("host API of '{}' on {}:{}{}", host, listen.host(), server.getPort(), tls == null ? " WITHOUT TLS" : "");
     return new HostApiServer(server, host);
+  }
+
+  /** A call of the service, with its exceptions as gRPC statuses (see {@link HostService}). */
+  private interface Call<Q, A> {
+    A apply(Q request) throws Exception;
+  }
+
+  private static <Q, A> ServerCallHandler<Q, A> call(Call<Q, A> body) {
+    return ServerCalls.asyncUnaryCall((request, reply) -> {
+      try {
+        reply.onNext(body.apply(request));
+        reply.onCompleted();
+      } catch (IllegalArgumentException e) {
+        reply.onError(Status.INVALID_ARGUMENT.withDescription(e.getMessage()).asRuntimeException());
+      } catch (IllegalStateException e) {
+        reply.onError(Status.FAILED_PRECONDITION.withDescription(e.getMessage()).asRuntimeException());
+      } catch (Exception e) {
+        LOG.warn("{} failed: {}", request, e.toString());
+        reply.onError(Status.INTERNAL.withDescription(String.valueOf(e.getMessage())).asRuntimeException());
+      }
+    });
   }
 
   /** The port it listens on (the one asked for, or the one given for 0). */

@@ -12,6 +12,8 @@ import io.vmd.common.tls.Identity;
 import io.vmd.common.tls.Role;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import org.junit.jupiter.api.Test;
 
 /** The host agent's API answers only admins and hosts of its cluster's CA, and knows who asks. */
@@ -28,6 +30,38 @@ class HostApiTest {
     return tls(by, by.issueClient(new Identity(name, role), DAY));
   }
 
+  /** VMs in a map: what the API carries and refuses, without QEMU. */
+  private static final class FakeVms implements HostService {
+    final Map<String, HostApi.VmInfo> vms = new TreeMap<>();
+
+    @Override
+    public synchronized HostApi.VmInfo startVm(HostApi.StartVm r) {
+      if (r.memoryBytes() < (64 << 20)) {
+        throw new IllegalArgumentException("a VM needs at least 64 MiB of memory");
+      }
+      if (vms.containsKey(r.name())) {
+        throw new IllegalStateException("VM '" + r.name() + "' already runs");
+      }
+      HostApi.VmInfo v = new HostApi.VmInfo(r.name(), r.namespace(), r.memoryBytes(), "running");
+      vms.put(r.name(), v);
+      return v;
+    }
+
+    @Override
+    public synchronized HostApi.VmInfo stopVm(String name) {
+      HostApi.VmInfo v = vms.remove(name);
+      if (v == null) {
+        throw new IllegalStateException("no VM '" + name + "'");
+      }
+      return new HostApi.VmInfo(name, v.namespace(), v.memoryBytes(), "stopped");
+    }
+
+    @Override
+    public synchronized List<HostApi.VmInfo> listVms() {
+      return List.copyOf(vms.values());
+    }
+  }
+
   private static Status.Code codeOf(Runnable call) {
     try {
       call.run();
@@ -40,13 +74,24 @@ class HostApiTest {
   @Test
   void adminsAndHostsOfTheCaAreAnsweredAndNobodyElse() throws Exception {
     ClusterTls agent = tls(ca, ca.issueNode(List.of("hv-a", "127.0.0.1"), Role.HOST, DAY));
-    try (HostApiServer server = HostApiServer.start(new HostPort("127.0.0.1", 0), agent, "test")) {
+    try (HostApiServer server = HostApiServer.start(new HostPort("127.0.0.1", 0), agent, "test", new FakeVms())) {
       HostPort at = new HostPort("127.0.0.1", server.port());
       try (HostApiClient admin = HostApiClient.connect(at, client(ca, "ops", Role.ADMIN), DEADLINE)) {
         HostApi.Status s = admin.status();
         assertThat(s.host()).isEqualTo("hv-a");
         assertThat(s.version()).isEqualTo("test");
         assertThat(s.caller()).isEqualTo("admin ops");
+        // VM calls, and the caller's mistakes as gRPC statuses with their reason.
+        assertThat(admin.startVm(new HostApi.StartVm("web", "swap-1", 256L << 20, false)).status()).isEqualTo("running");
+        assertThat(admin.listVms()).extracting(HostApi.VmInfo::name).containsExactly("web");
+        assertThatThrownBy(() -> admin.startVm(new HostApi.StartVm("web", "swap-1", 256L << 20, false)))
+            .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+              assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
+              assertThat(e.getStatus().getDescription()).contains("already runs");
+            });
+        assertThat(codeOf(() -> admin.startVm(new HostApi.StartVm("tiny", "swap-1", 1 << 20, false))))
+            .isEqualTo(Status.Code.INVALID_ARGUMENT);
+        assertThat(admin.stopVm("web").status()).isEqualTo("stopped");
       }
       ClusterTls otherHost = tls(ca, ca.issueNode(List.of("hv-b", "127.0.0.2"), Role.HOST, DAY));
       try (HostApiClient peer = HostApiClient.connect(at, otherHost, DEADLINE)) {
@@ -56,6 +101,8 @@ class HostApiTest {
       for (Role role : List.of(Role.GATEWAY, Role.NBD, Role.SERVER)) {
         try (HostApiClient c = HostApiClient.connect(at, client(ca, "x", role), DEADLINE)) {
           assertThat(codeOf(c::status)).as(role.label()).isEqualTo(Status.Code.PERMISSION_DENIED);
+          assertThat(codeOf(() -> c.startVm(new HostApi.StartVm("x", "swap-1", 256L << 20, false))))
+              .as(role.label()).isEqualTo(Status.Code.PERMISSION_DENIED);
         }
       }
       // Another CA's admin, or no TLS at all: no connection.
@@ -72,7 +119,7 @@ class HostApiTest {
   @Test
   void theAgentsCertificateMustNameTheAddressDialled() throws Exception {
     ClusterTls agent = tls(ca, ca.issueNode(List.of("hv-a", "10.9.9.9"), Role.HOST, DAY));
-    try (HostApiServer server = HostApiServer.start(new HostPort("127.0.0.1", 0), agent, "test");
+    try (HostApiServer server = HostApiServer.start(new HostPort("127.0.0.1", 0), agent, "test", new FakeVms());
          HostApiClient admin = HostApiClient.connect(new HostPort("127.0.0.1", server.port()),
              client(ca, "ops", Role.ADMIN), DEADLINE)) {
       assertThatThrownBy(admin::status).isInstanceOf(StatusRuntimeException.class);

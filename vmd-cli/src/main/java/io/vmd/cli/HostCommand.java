@@ -54,6 +54,19 @@ final class HostCommand implements Callable<Integer> {
   @Option(names = "--metrics", paramLabel = "HOST:PORT", description = "Serve Prometheus metrics at /metrics.")
   String metrics;
 
+  @CommandLine.Mixin VmDir vms;
+
+  @Option(names = "--kernel", paramLabel = "FILE",
+      description = "The guests' kernel (default: vmlinuz of benchmarks/vmlab's build, $VMD_VMLAB_DIR or ~/.cache/vmd-vmlab).")
+  Path kernel;
+
+  @Option(names = "--initrd", paramLabel = "FILE", description = "The guests' initramfs (default: the vmlab build's).")
+  Path initrd;
+
+  @Option(names = "--accel", defaultValue = "tcg", paramLabel = "ACCEL",
+      description = "QEMU accelerator: tcg, kvm, or kvm:tcg (default: ${DEFAULT-VALUE}).")
+  String accel;
+
   @Override
   public Integer call() throws Exception {
     vmd.requireSecurityChoice("host agent");
@@ -79,7 +92,8 @@ final class HostCommand implements Callable<Integer> {
     MetricsEndpoint endpoint;
     try {
       agent = HostAgent.start(new HostAgent.Config(host, HostPort.parse(api), socket, tls,
-          new Vmd.Version().getVersion()[0]), client, registry);
+          new Vmd.Version().getVersion()[0], vms.root, kernel != null ? kernel : VmDir.vmlab().resolve("vmlinuz"),
+          initrd != null ? initrd : VmDir.vmlab().resolve("initrd.gz"), accel), client, registry);
     } catch (IOException | RuntimeException | InterruptedException e) {
       client.close();
       throw e;
@@ -127,20 +141,35 @@ final class HostCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
       Vmd vmd = host.vmd;
-      HostMeta h;
-      try (VmdClient client = vmd.connect()) {
-        h = client.cluster().hosts().stream().filter(x -> x.name().equals(name)).findFirst()
-            .orElseThrow(() -> new IllegalArgumentException("no host '" + name + "' in the cluster (vmd host list)"));
-      }
-      try (HostApiClient agent = HostApiClient.connect(h.api(), vmd.clientTls(), vmd.timeout)) {
-        HostApi.Status s = agent.status();
-        new Output("host", "api", "version", "caller").row(s.host(), h.api().toString(), s.version(), s.caller())
-            .print(spec.commandLine().getOut(), vmd.json, Map.of());
-      } catch (StatusRuntimeException e) {
-        throw new IOException("host '" + name + "' at " + h.api() + ": " + e.getStatus().getCode() + " "
-            + (e.getStatus().getDescription() == null ? "" : e.getStatus().getDescription()));
-      }
+      HostApi.Status s = onAgent(vmd, name, HostApiClient::status);
+      new Output("host", "api", "version", "caller").row(s.host(), apiOf(vmd, name).toString(), s.version(),
+          s.caller()).print(spec.commandLine().getOut(), vmd.json, Map.of());
       return 0;
     }
   }
+
+  /** The API of host {@code name}, as the control plane has it; one clear error when there is none. */
+  static HostPort apiOf(Vmd vmd, String name) throws Exception {
+    try (VmdClient client = vmd.connect()) {
+      return client.cluster().hosts().stream().filter(x -> x.name().equals(name)).findFirst()
+          .orElseThrow(() -> new IllegalArgumentException("no host '" + name + "' in the cluster (vmd host list)"))
+          .api();
+    }
+  }
+
+  /** Runs {@code call} against host {@code name}'s agent; its refusal as one line. */
+  static <T> T onAgent(Vmd vmd, String name, AgentCall<T> call) throws Exception {
+    HostPort at = apiOf(vmd, name);
+    try (HostApiClient agent = HostApiClient.connect(at, vmd.clientTls(), vmd.timeout)) {
+      return call.apply(agent);
+    } catch (StatusRuntimeException e) {
+      throw new IOException("host '" + name + "': " + (e.getStatus().getDescription() == null
+          ? e.getStatus().getCode().toString() : e.getStatus().getDescription()));
+    }
+  }
+
+  interface AgentCall<T> {
+    T apply(HostApiClient agent) throws Exception;
+  }
+
 }

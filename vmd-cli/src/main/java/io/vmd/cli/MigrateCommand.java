@@ -92,7 +92,7 @@ final class MigrateCommand implements Callable<Integer> {
           + "--namespace " + ns);
     }
     boolean handOver = !from.getProperty("gateway").equals(into.getProperty("gateway"));
-    Path tlsDir = vmd.certsDir == null || vmd.insecure ? null : migrationTls(vms.of(name).resolve("migration-tls"));
+    Path tlsDir = vmd.insecure || vmd.noCertificates() ? null : migrationTls(vms.of(name).resolve("migration-tls"));
     // Connected before the migration starts: the switch-over itself is two control-plane writes.
     try (VmdClient client = handOver ? vmd.connect() : null;
          Qmp source = vms.reach(name); Qmp dest = vms.reach(to)) {

@@ -1,8 +1,11 @@
 package io.vmd.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.vmd.client.VmdClient;
 import io.vmd.common.NbdEndpoint;
 import io.vmd.common.Sizes;
+import io.vmd.host.HostApi;
+import io.vmd.meta.VmMeta;
 import io.vmd.migration.qemu.BalloonReservation;
 import io.vmd.migration.qemu.QemuVm;
 import io.vmd.migration.qemu.Qmp;
@@ -17,6 +20,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.Callable;
@@ -46,6 +50,11 @@ final class VmCommand {
     @Spec CommandSpec spec;
 
     @Parameters(index = "0", paramLabel = "NAME") String name;
+
+    @Option(names = "--host", paramLabel = "HOST",
+        description = "Start it on this hypervisor host, through its agent (vmd host), from any machine of the cluster; "
+            + "the agent's gateway, kernel and VM directory are used, and the control plane records where it runs.")
+    String host;
 
     @Option(names = "--memory", defaultValue = "512M", converter = Vmd.SizeConverter.class, paramLabel = "SIZE",
         description = "Guest RAM (default: ${DEFAULT-VALUE}).")
@@ -86,6 +95,13 @@ final class VmCommand {
 
     @Override
     public Integer call() throws Exception {
+      if (host != null) {
+        HostApi.VmInfo v = HostCommand.onAgent(vm.vmd, host,
+            a -> a.startVm(new HostApi.StartVm(name, namespace, memory, incoming)));
+        spec.commandLine().getOut().printf("VM '%s' %s on host %s: %s of memory, swap on namespace '%s'%n", v.name(),
+            v.status(), host, Sizes.format(v.memoryBytes()), v.namespace());
+        return 0;
+      }
       Path lab = VmDir.vmlab();
       Path k = kernel != null ? kernel : lab.resolve("vmlinuz");
       Path i = initrd != null ? initrd : lab.resolve("initrd.gz");
@@ -119,8 +135,24 @@ final class VmCommand {
     @ParentCommand VmCommand vm;
     @Spec CommandSpec spec;
 
+    @Option(names = "--all-hosts",
+        description = "Every VM the cluster's host agents run, as the control plane records them, instead of this "
+            + "machine's --vm-dir.")
+    boolean allHosts;
+
     @Override
     public Integer call() throws Exception {
+      if (allHosts) {
+        try (VmdClient client = vm.vmd.connect()) {
+          Output out = new Output("name", "host", "state", "memory", "namespace", "target");
+          for (VmMeta v : client.cluster().vms()) {
+            out.row(v.name(), v.host(), v.state().name().toLowerCase(Locale.ROOT), v.memoryBytes(), v.namespace(),
+                v.target());
+          }
+          out.print(spec.commandLine().getOut(), vm.vmd.json, Map.of("memory", "size"));
+        }
+        return 0;
+      }
       Output out = new Output("name", "status", "memory", "balloon", "namespace", "gateway");
       if (Files.isDirectory(vm.vms.root)) {
         try (Stream<Path> dirs = Files.list(vm.vms.root)) {
@@ -160,8 +192,16 @@ final class VmCommand {
 
     @Parameters(index = "0", paramLabel = "NAME") String name;
 
+    @Option(names = "--host", paramLabel = "HOST", description = "The host whose agent runs it (vmd vm start --host).")
+    String host;
+
     @Override
     public Integer call() throws Exception {
+      if (host != null) {
+        HostCommand.onAgent(vm.vmd, host, a -> a.stopVm(name));
+        spec.commandLine().getOut().printf("VM '%s' stopped on host %s%n", name, host);
+        return 0;
+      }
       try (Qmp q = vm.vms.reach(name)) {
         q.execute("quit", null);
         // QEMU closes the socket as it ends.

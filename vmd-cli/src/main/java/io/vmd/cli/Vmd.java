@@ -128,7 +128,7 @@ public final class Vmd {
     }
   }
 
-  private boolean noCertificates() {
+  boolean noCertificates() {
     return certsDir == null || certsDir.toString().isBlank();
   }
 
