@@ -31,8 +31,8 @@ import picocli.CommandLine.Spec;
 @Command(name = "host", mixinStandardHelpOptions = true, description = "Run a hypervisor host's agent: the NBD "
     + "gateway its QEMUs reach through a Unix socket, its API (gRPC, mutual TLS; admins and other hosts only) and its "
     + "membership in the cluster. Its certificate is a node certificate of role host (vmd cert create-node NAME "
-    + "ADDRESS... --role host), whose first name is the host's. Being built (issue 23): VMs are started and migrated "
-    + "through it next.",
+    + "ADDRESS... --role host), whose first name is the host's. VMs are started on it with vmd vm start --host; "
+    + "migrations between hosts come next (issue 23).",
     subcommands = {HostCommand.ListHosts.class, HostCommand.Status.class})
 final class HostCommand implements Callable<Integer> {
   @ParentCommand Vmd vmd;
