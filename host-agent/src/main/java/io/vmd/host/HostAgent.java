@@ -103,7 +103,7 @@ public final class HostAgent implements HostService, AutoCloseable {
     if (vms.containsKey(r.name())) {
       throw new IllegalStateException("VM '" + r.name() + "' already runs on host '" + config.name() + "'");
     }
-    VmMeta known = record(r.name());
+    VmMeta known = client.cluster().vm(r.name());
     if (known != null && !known.host().equals(config.name()) && known.state() != VmState.STOPPED
         && known.state() != VmState.LOST) {
       throw new IllegalStateException("VM '" + r.name() + "' runs on host '" + known.host() + "'");
@@ -130,7 +130,7 @@ public final class HostAgent implements HostService, AutoCloseable {
       throw new IllegalStateException("no VM '" + name + "' runs on host '" + config.name() + "'");
     }
     vm.close();
-    VmMeta known = record(name);
+    VmMeta known = client.cluster().vm(name);
     if (known != null && known.host().equals(config.name())) {
       client.cluster().putVm(known.with(VmState.STOPPED, config.name(), ""), known.generation());
     }
@@ -154,15 +154,6 @@ public final class HostAgent implements HostService, AutoCloseable {
       status = "unreachable: " + e.getMessage();
     }
     return new HostApi.VmInfo(vm.spec().name(), vm.spec().namespace(), vm.spec().memoryBytes(), status);
-  }
-
-  private VmMeta record(String name) throws VmdException {
-    for (VmMeta v : client.cluster().vms()) {
-      if (v.name().equals(name)) {
-        return v;
-      }
-    }
-    return null;
   }
 
   /**

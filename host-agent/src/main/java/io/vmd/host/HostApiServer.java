@@ -22,12 +22,9 @@ import io.vmd.common.tls.Identity;
 import io.vmd.common.tls.Role;
 import java.io.IOException;
 import java.net.InetSocketAddress;
-import java.security.cert.Certificate;
-import java.security.cert.X509Certificate;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SSLPeerUnverifiedException;
-import javax.net.ssl.SSLSession;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -61,10 +58,9 @@ public final class HostApiServer implements AutoCloseable {
             .clientAuth(TlsServerCredentials.ClientAuth.REQUIRE).build();
     String host = tls == null ? listen.host() : tls.identity().name();
     ServerServiceDefinition service = ServerServiceDefinition.builder(HostApi.SERVICE)
-        .addMethod(HostApi.STATUS, ServerCalls.asyncUnaryCall((request, reply) -> {
+        .addMethod(HostApi.STATUS, call(r -> {
           Identity who = CALLER.get();
-          reply.onNext(new HostApi.Status(host, version, who == null ? "anyone (--insecure)" : who.toString()));
-          reply.onCompleted();
+          return new HostApi.Status(host, version, who == null ? "anyone (--insecure)" : who.toString());
         }))
         .addMethod(HostApi.START_VM, call(vms::startVm))
         .addMethod(HostApi.STOP_VM, call(r -> vms.stopVm(r.name())))
@@ -121,14 +117,9 @@ public final class HostApiServer implements AutoCloseable {
     @Override
     public <Q, A> ServerCall.Listener<Q> interceptCall(ServerCall<Q, A> call, Metadata headers,
         ServerCallHandler<Q, A> next) {
-      SSLSession session = call.getAttributes().get(Grpc.TRANSPORT_ATTR_SSL_SESSION);
       Identity who;
       try {
-        Certificate[] chain = session == null ? new Certificate[0] : session.getPeerCertificates();
-        if (chain.length == 0 || !(chain[0] instanceof X509Certificate x)) {
-          throw new SSLPeerUnverifiedException("no certificate");
-        }
-        who = Identity.of(x);
+        who = ClusterTls.peer(call.getAttributes().get(Grpc.TRANSPORT_ATTR_SSL_SESSION));
       } catch (SSLPeerUnverifiedException | IllegalArgumentException e) {
         call.close(Status.UNAUTHENTICATED.withDescription("no usable client certificate: " + e.getMessage()),
             new Metadata());

@@ -141,9 +141,10 @@ final class HostCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
       Vmd vmd = host.vmd;
-      HostApi.Status s = onAgent(vmd, name, HostApiClient::status);
-      new Output("host", "api", "version", "caller").row(s.host(), apiOf(vmd, name).toString(), s.version(),
-          s.caller()).print(spec.commandLine().getOut(), vmd.json, Map.of());
+      HostPort at = apiOf(vmd, name);
+      HostApi.Status s = onAgent(vmd, name, at, HostApiClient::status);
+      new Output("host", "api", "version", "caller").row(s.host(), at.toString(), s.version(), s.caller())
+          .print(spec.commandLine().getOut(), vmd.json, Map.of());
       return 0;
     }
   }
@@ -151,15 +152,21 @@ final class HostCommand implements Callable<Integer> {
   /** The API of host {@code name}, as the control plane has it; one clear error when there is none. */
   static HostPort apiOf(Vmd vmd, String name) throws Exception {
     try (VmdClient client = vmd.connect()) {
-      return client.cluster().hosts().stream().filter(x -> x.name().equals(name)).findFirst()
-          .orElseThrow(() -> new IllegalArgumentException("no host '" + name + "' in the cluster (vmd host list)"))
-          .api();
+      HostMeta h = client.cluster().host(name);
+      if (h == null) {
+        throw new IllegalArgumentException("no host '" + name + "' in the cluster (vmd host list)");
+      }
+      return h.api();
     }
   }
 
   /** Runs {@code call} against host {@code name}'s agent; its refusal as one line. */
   static <T> T onAgent(Vmd vmd, String name, AgentCall<T> call) throws Exception {
-    HostPort at = apiOf(vmd, name);
+    return onAgent(vmd, name, apiOf(vmd, name), call);
+  }
+
+  /** As above, the agent's API {@code at} already looked up. */
+  static <T> T onAgent(Vmd vmd, String name, HostPort at, AgentCall<T> call) throws Exception {
     try (HostApiClient agent = HostApiClient.connect(at, vmd.clientTls(), vmd.timeout)) {
       return call.apply(agent);
     } catch (StatusRuntimeException e) {

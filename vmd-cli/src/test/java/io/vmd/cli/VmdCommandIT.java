@@ -714,13 +714,7 @@ class VmdCommandIT {
     try {
       // Booted and idle before it is ballooned and tracked: a guest still booting pages in, and the
       // tracker then rightly grows its reservation (the run this was seen in: 243 -> 250 MiB).
-      Path serialLog = tmp.resolve("vms").resolve("g1").resolve("serial.log");
-      long bootDeadline = System.nanoTime() + 180_000_000_000L;
-      while (!(Files.exists(serialLog) && Files.readString(serialLog).contains("VMLAB: idle"))) {
-        assertThat(System.nanoTime() < bootDeadline).as("guest idle within 180 s: %s",
-            Files.exists(serialLog) ? Files.readString(serialLog) : "no serial log").isTrue();
-        Thread.sleep(200);
-      }
+      awaitSerial(tmp.resolve("vms").resolve("g1").resolve("serial.log"), 180, "VMLAB: idle");
       Result again = vmd("vm", "start", "g1", "--namespace", "guest-swap", "--gateway", gw.group(1), "--vm-dir", vms);
       assertThat(again.exit()).isEqualTo(1);
       assertThat(again.err()).contains("already running");

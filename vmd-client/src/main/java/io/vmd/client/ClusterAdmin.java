@@ -43,9 +43,19 @@ public final class ClusterAdmin {
     return client.view().hosts();
   }
 
+  /** Host {@code name}, or null when none registered under it, linearizable. */
+  public HostMeta host(String name) throws VmdException {
+    return client.view().host(name);
+  }
+
   /** The VMs the hosts' agents recorded, linearizable. */
   public List<VmMeta> vms() throws VmdException {
     return client.view().vms();
+  }
+
+  /** The record of VM {@code name}, or null, linearizable. */
+  public VmMeta vm(String name) throws VmdException {
+    return client.view().vm(name);
   }
 
   /** Registers host {@code name} (a host agent registers itself; its certificate must name {@code api}'s host). */

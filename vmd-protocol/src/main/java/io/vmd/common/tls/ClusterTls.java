@@ -24,6 +24,7 @@ import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLException;
 import javax.net.ssl.SSLParameters;
 import javax.net.ssl.SSLPeerUnverifiedException;
+import javax.net.ssl.SSLSession;
 import javax.net.ssl.TrustManager;
 import javax.net.ssl.TrustManagerFactory;
 
@@ -179,7 +180,12 @@ public final class ClusterTls {
 
   /** The identity of the peer at the other end of a completed handshake. */
   public static Identity peer(SslHandler h) throws SSLPeerUnverifiedException {
-    Certificate[] chain = h.engine().getSession().getPeerCertificates();
+    return peer(h.engine().getSession());
+  }
+
+  /** The identity of the peer of a TLS session (another stack's: gRPC's); null session: none. */
+  public static Identity peer(SSLSession session) throws SSLPeerUnverifiedException {
+    Certificate[] chain = session == null ? new Certificate[0] : session.getPeerCertificates();
     if (chain.length == 0 || !(chain[0] instanceof X509Certificate x)) {
       throw new SSLPeerUnverifiedException("no X.509 certificate from the peer");
     }
