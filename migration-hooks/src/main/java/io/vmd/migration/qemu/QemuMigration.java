@@ -8,6 +8,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 
 /**
@@ -72,6 +73,37 @@ public final class QemuMigration {
     return new Builder(source, destination);
   }
 
+  /**
+   * A migration of the VM behind {@code source} to a QEMU on another host, which that host readied
+   * with {@link #prepareIncoming} and whose address goes to {@link Builder#to}.
+   */
+  public static Builder newBuilder(Qmp source) {
+    return new Builder(source, null);
+  }
+
+  /**
+   * Readies a QEMU started with {@code -incoming defer} to receive a migration of {@code policy} on
+   * {@code host:port}: the capabilities the policy needs and, with {@code tlsDir} (ca-cert.pem,
+   * server-cert.pem naming {@code host}, server-key.pem), a TLS listener that checks the source's
+   * certificate. Run by whoever holds the destination's QMP, before the source starts.
+   */
+  public static void prepareIncoming(Qmp destination, Policy policy, String host, int port, Path tlsDir)
+      throws QmpException {
+    Duration t = Duration.ofSeconds(10);
+    // Stated both ways: a QEMU that arrived by post-copy keeps postcopy-ram on, and a pre-copy stream
+    // that advises post-copy is refused by a destination without it.
+    List<Map<String, Object>> caps = new ArrayList<>(List.of(Map.of("capability", "events", "state", true),
+        Map.of("capability", "postcopy-ram", "state", policy != Policy.PRE_COPY)));
+    destination.call("migrate-set-capabilities", Map.of("capabilities", caps), t);
+    if (tlsDir != null) {
+      // A new object per attempt: one an earlier attempt made may still be held by QEMU.
+      String id = TLS_ID + "-" + Long.toHexString(System.nanoTime());
+      addTlsCreds(destination, id, "server", tlsDir);
+      destination.call("migrate-set-parameters", Map.of("tls-creds", id), t);
+    }
+    destination.call("migrate-incoming", Map.of("uri", "tcp:" + host + ":" + port), t);
+  }
+
   /** The settings of one migration; {@link #run} performs it. */
   public static final class Builder {
     private final Qmp source;
@@ -86,6 +118,7 @@ public final class QemuMigration {
     private boolean allowTcgPreCopy;
     private Path sourceCreds;
     private Path destinationCreds;
+    private BooleanSupplier cancelled = () -> false;
 
     private Builder(Qmp source, Qmp destination) {
       this.source = source;
@@ -134,6 +167,25 @@ public final class QemuMigration {
       return this;
     }
 
+    /**
+     * TLS to a destination readied elsewhere ({@link #prepareIncoming}): {@code sourceDir} holds
+     * ca-cert.pem, client-cert.pem and client-key.pem; the destination's certificate must name the
+     * host given to {@link #to}.
+     */
+    public Builder tls(Path sourceDir) {
+      this.sourceCreds = sourceDir;
+      return this;
+    }
+
+    /**
+     * Asked between polls: once true, a migration not yet in post-copy is cancelled (the source runs
+     * on) and {@link #run} throws. In post-copy the guest already runs on the destination, so it goes on.
+     */
+    public Builder cancelWhen(BooleanSupplier cancelled) {
+      this.cancelled = cancelled;
+      return this;
+    }
+
     /** Runs while the source is paused, before the destination may run (default: none). */
     public Builder switchOver(SwitchOver switchOver) {
       this.switchOver = switchOver;
@@ -152,6 +204,9 @@ public final class QemuMigration {
     public Result run() throws QmpException {
       if (policy == null || host == null || timeout == null || bytesPerSecond <= 0) {
         throw new IllegalStateException("a migration needs a policy, a destination address, a bandwidth and a timeout");
+      }
+      if (destination != null && (sourceCreds == null) != (destinationCreds == null)) {
+        throw new IllegalStateException("TLS needs credentials for both ends");
       }
       return migrate(this);
     }
@@ -235,11 +290,10 @@ public final class QemuMigration {
       }
       skipPass = true; // Agile starts in post-copy
     }
-    List<Map<String, Object>> caps = new ArrayList<>(List.of(Map.of("capability", "events", "state", true)));
-    if (policy != Policy.PRE_COPY) {
-      caps.add(Map.of("capability", "postcopy-ram", "state", true));
-    }
-    destination.call("migrate-set-capabilities", Map.of("capabilities", caps), t);
+    // Stated both ways: a QEMU that arrived by post-copy keeps postcopy-ram on, and a pre-copy stream
+    // that advises post-copy is refused by a destination without it.
+    List<Map<String, Object>> caps = new ArrayList<>(List.of(Map.of("capability", "events", "state", true),
+        Map.of("capability", "postcopy-ram", "state", policy != Policy.PRE_COPY)));
     caps.add(Map.of("capability", "pause-before-switchover", "state", switchOver != null));
     source.call("migrate-set-capabilities", Map.of("capabilities", caps), t);
     Map<String, Object> params = new HashMap<>(Map.of("max-bandwidth", bytesPerSecond,
@@ -248,22 +302,22 @@ public final class QemuMigration {
       // Small, so that QEMU does not quietly finish in pre-copy before post-copy is asked for.
       params.put("downtime-limit", 1);
     }
-    if (b.sourceCreds != null && b.destinationCreds != null) {
+    if (destination != null) {
+      prepareIncoming(destination, policy, host, port, b.destinationCreds);
+    }
+    if (b.sourceCreds != null) {
       // Each end checks the other's certificate. A new object per attempt: one an earlier attempt made
       // may still be held by QEMU.
       String id = TLS_ID + "-" + Long.toHexString(System.nanoTime());
-      addTlsCreds(destination, id, "server", b.destinationCreds);
-      destination.call("migrate-set-parameters", Map.of("tls-creds", id), t);
       addTlsCreds(source, id, "client", b.sourceCreds);
       params.put("tls-creds", id);
       params.put("tls-hostname", host);
     }
     source.call("migrate-set-parameters", params, t);
     String uri = "tcp:" + host + ":" + port;
-    destination.call("migrate-incoming", Map.of("uri", uri), t);
     // Events of this migration are those from here on (a QMP connection may have seen earlier ones).
     int migrationEvents = source.events().size();
-    int destinationEvents = destination.events().size();
+    int destinationEvents = destination == null ? 0 : destination.events().size();
     long start = System.nanoTime();
     source.call("migrate", Map.of("uri", uri), t);
     long postcopyAt = -1;
@@ -294,6 +348,11 @@ public final class QemuMigration {
         source.call("migrate-start-postcopy", null, t);
         postcopyAt = (System.nanoTime() - start) / 1_000_000;
       }
+      if (b.cancelled.getAsBoolean() && (status.equals("active") || status.equals("setup")
+          || status.equals("pre-switchover") && switchoverMillis < 0)) {
+        source.execute("migrate_cancel", null);
+        throw new QmpException("migrate", "cancelled before switch-over (status " + status + "): the VM runs on here");
+      }
       if (status.equals("completed") || status.equals("failed") || status.equals("cancelled")) {
         JsonNode ram = m.path("ram");
         if (!status.equals("completed")) {
@@ -303,7 +362,7 @@ public final class QemuMigration {
             ram.path("transferred").asLong(), ram.path("precopy-bytes").asLong(), ram.path("postcopy-bytes").asLong(),
             ram.path("downtime-bytes").asLong(), ram.path("duplicate").asLong(), ram.path("postcopy-requests").asLong(),
             ram.path("dirty-sync-count").asLong(), postcopyAt, switchoverMillis, skipPass,
-            guestDowntime(source, migrationEvents, destination, destinationEvents));
+            destination == null ? -1 : guestDowntime(source, migrationEvents, destination, destinationEvents));
       }
       if (System.nanoTime() > deadline) {
         source.execute("migrate_cancel", null);
