@@ -34,6 +34,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicBoolean;
 import javax.net.ssl.SSLException;
 import org.slf4j.Logger;
@@ -243,6 +244,16 @@ public final class NbdGateway implements AutoCloseable {
   /** Bytes the NBD connections hold now (payloads received, replies not yet sent). */
   public long budgetUsed() {
     return budget.used();
+  }
+
+  /**
+   * Claims the namespace for this gateway now, attaching it if no connection has opened it yet: for a
+   * migration's switch-over, so that the destination's gateway owns the namespace from the moment the
+   * source's is fenced, and no other gateway can take it in between. Completes with whether this
+   * gateway may write it now.
+   */
+  public CompletableFuture<Boolean> claim(String namespace) {
+    return exports.open(namespace).thenApply(e -> e.namespace.writable());
   }
 
   ExportRegistry exports() {

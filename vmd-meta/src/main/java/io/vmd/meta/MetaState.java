@@ -245,9 +245,12 @@ final class MetaState {
           VmMeta vm = MetaCodec.readVm(in);
           long expected = in.readLong();
           VmMeta old = vms.get(vm.name());
-          // A host records what it runs: new VMs on itself, and changes to VMs that it runs now.
+          // A host records what it runs: new VMs on itself, changes to VMs that it runs now, and the
+          // end of a migration to itself (the VM arrived, or was lost on the way).
           if (!admin && !(caller.role() == Role.HOST
-              && (old == null ? vm.host().equals(caller.name()) : old.host().equals(caller.name())))) {
+              && (old == null ? vm.host().equals(caller.name()) : old.host().equals(caller.name())
+                  || old.state() == VmState.MIGRATING && old.target().equals(caller.name())
+                      && vm.host().equals(caller.name())))) {
             return denied(caller, "record VM '" + vm.name() + "' on host '" + vm.host() + "'");
           }
           return putVm(vm, expected);

@@ -108,7 +108,10 @@ class HostsAndVmsTest {
     VmMeta migrating = ok(HOST_A, putVm(stored.with(VmState.MIGRATING, "hv-a", "hv-b"), 1), MetaCodec::readVm);
     assertThat(migrating.target()).isEqualTo("hv-b");
     assertThat(migrating.updatedMillis()).isEqualTo(clock);
-    VmMeta onB = ok(HOST_A, putVm(migrating.with(VmState.RUNNING, "hv-b", "hv-b"), 2), MetaCodec::readVm);
+    // B, the target, records the VM's arrival on itself (its agent sees the migration complete),
+    // and nowhere else.
+    assertThat(error(HOST_B, putVm(migrating.with(VmState.RUNNING, "hv-a", ""), 2))).isEqualTo(ErrorCode.UNAUTHORIZED);
+    VmMeta onB = ok(HOST_B, putVm(migrating.with(VmState.RUNNING, "hv-b", "hv-b"), 2), MetaCodec::readVm);
     assertThat(onB.host()).isEqualTo("hv-b");
     assertThat(onB.target()).as("only a migration has a target").isEmpty();
     assertThat(error(HOST_A, putVm(onB.with(VmState.STOPPED, "hv-a", ""), 3))).isEqualTo(ErrorCode.UNAUTHORIZED);
