@@ -2,6 +2,7 @@ package io.vmd.host;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.grpc.MethodDescriptor;
+import io.vmd.migration.qemu.QemuMigration;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -36,8 +37,9 @@ public final class HostApi {
    * Start a VM on the agent's host, its swap disk the namespace through the agent's gateway.
    *
    * @param incoming wait for a migration instead of booting
+   * @param append the guest kernel's command line (null: the agent's default)
    */
-  public record StartVm(String name, String namespace, long memoryBytes, boolean incoming) {}
+  public record StartVm(String name, String namespace, long memoryBytes, boolean incoming, String append) {}
 
   public record VmName(String name) {}
 
@@ -54,13 +56,52 @@ public final class HostApi {
     }
   }
 
+  /**
+   * Move a VM this agent runs to another host (from the CLI).
+   *
+   * @param to the destination host's name
+   * @param policy pre-copy, post-copy or agile
+   * @param bytesPerSecond the migration stream's cap
+   * @param timeoutMillis cancel (the VM staying here) if not done within this
+   */
+  public record Migrate(String name, String to, String policy, long bytesPerSecond, long timeoutMillis) {}
+
+  /**
+   * One step of a migration as its source agent streams it: QEMU's status and bytes until the last,
+   * which carries the result.
+   */
+  public record MigrationUpdate(String status, long transferredBytes, long remainingBytes,
+      QemuMigration.Result result) {}
+
+  /**
+   * Ready a QEMU to receive a VM that the calling host migrates here (from the source's agent). The
+   * VM's namespace and size are the control plane's record of it, which must name this host as the
+   * migration's target.
+   *
+   * @param timeoutMillis how long the source may take; an incoming VM that never arrives is stopped
+   */
+  public record Incoming(String name, String policy, long timeoutMillis) {}
+
+  /** Where the destination QEMU listens for the migration stream. */
+  public record IncomingAt(String host, int port) {}
+
   static final MethodDescriptor<StatusRequest, Status> STATUS = unary("Status", StatusRequest.class, Status.class);
   static final MethodDescriptor<StartVm, VmInfo> START_VM = unary("StartVm", StartVm.class, VmInfo.class);
   static final MethodDescriptor<VmName, VmInfo> STOP_VM = unary("StopVm", VmName.class, VmInfo.class);
   static final MethodDescriptor<StatusRequest, VmList> LIST_VMS = unary("ListVms", StatusRequest.class, VmList.class);
+  static final MethodDescriptor<Incoming, IncomingAt> PREPARE_INCOMING =
+      unary("PrepareIncoming", Incoming.class, IncomingAt.class);
+  static final MethodDescriptor<VmName, VmInfo> TAKE_NAMESPACE = unary("TakeNamespace", VmName.class, VmInfo.class);
+  static final MethodDescriptor<Migrate, MigrationUpdate> MIGRATE = method(MethodDescriptor.MethodType.SERVER_STREAMING,
+      "Migrate", Migrate.class, MigrationUpdate.class);
 
   private static <Q, A> MethodDescriptor<Q, A> unary(String name, Class<Q> request, Class<A> reply) {
-    return MethodDescriptor.<Q, A>newBuilder().setType(MethodDescriptor.MethodType.UNARY)
+    return method(MethodDescriptor.MethodType.UNARY, name, request, reply);
+  }
+
+  private static <Q, A> MethodDescriptor<Q, A> method(MethodDescriptor.MethodType type, String name,
+      Class<Q> request, Class<A> reply) {
+    return MethodDescriptor.<Q, A>newBuilder().setType(type)
         .setFullMethodName(MethodDescriptor.generateFullMethodName(SERVICE, name))
         .setRequestMarshaller(json(request)).setResponseMarshaller(json(reply)).build();
   }

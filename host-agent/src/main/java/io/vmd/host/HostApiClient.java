@@ -5,14 +5,18 @@ import io.grpc.ChannelCredentials;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
+import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.TlsChannelCredentials;
 import io.grpc.stub.ClientCalls;
 import io.vmd.common.HostPort;
 import io.vmd.common.tls.ClusterTls;
+import io.vmd.migration.qemu.QemuMigration;
 import java.time.Duration;
+import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 
 /**
  * A connection to one host's agent: for the CLI (as an admin) and for other agents (as hosts). With
@@ -55,6 +59,40 @@ public final class HostApiClient implements AutoCloseable {
   /** The VMs the agent runs. */
   public List<HostApi.VmInfo> listVms() throws StatusRuntimeException {
     return ClientCalls.blockingUnaryCall(channel, HostApi.LIST_VMS, options(), new HostApi.StatusRequest()).vms();
+  }
+
+  /** Readies the agent's host to receive a VM that this (source) host migrates to it. */
+  public HostApi.IncomingAt prepareIncoming(HostApi.Incoming request) throws StatusRuntimeException {
+    return ClientCalls.blockingUnaryCall(channel, HostApi.PREPARE_INCOMING, options(), request);
+  }
+
+  /** At switch-over: the destination's gateway claims the incoming VM's namespace. */
+  public HostApi.VmInfo takeNamespace(String name) throws StatusRuntimeException {
+    return ClientCalls.blockingUnaryCall(channel, HostApi.TAKE_NAMESPACE, options(), new HostApi.VmName(name));
+  }
+
+  /**
+   * Has the agent migrate one of its VMs to another host; {@code progress} sees every update as it
+   * comes, the last one carrying the result. The call's deadline is the migration's timeout plus this
+   * client's deadline. A caller that goes away (Ctrl-C) cancels the call, and with it a migration not yet
+   * switched over.
+   */
+  public QemuMigration.Result migrate(HostApi.Migrate request, Consumer<HostApi.MigrationUpdate> progress)
+      throws StatusRuntimeException {
+    CallOptions o = CallOptions.DEFAULT.withDeadlineAfter(request.timeoutMillis() + deadline.toMillis(),
+        TimeUnit.MILLISECONDS);
+    Iterator<HostApi.MigrationUpdate> updates = ClientCalls.blockingServerStreamingCall(channel, HostApi.MIGRATE, o,
+        request);
+    QemuMigration.Result result = null;
+    while (updates.hasNext()) {
+      HostApi.MigrationUpdate u = updates.next();
+      progress.accept(u);
+      result = u.result() != null ? u.result() : result;
+    }
+    if (result == null) {
+      throw Status.INTERNAL.withDescription("the agent ended the migration without a result").asRuntimeException();
+    }
+    return result;
   }
 
   private CallOptions options() {

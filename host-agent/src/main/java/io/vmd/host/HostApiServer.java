@@ -13,13 +13,16 @@ import io.grpc.ServerInterceptor;
 import io.grpc.ServerInterceptors;
 import io.grpc.ServerServiceDefinition;
 import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import io.grpc.TlsServerCredentials;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.ServerCalls;
 import io.vmd.common.HostPort;
 import io.vmd.common.tls.ClusterTls;
 import io.vmd.common.tls.Identity;
 import io.vmd.common.tls.Role;
+import io.vmd.migration.qemu.QemuMigration;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.util.Set;
@@ -65,6 +68,23 @@ public final class HostApiServer implements AutoCloseable {
         .addMethod(HostApi.START_VM, call(vms::startVm))
         .addMethod(HostApi.STOP_VM, call(r -> vms.stopVm(r.name())))
         .addMethod(HostApi.LIST_VMS, call(r -> new HostApi.VmList(vms.listVms())))
+        .addMethod(HostApi.PREPARE_INCOMING, call(r -> vms.prepareIncoming(r, CALLER.get())))
+        .addMethod(HostApi.TAKE_NAMESPACE, call(r -> vms.takeNamespace(r.name(), CALLER.get())))
+        .addMethod(HostApi.MIGRATE, ServerCalls.asyncServerStreamingCall((request, reply) -> {
+          ServerCallStreamObserver<HostApi.MigrationUpdate> stream = (ServerCallStreamObserver<HostApi.MigrationUpdate>) reply;
+          stream.setOnCancelHandler(() -> LOG.info("the caller of {} went away", request));
+          try {
+            QemuMigration.Result r = vms.migrate(request, u -> {
+              if (!stream.isCancelled()) {
+                stream.onNext(u);
+              }
+            }, stream::isCancelled);
+            stream.onNext(new HostApi.MigrationUpdate(r.status(), r.transferredBytes(), 0, r));
+            stream.onCompleted();
+          } catch (Exception e) {
+            stream.onError(status(request, e));
+          }
+        }))
         .build();
     Server server = NettyServerBuilder.forAddress(new InetSocketAddress(listen.host(), listen.port()), credentials)
         .maxInboundMessageSize(HostApi.MAX_MESSAGE_BYTES)
@@ -84,15 +104,21 @@ public final class HostApiServer implements AutoCloseable {
       try {
         reply.onNext(body.apply(request));
         reply.onCompleted();
-      } catch (IllegalArgumentException e) {
-        reply.onError(Status.INVALID_ARGUMENT.withDescription(e.getMessage()).asRuntimeException());
-      } catch (IllegalStateException e) {
-        reply.onError(Status.FAILED_PRECONDITION.withDescription(e.getMessage()).asRuntimeException());
       } catch (Exception e) {
-        LOG.warn("{} failed: {}", request, e.toString());
-        reply.onError(Status.INTERNAL.withDescription(String.valueOf(e.getMessage())).asRuntimeException());
+        reply.onError(status(request, e));
       }
     });
+  }
+
+  private static StatusRuntimeException status(Object request, Exception e) {
+    if (e instanceof IllegalArgumentException) {
+      return Status.INVALID_ARGUMENT.withDescription(e.getMessage()).asRuntimeException();
+    }
+    if (e instanceof IllegalStateException) {
+      return Status.FAILED_PRECONDITION.withDescription(e.getMessage()).asRuntimeException();
+    }
+    LOG.warn("{} failed: {}", request, e.toString());
+    return Status.INTERNAL.withDescription(String.valueOf(e.getMessage())).asRuntimeException();
   }
 
   /** The port it listens on (the one asked for, or the one given for 0). */

@@ -10,10 +10,16 @@ import io.vmd.common.tls.CertificateAuthority;
 import io.vmd.common.tls.ClusterTls;
 import io.vmd.common.tls.Identity;
 import io.vmd.common.tls.Role;
+import io.vmd.migration.qemu.QemuMigration;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
+import java.util.function.Consumer;
 import org.junit.jupiter.api.Test;
 
 /** The host agent's API answers only admins and hosts of its cluster's CA, and knows who asks. */
@@ -60,6 +66,41 @@ class HostApiTest {
     public synchronized List<HostApi.VmInfo> listVms() {
       return List.copyOf(vms.values());
     }
+
+    final CountDownLatch cancelled = new CountDownLatch(1);
+    volatile Identity incomingCaller;
+
+    /** Three steps and a result; a VM named "slow" waits until its caller gives up. */
+    @Override
+    public QemuMigration.Result migrate(HostApi.Migrate r, Consumer<HostApi.MigrationUpdate> progress,
+        BooleanSupplier gaveUp) throws Exception {
+      for (int i = 1; i <= 3; i++) {
+        progress.accept(new HostApi.MigrationUpdate("active", i << 20, (3 - i) << 20, null));
+      }
+      if (r.name().equals("slow")) {
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (!gaveUp.getAsBoolean() && System.nanoTime() < deadline) {
+          Thread.sleep(10);
+        }
+        if (gaveUp.getAsBoolean()) {
+          cancelled.countDown();
+        }
+        throw new IllegalStateException("cancelled");
+      }
+      return new QemuMigration.Result(QemuMigration.Policy.parse(r.policy()), "completed", 42, 3, 3 << 20, 1 << 20,
+          2 << 20, 0, 0, 7, 2, 10, 1, false, -1);
+    }
+
+    @Override
+    public HostApi.VmInfo takeNamespace(String name, Identity caller) {
+      return new HostApi.VmInfo(name, "swap-1", 1 << 30, "inmigrate");
+    }
+
+    @Override
+    public HostApi.IncomingAt prepareIncoming(HostApi.Incoming r, Identity caller) {
+      incomingCaller = caller;
+      return new HostApi.IncomingAt("127.0.0.1", 4444);
+    }
   }
 
   private static Status.Code codeOf(Runnable call) {
@@ -82,14 +123,14 @@ class HostApiTest {
         assertThat(s.version()).isEqualTo("test");
         assertThat(s.caller()).isEqualTo("admin ops");
         // VM calls, and the caller's mistakes as gRPC statuses with their reason.
-        assertThat(admin.startVm(new HostApi.StartVm("web", "swap-1", 256L << 20, false)).status()).isEqualTo("running");
+        assertThat(admin.startVm(new HostApi.StartVm("web", "swap-1", 256L << 20, false, null)).status()).isEqualTo("running");
         assertThat(admin.listVms()).extracting(HostApi.VmInfo::name).containsExactly("web");
-        assertThatThrownBy(() -> admin.startVm(new HostApi.StartVm("web", "swap-1", 256L << 20, false)))
+        assertThatThrownBy(() -> admin.startVm(new HostApi.StartVm("web", "swap-1", 256L << 20, false, null)))
             .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
               assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
               assertThat(e.getStatus().getDescription()).contains("already runs");
             });
-        assertThat(codeOf(() -> admin.startVm(new HostApi.StartVm("tiny", "swap-1", 1 << 20, false))))
+        assertThat(codeOf(() -> admin.startVm(new HostApi.StartVm("tiny", "swap-1", 1 << 20, false, null))))
             .isEqualTo(Status.Code.INVALID_ARGUMENT);
         assertThat(admin.stopVm("web").status()).isEqualTo("stopped");
       }
@@ -101,7 +142,7 @@ class HostApiTest {
       for (Role role : List.of(Role.GATEWAY, Role.NBD, Role.SERVER)) {
         try (HostApiClient c = HostApiClient.connect(at, client(ca, "x", role), DEADLINE)) {
           assertThat(codeOf(c::status)).as(role.label()).isEqualTo(Status.Code.PERMISSION_DENIED);
-          assertThat(codeOf(() -> c.startVm(new HostApi.StartVm("x", "swap-1", 256L << 20, false))))
+          assertThat(codeOf(() -> c.startVm(new HostApi.StartVm("x", "swap-1", 256L << 20, false, null))))
               .as(role.label()).isEqualTo(Status.Code.PERMISSION_DENIED);
         }
       }
@@ -112,6 +153,34 @@ class HostApiTest {
       }
       try (HostApiClient plain = HostApiClient.connect(at, null, DEADLINE)) {
         assertThat(codeOf(plain::status)).isEqualTo(Status.Code.UNAVAILABLE);
+      }
+    }
+  }
+
+  @Test
+  void aMigrationStreamsItsProgressAndItsCallerGoingAwayCancelsIt() throws Exception {
+    ClusterTls agent = tls(ca, ca.issueNode(List.of("hv-a", "127.0.0.1"), Role.HOST, DAY));
+    FakeVms vms = new FakeVms();
+    try (HostApiServer server = HostApiServer.start(new HostPort("127.0.0.1", 0), agent, "test", vms)) {
+      HostPort at = new HostPort("127.0.0.1", server.port());
+      try (HostApiClient admin = HostApiClient.connect(at, client(ca, "ops", Role.ADMIN), DEADLINE)) {
+        List<HostApi.MigrationUpdate> seen = new ArrayList<>();
+        QemuMigration.Result r = admin.migrate(new HostApi.Migrate("web", "hv-b", "agile", 1 << 27, 5000), seen::add);
+        assertThat(seen).extracting(HostApi.MigrationUpdate::transferredBytes).startsWith(1L << 20, 2L << 20, 3L << 20);
+        assertThat(r.policy()).isEqualTo(QemuMigration.Policy.AGILE);
+        assertThat(r.postcopyRequests()).as("every field crosses the wire").isEqualTo(7);
+        assertThat(seen.get(seen.size() - 1).result()).isEqualTo(r);
+      }
+      // The caller's deadline (the migration's timeout and 300 ms) passes: the agent sees it gave up.
+      try (HostApiClient hasty = HostApiClient.connect(at, client(ca, "ops", Role.ADMIN), Duration.ofMillis(300))) {
+        assertThat(codeOf(() -> hasty.migrate(new HostApi.Migrate("slow", "hv-b", "agile", 1 << 27, 200), u -> { })))
+            .isEqualTo(Status.Code.DEADLINE_EXCEEDED);
+      }
+      assertThat(vms.cancelled.await(20, TimeUnit.SECONDS)).isTrue();
+      ClusterTls otherHost = tls(ca, ca.issueNode(List.of("hv-b", "127.0.0.2"), Role.HOST, DAY));
+      try (HostApiClient peer = HostApiClient.connect(at, otherHost, DEADLINE)) {
+        assertThat(peer.prepareIncoming(new HostApi.Incoming("web", "agile", 1000)).port()).isEqualTo(4444);
+        assertThat(vms.incomingCaller).as("read from its certificate").isEqualTo(new Identity("hv-b", Role.HOST));
       }
     }
   }

@@ -31,8 +31,8 @@ import picocli.CommandLine.Spec;
 @Command(name = "host", mixinStandardHelpOptions = true, description = "Run a hypervisor host's agent: the NBD "
     + "gateway its QEMUs reach through a Unix socket, its API (gRPC, mutual TLS; admins and other hosts only) and its "
     + "membership in the cluster. Its certificate is a node certificate of role host (vmd cert create-node NAME "
-    + "ADDRESS... --role host), whose first name is the host's. VMs are started on it with vmd vm start --host; "
-    + "migrations between hosts come next (issue 23).",
+    + "ADDRESS... --role host), whose first name is the host's. VMs are started on it with vmd vm start --host "
+    + "and moved to another host with vmd migrate NAME --to HOST; their QEMUs outlive a restart of the agent.",
     subcommands = {HostCommand.ListHosts.class, HostCommand.Status.class})
 final class HostCommand implements Callable<Integer> {
   @ParentCommand Vmd vmd;
@@ -93,7 +93,8 @@ final class HostCommand implements Callable<Integer> {
     try {
       agent = HostAgent.start(new HostAgent.Config(host, HostPort.parse(api), socket, tls,
           new Vmd.Version().getVersion()[0], vms.root, kernel != null ? kernel : VmDir.vmlab().resolve("vmlinuz"),
-          initrd != null ? initrd : VmDir.vmlab().resolve("initrd.gz"), accel), client, registry);
+          initrd != null ? initrd : VmDir.vmlab().resolve("initrd.gz"), accel, tls == null ? null : vmd.certsDir),
+          client, registry);
     } catch (IOException | RuntimeException | InterruptedException e) {
       client.close();
       throw e;

@@ -6,12 +6,16 @@ import io.vmd.common.Sizes;
 import io.vmd.common.tls.CertsDir;
 import io.vmd.meta.FreePorts;
 import io.vmd.migration.model.Bandwidth;
+import io.vmd.host.HostApi;
+import io.vmd.meta.HostMeta;
+import io.vmd.meta.VmMeta;
 import io.vmd.migration.qemu.QemuMigration;
+import io.vmd.migration.qemu.QemuVm;
+import io.vmd.migration.qemu.QemuTlsFiles;
 import io.vmd.migration.qemu.Qmp;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.List;
@@ -26,23 +30,31 @@ import picocli.CommandLine.ParentCommand;
 import picocli.CommandLine.Spec;
 import picocli.CommandLine;
 
+// One string per paragraph: picocli wraps it to the terminal.
 @Command(name = "migrate", mixinStandardHelpOptions = true, description = {
-    "Live-migrate a VM (vmd vm start) into another one started with --incoming on the same namespace:",
-    "pre-copy, post-copy, or agile (one pre-copy pass, then post-copy). Its swapped pages stay in the",
-    "namespace; only what it holds in RAM crosses the link. When the two VMs use different gateways",
-    "(two hosts), the namespace changes hands at switch-over, while the source is paused: the source's",
-    "gateway is fenced (its writes refused from then on) and the destination's, standing by, claims it",
-    "with the guest's first write there. QEMU before 9.0 loses guest writes in pre-copy under TCG when guest",
-    "RAM is a multiple of 256 KiB; vmd vm start sizes RAM around it. For such a guest pre-copy is refused and",
-    "agile starts in post-copy (see --allow-tcg-pre-copy). With --certs-dir the stream runs over TLS, both QEMUs",
-    "showing this host's node certificate and checking the other's against the cluster's CA."})
+    "Live-migrate a VM: pre-copy, post-copy, or agile (one pre-copy pass, then post-copy). Its swapped pages stay "
+        + "in its namespace; only what it holds in RAM crosses the link. Progress goes to stderr, the result to "
+        + "stdout (a table, or --json).",
+    "Between hosts: for a VM a host's agent runs (vmd vm start --host), --to names the destination host, and this "
+        + "command may run on any machine of the cluster. The source's agent asks the destination's for a QEMU "
+        + "waiting on its own gateway, sends the guest over TLS with both hosts' node certificates, and at "
+        + "switch-over, while the guest is paused, fences its gateway off the namespace; the destination's "
+        + "gateway takes it with the guest's first write there. The control plane records the VM on the "
+        + "destination once it has all of it. A migration that fails, times out or is interrupted (Ctrl-C) "
+        + "before switch-over leaves the VM running on its host; one that fails after it reports the VM lost, "
+        + "and it is never resumed twice.",
+    "On one machine: for a VM started here with vmd vm start, --to names a VM started with --incoming on the same "
+        + "namespace; with two gateways the namespace changes hands at switch-over as above.",
+    "QEMU before 9.0 loses guest writes in pre-copy under TCG when guest RAM is a multiple of 256 KiB; VMD sizes RAM "
+        + "around it. For such a guest pre-copy is refused and agile starts in post-copy (see --allow-tcg-pre-copy)."})
 final class MigrateCommand implements Callable<Integer> {
   @ParentCommand Vmd vmd;
   @Spec CommandSpec spec;
 
   @Parameters(index = "0", paramLabel = "NAME", description = "The running VM.") String name;
 
-  @Option(names = "--to", required = true, paramLabel = "NAME", description = "The VM waiting with --incoming.")
+  @Option(names = "--to", required = true, paramLabel = "HOST|VM",
+      description = "The destination host (a VM of a host's agent), or the VM waiting with --incoming (a VM of this machine).")
   String to;
 
   @Option(names = "--policy", defaultValue = "agile", paramLabel = "POLICY",
@@ -79,10 +91,11 @@ final class MigrateCommand implements Callable<Integer> {
     } catch (IllegalArgumentException e) {
       throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
     }
+    if (!Files.exists(vms.of(name).resolve(QemuVm.SPEC))) {
+      return betweenHosts(p, rate);
+    }
     HostPort at = HostPort.parse(listen);
     int port = at.port() != 0 ? at.port() : FreePorts.loopback(1).get(0).port();
-    var out = spec.commandLine().getOut();
-    long[] lastPrint = {0};
     Properties from = vms.spec(name);
     Properties into = vms.spec(to);
     String ns = from.getProperty("namespace");
@@ -100,53 +113,75 @@ final class MigrateCommand implements Callable<Integer> {
       QemuMigration.Result r = QemuMigration.newBuilder(source, dest).policy(p).to(at.host(), port).bandwidth(rate)
           .timeout(timeout).switchOver(fence).allowTcgPreCopy(allowTcgPreCopy)
           .tls(tlsDir == null ? null : tlsDir.resolve("client"), tlsDir == null ? null : tlsDir.resolve("server"))
-          .progress(m -> {
-        long now = System.nanoTime();
-        if (!vmd.json && now - lastPrint[0] > 1_000_000_000L) {
-          lastPrint[0] = now;
-          out.printf("  %s: %s sent, %s remaining%n", m.path("status").asText(),
-              Sizes.format(m.path("ram").path("transferred").asLong()),
-              Sizes.format(m.path("ram").path("remaining").asLong()));
-          out.flush();
-        }
-      }).run();
-      if (r.precopyPassSkipped() && !vmd.json) {
-        out.println("  (this guest's QEMU would lose guest writes in pre-copy: agile started in post-copy)");
-      }
-      Output table = new Output("policy", "total_ms", "downtime_ms", "guest_downtime_ms", "transferred", "precopy", "postcopy",
-          "downtime_bytes", "zero_pages", "postcopy_requests", "postcopy_after_ms", "swap_handover_ms");
-      table.row(p.label(), r.totalMillis(), r.downtimeMillis(), r.guestDowntimeMillis(), r.transferredBytes(), r.precopyBytes(),
-          r.postcopyBytes(), r.downtimeBytes(), r.zeroPages(), r.postcopyRequests(), r.postcopyAfterMillis(),
-          r.switchoverMillis());
-      table.print(out, vmd.json, Map.of("transferred", "size", "precopy", "size", "postcopy", "size",
-          "downtime_bytes", "size"));
+          .progress(m -> progress(m.path("status").asText(), m.path("ram").path("transferred").asLong(),
+              m.path("ram").path("remaining").asLong())).run();
+      print(r);
     }
     return 0;
+  }
+
+  private long lastProgress;
+
+  /** A progress line on stderr, at most one a second. */
+  private void progress(String status, long transferred, long remaining) {
+    long now = System.nanoTime();
+    if (now - lastProgress > 1_000_000_000L) {
+      lastProgress = now;
+      var err = spec.commandLine().getErr();
+      err.printf("  %s: %s sent, %s remaining%n", status, Sizes.format(transferred), Sizes.format(remaining));
+      err.flush();
+    }
+  }
+
+  /** A VM of a host's agent, to host {@code to}: its agent drives the migration, this command watches. */
+  private int betweenHosts(QemuMigration.Policy p, long rate) throws Exception {
+    VmMeta vm;
+    HostMeta source;
+    try (VmdClient client = vmd.connect()) {
+      vm = client.cluster().vm(name);
+      if (vm == null) {
+        throw new IOException("no VM named '" + name + "' in the cluster, nor in " + vms.root);
+      }
+      source = client.cluster().host(vm.host());
+      if (source == null) {
+        throw new IOException("VM '" + name + "' is recorded on host '" + vm.host() + "', which the cluster does not know");
+      }
+    }
+    spec.commandLine().getErr().printf("migrating VM '%s' from host %s to host %s (%s)%n", name, vm.host(), to,
+        p.label());
+    QemuMigration.Result r = HostCommand.onAgent(vmd, source.name(), source.api(), a -> a.migrate(
+        new HostApi.Migrate(name, to, p.label(), rate, timeout.toMillis()),
+        u -> progress(u.status(), u.transferredBytes(), u.remainingBytes())));
+    print(r);
+    return 0;
+  }
+
+  private void print(QemuMigration.Result r) {
+    if (r.precopyPassSkipped()) {
+      spec.commandLine().getErr().println("  (this guest's QEMU would lose guest writes in pre-copy: agile started in "
+          + "post-copy)");
+    }
+    Output table = new Output("policy", "total_ms", "downtime_ms", "guest_downtime_ms", "transferred", "precopy",
+        "postcopy", "downtime_bytes", "zero_pages", "postcopy_requests", "postcopy_after_ms", "swap_handover_ms");
+    table.row(r.policy().label(), r.totalMillis(), r.downtimeMillis(), r.guestDowntimeMillis(), r.transferredBytes(),
+        r.precopyBytes(), r.postcopyBytes(), r.downtimeBytes(), r.zeroPages(), r.postcopyRequests(),
+        r.postcopyAfterMillis(), r.switchoverMillis());
+    table.print(spec.commandLine().getOut(), vmd.json, Map.of("transferred", "size", "precopy", "size", "postcopy",
+        "size", "downtime_bytes", "size"));
   }
 
   /**
    * QEMU's x509 credentials for the migration stream, from this host's node certificate (node.crt in
    * --certs-dir), which both ends show and check against the cluster's CA: DIR/client for the source,
-   * DIR/server for the destination, 0700. The destination's address (--listen) must be one the
-   * certificate names.
+   * DIR/server for the destination. The destination's address (--listen) must be one the certificate
+   * names.
    */
   private Path migrationTls(Path dir) throws IOException {
     CertsDir certs = new CertsDir(vmd.certsDir);
-    for (Path p : List.of(certs.caCert(), certs.nodeCert(), certs.nodeKey())) {
-      if (!Files.isReadable(p)) {
-        throw new IOException("no " + p + ": a secure migration runs its stream over TLS with this host's node "
-            + "certificate (vmd cert create-node HOST --role host), or say --insecure");
-      }
-    }
     for (String end : List.of("client", "server")) {
-      Path d = dir.resolve(end);
-      Files.createDirectories(d, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
-      Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx------"));
-      Files.copy(certs.caCert(), d.resolve("ca-cert.pem"), StandardCopyOption.REPLACE_EXISTING);
-      Files.copy(certs.nodeCert(), d.resolve(end + "-cert.pem"), StandardCopyOption.REPLACE_EXISTING);
-      Files.copy(certs.nodeKey(), d.resolve(end + "-key.pem"), StandardCopyOption.REPLACE_EXISTING);
-      Files.setPosixFilePermissions(d.resolve(end + "-key.pem"), PosixFilePermissions.fromString("rw-------"));
+      QemuTlsFiles.write(dir.resolve(end), end, certs.caCert(), certs.nodeCert(), certs.nodeKey());
     }
+    Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx------"));
     return dir;
   }
 }

@@ -97,7 +97,7 @@ final class VmCommand {
     public Integer call() throws Exception {
       if (host != null) {
         HostApi.VmInfo v = HostCommand.onAgent(vm.vmd, host,
-            a -> a.startVm(new HostApi.StartVm(name, namespace, memory, incoming)));
+            a -> a.startVm(new HostApi.StartVm(name, namespace, memory, incoming, append)));
         spec.commandLine().getOut().printf("VM '%s' %s on host %s: %s of memory, swap on namespace '%s'%n", v.name(),
             v.status(), host, Sizes.format(v.memoryBytes()), v.namespace());
         return 0;

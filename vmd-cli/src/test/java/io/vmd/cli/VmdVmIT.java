@@ -2,9 +2,13 @@ package io.vmd.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.vmd.common.lab.EmulatedHosts;
+import io.vmd.migration.qemu.QemuVm;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
@@ -200,5 +204,193 @@ class VmdVmIT extends VmdProcesses {
     Result wrong = vmd("host", "--meta", flag, "--api", "127.0.0.1:0", "--socket", tmp.resolve("x.sock").toString());
     assertThat(wrong.exit()).isEqualTo(2);
     assertThat(wrong.err()).contains("server's certificate").contains("--role host");
+  }
+
+  /**
+   * The papers' scenario on emulated hosts, each a network namespace on a bridge with a 1 Gbit/s link:
+   * the control plane and a memory server on h1, a memory server on h2, hypervisor hosts hv-a (h3) and
+   * hv-b (h4), the CLI on the machine itself. A guest that keeps a hot set among cold pages in less RAM
+   * than it uses (so it swaps to its namespace all along) moves A to B (agile), is cut short by its timeout
+   * on the way back (it stays on B, still writing), loses its destination host (killed before
+   * switch-over: it stays on B), moves back by post-copy and away again by pre-copy. Its workload checks
+   * every page it touches as it runs, and every page at the end. `vmd vm list` from the machine itself
+   * shows the right host at each step.
+   */
+  @Test
+  void aGuestMovesBetweenEmulatedHostsAndAFailedMigrationLeavesItWhereItWas() throws Exception {
+    Path build = Path.of("..", "benchmarks", "vmlab", "build.sh").toAbsolutePath().normalize();
+    Result built = tool(build.toString());
+    assertThat(built.exit()).as(built.err()).isZero();
+    long t0 = System.nanoTime();
+    try (EmulatedHosts lab = EmulatedHosts.builder("vmit").hosts(4).subnet("10.231.30").link(1_000_000_000L).up()) {
+      try {
+        migrationsBetweenHosts(lab, t0);
+      } catch (AssertionError | Exception e) {
+        // What each host saw: the roles' logs and the guest's console on each hypervisor host.
+        for (Path log : hostLogs) {
+          System.out.println("==== " + log.getFileName() + "\n" + Files.readString(log));
+        }
+        for (String host : List.of("hv-a", "hv-b")) {
+          if (Files.exists(serial(host))) {
+            System.out.println("==== serial on " + host + "\n" + Files.readString(serial(host)));
+          }
+        }
+        throw e;
+      } finally {
+        for (int i = 1; i <= 4; i++) {
+          killHost(lab, i); // the agents' QEMUs outlive them by design
+        }
+      }
+    }
+  }
+
+  private final List<Path> hostLogs = new ArrayList<>();
+
+  private void migrationsBetweenHosts(EmulatedHosts lab, long t0) throws Exception {
+    String meta = lab.address(1) + ":7000";
+    startAndWaitIn(lab.command(1), Pattern.compile("control-plane voter on"), "meta", "--listen", meta, "--data-dir",
+        tmp.resolve("meta").toString(), "--certs-dir", nodeCerts("h1", lab.address(1), "server").toString());
+    for (int i = 1; i <= 2; i++) {
+      startAndWaitIn(lab.command(i), LISTENING, "server", "--meta", meta, "--listen", lab.address(i) + ":7400",
+          "--memory", "256M", "--certs-dir", nodeCerts("h" + i, lab.address(i), "server").toString());
+    }
+    String[][] agents = new String[3][];
+    for (int h = 1; h <= 2; h++) {
+      String name = h == 1 ? "hv-a" : "hv-b";
+      agents[h] = new String[] {"host", "--meta", meta, "--api", lab.address(h + 2) + ":7420", "--socket",
+          tmp.resolve(name + "-run").resolve("nbd.sock").toString(), "--vm-dir", tmp.resolve(name).toString(),
+          "--certs-dir", nodeCerts(name, lab.address(h + 2), "host").toString()};
+      startAndWaitIn(lab.command(h + 2), Pattern.compile("host agent '" + name + "': API on"), agents[h]);
+      hostLogs.add(lastLog);
+    }
+    assertThat(vmd("ns", "create", "guest-swap", "--size", "320M", "--replicas", "1", "--meta", meta).exit()).isZero();
+    // 224 MiB in 192 MiB of RAM: it swaps for as long as it runs.
+    Result start = vmd("vm", "start", "g", "--host", "hv-a", "--namespace", "guest-swap", "--memory", "192M",
+        "--append", "console=ttyS0 quiet panic=-1 vmlab.mode=vm vmlab.work=hotset vmlab.mb=224 vmlab.hot=32"
+            + " vmlab.secs=75 vmlab.rate=6000", "--meta", meta);
+    assertThat(start.exit()).as(start.err()).isZero();
+    awaitSerial(serial("hv-a"), 180, "VMLAB: hotset running");
+    System.out.printf("hosts test: guest running at %.1f s%n", (System.nanoTime() - t0) / 1e9);
+    assertThat(runsOn(meta)).isEqualTo("hv-a");
+    assertThat(nsField(meta, "owner")).isEqualTo("hv-a/host");
+    long epochOnA = Long.parseLong(nsField(meta, "epoch"));
+
+    // A to B, agile: one pre-copy pass, then post-copy; the namespace changes hands at switch-over.
+    Result agile = migrate(meta, "hv-b", "agile", "60s");
+    assertThat(agile.exit()).as(agile.err()).isZero();
+    assertThat(agile.out()).contains("\"policy\":\"agile\"").doesNotContain("\"postcopy\":0,")
+        .doesNotContain("\"swap_handover_ms\":-1");
+    assertThat(agile.err()).contains("sent,");
+    assertThat(runsOn(meta)).isEqualTo("hv-b");
+    awaitProgress(serial("hv-b"));
+    // At switch-over A's gateway was fenced and B's claimed the namespace: never two writers, nor none.
+    assertThat(nsField(meta, "owner")).isEqualTo("hv-b/host");
+    assertThat(Long.parseLong(nsField(meta, "epoch"))).isGreaterThan(epochOnA);
+    System.out.printf("hosts test: on B at %.1f s%n", (System.nanoTime() - t0) / 1e9);
+
+    // Cut short by its timeout before switch-over: the guest stays on B, which still owns its swap.
+    Result cut = migrate(meta, "hv-a", "pre-copy", "2s", "--bandwidth", "16Mbit");
+    assertThat(cut.exit()).isEqualTo(1);
+    assertThat(cut.err()).contains("stays on host 'hv-b'").contains("not done within 2 s");
+    assertThat(runsOn(meta)).isEqualTo("hv-b");
+    assertThat(nsField(meta, "owner")).isEqualTo("hv-b/host");
+    awaitProgress(serial("hv-b"));
+
+    // The destination host dies before switch-over: the guest stays on B.
+    Process dying = launcher("migrate", "g", "--to", "hv-a", "--policy", "pre-copy", "--bandwidth", "16Mbit",
+        "--migration-timeout", "60s", "--meta", meta).redirectErrorStream(true)
+        .redirectOutput(tmp.resolve("dying.out").toFile()).start();
+    awaitSerial(tmp.resolve("dying.out"), 60, "active:"); // B sends
+    killHost(lab, 3);
+    assertThat(dying.waitFor(60, TimeUnit.SECONDS)).isTrue();
+    assertThat(dying.exitValue()).as(Files.readString(tmp.resolve("dying.out"))).isEqualTo(1);
+    assertThat(Files.readString(tmp.resolve("dying.out"))).contains("stays on host 'hv-b'");
+    assertThat(runsOn(meta)).isEqualTo("hv-b");
+    awaitProgress(serial("hv-b"));
+    startAndWaitIn(lab.command(3), Pattern.compile("host agent 'hv-a': API on"), agents[1]);
+    System.out.printf("hosts test: failures done at %.1f s%n", (System.nanoTime() - t0) / 1e9);
+
+    // Back to A by post-copy, then to B by pre-copy.
+    Result post = migrate(meta, "hv-a", "post-copy", "60s");
+    assertThat(post.exit()).as(post.err()).isZero();
+    assertThat(runsOn(meta)).isEqualTo("hv-a");
+    awaitProgress(serial("hv-a"));
+    Result pre = migrate(meta, "hv-b", "pre-copy", "60s");
+    assertThat(pre.exit()).as(pre.err()).isZero();
+    assertThat(pre.out()).contains("\"postcopy\":0,");
+    assertThat(runsOn(meta)).isEqualTo("hv-b");
+    System.out.printf("hosts test: migrations done at %.1f s%n", (System.nanoTime() - t0) / 1e9);
+
+    // The workload's last act: every page checked.
+    String result = awaitSerial(serial("hv-b"), 180, "VMLAB: PASS", "VMLAB: FAILED");
+    System.out.printf("hosts test: %.1f s, serial on B:%n%s%n", (System.nanoTime() - t0) / 1e9, result);
+    assertThat(result).contains("hotset OK: 224 MiB").contains("VMLAB: PASS").doesNotContain("Oops")
+        .doesNotContain("BUG:").doesNotContain("I/O error").doesNotContain("error on swap-device");
+    for (String host : List.of("hv-a", "hv-b")) {
+      assertThat(Files.readString(serial(host))).as(host).doesNotContainPattern("bad=[1-9]");
+    }
+  }
+
+  private Path serial(String host) {
+    return tmp.resolve(host).resolve("g").resolve(QemuVm.SERIAL);
+  }
+
+  private Result migrate(String meta, String to, String policy, String timeout, String... more) throws Exception {
+    List<String> args = new ArrayList<>(List.of("migrate", "g", "--to", to, "--policy", policy, "--migration-timeout",
+        timeout, "--json", "--meta", meta));
+    args.addAll(List.of(more));
+    return vmdWithin(120, args.toArray(String[]::new));
+  }
+
+  /** The host `vmd vm list --all-hosts` (run on the machine itself, a third host) says runs VM g. */
+  private String runsOn(String meta) throws Exception {
+    Result list = vmd("vm", "list", "--all-hosts", "--json", "--meta", meta);
+    assertThat(list.exit()).as(list.err()).isZero();
+    Matcher m = Pattern.compile("\\{\"name\":\"g\",\"host\":\"([^\"]+)\",\"state\":\"running\"").matcher(list.out());
+    assertThat(m.find()).as(list.out()).isTrue();
+    return m.group(1);
+  }
+
+  /** Two more progress lines of the guest's workload: it runs, and writes. */
+  private static void awaitProgress(Path serial) throws Exception {
+    int before = Files.readString(serial).split("VMLAB: t=", -1).length;
+    long deadline = System.nanoTime() + 30_000_000_000L;
+    while (Files.readString(serial).split("VMLAB: t=", -1).length < before + 2) {
+      assertThat(System.nanoTime()).as("the guest's progress in %s", serial).isLessThan(deadline);
+      Thread.sleep(200);
+    }
+  }
+
+  /** A node certificate of {@code role} naming {@code address}, in a certificates directory of its own. */
+  private Path nodeCerts(String name, String address, String role) throws Exception {
+    Path d = tmp.resolve("certs-" + name);
+    if (Files.exists(d.resolve("node.crt"))) {
+      return d;
+    }
+    Files.createDirectories(d);
+    for (String f : List.of("ca.crt", "ca.key", "seal.key")) {
+      Files.copy(certs.resolve(f), d.resolve(f));
+    }
+    Result made = role.equals("host") ? vmd("cert", "create-node", name, address, "--role", "host", "--certs-dir",
+        d.toString()) : vmd("cert", "create-node", address, "--certs-dir", d.toString());
+    assertThat(made.exit()).as(made.err()).isZero();
+    Files.delete(d.resolve("ca.key"));
+    return d;
+  }
+
+  /** Every process of emulated host {@code i} killed (SIGKILL), as a host that loses its power. */
+  private static void killHost(EmulatedHosts lab, int i) throws Exception {
+    for (int round = 0; round < 50; round++) {
+      Process p = new ProcessBuilder("ip", "netns", "pids", lab.namespaces().get(i - 1)).start();
+      String pids = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+      p.waitFor();
+      if (pids.isEmpty()) {
+        return;
+      }
+      for (String pid : pids.split("\\s+")) {
+        new ProcessBuilder("kill", "-9", pid).start().waitFor();
+      }
+      Thread.sleep(100);
+    }
   }
 }
