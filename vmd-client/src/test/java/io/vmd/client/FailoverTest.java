@@ -123,7 +123,9 @@ class FailoverTest {
     cluster.restart(2); // in memory: it comes back empty, as a new member (the old one is removed)
     int back = cluster.slot(2);
     assertThat(back).isNotEqualTo(old);
-    await().atMost(Duration.ofSeconds(10)).until(() -> client.server(back) != null && client.server(back).up());
+    // Up, and its first report of free memory in: only then does placement consider it.
+    await().atMost(Duration.ofSeconds(10)).until(() -> client.server(back) != null && client.server(back).up()
+        && client.server(back).free() > 0);
     assertThat(client.server(old)).as("the old member is gone for good").satisfiesAnyOf(
         s -> assertThat(s).isNull(), s -> assertThat(s.removed()).isTrue());
     assertThat(ns.readSync(0, PAGES)).as("copies lost on the restarted server come from the other replica")
