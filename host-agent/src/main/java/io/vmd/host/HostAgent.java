@@ -13,10 +13,13 @@ import io.vmd.meta.HostMeta;
 import io.vmd.meta.HostStatus;
 import io.vmd.meta.VmMeta;
 import io.vmd.meta.VmState;
+import io.vmd.migration.qemu.BalloonReservation;
 import io.vmd.migration.qemu.QemuMigration;
 import io.vmd.migration.qemu.QemuTlsFiles;
 import io.vmd.migration.qemu.QemuVm;
 import io.vmd.migration.qemu.QmpException;
+import io.vmd.migration.wss.WorkingSetTracker;
+import io.vmd.nbd.ExportMetrics;
 import io.vmd.nbd.GatewayConfig;
 import io.vmd.protocol.ErrorCode;
 import io.vmd.nbd.NbdGateway;
@@ -61,9 +64,11 @@ public final class HostAgent implements HostService, AutoCloseable {
    * @param kernel the guests' kernel; {@code initrd} their initramfs; {@code accel} QEMU's accelerator
    * @param certsDir where {@code tls} came from: migration streams use the same node certificate (null
    *     with --insecure: streams in plain TCP)
+   * @param tracking the working-set loop run for every running VM, its balloon following the VM's
+   *     page-ins through this gateway (max: the VM's memory); null runs none
    */
   public record Config(String name, HostPort api, Path socket, ClusterTls tls, String version, Path vmDir,
-      Path kernel, Path initrd, String accel, Path certsDir) {}
+      Path kernel, Path initrd, String accel, Path certsDir, WorkingSetTracker.Settings tracking) {}
 
   /** How long a source waits for the destination to record the VM's arrival once QEMU says completed. */
   static final Duration ARRIVAL_WAIT = Duration.ofSeconds(30);
@@ -77,6 +82,8 @@ public final class HostAgent implements HostService, AutoCloseable {
   private final VmdClient client;
   private final NbdGateway gateway;
   private final Map<String, QemuVm> vms = new ConcurrentHashMap<>();
+  /** The working-set loop of each running VM. */
+  private final Map<String, WorkingSetTracker> trackers = new ConcurrentHashMap<>();
   /** VMs leaving this host right now: one migration at a time each. */
   private final Set<String> leaving = ConcurrentHashMap.newKeySet();
   private HostApiServer api;
@@ -99,6 +106,7 @@ public final class HostAgent implements HostService, AutoCloseable {
         registry);
     HostAgent agent = new HostAgent(config, client, gateway);
     try {
+      agent.adoptRunning();
       agent.api = HostApiServer.start(config.api(), config.tls(), config.version(), agent);
       agent.registered = client.cluster().registerHost(config.name(),
           new HostPort(config.api().host(), agent.api.port()));
@@ -107,6 +115,95 @@ public final class HostAgent implements HostService, AutoCloseable {
     } catch (IOException | RuntimeException e) {
       agent.close();
       throw e;
+    }
+  }
+
+  /**
+   * Takes back the VMs whose QEMUs outlived the previous agent (a restart, an upgrade): each connects
+   * to this gateway's socket again by itself. A QEMU left waiting for a migration, or left behind by
+   * one, is stopped (that migration is over); a VM recorded as migrating away from here that still
+   * runs here is recorded running here again.
+   */
+  private void adoptRunning() throws IOException {
+    if (!Files.isDirectory(config.vmDir())) {
+      return;
+    }
+    try (var dirs = Files.list(config.vmDir())) {
+      for (Path dir : dirs.filter(Files::isDirectory).sorted().toList()) {
+        QemuVm vm;
+        try {
+          vm = QemuVm.adopt(dir, config.kernel(), config.initrd(), config.accel());
+        } catch (IOException | RuntimeException e) {
+          LOG.warn("VM in {} not taken back: {}", dir, e.getMessage());
+          continue;
+        }
+        if (vm != null) {
+          adopt(vm);
+        }
+      }
+    }
+  }
+
+  private void adopt(QemuVm vm) {
+    String name = vm.spec().name();
+    try {
+      String status = vm.status();
+      if (!status.equals("running") && !status.equals("paused")) {
+        LOG.info("VM '{}' found {}: its migration is over, so its QEMU is stopped", name, status);
+        vm.close();
+        return;
+      }
+      VmMeta known = client.cluster().vm(name);
+      if (known != null && !known.host().equals(config.name()) && known.state() == VmState.RUNNING) {
+        // Another host runs it now: this copy is stale (its gateway's writes are refused anyway).
+        LOG.error("VM '{}' runs on host '{}'; its stale copy here is paused, not taken back", name, known.host());
+        vm.qmp().call("stop", null, Duration.ofSeconds(10));
+        return;
+      }
+      vms.put(name, vm);
+      if (known != null && known.host().equals(config.name()) && known.state() == VmState.MIGRATING) {
+        recordBack(name);
+      }
+      track(vm);
+      LOG.info("VM '{}' taken back: {}, swap on '{}'", name, status, vm.spec().namespace());
+    } catch (QmpException | VmdException e) {
+      LOG.warn("VM '{}' taken back, its state unknown: {}", name, e.getMessage());
+      vms.put(name, vm);
+    }
+  }
+
+  /**
+   * Runs the working-set loop for a VM that runs here (the papers' reservation: shrink while it pages
+   * in at most τ, grow while it pages in more), unless the agent runs none.
+   */
+  private void track(QemuVm vm) {
+    WorkingSetTracker.Settings t = config.tracking();
+    String name = vm.spec().name();
+    if (t == null) {
+      return;
+    }
+    String ns = vm.spec().namespace();
+    long memory = vm.spec().memoryBytes();
+    long floor = Math.min(t.minBytes(), memory);
+    try {
+      WorkingSetTracker tracker = new WorkingSetTracker(() -> {
+        ExportMetrics m = gateway.metrics(ns);
+        return m == null ? 0 : (long) m.pagesIn() * 4096;
+      }, new BalloonReservation(vm.qmp(), memory, floor), new WorkingSetTracker.Settings(t.alpha(), t.beta(),
+          t.tauBytesPerSecond(), t.fastInterval(), t.slowInterval(), floor, memory));
+      WorkingSetTracker old = trackers.put(name, tracker.start());
+      if (old != null) {
+        old.close();
+      }
+    } catch (IOException | RuntimeException e) {
+      LOG.warn("VM '{}': no working-set loop: {}", name, e.getMessage());
+    }
+  }
+
+  private void untrack(String name) {
+    WorkingSetTracker t = trackers.remove(name);
+    if (t != null) {
+      t.close();
     }
   }
 
@@ -148,6 +245,9 @@ public final class HostAgent implements HostService, AutoCloseable {
       throw new IllegalStateException("VM '" + r.name() + "' not recorded, so not started: " + e.getMessage(), e);
     }
     vms.put(r.name(), vm);
+    if (!r.incoming()) {
+      track(vm);
+    }
     return info(vm);
   }
 
@@ -157,12 +257,13 @@ public final class HostAgent implements HostService, AutoCloseable {
     if (vm == null) {
       throw new IllegalStateException("no VM '" + name + "' runs on host '" + config.name() + "'");
     }
+    untrack(name);
     vm.close();
     VmMeta known = client.cluster().vm(name);
     if (known != null && known.host().equals(config.name())) {
       client.cluster().putVm(known.with(VmState.STOPPED, config.name(), ""), known.generation());
     }
-    return new HostApi.VmInfo(name, vm.spec().namespace(), vm.spec().memoryBytes(), "stopped");
+    return new HostApi.VmInfo(name, vm.spec().namespace(), vm.spec().memoryBytes(), "stopped", 0);
   }
 
   /**
@@ -202,6 +303,8 @@ public final class HostAgent implements HostService, AutoCloseable {
       }
       VmMeta migrating = client.cluster().putVm(known.with(VmState.MIGRATING, config.name(), r.to()),
           known.generation());
+      // The reservation holds still while the VM leaves: what it holds is what Agile's pass sends.
+      untrack(r.name());
       return migrateTo(vm, dest, migrating, policy, r, progress, cancelled);
     } finally {
       leaving.remove(r.name());
@@ -243,6 +346,7 @@ public final class HostAgent implements HostService, AutoCloseable {
           // switch-over failed after the fence, its gateway claims it again with the guest's next write).
           stopIncoming(peer, name);
           recordBack(name);
+          track(vm);
           throw new IllegalStateException("VM '" + name + "' stays on host '" + config.name() + "': "
               + e.getMessage(), e);
         }
@@ -412,6 +516,7 @@ public final class HostAgent implements HostService, AutoCloseable {
     Predicate<VmMeta> comingHere = x -> x.state() == VmState.MIGRATING && x.target().equals(config.name());
     if (status.equals("completed")) {
       LOG.info("VM '{}' arrived: {}", name, record(name, comingHere, x -> x.with(VmState.RUNNING, config.name(), "")));
+      track(vm);
       return true;
     }
     boolean lost = status.equals("postcopy-paused") || status.equals("failed") && postcopy[0];
@@ -453,6 +558,22 @@ public final class HostAgent implements HostService, AutoCloseable {
   }
 
   @Override
+  public HostApi.VmInfo balloonVm(String name, long bytes) throws Exception {
+    QemuVm vm = vms.get(name);
+    if (vm == null) {
+      throw new IllegalStateException("no VM '" + name + "' runs on host '" + config.name() + "'");
+    }
+    if (bytes < (64L << 20) || bytes > vm.spec().memoryBytes()) {
+      throw new IllegalArgumentException("a balloon target is between 64 MiB and the VM's "
+          + (vm.spec().memoryBytes() >> 20) + " MiB");
+    }
+    // The operator's reservation holds until the VM moves or the agent restarts: the loop steps aside.
+    untrack(name);
+    vm.balloon(bytes);
+    return info(vm);
+  }
+
+  @Override
   public List<HostApi.VmInfo> listVms() throws Exception {
     List<HostApi.VmInfo> out = new ArrayList<>();
     for (QemuVm vm : new TreeMap<>(vms).values()) {
@@ -468,7 +589,8 @@ public final class HostAgent implements HostService, AutoCloseable {
     } catch (QmpException e) {
       status = "unreachable: " + e.getMessage();
     }
-    return new HostApi.VmInfo(vm.spec().name(), vm.spec().namespace(), vm.spec().memoryBytes(), status);
+    return new HostApi.VmInfo(vm.spec().name(), vm.spec().namespace(), vm.spec().memoryBytes(), status,
+        vm.balloonActual().orElse(0L));
   }
 
   /**
@@ -479,6 +601,9 @@ public final class HostAgent implements HostService, AutoCloseable {
   public void close() throws InterruptedException {
     if (api != null) {
       api.close();
+    }
+    for (String name : List.copyOf(trackers.keySet())) {
+      untrack(name);
     }
     gateway.close();
   }

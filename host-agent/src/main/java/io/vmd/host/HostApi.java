@@ -43,12 +43,16 @@ public final class HostApi {
 
   public record VmName(String name) {}
 
+  /** Set a VM's balloon so that the guest has {@code bytes} of RAM. */
+  public record Balloon(String name, long bytes) {}
+
   /**
    * A VM as its agent sees it.
    *
    * @param status QEMU's run state (running, inmigrate, paused...), or "stopped"
+   * @param balloonBytes the RAM its balloon leaves the guest now (0: not known yet)
    */
-  public record VmInfo(String name, String namespace, long memoryBytes, String status) {}
+  public record VmInfo(String name, String namespace, long memoryBytes, String status, long balloonBytes) {}
 
   public record VmList(List<VmInfo> vms) {
     public VmList {
@@ -91,6 +95,7 @@ public final class HostApi {
   static final MethodDescriptor<StatusRequest, VmList> LIST_VMS = unary("ListVms", StatusRequest.class, VmList.class);
   static final MethodDescriptor<Incoming, IncomingAt> PREPARE_INCOMING =
       unary("PrepareIncoming", Incoming.class, IncomingAt.class);
+  static final MethodDescriptor<Balloon, VmInfo> BALLOON_VM = unary("BalloonVm", Balloon.class, VmInfo.class);
   static final MethodDescriptor<VmName, VmInfo> TAKE_NAMESPACE = unary("TakeNamespace", VmName.class, VmInfo.class);
   static final MethodDescriptor<Migrate, MigrationUpdate> MIGRATE = method(MethodDescriptor.MethodType.SERVER_STREAMING,
       "Migrate", Migrate.class, MigrationUpdate.class);

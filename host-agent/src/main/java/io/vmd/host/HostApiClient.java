@@ -66,6 +66,11 @@ public final class HostApiClient implements AutoCloseable {
     return ClientCalls.blockingUnaryCall(channel, HostApi.PREPARE_INCOMING, options(), request);
   }
 
+  /** Sets the balloon of a VM the agent runs. */
+  public HostApi.VmInfo balloonVm(String name, long bytes) throws StatusRuntimeException {
+    return ClientCalls.blockingUnaryCall(channel, HostApi.BALLOON_VM, options(), new HostApi.Balloon(name, bytes));
+  }
+
   /** At switch-over: the destination's gateway claims the incoming VM's namespace. */
   public HostApi.VmInfo takeNamespace(String name) throws StatusRuntimeException {
     return ClientCalls.blockingUnaryCall(channel, HostApi.TAKE_NAMESPACE, options(), new HostApi.VmName(name));

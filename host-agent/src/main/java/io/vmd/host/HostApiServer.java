@@ -68,6 +68,7 @@ public final class HostApiServer implements AutoCloseable {
         .addMethod(HostApi.START_VM, call(vms::startVm))
         .addMethod(HostApi.STOP_VM, call(r -> vms.stopVm(r.name())))
         .addMethod(HostApi.LIST_VMS, call(r -> new HostApi.VmList(vms.listVms())))
+        .addMethod(HostApi.BALLOON_VM, call(r -> vms.balloonVm(r.name(), r.bytes())))
         .addMethod(HostApi.PREPARE_INCOMING, call(r -> vms.prepareIncoming(r, CALLER.get())))
         .addMethod(HostApi.TAKE_NAMESPACE, call(r -> vms.takeNamespace(r.name(), CALLER.get())))
         .addMethod(HostApi.MIGRATE, ServerCalls.asyncServerStreamingCall((request, reply) -> {

@@ -18,6 +18,9 @@ public interface HostService {
 
   List<HostApi.VmInfo> listVms() throws Exception;
 
+  /** Sets a VM's balloon: the guest keeps {@code bytes} of RAM. */
+  HostApi.VmInfo balloonVm(String name, long bytes) throws Exception;
+
   /**
    * Migrates a VM of this host to another, reporting QEMU's progress as it goes; {@code cancelled}
    * turns true when the caller gives up (a migration not yet switched over is then cancelled).

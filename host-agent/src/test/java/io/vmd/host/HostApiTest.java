@@ -48,7 +48,7 @@ class HostApiTest {
       if (vms.containsKey(r.name())) {
         throw new IllegalStateException("VM '" + r.name() + "' already runs");
       }
-      HostApi.VmInfo v = new HostApi.VmInfo(r.name(), r.namespace(), r.memoryBytes(), "running");
+      HostApi.VmInfo v = new HostApi.VmInfo(r.name(), r.namespace(), r.memoryBytes(), "running", r.memoryBytes());
       vms.put(r.name(), v);
       return v;
     }
@@ -59,7 +59,7 @@ class HostApiTest {
       if (v == null) {
         throw new IllegalStateException("no VM '" + name + "'");
       }
-      return new HostApi.VmInfo(name, v.namespace(), v.memoryBytes(), "stopped");
+      return new HostApi.VmInfo(name, v.namespace(), v.memoryBytes(), "stopped", 0);
     }
 
     @Override
@@ -92,8 +92,17 @@ class HostApiTest {
     }
 
     @Override
+    public synchronized HostApi.VmInfo balloonVm(String name, long bytes) {
+      HostApi.VmInfo v = vms.get(name);
+      if (v == null) {
+        throw new IllegalStateException("no VM '" + name + "'");
+      }
+      return new HostApi.VmInfo(name, v.namespace(), v.memoryBytes(), "running", bytes);
+    }
+
+    @Override
     public HostApi.VmInfo takeNamespace(String name, Identity caller) {
-      return new HostApi.VmInfo(name, "swap-1", 1 << 30, "inmigrate");
+      return new HostApi.VmInfo(name, "swap-1", 1 << 30, "inmigrate", 0);
     }
 
     @Override
@@ -132,6 +141,8 @@ class HostApiTest {
             });
         assertThat(codeOf(() -> admin.startVm(new HostApi.StartVm("tiny", "swap-1", 1 << 20, false, null))))
             .isEqualTo(Status.Code.INVALID_ARGUMENT);
+        assertThat(admin.balloonVm("web", 128L << 20).balloonBytes()).isEqualTo(128L << 20);
+        assertThat(codeOf(() -> admin.balloonVm("nope", 128L << 20))).isEqualTo(Status.Code.FAILED_PRECONDITION);
         assertThat(admin.stopVm("web").status()).isEqualTo("stopped");
       }
       ClusterTls otherHost = tls(ca, ca.issueNode(List.of("hv-b", "127.0.0.2"), Role.HOST, DAY));

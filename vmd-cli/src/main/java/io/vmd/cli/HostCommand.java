@@ -13,6 +13,7 @@ import io.vmd.host.HostApi;
 import io.vmd.host.HostApiClient;
 import io.vmd.meta.HostMeta;
 import io.vmd.meta.VmMeta;
+import io.vmd.migration.wss.WorkingSetTracker;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
@@ -63,6 +64,17 @@ final class HostCommand implements Callable<Integer> {
   @Option(names = "--initrd", paramLabel = "FILE", description = "The guests' initramfs (default: the vmlab build's).")
   Path initrd;
 
+  @Option(names = "--track", negatable = true, defaultValue = "true", fallbackValue = "true",
+      description = "Run the working-set loop for every VM (the Agile paper's, as vmd vm track): its balloon shrinks "
+          + "by 5 % every 2 s while the VM pages in at most 4 KiB/s through this gateway and grows by 3 % while it "
+          + "pages in more, settling to 30 s steps (default: on). vmd vm balloon takes a VM out of it until it "
+          + "moves or the agent restarts.")
+  boolean track;
+
+  @Option(names = "--track-min", defaultValue = "96M", converter = Vmd.SizeConverter.class, paramLabel = "SIZE",
+      description = "The working-set loop never leaves a guest less RAM (default: ${DEFAULT-VALUE}).")
+  long trackMin;
+
   @Option(names = "--accel", defaultValue = "tcg", paramLabel = "ACCEL",
       description = "QEMU accelerator: tcg, kvm, or kvm:tcg (default: ${DEFAULT-VALUE}).")
   String accel;
@@ -93,8 +105,8 @@ final class HostCommand implements Callable<Integer> {
     try {
       agent = HostAgent.start(new HostAgent.Config(host, HostPort.parse(api), socket, tls,
           new Vmd.Version().getVersion()[0], vms.root, kernel != null ? kernel : VmDir.vmlab().resolve("vmlinuz"),
-          initrd != null ? initrd : VmDir.vmlab().resolve("initrd.gz"), accel, tls == null ? null : vmd.certsDir),
-          client, registry);
+          initrd != null ? initrd : VmDir.vmlab().resolve("initrd.gz"), accel, tls == null ? null : vmd.certsDir,
+          track ? WorkingSetTracker.Settings.paper(trackMin, Long.MAX_VALUE) : null), client, registry);
     } catch (IOException | RuntimeException | InterruptedException e) {
       client.close();
       throw e;

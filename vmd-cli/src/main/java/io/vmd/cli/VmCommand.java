@@ -43,6 +43,23 @@ final class VmCommand {
 
   @CommandLine.Mixin VmDir vms;
 
+  /**
+   * The host whose agent runs VM {@code name}: {@code host} if given; none (null) for a VM of this
+   * machine's --vm-dir; else the host the control plane records it on.
+   */
+  String agentOf(String name, String host) throws Exception {
+    if (host != null || Files.exists(vms.of(name).resolve(QemuVm.SPEC))) {
+      return host;
+    }
+    try (VmdClient client = vmd.connect()) {
+      VmMeta v = client.cluster().vm(name);
+      if (v == null) {
+        throw new IOException("no VM named '" + name + "' in " + vms.root + " nor in the cluster");
+      }
+      return v.host();
+    }
+  }
+
   @Command(name = "start", mixinStandardHelpOptions = true,
       description = "Start a QEMU guest with its swap disk on a namespace, a balloon, a serial log and a QMP socket.")
   static final class Start implements Callable<Integer> {
@@ -140,8 +157,20 @@ final class VmCommand {
             + "machine's --vm-dir.")
     boolean allHosts;
 
+    @Option(names = "--host", paramLabel = "HOST",
+        description = "The VMs a host's agent runs, as it sees them (with their balloons), instead of this machine's.")
+    String host;
+
     @Override
     public Integer call() throws Exception {
+      if (host != null) {
+        Output out = new Output("name", "status", "memory", "balloon", "namespace");
+        for (HostApi.VmInfo v : HostCommand.onAgent(vm.vmd, host, a -> a.listVms())) {
+          out.row(v.name(), v.status(), v.memoryBytes(), v.balloonBytes(), v.namespace());
+        }
+        out.print(spec.commandLine().getOut(), vm.vmd.json, Map.of("memory", "size", "balloon", "size"));
+        return 0;
+      }
       if (allHosts) {
         try (VmdClient client = vm.vmd.connect()) {
           Output out = new Output("name", "host", "state", "memory", "namespace", "target");
@@ -192,11 +221,13 @@ final class VmCommand {
 
     @Parameters(index = "0", paramLabel = "NAME") String name;
 
-    @Option(names = "--host", paramLabel = "HOST", description = "The host whose agent runs it (vmd vm start --host).")
+    @Option(names = "--host", paramLabel = "HOST", description = "The host whose agent runs it (default: the host the "
+        + "control plane records, for a VM not started on this machine).")
     String host;
 
     @Override
     public Integer call() throws Exception {
+      String host = vm.agentOf(name, this.host);
       if (host != null) {
         HostCommand.onAgent(vm.vmd, host, a -> a.stopVm(name));
         spec.commandLine().getOut().printf("VM '%s' stopped on host %s%n", name, host);
@@ -224,8 +255,19 @@ final class VmCommand {
 
     @Parameters(index = "1", paramLabel = "SIZE", converter = Vmd.SizeConverter.class) long size;
 
+    @Option(names = "--host", paramLabel = "HOST", description = "The host whose agent runs it (default: the host the "
+        + "control plane records, for a VM not started on this machine).")
+    String host;
+
     @Override
     public Integer call() throws Exception {
+      String host = vm.agentOf(name, this.host);
+      if (host != null) {
+        HostApi.VmInfo v = HostCommand.onAgent(vm.vmd, host, a -> a.balloonVm(name, size));
+        spec.commandLine().getOut().printf("VM '%s' on host %s: balloon target %s, %s%n", name, host,
+            Sizes.format(size), v.status());
+        return 0;
+      }
       try (Qmp q = vm.vms.reach(name)) {
         q.call("balloon", Map.of("value", size), Duration.ofSeconds(10));
         JsonNode now = q.call("query-balloon", null, Duration.ofSeconds(10));

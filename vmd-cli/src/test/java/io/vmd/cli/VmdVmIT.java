@@ -212,9 +212,9 @@ class VmdVmIT extends VmdProcesses {
    * hv-b (h4), the CLI on the machine itself. A guest that keeps a hot set among cold pages in less RAM
    * than it uses (so it swaps to its namespace all along) moves A to B (agile), is cut short by its timeout
    * on the way back (it stays on B, still writing), loses its destination host (killed before
-   * switch-over: it stays on B), moves back by post-copy and away again by pre-copy. Its workload checks
-   * every page it touches as it runs, and every page at the end. `vmd vm list` from the machine itself
-   * shows the right host at each step.
+   * switch-over: it stays on B), survives B's agent being killed and restarted (as for an upgrade), moves
+   * back by post-copy and away again by pre-copy. Its workload checks every page it touches as it runs,
+   * and every page at the end. `vmd vm list` from the machine itself shows the right host at each step.
    */
   @Test
   void aGuestMovesBetweenEmulatedHostsAndAFailedMigrationLeavesItWhereItWas() throws Exception {
@@ -245,6 +245,7 @@ class VmdVmIT extends VmdProcesses {
   }
 
   private final List<Path> hostLogs = new ArrayList<>();
+  private final List<Process> agentProcesses = new ArrayList<>();
 
   private void migrationsBetweenHosts(EmulatedHosts lab, long t0) throws Exception {
     String meta = lab.address(1) + ":7000";
@@ -259,9 +260,11 @@ class VmdVmIT extends VmdProcesses {
       String name = h == 1 ? "hv-a" : "hv-b";
       agents[h] = new String[] {"host", "--meta", meta, "--api", lab.address(h + 2) + ":7420", "--socket",
           tmp.resolve(name + "-run").resolve("nbd.sock").toString(), "--vm-dir", tmp.resolve(name).toString(),
+          "--track-min", "144M",
           "--certs-dir", nodeCerts(name, lab.address(h + 2), "host").toString()};
       startAndWaitIn(lab.command(h + 2), Pattern.compile("host agent '" + name + "': API on"), agents[h]);
       hostLogs.add(lastLog);
+      agentProcesses.add(servers.get(servers.size() - 1));
     }
     assertThat(vmd("ns", "create", "guest-swap", "--size", "320M", "--replicas", "1", "--meta", meta).exit()).isZero();
     // 224 MiB in 192 MiB of RAM: it swaps for as long as it runs.
@@ -287,6 +290,16 @@ class VmdVmIT extends VmdProcesses {
     assertThat(nsField(meta, "owner")).isEqualTo("hv-b/host");
     assertThat(Long.parseLong(nsField(meta, "epoch"))).isGreaterThan(epochOnA);
     System.out.printf("hosts test: on B at %.1f s%n", (System.nanoTime() - t0) / 1e9);
+    // B runs the working-set loop for it: RAM the guest does not page in through B's gateway goes back.
+    long deadline = System.nanoTime() + 30_000_000_000L;
+    while (balloonOn(meta, "hv-b") >= 192L << 20) {
+      assertThat(System.nanoTime()).as("B's working-set loop shrinks the balloon").isLessThan(deadline);
+      Thread.sleep(500);
+    }
+    // Ballooned through B's agent, found through the control plane (no --host).
+    Result balloon = vmd("vm", "balloon", "g", "176M", "--meta", meta);
+    assertThat(balloon.exit()).as(balloon.err()).isZero();
+    assertThat(balloon.out()).contains("VM 'g' on host hv-b: balloon target 176.0 MiB");
 
     // Cut short by its timeout before switch-over: the guest stays on B, which still owns its swap.
     Result cut = migrate(meta, "hv-a", "pre-copy", "2s", "--bandwidth", "16Mbit");
@@ -308,6 +321,17 @@ class VmdVmIT extends VmdProcesses {
     assertThat(runsOn(meta)).isEqualTo("hv-b");
     awaitProgress(serial("hv-b"));
     startAndWaitIn(lab.command(3), Pattern.compile("host agent 'hv-a': API on"), agents[1]);
+    hostLogs.add(lastLog);
+
+    // B's agent killed (SIGKILL) and started again under the running guest, as for an upgrade: QEMU runs
+    // on, its NBD client reconnects to the new gateway, and the new agent takes the VM back.
+    Process agentB = agentProcesses.get(1);
+    agentB.destroyForcibly();
+    assertThat(agentB.waitFor(10, TimeUnit.SECONDS)).isTrue();
+    startAndWaitIn(lab.command(4), Pattern.compile("host agent 'hv-b': API on"), agents[2]);
+    hostLogs.add(lastLog);
+    awaitProgress(serial("hv-b"));
+    assertThat(Files.readString(lastLog)).contains("VM 'g' taken back: running");
     System.out.printf("hosts test: failures done at %.1f s%n", (System.nanoTime() - t0) / 1e9);
 
     // Back to A by post-copy, then to B by pre-copy.
@@ -329,6 +353,15 @@ class VmdVmIT extends VmdProcesses {
     for (String host : List.of("hv-a", "hv-b")) {
       assertThat(Files.readString(serial(host))).as(host).doesNotContainPattern("bad=[1-9]");
     }
+  }
+
+  /** The RAM the balloon of VM g leaves it, as its host's agent reports it (vmd vm list --host). */
+  private long balloonOn(String meta, String host) throws Exception {
+    Result list = vmd("vm", "list", "--host", host, "--json", "--meta", meta);
+    assertThat(list.exit()).as(list.err()).isZero();
+    Matcher m = Pattern.compile("\"name\":\"g\".*?\"balloon\":(\\d+)").matcher(list.out());
+    assertThat(m.find()).as(list.out()).isTrue();
+    return Long.parseLong(m.group(1));
   }
 
   private Path serial(String host) {

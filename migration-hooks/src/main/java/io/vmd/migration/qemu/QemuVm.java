@@ -15,7 +15,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Properties;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 /**
  * One QEMU guest whose swap disk is a VMD namespace: QEMU's own NBD client reaches the export through
@@ -123,10 +125,11 @@ public final class QemuVm implements AutoCloseable {
 
   private final Spec spec;
   private final Path dir;
-  private final Process process;
+  /** QEMU's process: a child of this JVM, or one an earlier process started ({@link #adopt}). */
+  private final ProcessHandle process;
   private final Qmp qmp;
 
-  private QemuVm(Spec spec, Path dir, Process process, Qmp qmp) {
+  private QemuVm(Spec spec, Path dir, ProcessHandle process, Qmp qmp) {
     this.spec = spec;
     this.dir = dir;
     this.process = process;
@@ -150,6 +153,9 @@ public final class QemuVm implements AutoCloseable {
     p.setProperty("namespace", spec.namespace());
     p.setProperty("gateway", spec.gateway().toString());
     p.setProperty("incoming", Boolean.toString(spec.incoming()));
+    if (spec.append() != null) {
+      p.setProperty("append", spec.append());
+    }
     if (spec.tlsCreds() != null) {
       p.setProperty("tls-creds", spec.tlsCreds().toAbsolutePath().toString());
     }
@@ -166,7 +172,41 @@ public final class QemuVm implements AutoCloseable {
       String log = Files.exists(dir.resolve(LOG)) ? Files.readString(dir.resolve(LOG)).strip() : "";
       throw new IOException("QEMU for VM '" + spec.name() + "' did not start" + (log.isEmpty() ? "" : ": " + log), e);
     }
-    return new QemuVm(spec, dir, proc, q);
+    return new QemuVm(spec, dir, proc.toHandle(), q);
+  }
+
+  /**
+   * The VM whose QEMU runs in {@code dir}, started by an earlier process (a host's agent before its
+   * restart): its spec from the directory, its process from QEMU's pid file, its QMP socket connected
+   * again. Null when no QEMU of that VM runs there. {@code kernel}, {@code initrd} and {@code accel} are
+   * what the spec says of a running guest's boot, which no longer matters.
+   */
+  public static QemuVm adopt(Path dir, Path kernel, Path initrd, String accel) throws IOException {
+    Path pidFile = dir.resolve(PID);
+    if (!Files.exists(dir.resolve(SPEC)) || !Files.exists(pidFile)) {
+      return null;
+    }
+    Properties p = new Properties();
+    try (var r = Files.newBufferedReader(dir.resolve(SPEC))) {
+      p.load(r);
+    }
+    long pid;
+    try {
+      pid = Long.parseLong(Files.readString(pidFile).strip());
+    } catch (NumberFormatException e) {
+      return null;
+    }
+    // A pid is reused once its process is gone: only a QEMU counts.
+    ProcessHandle h = ProcessHandle.of(pid).filter(ProcessHandle::isAlive)
+        .filter(x -> x.info().command().map(c -> c.contains("qemu")).orElse(false)).orElse(null);
+    if (h == null) {
+      return null;
+    }
+    String tls = p.getProperty("tls-creds");
+    Spec spec = new Spec(p.getProperty("name"), Long.parseLong(p.getProperty("memory")), p.getProperty("namespace"),
+        NbdEndpoint.parse(p.getProperty("gateway")), kernel, initrd, p.getProperty("append", ""), accel,
+        Boolean.parseBoolean(p.getProperty("incoming")), tls == null ? null : Path.of(tls));
+    return new QemuVm(spec, dir, h, Qmp.connect(dir.resolve(QMP), spec.name(), Duration.ofSeconds(5)));
   }
 
   /** Connects to a VM started earlier (perhaps by another process) in {@code dir}. */
@@ -243,8 +283,9 @@ public final class QemuVm implements AutoCloseable {
     try {
       if (process.isAlive()) {
         qmp.execute("quit", null);
-        if (!process.waitFor(5, TimeUnit.SECONDS)) {
-          process.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
+        if (!exited(5)) {
+          process.destroyForcibly();
+          exited(5);
         }
       }
     } catch (InterruptedException e) {
@@ -252,6 +293,17 @@ public final class QemuVm implements AutoCloseable {
       process.destroyForcibly();
     } finally {
       qmp.close();
+    }
+  }
+
+  private boolean exited(int seconds) throws InterruptedException {
+    try {
+      process.onExit().get(seconds, TimeUnit.SECONDS);
+      return true;
+    } catch (TimeoutException e) {
+      return false;
+    } catch (ExecutionException e) {
+      return !process.isAlive();
     }
   }
 
