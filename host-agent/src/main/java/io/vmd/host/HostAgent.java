@@ -17,6 +17,7 @@ import io.vmd.migration.qemu.BalloonReservation;
 import io.vmd.migration.qemu.QemuMigration;
 import io.vmd.migration.qemu.QemuTlsFiles;
 import io.vmd.migration.qemu.QemuVm;
+import io.vmd.migration.qemu.Qmp;
 import io.vmd.migration.qemu.QmpException;
 import io.vmd.migration.wss.WorkingSetTracker;
 import io.vmd.nbd.ExportMetrics;
@@ -36,6 +37,8 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
@@ -72,6 +75,8 @@ public final class HostAgent implements HostService, AutoCloseable {
 
   /** How long a source waits for the destination to record the VM's arrival once QEMU says completed. */
   static final Duration ARRIVAL_WAIT = Duration.ofSeconds(30);
+  /** How often the agent looks for VMs whose QEMU ended. */
+  static final Duration SUPERVISE_EVERY = Duration.ofSeconds(2);
   /** Deadline of calls to another host's agent. */
   static final Duration PEER_DEADLINE = Duration.ofSeconds(60);
 
@@ -84,10 +89,18 @@ public final class HostAgent implements HostService, AutoCloseable {
   private final Map<String, QemuVm> vms = new ConcurrentHashMap<>();
   /** The working-set loop of each running VM. */
   private final Map<String, WorkingSetTracker> trackers = new ConcurrentHashMap<>();
+  /** VMs arriving here right now (their watchers look after them). */
+  private final Set<String> arriving = ConcurrentHashMap.newKeySet();
   /** VMs leaving this host right now: one migration at a time each. */
   private final Set<String> leaving = ConcurrentHashMap.newKeySet();
   private HostApiServer api;
   private HostMeta registered;
+  /** Notices VMs whose QEMU ended (the guest powered off, QEMU crashed or was killed). */
+  private final ScheduledExecutorService supervisor = Executors.newSingleThreadScheduledExecutor(r -> {
+    Thread t = new Thread(r, "vmd-host-supervisor");
+    t.setDaemon(true);
+    return t;
+  });
 
   private HostAgent(Config config, VmdClient client, NbdGateway gateway) {
     this.config = config;
@@ -111,6 +124,8 @@ public final class HostAgent implements HostService, AutoCloseable {
       agent.registered = client.cluster().registerHost(config.name(),
           new HostPort(config.api().host(), agent.api.port()));
       LOG.info("host '{}' registered: API {}, {}", config.name(), agent.registered.api(), agent.registered.status());
+      agent.supervisor.scheduleWithFixedDelay(agent::supervise, SUPERVISE_EVERY.toMillis(), SUPERVISE_EVERY.toMillis(),
+          TimeUnit.MILLISECONDS);
       return agent;
     } catch (IOException | RuntimeException e) {
       agent.close();
@@ -204,6 +219,33 @@ public final class HostAgent implements HostService, AutoCloseable {
     WorkingSetTracker t = trackers.remove(name);
     if (t != null) {
       t.close();
+    }
+  }
+
+  /**
+   * A VM whose QEMU ended by itself (the guest powered off, QEMU crashed or was killed) leaves the
+   * agent's care and is recorded STOPPED; its namespace keeps its pages for the next start. Incoming
+   * VMs are their watchers' to look after, leaving ones their migrations'.
+   */
+  private void supervise() {
+    for (Map.Entry<String, QemuVm> e : vms.entrySet()) {
+      String name = e.getKey();
+      QemuVm vm = e.getValue();
+      if (vm.alive() || leaving.contains(name) || arriving.contains(name)) {
+        continue;
+      }
+      try {
+        if (!vms.remove(name, vm)) {
+          continue;
+        }
+        untrack(name);
+        LOG.warn("VM '{}' ended (its QEMU: {})", name, lastLine(vm));
+        vm.close();
+        record(name, v -> v.host().equals(config.name()) && v.state() == VmState.RUNNING,
+            v -> v.with(VmState.STOPPED, config.name(), ""));
+      } catch (VmdException | RuntimeException x) {
+        LOG.warn("VM '{}' ended, not yet recorded: {}", name, x.getMessage());
+      }
     }
   }
 
@@ -469,6 +511,7 @@ public final class HostAgent implements HostService, AutoCloseable {
           "server");
       QemuMigration.prepareIncoming(vm.qmp(), policy, host, port, creds);
       vms.put(r.name(), vm);
+      arriving.add(r.name());
       long deadline = System.nanoTime() + Duration.ofMillis(r.timeoutMillis()).plus(PEER_DEADLINE).toNanos();
       Thread watch = new Thread(() -> watchIncoming(vm, deadline), "incoming-" + r.name());
       watch.setDaemon(true);
@@ -487,6 +530,7 @@ public final class HostAgent implements HostService, AutoCloseable {
     while (true) {
       try {
         if (watchStep(vm, postcopy, deadline)) {
+          arriving.remove(name);
           return;
         }
       } catch (QmpException | VmdException e) {
@@ -497,6 +541,7 @@ public final class HostAgent implements HostService, AutoCloseable {
         Thread.sleep(200);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
+        arriving.remove(name);
         return;
       }
     }
@@ -511,7 +556,21 @@ public final class HostAgent implements HostService, AutoCloseable {
       vms.remove(name, vm);
       return true;
     }
-    String status = vm.qmp().call("query-migrate", null, Duration.ofSeconds(10)).path("status").asText();
+    // Events first: once the source is gone in post-copy, QEMU's main loop may hang on a page that
+    // will never come, and query-migrate with it; the migration thread's events still arrive.
+    String status = null;
+    for (Qmp.Event e : vm.qmp().events()) {
+      if (e.name().equals("MIGRATION")) {
+        String s = e.data().path("status").asText();
+        postcopy[0] |= s.startsWith("postcopy");
+        if (s.equals("postcopy-paused")) {
+          status = s;
+        }
+      }
+    }
+    if (status == null) {
+      status = vm.qmp().call("query-migrate", null, Duration.ofSeconds(10)).path("status").asText();
+    }
     postcopy[0] |= status.startsWith("postcopy");
     Predicate<VmMeta> comingHere = x -> x.state() == VmState.MIGRATING && x.target().equals(config.name());
     if (status.equals("completed")) {
@@ -599,6 +658,7 @@ public final class HostAgent implements HostService, AutoCloseable {
    */
   @Override
   public void close() throws InterruptedException {
+    supervisor.shutdownNow();
     if (api != null) {
       api.close();
     }

@@ -214,7 +214,9 @@ class VmdVmIT extends VmdProcesses {
    * on the way back (it stays on B, still writing), loses its destination host (killed before
    * switch-over: it stays on B), survives B's agent being killed and restarted (as for an upgrade), moves
    * back by post-copy and away again by pre-copy. Its workload checks every page it touches as it runs,
-   * and every page at the end. `vmd vm list` from the machine itself shows the right host at each step.
+   * and every page at the end; when it powers off, it is recorded stopped. A second guest loses its
+   * source host in post-copy: it is recorded lost, and its destination's QEMU stopped. `vmd vm list`
+   * from the machine itself shows the right host at each step.
    */
   @Test
   void aGuestMovesBetweenEmulatedHostsAndAFailedMigrationLeavesItWhereItWas() throws Exception {
@@ -352,6 +354,40 @@ class VmdVmIT extends VmdProcesses {
         .doesNotContain("BUG:").doesNotContain("I/O error").doesNotContain("error on swap-device");
     for (String host : List.of("hv-a", "hv-b")) {
       assertThat(Files.readString(serial(host))).as(host).doesNotContainPattern("bad=[1-9]");
+    }
+    // The guest powered off: B's agent sees its QEMU end and records it stopped.
+    awaitState(meta, "g", "hv-b", "stopped");
+
+    // The source host dies during post-copy: the guest is lost (its pages not yet sent are nowhere),
+    // and the destination does not run on with holes; it is never resumed twice.
+    assertThat(vmd("ns", "create", "h-swap", "--size", "64M", "--replicas", "1", "--meta", meta).exit()).isZero();
+    Result h = vmd("vm", "start", "h", "--host", "hv-b", "--namespace", "h-swap", "--memory", "160M", "--meta", meta);
+    assertThat(h.exit()).as(h.err()).isZero();
+    awaitSerial(tmp.resolve("hv-b").resolve("h").resolve(QemuVm.SERIAL), 180, "VMLAB: idle");
+    Process postcopy = launcher("migrate", "h", "--to", "hv-a", "--policy", "post-copy", "--bandwidth", "8Mbit",
+        "--migration-timeout", "120s", "--meta", meta).redirectErrorStream(true)
+        .redirectOutput(tmp.resolve("lost.out").toFile()).start();
+    awaitSerial(tmp.resolve("lost.out"), 60, "postcopy-active:");
+    killHost(lab, 4);
+    assertThat(postcopy.waitFor(60, TimeUnit.SECONDS)).isTrue();
+    assertThat(postcopy.exitValue()).isEqualTo(1);
+    awaitState(meta, "h", "hv-a", "lost");
+    Result onA = vmd("vm", "list", "--host", "hv-a", "--json", "--meta", meta);
+    assertThat(onA.out()).as("A stopped its QEMU of the lost guest").doesNotContain("\"name\":\"h\"");
+    System.out.printf("hosts test: done at %.1f s%n", (System.nanoTime() - t0) / 1e9);
+  }
+
+  /** Waits until `vmd vm list --all-hosts` records VM {@code vm} on {@code host} in {@code state}. */
+  private void awaitState(String meta, String vm, String host, String state) throws Exception {
+    String want = "{\"name\":\"" + vm + "\",\"host\":\"" + host + "\",\"state\":\"" + state + "\"";
+    long deadline = System.nanoTime() + 30_000_000_000L;
+    while (true) {
+      Result list = vmd("vm", "list", "--all-hosts", "--json", "--meta", meta);
+      if (list.out().contains(want)) {
+        return;
+      }
+      assertThat(System.nanoTime()).as("%s in %s", want, list.out()).isLessThan(deadline);
+      Thread.sleep(500);
     }
   }
 
