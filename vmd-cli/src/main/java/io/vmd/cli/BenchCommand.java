@@ -328,8 +328,18 @@ final class BenchCommand {
     @Option(names = "--json-file", paramLabel = "FILE", description = "Also write the results as JSON.")
     Path json;
 
+    @Option(names = "--hosts", defaultValue = "local", paramLabel = "local|netns",
+        description = "local: both QEMUs on this host, the link QEMU's max-bandwidth on loopback. netns: source and "
+            + "destination QEMUs on two emulated hosts (network namespaces on a bridge, as vmd lab hosts up makes; "
+            + "root only), their links capped at --bandwidth by the kernel; the destination's page-ins cross its "
+            + "capped link to the gateways and memory servers on this machine (default: ${DEFAULT-VALUE}).")
+    String hosts;
+
     @Override
     public Integer call() throws Exception {
+      if (!hosts.equals("local") && !hosts.equals("netns")) {
+        throw new IllegalArgumentException("--hosts " + hosts + ": local or netns");
+      }
       List<VmMigrationBench.Run> chosen = new ArrayList<>();
       for (String r : runs) {
         chosen.add(VmMigrationBench.Run.parse(r));
@@ -341,7 +351,7 @@ final class BenchCommand {
       Path dir = workDir != null ? workDir : Files.createTempDirectory("vmd-bench-vm");
       var results = new VmMigrationBench(new VmMigrationBench.Options(
           lab, memory, workloadMib, hotMib, reservation, Bandwidth.parse(bandwidth), rate,
-          before, window, after, accel, chosen, plot, json, dir), System.out, System.err).run();
+          before, window, after, accel, chosen, plot, json, dir, hosts.equals("netns")), System.out, System.err).run();
       return results.values().stream().allMatch(o -> o.verified()) ? 0 : 1;
     }
   }

@@ -5,6 +5,7 @@ import io.vmd.bench.plot.LinePlot;
 import io.vmd.client.ClientConfig;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
+import io.vmd.common.lab.EmulatedHosts;
 import io.vmd.common.NbdEndpoint;
 import io.vmd.common.Sizes;
 import io.vmd.meta.FreePorts;
@@ -76,10 +77,18 @@ public final class VmMigrationBench {
    *     a cold one); 0: as fast as the guest runs
    * @param beforeSeconds the workload's run before the migration starts; {@code windowSeconds} the time
    *     given to the migration; {@code afterSeconds} the run after that, then every page is checked
+   * @param emulatedHosts the source and destination QEMUs on two emulated hosts (network namespaces,
+   *     {@link EmulatedHosts}) whose links the kernel caps at the bandwidth, instead of QEMU's
+   *     max-bandwidth on loopback; the gateways and memory servers stay on the machine itself, at the
+   *     bridge's end of the links, so the destination's page-ins cross its capped link too
    */
   public record Options(Path vmlab, long memoryBytes, int workloadMib, int hotMib, long reservationBytes,
       double bytesPerSecond, long opsPerSecond, int beforeSeconds, int windowSeconds, int afterSeconds, String accel,
-      List<Run> runs, Path plot, Path json, Path workDir) {}
+      List<Run> runs, Path plot, Path json, Path workDir, boolean emulatedHosts) {}
+
+  /** The emulated hosts' lab (name, subnet) for {@code --hosts netns}. */
+  static final String LAB = "vmb";
+  static final String SUBNET = "10.231.40";
 
   /** What one run measured. */
   public record Outcome(Run run, QemuMigration.Result qemu, boolean verified, String verdict, double beforeOpsPerSecond,
@@ -102,13 +111,46 @@ public final class VmMigrationBench {
   public Map<Run, Outcome> run() throws Exception {
     Map<Run, Outcome> results = new LinkedHashMap<>();
     Files.createDirectories(o.workDir());
+    EmulatedHosts lab = null;
+    if (o.emulatedHosts()) {
+      // Both directions of each host's veth capped: the stream leaves A and enters B at the link's rate.
+      lab = EmulatedHosts.builder(LAB).hosts(2).subnet(SUBNET).link((long) (o.bytesPerSecond() * 8)).up();
+      progress.printf(Locale.ROOT, "source QEMU on %s, destination on %s, links capped at %s by the kernel%n",
+          lab.address(1), lab.address(2), Bandwidth.format(o.bytesPerSecond()));
+    }
+    try {
+      hosts = lab;
+      runAll(results);
+    } finally {
+      if (lab != null) {
+        lab.close();
+      }
+    }
+    print(results);
+    if (o.plot() != null) {
+      Files.writeString(o.plot(), plot(results));
+      progress.println("wrote " + o.plot());
+    }
+    if (o.json() != null) {
+      Files.writeString(o.json(), json(results));
+      progress.println("wrote " + o.json());
+    }
+    return results;
+  }
+
+  /** The emulated hosts of this run, or null (all on loopback). */
+  private EmulatedHosts hosts;
+
+  private void runAll(Map<Run, Outcome> results) throws Exception {
+    // On emulated hosts the gateways listen at the bridge's end of the links, which the QEMUs reach.
+    String bind = hosts == null ? "127.0.0.1" : SUBNET + ".254";
     try (LocalCluster cluster = LocalCluster.builder().servers(2, o.memoryBytes() * 2).start();
         VmdClient sourceHost = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()), "gateway");
         VmdClient destHost = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()), "gateway");
         VmdClient orchestrator = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()), "cli");
-        NbdGateway sourceGw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), sourceHost,
+        NbdGateway sourceGw = NbdGateway.start(GatewayConfig.of(new HostPort(bind, 0)), sourceHost,
             new SimpleMeterRegistry());
-        NbdGateway destGw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), destHost,
+        NbdGateway destGw = NbdGateway.start(GatewayConfig.of(new HostPort(bind, 0)), destHost,
             new SimpleMeterRegistry())) {
       int i = 0;
       for (Run run : o.runs()) {
@@ -125,16 +167,6 @@ public final class VmMigrationBench {
         orchestrator.namespaces().delete(ns, true);
       }
     }
-    print(results);
-    if (o.plot() != null) {
-      Files.writeString(o.plot(), plot(results));
-      progress.println("wrote " + o.plot());
-    }
-    if (o.json() != null) {
-      Files.writeString(o.json(), json(results));
-      progress.println("wrote " + o.json());
-    }
-    return results;
   }
 
   private Outcome runOne(Run run, String ns, NbdGateway sourceGw, NbdGateway destGw, VmdClient orchestrator)
@@ -156,7 +188,7 @@ public final class VmMigrationBench {
         lab.resolve("initrd.gz"), append.toString(), o.accel(), true);
     Path dir = o.workDir().resolve(run.label());
     List<double[]> samples = new ArrayList<>(); // host seconds, cumulative ops
-    try (QemuVm source = QemuVm.start(src, dir.resolve("src"))) {
+    try (QemuVm source = QemuVm.start(src, dir.resolve("src"), hosts == null ? List.of() : hosts.command(1))) {
       source.awaitSerial("VMLAB: swap on", Duration.ofSeconds(120));
       if (run.ballooned()) {
         source.balloon(o.reservationBytes());
@@ -169,16 +201,20 @@ public final class VmMigrationBench {
         srcTail.poll(samples, t0);
         Thread.sleep(100);
       }
-      try (QemuVm dest = QemuVm.start(dst, dir.resolve("dst"))) {
+      try (QemuVm dest = QemuVm.start(dst, dir.resolve("dst"), hosts == null ? List.of() : hosts.command(2))) {
         ExportMetrics srcMetrics = sourceGw.metrics(ns);
         double outsBefore = srcMetrics.pagesOut();
-        int port = FreePorts.loopback(1).get(0).port();
+        // On emulated hosts the destination's namespace has nothing else listening: any port is free there.
+        String destHostAddress = hosts == null ? "127.0.0.1" : hosts.address(2);
+        int port = hosts == null ? FreePorts.loopback(1).get(0).port() : 47000 + (int) (System.nanoTime() % 1000);
+        // The kernel caps emulated links; QEMU's own cap then only keeps it from bursting past 4x.
+        long qemuCap = (long) (hosts == null ? o.bytesPerSecond() : o.bytesPerSecond() * 4);
         double migStart = (System.nanoTime() - t0) / 1e9;
         // The migration runs on this thread; the source's progress lines are read in between polls.
         QemuMigration.Result r;
         try {
-          r = QemuMigration.newBuilder(source.qmp(), dest.qmp()).policy(run.policy()).to("127.0.0.1", port)
-              .bandwidth((long) o.bytesPerSecond()).timeout(Duration.ofSeconds(o.windowSeconds()))
+          r = QemuMigration.newBuilder(source.qmp(), dest.qmp()).policy(run.policy()).to(destHostAddress, port)
+              .bandwidth(qemuCap).timeout(Duration.ofSeconds(o.windowSeconds()))
               .switchOver(() -> orchestrator.namespaces().fence(ns)).allowTcgPreCopy(run.forcePreCopy()).progress(m -> {
                 try {
                   srcTail.poll(samples, t0);
@@ -358,8 +394,9 @@ public final class VmMigrationBench {
 
   private void print(Map<Run, Outcome> r) {
     out.printf(Locale.ROOT, "%nvmd bench vm-migration: QEMU guests of %s (%s), a %d MiB workload with a %d MiB hot set,"
-        + " %s link; ballooned runs keep %s resident, the rest swaps to the VMD%n", Sizes.format(o.memoryBytes()),
+        + " %s link%s; ballooned runs keep %s resident, the rest swaps to the VMD%n", Sizes.format(o.memoryBytes()),
         o.accel(), o.workloadMib(), o.hotMib(), Bandwidth.format(o.bytesPerSecond()),
+        o.emulatedHosts() ? " (two emulated hosts, capped by the kernel)" : " (loopback, QEMU's max-bandwidth)",
         Sizes.format(o.reservationBytes()));
     row("", r, x -> "");
     out.println("\nTable I: the migrated guest's throughput (operations/s)");

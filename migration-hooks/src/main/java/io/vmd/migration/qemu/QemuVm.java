@@ -141,6 +141,14 @@ public final class QemuVm implements AutoCloseable {
    * removed) and connects to its QMP socket. QEMU outlives this JVM unless {@link #close} stops it.
    */
   public static QemuVm start(Spec spec, Path dir) throws IOException {
+    return start(spec, dir, List.of());
+  }
+
+  /**
+   * As {@link #start(Spec, Path)}, QEMU run under {@code prefix}: {@code ip netns exec NS} puts it on an
+   * emulated host (its QMP socket and files stay reachable through the file system).
+   */
+  public static QemuVm start(Spec spec, Path dir, List<String> prefix) throws IOException {
     // 0700: its QMP socket controls the VM and its serial log shows the guest; no other user may reach them.
     Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
     Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx------"));
@@ -162,7 +170,9 @@ public final class QemuVm implements AutoCloseable {
     try (var w = Files.newBufferedWriter(dir.resolve(SPEC))) {
       p.store(w, "vmd vm " + spec.name());
     }
-    Process proc = new ProcessBuilder(spec.commandLine(dir))
+    List<String> command = new ArrayList<>(prefix);
+    command.addAll(spec.commandLine(dir));
+    Process proc = new ProcessBuilder(command)
         .redirectErrorStream(true).redirectOutput(dir.resolve(LOG).toFile()).start();
     Qmp q;
     try {
