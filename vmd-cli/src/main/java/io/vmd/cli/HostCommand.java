@@ -13,13 +13,16 @@ import io.vmd.host.HostApi;
 import io.vmd.host.HostApiClient;
 import io.vmd.meta.HostMeta;
 import io.vmd.meta.VmMeta;
+import io.vmd.meta.VmState;
 import io.vmd.migration.wss.WorkingSetTracker;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -122,7 +125,8 @@ final class HostCommand implements Callable<Integer> {
   }
 
   @Command(name = "list", mixinStandardHelpOptions = true,
-      description = "The cluster's hypervisor hosts: name, API address, state, and the VMs each runs.")
+      description = "The cluster's hypervisor hosts: name, API address, state, the VMs each runs, and whether its "
+          + "agent answers now (asked through its API, all at once, within --timeout).")
   static final class ListHosts implements Callable<Integer> {
     @ParentCommand HostCommand host;
     @Spec CommandSpec spec;
@@ -132,10 +136,19 @@ final class HostCommand implements Callable<Integer> {
       Vmd vmd = host.vmd;
       try (VmdClient client = vmd.connect()) {
         List<VmMeta> vms = client.cluster().vms();
-        Output out = new Output("name", "api", "status", "vms");
-        for (HostMeta h : client.cluster().hosts()) {
-          long running = vms.stream().filter(v -> v.host().equals(h.name())).count();
-          out.row(h.name(), h.api().toString(), h.status().name().toLowerCase(Locale.ROOT), running);
+        List<HostMeta> hosts = client.cluster().hosts();
+        // The control plane records membership, not liveness: each agent is asked, in parallel.
+        List<CompletableFuture<String>> answers = new ArrayList<>();
+        for (HostMeta h : hosts) {
+          answers.add(CompletableFuture.supplyAsync(() -> agentAnswers(vmd, h)));
+        }
+        Output out = new Output("name", "api", "status", "vms", "agent");
+        for (int i = 0; i < hosts.size(); i++) {
+          HostMeta h = hosts.get(i);
+          long running = vms.stream().filter(v -> v.host().equals(h.name()) && v.state() != VmState.STOPPED
+              && v.state() != VmState.LOST).count();
+          out.row(h.name(), h.api().toString(), h.status().name().toLowerCase(Locale.ROOT), running,
+              answers.get(i).join());
         }
         out.print(spec.commandLine().getOut(), vmd.json, Map.of());
       }
@@ -159,6 +172,21 @@ final class HostCommand implements Callable<Integer> {
       new Output("host", "api", "version", "caller").row(s.host(), at.toString(), s.version(), s.caller())
           .print(spec.commandLine().getOut(), vmd.json, Map.of());
       return 0;
+    }
+  }
+
+  /** "up" when the host's agent answers its Status call within --timeout, else why not. */
+  private static String agentAnswers(Vmd vmd, HostMeta h) {
+    try (HostApiClient agent = HostApiClient.connect(h.api(), vmd.clientTls(), vmd.timeout)) {
+      agent.status();
+      return "up";
+    } catch (StatusRuntimeException e) {
+      return e.getStatus().getCode() == io.grpc.Status.Code.DEADLINE_EXCEEDED
+          || e.getStatus().getCode() == io.grpc.Status.Code.UNAVAILABLE ? "unreachable"
+          : e.getStatus().getCode().toString().toLowerCase(Locale.ROOT);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return "unknown";
     }
   }
 

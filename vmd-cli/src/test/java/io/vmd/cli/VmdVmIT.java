@@ -20,9 +20,7 @@ class VmdVmIT extends VmdProcesses {
   /** `vmd vm`: a QEMU guest on a namespace, listed, ballooned and stopped over QMP by separate commands. */
   @Test
   void vmCommandsStartListBalloonAndStopAGuestOnANamespace() throws Exception {
-    Path build = Path.of("..", "benchmarks", "vmlab", "build.sh").toAbsolutePath().normalize();
-    Result lab = tool(build.toString());
-    assertThat(lab.exit()).as(lab.err()).isZero();
+    buildGuest();
     String flag = startMeta().toString();
     startServer("server", "--meta", flag, "--listen", "127.0.0.1:0", "--memory", "256M");
     assertThat(vmd("ns", "create", "guest-swap", "--size", "256M", "--meta", flag).exit()).isZero();
@@ -111,9 +109,7 @@ class VmdVmIT extends VmdProcesses {
   @Test
   void aGatewayKilledAndRestartedUnderASwappingGuestLosesNothing() throws Exception {
     long t0 = System.nanoTime();
-    Path build = Path.of("..", "benchmarks", "vmlab", "build.sh").toAbsolutePath().normalize();
-    Result lab = tool(build.toString());
-    assertThat(lab.exit()).as(lab.err()).isZero();
+    buildGuest();
     String flag = startMeta().toString();
     startServer("server", "--meta", flag, "--listen", "127.0.0.1:0", "--memory", "384M");
     assertThat(vmd("ns", "create", "guest-swap", "--size", "320M", "--meta", flag).exit()).isZero();
@@ -162,18 +158,10 @@ class VmdVmIT extends VmdProcesses {
    */
   @Test
   void aHostAgentRegistersAndAnswersAdminsThroughItsApi() throws Exception {
-    Path build = Path.of("..", "benchmarks", "vmlab", "build.sh").toAbsolutePath().normalize();
-    Result lab = tool(build.toString());
-    assertThat(lab.exit()).as(lab.err()).isZero();
+    buildGuest();
     String flag = startMeta().toString();
     startServer("server", "--meta", flag, "--listen", "127.0.0.1:0", "--memory", "64M");
-    Path hostCerts = Files.createDirectories(tmp.resolve("h1-certs"));
-    for (String f : List.of("ca.crt", "ca.key", "seal.key")) {
-      Files.copy(certs.resolve(f), hostCerts.resolve(f));
-    }
-    Result made = vmd("cert", "create-node", "h1", "127.0.0.1", "--role", "host", "--certs-dir", hostCerts.toString());
-    assertThat(made.exit()).as(made.err()).isZero();
-    Files.delete(hostCerts.resolve("ca.key")); // a host keeps no CA key
+    Path hostCerts = nodeCerts("h1", "127.0.0.1", "host");
     Path socket = tmp.resolve("h1-run").resolve("nbd.sock");
     Path vms = tmp.resolve("h1-vms");
     startAndWait(Pattern.compile("host agent 'h1': API on (\\S+),"), "host", "--certs-dir", hostCerts.toString(),
@@ -181,7 +169,8 @@ class VmdVmIT extends VmdProcesses {
     assertThat(Files.getPosixFilePermissions(socket)).isEqualTo(PosixFilePermissions.fromString("rw-------"));
     Result list = vmd("host", "list", "--meta", flag, "--json");
     assertThat(list.exit()).as(list.err()).isZero();
-    assertThat(list.out()).contains("\"name\":\"h1\"").contains("\"status\":\"active\"");
+    assertThat(list.out()).contains("\"name\":\"h1\"").contains("\"status\":\"active\"")
+        .contains("\"agent\":\"up\"");
     Result status = vmd("host", "status", "h1", "--meta", flag);
     assertThat(status.exit()).as(status.err()).isZero();
     assertThat(status.out()).contains("h1").contains("admin admin");
@@ -220,9 +209,7 @@ class VmdVmIT extends VmdProcesses {
    */
   @Test
   void aGuestMovesBetweenEmulatedHostsAndAFailedMigrationLeavesItWhereItWas() throws Exception {
-    Path build = Path.of("..", "benchmarks", "vmlab", "build.sh").toAbsolutePath().normalize();
-    Result built = tool(build.toString());
-    assertThat(built.exit()).as(built.err()).isZero();
+    buildGuest();
     long t0 = System.nanoTime();
     try (EmulatedHosts lab = EmulatedHosts.builder("vmit").hosts(4).subnet("10.231.30").link(1_000_000_000L).up()) {
       try {
@@ -322,6 +309,10 @@ class VmdVmIT extends VmdProcesses {
     assertThat(Files.readString(tmp.resolve("dying.out"))).contains("stays on host 'hv-b'");
     assertThat(runsOn(meta)).isEqualTo("hv-b");
     awaitProgress(serial("hv-b"));
+    // The control plane still lists A as a member; its agent does not answer.
+    Result hosts = vmd("host", "list", "--json", "--timeout", "3s", "--meta", meta);
+    assertThat(hosts.out()).contains("{\"name\":\"hv-a\",\"api\":\"" + lab.address(3) + ":7420\",\"status\":"
+        + "\"active\",\"vms\":0,\"agent\":\"unreachable\"}").contains("\"agent\":\"up\"");
     startAndWaitIn(lab.command(3), Pattern.compile("host agent 'hv-a': API on"), agents[1]);
     hostLogs.add(lastLog);
 
@@ -430,7 +421,17 @@ class VmdVmIT extends VmdProcesses {
     }
   }
 
-  /** A node certificate of {@code role} naming {@code address}, in a certificates directory of its own. */
+  /** The guest's kernel and initramfs (benchmarks/vmlab), built once per machine. */
+  private void buildGuest() throws Exception {
+    Path build = Path.of("..", "benchmarks", "vmlab", "build.sh").toAbsolutePath().normalize();
+    Result built = tool(build.toString());
+    assertThat(built.exit()).as(built.err()).isZero();
+  }
+
+  /**
+   * A node certificate of {@code role} naming {@code address}, made by `vmd cert create-node` in a
+   * certificates directory of its own, which keeps no CA key (as a host's does not).
+   */
   private Path nodeCerts(String name, String address, String role) throws Exception {
     Path d = tmp.resolve("certs-" + name);
     if (Files.exists(d.resolve("node.crt"))) {
