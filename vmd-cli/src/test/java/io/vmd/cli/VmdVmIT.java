@@ -199,10 +199,10 @@ class VmdVmIT extends VmdProcesses {
    * The papers' scenario on emulated hosts, each a network namespace on a bridge with a 1 Gbit/s link:
    * the control plane and a memory server on h1, a memory server on h2, hypervisor hosts hv-a (h3) and
    * hv-b (h4), the CLI on the machine itself. A guest that keeps a hot set among cold pages in less RAM
-   * than it uses (so it swaps to its namespace all along) moves A to B (agile), is cut short by its timeout
-   * on the way back (it stays on B, still writing), loses its destination host (killed before
-   * switch-over: it stays on B), survives B's agent being killed and restarted (as for an upgrade), moves
-   * back by post-copy and away again by pre-copy. Its workload checks every page it touches as it runs,
+   * than it uses (so it swaps to its namespace all along) moves A to B (agile); on the way back it is
+   * cut short by its timeout, then interrupted (it stays on B, still writing), then loses its destination
+   * host (killed before switch-over: it stays on B); it survives B's agent being killed and restarted
+   * (as for an upgrade), moves back by post-copy and away again by pre-copy. Its workload checks every page it touches as it runs,
    * and every page at the end; when it powers off, it is recorded stopped. A second guest loses its
    * source host in post-copy: it is recorded lost, and its destination's QEMU stopped. `vmd vm list`
    * from the machine itself shows the right host at each step.
@@ -296,6 +296,16 @@ class VmdVmIT extends VmdProcesses {
     assertThat(cut.err()).contains("stays on host 'hv-b'").contains("not done within 2 s");
     assertThat(runsOn(meta)).isEqualTo("hv-b");
     assertThat(nsField(meta, "owner")).isEqualTo("hv-b/host");
+    awaitProgress(serial("hv-b"));
+
+    // Interrupted (the CLI killed, as by Ctrl-C): B's agent sees its caller gone and cancels.
+    Process interrupted = launcher("migrate", "g", "--to", "hv-a", "--policy", "pre-copy", "--bandwidth", "16Mbit",
+        "--migration-timeout", "60s", "--meta", meta).redirectErrorStream(true)
+        .redirectOutput(tmp.resolve("interrupted.out").toFile()).start();
+    awaitSerial(tmp.resolve("interrupted.out"), 60, "active:");
+    interrupted.destroy();
+    assertThat(interrupted.waitFor(20, TimeUnit.SECONDS)).isTrue();
+    awaitState(meta, "g", "hv-b", "running");
     awaitProgress(serial("hv-b"));
 
     // The destination host dies before switch-over: the guest stays on B.
