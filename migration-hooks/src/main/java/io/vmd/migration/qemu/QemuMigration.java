@@ -90,14 +90,10 @@ public final class QemuMigration {
   public static void prepareIncoming(Qmp destination, Policy policy, String host, int port, Path tlsDir)
       throws QmpException {
     Duration t = Duration.ofSeconds(10);
-    // Stated both ways: a QEMU that arrived by post-copy keeps postcopy-ram on, and a pre-copy stream
-    // that advises post-copy is refused by a destination without it.
-    List<Map<String, Object>> caps = new ArrayList<>(List.of(Map.of("capability", "events", "state", true),
-        Map.of("capability", "postcopy-ram", "state", policy != Policy.PRE_COPY)));
+    List<Map<String, Object>> caps = capabilities(policy);
     destination.call("migrate-set-capabilities", Map.of("capabilities", caps), t);
     if (tlsDir != null) {
-      // A new object per attempt: one an earlier attempt made may still be held by QEMU.
-      String id = TLS_ID + "-" + Long.toHexString(System.nanoTime());
+      String id = newTlsId();
       addTlsCreds(destination, id, "server", tlsDir);
       destination.call("migrate-set-parameters", Map.of("tls-creds", id), t);
     }
@@ -215,6 +211,21 @@ public final class QemuMigration {
   /** How the x509 credentials objects of TLS migration streams are named. */
   static final String TLS_ID = "vmd-migration-tls";
 
+  /** A new credentials object per attempt: one an earlier attempt made may still be held by QEMU. */
+  private static String newTlsId() {
+    return TLS_ID + "-" + Long.toHexString(System.nanoTime());
+  }
+
+  /**
+   * The capabilities both ends share for {@code policy}. postcopy-ram is stated both ways: a QEMU that
+   * arrived by post-copy keeps it on, and a pre-copy stream that advises post-copy is refused by a
+   * destination without it.
+   */
+  private static List<Map<String, Object>> capabilities(Policy policy) {
+    return new ArrayList<>(List.of(Map.of("capability", "events", "state", true),
+        Map.of("capability", "postcopy-ram", "state", policy != Policy.PRE_COPY)));
+  }
+
   private static void addTlsCreds(Qmp qmp, String id, String endpoint, Path dir) throws QmpException {
     qmp.call("object-add", Map.of("qom-type", "tls-creds-x509", "id", id, "endpoint", endpoint,
         "verify-peer", true, "dir", dir.toAbsolutePath().toString()), Duration.ofSeconds(10));
@@ -290,10 +301,7 @@ public final class QemuMigration {
       }
       skipPass = true; // Agile starts in post-copy
     }
-    // Stated both ways: a QEMU that arrived by post-copy keeps postcopy-ram on, and a pre-copy stream
-    // that advises post-copy is refused by a destination without it.
-    List<Map<String, Object>> caps = new ArrayList<>(List.of(Map.of("capability", "events", "state", true),
-        Map.of("capability", "postcopy-ram", "state", policy != Policy.PRE_COPY)));
+    List<Map<String, Object>> caps = capabilities(policy);
     caps.add(Map.of("capability", "pause-before-switchover", "state", switchOver != null));
     source.call("migrate-set-capabilities", Map.of("capabilities", caps), t);
     Map<String, Object> params = new HashMap<>(Map.of("max-bandwidth", bytesPerSecond,
@@ -306,9 +314,8 @@ public final class QemuMigration {
       prepareIncoming(destination, policy, host, port, b.destinationCreds);
     }
     if (b.sourceCreds != null) {
-      // Each end checks the other's certificate. A new object per attempt: one an earlier attempt made
-      // may still be held by QEMU.
-      String id = TLS_ID + "-" + Long.toHexString(System.nanoTime());
+      // Each end checks the other's certificate.
+      String id = newTlsId();
       addTlsCreds(source, id, "client", b.sourceCreds);
       params.put("tls-creds", id);
       params.put("tls-hostname", host);
