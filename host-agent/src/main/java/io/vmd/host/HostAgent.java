@@ -5,8 +5,8 @@ import io.vmd.client.VmdClient;
 import io.vmd.client.VmdException;
 import io.vmd.common.HostPort;
 import io.vmd.common.NbdEndpoint;
-import io.vmd.common.tls.ClusterTls;
 import io.vmd.common.tls.CertsDir;
+import io.vmd.common.tls.ClusterTls;
 import io.vmd.common.tls.Identity;
 import io.vmd.common.tls.Role;
 import io.vmd.meta.HostMeta;
@@ -22,8 +22,9 @@ import io.vmd.migration.qemu.QmpException;
 import io.vmd.migration.wss.WorkingSetTracker;
 import io.vmd.nbd.ExportMetrics;
 import io.vmd.nbd.GatewayConfig;
-import io.vmd.protocol.ErrorCode;
 import io.vmd.nbd.NbdGateway;
+import io.vmd.protocol.ErrorCode;
+import io.vmd.protocol.Pages;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.ServerSocket;
@@ -203,7 +204,7 @@ public final class HostAgent implements HostService, AutoCloseable {
     try {
       WorkingSetTracker tracker = new WorkingSetTracker(() -> {
         ExportMetrics m = gateway.metrics(ns);
-        return m == null ? 0 : (long) m.pagesIn() * 4096;
+        return m == null ? 0 : (long) m.pagesIn() * Pages.PAGE_SIZE;
       }, new BalloonReservation(vm.qmp(), memory, floor), new WorkingSetTracker.Settings(t.alpha(), t.beta(),
           t.tauBytesPerSecond(), t.fastInterval(), t.slowInterval(), floor, memory));
       WorkingSetTracker old = trackers.put(name, tracker.start());
@@ -301,10 +302,7 @@ public final class HostAgent implements HostService, AutoCloseable {
     }
     untrack(name);
     vm.close();
-    VmMeta known = client.cluster().vm(name);
-    if (known != null && known.host().equals(config.name())) {
-      client.cluster().putVm(known.with(VmState.STOPPED, config.name(), ""), known.generation());
-    }
+    record(name, v -> v.host().equals(config.name()), v -> v.with(VmState.STOPPED, config.name(), ""));
     return new HostApi.VmInfo(name, vm.spec().namespace(), vm.spec().memoryBytes(), "stopped", 0);
   }
 
@@ -312,9 +310,9 @@ public final class HostAgent implements HostService, AutoCloseable {
    * Moves a VM of this host to host {@code to}: the control plane records it MIGRATING there, the
    * destination's agent readies an incoming QEMU on its own gateway, and this host's QEMU sends the
    * guest's memory (TLS with both hosts' node certificates when secure). At switch-over, while the
-   * guest is paused, this host's gateway is fenced off the namespace; the destination's takes it with
-   * the guest's first write there. The destination's agent records the VM on its host when its QEMU
-   * has it all. Before switch-over any failure or cancellation leaves the VM running here, this host
+   * guest is paused, this host's gateway is fenced off the namespace and the destination's claims it
+   * ({@link #takeNamespace}). The destination's agent records the VM on its host when its QEMU has it
+   * all. Before switch-over any failure or cancellation leaves the VM running here, this host
    * owning its namespace; after it, the VM is never resumed here (it is lost if it does not arrive).
    */
   @Override
@@ -407,19 +405,31 @@ public final class HostAgent implements HostService, AutoCloseable {
    */
   @Override
   public HostApi.VmInfo takeNamespace(String name, Identity caller) throws Exception {
+    VmMeta known = migratingHere(name, caller);
     QemuVm vm = vms.get(name);
+    if (vm == null) {
+      throw new IllegalStateException("VM '" + name + "' is not arriving on host '" + config.name() + "'");
+    }
+    if (!gateway.claim(known.namespace()).get(PEER_DEADLINE.toSeconds(), TimeUnit.SECONDS)) {
+      throw new IllegalStateException("namespace '" + known.namespace() + "' not claimed: another owner holds it");
+    }
+    return info(vm);
+  }
+
+  /**
+   * The record of VM {@code name}, which must be migrating to this host from the host calling (a
+   * host's agent may only move its own VMs here; an admin any).
+   */
+  private VmMeta migratingHere(String name, Identity caller) throws VmdException {
     VmMeta known = client.cluster().vm(name);
-    if (vm == null || known == null || known.state() != VmState.MIGRATING || !known.target().equals(config.name())) {
+    if (known == null || known.state() != VmState.MIGRATING || !known.target().equals(config.name())) {
       throw new IllegalStateException("VM '" + name + "' is not migrating to host '" + config.name() + "'");
     }
     if (caller != null && caller.role() == Role.HOST && !caller.name().equals(known.host())) {
       throw new IllegalStateException("VM '" + name + "' runs on host '" + known.host() + "', not on '"
           + caller.name() + "'");
     }
-    if (!gateway.claim(known.namespace()).get(PEER_DEADLINE.toSeconds(), TimeUnit.SECONDS)) {
-      throw new IllegalStateException("namespace '" + known.namespace() + "' not claimed: another owner holds it");
-    }
-    return info(vm);
+    return known;
   }
 
   private void stopIncoming(HostApiClient peer, String name) {
@@ -490,14 +500,7 @@ public final class HostAgent implements HostService, AutoCloseable {
   public synchronized HostApi.IncomingAt prepareIncoming(HostApi.Incoming r, Identity caller) throws Exception {
     QemuVm.checkName(r.name());
     QemuMigration.Policy policy = QemuMigration.Policy.parse(r.policy());
-    VmMeta known = client.cluster().vm(r.name());
-    if (known == null || known.state() != VmState.MIGRATING || !known.target().equals(config.name())) {
-      throw new IllegalStateException("VM '" + r.name() + "' is not migrating to host '" + config.name() + "'");
-    }
-    if (caller != null && caller.role() == Role.HOST && !caller.name().equals(known.host())) {
-      throw new IllegalStateException("VM '" + r.name() + "' runs on host '" + known.host() + "', not on '"
-          + caller.name() + "'");
-    }
+    VmMeta known = migratingHere(r.name(), caller);
     if (vms.containsKey(r.name())) {
       throw new IllegalStateException("VM '" + r.name() + "' already runs on host '" + config.name() + "'");
     }
