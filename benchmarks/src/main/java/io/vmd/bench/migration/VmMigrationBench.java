@@ -119,8 +119,7 @@ public final class VmMigrationBench {
           lab.address(1), lab.address(2), Bandwidth.format(o.bytesPerSecond()));
     }
     try {
-      hosts = lab;
-      runAll(results);
+      runAll(results, lab);
     } finally {
       if (lab != null) {
         lab.close();
@@ -138,12 +137,10 @@ public final class VmMigrationBench {
     return results;
   }
 
-  /** The emulated hosts of this run, or null (all on loopback). */
-  private EmulatedHosts hosts;
-
-  private void runAll(Map<Run, Outcome> results) throws Exception {
+  /** Every run; {@code hosts}: the emulated hosts the QEMUs run on, or null (all on loopback). */
+  private void runAll(Map<Run, Outcome> results, EmulatedHosts hosts) throws Exception {
     // On emulated hosts the gateways listen at the bridge's end of the links, which the QEMUs reach.
-    String bind = hosts == null ? "127.0.0.1" : SUBNET + ".254";
+    String bind = hosts == null ? "127.0.0.1" : hosts.bridgeAddress();
     try (LocalCluster cluster = LocalCluster.builder().servers(2, o.memoryBytes() * 2).start();
         VmdClient sourceHost = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()), "gateway");
         VmdClient destHost = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()), "gateway");
@@ -160,7 +157,7 @@ public final class VmMigrationBench {
             Sizes.format(o.memoryBytes()), o.workloadMib(), o.hotMib(),
             run.ballooned() ? ", ballooned to " + Sizes.format(o.reservationBytes()) : ", everything resident",
             run.policy().label());
-        Outcome r = runOne(run, ns, sourceGw, destGw, orchestrator);
+        Outcome r = runOne(run, ns, sourceGw, destGw, orchestrator, hosts);
         results.put(run, r);
         progress.printf(Locale.ROOT, "[%s] %.2f s, %s moved, %s%n", run.label(), r.qemu().totalMillis() / 1000.0,
             Sizes.format(r.qemu().transferredBytes()), r.verdict());
@@ -169,8 +166,8 @@ public final class VmMigrationBench {
     }
   }
 
-  private Outcome runOne(Run run, String ns, NbdGateway sourceGw, NbdGateway destGw, VmdClient orchestrator)
-      throws Exception {
+  private Outcome runOne(Run run, String ns, NbdGateway sourceGw, NbdGateway destGw, VmdClient orchestrator,
+      EmulatedHosts hosts) throws Exception {
     // The guest cannot be told when the migration is over: its workload runs for a fixed time, the
     // migration inside it, and then checks every page (at the destination).
     int secs = o.beforeSeconds() + o.windowSeconds() + o.afterSeconds();

@@ -92,7 +92,7 @@ public final class EmulatedHosts implements AutoCloseable {
       try {
         String bridge = lab.bridge();
         run("ip", "link", "add", bridge, "type", "bridge");
-        run("ip", "addr", "add", subnet + ".254/24", "dev", bridge);
+        run("ip", "addr", "add", lab.bridgeAddress() + "/24", "dev", bridge);
         run("ip", "link", "set", bridge, "up");
         for (int i = 1; i <= count; i++) {
           String ns = names.get(i - 1);
@@ -149,6 +149,11 @@ public final class EmulatedHosts implements AutoCloseable {
   public String address(int i) {
     checkHost(i);
     return subnet + "." + i;
+  }
+
+  /** The bridge's address: the machine itself as the hosts reach it. */
+  public String bridgeAddress() {
+    return subnet + ".254";
   }
 
   /** {@code command} as run inside host {@code i}: ip netns exec NS command... */

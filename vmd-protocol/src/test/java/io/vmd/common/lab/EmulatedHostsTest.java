@@ -26,6 +26,7 @@ class EmulatedHostsTest {
   void hostsReachEachOtherAtTheCappedRateAndLeaveNothingBehind() throws Exception {
     try (EmulatedHosts lab = EmulatedHosts.builder("t1").hosts(2).subnet("10.231.7").link(100 * MBIT).up()) {
       assertThat(lab.address(2)).isEqualTo("10.231.7.2");
+      assertThat(lab.bridgeAddress()).isEqualTo("10.231.7.254");
       // A second lab of the same name is refused while this one is up.
       assertThatThrownBy(() -> EmulatedHosts.builder("t1").hosts(1).up()).isInstanceOf(IOException.class)
           .hasMessageContaining("is up already");
