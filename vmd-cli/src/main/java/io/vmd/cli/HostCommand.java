@@ -193,12 +193,36 @@ final class HostCommand implements Callable<Integer> {
   /** The API of host {@code name}, as the control plane has it; one clear error when there is none. */
   static HostPort apiOf(Vmd vmd, String name) throws Exception {
     try (VmdClient client = vmd.connect()) {
-      HostMeta h = client.cluster().host(name);
-      if (h == null) {
-        throw new IllegalArgumentException("no host '" + name + "' in the cluster (vmd host list)");
-      }
-      return h.api();
+      return hostNamed(client, name).api();
     }
+  }
+
+  /**
+   * The host whose agent runs VM {@code name}: host {@code host} when given; none (null) for a VM of
+   * this machine's --vm-dir (vmd vm start without --host); else the host the control plane records it on.
+   */
+  static HostMeta agentOf(Vmd vmd, VmDir vms, String name, String host) throws Exception {
+    if (host == null && vms.has(name)) {
+      return null;
+    }
+    try (VmdClient client = vmd.connect()) {
+      if (host == null) {
+        VmMeta v = client.cluster().vm(name);
+        if (v == null) {
+          throw new IOException("no VM named '" + name + "' in " + vms.root + " nor in the cluster");
+        }
+        host = v.host();
+      }
+      return hostNamed(client, host);
+    }
+  }
+
+  private static HostMeta hostNamed(VmdClient client, String name) throws Exception {
+    HostMeta h = client.cluster().host(name);
+    if (h == null) {
+      throw new IllegalArgumentException("no host '" + name + "' in the cluster (vmd host list)");
+    }
+    return h;
   }
 
   /** Runs {@code call} against host {@code name}'s agent; its refusal as one line. */

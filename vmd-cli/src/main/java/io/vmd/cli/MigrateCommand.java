@@ -4,13 +4,11 @@ import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
 import io.vmd.common.Sizes;
 import io.vmd.common.tls.CertsDir;
-import io.vmd.meta.FreePorts;
-import io.vmd.migration.model.Bandwidth;
 import io.vmd.host.HostApi;
+import io.vmd.meta.FreePorts;
 import io.vmd.meta.HostMeta;
-import io.vmd.meta.VmMeta;
+import io.vmd.migration.model.Bandwidth;
 import io.vmd.migration.qemu.QemuMigration;
-import io.vmd.migration.qemu.QemuVm;
 import io.vmd.migration.qemu.QemuTlsFiles;
 import io.vmd.migration.qemu.Qmp;
 import java.io.IOException;
@@ -91,8 +89,9 @@ final class MigrateCommand implements Callable<Integer> {
     } catch (IllegalArgumentException e) {
       throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
     }
-    if (!Files.exists(vms.of(name).resolve(QemuVm.SPEC))) {
-      return betweenHosts(p, rate);
+    HostMeta agent = HostCommand.agentOf(vmd, vms, name, null);
+    if (agent != null) {
+      return betweenHosts(agent, p, rate);
     }
     HostPort at = HostPort.parse(listen);
     int port = at.port() != 0 ? at.port() : FreePorts.loopback(1).get(0).port();
@@ -133,21 +132,9 @@ final class MigrateCommand implements Callable<Integer> {
     }
   }
 
-  /** A VM of a host's agent, to host {@code to}: its agent drives the migration, this command watches. */
-  private int betweenHosts(QemuMigration.Policy p, long rate) throws Exception {
-    VmMeta vm;
-    HostMeta source;
-    try (VmdClient client = vmd.connect()) {
-      vm = client.cluster().vm(name);
-      if (vm == null) {
-        throw new IOException("no VM named '" + name + "' in the cluster, nor in " + vms.root);
-      }
-      source = client.cluster().host(vm.host());
-      if (source == null) {
-        throw new IOException("VM '" + name + "' is recorded on host '" + vm.host() + "', which the cluster does not know");
-      }
-    }
-    spec.commandLine().getErr().printf("migrating VM '%s' from host %s to host %s (%s)%n", name, vm.host(), to,
+  /** A VM of {@code source}'s agent, to host {@code to}: the agent drives the migration, this command watches. */
+  private int betweenHosts(HostMeta source, QemuMigration.Policy p, long rate) throws Exception {
+    spec.commandLine().getErr().printf("migrating VM '%s' from host %s to host %s (%s)%n", name, source.name(), to,
         p.label());
     QemuMigration.Result r = HostCommand.onAgent(vmd, source.name(), source.api(), a -> a.migrate(
         new HostApi.Migrate(name, to, p.label(), rate, timeout.toMillis()),

@@ -5,6 +5,7 @@ import io.vmd.client.VmdClient;
 import io.vmd.common.NbdEndpoint;
 import io.vmd.common.Sizes;
 import io.vmd.host.HostApi;
+import io.vmd.meta.HostMeta;
 import io.vmd.meta.VmMeta;
 import io.vmd.migration.qemu.BalloonReservation;
 import io.vmd.migration.qemu.QemuVm;
@@ -42,23 +43,6 @@ final class VmCommand {
   @ParentCommand Vmd vmd;
 
   @CommandLine.Mixin VmDir vms;
-
-  /**
-   * The host whose agent runs VM {@code name}: {@code host} if given; none (null) for a VM of this
-   * machine's --vm-dir; else the host the control plane records it on.
-   */
-  String agentOf(String name, String host) throws Exception {
-    if (host != null || Files.exists(vms.of(name).resolve(QemuVm.SPEC))) {
-      return host;
-    }
-    try (VmdClient client = vmd.connect()) {
-      VmMeta v = client.cluster().vm(name);
-      if (v == null) {
-        throw new IOException("no VM named '" + name + "' in " + vms.root + " nor in the cluster");
-      }
-      return v.host();
-    }
-  }
 
   @Command(name = "start", mixinStandardHelpOptions = true,
       description = "Start a QEMU guest with its swap disk on a namespace, a balloon, a serial log and a QMP socket.")
@@ -227,10 +211,10 @@ final class VmCommand {
 
     @Override
     public Integer call() throws Exception {
-      String host = vm.agentOf(name, this.host);
-      if (host != null) {
-        HostCommand.onAgent(vm.vmd, host, a -> a.stopVm(name));
-        spec.commandLine().getOut().printf("VM '%s' stopped on host %s%n", name, host);
+      HostMeta agent = HostCommand.agentOf(vm.vmd, vm.vms, name, host);
+      if (agent != null) {
+        HostCommand.onAgent(vm.vmd, agent.name(), agent.api(), a -> a.stopVm(name));
+        spec.commandLine().getOut().printf("VM '%s' stopped on host %s%n", name, agent.name());
         return 0;
       }
       try (Qmp q = vm.vms.reach(name)) {
@@ -261,10 +245,10 @@ final class VmCommand {
 
     @Override
     public Integer call() throws Exception {
-      String host = vm.agentOf(name, this.host);
-      if (host != null) {
-        HostApi.VmInfo v = HostCommand.onAgent(vm.vmd, host, a -> a.balloonVm(name, size));
-        spec.commandLine().getOut().printf("VM '%s' on host %s: balloon target %s, %s%n", name, host,
+      HostMeta agent = HostCommand.agentOf(vm.vmd, vm.vms, name, host);
+      if (agent != null) {
+        HostApi.VmInfo v = HostCommand.onAgent(vm.vmd, agent.name(), agent.api(), a -> a.balloonVm(name, size));
+        spec.commandLine().getOut().printf("VM '%s' on host %s: balloon target %s, %s%n", name, agent.name(),
             Sizes.format(size), v.status());
         return 0;
       }

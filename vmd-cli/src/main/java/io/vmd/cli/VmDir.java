@@ -41,17 +41,17 @@ final class VmDir {
     return Path.of(System.getenv().getOrDefault("VMD_VMLAB_DIR", System.getProperty("user.home") + "/.cache/vmd-vmlab"));
   }
 
+  /** Whether VM {@code name} was started on this machine, in this directory (running or not). */
+  boolean has(String name) {
+    return Files.exists(of(name).resolve(QemuVm.SPEC));
+  }
+
   /** What VM {@code name} was started with (its vm.properties: name, memory, namespace, gateway, incoming). */
   Properties spec(String name) throws IOException {
-    Path file = of(name).resolve(QemuVm.SPEC);
-    if (!Files.exists(file)) {
+    if (!has(name)) {
       throw new IOException("no VM named '" + name + "' in " + root);
     }
-    Properties p = new Properties();
-    try (var r = Files.newBufferedReader(file)) {
-      p.load(r);
-    }
-    return p;
+    return QemuVm.startedWith(of(name));
   }
 
   /** Whether VM {@code name}'s QEMU answers on its socket. */

@@ -196,10 +196,7 @@ public final class QemuVm implements AutoCloseable {
     if (!Files.exists(dir.resolve(SPEC)) || !Files.exists(pidFile)) {
       return null;
     }
-    Properties p = new Properties();
-    try (var r = Files.newBufferedReader(dir.resolve(SPEC))) {
-      p.load(r);
-    }
+    Properties p = startedWith(dir);
     long pid;
     try {
       pid = Long.parseLong(Files.readString(pidFile).strip());
@@ -217,6 +214,15 @@ public final class QemuVm implements AutoCloseable {
         NbdEndpoint.parse(p.getProperty("gateway")), kernel, initrd, p.getProperty("append", ""), accel,
         Boolean.parseBoolean(p.getProperty("incoming")), tls == null ? null : Path.of(tls));
     return new QemuVm(spec, dir, h, Qmp.connect(dir.resolve(QMP), spec.name(), Duration.ofSeconds(5)));
+  }
+
+  /** What the VM in {@code dir} was started with: its vm.properties (name, memory, namespace, gateway...). */
+  public static Properties startedWith(Path dir) throws IOException {
+    Properties p = new Properties();
+    try (var r = Files.newBufferedReader(dir.resolve(SPEC))) {
+      p.load(r);
+    }
+    return p;
   }
 
   /** Connects to a VM started earlier (perhaps by another process) in {@code dir}. */
