@@ -1,6 +1,7 @@
 package io.vmd.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import io.vmd.common.lab.EmulatedHosts;
 import io.vmd.migration.qemu.QemuVm;
@@ -8,6 +9,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -284,11 +286,8 @@ class VmdVmIT extends VmdProcesses {
     assertThat(Long.parseLong(nsField(meta, "epoch"))).isGreaterThan(epochOnA);
     System.out.printf("hosts test: on B at %.1f s%n", (System.nanoTime() - t0) / 1e9);
     // B runs the working-set loop for it: RAM the guest does not page in through B's gateway goes back.
-    long deadline = System.nanoTime() + 30_000_000_000L;
-    while (balloonOn(meta, "hv-b") >= 192L << 20) {
-      assertThat(System.nanoTime()).as("B's working-set loop shrinks the balloon").isLessThan(deadline);
-      Thread.sleep(500);
-    }
+    await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(500)).untilAsserted(() ->
+        assertThat(balloonOn(meta, "hv-b")).as("B's working-set loop shrinks the balloon").isLessThan(192L << 20));
     // Ballooned through B's agent, found through the control plane (no --host).
     Result balloon = vmd("vm", "balloon", "g", "176M", "--meta", meta);
     assertThat(balloon.exit()).as(balloon.err()).isZero();
@@ -382,15 +381,8 @@ class VmdVmIT extends VmdProcesses {
   /** Waits until `vmd vm list --all-hosts` records VM {@code vm} on {@code host} in {@code state}. */
   private void awaitState(String meta, String vm, String host, String state) throws Exception {
     String want = "{\"name\":\"" + vm + "\",\"host\":\"" + host + "\",\"state\":\"" + state + "\"";
-    long deadline = System.nanoTime() + 30_000_000_000L;
-    while (true) {
-      Result list = vmd("vm", "list", "--all-hosts", "--json", "--meta", meta);
-      if (list.out().contains(want)) {
-        return;
-      }
-      assertThat(System.nanoTime()).as("%s in %s", want, list.out()).isLessThan(deadline);
-      Thread.sleep(500);
-    }
+    await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(500)).untilAsserted(() ->
+        assertThat(vmd("vm", "list", "--all-hosts", "--json", "--meta", meta).out()).contains(want));
   }
 
   /** The RAM the balloon of VM g leaves it, as its host's agent reports it (vmd vm list --host). */
@@ -425,11 +417,9 @@ class VmdVmIT extends VmdProcesses {
   /** Two more progress lines of the guest's workload: it runs, and writes. */
   private static void awaitProgress(Path serial) throws Exception {
     int before = Files.readString(serial).split("VMLAB: t=", -1).length;
-    long deadline = System.nanoTime() + 30_000_000_000L;
-    while (Files.readString(serial).split("VMLAB: t=", -1).length < before + 2) {
-      assertThat(System.nanoTime()).as("the guest's progress in %s", serial).isLessThan(deadline);
-      Thread.sleep(200);
-    }
+    await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(200)).untilAsserted(() ->
+        assertThat(Files.readString(serial).split("VMLAB: t=", -1).length).as("the guest's progress in %s", serial)
+            .isGreaterThanOrEqualTo(before + 2));
   }
 
   /** The guest's kernel and initramfs (benchmarks/vmlab), built once per machine. */
