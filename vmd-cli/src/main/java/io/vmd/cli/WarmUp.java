@@ -1,6 +1,6 @@
 package io.vmd.cli;
 
-import io.vmd.bench.fault.SelfWarmUp;
+import io.vmd.load.SelfWarmUp;
 import java.time.Duration;
 import java.util.Locale;
 import org.slf4j.LoggerFactory;

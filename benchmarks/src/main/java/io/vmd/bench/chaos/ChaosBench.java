@@ -1,7 +1,7 @@
 package io.vmd.bench.chaos;
 
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import io.vmd.bench.fault.NbdHandshake;
+import io.vmd.load.NbdHandshake;
 import io.vmd.client.ClientConfig;
 import io.vmd.client.ServerInfo;
 import io.vmd.client.VmdClient;

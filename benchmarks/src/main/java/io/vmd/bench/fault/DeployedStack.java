@@ -1,5 +1,8 @@
 package io.vmd.bench.fault;
 
+import io.vmd.load.Driver;
+import io.vmd.load.NbdLoadClient;
+import io.vmd.load.DirectDriver;
 import io.vmd.client.ClientConfig;
 import io.vmd.client.ServerInfo;
 import io.vmd.client.VmdClient;
@@ -16,7 +19,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
-import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /**
@@ -27,9 +29,6 @@ import java.util.stream.Stream;
  */
 final class DeployedStack implements Target {
   static final String NAMESPACE = "bench";
-  private static final Pattern META_READY = Pattern.compile("control-plane voter on (\\S+)");
-  private static final Pattern SERVER_READY = Pattern.compile("listening on (\\S+?)(,| |$)");
-  private static final Pattern GATEWAY_READY = Pattern.compile("NBD gateway listening on (\\S+?)(,| |$)");
 
   private final Path dir;
   private final List<VmdProcess> processes;
@@ -72,7 +71,7 @@ final class DeployedStack implements Target {
       List<String> metaArgs = new ArrayList<>(List.of("meta", "--listen", meta, "--data-dir",
           dir.resolve("meta").toString()));
       metaArgs.addAll(serverTls);
-      started.add(VmdProcess.launch("meta", launcher, jvmOptions, dir, META_READY, metaArgs.toArray(String[]::new))
+      started.add(VmdProcess.launch("meta", launcher, jvmOptions, dir, VmdProcess.META_READY, metaArgs.toArray(String[]::new))
           .awaitReady());
       // Each server can hold the whole region: with R=2 both hold every page.
       String memory = ((region >> 20) + 64) + "M";
@@ -81,7 +80,7 @@ final class DeployedStack implements Target {
         List<String> args = new ArrayList<>(List.of("server", "--meta", meta, "--listen", "127.0.0.1:0", "--memory",
             memory));
         args.addAll(serverTls);
-        servers.add(VmdProcess.launch("server-" + i, launcher, jvmOptions, dir, SERVER_READY,
+        servers.add(VmdProcess.launch("server-" + i, launcher, jvmOptions, dir, VmdProcess.SERVER_READY,
             args.toArray(String[]::new)));
       }
       started.addAll(servers);
@@ -100,7 +99,7 @@ final class DeployedStack implements Target {
           args.addAll(List.of("--unix", dir.resolve("nbd.sock").toString()));
         }
         args.addAll(gatewayTls);
-        VmdProcess g = VmdProcess.launch("gateway", launcher, jvmOptions, dir, GATEWAY_READY,
+        VmdProcess g = VmdProcess.launch("gateway", launcher, jvmOptions, dir, VmdProcess.GATEWAY_READY,
             args.toArray(String[]::new)).awaitReady();
         started.add(g);
         gw = HostPort.parse(g.ready(1));

@@ -1,5 +1,7 @@
 package io.vmd.bench.fault;
 
+import io.vmd.load.Driver;
+import io.vmd.load.NbdLoadClient;
 import java.util.ArrayList;
 import java.util.List;
 

@@ -1,5 +1,8 @@
 package io.vmd.bench.fault;
 
+import io.vmd.load.Driver;
+import io.vmd.load.Result;
+import io.vmd.load.Workload;
 import io.vmd.client.VmdClient;
 import java.io.PrintStream;
 import java.lang.management.ManagementFactory;

@@ -1,5 +1,8 @@
 package io.vmd.bench.fault;
 
+import io.vmd.load.Driver;
+import io.vmd.load.Result;
+import io.vmd.load.Workload;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;

@@ -1,5 +1,7 @@
 package io.vmd.bench.fault;
 
+import io.vmd.load.WindowedDriver;
+import io.vmd.load.Workload;
 import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
 import java.io.DataInputStream;
@@ -79,14 +81,14 @@ final class RedisDriver extends WindowedDriver {
   }
 
   @Override
-  void begin(Workload w) {
+  protected void begin(Workload w) {
     order = new int[w.queueDepth()];
     head = 0;
     tail = 0;
   }
 
   @Override
-  void issue(Workload w, int slot, long offset, boolean read) throws IOException {
+  protected void issue(Workload w, int slot, long offset, boolean read) throws IOException {
     int perBlock = w.blockSize() / PAGE;
     long first = offset / PAGE;
     for (int p = 0; p < perBlock; p++) {
@@ -97,13 +99,13 @@ final class RedisDriver extends WindowedDriver {
   }
 
   @Override
-  void flush() throws IOException {
+  protected void flush() throws IOException {
     out.flush();
   }
 
   /** Redis answers in order: the oldest request in flight finishes first. */
   @Override
-  int awaitOne(Workload w) throws IOException {
+  protected int awaitOne(Workload w) throws IOException {
     for (int p = 0; p < w.blockSize() / PAGE; p++) {
       reply();
     }

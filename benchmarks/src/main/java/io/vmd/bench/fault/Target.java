@@ -1,5 +1,6 @@
 package io.vmd.bench.fault;
 
+import io.vmd.load.Driver;
 import java.util.List;
 
 /** Something the harness measures, started (and stopped) by the harness itself. */

@@ -21,7 +21,12 @@ import java.util.regex.Pattern;
  * role prints when it serves; its stderr goes to a log that is shown if it fails. Every JVM logs its
  * safepoints, so pauses in the processes under test are measured, not only the harness's.
  */
-final class VmdProcess implements AutoCloseable {
+public final class VmdProcess implements AutoCloseable {
+  /** What each role prints once it serves; group 1 is the address it serves at. */
+  public static final Pattern META_READY = Pattern.compile("control-plane voter on (\\S+)");
+  public static final Pattern SERVER_READY = Pattern.compile("listening on (\\S+?)(,| |$)");
+  public static final Pattern GATEWAY_READY = Pattern.compile("NBD gateway listening on (\\S+?)(,| |$)");
+
   private final String name;
   private final Process process;
   private final Path log;
@@ -48,9 +53,18 @@ final class VmdProcess implements AutoCloseable {
    */
   static VmdProcess launch(String name, List<String> launcher, List<String> jvmOptions, Path dir, Pattern readyLine,
       String... args) throws IOException {
+    return launchIn(List.of(), name, launcher, jvmOptions, dir, readyLine, args);
+  }
+
+  /**
+   * As {@link #launch}, run through {@code prefix} (e.g. {@code ip netns exec NS}, which execs the JVM in
+   * an emulated host's network namespace, so the process's pid is the JVM's).
+   */
+  public static VmdProcess launchIn(List<String> prefix, String name, List<String> launcher, List<String> jvmOptions,
+      Path dir, Pattern readyLine, String... args) throws IOException {
     Path log = dir.resolve(name + ".log");
     Path safepointFile = dir.resolve(name + ".safepoints");
-    List<String> cmd = new ArrayList<>();
+    List<String> cmd = new ArrayList<>(prefix);
     cmd.add(launcher.get(0));
     cmd.addAll(jvmOptions);
     cmd.add("-Xlog:safepoint=info:file=" + safepointFile + "::filecount=0");
@@ -82,7 +96,7 @@ final class VmdProcess implements AutoCloseable {
   }
 
   /** Waits (at most 60 s) until it says it serves; stops it and throws, with its log, if it does not. */
-  VmdProcess awaitReady() throws IOException, InterruptedException {
+  public VmdProcess awaitReady() throws IOException, InterruptedException {
     try {
       ready = seen.get(60, TimeUnit.SECONDS);
       return this;
@@ -94,7 +108,7 @@ final class VmdProcess implements AutoCloseable {
     }
   }
 
-  String name() {
+  public String name() {
     return name;
   }
 
@@ -103,7 +117,7 @@ final class VmdProcess implements AutoCloseable {
   }
 
   /** Group {@code g} of the ready line. */
-  String ready(int g) {
+  public String ready(int g) {
     return ready.group(g);
   }
 
@@ -111,7 +125,7 @@ final class VmdProcess implements AutoCloseable {
     return safepoints;
   }
 
-  boolean alive() {
+  public boolean alive() {
     return process.isAlive();
   }
 
@@ -125,7 +139,7 @@ final class VmdProcess implements AutoCloseable {
     }
   }
 
-  String logTail() {
+  public String logTail() {
     return tail(log);
   }
 

@@ -1,5 +1,8 @@
 package io.vmd.bench.fault;
 
+import io.vmd.load.Driver;
+import io.vmd.load.NbdLoadClient;
+import io.vmd.load.DirectDriver;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vmd.client.ClientConfig;
 import io.vmd.client.Namespace;

@@ -1,5 +1,6 @@
 package io.vmd.bench.fault;
 
+import io.vmd.load.Result;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 

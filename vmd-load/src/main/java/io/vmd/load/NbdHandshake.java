@@ -1,4 +1,4 @@
-package io.vmd.bench.fault;
+package io.vmd.load;
 
 import static io.vmd.nbd.NbdProtocol.IHAVEOPT;
 import static io.vmd.nbd.NbdProtocol.NBDMAGIC;

@@ -1,7 +1,7 @@
-package io.vmd.bench.fault;
+package io.vmd.load;
 
 /** Issues the requests of a workload against one target; one driver runs on one thread. */
-interface Driver extends AutoCloseable {
+public interface Driver extends AutoCloseable {
 
   /** Writes the whole region once, so that reads fetch real pages. */
   void fill(long bytes) throws Exception;

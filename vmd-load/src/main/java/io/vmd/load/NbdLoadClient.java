@@ -1,4 +1,4 @@
-package io.vmd.bench.fault;
+package io.vmd.load;
 
 import io.vmd.nbd.NbdProtocol;
 import java.io.BufferedInputStream;
@@ -13,7 +13,7 @@ import java.util.SplittableRandom;
  * A load-generating NBD client: fixed newstyle, NBD_OPT_GO, simple replies, a window of requests in
  * flight on one connection from one thread. Measures each request from send to reply.
  */
-final class NbdLoadClient extends WindowedDriver {
+public final class NbdLoadClient extends WindowedDriver {
 
   private final Socket socket;
   private final DataInputStream in;
@@ -24,7 +24,7 @@ final class NbdLoadClient extends WindowedDriver {
   private final long[] handle = new long[1];
   private byte[] block;
 
-  NbdLoadClient(String host, int port, String export) throws IOException {
+  public NbdLoadClient(String host, int port, String export) throws IOException {
     this.target = "nbd://" + host + ":" + port + "/" + export;
     socket = new Socket(host, port);
     socket.setTcpNoDelay(true);
@@ -34,7 +34,7 @@ final class NbdLoadClient extends WindowedDriver {
   }
 
   @Override
-  void begin(Workload w) {
+  protected void begin(Workload w) {
     if (isRead == null || isRead.length < w.queueDepth()) {
       isRead = new boolean[w.queueDepth()];
     }
@@ -45,7 +45,7 @@ final class NbdLoadClient extends WindowedDriver {
   }
 
   @Override
-  void issue(Workload w, int slot, long offset, boolean read) throws IOException {
+  protected void issue(Workload w, int slot, long offset, boolean read) throws IOException {
     isRead[slot] = read;
     NbdHandshake.request(out, read ? NbdProtocol.CMD_READ : NbdProtocol.CMD_WRITE, slot, offset, w.blockSize());
     if (!read) {
@@ -54,12 +54,12 @@ final class NbdLoadClient extends WindowedDriver {
   }
 
   @Override
-  void flush() throws IOException {
+  protected void flush() throws IOException {
     out.flush();
   }
 
   @Override
-  int awaitOne(Workload w) throws IOException {
+  protected int awaitOne(Workload w) throws IOException {
     int error = NbdHandshake.simpleReply(in, handle, target);
     int slot = (int) handle[0];
     if (error != 0) {

@@ -1,4 +1,4 @@
-package io.vmd.bench.fault;
+package io.vmd.load;
 
 import java.util.SplittableRandom;
 
@@ -7,27 +7,27 @@ import java.util.SplittableRandom;
  * time (or, for a fill, the byte count) is up, and record each request from issue to completion. A
  * driver says only how to issue one request and how to wait for one to finish.
  */
-abstract class WindowedDriver implements Driver {
+public abstract class WindowedDriver implements Driver {
   private static final Workload FILL = new Workload("fill", "fill", 1 << 20, 8, 0, true);
 
   /** Starts a request in {@code slot}: read or write {@code w.blockSize()} bytes at {@code offset}. */
-  abstract void issue(Workload w, int slot, long offset, boolean read) throws Exception;
+  protected abstract void issue(Workload w, int slot, long offset, boolean read) throws Exception;
 
   /** Pushes out what {@link #issue} buffered; called before waiting. */
-  void flush() throws Exception {}
+  protected void flush() throws Exception {}
 
   /** Waits until one request has finished and returns its slot; throws if it failed. */
-  abstract int awaitOne(Workload w) throws Exception;
+  protected abstract int awaitOne(Workload w) throws Exception;
 
   /** When the request in {@code slot} finished; by default, now. */
-  long finishedAt(int slot) {
+  protected long finishedAt(int slot) {
     return System.nanoTime();
   }
 
   /** Per-run setup and teardown (buffers sized to the workload). */
-  void begin(Workload w) {}
+  protected void begin(Workload w) {}
 
-  void end(Workload w) {}
+  protected void end(Workload w) {}
 
   @Override
   public void fill(long bytes) throws Exception {

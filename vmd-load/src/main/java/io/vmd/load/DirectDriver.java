@@ -1,4 +1,4 @@
-package io.vmd.bench.fault;
+package io.vmd.load;
 
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.PooledByteBufAllocator;
@@ -10,13 +10,13 @@ import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.CompletableFuture;
 
 /** VMD through {@code VmdClient} directly: the store path without the NBD gateway. */
-final class DirectDriver extends WindowedDriver {
+public final class DirectDriver extends WindowedDriver {
   private final Namespace ns;
   private ByteBuf[] buffers;
   private long[] doneAt;
   private ArrayBlockingQueue<Integer> completed;
 
-  DirectDriver(Namespace ns) {
+  public DirectDriver(Namespace ns) {
     this.ns = ns;
   }
 
@@ -31,7 +31,7 @@ final class DirectDriver extends WindowedDriver {
   }
 
   @Override
-  void begin(Workload w) {
+  protected void begin(Workload w) {
     int qd = w.queueDepth();
     buffers = new ByteBuf[qd];
     doneAt = new long[qd];
@@ -42,14 +42,14 @@ final class DirectDriver extends WindowedDriver {
   }
 
   @Override
-  void end(Workload w) {
+  protected void end(Workload w) {
     for (ByteBuf b : buffers) {
       b.release();
     }
   }
 
   @Override
-  void issue(Workload w, int slot, long offset, boolean read) {
+  protected void issue(Workload w, int slot, long offset, boolean read) {
     int pages = w.blockSize() / Pages.PAGE_SIZE;
     long page = offset / Pages.PAGE_SIZE;
     ByteBuf b = buffers[slot];
@@ -68,7 +68,7 @@ final class DirectDriver extends WindowedDriver {
   }
 
   @Override
-  int awaitOne(Workload w) throws Exception {
+  protected int awaitOne(Workload w) throws Exception {
     int slot = completed.take();
     if (doneAt[slot] < 0) {
       throw new VmdException(ErrorCode.INTERNAL, "a request to namespace " + ns.name() + " failed");
@@ -77,7 +77,7 @@ final class DirectDriver extends WindowedDriver {
   }
 
   @Override
-  long finishedAt(int slot) {
+  protected long finishedAt(int slot) {
     return doneAt[slot];
   }
 

@@ -1,4 +1,4 @@
-package io.vmd.bench.fault;
+package io.vmd.load;
 
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;

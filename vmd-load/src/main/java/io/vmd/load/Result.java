@@ -1,4 +1,4 @@
-package io.vmd.bench.fault;
+package io.vmd.load;
 
 import java.util.Map;
 import java.util.TreeMap;
@@ -8,28 +8,28 @@ import org.HdrHistogram.Histogram;
  * What one workload measured on one target: latency distribution, operations and bytes over time.
  * A client that reports only percentiles (fio) fills {@link #percentileNanos} instead of the histogram.
  */
-final class Result {
-  final Histogram latencyNanos = new Histogram(3_600_000_000_000L, 3);
-  final Map<Double, Long> percentileNanos = new TreeMap<>();
-  long operations;
-  long bytes;
-  long elapsedNanos;
+public final class Result {
+  public final Histogram latencyNanos = new Histogram(3_600_000_000_000L, 3);
+  public final Map<Double, Long> percentileNanos = new TreeMap<>();
+  public long operations;
+  public long bytes;
+  public long elapsedNanos;
   /** CPU the load generator spent, where it reports it itself (fio); -1 otherwise. */
-  double clientCpuMicros = -1;
+  public double clientCpuMicros = -1;
 
-  double iops() {
+  public double iops() {
     return operations * 1e9 / Math.max(1, elapsedNanos);
   }
 
-  double megabytesPerSecond() {
+  public double megabytesPerSecond() {
     return bytes * 1e3 / Math.max(1, elapsedNanos);
   }
 
-  boolean hasHistogram() {
+  public boolean hasHistogram() {
     return percentileNanos.isEmpty();
   }
 
-  double micros(double percentile) {
+  public double micros(double percentile) {
     if (!percentileNanos.isEmpty()) {
       Long v = percentileNanos.get(percentile);
       if (v == null) {

@@ -1,4 +1,4 @@
-package io.vmd.bench.fault;
+package io.vmd.load;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -14,8 +14,8 @@ import java.util.List;
  * @param readPercent share of reads, 0..100
  * @param sequential sequential offsets instead of random ones
  */
-record Workload(String key, String name, int blockSize, int queueDepth, int readPercent, boolean sequential) {
-  static final Workload[] ALL = {
+public record Workload(String key, String name, int blockSize, int queueDepth, int readPercent, boolean sequential) {
+  public static final Workload[] ALL = {
     new Workload("page-in", "4K random read QD1 (page-in)", 4096, 1, 100, false),
     new Workload("page-out", "4K random write QD1 (page-out)", 4096, 1, 0, false),
     new Workload("mixed", "4K random 70/30 QD32", 4096, 32, 70, false),
@@ -24,7 +24,7 @@ record Workload(String key, String name, int blockSize, int queueDepth, int read
   };
 
   /** The workloads named by key, in the standard order; all of them for an empty list. */
-  static List<Workload> select(List<String> keys) {
+  public static List<Workload> select(List<String> keys) {
     List<Workload> chosen = new ArrayList<>();
     for (Workload w : ALL) {
       if (keys == null || keys.isEmpty() || keys.contains(w.key())) {
