@@ -329,10 +329,11 @@ final class BenchCommand {
     Path json;
 
     @Option(names = "--hosts", defaultValue = "local", paramLabel = "local|netns",
-        description = "local: both QEMUs on this host, the link QEMU's max-bandwidth on loopback. netns: source and "
-            + "destination QEMUs on two emulated hosts (network namespaces on a bridge, as vmd lab hosts up makes; "
-            + "root only), their links capped at --bandwidth by the kernel; the destination's page-ins cross its "
-            + "capped link to the gateways and memory servers on this machine (default: ${DEFAULT-VALUE}).")
+        description = "local: both QEMUs on this host, the cluster in this process, the link QEMU's max-bandwidth on "
+            + "loopback. netns: four emulated hosts (network namespaces on a bridge, as vmd lab hosts up makes; root "
+            + "only), every link capped at --bandwidth by the kernel: the source QEMU and its gateway, the "
+            + "destination's, and two memory servers (the control plane beside the first), each role a process as "
+            + "deployed; the destination's page-ins cross the memory hosts' links (default: ${DEFAULT-VALUE}).")
     String hosts;
 
     @Override
@@ -351,7 +352,8 @@ final class BenchCommand {
       Path dir = workDir != null ? workDir : Files.createTempDirectory("vmd-bench-vm");
       var results = new VmMigrationBench(new VmMigrationBench.Options(
           lab, memory, workloadMib, hotMib, reservation, Bandwidth.parse(bandwidth), rate,
-          before, window, after, accel, chosen, plot, json, dir, hosts.equals("netns")), System.out, System.err).run();
+          before, window, after, accel, chosen, plot, json, dir, hosts.equals("netns"), Fault.launcher()), System.out,
+          System.err).run();
       return results.values().stream().allMatch(o -> o.verified()) ? 0 : 1;
     }
   }

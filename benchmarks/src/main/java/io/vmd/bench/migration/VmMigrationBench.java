@@ -1,22 +1,12 @@
 package io.vmd.bench.migration;
 
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vmd.bench.plot.LinePlot;
-import io.vmd.client.ClientConfig;
-import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
-import io.vmd.common.lab.EmulatedHosts;
-import io.vmd.common.NbdEndpoint;
 import io.vmd.common.Sizes;
-import io.vmd.meta.FreePorts;
 import io.vmd.migration.model.Bandwidth;
 import io.vmd.migration.qemu.QemuMigration;
 import io.vmd.migration.qemu.QemuVm;
 import io.vmd.migration.qemu.QmpException;
-import io.vmd.nbd.ExportMetrics;
-import io.vmd.nbd.GatewayConfig;
-import io.vmd.nbd.NbdGateway;
-import io.vmd.server.LocalCluster;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.ByteBuffer;
@@ -77,18 +67,14 @@ public final class VmMigrationBench {
    *     a cold one); 0: as fast as the guest runs
    * @param beforeSeconds the workload's run before the migration starts; {@code windowSeconds} the time
    *     given to the migration; {@code afterSeconds} the run after that, then every page is checked
-   * @param emulatedHosts the source and destination QEMUs on two emulated hosts (network namespaces,
-   *     {@link EmulatedHosts}) whose links the kernel caps at the bandwidth, instead of QEMU's
-   *     max-bandwidth on loopback; the gateways and memory servers stay on the machine itself, at the
-   *     bridge's end of the links, so the destination's page-ins cross its capped link too
+   * @param emulatedHosts every role on emulated hosts whose links the kernel caps at the bandwidth
+   *     ({@link EmulatedLabHosts}), instead of one JVM and QEMU's max-bandwidth on loopback
+   * @param launcher how to run a {@code vmd} process (java, its options, -cp, the main class), for
+   *     emulated hosts
    */
   public record Options(Path vmlab, long memoryBytes, int workloadMib, int hotMib, long reservationBytes,
       double bytesPerSecond, long opsPerSecond, int beforeSeconds, int windowSeconds, int afterSeconds, String accel,
-      List<Run> runs, Path plot, Path json, Path workDir, boolean emulatedHosts) {}
-
-  /** The emulated hosts' lab (name, subnet) for {@code --hosts netns}. */
-  static final String LAB = "vmb";
-  static final String SUBNET = "10.231.40";
+      List<Run> runs, Path plot, Path json, Path workDir, boolean emulatedHosts, List<String> launcher) {}
 
   /** What one run measured. */
   public record Outcome(Run run, QemuMigration.Result qemu, boolean verified, String verdict, double beforeOpsPerSecond,
@@ -111,19 +97,12 @@ public final class VmMigrationBench {
   public Map<Run, Outcome> run() throws Exception {
     Map<Run, Outcome> results = new LinkedHashMap<>();
     Files.createDirectories(o.workDir());
-    EmulatedHosts lab = null;
-    if (o.emulatedHosts()) {
-      // Both directions of each host's veth capped: the stream leaves A and enters B at the link's rate.
-      lab = EmulatedHosts.builder(LAB).hosts(2).subnet(SUBNET).link((long) (o.bytesPerSecond() * 8)).up();
-      progress.printf(Locale.ROOT, "source QEMU on %s, destination on %s, links capped at %s by the kernel%n",
-          lab.address(1), lab.address(2), Bandwidth.format(o.bytesPerSecond()));
-    }
-    try {
-      runAll(results, lab);
-    } finally {
-      if (lab != null) {
-        lab.close();
-      }
+    long serverBytes = o.memoryBytes() * 2;
+    try (GuestHosts hosts = o.emulatedHosts()
+        ? EmulatedLabHosts.start(o.launcher(), o.bytesPerSecond(), serverBytes, o.workDir())
+        : LoopbackHosts.start(serverBytes)) {
+      progress.println(hosts.describe());
+      runAll(results, hosts);
     }
     print(results);
     if (o.plot() != null) {
@@ -137,37 +116,24 @@ public final class VmMigrationBench {
     return results;
   }
 
-  /** Every run; {@code hosts}: the emulated hosts the QEMUs run on, or null (all on loopback). */
-  private void runAll(Map<Run, Outcome> results, EmulatedHosts hosts) throws Exception {
-    // On emulated hosts the gateways listen at the bridge's end of the links, which the QEMUs reach.
-    String bind = hosts == null ? "127.0.0.1" : hosts.bridgeAddress();
-    try (LocalCluster cluster = LocalCluster.builder().servers(2, o.memoryBytes() * 2).start();
-        VmdClient sourceHost = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()), "gateway");
-        VmdClient destHost = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()), "gateway");
-        VmdClient orchestrator = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()), "cli");
-        NbdGateway sourceGw = NbdGateway.start(GatewayConfig.of(new HostPort(bind, 0)), sourceHost,
-            new SimpleMeterRegistry());
-        NbdGateway destGw = NbdGateway.start(GatewayConfig.of(new HostPort(bind, 0)), destHost,
-            new SimpleMeterRegistry())) {
-      int i = 0;
-      for (Run run : o.runs()) {
-        String ns = "bench-vm" + i++;
-        orchestrator.namespaces().create(ns, o.memoryBytes(), 1);
-        progress.printf(Locale.ROOT, "[%s] guest of %s, %d MiB in use (%d MiB hot)%s, %s ...%n", run.label(),
-            Sizes.format(o.memoryBytes()), o.workloadMib(), o.hotMib(),
-            run.ballooned() ? ", ballooned to " + Sizes.format(o.reservationBytes()) : ", everything resident",
-            run.policy().label());
-        Outcome r = runOne(run, ns, sourceGw, destGw, orchestrator, hosts);
-        results.put(run, r);
-        progress.printf(Locale.ROOT, "[%s] %.2f s, %s moved, %s%n", run.label(), r.qemu().totalMillis() / 1000.0,
-            Sizes.format(r.qemu().transferredBytes()), r.verdict());
-        orchestrator.namespaces().delete(ns, true);
-      }
+  private void runAll(Map<Run, Outcome> results, GuestHosts hosts) throws Exception {
+    int i = 0;
+    for (Run run : o.runs()) {
+      String ns = "bench-vm" + i++;
+      hosts.orchestrator().namespaces().create(ns, o.memoryBytes(), 1);
+      progress.printf(Locale.ROOT, "[%s] guest of %s, %d MiB in use (%d MiB hot)%s, %s ...%n", run.label(),
+          Sizes.format(o.memoryBytes()), o.workloadMib(), o.hotMib(),
+          run.ballooned() ? ", ballooned to " + Sizes.format(o.reservationBytes()) : ", everything resident",
+          run.policy().label());
+      Outcome r = runOne(run, ns, hosts);
+      results.put(run, r);
+      progress.printf(Locale.ROOT, "[%s] %.2f s, %s moved, %s%n", run.label(), r.qemu().totalMillis() / 1000.0,
+          Sizes.format(r.qemu().transferredBytes()), r.verdict());
+      hosts.orchestrator().namespaces().delete(ns, true);
     }
   }
 
-  private Outcome runOne(Run run, String ns, NbdGateway sourceGw, NbdGateway destGw, VmdClient orchestrator,
-      EmulatedHosts hosts) throws Exception {
+  private Outcome runOne(Run run, String ns, GuestHosts hosts) throws Exception {
     // The guest cannot be told when the migration is over: its workload runs for a fixed time, the
     // migration inside it, and then checks every page (at the destination).
     int secs = o.beforeSeconds() + o.windowSeconds() + o.afterSeconds();
@@ -179,13 +145,13 @@ public final class VmMigrationBench {
       append.append(" vmlab.avail=").append((o.reservationBytes() - 48 * MIB) / 1024);
     }
     Path lab = o.vmlab();
-    QemuVm.Spec src = new QemuVm.Spec("src", o.memoryBytes(), ns, NbdEndpoint.tcp(sourceGw.address()), lab.resolve("vmlinuz"),
+    QemuVm.Spec src = new QemuVm.Spec("src", o.memoryBytes(), ns, hosts.gateway(GuestHosts.SOURCE), lab.resolve("vmlinuz"),
         lab.resolve("initrd.gz"), append.toString(), o.accel(), false);
-    QemuVm.Spec dst = new QemuVm.Spec("dst", o.memoryBytes(), ns, NbdEndpoint.tcp(destGw.address()), lab.resolve("vmlinuz"),
+    QemuVm.Spec dst = new QemuVm.Spec("dst", o.memoryBytes(), ns, hosts.gateway(GuestHosts.DESTINATION), lab.resolve("vmlinuz"),
         lab.resolve("initrd.gz"), append.toString(), o.accel(), true);
     Path dir = o.workDir().resolve(run.label());
     List<double[]> samples = new ArrayList<>(); // host seconds, cumulative ops
-    try (QemuVm source = QemuVm.start(src, dir.resolve("src"), hosts == null ? List.of() : hosts.command(1))) {
+    try (QemuVm source = QemuVm.start(src, dir.resolve("src"), hosts.command(GuestHosts.SOURCE))) {
       source.awaitSerial("VMLAB: swap on", Duration.ofSeconds(120));
       if (run.ballooned()) {
         source.balloon(o.reservationBytes());
@@ -198,21 +164,18 @@ public final class VmMigrationBench {
         srcTail.poll(samples, t0);
         Thread.sleep(100);
       }
-      try (QemuVm dest = QemuVm.start(dst, dir.resolve("dst"), hosts == null ? List.of() : hosts.command(2))) {
-        ExportMetrics srcMetrics = sourceGw.metrics(ns);
-        double outsBefore = srcMetrics.pagesOut();
-        // On emulated hosts the destination's namespace has nothing else listening: any port is free there.
-        String destHostAddress = hosts == null ? "127.0.0.1" : hosts.address(2);
-        int port = hosts == null ? FreePorts.loopback(1).get(0).port() : 47000 + (int) (System.nanoTime() % 1000);
+      try (QemuVm dest = QemuVm.start(dst, dir.resolve("dst"), hosts.command(GuestHosts.DESTINATION))) {
+        long outsBefore = hosts.pagesOut(GuestHosts.SOURCE, ns);
+        HostPort incoming = hosts.incoming();
         // The kernel caps emulated links; QEMU's own cap then only keeps it from bursting past 4x.
-        long qemuCap = (long) (hosts == null ? o.bytesPerSecond() : o.bytesPerSecond() * 4);
+        long qemuCap = (long) (o.emulatedHosts() ? o.bytesPerSecond() * 4 : o.bytesPerSecond());
         double migStart = (System.nanoTime() - t0) / 1e9;
         // The migration runs on this thread; the source's progress lines are read in between polls.
         QemuMigration.Result r;
         try {
-          r = QemuMigration.newBuilder(source.qmp(), dest.qmp()).policy(run.policy()).to(destHostAddress, port)
+          r = QemuMigration.newBuilder(source.qmp(), dest.qmp()).policy(run.policy()).to(incoming.host(), incoming.port())
               .bandwidth(qemuCap).timeout(Duration.ofSeconds(o.windowSeconds()))
-              .switchOver(() -> orchestrator.namespaces().fence(ns)).allowTcgPreCopy(run.forcePreCopy()).progress(m -> {
+              .switchOver(() -> hosts.orchestrator().namespaces().fence(ns)).allowTcgPreCopy(run.forcePreCopy()).progress(m -> {
                 try {
                   srcTail.poll(samples, t0);
                 } catch (IOException e) {
@@ -230,26 +193,25 @@ public final class VmMigrationBench {
         }
         double migEnd = (System.nanoTime() - t0) / 1e9;
         srcTail.poll(samples, t0);
-        long pageOuts = (long) (srcMetrics.pagesOut() - outsBefore);
+        long pageOuts = hosts.pagesOut(GuestHosts.SOURCE, ns) - outsBefore;
         Tail dstTail = new Tail(dest.serialLog());
         List<double[]> destSamples = new ArrayList<>();
         long deadline = System.nanoTime() + (secs + 300L) * 1_000_000_000L;
-        ExportMetrics dm = destGw.metrics(ns);
         // Page-ins while the guest runs its workload, apart from its final check of every page.
         long runningPageIns = 0;
         boolean ended = false;
         while (!ended && dest.alive() && System.nanoTime() < deadline) {
           int had = destSamples.size();
           ended = dstTail.poll(destSamples, t0).contains("VMLAB: hotset ");
-          if (destSamples.size() > had && dm != null) {
-            runningPageIns = (long) dm.pagesIn();
+          if (destSamples.size() > had) {
+            runningPageIns = hosts.pagesIn(GuestHosts.DESTINATION, ns);
           }
           if (!ended) {
             Thread.sleep(100);
           }
         }
         dstTail.poll(destSamples, t0);
-        long pageIns = dm == null ? 0 : (long) dm.pagesIn();
+        long pageIns = hosts.pagesIn(GuestHosts.DESTINATION, ns);
         String serial = dest.serial();
         boolean verified = serial.contains("VMLAB: hotset OK") && !badKernel(serial) && !badKernel(source.serial());
         Matcher m = Pattern.compile("VMLAB: hotset (OK|FAILED)[^\\n]*").matcher(serial);
@@ -393,7 +355,7 @@ public final class VmMigrationBench {
     out.printf(Locale.ROOT, "%nvmd bench vm-migration: QEMU guests of %s (%s), a %d MiB workload with a %d MiB hot set,"
         + " %s link%s; ballooned runs keep %s resident, the rest swaps to the VMD%n", Sizes.format(o.memoryBytes()),
         o.accel(), o.workloadMib(), o.hotMib(), Bandwidth.format(o.bytesPerSecond()),
-        o.emulatedHosts() ? " (two emulated hosts, capped by the kernel)" : " (loopback, QEMU's max-bandwidth)",
+        o.emulatedHosts() ? " (four emulated hosts, capped by the kernel)" : " (loopback, QEMU's max-bandwidth)",
         Sizes.format(o.reservationBytes()));
     row("", r, x -> "");
     out.println("\nTable I: the migrated guest's throughput (operations/s)");
