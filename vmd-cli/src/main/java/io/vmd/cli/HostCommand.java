@@ -69,7 +69,7 @@ final class HostCommand implements Callable<Integer> {
 
   @Option(names = "--track", negatable = true, defaultValue = "true", fallbackValue = "true",
       description = "Run the working-set loop for every VM (the Agile paper's, as vmd vm track): its balloon shrinks "
-          + "by 5 % every 2 s while the VM pages in at most 4 KiB/s through this gateway and grows by 3 % while it "
+          + "by 5 %% every 2 s while the VM pages in at most 4 KiB/s through this gateway and grows by 3 %% while it "
           + "pages in more, settling to 30 s steps (default: on). vmd vm balloon takes a VM out of it until it "
           + "moves or the agent restarts.")
   boolean track;
