@@ -28,7 +28,9 @@ import picocli.CommandLine;
     defaultValueProvider = CommandLine.PropertiesDefaultProvider.class,
     description = {
       "VMD: cluster memory as portable VM swap.",
-      "Defaults for any option can be set in ~/.vmd.properties (e.g. meta=h1:7300,h2:7300,h3:7300)."
+      "Defaults for any option can be set in a properties file: $VMD_CONFIG if set, else ~/.vmd.properties, else "
+          + "/etc/vmd/vmd.properties. A key is an option's name (meta=h1:7300,h2:7300,h3:7300), or the command's "
+          + "name before it for one command alone (vmd.server.memory=16G)."
     },
     subcommands = {UpCommand.class, MetaCommand.class, ServerCommand.class, GatewayCommand.class, NsCommand.class,
       ServersCommand.class, ClusterCommand.class, VmCommand.class, MigrateCommand.class,
@@ -217,6 +219,17 @@ public final class Vmd {
   public static int run(String... args) {
     System.setProperty("chronicle.analytics.disable", "true");
     CommandLine cl = new CommandLine(new Vmd());
+    Path config;
+    try {
+      config = configFile(System.getenv("VMD_CONFIG"), Path.of(System.getProperty("user.home"), ".vmd.properties"),
+          Path.of("/etc/vmd/vmd.properties"));
+    } catch (IllegalArgumentException e) {
+      System.err.println("vmd: " + e.getMessage());
+      return 2;
+    }
+    if (config != null) {
+      cl.setDefaultValueProvider(new CommandLine.PropertiesDefaultProvider(config.toFile()));
+    }
     cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
       cmd.getErr().println("vmd: " + message(e));
       return 1;
@@ -228,6 +241,24 @@ public final class Vmd {
       return 2;
     });
     return cl.execute(args);
+  }
+
+  /**
+   * The properties file that gives options their defaults: {@code VMD_CONFIG} if set (it must exist),
+   * else the user's own, else the system's (what the systemd units use), else none.
+   */
+  static Path configFile(String fromEnvironment, Path user, Path system) {
+    if (fromEnvironment != null && !fromEnvironment.isBlank()) {
+      Path p = Path.of(fromEnvironment);
+      if (!Files.isReadable(p)) {
+        throw new IllegalArgumentException("VMD_CONFIG=" + fromEnvironment + ": no such readable file");
+      }
+      return p;
+    }
+    if (Files.isReadable(user)) {
+      return user;
+    }
+    return Files.isReadable(system) ? system : null;
   }
 
   private static String message(Throwable e) {
