@@ -26,6 +26,19 @@ import picocli.CommandLine;
 final class BenchCommand {
   @CommandLine.ParentCommand Vmd vmd;
 
+  /**
+   * The benchmarks ship in vmd-bench.jar, beside vmd.jar, which bin/vmd puts on the class path of
+   * {@code vmd bench} alone: the daemons run without them.
+   */
+  static void requireBenchmarks() {
+    try {
+      Class.forName("io.vmd.bench.fault.FaultBench", false, BenchCommand.class.getClassLoader());
+    } catch (ClassNotFoundException e) {
+      throw new IllegalStateException("the benchmarks are not on the class path: vmd bench needs vmd-bench.jar "
+          + "beside vmd.jar (lib/bench/ in a release), as bin/vmd bench adds it");
+    }
+  }
+
   @Command(name = "fault", mixinStandardHelpOptions = true, description = {
     "Page-fault latency: 4 KiB page-in and page-out at depth 1, 4 KiB 70/30 at depth 32, 1 MiB sequential,",
     "against VMD through the NBD gateway, VMD through its client, nbdkit's memory plugin, the same behind",
@@ -94,6 +107,7 @@ final class BenchCommand {
 
     @Override
     public Integer call() throws Exception {
+      requireBenchmarks();
       List<String> missing = new ArrayList<>();
       if (targets.stream().anyMatch(t -> t.startsWith("nbdkit")) && !onPath("nbdkit")) {
         missing.add("nbdkit");
@@ -236,6 +250,7 @@ final class BenchCommand {
 
     @Override
     public Integer call() throws Exception {
+      requireBenchmarks();
       List<Policy> chosen = new ArrayList<>();
       for (String p : policies) {
         chosen.add(switch (p.trim()) {
@@ -338,6 +353,7 @@ final class BenchCommand {
 
     @Override
     public Integer call() throws Exception {
+      requireBenchmarks();
       if (!hosts.equals("local") && !hosts.equals("netns")) {
         throw new IllegalArgumentException("--hosts " + hosts + ": local or netns");
       }
@@ -354,7 +370,13 @@ final class BenchCommand {
           lab, memory, workloadMib, hotMib, reservation, Bandwidth.parse(bandwidth), rate,
           before, window, after, accel, chosen, plot, json, dir, hosts.equals("netns"), Fault.launcher()), System.out,
           System.err).run();
-      return results.values().stream().allMatch(o -> o.verified()) ? 0 : 1;
+      // A loop, not a lambda: picocli reads this class's methods, whose types must not name vmd-bench.jar's.
+      for (var outcome : results.values()) {
+        if (!outcome.verified()) {
+          return 1;
+        }
+      }
+      return 0;
     }
   }
 
@@ -372,6 +394,7 @@ final class BenchCommand {
 
     @Override
     public Integer call() throws Exception {
+      requireBenchmarks();
       ChaosBench bench = new ChaosBench(size, seed, System.out, System.err);
       ChaosBench.Outcome o = bench.run();
       bench.print(o);
@@ -395,6 +418,7 @@ final class BenchCommand {
 
     @Override
     public Integer call() throws Exception {
+      requireBenchmarks();
       System.out.printf("vmd bench meta: %d members, %d voter(s), %d namespaces%n", servers, voters, namespaces);
       new MetaBench(servers, voters, namespaces, System.out, System.err).run();
       return 0;
