@@ -5,6 +5,8 @@ import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
 import io.vmd.common.MetricsEndpoint;
+import io.vmd.common.Readiness;
+import io.vmd.common.RoleMetrics;
 import io.vmd.nbd.GatewayConfig;
 import io.vmd.nbd.NbdGateway;
 import java.io.IOException;
@@ -76,27 +78,28 @@ final class GatewayCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     vmd.requireSecurityChoice("gateway");
-    warmUp.gateway(ioThreads);
     PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-    int threads = ioThreads > 0 ? ioThreads : Runtime.getRuntime().availableProcessors();
-    VmdClient client = ownerId != null ? vmd.connectAs(threads, ownerId) : vmd.connect(threads, "gateway");
+    RoleMetrics.bind(registry, "gateway");
+    // /healthz answers from the start, /readyz once the gateway serves.
+    Readiness readiness = new Readiness("warming up");
+    MetricsEndpoint endpoint = metrics == null ? null : MetricsEndpoint.start(HostPort.parse(metrics), registry,
+        readiness);
+    VmdClient client = null;
     NbdGateway gateway;
     try {
+      warmUp.gateway(ioThreads);
+      readiness.notReady("connecting to the control plane");
+      int threads = ioThreads > 0 ? ioThreads : Runtime.getRuntime().availableProcessors();
+      client = ownerId != null ? vmd.connectAs(threads, ownerId) : vmd.connect(threads, "gateway");
       gateway = NbdGateway.start(limits.apply(new GatewayConfig(
           "none".equals(listen) ? null : HostPort.parse(listen), defaultExport).withUnixSocket(unix)
           .withRereplication(rereplicateAfter, rereplicateRate).withTls(tlsCert, tlsKey)
           .withVerifyPeer(tlsVerifyPeer ? vmd.caCertificate() : null)), client, registry);
-    } catch (RuntimeException | InterruptedException e) {
-      client.close();
+    } catch (Exception e) {
+      Foreground.closeAll(client, endpoint);
       throw e;
     }
-    MetricsEndpoint endpoint;
-    try {
-      endpoint = metrics == null ? null : MetricsEndpoint.start(HostPort.parse(metrics), registry);
-    } catch (IOException | RuntimeException e) {
-      Foreground.closeAll(gateway, client);
-      throw e;
-    }
+    readiness.ready();
     String on = gateway.address() == null ? "unix:" + gateway.unixSocket()
         : gateway.address() + (gateway.unixSocket() == null ? "" : " and unix:" + gateway.unixSocket());
     return Foreground.run("NBD gateway listening on " + on + " (owner id " + client.ownerId() + ")"

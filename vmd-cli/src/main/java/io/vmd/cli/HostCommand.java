@@ -6,6 +6,7 @@ import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
 import io.vmd.common.MetricsEndpoint;
+import io.vmd.common.RoleMetrics;
 import io.vmd.common.tls.ClusterTls;
 import io.vmd.common.tls.Role;
 import io.vmd.host.HostAgent;
@@ -100,6 +101,7 @@ final class HostCommand implements Callable<Integer> {
           + "names it '" + host + "'");
     }
     PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    RoleMetrics.bind(registry, "host");
     int threads = Runtime.getRuntime().availableProcessors();
     // The agent acts as its node certificate (role host), under one owner id in every life.
     VmdClient client = VmdClient.connectAs(vmd.clientConfig(threads, tls), "host");

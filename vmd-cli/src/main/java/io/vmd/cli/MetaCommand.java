@@ -4,6 +4,7 @@ import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vmd.common.HostPort;
 import io.vmd.common.MetricsEndpoint;
+import io.vmd.common.RoleMetrics;
 import io.vmd.meta.MetaConfig;
 import io.vmd.meta.MetaServer;
 import java.io.IOException;
@@ -15,9 +16,9 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 
 @Command(name = "meta", mixinStandardHelpOptions = true, description = {
-    "Run a voter of the control plane (membership, namespaces, ownership): an Apache Ratis group of",
-    "1, 3 or 5 voters. Give every voter the same --peers list; servers, gateways and the CLI find",
-    "the group with --meta (any of the voters)."})
+    "Run a voter of the control plane (membership, namespaces, ownership): an Apache Ratis group of 1, 3 "
+        + "or 5 voters. Give every voter the same --peers list; servers, gateways and the CLI find the group "
+        + "with --meta (any of the voters)."})
 final class MetaCommand implements Callable<Integer> {
   @ParentCommand Vmd vmd;
 
@@ -48,11 +49,13 @@ final class MetaCommand implements Callable<Integer> {
     HostPort self = HostPort.parse(listen);
     List<HostPort> group = peers == null || peers.isBlank() ? List.of(self) : HostPort.parseList(peers);
     PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    RoleMetrics.bind(registry, "meta");
     MetaServer voter = MetaServer.start(new MetaConfig(self, group, dataDir, vmd.cluster, snapshotEvery, vmd.nodeTls()),
         registry);
     MetricsEndpoint endpoint;
     try {
-      endpoint = metrics == null ? null : MetricsEndpoint.start(HostPort.parse(metrics), registry);
+      endpoint = metrics == null ? null : MetricsEndpoint.start(HostPort.parse(metrics), registry,
+          voter::notReadyBecause);
     } catch (IOException e) {
       voter.close();
       throw e;

@@ -4,6 +4,8 @@ import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vmd.common.HostPort;
 import io.vmd.common.MetricsEndpoint;
+import io.vmd.common.Readiness;
+import io.vmd.common.RoleMetrics;
 import io.vmd.meta.MetaConfig;
 import io.vmd.meta.MetaServer;
 import io.vmd.server.ServerConfig;
@@ -76,38 +78,38 @@ final class ServerCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     vmd.requireSecurityChoice("server");
-    warmUp.server(ioThreads);
-    List<HostPort> meta = vmd.metaList();
-    MetaServer metaVoter = null;
-    if (voter != null) {
-      Path dir = metaDir != null ? metaDir : dataDir != null ? dataDir.resolve("meta") : null;
-      if (dir == null) {
-        throw new CommandLine.ParameterException(new CommandLine(this),
-            "a voter keeps its log on disk: give --meta-dir DIR (or --data-dir)");
-      }
-      metaVoter = MetaServer.start(new MetaConfig(HostPort.parse(voter), meta, dir,
-          vmd.cluster, 1000, vmd.nodeTls()));
-    }
-    ServerConfig cfg = ServerConfig.builder(HostPort.parse(listen), memory).store(store, dataDir).cluster(vmd.cluster)
-        .availabilityInterval(availabilityInterval).ioThreads(ioThreads).clusterKey(vmd.clusterKey()).meta(meta)
-        .advertise(advertise == null ? null : HostPort.parse(advertise))
-        .limits(new ServerConfig.Limits(maxConnections, helloTimeout, ServerConfig.Limits.DEFAULT.preAuthFrameBytes()))
-        .tls(vmd.nodeTls()).build();
     PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    RoleMetrics.bind(registry, "server");
+    // /healthz answers from the start, /readyz once the server serves and has joined.
+    Readiness readiness = new Readiness("warming up");
+    MetricsEndpoint endpoint = metrics == null ? null : MetricsEndpoint.start(HostPort.parse(metrics), registry,
+        readiness);
+    MetaServer metaVoter = null;
     VmdServer server;
-    MetricsEndpoint endpoint;
     try {
+      warmUp.server(ioThreads);
+      readiness.notReady("joining the control plane");
+      List<HostPort> meta = vmd.metaList();
+      if (voter != null) {
+        Path dir = metaDir != null ? metaDir : dataDir != null ? dataDir.resolve("meta") : null;
+        if (dir == null) {
+          throw new CommandLine.ParameterException(new CommandLine(this),
+              "a voter keeps its log on disk: give --meta-dir DIR (or --data-dir)");
+        }
+        metaVoter = MetaServer.start(new MetaConfig(HostPort.parse(voter), meta, dir,
+            vmd.cluster, 1000, vmd.nodeTls()));
+      }
+      ServerConfig cfg = ServerConfig.builder(HostPort.parse(listen), memory).store(store, dataDir).cluster(vmd.cluster)
+          .availabilityInterval(availabilityInterval).ioThreads(ioThreads).clusterKey(vmd.clusterKey()).meta(meta)
+          .advertise(advertise == null ? null : HostPort.parse(advertise))
+          .limits(new ServerConfig.Limits(maxConnections, helloTimeout, ServerConfig.Limits.DEFAULT.preAuthFrameBytes()))
+          .tls(vmd.nodeTls()).build();
       server = VmdServer.start(cfg, registry);
-    } catch (RuntimeException | InterruptedException e) {
-      Foreground.closeAll(metaVoter);
+    } catch (Exception e) {
+      Foreground.closeAll(metaVoter, endpoint);
       throw e;
     }
-    try {
-      endpoint = metrics == null ? null : MetricsEndpoint.start(HostPort.parse(metrics), registry);
-    } catch (IOException | RuntimeException e) {
-      Foreground.closeAll(server, metaVoter);
-      throw e;
-    }
+    readiness.ready();
     return Foreground.run("vmd-server listening on " + server.address() + " (slot " + server.member().slot() + ")"
         + (endpoint == null ? "" : ", metrics on http://" + HostPort.parse(metrics).host() + ":" + endpoint.port() + "/metrics"),
         endpoint, server, metaVoter);

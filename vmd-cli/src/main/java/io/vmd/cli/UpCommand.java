@@ -7,6 +7,7 @@ import io.vmd.client.VmdClient;
 import io.vmd.common.ClusterKey;
 import io.vmd.common.HostPort;
 import io.vmd.common.MetricsEndpoint;
+import io.vmd.common.RoleMetrics;
 import io.vmd.common.Sizes;
 import io.vmd.common.tls.CertsDir;
 import io.vmd.common.tls.ClusterTls;
@@ -72,6 +73,7 @@ final class UpCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    RoleMetrics.bind(registry, "up");
     ClusterKey key = vmd.clusterKey();
     Path certs = ownCertificates();
     CertsDir dir = new CertsDir(certs);

@@ -10,6 +10,10 @@ import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
 import io.vmd.meta.FreePorts;
 import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -335,8 +339,11 @@ class VmdCommandIT extends VmdProcesses {
    */
   @Test
   void everyMetricsEndpointPassesPromtoolAndTheRulesAndDashboardUseRealMetrics() throws Exception {
-    String flag = startMeta().toString();
+    String flag = startMeta("--metrics", "127.0.0.1:0").toString();
     List<String> urls = new ArrayList<>();
+    Matcher metaAt = METRICS_AT.matcher(lastLine);
+    assertThat(metaAt.find()).as(lastLine).isTrue();
+    urls.add(metaAt.group(1));
     for (int i = 0; i < 2; i++) {
       urls.add(metricsOf(LISTENING, "server", "--meta", flag, "--listen", "127.0.0.1:0", "--memory", "32M",
           "--metrics", "127.0.0.1:0"));
@@ -365,7 +372,25 @@ class VmdCommandIT extends VmdProcesses {
       assertThat(check.exit()).as("promtool check metrics of %s:\n%s%s", url, check.out(), check.err()).isZero();
     }
     assertThat(all).contains("vmd_gateway_pages_in_total{").contains("vmd_gateway_budget_used_bytes")
-        .contains("vmd_server_free_bytes");
+        .contains("vmd_server_free_bytes").contains("vmd_meta_leader 1.0").contains("vmd_meta_namespaces 1.0")
+        .contains("vmd_meta_servers{state=\"active\"} 2.0").contains("vmd_meta_leases 1.0");
+    for (String role : List.of("meta", "server", "gateway")) {
+      assertThat(all).contains("role=\"" + role + "\"");
+    }
+    assertThat(all).contains("vmd_build_info{").contains("jvm_buffer_memory_used_bytes{id=\"direct\"")
+        .contains("vmd_direct_memory_max_bytes").contains("jvm_gc_memory_allocated_bytes_total");
+    // Every port answers liveness and readiness; these roles are up and joined.
+    for (String url : urls) {
+      assertThat(http(url.replace("/metrics", "/healthz"))).isEqualTo("200 ok");
+      assertThat(http(url.replace("/metrics", "/readyz"))).isEqualTo("200 ready");
+    }
+    // A voter whose two peers never come up knows no leader: alive, not ready.
+    HostPort lonely = FreePorts.loopback(1).get(0);
+    String lonelyUrl = metricsOf(Pattern.compile("control-plane voter on"), "meta", "--listen", lonely.toString(),
+        "--peers", lonely + ",127.0.0.1:1,127.0.0.1:2", "--data-dir", tmp.resolve("lonely").toString(),
+        "--metrics", "127.0.0.1:0");
+    assertThat(http(lonelyUrl.replace("/metrics", "/healthz"))).isEqualTo("200 ok");
+    assertThat(http(lonelyUrl.replace("/metrics", "/readyz"))).startsWith("503 not ready: no leader known");
 
     Path rules = Path.of("..", "ops", "prometheus", "vmd-alerts.yml").toAbsolutePath().normalize();
     Result checked = tool("promtool", "check", "rules", rules.toString());
@@ -377,12 +402,24 @@ class VmdCommandIT extends VmdProcesses {
     JsonNode d = new ObjectMapper()
         .readTree(dashboard.toFile());
     List<String> exprs = new ArrayList<>();
-    d.get("panels").forEach(panel -> panel.get("targets").forEach(t -> exprs.add(t.get("expr").asText())));
+    d.get("panels").forEach(panel -> {
+      if (panel.has("targets")) { // a row has none
+        panel.get("targets").forEach(t -> exprs.add(t.get("expr").asText()));
+      }
+    });
     assertThat(exprs).hasSizeGreaterThan(10);
     Matcher names = Pattern.compile("vmd_[a-z_]+").matcher(Files.readString(rules) + String.join("\n", exprs));
     while (names.find()) {
       assertThat(all.toString()).as("a metric the rules or the dashboard use").contains(names.group() + (
           names.group().endsWith("_bucket") ? "{" : ""));
     }
+  }
+
+
+  /** "STATUS BODY" of a GET, the body stripped. */
+  private static String http(String url) throws Exception {
+    HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(url)).build(),
+        HttpResponse.BodyHandlers.ofString());
+    return r.statusCode() + " " + r.body().strip();
   }
 }

@@ -43,6 +43,7 @@ public final class MetaServer implements AutoCloseable {
         .setStateMachine(stateMachine)
         .setOption(Files.isDirectory(groupDir) ? RaftStorage.StartupOption.RECOVER : RaftStorage.StartupOption.FORMAT)
         .build();
+    MetaMetrics.register(registry, this, stateMachine);
   }
 
   static RaftProperties properties(MetaConfig config) {
@@ -100,10 +101,31 @@ public final class MetaServer implements AutoCloseable {
   /** Whether this voter leads the group now. */
   public boolean isLeader() {
     try {
-      return server.getDivision(MetaPeers.groupId(config.cluster())).getInfo().isLeader();
+      return division().getInfo().isLeader();
     } catch (IOException e) {
       return false;
     }
+  }
+
+  /**
+   * Why this voter is not ready, or null: ready once it knows the group's leader and has applied what
+   * it knows committed (within a few entries), so it answers reads with current state.
+   */
+  public String notReadyBecause() {
+    try {
+      RaftServer.Division d = division();
+      if (d.getInfo().getLeaderId() == null) {
+        return "no leader known: a majority of the voters " + config.peers() + " is not up";
+      }
+      long lag = d.getRaftLog().getLastCommittedIndex() - d.getInfo().getLastAppliedIndex();
+      return lag > 100 ? "catching up: " + lag + " committed entries not applied" : null;
+    } catch (IOException e) {
+      return "not started: " + e.getMessage();
+    }
+  }
+
+  RaftServer.Division division() throws IOException {
+    return server.getDivision(MetaPeers.groupId(config.cluster()));
   }
 
   /** Takes a snapshot now (tests; voters also take one every {@code snapshotEvery} entries). */

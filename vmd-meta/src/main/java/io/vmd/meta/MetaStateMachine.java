@@ -48,6 +48,7 @@ final class MetaStateMachine extends BaseStateMachine {
   /** The cluster's CA, which must have issued every command's certificate; null: an insecure cluster. */
   private final X509Certificate ca;
   private final MeterRegistry registry;
+  private volatile long lastSnapshotMillis = -1;
 
   MetaStateMachine(X509Certificate ca, MeterRegistry registry) {
     this.ca = ca;
@@ -56,6 +57,11 @@ final class MetaStateMachine extends BaseStateMachine {
 
   MetaState state() {
     return state;
+  }
+
+  /** When this voter last wrote or loaded a snapshot (epoch millis), or -1 if it has none. */
+  long lastSnapshotMillis() {
+    return lastSnapshotMillis;
   }
 
   @Override
@@ -79,6 +85,7 @@ final class MetaStateMachine extends BaseStateMachine {
       state.read(in);
     }
     setLastAppliedTermIndex(snap.getTermIndex());
+    lastSnapshotMillis = f.lastModified();
     LOG.info("control plane state loaded from snapshot {} (version {})", snap.getTermIndex(), state.version());
   }
 
@@ -102,6 +109,7 @@ final class MetaStateMachine extends BaseStateMachine {
         StandardCopyOption.REPLACE_EXISTING);
     storage.updateLatestSnapshot(new SingleFileSnapshotInfo(
         new FileInfo(f.toPath(), MD5FileUtil.computeAndSaveMd5ForFile(f)), last));
+    lastSnapshotMillis = System.currentTimeMillis();
     return last.getIndex();
   }
 

@@ -1,5 +1,6 @@
 package io.vmd.common;
 
+import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.io.IOException;
@@ -7,28 +8,39 @@ import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.util.concurrent.Executors;
+import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-/** Serves a Prometheus registry's scrape at {@code /metrics} on a small JDK HTTP server. */
+/**
+ * A role's HTTP endpoint on a small JDK HTTP server: the Prometheus registry's scrape at {@code /metrics},
+ * {@code /healthz} (200 while the process serves HTTP: for liveness) and {@code /readyz} (200 once the
+ * role is warmed up and has joined, else 503 with the reason: for load balancers and rollouts).
+ */
 public final class MetricsEndpoint implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(MetricsEndpoint.class);
+  private static final String TEXT = "text/plain; charset=utf-8";
   private final HttpServer http;
 
   private MetricsEndpoint(HttpServer http) {
     this.http = http;
   }
 
-  public static MetricsEndpoint start(HostPort listen, PrometheusMeterRegistry registry)
-      throws IOException {
+  /** An endpoint whose role is ready from the start. */
+  public static MetricsEndpoint start(HostPort listen, PrometheusMeterRegistry registry) throws IOException {
+    return start(listen, registry, () -> null);
+  }
+
+  /** @param notReadyBecause why the role is not ready yet, or null once it is ({@link Readiness}) */
+  public static MetricsEndpoint start(HostPort listen, PrometheusMeterRegistry registry,
+      Supplier<String> notReadyBecause) throws IOException {
     HttpServer http = HttpServer.create(new InetSocketAddress(listen.host(), listen.port()), 16);
-    http.createContext("/metrics", exchange -> {
-      byte[] body = registry.scrape().getBytes(StandardCharsets.UTF_8);
-      exchange.getResponseHeaders().set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-      exchange.sendResponseHeaders(200, body.length);
-      try (OutputStream os = exchange.getResponseBody()) {
-        os.write(body);
-      }
+    http.createContext("/metrics", exchange ->
+        reply(exchange, 200, "text/plain; version=0.0.4; charset=utf-8", registry.scrape()));
+    http.createContext("/healthz", exchange -> reply(exchange, 200, TEXT, "ok\n"));
+    http.createContext("/readyz", exchange -> {
+      String why = notReadyBecause.get();
+      reply(exchange, why == null ? 200 : 503, TEXT, why == null ? "ready\n" : "not ready: " + why + "\n");
     });
     http.setExecutor(Executors.newSingleThreadExecutor(r -> {
       Thread t = new Thread(r, "vmd-metrics");
@@ -38,6 +50,15 @@ public final class MetricsEndpoint implements AutoCloseable {
     http.start();
     LOG.info("metrics at http://{}/metrics", new HostPort(listen.host(), http.getAddress().getPort()));
     return new MetricsEndpoint(http);
+  }
+
+  private static void reply(HttpExchange exchange, int status, String type, String text) throws IOException {
+    byte[] body = text.getBytes(StandardCharsets.UTF_8);
+    exchange.getResponseHeaders().set("Content-Type", type);
+    exchange.sendResponseHeaders(status, body.length);
+    try (OutputStream os = exchange.getResponseBody()) {
+      os.write(body);
+    }
   }
 
   public int port() {
