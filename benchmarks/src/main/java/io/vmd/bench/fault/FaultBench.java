@@ -1,5 +1,7 @@
 package io.vmd.bench.fault;
 
+import static io.vmd.bench.report.BenchFiles.round;
+
 import io.vmd.load.Driver;
 import io.vmd.load.Result;
 import io.vmd.load.Workload;
@@ -8,6 +10,7 @@ import java.io.PrintStream;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import io.vmd.bench.report.BenchFiles;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
@@ -452,21 +455,36 @@ public final class FaultBench {
     return sb.toString();
   }
 
-  private String json() {
-    StringBuilder sb = new StringBuilder("[\n");
-    for (int i = 0; i < rows.size(); i++) {
-      Row r = rows.get(i);
-      String procs = processes(r, ",", "{\"process\":\"%s\",\"cpu_us_per_op\":%.2f,\"jit_us_per_op\":%.2f}");
-      sb.append(String.format(Locale.ROOT,
-          "  {\"target\":\"%s\",\"replicas\":%d,\"phase\":\"%s\",\"client\":\"%s\",\"workload\":\"%s\","
-              + "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"iops\":%.0f,\"mb_per_s\":%.1f,"
-              + "\"pause_max_us\":%.1f,\"pause_in\":\"%s\",\"pauses\":%d,\"cpu_us_per_op\":%.1f,\"kernel_share\":%.3f,"
-              + "\"processes\":[%s]}%s%n",
-          r.target(), r.replicas(), r.phase(), r.client(), r.workload(), r.p50(), r.p90(), r.p99(), r.p999(), r.iops(),
-          r.mbPerSecond(), r.pauseMaxMicros(), r.pauseIn(), r.pauses(), r.cpuMicrosPerOp(), r.kernelShare(), procs,
-          i < rows.size() - 1 ? "," : ""));
+  /** A row of --json-file and --csv-file, rounded as the table prints it; the units are in the names. */
+  record RowOut(String target, int replicas, String phase, String client, String workload, double p50Us, double p90Us,
+      double p99Us, double p999Us, long iops, double mbPerS, double pauseMaxUs, String pauseIn, int pauses,
+      double cpuUsPerOp, double kernelShare, List<ProcessOut> processes) {
+    static RowOut of(Row r) {
+      return new RowOut(r.target(), r.replicas(), r.phase(), r.client(), r.workload(), round(r.p50(), 1),
+          round(r.p90(), 1), round(r.p99(), 1), round(r.p999(), 1), Math.round(r.iops()), round(r.mbPerSecond(), 1),
+          round(r.pauseMaxMicros(), 1), r.pauseIn(), r.pauses(), round(r.cpuMicrosPerOp(), 1),
+          round(r.kernelShare(), 3), r.processes().stream()
+              .map(u -> new ProcessOut(u.process(), round(u.cpuMicrosPerOp(), 2), round(u.jitMicrosPerOp(), 2))).toList());
     }
-    return sb.append("]\n").toString();
+  }
+
+  /** One process's CPU per request in a row. */
+  record ProcessOut(String process, double cpuUsPerOp, double jitUsPerOp) {}
+
+  /** The CSV row: the processes flattened into one column, "name=cpu/jit;...". */
+  record CsvRow(String target, int replicas, String phase, String client, String workload, double p50Us, double p90Us,
+      double p99Us, double p999Us, long iops, double mbPerS, double pauseMaxUs, double cpuUsPerOp, double kernelShare,
+      String processes) {
+    static CsvRow of(RowOut r) {
+      return new CsvRow(r.target(), r.replicas(), r.phase(), r.client(), r.workload(), r.p50Us(), r.p90Us(), r.p99Us(),
+          r.p999Us(), r.iops(), r.mbPerS(), r.pauseMaxUs(), r.cpuUsPerOp(), r.kernelShare(),
+          String.join(";", r.processes().stream().map(u -> u.process() + "=" + u.cpuUsPerOp() + "/" + u.jitUsPerOp())
+              .toList()));
+    }
+  }
+
+  private String json() {
+    return BenchFiles.json("rows", rows.stream().map(RowOut::of).toList());
   }
 
   private void writeFiles() throws Exception {
@@ -475,14 +493,7 @@ public final class FaultBench {
       progress.println("wrote " + options.json());
     }
     if (options.csv() != null) {
-      StringBuilder sb = new StringBuilder("target,replicas,phase,client,workload,p50_us,p90_us,p99_us,p999_us,iops,"
-          + "mb_per_s,pause_max_us,cpu_us_per_op,kernel_share,processes\n");
-      for (Row r : rows) {
-        String procs = processes(r, ";", "%s=%.2f/%.2f");
-        sb.append(String.format(Locale.ROOT, "%s,%d,%s,%s,%s,%.1f,%.1f,%.1f,%.1f,%.0f,%.1f,%.1f,%.1f,%.3f,%s%n", r.target(),
-            r.replicas(), r.phase(), r.client(), r.workload(), r.p50(), r.p90(), r.p99(), r.p999(), r.iops(),
-            r.mbPerSecond(), r.pauseMaxMicros(), r.cpuMicrosPerOp(), r.kernelShare(), procs));
-      }
+      String sb = BenchFiles.csv(CsvRow.class, rows.stream().map(RowOut::of).map(CsvRow::of).toList());
       Files.writeString(options.csv(), sb);
       progress.println("wrote " + options.csv());
     }

@@ -1,5 +1,8 @@
 package io.vmd.bench.migration;
 
+import static io.vmd.bench.report.BenchFiles.round;
+
+import io.vmd.bench.report.BenchFiles;
 import io.vmd.bench.plot.LinePlot;
 import io.vmd.client.ClientConfig;
 import io.vmd.client.VmdClient;
@@ -196,23 +199,23 @@ public final class MigrationBench {
         "seconds since the migration started", "operations per second", series, marks)));
   }
 
+  /** A run in --json-file; the units are in the names. */
+  record RunOut(String policy, double totalS, double downtimeMs, int rounds, long bytes, long fullPageBytes,
+      long offsetBytes, long pushedBytes, long demandBytes, long faultsFromSource, long faultsFromVmd,
+      long allGuestsOpsPerS, long migratedOpsPerS, long baselineOpsPerS, double recoveryS, boolean byteExact) {}
+
   private String json(Map<Policy, Outcome> r) {
-    StringBuilder sb = new StringBuilder("[\n");
-    int i = 0;
+    List<RunOut> rows = new ArrayList<>();
     for (Map.Entry<Policy, Outcome> e : r.entrySet()) {
       Outcome x = e.getValue();
       var m = x.report();
-      sb.append(String.format(Locale.ROOT,
-          "  {\"policy\":\"%s\",\"total_s\":%.3f,\"downtime_ms\":%.1f,\"rounds\":%d,\"bytes\":%d,\"full_page_bytes\":%d,"
-              + "\"offset_bytes\":%d,\"pushed_bytes\":%d,\"demand_bytes\":%d,\"faults_from_source\":%d,"
-              + "\"faults_from_vmd\":%d,\"all_guests_ops_per_s\":%.0f,\"migrated_ops_per_s\":%.0f,"
-              + "\"baseline_ops_per_s\":%.0f,\"recovery_s\":%.1f,\"byte_exact\":%s}%s%n",
-          e.getKey().label(), m.totalSeconds(), m.downtimeSeconds() * 1000, m.rounds(), m.totalBytes(),
-          m.fullPageBytes(), m.offsetBytes(), m.pushedBytes(), m.demandBytes(), m.faultsFromSource(),
-          m.faultsFromVmd(), x.allGuestsDuringOpsPerSecond(), x.duringOpsPerSecond(), x.baselineOpsPerSecond(),
-          x.recoverySeconds(), x.badPages().isEmpty(), ++i < r.size() ? "," : ""));
+      rows.add(new RunOut(e.getKey().label(), round(m.totalSeconds(), 3), round(m.downtimeSeconds() * 1000, 1),
+          m.rounds(), m.totalBytes(), m.fullPageBytes(), m.offsetBytes(), m.pushedBytes(), m.demandBytes(),
+          m.faultsFromSource(), m.faultsFromVmd(), Math.round(x.allGuestsDuringOpsPerSecond()),
+          Math.round(x.duringOpsPerSecond()), Math.round(x.baselineOpsPerSecond()), round(x.recoverySeconds(), 1),
+          x.badPages().isEmpty()));
     }
-    return sb.append("]\n").toString();
+    return BenchFiles.json("runs", rows);
   }
 
   /** The model's estimate for a measured migration's inputs (link payload per page frame accounted). */

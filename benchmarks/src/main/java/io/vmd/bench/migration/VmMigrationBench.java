@@ -1,6 +1,7 @@
 package io.vmd.bench.migration;
 
 import io.vmd.bench.plot.LinePlot;
+import io.vmd.bench.report.BenchFiles;
 import io.vmd.common.HostPort;
 import io.vmd.common.Sizes;
 import io.vmd.migration.model.Bandwidth;
@@ -450,21 +451,23 @@ public final class VmMigrationBench {
         "seconds since the migration started", "operations per second", series, marks)));
   }
 
+  /** A run in --json-file; times in ms, bytes, operations per second (0 where not measured). */
+  record RunOut(String run, String policy, boolean ballooned, boolean verified, long totalMs, long downtimeMs,
+      long guestDowntimeMs, long switchoverMs, long transferred, long precopy, long postcopy, long downtimeBytes,
+      long zeroPages, long postcopyRequests, long pageInsDest, long pageInsDestWithCheck, double opsBefore,
+      double opsDuring, double opsAfter) {}
+
   private String json(Map<Run, Outcome> r) {
-    StringBuilder sb = new StringBuilder("[\n");
-    int i = 0;
+    List<RunOut> rows = new ArrayList<>();
     for (Outcome x : r.values()) {
       QemuMigration.Result q = x.qemu();
-      sb.append(String.format(Locale.ROOT, "  {\"run\":\"%s\",\"policy\":\"%s\",\"ballooned\":%b,\"verified\":%b,"
-          + "\"total_ms\":%d,\"downtime_ms\":%d,\"guest_downtime_ms\":%d,\"switchover_ms\":%d,\"transferred\":%d,\"precopy\":%d,\"postcopy\":%d,"
-          + "\"downtime_bytes\":%d,\"zero_pages\":%d,\"postcopy_requests\":%d,\"page_ins_dest\":%d,\"page_ins_dest_with_check\":%d,"
-          + "\"ops_before\":%.1f,\"ops_during\":%.1f,\"ops_after\":%.1f}%s%n", x.run().label(), q.policy().label(),
-          x.run().ballooned(), x.verified(), q.totalMillis(), q.downtimeMillis(), q.guestDowntimeMillis(), q.switchoverMillis(),
-          q.transferredBytes(), q.precopyBytes(), q.postcopyBytes(), q.downtimeBytes(), q.zeroPages(),
-          q.postcopyRequests(), x.pageInsRunning(), x.pageInsAtDestination(), nan0(x.beforeOpsPerSecond()), nan0(x.duringOpsPerSecond()),
-          nan0(x.afterOpsPerSecond()), ++i < r.size() ? "," : ""));
+      rows.add(new RunOut(x.run().label(), q.policy().label(), x.run().ballooned(), x.verified(), q.totalMillis(),
+          q.downtimeMillis(), q.guestDowntimeMillis(), q.switchoverMillis(), q.transferredBytes(), q.precopyBytes(),
+          q.postcopyBytes(), q.downtimeBytes(), q.zeroPages(), q.postcopyRequests(), x.pageInsRunning(),
+          x.pageInsAtDestination(), BenchFiles.round(nan0(x.beforeOpsPerSecond()), 1),
+          BenchFiles.round(nan0(x.duringOpsPerSecond()), 1), BenchFiles.round(nan0(x.afterOpsPerSecond()), 1)));
     }
-    return sb.append("]\n").toString();
+    return BenchFiles.json("runs", rows);
   }
 
   private static double nan0(double v) {
