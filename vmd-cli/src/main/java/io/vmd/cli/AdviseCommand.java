@@ -6,9 +6,9 @@ import io.vmd.migration.model.MigrationModel;
 import io.vmd.migration.model.MigrationModel.Estimate;
 import java.io.PrintWriter;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -17,9 +17,10 @@ import picocli.CommandLine.ParentCommand;
 import picocli.CommandLine.Spec;
 
 @Command(name = "advise", mixinStandardHelpOptions = true,
-    description = {"Estimate each migration policy's time, data and downtime for a VM and recommend one.",
-        "The model: Xen pre-copy with its stop conditions, KVM pre-copy with a downtime limit, post-copy M/B,",
-        "and Agile (the resident set plus the pages dirtied during its single live round)."})
+    description = {
+        "Estimate each migration policy's time, data and downtime for a VM and recommend one.",
+        "The model: Xen pre-copy with its stop conditions, KVM pre-copy with a downtime limit, post-copy "
+            + "M/B, and Agile (the resident set plus the pages dirtied during its single live round)."})
 final class AdviseCommand implements Callable<Integer> {
   @ParentCommand Vmd vmd;
   @Spec CommandSpec spec;
@@ -48,31 +49,39 @@ final class AdviseCommand implements Callable<Integer> {
       paramLabel = "DURATION", description = "KVM pre-copy's allowed downtime (default: ${DEFAULT-VALUE}).")
   Duration maxDowntime;
 
+  /** One policy's estimate; time, data and downtime are null for a pre-copy that never converges. */
+  record PolicyEstimate(String policy, Double timeS, Long data, Double downtimeS, int rounds, boolean converges) {}
+
+  /** vmd advise --json: the recommended policy and every policy's estimate, best first. */
+  record Advice(String recommended, List<PolicyEstimate> policies) {}
+
   @Override
   public Integer call() {
     double b = Bandwidth.parse(bandwidth);
     MigrationModel.Inputs in = new MigrationModel.Inputs(memory, wss, dirtyRate, b,
         resident == null ? memory : resident, maxDowntime.toNanos() / 1e9);
     List<Estimate> ranked = MigrationModel.ranked(in);
-    Output out = new Output("policy", "time_s", "data", "downtime_s", "rounds", "converges");
+    List<PolicyEstimate> rows = new ArrayList<>();
     for (Estimate e : ranked) {
       // A pre-copy that never converges has no time to show: the numbers at its round cap mean nothing.
-      out.row(e.policy().label(), e.converged() ? round(e.seconds()) : null, e.converged() ? (long) e.bytes() : null,
-          e.converged() ? round(e.downtimeSeconds()) : null, e.rounds(), e.converged());
+      rows.add(new PolicyEstimate(e.policy().label(), e.converged() ? round(e.seconds()) : null,
+          e.converged() ? (long) e.bytes() : null, e.converged() ? round(e.downtimeSeconds()) : null, e.rounds(),
+          e.converged()));
     }
     PrintWriter w = spec.commandLine().getOut();
-    if (!vmd.json) {
-      w.printf(Locale.ROOT, "M %s, W %s, d %.0f pages/s (%s/s), B %s, resident %s%n%n", Sizes.format(memory),
-          Sizes.format(wss), dirtyRate, Sizes.format((long) (dirtyRate * MigrationModel.PAGE)), Bandwidth.format(b),
-          Sizes.format(in.residentBytes()));
+    if (vmd.json) {
+      w.println(Output.write(new Advice(rows.get(0).policy(), rows)));
+      w.flush();
+      return 0;
     }
-    out.print(w, vmd.json, Map.of("data", "size"));
-    if (!vmd.json) {
-      Estimate best = ranked.get(0);
-      w.printf(Locale.ROOT, "%nrecommended: %s (%.1f s, %s moved%s)%n", best.policy().label(), best.seconds(),
-          Sizes.format((long) best.bytes()), best.downtimeSeconds() > 0
-              ? String.format(Locale.ROOT, ", %.0f ms down", best.downtimeSeconds() * 1000) : "");
-    }
+    w.printf(Locale.ROOT, "M %s, W %s, d %.0f pages/s (%s/s), B %s, resident %s%n%n", Sizes.format(memory),
+        Sizes.format(wss), dirtyRate, Sizes.format((long) (dirtyRate * MigrationModel.PAGE)), Bandwidth.format(b),
+        Sizes.format(in.residentBytes()));
+    Output.list(w, false, "policies", rows, PolicyEstimate.class, "data");
+    Estimate best = ranked.get(0);
+    w.printf(Locale.ROOT, "%nrecommended: %s (%.1f s, %s moved%s)%n", best.policy().label(), best.seconds(),
+        Sizes.format((long) best.bytes()), best.downtimeSeconds() > 0
+            ? String.format(Locale.ROOT, ", %.0f ms down", best.downtimeSeconds() * 1000) : "");
     w.flush();
     return 0;
   }

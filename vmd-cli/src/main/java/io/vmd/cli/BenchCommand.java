@@ -40,14 +40,14 @@ final class BenchCommand {
   }
 
   @Command(name = "fault", mixinStandardHelpOptions = true, description = {
-    "Page-fault latency: 4 KiB page-in and page-out at depth 1, 4 KiB 70/30 at depth 32, 1 MiB sequential,",
-    "against VMD through the NBD gateway, VMD through its client, nbdkit's memory plugin, the same behind",
-    "nbdkit's nbd plugin (nbdkit-hop: one more process and TCP hop, as VMD's pages are), null-nbd (a",
-    "process that answers at once: what one hop costs) and Redis, all started here on 127.0.0.1, side",
-    "by side. VMD runs as deployed: its control plane, two servers and the gateway each a vmd process of",
-    "its own; CPU per request is reported per process (with its JIT compiler's share), pauses are every",
-    "JVM's safepoints. Each workload is measured warm (after a warm-up run) and cold (freshly started",
-    "processes, right after the region is filled)."})
+      "Page-fault latency: 4 KiB page-in and page-out at depth 1, 4 KiB 70/30 at depth 32, 1 MiB "
+          + "sequential, against VMD through the NBD gateway, VMD through its client, nbdkit's memory plugin, "
+          + "the same behind nbdkit's nbd plugin (nbdkit-hop: one more process and TCP hop, as VMD's pages are), "
+          + "null-nbd (a process that answers at once: what one hop costs) and Redis, all started here on "
+          + "127.0.0.1, side by side. VMD runs as deployed: its control plane, two servers and the gateway each "
+          + "a vmd process of its own; CPU per request is reported per process (with its JIT compiler's share), "
+          + "pauses are every JVM's safepoints. Each workload is measured warm (after a warm-up run) and cold "
+          + "(freshly started processes, right after the region is filled)."})
   static final class Fault implements Callable<Integer> {
     @Option(names = "--seconds", defaultValue = "5", description = "Seconds per workload and target (default: ${DEFAULT-VALUE}).")
     double seconds;
@@ -189,10 +189,11 @@ final class BenchCommand {
   }
 
   @Command(name = "migration", mixinStandardHelpOptions = true, description = {
-    "The Agile paper's comparison, emulated: guests run on a source host with part of their memory swapped",
-    "to a VMD of three servers (in this process); one is migrated once per policy over a paced link while all",
-    "keep running. Prints tables shaped like the paper's Tables I-III and writes the throughput plot;",
-    "--model also checks the migration-time model against measurements over a grid of W and d."})
+      "The Agile paper's comparison, emulated: guests run on a source host with part of their memory "
+          + "swapped to a VMD of three servers (in this process); one is migrated once per policy over a paced "
+          + "link while all keep running. Prints tables shaped like the paper's Tables I-III and writes the "
+          + "throughput plot; --model also checks the migration-time model against measurements over a grid of W "
+          + "and d."})
   static final class Migration implements Callable<Integer> {
     @CommandLine.ParentCommand BenchCommand bench;
 
@@ -275,13 +276,15 @@ final class BenchCommand {
   }
 
   @Command(name = "vm-migration", mixinStandardHelpOptions = true, description = {
-    "The Agile paper's comparison with real QEMU guests (TCG unless --accel kvm): per run a fresh guest whose",
-    "swap is a namespace runs a working-set workload, is migrated over a capped link into a QEMU on another",
-    "gateway (the namespace changes hands at switch-over) and checks every page at the destination.",
-    "Runs: pre-copy and post-copy as the VM runs without VMD (everything resident), agile (balloon + hybrid,",
-    "as vmd migrate does), hybrid+balloon (the same, the pre-copy pass forced even where QEMU would lose writes),",
-    "and the ablations pre-copy+balloon, post-copy+balloon, hybrid-no-balloon. Prints Tables I-III, ratios",
-    "and the verification per run; writes the throughput plot. Needs the vmlab guest (benchmarks/vmlab/build.sh)."})
+      "The Agile paper's comparison with real QEMU guests (TCG unless --accel kvm): per run a fresh guest "
+          + "whose swap is a namespace runs a working-set workload, is migrated over a capped link into a QEMU "
+          + "on another gateway (the namespace changes hands at switch-over) and checks every page at the "
+          + "destination.",
+      "Runs: pre-copy and post-copy as the VM runs without VMD (everything resident), agile (balloon + "
+          + "hybrid, as vmd migrate does), hybrid+balloon (the same, the pre-copy pass forced even where QEMU "
+          + "would lose writes), and the ablations pre-copy+balloon, post-copy+balloon, hybrid-no-balloon. "
+          + "Prints Tables I-III, ratios and the verification per run; writes the throughput plot. Needs the "
+          + "vmlab guest (benchmarks/vmlab/build.sh)."})
   static final class VmMigration implements Callable<Integer> {
     @Option(names = "--runs", split = ",", paramLabel = "RUN",
         defaultValue = "pre-copy,post-copy,agile,hybrid+balloon,pre-copy+balloon,post-copy+balloon,hybrid-no-balloon",
@@ -381,9 +384,9 @@ final class BenchCommand {
   }
 
   @Command(name = "chaos", mixinStandardHelpOptions = true, description = {
-    "Three server processes, two replicas: an NBD writer streams checksummed pages through a gateway while one",
-    "server is SIGKILLed and another restarted empty; then every page is read back and checked.",
-    "Prints pages written, verified and lost. Exits 1 if any page was lost or any NBD request failed."})
+      "Three server processes, two replicas: an NBD writer streams checksummed pages through a gateway "
+          + "while one server is SIGKILLed and another restarted empty; then every page is read back and checked.",
+      "Prints pages written, verified and lost. Exits 1 if any page was lost or any NBD request failed."})
   static final class Chaos implements Callable<Integer> {
     @Option(names = "--size", defaultValue = "256M", converter = Vmd.SizeConverter.class, paramLabel = "SIZE",
         description = "Bytes streamed (default: ${DEFAULT-VALUE}).")
@@ -404,8 +407,9 @@ final class BenchCommand {
   }
 
   @Command(name = "meta", mixinStandardHelpOptions = true, description = {
-    "The control plane at scale: 3 real servers and simulated ones up to --servers members; prints",
-    "registration, membership learning, namespace and lease operations per second, connect and attach time."})
+      "The control plane at scale: 3 real servers and simulated ones up to --servers members; prints "
+          + "registration, membership learning, namespace and lease operations per second, connect and attach "
+          + "time."})
   static final class Meta implements Callable<Integer> {
     @Option(names = "--servers", defaultValue = "1000", description = "Members in all (default: ${DEFAULT-VALUE}).")
     int servers;

@@ -14,9 +14,9 @@ import java.nio.file.Path;
 import java.security.cert.X509Certificate;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.function.Function;
 import picocli.CommandLine;
@@ -90,16 +90,15 @@ final class CertCommand {
     CertificateAuthority.Issued issued = how.apply(ca(d, err));
     d.writeKey(keyFile.apply(d), Pem.of(issued.key()), overwrite);
     d.writeCert(certFile.apply(d), Pem.of(issued.certificate()), overwrite);
-    written(spec, files().row(certFile.apply(d).toString(), Identity.of(issued.certificate()).toString(),
-        expiry(issued.certificate())));
+    written(spec, List.of(new CertFile(certFile.apply(d).toString(), Identity.of(issued.certificate()).toString(),
+        expiry(issued.certificate()))));
   }
 
-  void written(CommandSpec spec, Output out) {
-    out.print(spec.commandLine().getOut(), vmd.json, Map.of());
-  }
+  /** A certificate file: what cert create-* wrote and cert list shows ({@code {"certificates":[...]}}). */
+  record CertFile(String file, String identity, String expires) {}
 
-  static Output files() {
-    return new Output("file", "identity", "expires");
+  void written(CommandSpec spec, List<CertFile> files) {
+    Output.list(spec.commandLine().getOut(), vmd.json, "certificates", files, CertFile.class);
   }
 
   static String expiry(X509Certificate c) {
@@ -126,12 +125,12 @@ final class CertCommand {
       Path key = cert.caKeyFile(d);
       d.writeKey(key, Pem.of(ca.key()), cert.overwrite);
       d.writeCert(d.caCert(), Pem.of(ca.certificate()), cert.overwrite);
-      Output t = files().row(d.caCert().toString(), "CA", expiry(ca.certificate()))
-          .row(key.toString(), "CA key", "—");
+      List<CertFile> t = new ArrayList<>(List.of(new CertFile(d.caCert().toString(), "CA", expiry(ca.certificate())),
+          new CertFile(key.toString(), "CA key", null)));
       // Never replaced, not even with --overwrite: every sealed namespace's key is wrapped under it.
       if (!Files.exists(d.sealKey())) {
         d.writeSealKey(false);
-        t.row(d.sealKey().toString(), "seal key", "—");
+        t.add(new CertFile(d.sealKey().toString(), "seal key", null));
       }
       cert.written(spec, t);
       return 0;
@@ -205,13 +204,13 @@ final class CertCommand {
     @Override
     public Integer call() throws Exception {
       PrintWriter err = spec.commandLine().getErr();
-      Output out = files();
+      List<CertFile> out = new ArrayList<>();
       try (DirectoryStream<Path> certs = Files.newDirectoryStream(cert.certsDir(), "*.crt")) {
         for (Path p : certs) {
           X509Certificate c = Pem.readCertificate(p);
           String who = c.getBasicConstraints() >= 0 ? "CA" : Identity.of(c).toString();
           boolean expired = c.getNotAfter().toInstant().isBefore(Instant.now());
-          out.row(p.getFileName().toString(), who, expiry(c) + (expired ? " (expired)" : ""));
+          out.add(new CertFile(p.getFileName().toString(), who, expiry(c) + (expired ? " (expired)" : "")));
           Path key = p.resolveSibling(p.getFileName().toString().replaceAll("\\.crt$", ".key"));
           String warning = Files.exists(key) ? CertsDir.keyPermissionWarning(key) : null;
           if (warning != null) {

@@ -7,8 +7,9 @@ import io.vmd.meta.Member;
 import io.vmd.meta.ServerStatus;
 import io.vmd.protocol.ErrorCode;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -18,12 +19,22 @@ import picocli.CommandLine.ParentCommand;
 import picocli.CommandLine.Spec;
 
 @Command(name = "cluster", mixinStandardHelpOptions = true, description = {
-    "Membership: the servers the control plane knows. A new server joins by itself when started with",
-    "--meta; drain takes new pages away from one and moves its pages off (the namespaces' owners copy",
-    "them, as after a lost server); remove retires it for good."},
+    "Membership: the servers the control plane knows. A new server joins by itself when started with "
+        + "--meta; drain takes new pages away from one and moves its pages off (the namespaces' owners copy "
+        + "them, as after a lost server); remove retires it for good."},
     subcommands = {ClusterCommand.Servers.class, ClusterCommand.Add.class, ClusterCommand.Drain.class,
       ClusterCommand.Remove.class})
 final class ClusterCommand {
+  /**
+   * A server as vmd cluster servers (and vmd servers) shows it ({@code {"servers":[...]}}): status is the
+   * control plane's (joining, active, draining, removed), state whether it answers now (up, down).
+   */
+  record ServerRow(int slot, String id, String address, String status, String state, long capacity, long used,
+      long free, long pages) {}
+
+  /** What cluster add, drain and remove did to a server; pages: what it still holds (drain). */
+  record ServerChange(int slot, String id, String address, String status, Long pages) {}
+
   @ParentCommand Vmd vmd;
 
   @Command(name = "servers", mixinStandardHelpOptions = true, description = "Every server: slot, id, state, memory.")
@@ -36,9 +47,14 @@ final class ClusterCommand {
 
     @Override
     public Integer call() throws Exception {
-      try (VmdClient client = cluster.vmd.connect()) {
+      return print(cluster.vmd, all, spec.commandLine().getOut());
+    }
+
+    /** The table (or JSON) of both {@code vmd cluster servers} and its alias {@code vmd servers}. */
+    static int print(Vmd vmd, boolean all, java.io.PrintWriter w) throws Exception {
+      try (VmdClient client = vmd.connect()) {
         client.cluster().refreshAvailability();
-        Output out = new Output("slot", "id", "address", "status", "state", "capacity", "used", "free", "pages");
+        List<ServerRow> rows = new ArrayList<>();
         for (Member m : client.cluster().members()) {
           if (m.status() == ServerStatus.REMOVED && !all) {
             continue;
@@ -46,12 +62,11 @@ final class ClusterCommand {
           ServerInfo s = client.cluster().server(m.slot());
           boolean current = s != null && s.id().equals(m.id());
           var a = current ? s.availability() : null;
-          out.row(m.slot(), m.id(), m.address().toString(), m.status().name().toLowerCase(Locale.ROOT),
+          rows.add(new ServerRow(m.slot(), m.id(), m.address().toString(), m.status().name().toLowerCase(Locale.ROOT),
               current && s.up() ? "up" : "down", a == null ? 0 : a.capacityBytes(), a == null ? 0 : a.usedBytes(),
-              a == null ? 0 : a.freeBytes(), a == null ? 0 : a.pages());
+              a == null ? 0 : a.freeBytes(), a == null ? 0 : a.pages()));
         }
-        out.print(spec.commandLine().getOut(), cluster.vmd.json,
-            Map.of("capacity", "size", "used", "size", "free", "size"));
+        Output.list(w, vmd.json, "servers", rows, ServerRow.class, "capacity", "used", "free");
       }
       return 0;
     }
@@ -74,16 +89,15 @@ final class ClusterCommand {
     try (VmdClient client = cluster.vmd.connect()) {
       Member m = find(client, which);
       Member after = client.cluster().setStatus(m.slot(), status, force);
-      new Output("slot", "id", "address", "status")
-          .row(after.slot(), after.id(), after.address().toString(), after.status().name().toLowerCase(Locale.ROOT))
-          .print(spec.commandLine().getOut(), cluster.vmd.json, Map.of());
+      Output.one(spec.commandLine().getOut(), cluster.vmd.json, new ServerChange(after.slot(), after.id(),
+          after.address().toString(), after.status().name().toLowerCase(Locale.ROOT), null));
     }
     return 0;
   }
 
   @Command(name = "add", mixinStandardHelpOptions = true, description = {
-      "Admit a server to placement again (one that was draining, or is still joining). Servers join by",
-      "themselves: start one with 'vmd server --meta ...' and clients place new pages on it at once."})
+      "Admit a server to placement again (one that was draining, or is still joining). Servers join by "
+          + "themselves: start one with 'vmd server --meta ...' and clients place new pages on it at once."})
   static final class Add implements Callable<Integer> {
     @ParentCommand ClusterCommand cluster;
     @Spec CommandSpec spec;
@@ -96,9 +110,10 @@ final class ClusterCommand {
   }
 
   @Command(name = "drain", mixinStandardHelpOptions = true, description = {
-      "Stop placing new pages on a server and move its pages off it: each namespace's owner (its gateway)",
-      "copies them to other servers while I/O goes on; namespaces nobody owns are moved by this command.",
-      "It waits until the server holds nothing (then remove it), or --wait runs out."})
+      "Stop placing new pages on a server and move its pages off it: each namespace's owner (its gateway) "
+          + "copies them to other servers while I/O goes on; namespaces nobody owns are moved by this command. "
+          + "It waits until the server holds nothing (then remove it), or --wait runs out, and shows its "
+          + "progress on stderr (pages left, every few seconds) when stderr is a terminal or --progress is given."})
   static final class Drain implements Callable<Integer> {
     @ParentCommand ClusterCommand cluster;
     @Spec CommandSpec spec;
@@ -108,6 +123,10 @@ final class ClusterCommand {
         description = "How long to wait for it to empty (default: ${DEFAULT-VALUE}; 0: mark it draining and return).")
     Duration wait;
 
+    @Option(names = "--progress", negatable = true,
+        description = "Show the pages it still holds on stderr every 2 s (default: when there is a terminal).")
+    Boolean progress;
+
     @Override
     public Integer call() throws Exception {
       if (wait.isZero()) {
@@ -115,10 +134,20 @@ final class ClusterCommand {
       }
       try (VmdClient client = cluster.vmd.connect()) {
         Member m = find(client, which);
-        long left = client.cluster().drain(m.slot(), wait);
-        new Output("slot", "id", "address", "status", "pages")
-            .row(m.slot(), m.id(), m.address().toString(), "draining", left)
-            .print(spec.commandLine().getOut(), cluster.vmd.json, Map.of());
+        java.io.PrintWriter err = spec.commandLine().getErr();
+        boolean show = progress != null ? progress : System.console() != null;
+        long start = System.nanoTime();
+        long[] lastShown = {start - 2_000_000_000L};
+        long left = client.cluster().drain(m.slot(), wait, held -> {
+          long now = System.nanoTime();
+          if (show && (now - lastShown[0] >= 2_000_000_000L || held == 0)) {
+            lastShown[0] = now;
+            err.printf(Locale.ROOT, "draining %s: %d pages left after %.0f s%n", m.address(), held, (now - start) / 1e9);
+            err.flush();
+          }
+        });
+        Output.one(spec.commandLine().getOut(), cluster.vmd.json, new ServerChange(m.slot(), m.id(),
+            m.address().toString(), "draining", left));
         if (left > 0) {
           throw new VmdException(ErrorCode.UNAVAILABLE, "server " + m.address()
               + " still holds " + left + " pages after " + wait.toSeconds() + " s (are their owners running?)");
@@ -129,8 +158,8 @@ final class ClusterCommand {
   }
 
   @Command(name = "remove", mixinStandardHelpOptions = true, description = {
-      "Retire a server for good. Refused while it still holds pages, unless --force: then its pages are",
-      "declared lost (their other replicas are copied again; a page with no other copy reads as an error)."})
+      "Retire a server for good. Refused while it still holds pages, unless --force: then its pages are "
+          + "declared lost (their other replicas are copied again; a page with no other copy reads as an error)."})
   static final class Remove implements Callable<Integer> {
     @ParentCommand ClusterCommand cluster;
     @Spec CommandSpec spec;

@@ -21,7 +21,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import picocli.CommandLine;
@@ -40,6 +39,12 @@ import picocli.CommandLine.Spec;
     + "and moved to another host with vmd migrate NAME --to HOST; their QEMUs outlive a restart of the agent.",
     subcommands = {HostCommand.ListHosts.class, HostCommand.Status.class})
 final class HostCommand implements Callable<Integer> {
+  /** A host as vmd host list shows it ({@code {"hosts":[...]}}); agent: up, or why its agent did not answer. */
+  record HostRow(String name, String api, String status, long vms, String agent) {}
+
+  /** vmd host status: who the agent is, and whom it took the caller for. */
+  record AgentStatus(String host, String api, String version, String caller) {}
+
   @ParentCommand Vmd vmd;
   @Spec CommandSpec spec;
 
@@ -144,15 +149,15 @@ final class HostCommand implements Callable<Integer> {
         for (HostMeta h : hosts) {
           answers.add(CompletableFuture.supplyAsync(() -> agentAnswers(vmd, h)));
         }
-        Output out = new Output("name", "api", "status", "vms", "agent");
+        List<HostRow> rows = new ArrayList<>();
         for (int i = 0; i < hosts.size(); i++) {
           HostMeta h = hosts.get(i);
           long running = vms.stream().filter(v -> v.host().equals(h.name()) && v.state() != VmState.STOPPED
               && v.state() != VmState.LOST).count();
-          out.row(h.name(), h.api().toString(), h.status().name().toLowerCase(Locale.ROOT), running,
-              answers.get(i).join());
+          rows.add(new HostRow(h.name(), h.api().toString(), h.status().name().toLowerCase(Locale.ROOT), running,
+              answers.get(i).join()));
         }
-        out.print(spec.commandLine().getOut(), vmd.json, Map.of());
+        Output.list(spec.commandLine().getOut(), vmd.json, "hosts", rows, HostRow.class);
       }
       return 0;
     }
@@ -171,8 +176,7 @@ final class HostCommand implements Callable<Integer> {
       Vmd vmd = host.vmd;
       HostPort at = apiOf(vmd, name);
       HostApi.Status s = onAgent(vmd, name, at, HostApiClient::status);
-      new Output("host", "api", "version", "caller").row(s.host(), at.toString(), s.version(), s.caller())
-          .print(spec.commandLine().getOut(), vmd.json, Map.of());
+      Output.one(spec.commandLine().getOut(), vmd.json, new AgentStatus(s.host(), at.toString(), s.version(), s.caller()));
       return 0;
     }
   }

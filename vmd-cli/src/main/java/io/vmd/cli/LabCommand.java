@@ -2,7 +2,8 @@ package io.vmd.cli;
 
 import io.vmd.common.lab.EmulatedHosts;
 import io.vmd.migration.model.Bandwidth;
-import java.util.Map;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -16,6 +17,9 @@ import picocli.CommandLine.Spec;
     description = "A test lab on this machine: hosts emulated as network namespaces (root only).",
     subcommands = {LabCommand.Hosts.class})
 final class LabCommand {
+  /** An emulated host of the lab. */
+  record LabHost(String host, String namespace, String address) {}
+
   @ParentCommand Vmd vmd;
 
   @Command(name = "hosts", mixinStandardHelpOptions = true, description = "Emulated hosts: each a network namespace "
@@ -54,11 +58,11 @@ final class LabCommand {
         throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
       }
       EmulatedHosts hosts = b.up(); // left up: "down" removes it
-      Output out = new Output("host", "namespace", "address");
+      List<LabHost> rows = new ArrayList<>();
       for (int i = 1; i <= count; i++) {
-        out.row("h" + i, hosts.namespaces().get(i - 1), hosts.address(i));
+        rows.add(new LabHost("h" + i, hosts.namespaces().get(i - 1), hosts.address(i)));
       }
-      out.print(spec.commandLine().getOut(), false, Map.of());
+      Output.list(spec.commandLine().getOut(), false, "hosts", rows, LabHost.class);
       return 0;
     }
   }

@@ -17,7 +17,6 @@ import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.List;
-import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -46,6 +45,14 @@ import picocli.CommandLine;
     "QEMU before 9.0 loses guest writes in pre-copy under TCG when guest RAM is a multiple of 256 KiB; VMD sizes RAM "
         + "around it. For such a guest pre-copy is refused and agile starts in post-copy (see --allow-tcg-pre-copy)."})
 final class MigrateCommand implements Callable<Integer> {
+  /**
+   * What a migration did (one object): times in ms (-1: not measured), bytes by phase, QEMU's post-copy
+   * page requests, and how long the namespace's hand-over took inside the downtime (swap_handover_ms).
+   */
+  record Migrated(String policy, long totalMs, long downtimeMs, long guestDowntimeMs, long transferred,
+      long precopy, long postcopy, long downtimeBytes, long zeroPages, long postcopyRequests, long postcopyAfterMs,
+      long swapHandoverMs) {}
+
   @ParentCommand Vmd vmd;
   @Spec CommandSpec spec;
 
@@ -70,8 +77,9 @@ final class MigrateCommand implements Callable<Integer> {
   @CommandLine.Mixin VmDir vms;
 
   @Option(names = "--allow-tcg-pre-copy", description = {
-      "Run pre-copy (or Agile's pre-copy pass) even when the guest's QEMU would lose guest writes in it (under",
-      "TCG, before 9.0, RAM a multiple of 256 KiB): its memory may arrive corrupted. For measurements only."})
+      "Run pre-copy (or Agile's pre-copy pass) even when the guest's QEMU would lose guest writes in it "
+          + "(under TCG, before 9.0, RAM a multiple of 256 KiB): its memory may arrive corrupted. For "
+          + "measurements only."})
   boolean allowTcgPreCopy;
 
   @Option(names = "--migration-timeout", defaultValue = "10m", converter = Vmd.DurationConverter.class,
@@ -148,13 +156,10 @@ final class MigrateCommand implements Callable<Integer> {
       spec.commandLine().getErr().println("  (this guest's QEMU would lose guest writes in pre-copy: agile started in "
           + "post-copy)");
     }
-    Output table = new Output("policy", "total_ms", "downtime_ms", "guest_downtime_ms", "transferred", "precopy",
-        "postcopy", "downtime_bytes", "zero_pages", "postcopy_requests", "postcopy_after_ms", "swap_handover_ms");
-    table.row(r.policy().label(), r.totalMillis(), r.downtimeMillis(), r.guestDowntimeMillis(), r.transferredBytes(),
-        r.precopyBytes(), r.postcopyBytes(), r.downtimeBytes(), r.zeroPages(), r.postcopyRequests(),
-        r.postcopyAfterMillis(), r.switchoverMillis());
-    table.print(spec.commandLine().getOut(), vmd.json, Map.of("transferred", "size", "precopy", "size", "postcopy",
-        "size", "downtime_bytes", "size"));
+    Output.one(spec.commandLine().getOut(), vmd.json, new Migrated(r.policy().label(), r.totalMillis(),
+        r.downtimeMillis(), r.guestDowntimeMillis(), r.transferredBytes(), r.precopyBytes(), r.postcopyBytes(),
+        r.downtimeBytes(), r.zeroPages(), r.postcopyRequests(), r.postcopyAfterMillis(), r.switchoverMillis()),
+        "transferred", "precopy", "postcopy", "downtime_bytes");
   }
 
   /**

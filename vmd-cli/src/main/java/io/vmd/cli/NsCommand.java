@@ -6,7 +6,9 @@ import io.vmd.client.VmdClient;
 import io.vmd.common.Sizes;
 import io.vmd.meta.NamespaceMeta;
 import io.vmd.protocol.NamespaceRecord;
-import java.util.Map;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -21,7 +23,30 @@ import picocli.CommandLine.Spec;
 final class NsCommand {
   @ParentCommand Vmd vmd;
 
-  private static final Map<String, String> SIZES = Map.of("size", "size", "bytes", "size");
+  /**
+   * A namespace as ns create, list and attach show it ({@code {"namespaces":[...]}} for list, the object
+   * alone for the others); owner is null when nobody owns it.
+   */
+  record NamespaceRow(String name, int id, long size, int replicas, long epoch, String owner, int servers,
+      boolean sealed, List<String> grants) {
+    static NamespaceRow of(NamespaceMeta m) {
+      return new NamespaceRow(m.name(), m.id(), m.sizeBytes(), m.replicas(), m.epoch(), m.hasOwner() ? m.owner() : null,
+          m.servers().length, m.sealed(), m.grants());
+    }
+  }
+
+  /** ns info: the namespace, how well its pages are replicated, and what each server holds of it. */
+  record NamespaceInfo(String name, int id, long size, int replicas, long epoch, String owner, long pagesStored,
+      long pageCopies, long underReplicated, long noLiveCopy, List<ServerPages> servers) {}
+
+  /** One server's share of a namespace. */
+  record ServerPages(String server, String state, long pages, long bytes) {}
+
+  /** ns grant and revoke: the NBD clients the namespace is granted to now. */
+  record Grants(String name, List<String> grants) {}
+
+  /** ns delete. */
+  record Deleted(String deleted) {}
 
   @Command(name = "create", mixinStandardHelpOptions = true,
       description = "Create a namespace (in the control plane, with an id never used before).")
@@ -43,8 +68,8 @@ final class NsCommand {
     public Integer call() throws Exception {
       try (VmdClient client = ns.vmd.connect()) {
         int r0 = replicas != null ? replicas : Math.min(2, client.cluster().servers().size());
-        NamespaceRecord r = client.namespaces().create(name, size, r0).record();
-        row(r).print(spec.commandLine().getOut(), ns.vmd.json, SIZES);
+        NamespaceMeta m = client.namespaces().create(name, size, r0);
+        Output.one(spec.commandLine().getOut(), ns.vmd.json, NamespaceRow.of(m), "size");
       }
       return 0;
     }
@@ -82,8 +107,7 @@ final class NsCommand {
   int grant(CommandSpec spec, String name, String client, boolean grant) throws Exception {
     try (VmdClient c = vmd.connect()) {
       NamespaceMeta m = c.namespaces().grant(name, client, grant);
-      new Output("name", "grants").row(m.name(), String.join(",", m.grants()))
-          .print(spec.commandLine().getOut(), vmd.json, Map.of());
+      Output.one(spec.commandLine().getOut(), vmd.json, new Grants(m.name(), m.grants()));
     }
     return 0;
   }
@@ -96,12 +120,8 @@ final class NsCommand {
     @Override
     public Integer call() throws Exception {
       try (VmdClient client = ns.vmd.connect()) {
-        Output out = new Output("name", "id", "size", "replicas", "epoch", "owner", "servers", "sealed", "grants");
-        for (NamespaceMeta r : client.namespaces().list()) {
-          out.row(r.name(), r.id(), r.sizeBytes(), r.replicas(), r.epoch(), r.hasOwner() ? r.owner() : "-",
-              r.servers().length, r.sealed() ? "yes" : "no", r.grants().isEmpty() ? "-" : String.join(",", r.grants()));
-        }
-        out.print(spec.commandLine().getOut(), ns.vmd.json, SIZES);
+        List<NamespaceRow> rows = client.namespaces().list().stream().map(NamespaceRow::of).toList();
+        Output.list(spec.commandLine().getOut(), ns.vmd.json, "namespaces", rows, NamespaceRow.class, "size");
       }
       return 0;
     }
@@ -119,22 +139,27 @@ final class NsCommand {
       try (VmdClient client = ns.vmd.connect()) {
         NamespaceMeta m = client.namespaces().get(name);
         NamespaceRecord r = m.record();
-        Output out = new Output("namespace", "server", "state", "pages", "bytes");
+        List<ServerPages> servers = new ArrayList<>();
         long pages = 0;
         for (ServerUsage u : client.namespaces().usage(m)) {
-          out.row(r.name(), u.server().toString(), u.up() ? "up" : "down", u.pages(), u.bytes());
+          servers.add(new ServerPages(u.server().toString(), u.up() ? "up" : "down", u.pages(), u.bytes()));
           pages += u.pages();
         }
+        long[] copies = replication(client, r);
+        NamespaceInfo info = new NamespaceInfo(r.name(), r.id(), r.sizeBytes(), r.replicas(), r.epoch(),
+            m.hasOwner() ? m.owner() : null, copies[0], pages, copies[1], copies[2], servers);
         var w = spec.commandLine().getOut();
-        if (!ns.vmd.json) {
-          long[] copies = replication(client, r);
-          w.printf("namespace %s: id %d, size %s, %d replica(s), epoch %d, owner %s, %d page copies stored%n", r.name(),
-              r.id(), Sizes.format(r.sizeBytes()), r.replicas(), r.epoch(),
-              m.hasOwner() ? m.owner() : "none", pages);
-          w.printf("%d pages stored, %d under-replicated (fewer than %d copies on live servers), %d with no live copy%n",
-              copies[0], copies[1], r.replicas(), copies[2]);
+        if (ns.vmd.json) {
+          w.println(Output.write(info));
+          w.flush();
+          return 0;
         }
-        out.print(w, ns.vmd.json, SIZES);
+        w.printf("namespace %s: id %d, size %s, %d replica(s), epoch %d, owner %s, %d page copies stored%n", r.name(),
+            r.id(), Sizes.format(r.sizeBytes()), r.replicas(), r.epoch(), m.hasOwner() ? m.owner() : "none", pages);
+        w.printf("%d pages stored, %d under-replicated (fewer than %d copies on live servers), %d with no live copy%n",
+            copies[0], copies[1], r.replicas(), copies[2]);
+        Output.table(w, ServerPages.class, servers, Set.of("bytes"));
+        w.flush();
       }
       return 0;
     }
@@ -163,10 +188,10 @@ final class NsCommand {
   }
 
   @Command(name = "attach", mixinStandardHelpOptions = true, description = {
-      "Hand a namespace over: make --owner (a gateway's or client's owner id, as 'vmd ns list' shows it)",
-      "its writer at a new epoch, so that whoever wrote it before (a gateway on a migration's source,",
-      "a gateway believed dead) is refused from now on. Without --owner nobody owns it afterwards, and",
-      "the next gateway to open the export takes it."})
+      "Hand a namespace over: make --owner (a gateway's or client's owner id, as 'vmd ns list' shows it) "
+          + "its writer at a new epoch, so that whoever wrote it before (a gateway on a migration's source, a "
+          + "gateway believed dead) is refused from now on. Without --owner nobody owns it afterwards, and the "
+          + "next gateway to open the export takes it."})
   static final class Attach implements Callable<Integer> {
     @ParentCommand NsCommand ns;
     @Spec CommandSpec spec;
@@ -187,9 +212,7 @@ final class NsCommand {
           taken.release();
           n = client.namespaces().get(name);
         }
-        new Output("name", "id", "size", "replicas", "epoch", "owner")
-            .row(n.name(), n.id(), n.sizeBytes(), n.replicas(), n.epoch(), n.hasOwner() ? n.owner() : "-")
-            .print(spec.commandLine().getOut(), ns.vmd.json, SIZES);
+        Output.one(spec.commandLine().getOut(), ns.vmd.json, NamespaceRow.of(n), "size");
       }
       return 0;
     }
@@ -212,7 +235,7 @@ final class NsCommand {
       try (VmdClient client = ns.vmd.connect()) {
         client.namespaces().delete(name, force);
         if (ns.vmd.json) {
-          spec.commandLine().getOut().println("{\"deleted\":" + Output.quote(name) + "}");
+          spec.commandLine().getOut().println(Output.write(new Deleted(name)));
         } else {
           spec.commandLine().getOut().println("deleted namespace " + name);
         }
@@ -220,10 +243,5 @@ final class NsCommand {
       }
       return 0;
     }
-  }
-
-  static Output row(NamespaceRecord r) {
-    return new Output("name", "id", "size", "replicas", "epoch")
-        .row(r.name(), r.id(), r.sizeBytes(), r.replicas(), r.epoch());
   }
 }

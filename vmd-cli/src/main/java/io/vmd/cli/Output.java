@@ -1,57 +1,82 @@
 package io.vmd.cli;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.PropertyNamingStrategies;
+import com.fasterxml.jackson.databind.json.JsonMapper;
 import io.vmd.common.Sizes;
 import java.io.PrintWriter;
+import java.lang.reflect.RecordComponent;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 
-/** Rows printed as an aligned table for people or as JSON for scripts. */
+/**
+ * What a command prints: an aligned table for people, or with {@code --json} one JSON object for
+ * scripts, written by Jackson from records. A list goes under a key ({@code {"namespaces":[...]}}), a
+ * single result is an object of its own fields; field names are the records' components in
+ * snake_case. Each command's shape is listed in README.md ("JSON output") and read back by a test.
+ */
 final class Output {
-  private final List<String> columns;
-  private final List<Map<String, Object>> rows = new ArrayList<>();
+  static final ObjectMapper JSON = JsonMapper.builder()
+      .propertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE).build();
 
-  Output(String... columns) {
-    this.columns = List.of(columns);
-  }
+  private Output() {}
 
-  Output row(Object... values) {
-    Map<String, Object> row = new LinkedHashMap<>();
-    for (int i = 0; i < columns.size(); i++) {
-      row.put(columns.get(i), values[i]);
-    }
-    rows.add(row);
-    return this;
-  }
-
-  void print(PrintWriter out, boolean json, Map<String, String> display) {
+  /** Prints {@code rows} as a table, or as {@code {"KEY": [rows]}}; {@code sizes}: columns shown as sizes. */
+  static void list(PrintWriter out, boolean json, String key, List<? extends Record> rows, Class<? extends Record> type,
+      String... sizes) {
     if (json) {
-      out.println(toJson());
+      Map<String, Object> wrapper = new LinkedHashMap<>();
+      wrapper.put(key, rows);
+      out.println(write(wrapper));
     } else {
-      printTable(out, display);
+      table(out, type, rows, Set.of(sizes));
     }
     out.flush();
   }
 
-  private void printTable(PrintWriter out, Map<String, String> display) {
+  /** Prints one result as a one-row table, or as a JSON object of its fields. */
+  static void one(PrintWriter out, boolean json, Record row, String... sizes) {
+    if (json) {
+      out.println(write(row));
+    } else {
+      table(out, row.getClass(), List.of(row), Set.of(sizes));
+    }
+    out.flush();
+  }
+
+  /** Any value (a record, a map of them) as one line of JSON. */
+  static String write(Object value) {
+    try {
+      return JSON.writeValueAsString(value);
+    } catch (JsonProcessingException e) {
+      throw new IllegalStateException("cannot write JSON: " + e.getMessage(), e);
+    }
+  }
+
+  /** An aligned table: a column per record component, headed by its snake_case name in upper case. */
+  static void table(PrintWriter out, Class<?> type, List<? extends Record> rows, Set<String> sizes) {
+    RecordComponent[] components = type.getRecordComponents();
     List<String> header = new ArrayList<>();
-    for (String c : columns) {
-      header.add(c.toUpperCase(Locale.ROOT).replace('_', ' '));
+    List<String> names = new ArrayList<>();
+    for (RecordComponent c : components) {
+      String name = snake(c.getName());
+      names.add(name);
+      header.add(name.toUpperCase(Locale.ROOT).replace('_', ' '));
     }
     List<List<String>> cells = new ArrayList<>();
-    for (Map<String, Object> row : rows) {
+    for (Record row : rows) {
       List<String> line = new ArrayList<>();
-      for (String c : columns) {
-        Object v = row.get(c);
-        String fmt = display.get(c);
-        line.add(v == null ? "—" : "size".equals(fmt) && v instanceof Long l ? Sizes.format(l)
-            : String.valueOf(v));
+      for (int i = 0; i < components.length; i++) {
+        line.add(cell(value(components[i], row), sizes.contains(names.get(i))));
       }
       cells.add(line);
     }
-    int[] width = new int[columns.size()];
+    int[] width = new int[components.length];
     for (int i = 0; i < width.length; i++) {
       width[i] = header.get(i).length();
       for (List<String> line : cells) {
@@ -64,6 +89,32 @@ final class Output {
     }
   }
 
+  private static Object value(RecordComponent c, Record row) {
+    try {
+      return c.getAccessor().invoke(row);
+    } catch (ReflectiveOperationException e) {
+      throw new IllegalStateException("cannot read " + c.getName() + " of " + row, e);
+    }
+  }
+
+  private static String cell(Object v, boolean size) {
+    if (v == null) {
+      return "—";
+    }
+    if (size && v instanceof Number n) {
+      return Sizes.format(n.longValue());
+    }
+    if (v instanceof List<?> l) {
+      return l.isEmpty() ? "-" : String.join(",", l.stream().map(String::valueOf).toList());
+    }
+    return String.valueOf(v);
+  }
+
+  /** Jackson's SNAKE_CASE, for the table's headers: timeS -> time_s, guestDowntimeMs -> guest_downtime_ms. */
+  static String snake(String camel) {
+    return ((PropertyNamingStrategies.NamingBase) PropertyNamingStrategies.SNAKE_CASE).translate(camel);
+  }
+
   private static void printLine(PrintWriter out, List<String> cells, int[] width) {
     StringBuilder sb = new StringBuilder();
     for (int i = 0; i < cells.size(); i++) {
@@ -74,38 +125,5 @@ final class Output {
       }
     }
     out.println(sb);
-  }
-
-  String toJson() {
-    StringBuilder sb = new StringBuilder("[");
-    for (int r = 0; r < rows.size(); r++) {
-      sb.append(r == 0 ? "" : ",").append('{');
-      int i = 0;
-      for (Map.Entry<String, Object> e : rows.get(r).entrySet()) {
-        sb.append(i++ == 0 ? "" : ",").append(quote(e.getKey())).append(':');
-        Object v = e.getValue();
-        sb.append(v == null || v instanceof Number || v instanceof Boolean ? String.valueOf(v) : quote(String.valueOf(v)));
-      }
-      sb.append('}');
-    }
-    return sb.append(']').toString();
-  }
-
-  static String quote(String s) {
-    StringBuilder sb = new StringBuilder("\"");
-    for (char ch : s.toCharArray()) {
-      switch (ch) {
-        case '"': sb.append("\\\""); break;
-        case '\\': sb.append("\\\\"); break;
-        case '\n': sb.append("\\n"); break;
-        default:
-          if (ch < 0x20) {
-            sb.append(String.format("\\u%04x", (int) ch));
-          } else {
-            sb.append(ch);
-          }
-      }
-    }
-    return sb.append('"').toString();
   }
 }

@@ -1,32 +1,24 @@
 package io.vmd.cli;
 
-import io.vmd.client.ServerInfo;
-import io.vmd.client.VmdClient;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 import picocli.CommandLine.Spec;
 
+/** {@code vmd servers}: the older name of {@code vmd cluster servers}, kept as an open alias for scripts. */
 @Command(name = "servers", mixinStandardHelpOptions = true,
-    description = "Show each server's capacity, used and free memory.")
+    description = "An alias of 'vmd cluster servers' (the same table and JSON), kept for scripts that use it.")
 final class ServersCommand implements Callable<Integer> {
   @ParentCommand Vmd vmd;
   @Spec CommandSpec spec;
 
+  @Option(names = "--all", description = "Also servers removed from the cluster.")
+  boolean all;
+
   @Override
   public Integer call() throws Exception {
-    try (VmdClient client = vmd.connect()) {
-      Output out = new Output("server", "state", "capacity", "used", "free", "pages");
-      for (ServerInfo s : client.cluster().refreshAvailability()) {
-        var a = s.availability();
-        out.row(s.address().toString(), s.up() ? "up" : "down", a.capacityBytes(), a.usedBytes(),
-            a.freeBytes(), a.pages());
-      }
-      out.print(spec.commandLine().getOut(), vmd.json,
-          Map.of("capacity", "size", "used", "size", "free", "size"));
-    }
-    return 0;
+    return ClusterCommand.Servers.print(vmd, all, spec.commandLine().getOut());
   }
 }

@@ -20,10 +20,12 @@ import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
+import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.stream.Stream;
 import picocli.CommandLine.Command;
@@ -35,11 +37,21 @@ import picocli.CommandLine.Spec;
 import picocli.CommandLine;
 
 @Command(name = "vm", mixinStandardHelpOptions = true, description = {
-    "QEMU guests whose swap disk is a namespace: QEMU's own NBD client reaches it through a gateway. Each VM",
-    "has a directory (QMP socket, serial log, pid) under --vm-dir; the commands drive it over QMP."},
+    "QEMU guests whose swap disk is a namespace: QEMU's own NBD client reaches it through a gateway. "
+        + "Each VM has a directory (QMP socket, serial log, pid) under --vm-dir; the commands drive it over "
+        + "QMP."},
     subcommands = {VmCommand.Start.class, VmCommand.ListVms.class, VmCommand.Stop.class, VmCommand.Balloon.class,
       VmCommand.Track.class})
 final class VmCommand {
+  /**
+   * A VM as vmd vm list shows it ({@code {"vms":[...]}}), in each of its views: host is null for this
+   * machine's own; state is QEMU's run status (this machine's, or --host's agent) or the control plane's
+   * record (--all-hosts); balloon is null where the view does not know it (--all-hosts), gateway where it
+   * is the agent's, target but while the VM migrates.
+   */
+  record VmRow(String name, String host, String state, Long memory, Long balloon, String namespace, String gateway,
+      String target) {}
+
   @ParentCommand Vmd vmd;
 
   @CommandLine.Mixin VmDir vms;
@@ -148,25 +160,25 @@ final class VmCommand {
     @Override
     public Integer call() throws Exception {
       if (host != null) {
-        Output out = new Output("name", "status", "memory", "balloon", "namespace");
+        List<VmRow> rows = new ArrayList<>();
         for (HostApi.VmInfo v : HostCommand.onAgent(vm.vmd, host, a -> a.listVms())) {
-          out.row(v.name(), v.status(), v.memoryBytes(), v.balloonBytes(), v.namespace());
+          rows.add(new VmRow(v.name(), host, v.status(), v.memoryBytes(), v.balloonBytes(), v.namespace(), null, null));
         }
-        out.print(spec.commandLine().getOut(), vm.vmd.json, Map.of("memory", "size", "balloon", "size"));
+        print(rows);
         return 0;
       }
       if (allHosts) {
         try (VmdClient client = vm.vmd.connect()) {
-          Output out = new Output("name", "host", "state", "memory", "namespace", "target");
+          List<VmRow> rows = new ArrayList<>();
           for (VmMeta v : client.cluster().vms()) {
-            out.row(v.name(), v.host(), v.state().name().toLowerCase(Locale.ROOT), v.memoryBytes(), v.namespace(),
-                v.target());
+            rows.add(new VmRow(v.name(), v.host(), v.state().name().toLowerCase(Locale.ROOT), v.memoryBytes(), null,
+                v.namespace(), null, v.target()));
           }
-          out.print(spec.commandLine().getOut(), vm.vmd.json, Map.of("memory", "size"));
+          print(rows);
         }
         return 0;
       }
-      Output out = new Output("name", "status", "memory", "balloon", "namespace", "gateway");
+      List<VmRow> rows = new ArrayList<>();
       if (Files.isDirectory(vm.vms.root)) {
         try (Stream<Path> dirs = Files.list(vm.vms.root)) {
           for (Path d : dirs.sorted().toList()) {
@@ -188,13 +200,17 @@ final class VmCommand {
                 // stopped
               }
             }
-            out.row(p.getProperty("name"), status, Long.parseLong(p.getProperty("memory")), balloon,
-                p.getProperty("namespace"), p.getProperty("gateway"));
+            rows.add(new VmRow(p.getProperty("name"), null, status, Long.parseLong(p.getProperty("memory")), balloon,
+                p.getProperty("namespace"), p.getProperty("gateway"), null));
           }
         }
       }
-      out.print(spec.commandLine().getOut(), vm.vmd.json, Map.of("memory", "size", "balloon", "size"));
+      print(rows);
       return 0;
+    }
+
+    private void print(List<VmRow> rows) {
+      Output.list(spec.commandLine().getOut(), vm.vmd.json, "vms", rows, VmRow.class, "memory", "balloon");
     }
   }
 
@@ -263,9 +279,9 @@ final class VmCommand {
   }
 
   @Command(name = "track", mixinStandardHelpOptions = true, description = {
-      "Track a VM's working set and keep its balloon there (the Agile paper's loop, section IV-D): every",
-      "interval, the VM's page-ins as its gateway counts them; while they stay at or under --tau the",
-      "reservation shrinks by --alpha, above it grows by --beta. Runs until interrupted, one line per step."})
+      "Track a VM's working set and keep its balloon there (the Agile paper's loop, section IV-D): every "
+          + "interval, the VM's page-ins as its gateway counts them; while they stay at or under --tau the "
+          + "reservation shrinks by --alpha, above it grows by --beta. Runs until interrupted, one line per step."})
   static final class Track implements Callable<Integer> {
     @ParentCommand VmCommand vm;
     @Spec CommandSpec spec;

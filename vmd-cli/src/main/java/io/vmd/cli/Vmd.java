@@ -212,6 +212,11 @@ public final class Vmd {
   }
 
   public static void main(String[] args) {
+    // Before the first logger: VMD_LOG_FORMAT=json picks the JSON layout (one object per line).
+    if ("json".equalsIgnoreCase(System.getenv("VMD_LOG_FORMAT"))
+        && System.getProperty("logback.configurationFile") == null) {
+      System.setProperty("logback.configurationFile", "logback-json.xml");
+    }
     System.exit(run(args));
   }
 
@@ -219,6 +224,8 @@ public final class Vmd {
   public static int run(String... args) {
     System.setProperty("chronicle.analytics.disable", "true");
     CommandLine cl = new CommandLine(new Vmd());
+    // Help fills the terminal (80 columns when it cannot tell): descriptions are paragraphs picocli wraps.
+    cl.setUsageHelpAutoWidth(true);
     Path config;
     try {
       config = configFile(System.getenv("VMD_CONFIG"), Path.of(System.getProperty("user.home"), ".vmd.properties"),

@@ -13,9 +13,10 @@ import picocli.CommandLine.Option;
  */
 final class WarmUp {
   @Option(names = "--warm-up", defaultValue = "${env:VMD_WARM_UP:-10s}", converter = Vmd.DurationConverter.class,
-      paramLabel = "DURATION", description = {"Before serving, run the data path on private loopback ports until the JIT",
-        "compiler has compiled it, at most this long (0: serve at once, and slowly for the first seconds;",
-        "env VMD_WARM_UP) (default: ${DEFAULT-VALUE})."})
+      paramLabel = "DURATION", description = {
+          "Before serving, run the data path on private loopback ports until the JIT compiler has compiled it, "
+              + "at most this long (0: serve at once, and slowly for the first seconds; env VMD_WARM_UP) (default: "
+              + "${DEFAULT-VALUE})."})
   Duration most;
 
   void gateway(int ioThreads) {

@@ -61,6 +61,12 @@ class VmdCommandIT extends VmdProcesses {
     assertThat(info.out())
         .contains("\"server\":\"" + a + "\",\"state\":\"up\",\"pages\":40,\"bytes\":163840")
         .contains("\"server\":\"" + b + "\",\"state\":\"up\",\"pages\":40,\"bytes\":163840");
+    NsCommand.NamespaceInfo nsInfo = shape(info, NsCommand.NamespaceInfo.class);
+    assertThat(nsInfo.pagesStored()).isEqualTo(40);
+    assertThat(nsInfo.pageCopies()).isEqualTo(80);
+    assertThat(nsInfo.underReplicated()).isZero();
+    assertThat(nsInfo.servers()).hasSize(2);
+    assertThat(nsInfo.epoch()).isPositive();
     Result table = vmd("ns", "info", "vm1", "--meta", meta);
     assertThat(table.out()).contains("80 page copies stored").contains("160.0 KiB")
         .contains("40 pages stored, 0 under-replicated");
@@ -70,12 +76,14 @@ class VmdCommandIT extends VmdProcesses {
       Namespace writer = client.attach("vm1", true);
       Result taken = vmd("--json", "ns", "attach", "vm1", "--meta", meta);
       assertThat(taken.exit()).as(taken.err()).isZero();
-      assertThat(taken.out()).contains("\"epoch\":" + (writer.epoch() + 1)).contains("\"owner\":\"-\"");
+      assertThat(taken.out()).contains("\"epoch\":" + (writer.epoch() + 1)).contains("\"owner\":null");
+      assertThat(shape(taken, NsCommand.NamespaceRow.class).epoch()).isEqualTo(writer.epoch() + 1);
       assertThatThrownBy(() -> writer.writeSync(100, data)).hasMessageContaining("epoch");
     }
 
     Result used = vmd("servers", "--meta", meta, "--json");
     assertThat(used.out()).contains("\"used\":163840");
+    assertThat(shape(used, Servers.class).servers()).extracting(ClusterCommand.ServerRow::used).containsOnly(163840L);
 
     // Errors are one clear line and a non-zero exit, never a stack trace.
     Result missing = vmd("ns", "info", "nope", "--meta", meta);
@@ -111,10 +119,22 @@ class VmdCommandIT extends VmdProcesses {
       assertThat(ns.readSync(100, 40)).isEqualTo(data);
     }
 
-    Result deleted = vmd("ns", "delete", "vm1", "--meta", meta);
-    assertThat(deleted.exit()).as(deleted.err()).isZero();
+    // Draining a server moves its pages to a third one, and says so on stderr as it goes.
+    startServer("server", "--meta", meta, "--listen", "127.0.0.1:0", "--memory", "32M");
+    Result drained = vmd("cluster", "drain", a.toString(), "--progress", "--wait", "60s", "--meta", meta);
+    assertThat(drained.exit()).as(drained.err()).isZero();
+    assertThat(drained.err()).containsPattern("draining " + Pattern.quote(a.toString()) + ": \\d+ pages left after")
+        .contains(": 0 pages left");
+    try (VmdClient client = VmdClient.connect(adminConfig(metaAt))) {
+      assertThat(client.attach("vm1", false).readSync(100, 40)).isEqualTo(data);
+    }
+
+    assertThat(shape(vmd("ns", "list", "--meta", meta, "--json"), Namespaces.class).namespaces())
+        .extracting(NsCommand.NamespaceRow::name).containsExactly("vm1");
+    Result deleted = vmd("--json", "ns", "delete", "vm1", "--meta", meta);
+    assertThat(shape(deleted, NsCommand.Deleted.class).deleted()).isEqualTo("vm1");
     Result list = vmd("ns", "list", "--meta", meta, "--json");
-    assertThat(list.out().strip()).isEqualTo("[]");
+    assertThat(list.out().strip()).isEqualTo("{\"namespaces\":[]}");
     // Servers drop the pages of a deleted namespace when they see the deletion (within a poll).
     org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(10)).untilAsserted(() ->
         assertThat(vmd("servers", "--meta", meta, "--json").out()).contains("\"used\":0,")
@@ -306,8 +326,10 @@ class VmdCommandIT extends VmdProcesses {
     Result heavy = vmd("--json", "advise", "--memory", "2G", "--wss", "1G", "--dirty-rate", "50000", "--bandwidth",
         "125MB/s");
     assertThat(heavy.exit()).as(heavy.err()).isZero();
-    assertThat(heavy.out()).startsWith("[{\"policy\":\"post-copy\"")
+    assertThat(heavy.out()).startsWith("{\"recommended\":\"post-copy\",\"policies\":[{\"policy\":\"post-copy\"")
         .contains("{\"policy\":\"pre-copy (KVM)\",\"time_s\":null");
+    AdviseCommand.Advice advice = shape(heavy, AdviseCommand.Advice.class);
+    assertThat(advice.recommended()).isEqualTo(advice.policies().get(0).policy());
     Result bad = vmd("advise", "--memory", "1G", "--wss", "2G", "--dirty-rate", "1", "--bandwidth", "1Gbit");
     assertThat(bad.exit()).isEqualTo(1);
     assertThat(bad.err()).contains("working set");
@@ -330,6 +352,35 @@ class VmdCommandIT extends VmdProcesses {
     Result other = vmd("ns", "list", "--meta", a, "--cluster-key-file", wrong.toString());
     assertThat(other.exit()).isEqualTo(1);
     assertThat(other.err()).contains("cluster key");
+  }
+
+  @Test
+  void withVmdLogFormatJsonEveryLogEventIsOneJsonObject() throws Exception {
+    HostPort at = FreePorts.loopback(1).get(0);
+    Path log = tmp.resolve("json.log");
+    ProcessBuilder pb = launcher("meta", "--listen", at.toString(), "--data-dir", tmp.resolve("json-meta").toString())
+        .redirectError(log.toFile()).redirectOutput(ProcessBuilder.Redirect.DISCARD);
+    pb.environment().put("VMD_LOG_FORMAT", "json");
+    Process p = pb.start();
+    try {
+      org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(30))
+          .until(() -> Files.readString(log).contains("control plane voter"));
+    } finally {
+      p.destroy();
+      assertThat(p.waitFor(20, TimeUnit.SECONDS)).isTrue();
+    }
+    ObjectMapper json = new ObjectMapper();
+    List<String> lines = Files.readAllLines(log).stream().filter(l -> !l.isBlank()).toList();
+    assertThat(lines).noneMatch(l -> l.matches("^\\d\\d:\\d\\d:\\d\\d\\.\\d{3} .*")); // no text-layout line
+    List<JsonNode> events = new ArrayList<>();
+    for (String l : lines.stream().filter(l -> l.startsWith("{")).toList()) {
+      events.add(json.readTree(l));
+    }
+    assertThat(events).anySatisfy(e -> {
+      assertThat(e.get("level").asText()).isEqualTo("INFO");
+      assertThat(e.get("loggerName").asText()).isEqualTo("io.vmd.meta.MetaServer");
+      assertThat(e.get("formattedMessage").asText()).contains("control plane voter");
+    });
   }
 
   /**
@@ -414,7 +465,6 @@ class VmdCommandIT extends VmdProcesses {
           names.group().endsWith("_bucket") ? "{" : ""));
     }
   }
-
 
   /** "STATUS BODY" of a GET, the body stripped. */
   private static String http(String url) throws Exception {

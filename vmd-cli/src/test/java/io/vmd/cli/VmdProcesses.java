@@ -2,6 +2,9 @@ package io.vmd.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.vmd.client.ClientConfig;
 import io.vmd.common.HostPort;
 import io.vmd.common.tls.CertsDir;
@@ -253,12 +256,36 @@ abstract class VmdProcesses {
   }
 
   /** A field of namespace guest-swap as `vmd ns list --json` prints it. */
+  /** The shapes of the commands' --json that are lists under a key (README, "JSON output"). */
+  record Namespaces(List<NsCommand.NamespaceRow> namespaces) {}
+
+  record Servers(List<ClusterCommand.ServerRow> servers) {}
+
+  record Hosts(List<HostCommand.HostRow> hosts) {}
+
+  record Vms(List<VmCommand.VmRow> vms) {}
+
+  record Certificates(List<CertCommand.CertFile> certificates) {}
+
+  /**
+   * Reads a command's --json output with Jackson into its documented shape, strictly: a field it does not
+   * know, or one of the shape's missing, fails.
+   */
+  static <T> T shape(Result r, Class<T> type) throws Exception {
+    assertThat(r.exit()).as(r.err()).isZero();
+    return Output.JSON.copy().enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES,
+        DeserializationFeature.FAIL_ON_MISSING_CREATOR_PROPERTIES).readValue(r.out(), type);
+  }
+
   String nsField(String meta, String field) throws Exception {
     Result list = vmd("ns", "list", "--json", "--meta", meta);
     assertThat(list.exit()).as(list.err()).isZero();
-    Matcher m = Pattern.compile("\\{[^}]*\"name\":\"guest-swap\"[^}]*\"" + field + "\":\"?([^,\"}]*)").matcher(list.out());
-    assertThat(m.find()).as(list.out()).isTrue();
-    return m.group(1);
+    for (JsonNode n : new ObjectMapper().readTree(list.out()).get("namespaces")) {
+      if (n.get("name").asText().equals("guest-swap")) {
+        return n.get(field).asText();
+      }
+    }
+    throw new AssertionError("no namespace guest-swap in " + list.out());
   }
 
   Result toolWithInput(Path input, String... command) throws Exception {

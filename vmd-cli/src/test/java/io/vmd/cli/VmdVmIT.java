@@ -49,7 +49,7 @@ class VmdVmIT extends VmdProcesses {
       assertThat(again.exit()).isEqualTo(1);
       assertThat(again.err()).contains("already running");
       Result list = vmd("vm", "list", "--vm-dir", vms, "--json");
-      assertThat(list.out()).contains("\"name\":\"g1\"").contains("\"status\":\"running\"")
+      assertThat(list.out()).contains("\"name\":\"g1\",\"host\":null,\"state\":\"running\"")
           .contains("\"namespace\":\"guest-swap\"");
       Result balloon = vmd("vm", "balloon", "g1", "192M", "--vm-dir", vms);
       assertThat(balloon.exit()).as(balloon.err()).isZero();
@@ -86,8 +86,8 @@ class VmdVmIT extends VmdProcesses {
       assertThat(Long.parseLong(nsField(flag, "epoch"))).isGreaterThan(Long.parseLong(epochBefore));
       assertThat(nsField(flag, "owner")).isNotEqualTo(sourceOwner);
       Result moved = vmd("vm", "list", "--vm-dir", vms, "--json");
-      assertThat(moved.out()).contains("\"name\":\"g1\",\"status\":\"postmigrate\"")
-          .contains("\"name\":\"g1-dst\",\"status\":\"running\"");
+      assertThat(moved.out()).contains("\"name\":\"g1\",\"host\":null,\"state\":\"postmigrate\"")
+          .contains("\"name\":\"g1-dst\",\"host\":null,\"state\":\"running\"");
       Result bad = vmd("migrate", "g1", "--to", "g1-dst", "--policy", "sideways", "--vm-dir", vms);
       assertThat(bad.exit()).isEqualTo(2);
       assertThat(bad.err()).contains("pre-copy, post-copy or agile");
@@ -97,7 +97,7 @@ class VmdVmIT extends VmdProcesses {
       vmd("vm", "stop", "g1-dst", "--vm-dir", vms);
     }
     Result after = vmd("vm", "list", "--vm-dir", vms, "--json");
-    assertThat(after.out()).contains("\"status\":\"stopped\"");
+    assertThat(after.out()).contains("\"state\":\"stopped\"");
     Result gone = vmd("vm", "balloon", "g1", "128M", "--vm-dir", vms);
     assertThat(gone.exit()).isEqualTo(1);
     assertThat(gone.err()).contains("not running");
@@ -276,6 +276,9 @@ class VmdVmIT extends VmdProcesses {
     // A to B, agile: one pre-copy pass, then post-copy; the namespace changes hands at switch-over.
     Result agile = migrate(meta, "hv-b", "agile", "60s");
     assertThat(agile.exit()).as(agile.err()).isZero();
+    MigrateCommand.Migrated moved = shape(agile, MigrateCommand.Migrated.class);
+    assertThat(moved.policy()).isEqualTo("agile");
+    assertThat(moved.postcopy()).isPositive();
     assertThat(agile.out()).contains("\"policy\":\"agile\"").doesNotContain("\"postcopy\":0,")
         .doesNotContain("\"swap_handover_ms\":-1");
     assertThat(agile.err()).contains("sent,");
@@ -324,6 +327,7 @@ class VmdVmIT extends VmdProcesses {
     awaitProgress(serial("hv-b"));
     // The control plane still lists A as a member; its agent does not answer.
     Result hosts = vmd("host", "list", "--json", "--timeout", "3s", "--meta", meta);
+    assertThat(shape(hosts, Hosts.class).hosts()).extracting(HostCommand.HostRow::name).contains("hv-a", "hv-b");
     assertThat(hosts.out()).contains("{\"name\":\"hv-a\",\"api\":\"" + lab.address(3) + ":7420\",\"status\":"
         + "\"active\",\"vms\":0,\"agent\":\"unreachable\"}").contains("\"agent\":\"up\"");
     startAndWaitIn(lab.command(3), Pattern.compile("host agent 'hv-a': API on"), agents[1]);
@@ -408,10 +412,8 @@ class VmdVmIT extends VmdProcesses {
   /** The host `vmd vm list --all-hosts` (run on the machine itself, a third host) says runs VM g. */
   private String runsOn(String meta) throws Exception {
     Result list = vmd("vm", "list", "--all-hosts", "--json", "--meta", meta);
-    assertThat(list.exit()).as(list.err()).isZero();
-    Matcher m = Pattern.compile("\\{\"name\":\"g\",\"host\":\"([^\"]+)\",\"state\":\"running\"").matcher(list.out());
-    assertThat(m.find()).as(list.out()).isTrue();
-    return m.group(1);
+    return shape(list, Vms.class).vms().stream().filter(v -> v.name().equals("g") && v.state().equals("running"))
+        .map(VmCommand.VmRow::host).findFirst().orElseThrow(() -> new AssertionError("g runs nowhere: " + list.out()));
   }
 
   /** Two more progress lines of the guest's workload: it runs, and writes. */

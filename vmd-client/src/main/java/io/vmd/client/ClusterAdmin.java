@@ -13,6 +13,7 @@ import io.vmd.protocol.ErrorCode;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.LongConsumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -148,11 +149,17 @@ public final class ClusterAdmin {
    * pages it still holds (0: it may be removed).
    */
   public long drain(int slot, Duration timeout) throws VmdException {
+    return drain(slot, timeout, held -> { });
+  }
+
+  /** As above, telling {@code progress} how many pages the server still holds at every poll. */
+  public long drain(int slot, Duration timeout, LongConsumer progress) throws VmdException {
     setStatus(slot, ServerStatus.DRAINING, false);
     long deadline = System.nanoTime() + timeout.toNanos();
     try (Repairer repairer = new Repairer(client, Duration.ZERO, DRAIN_RATE)) {
       while (true) {
         long held = client.await(client.calls().availability(slot)).pages();
+        progress.accept(held);
         if (held == 0 || System.nanoTime() - deadline > 0) {
           return held;
         }
