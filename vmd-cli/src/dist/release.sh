@@ -27,7 +27,7 @@ if [ "${feature:-17}" -ge 21 ]; then compress="--compress=zip-6"; fi
 cp "$cli/vmd.jar" "$tree/lib/vmd.jar"
 cp "$cli/vmd-bench.jar" "$tree/lib/bench/vmd-bench.jar"
 cp "$src/../../../bin/vmd" "$tree/bin/vmd"
-cp "$src"/systemd/*.service "$tree/systemd/"
+cp "$src"/systemd/*.service "$src"/systemd/*.socket "$tree/systemd/"
 cp "$src/etc/vmd.properties" "$tree/etc/vmd.properties"
 cp "$src/INSTALL.md" "$tree/INSTALL.md"
 

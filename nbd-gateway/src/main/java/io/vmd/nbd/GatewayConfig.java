@@ -2,8 +2,10 @@ package io.vmd.nbd;
 
 import io.vmd.common.HostPort;
 import io.vmd.common.Sizes;
+import io.vmd.common.SocketActivation;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 
 /**
  * How an NBD gateway runs.
@@ -24,10 +26,13 @@ import java.time.Duration;
  * @param unixSocket where to serve NBD on a Unix socket as well (nbd+unix; QEMU's server.type=unix), or
  *     null. The socket is made 0600: only the gateway's own user (and root) may connect, so its file
  *     mode is the access control of local VMs
+ * @param activated listening sockets systemd passed in (socket activation), served instead of binding
+ *     {@code listen} and {@code unixSocket}; empty for none
  */
 public record GatewayConfig(HostPort listen, String defaultExport, Duration rereplicateAfter,
     int rereplicatePagesPerSecond, Path tlsCert, Path tlsKey,
-    long connectionBudget, long totalBudget, Duration handshakeTimeout, Path verifyPeerCa, Path unixSocket) {
+    long connectionBudget, long totalBudget, Duration handshakeTimeout, Path verifyPeerCa, Path unixSocket,
+    List<SocketActivation.Listener> activated) {
   public static final int DEFAULT_PORT = 10809;
   public static final Duration DEFAULT_REREPLICATE_AFTER = Duration.ofSeconds(5);
   public static final int DEFAULT_REREPLICATE_RATE = 4096;
@@ -47,6 +52,7 @@ public record GatewayConfig(HostPort listen, String defaultExport, Duration rere
     if (handshakeTimeout.isNegative() || handshakeTimeout.isZero()) {
       throw new IllegalArgumentException("the handshake timeout must be positive");
     }
+    activated = List.copyOf(activated);
     if (verifyPeerCa != null && tlsCert == null) {
       throw new IllegalArgumentException("verifying NBD clients' certificates needs TLS: give --tls-cert and --tls-key");
     }
@@ -54,7 +60,7 @@ public record GatewayConfig(HostPort listen, String defaultExport, Duration rere
 
   public GatewayConfig(HostPort listen, String defaultExport) {
     this(listen, defaultExport, DEFAULT_REREPLICATE_AFTER, DEFAULT_REREPLICATE_RATE, null, null,
-        DEFAULT_CONNECTION_BUDGET, DEFAULT_TOTAL_BUDGET, DEFAULT_HANDSHAKE_TIMEOUT, null, null);
+        DEFAULT_CONNECTION_BUDGET, DEFAULT_TOTAL_BUDGET, DEFAULT_HANDSHAKE_TIMEOUT, null, null, List.of());
   }
 
   public static GatewayConfig of(HostPort listen) {
@@ -63,35 +69,41 @@ public record GatewayConfig(HostPort listen, String defaultExport, Duration rere
 
   public GatewayConfig withRereplication(Duration after, int pagesPerSecond) {
     return new GatewayConfig(listen, defaultExport, after, pagesPerSecond, tlsCert, tlsKey, connectionBudget,
-        totalBudget, handshakeTimeout, verifyPeerCa, unixSocket);
+        totalBudget, handshakeTimeout, verifyPeerCa, unixSocket, activated);
   }
 
   /** Serves NBD_OPT_STARTTLS with this certificate and key, and requires it of every client. */
   public GatewayConfig withTls(Path cert, Path key) {
     return new GatewayConfig(listen, defaultExport, rereplicateAfter, rereplicatePagesPerSecond, cert, key,
-        connectionBudget, totalBudget, handshakeTimeout, verifyPeerCa, unixSocket);
+        connectionBudget, totalBudget, handshakeTimeout, verifyPeerCa, unixSocket, activated);
   }
 
   /** Memory budgets: bytes per NBD connection and for the whole gateway. */
   public GatewayConfig withBudgets(long perConnection, long total) {
     return new GatewayConfig(listen, defaultExport, rereplicateAfter, rereplicatePagesPerSecond, tlsCert, tlsKey,
-        perConnection, total, handshakeTimeout, verifyPeerCa, unixSocket);
+        perConnection, total, handshakeTimeout, verifyPeerCa, unixSocket, activated);
   }
 
   public GatewayConfig withHandshakeTimeout(Duration timeout) {
     return new GatewayConfig(listen, defaultExport, rereplicateAfter, rereplicatePagesPerSecond, tlsCert, tlsKey,
-        connectionBudget, totalBudget, timeout, verifyPeerCa, unixSocket);
+        connectionBudget, totalBudget, timeout, verifyPeerCa, unixSocket, activated);
   }
 
   /** Requires a client certificate of {@code ca} (PEM) after STARTTLS, and checks grants (see the record). */
   public GatewayConfig withVerifyPeer(Path ca) {
     return new GatewayConfig(listen, defaultExport, rereplicateAfter, rereplicatePagesPerSecond, tlsCert, tlsKey,
-        connectionBudget, totalBudget, handshakeTimeout, ca, unixSocket);
+        connectionBudget, totalBudget, handshakeTimeout, ca, unixSocket, activated);
   }
 
   /** Serves NBD on this Unix socket too; {@code listen} may then be null (no TCP). */
   public GatewayConfig withUnixSocket(Path socket) {
     return new GatewayConfig(listen, defaultExport, rereplicateAfter, rereplicatePagesPerSecond, tlsCert, tlsKey,
-        connectionBudget, totalBudget, handshakeTimeout, verifyPeerCa, socket);
+        connectionBudget, totalBudget, handshakeTimeout, verifyPeerCa, socket, activated);
+  }
+
+  /** Serves the listening sockets systemd passed in ({@link SocketActivation}) instead of binding any. */
+  public GatewayConfig withActivated(List<SocketActivation.Listener> listeners) {
+    return new GatewayConfig(listen, defaultExport, rereplicateAfter, rereplicatePagesPerSecond, tlsCert, tlsKey,
+        connectionBudget, totalBudget, handshakeTimeout, verifyPeerCa, unixSocket, listeners);
   }
 }

@@ -19,6 +19,7 @@ import io.netty.util.concurrent.GlobalEventExecutor;
 import io.vmd.client.Repairer;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
+import io.vmd.common.SocketActivation;
 import io.vmd.common.Transports;
 import io.vmd.common.tls.ClusterTls;
 import io.vmd.common.tls.Role;
@@ -31,6 +32,7 @@ import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.util.List;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -113,19 +115,21 @@ public final class NbdGateway implements AutoCloseable {
 
   public static NbdGateway start(GatewayConfig config, VmdClient client, MeterRegistry registry)
       throws InterruptedException {
-    if (config.listen() == null && config.unixSocket() == null) {
+    if (config.listen() == null && config.unixSocket() == null && config.activated().isEmpty()) {
       throw new IllegalArgumentException("a gateway needs a TCP address or a Unix socket to serve on");
     }
     NbdGateway gw = new NbdGateway(config, client, registry);
     try {
       HostPort at = config.listen();
-      if (at != null) {
-        ServerBootstrap b = gw.bootstrap(Transports.serverChannel())
+      if (!config.activated().isEmpty()) {
+        gw.adopt(config.activated());
+      } else if (at != null) {
+        ServerBootstrap b = gw.bootstrap().channel(Transports.serverChannel())
             .option(ChannelOption.SO_REUSEADDR, true)
             .childOption(ChannelOption.TCP_NODELAY, true);
         gw.listener = b.bind(new InetSocketAddress(at.host(), at.port())).sync().channel();
       }
-      if (config.unixSocket() != null) {
+      if (config.unixSocket() != null && config.activated().isEmpty()) {
         gw.unixListener = gw.bindUnix(config.unixSocket());
       }
     } catch (IOException e) {
@@ -136,17 +140,39 @@ public final class NbdGateway implements AutoCloseable {
       throw e;
     }
     gw.repairer.start();
-    LOG.info("NBD gateway on {}{} ({} transport)", gw.address() == null ? "" : gw.address(),
-        gw.unixListener == null ? "" : (gw.address() == null ? "" : " and ") + "unix socket " + config.unixSocket(),
-        Transports.name());
+    LOG.info("NBD gateway on {}{} ({} transport{})", gw.address() == null ? "" : gw.address(),
+        gw.unixListener == null ? "" : (gw.address() == null ? "" : " and ") + "unix socket " + gw.unixSocket(),
+        Transports.name(), config.activated().isEmpty() ? "" : ", sockets from systemd");
     return gw;
   }
 
-  /** A listener's bootstrap: the client's event loops, its allocator, the NBD handshake first. */
-  private ServerBootstrap bootstrap(Class<? extends ServerChannel> channel) {
+  /**
+   * Serves the listening sockets systemd passed in: registered, not bound (they already listen), so
+   * clients that connected while no gateway ran are accepted now. One TCP and one Unix socket at most.
+   */
+  private void adopt(List<SocketActivation.Listener> sockets) throws InterruptedException {
+    for (SocketActivation.Listener l : sockets) {
+      if ((l.unix() ? unixListener : listener) != null) {
+        throw new IllegalArgumentException("socket activation passed more than one " + (l.unix() ? "Unix" : "TCP")
+            + " socket: a gateway serves one of each");
+      }
+      ServerBootstrap b = bootstrap().channelFactory(() -> Transports.inheritedServerChannel(l));
+      if (!l.unix()) {
+        b.childOption(ChannelOption.TCP_NODELAY, true);
+      }
+      Channel ch = b.register().sync().channel();
+      if (l.unix()) {
+        unixListener = ch;
+      } else {
+        listener = ch;
+      }
+    }
+  }
+
+  /** A listener's bootstrap (its channel still to be set): the client's event loops, its allocator, the NBD handshake first. */
+  private ServerBootstrap bootstrap() {
     return new ServerBootstrap()
         .group(group)
-        .channel(channel)
         .option(ChannelOption.SO_BACKLOG, 256)
         .childOption(ChannelOption.ALLOCATOR, Transports.allocator())
         .childOption(ChannelOption.RCVBUF_ALLOCATOR, Transports.receiveSizes())
@@ -180,7 +206,7 @@ public final class NbdGateway implements AutoCloseable {
     Path staging = Files.createTempDirectory(parent, ".vmd-nbd-");
     Path bound = staging.resolve("nbd.sock");
     try {
-      Channel ch = bootstrap(Transports.serverDomainChannel()).bind(Transports.domainAddress(bound)).sync().channel();
+      Channel ch = bootstrap().channel(Transports.serverDomainChannel()).bind(Transports.domainAddress(bound)).sync().channel();
       try {
         Files.setPosixFilePermissions(bound, PosixFilePermissions.fromString("rw-------"));
         Files.move(bound, socket, StandardCopyOption.ATOMIC_MOVE);
@@ -209,12 +235,19 @@ public final class NbdGateway implements AutoCloseable {
       return null;
     }
     InetSocketAddress a = (InetSocketAddress) listener.localAddress();
-    return new HostPort(config.listen().host(), a.getPort());
+    return new HostPort(config.listen() != null ? config.listen().host() : a.getAddress().getHostAddress(), a.getPort());
   }
 
   /** The Unix socket NBD is served on, or null. */
   public Path unixSocket() {
-    return unixListener == null ? null : config.unixSocket();
+    if (unixListener == null) {
+      return null;
+    }
+    if (config.activated().isEmpty()) {
+      return config.unixSocket();
+    }
+    return config.activated().stream().filter(SocketActivation.Listener::unix).findFirst()
+        .map(SocketActivation.Listener::path).orElse(null);
   }
 
   GatewayConfig config() {
@@ -280,6 +313,9 @@ public final class NbdGateway implements AutoCloseable {
     }
     if (unixListener != null) {
       unixListener.close().syncUninterruptibly();
+    }
+    // A socket systemd made is systemd's: it stays for the next gateway.
+    if (unixListener != null && config.activated().isEmpty()) {
       try {
         Files.deleteIfExists(config.unixSocket());
       } catch (IOException e) {

@@ -7,21 +7,29 @@ import io.vmd.common.HostPort;
 import io.vmd.common.MetricsEndpoint;
 import io.vmd.common.Readiness;
 import io.vmd.common.RoleMetrics;
+import io.vmd.common.SocketActivation;
 import io.vmd.nbd.GatewayConfig;
 import io.vmd.nbd.NbdGateway;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
+import picocli.CommandLine.Spec;
 import picocli.CommandLine;
 
-@Command(name = "gateway", mixinStandardHelpOptions = true,
-    description = "Run an NBD gateway: every namespace of the cluster becomes an NBD export.")
+@Command(name = "gateway", mixinStandardHelpOptions = true, description = {
+    "Run an NBD gateway: every namespace of the cluster becomes an NBD export.",
+    "Under systemd's socket activation (a vmd-gateway.socket unit, or systemd-socket-activate; LISTEN_FDS and "
+        + "LISTEN_PID set, as for nbdkit) it serves the TCP and Unix sockets it is given instead of --listen and "
+        + "--unix, so the sockets stay open across a restart and clients that connect meanwhile wait."})
 final class GatewayCommand implements Callable<Integer> {
   @ParentCommand Vmd vmd;
+  @Spec CommandSpec spec;
 
   @Option(names = "--listen", defaultValue = "127.0.0.1:10809", paramLabel = "HOST:PORT",
       description = "NBD address (default: ${DEFAULT-VALUE}; NBD has no authentication, keep it on loopback), "
@@ -78,6 +86,11 @@ final class GatewayCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     vmd.requireSecurityChoice("gateway");
+    List<SocketActivation.Listener> activated = SocketActivation.inherited();
+    if (!activated.isEmpty() && (spec.commandLine().getParseResult().hasMatchedOption("--listen") || unix != null)) {
+      throw new CommandLine.ParameterException(spec.commandLine(),
+          "socket activation passed " + activated.size() + " socket(s): give neither --listen nor --unix");
+    }
     PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     RoleMetrics.bind(registry, "gateway");
     // /healthz answers from the start, /readyz once the gateway serves.
@@ -92,7 +105,8 @@ final class GatewayCommand implements Callable<Integer> {
       int threads = ioThreads > 0 ? ioThreads : Runtime.getRuntime().availableProcessors();
       client = ownerId != null ? vmd.connectAs(threads, ownerId) : vmd.connect(threads, "gateway");
       gateway = NbdGateway.start(limits.apply(new GatewayConfig(
-          "none".equals(listen) ? null : HostPort.parse(listen), defaultExport).withUnixSocket(unix)
+          "none".equals(listen) || !activated.isEmpty() ? null : HostPort.parse(listen), defaultExport)
+          .withUnixSocket(unix).withActivated(activated)
           .withRereplication(rereplicateAfter, rereplicateRate).withTls(tlsCert, tlsKey)
           .withVerifyPeer(tlsVerifyPeer ? vmd.caCertificate() : null)), client, registry);
     } catch (Exception e) {

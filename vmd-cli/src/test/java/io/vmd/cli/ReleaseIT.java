@@ -90,10 +90,13 @@ class ReleaseIT {
     // Installed units name /opt/vmd; here the tree is elsewhere, and systemd checks that ExecStart exists.
     Path units = Files.createDirectories(tmp.resolve("units"));
     List<String> cmd = new ArrayList<>(List.of("systemd-analyze", "verify"));
-    for (String unit : List.of("vmd-meta.service", "vmd-server.service", "vmd-host.service")) {
+    for (String unit : List.of("vmd-meta.service", "vmd-server.service", "vmd-host.service", "vmd-gateway.service",
+        "vmd-gateway.socket")) {
       String text = Files.readString(release.resolve("systemd").resolve(unit));
-      assertThat(text).contains("ExecStart=/opt/vmd/bin/vmd ").contains("NoNewPrivileges=yes")
-          .contains("ProtectSystem=strict").contains("User=vmd").contains("Restart=on-failure");
+      if (unit.endsWith(".service")) {
+        assertThat(text).contains("ExecStart=/opt/vmd/bin/vmd ").contains("NoNewPrivileges=yes")
+            .contains("ProtectSystem=strict").contains("User=vmd").contains("Restart=on-failure");
+      }
       Files.writeString(units.resolve(unit), text.replace("/opt/vmd/", release + "/"));
       cmd.add(units.resolve(unit).toString());
     }

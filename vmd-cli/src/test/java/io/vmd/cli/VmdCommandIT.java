@@ -171,7 +171,7 @@ class VmdCommandIT extends VmdProcesses {
   }
 
   @Test
-  void gatewayProcessServesNamespacesOfServerProcesses() throws Exception {
+  void gatewayProcessesServeNamespacesOfServerProcessesAlsoSocketActivated() throws Exception {
     String flag = startMeta().toString();
     startServer("server", "--meta", flag, "--listen", "127.0.0.1:0", "--memory", "32M");
     startServer("server", "--meta", flag, "--listen", "127.0.0.1:0", "--memory", "32M");
@@ -190,6 +190,29 @@ class VmdCommandIT extends VmdProcesses {
     Path back = tmp.resolve("back.img");
     assertThat(tool("nbdcopy", uri, back.toString()).exit()).isZero();
     assertThat(Files.readAllBytes(back)).isEqualTo(bytes);
+
+    // Socket activation, as systemd does it for vmd-gateway.socket, by systemd-socket-activate: it binds
+    // a TCP and a Unix socket, starts a gateway at the first connection and hands both over; that client
+    // waits in the backlog meanwhile, and both sockets serve.
+    assertThat(vmd("ns", "create", "act", "--size", "8M", "--replicas", "1", "--meta", flag).exit()).isZero();
+    HostPort tcp = FreePorts.loopback(1).get(0);
+    Path socket = tmp.resolve("activated.sock");
+    ProcessBuilder gateway = launcher("gateway", "--meta", flag);
+    List<String> cmd = new ArrayList<>(List.of("systemd-socket-activate", "-l", tcp.toString(), "-l",
+        socket.toString()));
+    for (String v : List.of("VMD_JAR", "VMD_CERTS_DIR", "VMD_WARM_UP", "VMD_JAVA_OPTS")) {
+      cmd.addAll(List.of("-E", v + "=" + gateway.environment().get(v)));
+    }
+    cmd.addAll(gateway.command());
+    Path log = tmp.resolve("activated.log");
+    Process activator = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    servers.add(activator);
+    Result first = tool("nbdinfo", "--size", "nbd://" + tcp + "/act");
+    assertThat(first.exit()).as(first.err() + Files.readString(log)).isZero();
+    assertThat(first.out().strip()).isEqualTo("8388608");
+    Result overUnix = tool("nbdinfo", "--size", "nbd+unix:///act?socket=" + socket);
+    assertThat(overUnix.out().strip()).as(overUnix.err()).isEqualTo("8388608");
+    assertThat(Files.readString(log)).contains("NBD gateway listening on " + tcp + " and unix:" + socket);
   }
 
   @Test

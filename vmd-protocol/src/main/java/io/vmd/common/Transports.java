@@ -99,6 +99,18 @@ public final class Transports {
     return EPOLL ? EpollServerDomainSocketChannel.class : NioServerDomainSocketChannel.class;
   }
 
+  /**
+   * A listener over a socket systemd bound and passed in ({@link SocketActivation}): epoll only, which
+   * can adopt a descriptor; NIO cannot.
+   */
+  public static ServerChannel inheritedServerChannel(SocketActivation.Listener l) {
+    if (!EPOLL) {
+      throw new IllegalStateException("socket activation needs Netty's epoll transport, which did not load here");
+    }
+    // Already listening: active from the start (the domain channel's int constructor would assume not).
+    return l.unix() ? new EpollServerDomainSocketChannel(l.fd(), true) : new EpollServerSocketChannel(l.fd());
+  }
+
   /** The address of the Unix socket at {@code path}, in the form this transport binds. */
   public static SocketAddress domainAddress(Path path) {
     return EPOLL ? new DomainSocketAddress(path.toFile()) : UnixDomainSocketAddress.of(path);
