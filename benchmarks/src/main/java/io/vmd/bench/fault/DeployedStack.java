@@ -4,7 +4,6 @@ import io.vmd.load.Driver;
 import io.vmd.load.NbdLoadClient;
 import io.vmd.load.DirectDriver;
 import io.vmd.client.ClientConfig;
-import io.vmd.client.ServerInfo;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
 import io.vmd.common.NbdEndpoint;
@@ -89,7 +88,7 @@ final class DeployedStack implements Target {
       }
       client = VmdClient.connect(ClientConfig.of(HostPort.parseList(meta))
           .withIoThreads(Runtime.getRuntime().availableProcessors()).withTls(harnessTls).withSealKey(sealKey));
-      awaitServers(client, 2);
+      VmdProcess.awaitServers(client, 2);
       client.namespaces().create(NAMESPACE, region, replicas);
       HostPort gw = null;
       if (viaNbd) {
@@ -121,22 +120,6 @@ final class DeployedStack implements Target {
     certs.makeCluster(List.of("127.0.0.1"), Duration.ofDays(1),
         List.of(new Identity("gateway", Role.GATEWAY), new Identity("admin", Role.ADMIN)));
     return certs;
-  }
-
-  /** Until the client sees {@code n} servers up and reporting free memory (their first push), 30 s at most. */
-  private static void awaitServers(VmdClient client, int n) throws Exception {
-    long deadline = System.nanoTime() + 30_000_000_000L;
-    while (true) {
-      long up = client.cluster().refreshAvailability().stream().filter(s -> s.up() && s.free() > 0).count();
-      if (up >= n) {
-        return;
-      }
-      if (System.nanoTime() > deadline) {
-        throw new IOException("only " + up + " of " + n + " servers up after 30 s: "
-            + client.cluster().servers().stream().map(ServerInfo::toString).toList());
-      }
-      Thread.sleep(100);
-    }
   }
 
   /** What each process said of its warm-up before it served (how long, or why it was skipped). */

@@ -1,5 +1,7 @@
 package io.vmd.bench.fault;
 
+import io.vmd.client.ServerInfo;
+import io.vmd.client.VmdClient;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -159,6 +161,22 @@ public final class VmdProcess implements AutoCloseable {
     if (!process.waitFor(10, TimeUnit.SECONDS)) {
       process.destroyForcibly();
       process.waitFor(10, TimeUnit.SECONDS);
+    }
+  }
+
+  /** Until the client sees {@code n} servers up and reporting free memory (their first push), 30 s at most. */
+  public static void awaitServers(VmdClient client, int n) throws Exception {
+    long deadline = System.nanoTime() + 30_000_000_000L;
+    while (true) {
+      long up = client.cluster().refreshAvailability().stream().filter(s -> s.up() && s.free() > 0).count();
+      if (up >= n) {
+        return;
+      }
+      if (System.nanoTime() > deadline) {
+        throw new IOException("only " + up + " of " + n + " servers up after 30 s: "
+            + client.cluster().servers().stream().map(ServerInfo::toString).toList());
+      }
+      Thread.sleep(100);
     }
   }
 }

@@ -81,7 +81,7 @@ final class EmulatedLabHosts implements GuestHosts {
         p.awaitReady();
       }
       orchestrator = VmdClient.connect(ClientConfig.of(HostPort.parseList(meta)), "cli");
-      awaitServers(orchestrator, 2);
+      VmdProcess.awaitServers(orchestrator, 2);
       return new EmulatedLabHosts(lab, started, orchestrator, dir, bytesPerSecond);
     } catch (Exception | Error e) {
       if (orchestrator != null) {
@@ -102,17 +102,6 @@ final class EmulatedLabHosts implements GuestHosts {
 
   private static Path socket(Path dir, int side) {
     return dir.resolve("gateway-h" + side + ".sock");
-  }
-
-  /** Until both servers are up and have reported their free memory (placement needs it), 30 s at most. */
-  private static void awaitServers(VmdClient client, int n) throws Exception {
-    long deadline = System.nanoTime() + 30_000_000_000L;
-    while (client.cluster().refreshAvailability().stream().filter(s -> s.up() && s.free() > 0).count() < n) {
-      if (System.nanoTime() > deadline) {
-        throw new IOException("the memory servers did not come up in 30 s: " + client.cluster().servers());
-      }
-      Thread.sleep(100);
-    }
   }
 
   @Override
