@@ -536,7 +536,8 @@ final class NbdNegotiation extends ChannelInboundHandlerAdapter {
 
   @Override
   public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-    LOG.debug("NBD connection from {} failed during negotiation: {}", ctx.channel().remoteAddress(), cause.toString());
+    // Said at INFO: a client cut off in the handshake otherwise leaves no trace of why.
+    LOG.info("NBD connection from {} failed during negotiation: {}", ctx.channel().remoteAddress(), cause.toString());
     ctx.close();
   }
 }

@@ -427,13 +427,14 @@ class VmdCommandIT extends VmdProcesses {
         "--meta", flag, "--metrics", "127.0.0.1:0"));
     Matcher gw = Pattern.compile("listening on (\\S+) ").matcher(lastLine);
     assertThat(gw.find()).isTrue();
+    Path gatewayLog = lastLog;
     // Traffic, so that per-namespace meters and histograms have samples.
     Path data = tmp.resolve("data");
     byte[] bytes = new byte[4 << 20];
     new Random(4).nextBytes(bytes);
     Files.write(data, bytes);
     Result copy = tool("nbdcopy", data.toString(), "nbd://" + gw.group(1) + "/vm1");
-    assertThat(copy.exit()).as(copy.err()).isZero();
+    assertThat(copy.exit()).as("%s%nthe gateway's log:%n%s", copy.err(), Files.readString(gatewayLog)).isZero();
     assertThat(tool("nbdcopy", "nbd://" + gw.group(1) + "/vm1", tmp.resolve("back").toString()).exit()).isZero();
 
     StringBuilder all = new StringBuilder();
