@@ -128,7 +128,9 @@ final class HostCommand implements Callable<Integer> {
       throw e;
     }
     return Foreground.run("host agent '" + host + "': API on " + agent.registered().api() + ", NBD on unix:"
-        + agent.socket() + " (owner id " + client.ownerId() + ")", endpoint, agent, client);
+        + agent.socket() + " (owner id " + client.ownerId() + ")" + (endpoint == null ? ""
+            : ", metrics on http://" + HostPort.parse(metrics).host() + ":" + endpoint.port() + "/metrics"),
+        endpoint, agent, client);
   }
 
   @Command(name = "list", mixinStandardHelpOptions = true,

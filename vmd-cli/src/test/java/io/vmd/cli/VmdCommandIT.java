@@ -10,10 +10,6 @@ import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
 import io.vmd.meta.FreePorts;
 import java.io.IOException;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -488,12 +484,5 @@ class VmdCommandIT extends VmdProcesses {
       assertThat(all.toString()).as("a metric the rules or the dashboard use").contains(names.group() + (
           names.group().endsWith("_bucket") ? "{" : ""));
     }
-  }
-
-  /** "STATUS BODY" of a GET, the body stripped. */
-  private static String http(String url) throws Exception {
-    HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(url)).build(),
-        HttpResponse.BodyHandlers.ofString());
-    return r.statusCode() + " " + r.body().strip();
   }
 }

@@ -232,6 +232,13 @@ abstract class VmdProcesses {
     return url.group(1);
   }
 
+  /** "STATUS BODY" of a GET, the body stripped. */
+  static String http(String url) throws Exception {
+    HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(url)).build(),
+        HttpResponse.BodyHandlers.ofString());
+    return r.statusCode() + " " + r.body().strip();
+  }
+
   static String scrape(String url) throws Exception {
     HttpResponse<String> r = HttpClient.newHttpClient().send(
         HttpRequest.newBuilder(URI.create(url)).build(),

@@ -167,8 +167,19 @@ class VmdVmIT extends VmdProcesses {
     Path socket = tmp.resolve("h1-run").resolve("nbd.sock");
     Path vms = tmp.resolve("h1-vms");
     startAndWait(Pattern.compile("host agent 'h1': API on (\\S+),"), "host", "--certs-dir", hostCerts.toString(),
-        "--meta", flag, "--api", "127.0.0.1:0", "--socket", socket.toString(), "--vm-dir", vms.toString());
+        "--meta", flag, "--api", "127.0.0.1:0", "--socket", socket.toString(), "--vm-dir", vms.toString(),
+        "--metrics", "127.0.0.1:0");
     assertThat(Files.getPosixFilePermissions(socket)).isEqualTo(PosixFilePermissions.fromString("rw-------"));
+    // The agent's metrics port, as every role's: promtool's checks, build_info, liveness and readiness.
+    Matcher metricsAt = METRICS_AT.matcher(lastLine);
+    assertThat(metricsAt.find()).as(lastLine).isTrue();
+    Path scraped = tmp.resolve("host-metrics.txt");
+    Files.writeString(scraped, scrape(metricsAt.group(1)));
+    Result promtool = toolWithInput(scraped, "promtool", "check", "metrics");
+    assertThat(promtool.exit()).as(promtool.out() + promtool.err()).isZero();
+    assertThat(Files.readString(scraped)).contains("role=\"host\"").contains("vmd_build_info{");
+    assertThat(http(metricsAt.group(1).replace("/metrics", "/healthz"))).isEqualTo("200 ok");
+    assertThat(http(metricsAt.group(1).replace("/metrics", "/readyz"))).isEqualTo("200 ready");
     Result list = vmd("host", "list", "--meta", flag, "--json");
     assertThat(list.exit()).as(list.err()).isZero();
     assertThat(list.out()).contains("\"name\":\"h1\"").contains("\"status\":\"active\"")
