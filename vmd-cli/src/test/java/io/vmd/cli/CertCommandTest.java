@@ -138,6 +138,10 @@ class CertCommandTest {
     Run list = cert(dir, "list");
     assertThat(list.exit()).isZero();
     assertThat(list.out()).contains("ca.crt", "CA");
+    // --json: the documented shape, read back strictly.
+    Run json = vmd("--json", "cert", "list", "--certs-dir", dir.toString());
+    VmdProcesses.Certificates certs = VmdProcesses.shape(json.out(), VmdProcesses.Certificates.class);
+    assertThat(certs.certificates()).extracting(CertCommand.CertFile::file).contains("ca.crt");
     assertThat(list.err()).contains("warning: private key", "ca.key", "chmod 600");
   }
 }

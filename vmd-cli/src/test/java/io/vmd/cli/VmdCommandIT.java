@@ -39,6 +39,11 @@ class VmdCommandIT extends VmdProcesses {
     Result created = vmd("--meta", meta, "ns", "create", "vm1", "--size", "16M", "--replicas", "2");
     assertThat(created.exit()).as(created.err()).isZero();
     assertThat(created.out()).contains("vm1").contains("16.0 MiB");
+    NsCommand.NamespaceRow made = shape(vmd("--json", "--meta", meta, "ns", "create", "vm2", "--size", "4M",
+        "--replicas", "1"), NsCommand.NamespaceRow.class);
+    assertThat(made.size()).isEqualTo(4L << 20);
+    assertThat(made.owner()).isNull();
+    assertThat(vmd("ns", "delete", "vm2", "--meta", meta).exit()).isZero();
 
     Result serverTable = vmd("cluster", "servers", "--meta", meta);
     assertThat(serverTable.exit()).as(serverTable.err()).isZero();
@@ -117,8 +122,8 @@ class VmdCommandIT extends VmdProcesses {
 
     // Draining a server moves its pages to a third one, and says so on stderr as it goes.
     startServer("server", "--meta", meta, "--listen", "127.0.0.1:0", "--memory", "32M");
-    Result drained = vmd("cluster", "drain", a.toString(), "--progress", "--wait", "60s", "--meta", meta);
-    assertThat(drained.exit()).as(drained.err()).isZero();
+    Result drained = vmd("--json", "cluster", "drain", a.toString(), "--progress", "--wait", "60s", "--meta", meta);
+    assertThat(shape(drained, ClusterCommand.ServerChange.class).pages()).isZero();
     assertThat(drained.err()).containsPattern("draining " + Pattern.quote(a.toString()) + ": \\d+ pages left after")
         .contains(": 0 pages left");
     try (VmdClient client = VmdClient.connect(adminConfig(metaAt))) {
@@ -274,9 +279,8 @@ class VmdCommandIT extends VmdProcesses {
     assertThat(list.exit()).as(list.err()).isZero();
     assertThat(list.out()).doesNotContain("disk").doesNotContain("other");
     // Granted: opened and listed, the other namespace still not.
-    Result grant = vmd("ns", "grant", "disk", client, "--meta", flag);
-    assertThat(grant.exit()).as(grant.err()).isZero();
-    assertThat(grant.out()).contains(client);
+    Result grant = vmd("--json", "ns", "grant", "disk", client, "--meta", flag);
+    assertThat(shape(grant, NsCommand.Grants.class).grants()).containsExactly(client);
     Result opened = tool("nbdinfo", "--size", base + "disk" + mine);
     assertThat(opened.exit()).as(opened.err()).isZero();
     assertThat(opened.out().strip()).isEqualTo(String.valueOf(4 << 20));

@@ -280,8 +280,12 @@ abstract class VmdProcesses {
    */
   static <T> T shape(Result r, Class<T> type) throws Exception {
     assertThat(r.exit()).as(r.err()).isZero();
+    return shape(r.out(), type);
+  }
+
+  static <T> T shape(String json, Class<T> type) throws Exception {
     return Output.JSON.copy().enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES,
-        DeserializationFeature.FAIL_ON_MISSING_CREATOR_PROPERTIES).readValue(r.out(), type);
+        DeserializationFeature.FAIL_ON_MISSING_CREATOR_PROPERTIES).readValue(json, type);
   }
 
   String nsField(String meta, String field) throws Exception {

@@ -186,6 +186,8 @@ class VmdVmIT extends VmdProcesses {
         .contains("\"agent\":\"up\"");
     Result status = vmd("host", "status", "h1", "--meta", flag);
     assertThat(status.exit()).as(status.err()).isZero();
+    assertThat(shape(vmd("--json", "host", "status", "h1", "--meta", flag), HostCommand.AgentStatus.class).host())
+        .isEqualTo("h1");
     assertThat(status.out()).contains("h1").contains("admin admin");
     // A VM started on h1 through its agent, from this (any) machine; the control plane says where it runs.
     assertThat(vmd("ns", "create", "h1-swap", "--size", "64M", "--replicas", "1", "--meta", flag).exit()).isZero();
