@@ -5,6 +5,7 @@ import io.vmd.client.VmdClient;
 import io.vmd.client.VmdException;
 import io.vmd.common.ClusterKey;
 import io.vmd.common.HostPort;
+import io.vmd.common.RoleMetrics;
 import io.vmd.common.Sizes;
 import io.vmd.common.tls.CertsDir;
 import io.vmd.common.tls.ClusterTls;
@@ -303,8 +304,8 @@ public final class Vmd {
   static final class Version implements CommandLine.IVersionProvider {
     @Override
     public String[] getVersion() {
-      String v = Vmd.class.getPackage().getImplementationVersion();
-      return new String[] {"vmd " + (v == null ? "development build" : v)};
+      // The jar's manifest version, as vmd_build_info reports it ("dev" when run from classes).
+      return new String[] {"vmd " + RoleMetrics.version()};
     }
   }
 }

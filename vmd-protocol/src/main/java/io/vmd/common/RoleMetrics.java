@@ -20,15 +20,14 @@ import java.lang.management.ManagementFactory;
  * classes), the process (CPU, uptime, file descriptors), direct memory against its limit, and
  * {@code vmd_build_info} (Prometheus's convention: a gauge of 1 whose labels say which build runs).
  */
-public final class RoleMetrics implements AutoCloseable {
-  private final JvmGcMetrics gc;
+public final class RoleMetrics {
+  private RoleMetrics() {}
 
-  private RoleMetrics(JvmGcMetrics gc) {
-    this.gc = gc;
-  }
-
-  /** Binds them to {@code registry} for {@code role} (meta, server, gateway, host, up). */
-  public static RoleMetrics bind(MeterRegistry registry, String role) {
+  /**
+   * Binds them to {@code registry} for {@code role} (meta, server, gateway, host, up), for the life of
+   * the process (the GC meters listen to the JVM's GC notifications until it exits).
+   */
+  public static void bind(MeterRegistry registry, String role) {
     // Two of ProcessorMetrics' names fail promtool's lint (a "_count" gauge, an abbreviated unit); the
     // CPU usage gauges beside them say what matters.
     registry.config().meterFilter(MeterFilter.deny(id -> id.getName().equals("system.cpu.count")
@@ -40,8 +39,7 @@ public final class RoleMetrics implements AutoCloseable {
     new ProcessorMetrics().bindTo(registry);
     new UptimeMetrics().bindTo(registry);
     new FileDescriptorMetrics().bindTo(registry);
-    JvmGcMetrics gc = new JvmGcMetrics();
-    gc.bindTo(registry);
+    new JvmGcMetrics().bindTo(registry);
     Gauge.builder("vmd.build.info", () -> 1)
         .description("The running build: its version, role and Java runtime (always 1)")
         .tag("version", version()).tag("role", role).tag("java_version", Runtime.version().toString())
@@ -54,7 +52,6 @@ public final class RoleMetrics implements AutoCloseable {
     Gauge.builder("vmd.netty.direct.memory.used", PlatformDependent::usedDirectMemory).baseUnit("bytes")
         .description("Direct memory Netty has allocated (its buffer pools), or -1 where it does not count it")
         .register(registry);
-    return new RoleMetrics(gc);
   }
 
   /** The version in the jar's manifest, or "dev" when run from classes. */
@@ -72,10 +69,5 @@ public final class RoleMetrics implements AutoCloseable {
     } catch (RuntimeException e) {
       return Runtime.getRuntime().maxMemory();
     }
-  }
-
-  @Override
-  public void close() {
-    gc.close();
   }
 }
