@@ -208,6 +208,9 @@ class VmdCommandIT extends VmdProcesses {
     Path log = tmp.resolve("activated.log");
     Process activator = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
     servers.add(activator);
+    // The activator binds both sockets (and says so) before any client may connect.
+    org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(30))
+        .until(() -> Files.readString(log).contains("Listening on " + socket + " as 4."));
     Result first = tool("nbdinfo", "--size", "nbd://" + tcp + "/act");
     assertThat(first.exit()).as(first.err() + Files.readString(log)).isZero();
     assertThat(first.out().strip()).isEqualTo("8388608");
