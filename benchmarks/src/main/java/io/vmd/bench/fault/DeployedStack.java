@@ -1,8 +1,5 @@
 package io.vmd.bench.fault;
 
-import io.vmd.load.Driver;
-import io.vmd.load.NbdLoadClient;
-import io.vmd.load.DirectDriver;
 import io.vmd.client.ClientConfig;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
@@ -11,6 +8,9 @@ import io.vmd.common.tls.CertsDir;
 import io.vmd.common.tls.ClusterTls;
 import io.vmd.common.tls.Identity;
 import io.vmd.common.tls.Role;
+import io.vmd.load.DirectDriver;
+import io.vmd.load.Driver;
+import io.vmd.load.NbdLoadClient;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -2,15 +2,15 @@ package io.vmd.bench.fault;
 
 import static io.vmd.bench.report.BenchFiles.round;
 
+import io.vmd.bench.report.BenchFiles;
+import io.vmd.client.VmdClient;
 import io.vmd.load.Driver;
 import io.vmd.load.Result;
 import io.vmd.load.Workload;
-import io.vmd.client.VmdClient;
 import java.io.PrintStream;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import io.vmd.bench.report.BenchFiles;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
@@ -443,16 +443,6 @@ public final class FaultBench {
           r.p50() / (kit.p50() + hop.p50()), r.p90() / (kit.p90() + hop.p90()), r.p99() / (kit.p99() + hop.p99()),
           r.p999() / (kit.p999() + hop.p999()));
     }
-  }
-
-  /** A row's processes, each as {@code format} of its name, CPU and JIT µs per request, joined by {@code between}. */
-  private static String processes(Row r, String between, String format) {
-    StringBuilder sb = new StringBuilder();
-    for (ProcessUse u : r.processes()) {
-      sb.append(sb.length() == 0 ? "" : between)
-          .append(String.format(Locale.ROOT, format, u.process(), u.cpuMicrosPerOp(), u.jitMicrosPerOp()));
-    }
-    return sb.toString();
   }
 
   /** A row of --json-file and --csv-file, rounded as the table prints it; the units are in the names. */

@@ -1,13 +1,13 @@
 package io.vmd.bench.fault;
 
-import io.vmd.load.Driver;
-import io.vmd.load.NbdLoadClient;
-import io.vmd.load.DirectDriver;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vmd.client.ClientConfig;
 import io.vmd.client.Namespace;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
+import io.vmd.load.DirectDriver;
+import io.vmd.load.Driver;
+import io.vmd.load.NbdLoadClient;
 import io.vmd.nbd.GatewayConfig;
 import io.vmd.nbd.NbdGateway;
 import io.vmd.server.LocalCluster;

@@ -2,14 +2,14 @@ package io.vmd.bench.migration;
 
 import static io.vmd.bench.report.BenchFiles.round;
 
-import io.vmd.bench.report.BenchFiles;
 import io.vmd.bench.plot.LinePlot;
+import io.vmd.bench.report.BenchFiles;
 import io.vmd.client.ClientConfig;
 import io.vmd.client.VmdClient;
 import io.vmd.common.Sizes;
 import io.vmd.migration.engine.MigrationOptions;
-import io.vmd.migration.experiment.MigrationExperiment.Outcome;
 import io.vmd.migration.experiment.MigrationExperiment;
+import io.vmd.migration.experiment.MigrationExperiment.Outcome;
 import io.vmd.migration.guest.DirtyRateWorkload;
 import io.vmd.migration.guest.KeyValueWorkload;
 import io.vmd.migration.guest.Workload;

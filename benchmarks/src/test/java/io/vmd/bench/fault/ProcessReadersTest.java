@@ -1,9 +1,9 @@
 package io.vmd.bench.fault;
 
-import io.vmd.load.Result;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.vmd.load.Result;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
