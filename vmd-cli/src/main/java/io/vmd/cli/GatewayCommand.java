@@ -117,7 +117,6 @@ final class GatewayCommand implements Callable<Integer> {
     String on = gateway.address() == null ? "unix:" + gateway.unixSocket()
         : gateway.address() + (gateway.unixSocket() == null ? "" : " and unix:" + gateway.unixSocket());
     return Foreground.run("NBD gateway listening on " + on + " (owner id " + client.ownerId() + ")"
-        + (endpoint == null ? "" : ", metrics on http://" + HostPort.parse(metrics).host() + ":" + endpoint.port()
-            + "/metrics"), endpoint, gateway, client);
+        + (endpoint == null ? "" : ", metrics on " + endpoint.url()), endpoint, gateway, client);
   }
 }

@@ -129,7 +129,7 @@ final class HostCommand implements Callable<Integer> {
     }
     return Foreground.run("host agent '" + host + "': API on " + agent.registered().api() + ", NBD on unix:"
         + agent.socket() + " (owner id " + client.ownerId() + ")" + (endpoint == null ? ""
-            : ", metrics on http://" + HostPort.parse(metrics).host() + ":" + endpoint.port() + "/metrics"),
+            : ", metrics on " + endpoint.url()),
         endpoint, agent, client);
   }
 

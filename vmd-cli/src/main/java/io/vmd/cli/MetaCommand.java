@@ -61,6 +61,6 @@ final class MetaCommand implements Callable<Integer> {
       throw e;
     }
     return Foreground.run("control-plane voter on " + self + " of " + group + (endpoint == null ? ""
-        : ", metrics on http://" + HostPort.parse(metrics).host() + ":" + endpoint.port() + "/metrics"), endpoint, voter);
+        : ", metrics on " + endpoint.url()), endpoint, voter);
   }
 }

@@ -111,7 +111,7 @@ final class ServerCommand implements Callable<Integer> {
     }
     readiness.ready();
     return Foreground.run("vmd-server listening on " + server.address() + " (slot " + server.member().slot() + ")"
-        + (endpoint == null ? "" : ", metrics on http://" + HostPort.parse(metrics).host() + ":" + endpoint.port() + "/metrics"),
+        + (endpoint == null ? "" : ", metrics on " + endpoint.url()),
         endpoint, server, metaVoter);
   }
 }

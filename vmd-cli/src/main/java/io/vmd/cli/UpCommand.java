@@ -112,7 +112,7 @@ final class UpCommand implements Callable<Integer> {
     System.out.println("Administer it: VMD_META=" + cluster.metaFlag() + " VMD_CERTS_DIR=" + certs + " bin/vmd ns info "
         + namespace);
     if (endpoint != null) {
-      System.out.println("Metrics: http://" + HostPort.parse(metrics).host() + ":" + endpoint.port() + "/metrics");
+      System.out.println("Metrics: " + endpoint.url());
     }
     AutoCloseable forgetCerts = certs.equals(vmd.certsDir) ? null : () -> deleteTree(certs);
     return Foreground.run("Press Ctrl-C to stop.", endpoint, gateway, client, cluster, forgetCerts,

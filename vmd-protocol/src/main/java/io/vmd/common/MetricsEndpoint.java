@@ -21,9 +21,11 @@ public final class MetricsEndpoint implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(MetricsEndpoint.class);
   private static final String TEXT = "text/plain; charset=utf-8";
   private final HttpServer http;
+  private final String host;
 
-  private MetricsEndpoint(HttpServer http) {
+  private MetricsEndpoint(HttpServer http, String host) {
     this.http = http;
+    this.host = host;
   }
 
   /** An endpoint whose role is ready from the start. */
@@ -48,8 +50,9 @@ public final class MetricsEndpoint implements AutoCloseable {
       return t;
     }));
     http.start();
-    LOG.info("metrics at http://{}/metrics", new HostPort(listen.host(), http.getAddress().getPort()));
-    return new MetricsEndpoint(http);
+    MetricsEndpoint endpoint = new MetricsEndpoint(http, listen.host());
+    LOG.info("metrics at {}", endpoint.url());
+    return endpoint;
   }
 
   private static void reply(HttpExchange exchange, int status, String type, String text) throws IOException {
@@ -59,6 +62,11 @@ public final class MetricsEndpoint implements AutoCloseable {
     try (OutputStream os = exchange.getResponseBody()) {
       os.write(body);
     }
+  }
+
+  /** Where Prometheus scrapes it: {@code http://HOST:PORT/metrics}, HOST as the role was told to listen. */
+  public String url() {
+    return "http://" + new HostPort(host, port()) + "/metrics";
   }
 
   public int port() {
