@@ -17,6 +17,7 @@ import io.netty.channel.socket.SocketChannel;
 import io.netty.handler.codec.DecoderException;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.ssl.SslHandshakeCompletionEvent;
+import io.netty.handler.ssl.SslHandshakeTimeoutException;
 import io.netty.util.collection.LongObjectHashMap;
 import io.netty.util.concurrent.ScheduledFuture;
 import io.vmd.common.ClusterKey;
@@ -39,6 +40,7 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import javax.net.ssl.SSLException;
 import javax.net.ssl.SSLPeerUnverifiedException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -565,7 +567,16 @@ final class ServerConnection {
       if (evt instanceof SslHandshakeCompletionEvent done) {
         String refusal = null;
         if (!done.isSuccess()) {
-          refusal = "TLS with server " + state.address() + " failed: " + done.cause().getMessage();
+          Throwable cause = done.cause();
+          if (!(cause instanceof SSLException) || cause instanceof SslHandshakeTimeoutException) {
+            // Closed or silent before the handshake ended (a frozen, dying or overloaded server): a
+            // connection that failed, retried like any other; not a refusal, which would be for good.
+            LOG.debug("TLS with server {} did not complete: {}", state.address(), cause.toString());
+            ctx.close();
+            return;
+          }
+          refusal = "TLS with server " + state.address() + " failed: "
+              + (cause.getMessage() != null ? cause.getMessage() : cause.toString());
         } else {
           try {
             Identity server = ClusterTls.peer(ctx.pipeline().get(SslHandler.class));
