@@ -6,7 +6,7 @@ import static org.assertj.core.api.Assertions.fail;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
-import io.vmd.client.ClientConfig;
+import io.vmd.client.KitClients;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
 import io.vmd.server.MiniVmdCluster;
@@ -40,7 +40,7 @@ public final class GatewayFixture implements AutoCloseable {
 
   public GatewayFixture(MiniVmdCluster cluster, UnaryOperator<GatewayConfig> config) throws Exception {
     this.cluster = cluster;
-    client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()));
+    client = VmdClient.connect(KitClients.config(cluster));
     gateway = NbdGateway.start(config.apply(GatewayConfig.of(new HostPort("127.0.0.1", 0))), client, registry);
   }
 

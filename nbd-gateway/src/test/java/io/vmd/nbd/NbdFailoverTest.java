@@ -6,7 +6,7 @@ import static io.vmd.nbd.GatewayFixture.readBack;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import io.vmd.client.ClientConfig;
+import io.vmd.client.KitClients;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
 import io.vmd.server.MiniVmdCluster;
@@ -149,7 +149,7 @@ class NbdFailoverTest {
     fx.client.close();
     fx.cluster.restart(1);
     assertThat(fx.cluster.server(1).store().pageCount(id)).as("old copies back with the server").isEqualTo(held);
-    try (VmdClient other = VmdClient.connect(ClientConfig.of(fx.cluster.metaAddresses()));
+    try (VmdClient other = VmdClient.connect(KitClients.config(fx.cluster));
         NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), other,
             new SimpleMeterRegistry())) {
       assertThat(readBack(dir, "nbd://" + gw.address() + "/vm6", "back6.img")).isEqualTo(Files.readAllBytes(second));
@@ -166,7 +166,7 @@ class NbdFailoverTest {
     ok(dir, "nbdcopy", data.toString(), fx.uri("vm2"));
     fx.gateway.close();
     fx.client.close();
-    try (VmdClient other = VmdClient.connect(ClientConfig.of(fx.cluster.metaAddresses()));
+    try (VmdClient other = VmdClient.connect(KitClients.config(fx.cluster));
         NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), other,
             new SimpleMeterRegistry())) {
       assertThat(readBack(dir, "nbd://" + gw.address() + "/vm2", "again.img")).isEqualTo(Files.readAllBytes(data));
@@ -180,7 +180,7 @@ class NbdFailoverTest {
     Path old = randomFile(dir, "old.img", 4, 16 * (int) MIB);
     ok(dir, "nbdcopy", old.toString(), fx.uri("vm3"));
     // The namespace is handed to the destination host's gateway: its epoch moves on.
-    try (VmdClient dest = VmdClient.connect(ClientConfig.of(fx.cluster.metaAddresses()));
+    try (VmdClient dest = VmdClient.connect(KitClients.config(fx.cluster));
         NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), dest,
             new SimpleMeterRegistry())) {
       dest.namespaces().handOff("vm3", dest.ownerId());

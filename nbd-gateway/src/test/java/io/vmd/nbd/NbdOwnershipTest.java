@@ -6,7 +6,7 @@ import static io.vmd.nbd.GatewayFixture.readBack;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import io.vmd.client.ClientConfig;
+import io.vmd.client.KitClients;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
 import io.vmd.meta.ServerStatus;
@@ -43,10 +43,10 @@ class NbdOwnershipTest {
     fx.client.namespaces().create("vm1", 8 * MIB, 2);
     Path first = randomFile(dir, "first.img", 1, 8 * (int) MIB);
     ok(dir, "nbdcopy", first.toString(), fx.uri("vm1"));
-    try (VmdClient other = VmdClient.connect(ClientConfig.of(fx.cluster.metaAddresses()), "gateway");
+    try (VmdClient other = VmdClient.connect(KitClients.config(fx.cluster), "gateway");
         NbdGateway standby = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), other,
             new SimpleMeterRegistry());
-        VmdClient orchestrator = VmdClient.connect(ClientConfig.of(fx.cluster.metaAddresses()), "cli")) {
+        VmdClient orchestrator = VmdClient.connect(KitClients.config(fx.cluster), "cli")) {
       String standbyUri = "nbd://" + standby.address() + "/vm1";
       GatewayFixture.Result info = ok(dir, "nbdinfo", standbyUri);
       // Writable as offered (a migration's destination must attach its disk read-write before the
@@ -90,7 +90,7 @@ class NbdOwnershipTest {
       }
     }
     // Once the standby's gateway is gone too, a new gateway writes (it replaces a dead one as before).
-    try (VmdClient next = VmdClient.connect(ClientConfig.of(fx.cluster.metaAddresses()), "gateway");
+    try (VmdClient next = VmdClient.connect(KitClients.config(fx.cluster), "gateway");
         NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), next,
             new SimpleMeterRegistry())) {
       String uri = "nbd://" + gw.address() + "/vm1";
@@ -108,7 +108,7 @@ class NbdOwnershipTest {
     fx.gateway.close();
     fx.client.close();
     fx.cluster.freeze(1);
-    try (VmdClient next = VmdClient.connect(ClientConfig.of(fx.cluster.metaAddresses())
+    try (VmdClient next = VmdClient.connect(KitClients.config(fx.cluster)
             .withAttachWait(Duration.ofSeconds(1)).withDownAfter(Duration.ofSeconds(1)), "gateway");
         NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0)), next,
             new SimpleMeterRegistry())) {
@@ -151,7 +151,7 @@ class NbdOwnershipTest {
       fx.client.cluster().setStatus(slot, ServerStatus.REMOVED, false);
       fx.cluster.kill(0);
       assertThat(readBack(dir, uri, "after.img")).isEqualTo(Files.readAllBytes(more));
-      try (VmdClient later = VmdClient.connect(ClientConfig.of(fx.cluster.metaAddresses()))) {
+      try (VmdClient later = VmdClient.connect(KitClients.config(fx.cluster))) {
         assertThat(later.attach("vm3", false).readSync(0, 16 * 256)).isEqualTo(Files.readAllBytes(more));
       }
     }

@@ -100,7 +100,7 @@ final class GatewayCommand implements Callable<Integer> {
     VmdClient client = null;
     NbdGateway gateway;
     try {
-      warmUp.gateway(ioThreads);
+      warmUp.gateway(ioThreads, !vmd.insecure);
       readiness.notReady("connecting to the control plane");
       int threads = ioThreads > 0 ? ioThreads : Runtime.getRuntime().availableProcessors();
       client = ownerId != null ? vmd.connectAs(threads, ownerId) : vmd.connect(threads, "gateway");

@@ -87,7 +87,7 @@ final class ServerCommand implements Callable<Integer> {
     MetaServer metaVoter = null;
     VmdServer server;
     try {
-      warmUp.server(ioThreads);
+      warmUp.server(ioThreads, !vmd.insecure);
       readiness.notReady("joining the control plane");
       List<HostPort> meta = vmd.metaList();
       if (voter != null) {

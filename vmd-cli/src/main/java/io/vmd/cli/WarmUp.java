@@ -19,15 +19,15 @@ final class WarmUp {
               + "${DEFAULT-VALUE})."})
   Duration most;
 
-  void gateway(int ioThreads) {
-    run("gateway", ioThreads);
+  void gateway(int ioThreads, boolean secure) {
+    run("gateway", ioThreads, secure);
   }
 
-  void server(int ioThreads) {
-    run("server", ioThreads);
+  void server(int ioThreads, boolean secure) {
+    run("server", ioThreads, secure);
   }
 
-  private void run(String role, int ioThreads) {
+  private void run(String role, int ioThreads, boolean secure) {
     if (most.isZero() || most.isNegative()) {
       return;
     }
@@ -38,7 +38,8 @@ final class WarmUp {
     ch.qos.logback.classic.Level level = vmdLog.getLevel();
     vmdLog.setLevel(ch.qos.logback.classic.Level.ERROR);
     try {
-      SelfWarmUp.Summary w = role.equals("gateway") ? SelfWarmUp.gateway(most, threads) : SelfWarmUp.server(most, threads);
+      SelfWarmUp.Summary w = role.equals("gateway") ? SelfWarmUp.gateway(most, threads, secure)
+          : SelfWarmUp.server(most, threads, secure);
       System.err.printf(Locale.ROOT, "vmd: warmed up the %s's data path: %d requests in %.1f s%n", role, w.requests(),
           w.took().toMillis() / 1000.0);
     } catch (Exception | OutOfMemoryError e) {

@@ -50,7 +50,7 @@ class ClusterIntegrationTest {
   }
 
   private VmdClient client(MiniVmdCluster c, String placement) throws VmdException {
-    VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()).withPlacement(placement));
+    VmdClient client = VmdClient.connect(KitClients.config(c).withPlacement(placement));
     closeables.add(client);
     return client;
   }

@@ -18,14 +18,14 @@ import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import org.junit.jupiter.api.Test;
 
-/** A keyed cluster: only peers holding the key take part, both ways. */
+/** A keyed plaintext cluster (--insecure with a cluster key): only peers holding the key take part, both ways. */
 class ClusterKeyTest {
   private static final ClusterKey KEY = ClusterKey.of("correct horse battery staple".getBytes(StandardCharsets.UTF_8));
   private static final ClusterKey OTHER = ClusterKey.of("an entirely different secret".getBytes(StandardCharsets.UTF_8));
 
   @Test
   void aClientWithTheKeyReadsAndWritesOnesWithoutOrWithAnotherAreRefused() throws Exception {
-    try (MiniVmdCluster c = MiniVmdCluster.builder().servers(2, 8L << 20).clusterKey(KEY).start()) {
+    try (MiniVmdCluster c = MiniVmdCluster.builder().insecure().servers(2, 8L << 20).clusterKey(KEY).start()) {
       try (VmdClient ok = VmdClient.connect(ClientConfig.of(c.metaAddresses()).withClusterKey(KEY))) {
         ok.namespaces().create("k", 1 << 20, 2);
         Namespace ns = ok.attach("k", true);
@@ -44,8 +44,8 @@ class ClusterKeyTest {
 
   @Test
   void aClientWithTheKeyRefusesAServerThatCannotProveIt() throws Exception {
-    try (MiniVmdCluster unkeyed = MiniVmdCluster.builder().servers(1, 8L << 20).start();
-        MiniVmdCluster wrong = MiniVmdCluster.builder().servers(1, 8L << 20).clusterKey(OTHER).start()) {
+    try (MiniVmdCluster unkeyed = MiniVmdCluster.builder().insecure().servers(1, 8L << 20).start();
+        MiniVmdCluster wrong = MiniVmdCluster.builder().insecure().servers(1, 8L << 20).clusterKey(OTHER).start()) {
       assertThatThrownBy(() -> VmdClient.connect(ClientConfig.of(unkeyed.metaAddresses()).withClusterKey(KEY)))
           .hasMessageContaining("does not use a cluster key");
       assertThatThrownBy(() -> VmdClient.connect(ClientConfig.of(wrong.metaAddresses()).withClusterKey(KEY)))
@@ -55,7 +55,7 @@ class ClusterKeyTest {
 
   @Test
   void aPeerThatSkipsAuthCannotTouchPages() throws Exception {
-    try (MiniVmdCluster c = MiniVmdCluster.builder().servers(1, 8L << 20).clusterKey(KEY).start();
+    try (MiniVmdCluster c = MiniVmdCluster.builder().insecure().servers(1, 8L << 20).clusterKey(KEY).start();
         Socket s = new Socket(c.addresses().get(0).host(), c.addresses().get(0).port())) {
       DataOutputStream out = new DataOutputStream(s.getOutputStream());
       DataInputStream in = new DataInputStream(s.getInputStream());

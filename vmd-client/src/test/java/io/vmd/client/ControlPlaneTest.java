@@ -40,7 +40,7 @@ class ControlPlaneTest {
   }
 
   private VmdClient client(Duration attachWait) throws VmdException {
-    VmdClient c = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withRequestTimeout(Duration.ofSeconds(5))
+    VmdClient c = VmdClient.connect(KitClients.config(cluster).withRequestTimeout(Duration.ofSeconds(5))
         .withDownAfter(Duration.ofSeconds(1)).withAttachWait(attachWait));
     open.add(c);
     return c;
@@ -58,7 +58,7 @@ class ControlPlaneTest {
 
   /** Writes the pages through a writer that then leaves (releasing the namespace). */
   private byte[] writeAndLeave(String name, int replicas, long seed) throws Exception {
-    try (VmdClient writer = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()))) {
+    try (VmdClient writer = VmdClient.connect(KitClients.config(cluster))) {
       writer.namespaces().create(name, (long) PAGES * Pages.PAGE_SIZE, replicas);
       byte[] data = content(seed, PAGES);
       writer.attach(name, true).writeSync(0, data);
@@ -107,7 +107,7 @@ class ControlPlaneTest {
     cluster.thaw(1);
     await().atMost(Duration.ofSeconds(20)).until(() -> ns.complete() && owned.complete());
     assertThat(owned.readSync(0, PAGES)).as("every byte, the frozen server's pages included").isEqualTo(data);
-    try (VmdClient later = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()))) {
+    try (VmdClient later = VmdClient.connect(KitClients.config(cluster))) {
       assertThat(later.attach("r1", false).readSync(0, PAGES)).isEqualTo(data);
     }
   }
@@ -199,7 +199,7 @@ class ControlPlaneTest {
     owner.writeSync(8, content(10, 8));
     assertThat(owner.readSync(8, 8)).as("the owner still writes").isEqualTo(content(10, 8));
     // Leases are renewed: after several lease periods the owner still writes.
-    Thread.sleep(ClientConfig.of(cluster.metaAddresses()).lease().toMillis() * 2);
+    Thread.sleep(KitClients.config(cluster).lease().toMillis() * 2);
     owner.writeSync(16, content(11, 8));
     assertThat(b.attach("owned", VmdClient.Access.CLAIM).writable()).isFalse();
     // Once the owner lets go, the next opener writes.
@@ -246,7 +246,7 @@ class ControlPlaneTest {
     assertThat(cluster.server(0).store().pageCount(id)).isZero();
     admin.cluster().setStatus(slot, ServerStatus.REMOVED, false);
     cluster.kill(0);
-    try (VmdClient later = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()))) {
+    try (VmdClient later = VmdClient.connect(KitClients.config(cluster))) {
       Namespace ns = later.attach("idle", false);
       assertThat(ns.complete()).as("a removed server is not waited for").isTrue();
       later.attach("idle", true).release(); // a writer takes the removed server out of the set
@@ -275,7 +275,7 @@ class ControlPlaneTest {
     int id = ns.record().id();
     assertThat(cluster.server(added).store().pageCount(id)).as("the new server took new pages").isPositive();
     assertThat(c.namespaces().get("grow").holds(slot)).as("it is in the namespace's server set").isTrue();
-    try (VmdClient later = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()))) {
+    try (VmdClient later = VmdClient.connect(KitClients.config(cluster))) {
       assertThat(later.attach("grow", false).readSync(0, 8192)).isEqualTo(data);
     }
   }

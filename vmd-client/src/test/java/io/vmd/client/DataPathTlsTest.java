@@ -114,7 +114,7 @@ class DataPathTlsTest {
     byte[] page = new byte[4096];
     new Random(7).nextBytes(page);
     // The control: on a plaintext cluster the same capture finds the page, so the check can fail.
-    try (MiniVmdCluster plain = MiniVmdCluster.builder().servers(1, 16 * MIB).start()) {
+    try (MiniVmdCluster plain = MiniVmdCluster.builder().insecure().servers(1, 16 * MIB).start()) {
       assertThat(capture(plain, ClientConfig.of(plain.metaAddresses()), page, "plain")).isTrue();
     }
     try (MiniVmdCluster secure = MiniVmdCluster.builder().servers(1, 16 * MIB)

@@ -33,7 +33,7 @@ class FailoverTest {
 
   private Namespace start(Duration downAfter) throws Exception {
     cluster = MiniVmdCluster.builder().servers(3, 64L << 20).start();
-    client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withDownAfter(downAfter)
+    client = VmdClient.connect(KitClients.config(cluster).withDownAfter(downAfter)
         .withRequestTimeout(Duration.ofSeconds(5)));
     client.namespaces().create("vm1", 32L << 20, 2);
     return client.attach("vm1", true);
@@ -161,7 +161,7 @@ class FailoverTest {
   void aPersistedServerThatComesBackWithStaleCopiesAfterItsWriterLeftIsNotBelieved(@TempDir Path dir)
       throws Exception {
     cluster = MiniVmdCluster.builder().servers(3, 64L << 20).persisted(dir).start();
-    client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withRequestTimeout(Duration.ofSeconds(5)));
+    client = VmdClient.connect(KitClients.config(cluster).withRequestTimeout(Duration.ofSeconds(5)));
     client.namespaces().create("vm1", 32L << 20, 2);
     Namespace ns = client.attach("vm1", true);
     byte[] old = content(21);
@@ -179,7 +179,7 @@ class FailoverTest {
 
     cluster.restart(victim);
     assertThat(cluster.server(victim).store().pageCount(id)).as("its old copies survived the restart").isEqualTo(held);
-    client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withRequestTimeout(Duration.ofSeconds(5)));
+    client = VmdClient.connect(KitClients.config(cluster).withRequestTimeout(Duration.ofSeconds(5)));
     Namespace reader = client.attach("vm1", false);
     assertThat(reader.readSync(0, PAGES)).as("a reader sees only the newest copies").isEqualTo(current);
     for (long p = 0; p < PAGES; p++) {
@@ -211,7 +211,7 @@ class FailoverTest {
     int made = ns.rereplicate(0, PAGES).get();
     assertThat(made).as("copies made for those on the dead server").isPositive();
     client.close();
-    client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withRequestTimeout(Duration.ofSeconds(5)));
+    client = VmdClient.connect(KitClients.config(cluster).withRequestTimeout(Duration.ofSeconds(5)));
     Namespace again = client.attach("vm1", false);
     for (long p = 0; p < PAGES; p++) {
       assertThat(again.locations().get(p, 0)).as("page %d keeps two copies", p).isNotNegative();

@@ -17,7 +17,7 @@ class ReadRetryTest {
   @Test
   void aReadAsksEveryReplicaOnceBeforeItGivesUp() throws Exception {
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(3, 16 << 20).start();
-         VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()))) {
+         VmdClient client = VmdClient.connect(KitClients.config(c))) {
       client.namespaces().create("r3", 1 << 20, 3);
       Namespace ns = client.attach("r3", true);
       byte[] page = new byte[4096];
@@ -52,7 +52,7 @@ class ReadRetryTest {
   @Test
   void readsOfAReplicatedNamespaceUseEveryCopy() throws Exception {
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(2, 16 << 20).start();
-         VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()))) {
+         VmdClient client = VmdClient.connect(KitClients.config(c))) {
       client.namespaces().create("r2", 4 << 20, 2);
       Namespace ns = client.attach("r2", true);
       int pages = 8 * Namespace.PLACEMENT_RUN;
@@ -74,8 +74,12 @@ class ReadRetryTest {
 
   @Test
   void aNamespaceLargerThanPageIndicesCanAddressIsRefusedAtCreate() throws Exception {
+    // Unsealed, the page index's own bound; sealed, 32 TiB (index and stamp make each page's nonce).
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(1, 1 << 20).start();
-         VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()))) {
+         VmdClient sealed = VmdClient.connect(KitClients.config(c));
+         VmdClient client = VmdClient.connect(KitClients.config(c).withSealKey(null))) {
+      assertThatThrownBy(() -> sealed.namespaces().create("huge-sealed", 64L << 40, 1))
+          .isInstanceOf(VmdException.class).hasMessageContaining("32 TiB");
       assertThatThrownBy(() -> client.namespaces().create("huge", 1L << 50, 1)).isInstanceOf(VmdException.class)
           .satisfies(e -> assertThat(((VmdException) e).code()).isEqualTo(ErrorCode.BAD_REQUEST))
           .hasMessageContaining("256 TiB");

@@ -65,7 +65,7 @@ class SealedPagesTest {
   @Test
   void serversHoldOnlyCiphertextAndEveryBadCopyIsRefused() throws Exception {
     try (MiniVmdCluster cluster = MiniVmdCluster.builder().servers(2, 16 * MIB).start();
-        VmdClient client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withSealKey(sealKey()))) {
+        VmdClient client = VmdClient.connect(KitClients.config(cluster).withSealKey(sealKey()))) {
       assertThat(client.namespaces().create("sealed", 4 * MIB, 2).sealed()).isTrue();
       Namespace ns = client.attach("sealed", VmdClient.Access.CLAIM);
       int id = ns.record().id();
@@ -113,9 +113,9 @@ class SealedPagesTest {
   @Test
   void withoutTheSealKeyASealedNamespaceDoesNotOpen() throws Exception {
     try (MiniVmdCluster cluster = MiniVmdCluster.builder().servers(1, 16 * MIB).start();
-        VmdClient admin = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withSealKey(sealKey()));
-        VmdClient keyless = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()));
-        VmdClient otherKey = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withSealKey(sealKey()))) {
+        VmdClient admin = VmdClient.connect(KitClients.config(cluster).withSealKey(sealKey()));
+        VmdClient keyless = VmdClient.connect(KitClients.config(cluster).withSealKey(null));
+        VmdClient otherKey = VmdClient.connect(KitClients.config(cluster).withSealKey(sealKey()))) {
       admin.namespaces().create("locked", MIB, 1);
       for (VmdClient c : new VmdClient[] {keyless, otherKey}) {
         assertThatThrownBy(() -> c.attach("locked", VmdClient.Access.CLAIM)).isInstanceOfSatisfying(
@@ -137,7 +137,7 @@ class SealedPagesTest {
   private boolean plaintextOnDisk(byte[] sealKey, byte[] data, Path root) throws Exception {
     try (MiniVmdCluster cluster = MiniVmdCluster.builder().servers(1, 16 * MIB).store("chronicle").persisted(root)
         .start();
-        VmdClient c = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withSealKey(sealKey))) {
+        VmdClient c = VmdClient.connect(KitClients.config(cluster).withSealKey(sealKey))) {
       c.namespaces().create("disk", 4 * MIB, 1);
       c.attach("disk", VmdClient.Access.CLAIM).writeSync(3, data);
     }

@@ -38,7 +38,7 @@ class ServerConnectionTest {
   @Test
   void aReplyHandlerThatThrowsFailsItsRequestInsteadOfLeavingItWaiting() throws Exception {
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(1, 1 << 20).start();
-         VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()))) {
+         VmdClient client = VmdClient.connect(KitClients.config(c))) {
       ServerConnection conn = client.membership().connection(c.slot(0));
       CompletableFuture<VmdException> failed = new CompletableFuture<>();
       long id = conn.nextId();
@@ -117,7 +117,7 @@ class ServerConnectionTest {
   @Test
   void everyRequestSentAsTheConnectionClosesEnds() throws Exception {
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(1, 1 << 20).start();
-         VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()))) {
+         VmdClient client = VmdClient.connect(KitClients.config(c))) {
       for (int round = 0; round < 5; round++) {
         org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(15)).ignoreExceptions()
             .until(() -> client.membership().connection(c.slot(0)).active());
@@ -155,7 +155,7 @@ class ServerConnectionTest {
   void aFrozenServerGetsItsRequestsQueuedUpToTheBoundThenRefused() throws Exception {
     long bound = 8 << 20;
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(1, 256L << 20).start();
-         VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()).withMaxQueuedBytes(bound)
+         VmdClient client = VmdClient.connect(KitClients.config(c).withMaxQueuedBytes(bound)
              .withDownAfter(Duration.ofSeconds(60)).withRequestTimeout(Duration.ofSeconds(8)))) {
       client.namespaces().create("q", 256L << 20, 1);
       Namespace ns = client.attach("q", true);
@@ -202,7 +202,7 @@ class ServerConnectionTest {
   @Test
   void aCallbackThatThrowsAfterItsRequestWasRecycledDoesNotFailTheNextUser() throws Exception {
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(1, 1 << 20).start();
-         VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()))) {
+         VmdClient client = VmdClient.connect(KitClients.config(c))) {
       ServerConnection conn = client.membership().connection(c.slot(0));
       CompletableFuture<String> second = new CompletableFuture<>();
       // One object, used for two requests in turn, as a pool would hand it out.

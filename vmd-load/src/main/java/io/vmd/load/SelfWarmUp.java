@@ -5,11 +5,13 @@ import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vmd.client.ClientConfig;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
+import io.vmd.common.tls.Role;
 import io.vmd.nbd.GatewayConfig;
 import io.vmd.nbd.NbdGateway;
 import io.vmd.server.LocalCluster;
 import java.lang.management.CompilationMXBean;
 import java.lang.management.ManagementFactory;
+import java.security.SecureRandom;
 import java.time.Duration;
 
 /**
@@ -22,6 +24,8 @@ import java.time.Duration;
  * <p>Nothing outside this JVM is touched: a private control plane, two in-memory servers and (for a
  * gateway) a private NBD gateway on ephemeral loopback ports, torn down afterwards. The load is the
  * benchmark's: 4 KiB random 70/30 at depth 32, 1 MiB sequential writes and reads, 4 KiB at depth 1.
+ * A role that runs secure warms up secure (TLS with a CA made for the warm-up, sealed pages), so the
+ * code its traffic takes is the code compiled.
  */
 public final class SelfWarmUp {
   private static final long STORE = 96L << 20;
@@ -43,22 +47,23 @@ public final class SelfWarmUp {
    *
    * @param load the most time spent driving load (start-up and tear-down of the private cluster come on top)
    */
-  public static Summary gateway(Duration load, int ioThreads) throws Exception {
-    return run(load, ioThreads, true);
+  public static Summary gateway(Duration load, int ioThreads, boolean secure) throws Exception {
+    return run(load, ioThreads, true, secure);
   }
 
   /** Warms a server's path: page frames in, the page store, replies out (with the client's path beside). */
-  public static Summary server(Duration load, int ioThreads) throws Exception {
-    return run(load, ioThreads, false);
+  public static Summary server(Duration load, int ioThreads, boolean secure) throws Exception {
+    return run(load, ioThreads, false, secure);
   }
 
-  private static Summary run(Duration load, int ioThreads, boolean viaNbd) throws Exception {
+  private static Summary run(Duration load, int ioThreads, boolean viaNbd, boolean secure) throws Exception {
     long start = System.nanoTime();
     long requests = 0;
     // Two servers and both replication factors: with one server or one copy, branches of placement and
     // fan-out never run, and the real traffic's first page would throw the compiled code away again.
-    try (LocalCluster cluster = LocalCluster.builder().servers(2, STORE).start();
-        VmdClient client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withIoThreads(ioThreads))) {
+    LocalCluster.Builder<LocalCluster> builder = LocalCluster.builder().servers(2, STORE);
+    try (LocalCluster cluster = (secure ? builder.privateCa() : builder.insecure()).start();
+        VmdClient client = VmdClient.connect(clientConfig(cluster, ioThreads))) {
       client.namespaces().create(SINGLE, REGION, 1);
       client.namespaces().create(DOUBLE, REGION, 2);
       NbdGateway gateway = viaNbd
@@ -113,5 +118,15 @@ public final class SelfWarmUp {
       }
     }
     return new Summary(requests, Duration.ofNanos(System.nanoTime() - start));
+  }
+
+  private static ClientConfig clientConfig(LocalCluster cluster, int ioThreads) {
+    ClientConfig config = ClientConfig.of(cluster.metaAddresses()).withIoThreads(ioThreads);
+    if (cluster.tls() == null) {
+      return config;
+    }
+    byte[] sealKey = new byte[32];
+    new SecureRandom().nextBytes(sealKey);
+    return config.withTls(cluster.clientTls("warm-up", Role.ADMIN)).withSealKey(sealKey);
   }
 }

@@ -6,7 +6,10 @@ import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vmd.common.ClusterKey;
 import io.vmd.common.HostPort;
+import io.vmd.common.tls.CertificateAuthority;
 import io.vmd.common.tls.ClusterTls;
+import io.vmd.common.tls.Identity;
+import io.vmd.common.tls.Role;
 import io.vmd.meta.FreePorts;
 import io.vmd.meta.MetaConfig;
 import io.vmd.meta.MetaServer;
@@ -29,6 +32,8 @@ import java.util.stream.Stream;
  * on it through the package-private accessors below.
  */
 public final class LocalCluster implements AutoCloseable {
+  /** How long a private CA's certificates last: longer than any run of a warm-up or a test. */
+  private static final Duration PRIVATE_CA_LIFETIME = Duration.ofDays(1);
   private final List<ServerConfig> configs = new ArrayList<>();
   private final List<MetaServer> metas = new ArrayList<>();
   private final List<MetaConfig> metaConfigs = new ArrayList<>();
@@ -37,6 +42,9 @@ public final class LocalCluster implements AutoCloseable {
   private final List<VmdServer> servers = new ArrayList<>();
   private final List<PrometheusMeterRegistry> registries = new ArrayList<>();
   private PrometheusMeterRegistry shared;
+  private ClusterTls tls;
+  private CertificateAuthority privateCa;
+  private String clusterName;
 
   private LocalCluster() {}
 
@@ -70,6 +78,28 @@ public final class LocalCluster implements AutoCloseable {
   /** The voters as the {@code --meta} flag takes them. */
   public String metaFlag() {
     return metaAddresses().stream().map(HostPort::toString).collect(Collectors.joining(","));
+  }
+
+  /** The node certificate every voter and server speaks TLS with; null when built {@code insecure()}. */
+  public ClusterTls tls() {
+    return tls;
+  }
+
+  /**
+   * A client certificate of {@code role} named {@code name}, signed by the cluster's own CA (a cluster
+   * built with {@code privateCa()}): what a client of this cluster, and of no other, connects with.
+   */
+  public ClusterTls clientTls(String name, Role role) {
+    if (privateCa == null) {
+      throw new IllegalStateException("this cluster was not built with its own CA (privateCa())");
+    }
+    CertificateAuthority.Issued c = privateCa.issueClient(new Identity(name, role), PRIVATE_CA_LIFETIME);
+    return ClusterTls.of(privateCa.certificate(), c.certificate(), c.key());
+  }
+
+  /** The cluster's name (what clients are told with {@code withCluster}). */
+  public String clusterName() {
+    return clusterName;
   }
 
   // ---------------------------------------------------------------- for the test kit
@@ -173,6 +203,8 @@ public final class LocalCluster implements AutoCloseable {
     private Path metaDir;
     private HostPort metaListen;
     private ClusterTls tls;
+    private boolean insecure;
+    private CertificateAuthority privateCa;
 
     private Builder(Function<LocalCluster, C> wrap) {
       this.wrap = wrap;
@@ -200,6 +232,30 @@ public final class LocalCluster implements AutoCloseable {
     /** Every voter and server speaks mutual TLS with this node certificate, and voters take only signed commands. */
     public Builder<C> tls(ClusterTls nodeTls) {
       this.tls = nodeTls;
+      this.privateCa = null;
+      this.insecure = false;
+      return this;
+    }
+
+    /**
+     * Mutual TLS with a CA made for this cluster alone, in memory, whose keys die with it; clients get
+     * certificates from {@link LocalCluster#clientTls}. For a warm-up or a test: nobody else can join.
+     */
+    public Builder<C> privateCa() {
+      this.privateCa = CertificateAuthority.create(PRIVATE_CA_LIFETIME);
+      this.insecure = false;
+      this.tls = null;
+      return this;
+    }
+
+    /**
+     * Plaintext links and unsigned commands: anyone who reaches a port is an admin. Never the default:
+     * a cluster is given either this or {@link #tls}, as every role is given --certs-dir or --insecure.
+     */
+    public Builder<C> insecure() {
+      this.tls = null;
+      this.privateCa = null;
+      this.insecure = true;
       return this;
     }
 
@@ -257,8 +313,23 @@ public final class LocalCluster implements AutoCloseable {
     }
 
     public C start() throws InterruptedException {
+      if (privateCa != null) {
+        List<String> hosts = new ArrayList<>(List.of("127.0.0.1", "localhost"));
+        if (!hosts.contains(host)) {
+          hosts.add(0, host);
+        }
+        CertificateAuthority.Issued node = privateCa.issueNode(hosts, PRIVATE_CA_LIFETIME);
+        tls = ClusterTls.of(privateCa.certificate(), node.certificate(), node.key());
+      }
+      if (tls == null && !insecure) {
+        throw new IllegalStateException("a cluster needs a node certificate (tls), its own CA (privateCa())"
+            + " or an explicit insecure()");
+      }
       LocalCluster c = new LocalCluster();
       c.shared = sharedRegistry;
+      c.tls = tls;
+      c.privateCa = privateCa;
+      c.clusterName = cluster;
       try {
         if (metaDir != null) {
           c.metaRoot = metaDir;

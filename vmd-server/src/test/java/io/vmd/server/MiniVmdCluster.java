@@ -2,7 +2,10 @@ package io.vmd.server;
 
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vmd.common.HostPort;
+import io.vmd.common.tls.ClusterTls;
+import io.vmd.common.tls.Role;
 import io.vmd.meta.MetaServer;
+import java.security.SecureRandom;
 import java.util.List;
 
 /**
@@ -12,17 +15,43 @@ import java.util.List;
  * is persisted; an in-memory one comes back as a new member), {@link #freeze} hangs it,
  * {@link #killMeta} and {@link #restartMeta} do the same to a voter. Published in vmd-server's
  * test-jar for every module's tests.
+ *
+ * <p>Secure by default, as a deployed cluster: mutual TLS under a CA of its own, and a seal key for its
+ * clients ({@code KitClients} in vmd-client's test-jar makes their configuration). A test that needs the
+ * plaintext path says so with the builder's {@code insecure()}.
  */
 public final class MiniVmdCluster implements AutoCloseable {
   private final LocalCluster cluster;
+  private final byte[] sealKey;
 
   private MiniVmdCluster(LocalCluster cluster) {
     this.cluster = cluster;
+    this.sealKey = new byte[32];
+    new SecureRandom().nextBytes(sealKey);
   }
 
-  /** {@link LocalCluster}'s builder, whose {@code start()} gives a cluster with fault injection. */
+  /** {@link LocalCluster}'s builder, with the cluster's own CA, whose {@code start()} gives a cluster with fault injection. */
   public static LocalCluster.Builder<MiniVmdCluster> builder() {
-    return LocalCluster.builder(MiniVmdCluster::new);
+    return LocalCluster.<MiniVmdCluster>builder(MiniVmdCluster::new).privateCa();
+  }
+
+  /** Whether links are TLS (the default) rather than plaintext ({@code insecure()}). */
+  public boolean secure() {
+    return cluster.tls() != null;
+  }
+
+  /** A client certificate of the cluster's CA (its clients' way in when {@link #secure}). */
+  public ClusterTls clientTls(String name, Role role) {
+    return cluster.clientTls(name, role);
+  }
+
+  /** The seal key the kit's clients seal pages under (a copy). */
+  public byte[] sealKey() {
+    return sealKey.clone();
+  }
+
+  public String clusterName() {
+    return cluster.clusterName();
   }
 
   /** The cluster as {@code vmd up} runs it (for code that takes one). */

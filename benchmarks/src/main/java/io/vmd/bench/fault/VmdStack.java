@@ -27,7 +27,7 @@ final class VmdStack implements Target {
   }
 
   static VmdStack start(long region, int replicas, boolean viaNbd) throws Exception {
-    LocalCluster cluster = LocalCluster.builder().servers(2, region).start();
+    LocalCluster cluster = LocalCluster.builder().servers(2, region).insecure().start();
     VmdClient client = null;
     try {
       client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withIoThreads(Runtime.getRuntime().availableProcessors()));

@@ -55,7 +55,7 @@ public class NbdPathBenchmark {
 
   @Setup(Level.Trial)
   public void start() throws Exception {
-    cluster = LocalCluster.builder().servers(2, 256L << 20).start();
+    cluster = LocalCluster.builder().servers(2, 256L << 20).insecure().start();
     client = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()).withIoThreads(2));
     client.namespaces().create("bench", (long) PAGES * 4096, 1);
     gateway = NbdGateway.start(new GatewayConfig(new HostPort("127.0.0.1", 0), "bench"), client, new SimpleMeterRegistry());

@@ -61,7 +61,7 @@ public final class MetaBench {
 
   public void run() throws Exception {
     Path dir = Files.createTempDirectory("vmd-bench-meta");
-    try (LocalCluster cluster = LocalCluster.builder().servers(3, 64L << 20).metaVoters(voters).metaDir(dir)
+    try (LocalCluster cluster = LocalCluster.builder().servers(3, 64L << 20).metaVoters(voters).metaDir(dir).insecure()
         .start(); MetaClient meta = MetaClient.connect("vmd", cluster.metaAddresses())) {
       progress.printf("[meta] %d voter(s) on %s, 3 servers%n", voters, cluster.metaAddresses());
       int fake = members - 3;

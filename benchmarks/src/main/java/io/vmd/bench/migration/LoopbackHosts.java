@@ -34,7 +34,7 @@ final class LoopbackHosts implements GuestHosts {
 
   /** Two memory servers of {@code serverBytes} each, and a gateway per side. */
   static LoopbackHosts start(long serverBytes) throws Exception {
-    LocalCluster cluster = LocalCluster.builder().servers(2, serverBytes).start();
+    LocalCluster cluster = LocalCluster.builder().servers(2, serverBytes).insecure().start();
     VmdClient sourceHost = null;
     VmdClient destHost = null;
     VmdClient orchestrator = null;

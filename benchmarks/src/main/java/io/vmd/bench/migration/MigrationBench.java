@@ -62,7 +62,7 @@ public final class MigrationBench {
     // the destination's own, a fifth spare; slab servers take memory only as pages arrive.
     long perServer = Math.max(64L << 20, o.memoryBytes() * (o.guests() + 1) * 6 / 5 / 3);
     Map<Policy, Outcome> results = new LinkedHashMap<>();
-    try (LocalCluster cluster = LocalCluster.builder().servers(3, perServer).start();
+    try (LocalCluster cluster = LocalCluster.builder().servers(3, perServer).insecure().start();
         VmdClient source = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()));
         VmdClient destination = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()))) {
       int i = 0;

@@ -2,7 +2,7 @@ package io.vmd.migration.engine;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.vmd.client.ClientConfig;
+import io.vmd.client.KitClients;
 import io.vmd.client.VmdClient;
 import io.vmd.migration.experiment.MigrationExperiment;
 import io.vmd.migration.experiment.MigrationExperiment.Outcome;
@@ -31,8 +31,8 @@ class MigrationEngineTest {
   @BeforeAll
   static void cluster() throws Exception {
     cluster = MiniVmdCluster.builder().servers(3, 64L << 20).start();
-    sourceHost = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()));
-    destinationHost = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()));
+    sourceHost = VmdClient.connect(KitClients.config(cluster));
+    destinationHost = VmdClient.connect(KitClients.config(cluster));
   }
 
   @AfterAll

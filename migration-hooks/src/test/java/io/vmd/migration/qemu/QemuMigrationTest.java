@@ -4,7 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import io.vmd.client.ClientConfig;
+import io.vmd.client.KitClients;
 import io.vmd.client.VmdClient;
 import io.vmd.common.NbdEndpoint;
 import io.vmd.common.tls.CertificateAuthority;
@@ -53,12 +53,12 @@ class QemuMigrationTest {
   void agileAndPostCopyEndWithEveryPageCorrectAndMoveFarLessThanPreCopyWithoutVmd() throws Exception {
     lab = QemuVmTest.vmlab();
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(2, 512 * MIB).start();
-         VmdClient sourceHost = VmdClient.connect(ClientConfig.of(c.metaAddresses()));
+         VmdClient sourceHost = VmdClient.connect(KitClients.config(c));
          // Each host's QEMUs reach its gateway through a Unix socket, as the host agent serves them.
          NbdGateway sourceGw = unixGateway(sourceHost, "source");
-         VmdClient destHost = VmdClient.connect(ClientConfig.of(c.metaAddresses()), "gateway");
+         VmdClient destHost = VmdClient.connect(KitClients.config(c), "gateway");
          NbdGateway destinationGw = unixGateway(destHost, "destination");
-         VmdClient cli = VmdClient.connect(ClientConfig.of(c.metaAddresses()), "cli")) {
+         VmdClient cli = VmdClient.connect(KitClients.config(c), "cli")) {
       client = sourceHost;
       gw = sourceGw;
       destClient = destHost;

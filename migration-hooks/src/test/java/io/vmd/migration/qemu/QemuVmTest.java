@@ -4,7 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import io.vmd.client.ClientConfig;
+import io.vmd.client.KitClients;
 import io.vmd.client.VmdClient;
 import io.vmd.common.HostPort;
 import io.vmd.common.NbdEndpoint;
@@ -56,7 +56,7 @@ class QemuVmTest {
     Files.copy(certs.clientCert("wss-qemu"), creds.resolve("client-cert.pem"));
     Files.copy(certs.clientKey("wss-qemu"), creds.resolve("client-key.pem"));
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(2, 512 * MIB).start();
-         VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()));
+         VmdClient client = VmdClient.connect(KitClients.config(c));
          NbdGateway gw = NbdGateway.start(GatewayConfig.of(new HostPort("127.0.0.1", 0))
              .withTls(certs.nodeCert(), certs.nodeKey()).withVerifyPeer(certs.caCert()), client,
              new SimpleMeterRegistry())) {

@@ -5,7 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
-import io.vmd.client.ClientConfig;
+import io.vmd.client.KitClients;
 import io.vmd.client.Namespace;
 import io.vmd.client.VmdClient;
 import io.vmd.client.VmdException;
@@ -27,8 +27,8 @@ class SwapPageSourceTest {
   @BeforeEach
   void start() throws Exception {
     cluster = MiniVmdCluster.builder().servers(3, 64L << 20).start();
-    source = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()));
-    destination = VmdClient.connect(ClientConfig.of(cluster.metaAddresses()));
+    source = VmdClient.connect(KitClients.config(cluster));
+    destination = VmdClient.connect(KitClients.config(cluster));
     source.namespaces().create("vm1-swap", 16L << 20, 1);
     swap = source.attach("vm1-swap", true);
   }

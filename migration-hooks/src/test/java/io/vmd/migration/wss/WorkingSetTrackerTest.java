@@ -3,7 +3,7 @@ package io.vmd.migration.wss;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
-import io.vmd.client.ClientConfig;
+import io.vmd.client.KitClients;
 import io.vmd.client.VmdClient;
 import io.vmd.migration.guest.DirtyRateWorkload;
 import io.vmd.migration.guest.EmulatedGuest;
@@ -84,7 +84,7 @@ class WorkingSetTrackerTest {
     int pages = 4096;
     int wss = 1024;
     try (MiniVmdCluster c = MiniVmdCluster.builder().servers(2, 64L << 20).start();
-        VmdClient client = VmdClient.connect(ClientConfig.of(c.metaAddresses()))) {
+        VmdClient client = VmdClient.connect(KitClients.config(c))) {
       client.namespaces().create("wss-swap", (long) pages * 4096, 1);
       EmulatedGuest g = EmulatedGuest.booted(pages, pages, client.attach("wss-swap", true));
       // The program reads and writes uniformly over 1024 pages at 6000 ops/s.
