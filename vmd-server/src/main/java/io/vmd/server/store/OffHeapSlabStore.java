@@ -5,6 +5,8 @@ import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.UnpooledByteBufAllocator;
 import io.vmd.common.PageCopy;
 import io.vmd.protocol.Pages;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.util.Arrays;
 import java.util.BitSet;
 import java.util.concurrent.locks.StampedLock;
@@ -24,6 +26,14 @@ import java.util.concurrent.locks.StampedLock;
  * <p>One {@link StampedLock}: reads share it, writes are exclusive. That makes a batch write
  * all-or-nothing with respect to space without any undo, and a store operation is a few hundred
  * nanoseconds, far below the network round trip around it.
+ *
+ * <p>{@link #readPinned} lends a page's slot to a reply that is sent straight from it. Until the reply
+ * lets go ({@link PinnedPages#unpin}), the slot is never written or reused: a page overwritten
+ * meanwhile moves to a fresh slot, a deleted one leaves the index at once, and either way the old
+ * slot is <em>retired</em> and freed by its last unpin. So a reply carries the bytes the page had when
+ * it was read, never those of a page (of any namespace) written later. Pins are counted per slot
+ * without the lock; the count's top bit marks a retired slot, so that retiring (under the write lock)
+ * and the last unpin (on the replying thread) agree on who frees it.
  */
 public final class OffHeapSlabStore implements PageStore {
   static final int CHUNK_SLOTS = 256;
@@ -32,6 +42,9 @@ public final class OffHeapSlabStore implements PageStore {
   private static final long NO_KEY = -1;
   /** Slots one listing call looks at before it returns, found or not: the lock is held that long. */
   private static final int SCAN_PER_CALL = 1 << 16;
+  /** A pin count's top bit: the slot left the index while pinned; its last unpin frees it. */
+  private static final int RETIRED = 1 << 31;
+  private static final VarHandle PINS = MethodHandles.arrayElementVarHandle(int[].class);
 
   private final long capacityPages;
   private final ByteBufAllocator alloc;
@@ -44,6 +57,8 @@ public final class OffHeapSlabStore implements PageStore {
   private final byte[][] chunkTags;
   /** The key stored in each slot ({@link #NO_KEY} when free): listings walk slots, which never move. */
   private final long[][] chunkKeys;
+  /** Pins of each slot by replies in flight (see {@link #readPinned}), with the RETIRED bit. */
+  private final int[][] chunkPins;
   private final int[] chunkLive;
   private final int[] chunkFreeHead;
   private final int[] chunkBump;
@@ -52,6 +67,8 @@ public final class OffHeapSlabStore implements PageStore {
   private final NamespacePageCounts perNamespace = new NamespacePageCounts();
   private int emptyChunks;
   private long used;
+  /** Slots out of the index but still pinned: they hold memory until their last unpin. */
+  private long retired;
   private boolean closed;
 
   public OffHeapSlabStore(long capacityBytes) {
@@ -80,6 +97,7 @@ public final class OffHeapSlabStore implements PageStore {
     chunkStamps = new long[n][];
     chunkTags = new byte[n][];
     chunkKeys = new long[n][];
+    chunkPins = new int[n][];
     chunkLive = new int[n];
     chunkFreeHead = new int[n];
     chunkBump = new int[n];
@@ -99,11 +117,12 @@ public final class OffHeapSlabStore implements PageStore {
       checkOpen();
       long fresh = 0;
       for (int i = 0; i < count; i++) {
-        if (index.get(PageStore.key(namespace, firstPage + i)) == LongIntIndex.MISSING) {
-          fresh++;
+        int slot = index.get(PageStore.key(namespace, firstPage + i));
+        if (slot == LongIntIndex.MISSING || pins(slot) != 0) {
+          fresh++; // a pinned page is written to a new slot (pins only fall meanwhile: an upper bound)
         }
       }
-      if (used + fresh > capacityPages) {
+      if (used + retired + fresh > capacityPages) {
         return false;
       }
       int srcIndex = src.readerIndex();
@@ -117,6 +136,12 @@ public final class OffHeapSlabStore implements PageStore {
           chunkKeys[slot / CHUNK_SLOTS][slot % CHUNK_SLOTS] = key;
           used++;
           perNamespace.add(namespace, 1);
+        } else if (retire(slot)) {
+          // A reply is sending the old bytes from this slot: the new ones go elsewhere.
+          chunkKeys[slot / CHUNK_SLOTS][slot % CHUNK_SLOTS] = NO_KEY;
+          slot = allocateSlot();
+          index.put(key, slot);
+          chunkKeys[slot / CHUNK_SLOTS][slot % CHUNK_SLOTS] = key;
         }
         PageCopy.copy(src, srcIndex, chunks[slot / CHUNK_SLOTS], offset(slot), Pages.PAGE_SIZE);
         chunkStamps[slot / CHUNK_SLOTS][slot % CHUNK_SLOTS] = version;
@@ -154,6 +179,87 @@ public final class OffHeapSlabStore implements PageStore {
       return chunkStamps[slot / CHUNK_SLOTS][slot % CHUNK_SLOTS];
     } finally {
       lock.unlockRead(stamp);
+    }
+  }
+
+  @Override
+  public boolean pins() {
+    return true;
+  }
+
+  /**
+   * Adds the page to {@code reply} as a view of its slot, pinned until the reply's
+   * {@link PinnedPages#unpin}; returns its stamp, or {@link #NO_STAMP} (nothing added) when it was
+   * never written. Unsealed pages only: a sealed reply interleaves tags, and is copied.
+   */
+  @Override
+  public long readPinned(int namespace, long page, PinnedPages reply) {
+    long stamp = lock.readLock();
+    try {
+      checkOpen();
+      int slot = index.get(PageStore.key(namespace, page));
+      if (slot == LongIntIndex.MISSING) {
+        return NO_STAMP;
+      }
+      int c = slot / CHUNK_SLOTS;
+      PINS.getAndAdd(chunkPins[c], slot % CHUNK_SLOTS, 1);
+      reply.add(this, slot, chunks[c], offset(slot));
+      return chunkStamps[c][slot % CHUNK_SLOTS];
+    } finally {
+      lock.unlockRead(stamp);
+    }
+  }
+
+  /** A reply lets go of {@code slot}; the last pin of a retired slot frees it. */
+  void unpin(int slot) {
+    int left = (int) PINS.getAndAdd(chunkPins[slot / CHUNK_SLOTS], slot % CHUNK_SLOTS, -1) - 1;
+    if (left != RETIRED) {
+      return;
+    }
+    long stamp = lock.writeLock();
+    try {
+      if (closed) {
+        return;
+      }
+      PINS.setVolatile(chunkPins[slot / CHUNK_SLOTS], slot % CHUNK_SLOTS, 0);
+      retired--;
+      freeSlot(slot);
+    } finally {
+      lock.unlockWrite(stamp);
+    }
+  }
+
+  /** Slots retired while pinned and not yet freed (for tests). */
+  long retiredSlots() {
+    long stamp = lock.readLock();
+    try {
+      return retired;
+    } finally {
+      lock.unlockRead(stamp);
+    }
+  }
+
+  private int pins(int slot) {
+    return (int) PINS.getVolatile(chunkPins[slot / CHUNK_SLOTS], slot % CHUNK_SLOTS);
+  }
+
+  /**
+   * Under the write lock: when {@code slot} is pinned, marks it retired (its last unpin frees it) and
+   * returns true; when not, returns false and the caller may reuse or free it at once (no new pin can
+   * come while the write lock is held).
+   */
+  private boolean retire(int slot) {
+    int[] pins = chunkPins[slot / CHUNK_SLOTS];
+    int i = slot % CHUNK_SLOTS;
+    for (;;) {
+      int n = (int) PINS.getVolatile(pins, i);
+      if (n == 0) {
+        return false;
+      }
+      if (PINS.compareAndSet(pins, i, n, n | RETIRED)) {
+        retired++;
+        return true;
+      }
     }
   }
 
@@ -254,7 +360,11 @@ public final class OffHeapSlabStore implements PageStore {
     if (slot == LongIntIndex.MISSING) {
       return 0;
     }
-    freeSlot(slot);
+    if (retire(slot)) {
+      chunkKeys[slot / CHUNK_SLOTS][slot % CHUNK_SLOTS] = NO_KEY;
+    } else {
+      freeSlot(slot);
+    }
     used--;
     perNamespace.add(namespace, -1);
     return 1;
@@ -342,6 +452,7 @@ public final class OffHeapSlabStore implements PageStore {
       chunkTags[c] = new byte[CHUNK_SLOTS * TAG_SIZE];
       chunkKeys[c] = new long[CHUNK_SLOTS];
       Arrays.fill(chunkKeys[c], NO_KEY);
+      chunkPins[c] = new int[CHUNK_SLOTS];
       chunksAllocated.set(c);
       chunksWithRoom.set(c);
       emptyChunks++;
@@ -378,6 +489,7 @@ public final class OffHeapSlabStore implements PageStore {
         chunkStamps[c] = null;
         chunkTags[c] = null;
         chunkKeys[c] = null;
+        chunkPins[c] = null; // no slot of an empty chunk is pinned: pinned slots count as live
         chunksAllocated.clear(c);
         chunksWithRoom.clear(c);
         chunkFreeHead[c] = NONE;

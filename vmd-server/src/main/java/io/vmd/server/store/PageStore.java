@@ -46,6 +46,20 @@ public interface PageStore extends AutoCloseable {
     return read(namespace, page, dst, false);
   }
 
+  /** Whether this engine lends pages to replies ({@link #readPinned}) instead of copying them. */
+  default boolean pins() {
+    return false;
+  }
+
+  /**
+   * Adds the (unsealed) page to {@code reply} as a view of the store's own memory, which stays as it
+   * is until the reply is unpinned; returns its stamp, or {@link #NO_STAMP} when it was never written.
+   * Only for engines whose {@link #pins} is true.
+   */
+  default long readPinned(int namespace, long page, PinnedPages reply) {
+    throw new UnsupportedOperationException(engine() + " pages are copied, not lent");
+  }
+
   boolean contains(int namespace, long page);
 
   /** Deletes the pages of the range that exist; returns how many did. */
