@@ -254,6 +254,13 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
     ctx.write(out, ctx.voidPromise());
   }
 
+  /**
+   * GETs of at least this many pages are answered from the store's slots: below it, copying the pages
+   * costs less than the reply's views, promise and listener (4 KiB random reads at depth 32 lost 10 %
+   * of their IOPS when every GET was lent).
+   */
+  static final int LEND_FROM_PAGES = 8;
+
   /** Stamps of one stamped GET, kept per connection (re-replication asks often, one frame at a time). */
   private long[] stampScratch;
 
@@ -275,7 +282,7 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
     boolean stamps = (Frame.flags(f) & Frame.FLAG_STAMPS) != 0;
     boolean sealed = (Frame.flags(f) & Frame.FLAG_SEALED) != 0;
     int flags = Frame.flags(f) & (Frame.FLAG_STAMPS | Frame.FLAG_SEALED);
-    if (!sealed && store.pins()) {
+    if (!sealed && count >= LEND_FROM_PAGES && store.pins()) {
       getPinned(ctx, f, ns, first, count, flags);
       return;
     }
