@@ -72,10 +72,13 @@ public final class SelfWarmUp {
           : null;
       Driver[] drivers = new Driver[2];
       try {
+        // Through the gateway, one connection with structured replies (QEMU, libnbd) and one with
+        // simple ones (the kernel): warmed with simple replies alone, the gateway compiled its
+        // structured-reply path, and threw away code that had never seen it, under its first QEMU.
         String[] names = {SINGLE, DOUBLE};
         for (int i = 0; i < 2; i++) {
           drivers[i] = viaNbd
-              ? new NbdLoadClient("127.0.0.1", gateway.address().port(), names[i])
+              ? new NbdLoadClient("127.0.0.1", gateway.address().port(), names[i], i == 0)
               : new DirectDriver(client.attach(names[i], true));
           drivers[i].fill(REGION);
           requests += REGION >> 20;
