@@ -63,10 +63,20 @@ class ClusterIntegrationTest {
 
   @Test
   void pagesWrittenByOneClientReadBackByteExactThroughALaterClient() throws Exception {
+    writeAndReadBackByteExact(MiniVmdCluster.builder());
+  }
+
+  /** Plaintext and unsealed, runs of 8 pages or more are sent straight from the servers' slots. */
+  @Test
+  void plaintextPagesLentByTheServersReadBackByteExact() throws Exception {
+    writeAndReadBackByteExact(MiniVmdCluster.builder().insecure());
+  }
+
+  private void writeAndReadBackByteExact(LocalCluster.Builder<MiniVmdCluster> builder) throws Exception {
     long seed = System.nanoTime();
     System.out.println("seed " + seed);
     Random r = new Random(seed);
-    MiniVmdCluster c = cluster(MiniVmdCluster.builder().servers(3, 64 * MIB));
+    MiniVmdCluster c = cluster(builder.servers(3, 64 * MIB));
     VmdClient writer = client(c, "round-robin");
     writer.namespaces().create("vm1", 32 * MIB, 1);
     Namespace ns = writer.attach("vm1", true);

@@ -271,6 +271,12 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
     return stampScratch;
   }
 
+  /**
+   * A GET. Runs of 8 pages or more of unsealed pages are lent by the store instead of copied: the reply
+   * is then the header and bitmap, views of the pages' slots, and the stamps, each slot pinned until
+   * the reply has been written (or has failed), so that no page written or deleted meanwhile can
+   * change what it sends.
+   */
   private void get(ChannelHandlerContext ctx, ByteBuf f) {
     int count = Frame.pageCount(f);
     NamespaceRecord ns = pageRange(ctx, f, count);
@@ -282,61 +288,24 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
     boolean stamps = (Frame.flags(f) & Frame.FLAG_STAMPS) != 0;
     boolean sealed = (Frame.flags(f) & Frame.FLAG_SEALED) != 0;
     int flags = Frame.flags(f) & (Frame.FLAG_STAMPS | Frame.FLAG_SEALED);
-    if (!sealed && count >= LEND_FROM_PAGES && store.pins()) {
-      getPinned(ctx, f, ns, first, count, flags);
-      return;
-    }
-    ByteBuf out = ctx.alloc().directBuffer(Frame.LENGTH_FIELD + Frame.HEADER_SIZE + bitmap
-        + count * (Frame.recordSize(flags) + (stamps ? 8 : 0)));
-    Frame.writeHeader(out, Op.GET, Frame.FLAG_REPLY | flags, 0,
-        Frame.requestId(f), ns.id(), ns.epoch(), first, count, 0);
-    int bitmapAt = out.writerIndex();
-    out.writeZero(bitmap);
-    int present = 0;
-    long[] pageStamps = stamps ? stampScratch() : null;
-    for (int i = 0; i < count; i++) {
-      long stamp = store.read(ns.id(), first + i, out, sealed);
-      if (stamp != PageStore.NO_STAMP) {
-        if (stamps) {
-          pageStamps[present] = stamp;
-        }
-        int word = bitmapAt + ((i >>> 6) << 3);
-        out.setLong(word, out.getLong(word) | (1L << (i & 63)));
-        present++;
-      }
-    }
-    // Asked by re-replication, which must give a new copy the version of the one it copies.
-    for (int i = 0; stamps && i < present; i++) {
-      out.writeLong(pageStamps[i]);
-    }
-    out.setInt(0, out.readableBytes() - Frame.LENGTH_FIELD);
-    metrics.read(present);
-    ctx.write(out, ctx.voidPromise());
-  }
-
-  /**
-   * A GET answered straight from the store: the reply is the header and bitmap, then views of the
-   * pages' slots, pinned until the reply has been written (or has failed), so that no page written
-   * or deleted meanwhile can change what it sends. Saves copying every page into a reply buffer.
-   */
-  private void getPinned(ChannelHandlerContext ctx, ByteBuf f, NamespaceRecord ns, long first, int count,
-      int flags) {
-    boolean stamps = (flags & Frame.FLAG_STAMPS) != 0;
-    int bitmap = Frame.bitmapBytes(count);
-    ByteBuf head = ctx.alloc().directBuffer(Frame.LENGTH_FIELD + Frame.HEADER_SIZE + bitmap);
+    boolean lend = !sealed && count >= LEND_FROM_PAGES && store.pins();
+    int headBytes = Frame.LENGTH_FIELD + Frame.HEADER_SIZE + bitmap;
+    // Copied: one buffer for it all. Lent: the head, then one component per run of slots and the
+    // stamps, never consolidated (copied) by Netty.
+    ByteBuf head = ctx.alloc().directBuffer(lend ? headBytes
+        : headBytes + count * (Frame.recordSize(flags) + (stamps ? 8 : 0)));
     Frame.writeHeader(head, Op.GET, Frame.FLAG_REPLY | flags, 0,
         Frame.requestId(f), ns.id(), ns.epoch(), first, count, 0);
     int bitmapAt = head.writerIndex();
     head.writeZero(bitmap);
-    // One component per page at most, the head and the stamps: never consolidated (copied) by Netty.
-    CompositeByteBuf out = ctx.alloc().compositeDirectBuffer(count + 2);
-    out.addComponent(true, head);
-    PinnedPages pages = new PinnedPages(out, count);
+    // The head goes in once written: a component counts the bytes it holds when added.
+    CompositeByteBuf lent = lend ? ctx.alloc().compositeDirectBuffer(count + 2).addComponent(true, head) : null;
+    PinnedPages pages = lend ? new PinnedPages(lent, count) : null;
     int present = 0;
     long[] pageStamps = stamps ? stampScratch() : null;
     try {
       for (int i = 0; i < count; i++) {
-        long stamp = store.readPinned(ns.id(), first + i, pages);
+        long stamp = lend ? store.readPinned(ns.id(), first + i, pages) : store.read(ns.id(), first + i, head, sealed);
         if (stamp != PageStore.NO_STAMP) {
           if (stamps) {
             pageStamps[present] = stamp;
@@ -346,22 +315,32 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
           present++;
         }
       }
-      pages.finish();
     } catch (RuntimeException e) {
-      pages.unpin();
-      out.release();
+      if (lend) {
+        pages.unpin();
+        lent.release();
+      } else {
+        head.release();
+      }
       throw e;
     }
-    if (stamps) {
-      ByteBuf tail = ctx.alloc().directBuffer(present * 8);
-      for (int i = 0; i < present; i++) {
-        tail.writeLong(pageStamps[i]);
-      }
-      out.addComponent(true, tail);
+    // Asked by re-replication, which must give a new copy the version of the one it copies.
+    ByteBuf tail = lend && stamps ? ctx.alloc().directBuffer(present * 8) : head;
+    for (int i = 0; stamps && i < present; i++) {
+      tail.writeLong(pageStamps[i]);
     }
-    head.setInt(0, out.readableBytes() - Frame.LENGTH_FIELD);
     metrics.read(present);
-    ctx.write(out).addListener(sent -> pages.unpin());
+    if (!lend) {
+      head.setInt(0, head.readableBytes() - Frame.LENGTH_FIELD);
+      ctx.write(head, ctx.voidPromise());
+      return;
+    }
+    pages.finish();
+    if (stamps) {
+      lent.addComponent(true, tail);
+    }
+    head.setInt(0, lent.readableBytes() - Frame.LENGTH_FIELD);
+    ctx.write(lent).addListener(sent -> pages.unpin());
   }
 
   private void delete(ChannelHandlerContext ctx, ByteBuf f) {
