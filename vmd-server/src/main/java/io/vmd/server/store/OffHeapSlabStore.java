@@ -163,8 +163,7 @@ public final class OffHeapSlabStore implements PageStore {
   public long read(int namespace, long page, ByteBuf dst, boolean sealed) {
     long stamp = lock.readLock();
     try {
-      checkOpen();
-      int slot = index.get(PageStore.key(namespace, page));
+      int slot = slotOf(namespace, page);
       if (slot == LongIntIndex.MISSING) {
         return NO_STAMP;
       }
@@ -196,8 +195,7 @@ public final class OffHeapSlabStore implements PageStore {
   public long readPinned(int namespace, long page, PinnedPages reply) {
     long stamp = lock.readLock();
     try {
-      checkOpen();
-      int slot = index.get(PageStore.key(namespace, page));
+      int slot = slotOf(namespace, page);
       if (slot == LongIntIndex.MISSING) {
         return NO_STAMP;
       }
@@ -427,6 +425,12 @@ public final class OffHeapSlabStore implements PageStore {
     } finally {
       lock.unlockWrite(stamp);
     }
+  }
+
+  /** The page's slot, or MISSING; under the lock. */
+  private int slotOf(int namespace, long page) {
+    checkOpen();
+    return index.get(PageStore.key(namespace, page));
   }
 
   private void checkOpen() {
