@@ -363,8 +363,10 @@ final class NbdSession extends ChannelInboundHandlerAdapter implements Connectio
             ns = cur;
             serve(r);
           } else {
-            error(r, NbdProtocol.EPERM, standbyMessage(r)
-                + (err == null ? "" : " (" + VmdException.from(err).getMessage() + ")"));
+            String why = standbyMessage(r) + (err == null ? "" : " (" + VmdException.from(err).getMessage() + ")");
+            // Logged as a failed request is: a guest swapping here gets a write error from it.
+            LOG.warn("{} at {} (+{}) refused: {}", NbdProtocol.commandName(r.type), r.offset, r.length, why);
+            error(r, NbdProtocol.EPERM, why);
           }
         });
       } catch (RejectedExecutionException closing) {
