@@ -96,6 +96,16 @@ final class PageRepair {
    * orders it like a write (the gateway does), so no write to these pages runs meanwhile.
    */
   public CompletableFuture<Integer> rereplicate(long first, int count) {
+    return rereplicate(first, count, true);
+  }
+
+  /**
+   * {@code mayJoin}: a target not yet in the namespace's server set is added, and the range copied
+   * again once it is (only once: the second run leaves such a target to a later call). Without the
+   * second run a caller that repairs to the end at once (a drain) would stop at a pass that copied
+   * nothing, and its next attach would take the still-empty server out of the set again.
+   */
+  private CompletableFuture<Integer> rereplicate(long first, int count, boolean mayJoin) {
     if (!ns.writable()) {
       return CompletableFuture.failedFuture(ns.writable ? ns.fencedError() : ns.readOnlyError());
     }
@@ -138,6 +148,7 @@ final class PageRepair {
       int k = 0;
       // Copies moved off a draining server: deleted from it once their new copies are written.
       List<long[]> drained = new ArrayList<>();
+      BitSet joining = new BitSet();
       while (k < count) {
         long page = first + k;
         int j = k + 1;
@@ -160,8 +171,8 @@ final class PageRepair {
             continue; // no live server free of a copy: stays under-replicated until one comes
           }
           if (!ns.inSet(target)) {
-            // Not yet a server of this namespace: ask the control plane, copy on a later pass.
-            ns.inServerSet(new int[] {target}, 1, () -> { }, e -> { });
+            // Not yet a server of this namespace: the control plane adds it first (below).
+            joining.set(target);
             continue;
           }
           ns.client.server(target).placed(bytes);
@@ -187,8 +198,15 @@ final class PageRepair {
           deletes.add(ns.client.calls().to((int) d[0], Op.DELETE).namespace(ns.record.id(), ns.record.epoch())
               .pages(d[1], (int) d[2]).send(f -> null));
         }
-        CompletableFuture.allOf(deletes.toArray(new CompletableFuture<?>[0]))
-            .whenComplete((done, de) -> result.complete(made[0]));
+        CompletableFuture.allOf(deletes.toArray(new CompletableFuture<?>[0])).whenComplete((done, de) -> {
+          if (joining.isEmpty() || !mayJoin) {
+            result.complete(made[0]);
+            return;
+          }
+          int[] slots = joining.stream().toArray();
+          ns.inServerSet(slots, slots.length, () -> rereplicate(first, count, false).whenComplete((more, again) ->
+              result.complete(made[0] + (again == null ? more : 0))), joinFailed -> result.complete(made[0]));
+        });
       });
     });
     return result;
