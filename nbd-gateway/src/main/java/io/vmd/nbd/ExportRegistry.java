@@ -88,7 +88,7 @@ final class ExportRegistry implements AutoCloseable {
   /** Claims in flight, by export; and when the last refused one was answered. */
   private final ConcurrentHashMap<Export, CompletableFuture<Namespace>> claims = new ConcurrentHashMap<>();
   private final ConcurrentHashMap<Export, Long> refusedAt = new ConcurrentHashMap<>();
-  /** A refused claim is not asked again for this long: a client retrying its writes gets EPERM at once. */
+  /** A refused claim is not asked again for this long: the writes waiting meanwhile ask again after it. */
   private static final long CLAIM_BACKOFF_NANOS = 500_000_000L;
 
   /**

@@ -15,6 +15,7 @@ import io.vmd.protocol.ProtocolException;
 import java.io.IOException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -50,6 +51,10 @@ final class NbdSession extends ChannelInboundHandlerAdapter implements Connectio
   private PageTransfers transfers;
   private boolean disconnecting;
   private boolean closed;
+  /** How long a write to a standing-by export waits for the namespace before EPERM. */
+  static final long STANDBY_WAIT_NANOS = 3_000_000_000L;
+  /** How often it asks meanwhile (the registry asks the control plane at most every 500 ms). */
+  private static final long STANDBY_RETRY_MILLIS = 100;
   /** Whether this read burst opened the loop's flush batch (closed in channelReadComplete). */
   private boolean batching;
 
@@ -355,6 +360,15 @@ final class NbdSession extends ChannelInboundHandlerAdapter implements Connectio
    * is served if it is; else EPERM (the owner keeps it), as NBD answers a write the server refuses.
    */
   private void awaitClaim(NbdRequest r) {
+    awaitClaim(r, System.nanoTime() + STANDBY_WAIT_NANOS);
+  }
+
+  /**
+   * Asks for the namespace until {@code until}: a write that meets the hand-over half done (the owner
+   * fenced a moment later, or a refusal's backoff still running) waits for it rather than fail, since
+   * a guest swapping here takes a failed write as lost memory. Refused only when the owner keeps it.
+   */
+  private void awaitClaim(NbdRequest r, long until) {
     export.claim().whenComplete((granted, err) -> {
       try {
         loop.execute(() -> {
@@ -362,6 +376,8 @@ final class NbdSession extends ChannelInboundHandlerAdapter implements Connectio
           if (cur.writable()) {
             ns = cur;
             serve(r);
+          } else if (!closed && System.nanoTime() - until < 0) {
+            loop.schedule(() -> awaitClaim(r, until), STANDBY_RETRY_MILLIS, TimeUnit.MILLISECONDS);
           } else {
             String why = standbyMessage(r) + (err == null ? "" : " (" + VmdException.from(err).getMessage() + ")");
             // Logged as a failed request is: a guest swapping here gets a write error from it.
