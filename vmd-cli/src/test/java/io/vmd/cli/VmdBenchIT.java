@@ -63,6 +63,9 @@ class VmdBenchIT extends VmdProcesses {
     // The servers and the gateway are processes of their own that did the work.
     assertThat(b.table).containsPattern("CPU µs/op by process: meta [0-9.]+.* · server-1 [0-9.]+.* · server-2 [0-9.]+.* · gateway [1-9][0-9.]*")
         .contains("nbdkit ").contains("nbdkit front ").contains("nbdkit store ").contains("null-nbd ").contains("redis-server ");
+    // And what each VMD process allocated on its heap per request, read from its own metrics.
+    assertThat(b.table).containsPattern("heap bytes allocated per op: meta [0-9.,]+ · server-1 [0-9.,]+ · server-2 [0-9.,]+"
+        + " · gateway [0-9.,]+");
     String rows = Files.readString(json);
     assertThat(rows.split("\"target\"", -1)).hasSize(31); // 6 targets x 5 workloads
     assertThat(rows).doesNotContain("\"iops\":0,").contains("\"process\":\"gateway\"");

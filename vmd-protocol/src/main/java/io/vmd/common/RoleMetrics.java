@@ -1,6 +1,7 @@
 package io.vmd.common;
 
 import com.sun.management.HotSpotDiagnosticMXBean;
+import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics;
@@ -14,6 +15,7 @@ import io.micrometer.core.instrument.binder.system.UptimeMetrics;
 import io.micrometer.core.instrument.config.MeterFilter;
 import io.netty.util.internal.PlatformDependent;
 import java.lang.management.ManagementFactory;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * What every role exports beside its own meters: the JVM (memory and buffer pools, GC, threads,
@@ -44,6 +46,12 @@ public final class RoleMetrics {
         .description("The running build: its version, role and Java runtime (always 1)")
         .tag("version", version()).tag("role", role).tag("java_version", Runtime.version().toString())
         .register(registry);
+    if (hotSpotThreads() != null) {
+      FunctionCounter.builder("vmd.jvm.allocated", HIGHEST_ALLOCATED, h -> allocatedBytes()).baseUnit("bytes")
+          .description("Heap bytes every thread allocated since the JVM started (HotSpot's count): the data path "
+              + "aims at none per request, so its rate is the garbage a load makes")
+          .register(registry);
+    }
     long max = maxDirectMemory();
     Gauge.builder("vmd.direct.memory.max", () -> max).baseUnit("bytes")
         .description("The most direct (off-heap) memory this JVM may use: -XX:MaxDirectMemorySize, else the heap's maximum")
@@ -52,6 +60,27 @@ public final class RoleMetrics {
     Gauge.builder("vmd.netty.direct.memory.used", PlatformDependent::usedDirectMemory).baseUnit("bytes")
         .description("Direct memory Netty has allocated (its buffer pools), or -1 where it does not count it")
         .register(registry);
+  }
+
+  /**
+   * Heap bytes every thread of this JVM has allocated since it started, exited threads included; -1
+   * where the JVM does not count them.
+   */
+  public static long allocatedBytes() {
+    com.sun.management.ThreadMXBean threads = hotSpotThreads();
+    // HotSpot's sum is an approximation (an exiting thread's count moves from the live threads' sum to the
+    // exited ones'); a counter must never step back, so the highest value read is what is reported.
+    return threads == null ? -1 : HIGHEST_ALLOCATED.accumulateAndGet(threads.getTotalThreadAllocatedBytes(), Math::max);
+  }
+
+  private static final AtomicLong HIGHEST_ALLOCATED = new AtomicLong();
+
+  private static com.sun.management.ThreadMXBean hotSpotThreads() {
+    if (ManagementFactory.getThreadMXBean() instanceof com.sun.management.ThreadMXBean t
+        && t.isThreadAllocatedMemorySupported() && t.isThreadAllocatedMemoryEnabled()) {
+      return t;
+    }
+    return null;
   }
 
   /** The version in the jar's manifest, or "dev" when run from classes. */

@@ -70,8 +70,10 @@ final class DeployedStack implements Target {
       List<String> metaArgs = new ArrayList<>(List.of("meta", "--listen", meta, "--data-dir",
           dir.resolve("meta").toString()));
       metaArgs.addAll(serverTls);
+      int metaMetrics = ExternalProcess.freePort();
+      metaArgs.addAll(List.of("--metrics", "127.0.0.1:" + metaMetrics));
       started.add(VmdProcess.launch("meta", launcher, jvmOptions, dir, VmdProcess.META_READY, metaArgs.toArray(String[]::new))
-          .awaitReady());
+          .withMetrics(metaMetrics).awaitReady());
       // Each server can hold the whole region: with R=2 both hold every page.
       String memory = ((region >> 20) + 64) + "M";
       List<VmdProcess> servers = new ArrayList<>();
@@ -79,8 +81,10 @@ final class DeployedStack implements Target {
         List<String> args = new ArrayList<>(List.of("server", "--meta", meta, "--listen", "127.0.0.1:0", "--memory",
             memory));
         args.addAll(serverTls);
+        int metrics = ExternalProcess.freePort();
+        args.addAll(List.of("--metrics", "127.0.0.1:" + metrics));
         servers.add(VmdProcess.launch("server-" + i, launcher, jvmOptions, dir, VmdProcess.SERVER_READY,
-            args.toArray(String[]::new)));
+            args.toArray(String[]::new)).withMetrics(metrics));
       }
       started.addAll(servers);
       for (VmdProcess s : servers) {
@@ -98,8 +102,10 @@ final class DeployedStack implements Target {
           args.addAll(List.of("--unix", dir.resolve("nbd.sock").toString()));
         }
         args.addAll(gatewayTls);
+        int metrics = ExternalProcess.freePort();
+        args.addAll(List.of("--metrics", "127.0.0.1:" + metrics));
         VmdProcess g = VmdProcess.launch("gateway", launcher, jvmOptions, dir, VmdProcess.GATEWAY_READY,
-            args.toArray(String[]::new)).awaitReady();
+            args.toArray(String[]::new)).withMetrics(metrics).awaitReady();
         started.add(g);
         gw = HostPort.parse(g.ready(1));
       }
@@ -162,7 +168,7 @@ final class DeployedStack implements Target {
       if (!p.alive()) {
         throw new IllegalStateException(p.name() + " died; its log:\n" + p.logTail());
       }
-      w.add(new Watched(p.name(), p.pid(), p.safepoints()));
+      w.add(new Watched(p.name(), p.pid(), p.safepoints(), p::allocatedBytes));
     }
     return w;
   }

@@ -4,6 +4,7 @@ import static io.vmd.bench.report.BenchFiles.round;
 
 import io.vmd.bench.report.BenchFiles;
 import io.vmd.client.VmdClient;
+import io.vmd.common.RoleMetrics;
 import io.vmd.load.Driver;
 import io.vmd.load.Result;
 import io.vmd.load.Workload;
@@ -17,6 +18,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.function.LongSupplier;
 import javax.management.ObjectName;
 import org.HdrHistogram.Histogram;
 
@@ -35,8 +37,11 @@ import org.HdrHistogram.Histogram;
 public final class FaultBench {
 
 
-  /** CPU one process spent per request during a measurement, and how much of it its JIT compiler took. */
-  public record ProcessUse(String process, double cpuMicrosPerOp, double jitMicrosPerOp) {}
+  /**
+   * CPU one process spent per request during a measurement, how much of it its JIT compiler took, and
+   * the heap bytes it allocated per request (-1: not known, e.g. not a JVM).
+   */
+  public record ProcessUse(String process, double cpuMicrosPerOp, double jitMicrosPerOp, double heapBytesPerOp) {}
 
   /**
    * One measured cell: a target (with its replication factor) under a workload, in a phase, driven by
@@ -195,10 +200,12 @@ public final class FaultBench {
     // The harness drives its own client (and with --in-process, is VMD): it is one of the processes.
     if (client.equals("own") || options.inProcess() || name.equals("vmd-direct")) {
       watched.add(new Target.Watched(options.inProcess() && name.startsWith("vmd") ? "harness (VMD in it)" : "harness",
-          ProcessHandle.current().pid(), harnessSafepoints));
+          ProcessHandle.current().pid(), harnessSafepoints, RoleMetrics::allocatedBytes));
     }
     Map<String, ProcessCpu.Snapshot> before = new LinkedHashMap<>();
+    Map<String, HeapReading> heapBefore = new LinkedHashMap<>();
     for (Target.Watched p : watched) {
+      heapBefore.put(p.name(), HeapReading.of(p.allocatedBytes()));
       before.put(p.name(), ProcessCpu.of(p.pid()));
       if (p.safepoints() != null) {
         p.safepoints().sinceLastRead();
@@ -218,7 +225,8 @@ public final class FaultBench {
     String pauseIn = "";
     for (Target.Watched p : watched) {
       ProcessCpu.Snapshot spent = ProcessCpu.of(p.pid()).minus(before.get(p.name()));
-      uses.add(new ProcessUse(p.name(), spent.totalMicros() / ops, spent.jitMicros() / ops));
+      double heap = heapBefore.get(p.name()).allocatedSince(p.allocatedBytes());
+      uses.add(new ProcessUse(p.name(), spent.totalMicros() / ops, spent.jitMicros() / ops, heap < 0 ? -1 : heap / ops));
       if (p.safepoints() != null) {
         SafepointLog.Pauses got = p.safepoints().sinceLastRead();
         if (got.maxNanos() > pauses.maxNanos()) {
@@ -228,7 +236,7 @@ public final class FaultBench {
       }
     }
     if (r.clientCpuMicros >= 0) {
-      uses.add(new ProcessUse(client, r.clientCpuMicros / ops, 0));
+      uses.add(new ProcessUse(client, r.clientCpuMicros / ops, 0, -1));
     }
     t.processes(); // throws if one of them died during the run
     double cpuPerOp = used == null ? -1 : used.busyMicros() / ops;
@@ -381,6 +389,16 @@ public final class FaultBench {
             }
             out.printf(Locale.ROOT, "      CPU µs/op by process: %s%s%n", per,
                 r.pauseIn().isEmpty() ? "" : "; longest pause: " + r.pauseIn());
+            StringBuilder heap = new StringBuilder();
+            for (ProcessUse u : r.processes()) {
+              if (u.heapBytesPerOp() >= 0) {
+                heap.append(heap.length() == 0 ? "" : " · ").append(String.format(Locale.ROOT,
+                    u.heapBytesPerOp() < 100 ? "%s %.1f" : "%s %,.0f", u.process(), u.heapBytesPerOp()));
+              }
+            }
+            if (heap.length() > 0) {
+              out.printf(Locale.ROOT, "      heap bytes allocated per op: %s%n", heap);
+            }
           }
           for (Row r : group) {
             for (String yardstick : yardsticks(r.target())) {
@@ -454,22 +472,23 @@ public final class FaultBench {
           round(r.p90(), 1), round(r.p99(), 1), round(r.p999(), 1), Math.round(r.iops()), round(r.mbPerSecond(), 1),
           round(r.pauseMaxMicros(), 1), r.pauseIn(), r.pauses(), round(r.cpuMicrosPerOp(), 1),
           round(r.kernelShare(), 3), r.processes().stream()
-              .map(u -> new ProcessOut(u.process(), round(u.cpuMicrosPerOp(), 2), round(u.jitMicrosPerOp(), 2))).toList());
+              .map(u -> new ProcessOut(u.process(), round(u.cpuMicrosPerOp(), 2), round(u.jitMicrosPerOp(), 2),
+                  round(u.heapBytesPerOp(), 1))).toList());
     }
   }
 
-  /** One process's CPU per request in a row. */
-  record ProcessOut(String process, double cpuUsPerOp, double jitUsPerOp) {}
+  /** One process's CPU and heap allocation per request in a row (-1: allocation not known). */
+  record ProcessOut(String process, double cpuUsPerOp, double jitUsPerOp, double heapBytesPerOp) {}
 
-  /** The CSV row: the processes flattened into one column, "name=cpu/jit;...". */
+  /** The CSV row: the processes flattened into one column, "name=cpu/jit/heap;...". */
   record CsvRow(String target, int replicas, String phase, String client, String workload, double p50Us, double p90Us,
       double p99Us, double p999Us, long iops, double mbPerS, double pauseMaxUs, double cpuUsPerOp, double kernelShare,
       String processes) {
     static CsvRow of(RowOut r) {
       return new CsvRow(r.target(), r.replicas(), r.phase(), r.client(), r.workload(), r.p50Us(), r.p90Us(), r.p99Us(),
           r.p999Us(), r.iops(), r.mbPerS(), r.pauseMaxUs(), r.cpuUsPerOp(), r.kernelShare(),
-          String.join(";", r.processes().stream().map(u -> u.process() + "=" + u.cpuUsPerOp() + "/" + u.jitUsPerOp())
-              .toList()));
+          String.join(";", r.processes().stream()
+              .map(u -> u.process() + "=" + u.cpuUsPerOp() + "/" + u.jitUsPerOp() + "/" + u.heapBytesPerOp()).toList()));
     }
   }
 
@@ -507,6 +526,33 @@ public final class FaultBench {
       }
       Files.writeString(options.plot(), CdfPlot.svg(panels));
       progress.println("wrote " + options.plot());
+    }
+  }
+
+  /**
+   * A process's allocated heap bytes at the start of a measurement, read twice in a row: the second
+   * read minus the first is what one read costs the process (a /metrics scrape allocates its text),
+   * taken off what the measurement saw.
+   */
+  record HeapReading(long bytes, long perRead) {
+    static final HeapReading UNKNOWN = new HeapReading(-1, 0);
+
+    static HeapReading of(LongSupplier allocated) {
+      if (allocated == null) {
+        return UNKNOWN;
+      }
+      long first = allocated.getAsLong();
+      long second = allocated.getAsLong();
+      return first < 0 || second < 0 ? UNKNOWN : new HeapReading(second, second - first);
+    }
+
+    /** Bytes allocated from this reading to {@code now} (read once more), or -1 when unknown. */
+    double allocatedSince(LongSupplier allocated) {
+      if (bytes < 0) {
+        return -1;
+      }
+      long now = allocated.getAsLong();
+      return now < 0 ? -1 : Math.max(0, now - bytes - perRead);
     }
   }
 }

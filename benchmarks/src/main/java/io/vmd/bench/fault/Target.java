@@ -2,6 +2,7 @@ package io.vmd.bench.fault;
 
 import io.vmd.load.Driver;
 import java.util.List;
+import java.util.function.LongSupplier;
 
 /** Something the harness measures, started (and stopped) by the harness itself. */
 interface Target extends AutoCloseable {
@@ -25,6 +26,13 @@ interface Target extends AutoCloseable {
     return null;
   }
 
-  /** A process the harness reads CPU time (and, for JVMs, safepoint pauses, else null) of. */
-  record Watched(String name, long pid, SafepointLog safepoints) {}
+  /**
+   * A process the harness reads CPU time of; for JVMs also safepoint pauses and the heap bytes it has
+   * allocated so far ({@code allocatedBytes}: -1 when unknown), else null.
+   */
+  record Watched(String name, long pid, SafepointLog safepoints, LongSupplier allocatedBytes) {
+    Watched(String name, long pid, SafepointLog safepoints) {
+      this(name, pid, safepoints, null);
+    }
+  }
 }

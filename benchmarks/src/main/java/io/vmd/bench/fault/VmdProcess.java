@@ -5,6 +5,7 @@ import io.vmd.client.VmdClient;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
+import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -36,6 +37,8 @@ public final class VmdProcess implements AutoCloseable {
   private final CompletableFuture<Matcher> seen;
   private final String args;
   private Matcher ready;
+  /** Where it serves /metrics, or null. */
+  private URI metrics;
 
   private VmdProcess(String name, Process process, Path log, SafepointLog safepoints, CompletableFuture<Matcher> seen,
       String args) {
@@ -95,6 +98,20 @@ public final class VmdProcess implements AutoCloseable {
     reader.setDaemon(true);
     reader.start();
     return new VmdProcess(name, p, log, new SafepointLog(safepointFile), seen, String.join(" ", args));
+  }
+
+  /** It was started with {@code --metrics 127.0.0.1:port}: its heap allocation is read there. */
+  VmdProcess withMetrics(int port) {
+    metrics = URI.create("http://127.0.0.1:" + port + "/metrics");
+    return this;
+  }
+
+  /**
+   * The heap bytes it has allocated so far (its {@code vmd_jvm_allocated_bytes_total}), or -1 when it
+   * serves no metrics or has no such counter (a build before it had one).
+   */
+  long allocatedBytes() {
+    return metrics == null ? -1 : MetricsScrape.counter(metrics, "vmd_jvm_allocated_bytes_total");
   }
 
   /** Waits (at most 60 s) until it says it serves; stops it and throws, with its log, if it does not. */
