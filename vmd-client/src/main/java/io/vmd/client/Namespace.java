@@ -141,7 +141,7 @@ public final class Namespace {
    * Tries the servers that had not answered at attach again; merges what each lists, keeping of every
    * page the newest copy (a page written since the attach is newer than anything they hold).
    */
-  void resolveLate() {
+  synchronized void resolveLate() {
     Late l = late;
     if (l == null) {
       return;

@@ -186,8 +186,31 @@ public final class Repairer implements AutoCloseable {
    * are forgotten (re-replication restores them), and copies it holds that the table no longer places
    * there (rewritten elsewhere meanwhile) are deleted from it.
    */
+  /** As a comeback of {@code server} makes {@link #tick} do for {@code ns}: for tests that time it. */
+  void rejoin(Namespace ns, int server) throws InterruptedException {
+    rejoin(new Tracked(ns, RangeLock.NONE, new Listener() {
+      @Override
+      public void underReplicated(long pages) {
+      }
+
+      @Override
+      public void rereplicated(long copies) {
+      }
+    }), server);
+  }
+
   private void rejoin(Tracked t, int server) throws InterruptedException {
     Namespace ns = t.namespace();
+    if (ns.unresolvedServers().contains(server)) {
+      // It never listed its pages to this attachment: the table does not place them there because it
+      // has not heard of them, not because they were rewritten. Merge its listing first (newest copy
+      // wins, stale copies are deleted by stamp); deleting "unplaced" copies now would delete the only
+      // ones. Still silent: the next comeback (or the late-server poll) tries again.
+      ns.resolveLate();
+      if (ns.unresolvedServers().contains(server)) {
+        return;
+      }
+    }
     try {
       long[] held = client.rejoin(server, ns.record());
       long stale = 0;
