@@ -1,8 +1,6 @@
 package io.vmd.nbd;
 
 import io.netty.buffer.ByteBuf;
-import io.netty.channel.ChannelFuture;
-import io.netty.channel.ChannelFutureListener;
 import io.netty.util.Recycler;
 import io.vmd.client.IoCallback;
 import io.vmd.client.Namespace;
@@ -18,7 +16,7 @@ import io.vmd.protocol.Pages;
  * ({@link #streamed}) followed by {@link #PIECE} requests, each one piece of its payload.
  */
 final class NbdRequest extends PageOrdering.Entry
-    implements IoCallback, Namespace.PagesCallback, Runnable, ChannelFutureListener {
+    implements IoCallback, Namespace.PagesCallback, Runnable {
   /** Type of one piece of a streamed WRITE's payload (not an NBD command). */
   static final int PIECE = -1;
 
@@ -156,8 +154,7 @@ final class NbdRequest extends PageOrdering.Entry
   }
 
   /** Its reply has been written to the socket (or the connection is gone). */
-  @Override
-  public void operationComplete(ChannelFuture future) {
+  void sent() {
     session.replied(this);
   }
 

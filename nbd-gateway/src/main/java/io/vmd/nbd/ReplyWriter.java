@@ -1,8 +1,12 @@
 package io.vmd.nbd;
 
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelOutboundBuffer;
 import io.netty.channel.EventLoop;
+import io.netty.handler.ssl.SslHandler;
 import io.vmd.common.FlushBatch;
 import java.util.ArrayDeque;
 import java.util.concurrent.RejectedExecutionException;
@@ -39,6 +43,25 @@ final class ReplyWriter {
   private ArrayDeque<Held> held;
   /** Long READs whose first piece is read and waits for the output. */
   private ArrayDeque<NbdRequest> deferred;
+  /**
+   * Requests whose last reply is written but not yet known to have left, oldest first. They finish
+   * (their budget freed) in order: at once when a flush leaves nothing unsent, else when the barrier
+   * written after them completes. A promise per reply would be most of what a 4 KiB request allocates.
+   */
+  private final ArrayDeque<NbdRequest> unconfirmed = new ArrayDeque<>();
+  /** Replies written since the last flush that left nothing unsent or wrote a barrier. */
+  private int sinceBarrier;
+  /** How many requests each barrier in flight covers, oldest first (a ring). */
+  private int[] barriers = new int[8];
+  private int firstBarrier;
+  private int barrierCount;
+  private final Runnable afterFlush = this::afterFlush;
+  private final ChannelFutureListener barrierDone = f -> barrierDone();
+  /**
+   * No TLS: what the flush leaves unsent is in the channel's outbound buffer. (TLS could hold writes
+   * of its own, so there every flush writes a barrier.)
+   */
+  private final boolean plain;
 
   ReplyWriter(Channel channel, boolean structured, ExportMetrics metrics, Owner owner) {
     this.channel = channel;
@@ -46,6 +69,7 @@ final class ReplyWriter {
     this.structured = structured;
     this.metrics = metrics;
     this.owner = owner;
+    this.plain = channel.pipeline().get(SslHandler.class) == null;
   }
 
   boolean structured() {
@@ -138,10 +162,71 @@ final class ReplyWriter {
       held.add(new Held(reply, r));
       return;
     }
-    // A failed write surfaces as exceptionCaught and closes the connection; the promise still completes.
-    FlushBatch.writeAndFlush(channel, reply, channel.newPromise().addListener(r));
+    // A failed write surfaces as exceptionCaught and closes the connection; the barrier still completes.
+    written(r, reply);
     if (outputOwner == r) {
       unlock();
+    }
+  }
+
+  /** Writes {@code r}'s last reply; {@code r} finishes once it is known to have left. */
+  private void written(NbdRequest r, ByteBuf reply) {
+    unconfirmed.add(r);
+    sinceBarrier++;
+    FlushBatch.writeThenFlush(channel, reply, afterFlush);
+  }
+
+  /**
+   * After a flush: if nothing is left unsent, every reply written so far has left; else an empty write
+   * whose promise completes once the replies before it have (writes complete in order).
+   */
+  private void afterFlush() {
+    if (sinceBarrier == 0) {
+      return;
+    }
+    ChannelOutboundBuffer out = channel.unsafe().outboundBuffer();
+    if (plain && barrierCount == 0 && out != null && out.totalPendingWriteBytes() == 0) {
+      int n = sinceBarrier;
+      sinceBarrier = 0;
+      finish(n);
+      return;
+    }
+    if (barrierCount == barriers.length) {
+      int[] grown = new int[barriers.length * 2];
+      for (int i = 0; i < barrierCount; i++) {
+        grown[i] = barriers[(firstBarrier + i) % barriers.length];
+      }
+      barriers = grown;
+      firstBarrier = 0;
+    }
+    barriers[(firstBarrier + barrierCount++) % barriers.length] = sinceBarrier;
+    sinceBarrier = 0;
+    // A closed channel fails the promise at once: the requests still finish.
+    channel.writeAndFlush(Unpooled.EMPTY_BUFFER, channel.newPromise().addListener(barrierDone));
+  }
+
+  /** The oldest barrier completed: its requests are done. */
+  private void barrierDone() {
+    int n = barriers[firstBarrier];
+    firstBarrier = (firstBarrier + 1) % barriers.length;
+    barrierCount--;
+    finish(n);
+  }
+
+  /**
+   * Finishes the {@code n} oldest unconfirmed requests. Finishing frees budget, which may start and
+   * answer other requests: their writes wait in a batch until the loop is done, so that no flush (and
+   * no nested finish) runs in between.
+   */
+  private void finish(int n) {
+    FlushBatch batch = FlushBatch.current();
+    batch.open();
+    try {
+      for (int i = 0; i < n; i++) {
+        unconfirmed.poll().sent();
+      }
+    } finally {
+      batch.close();
     }
   }
 
@@ -155,7 +240,7 @@ final class ReplyWriter {
     held = null;
     while (h != null && !h.isEmpty()) {
       Held next = h.poll();
-      FlushBatch.writeAndFlush(channel, next.reply(), channel.newPromise().addListener(next.request()));
+      written(next.request(), next.reply());
     }
     NbdRequest next = deferred == null ? null : deferred.poll();
     if (next != null) {

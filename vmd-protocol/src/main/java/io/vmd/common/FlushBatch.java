@@ -26,6 +26,8 @@ public final class FlushBatch {
 
   private int depth;
   private Channel[] dirty = new Channel[8];
+  /** What runs right after each dirty channel's flush (see {@link #writeThenFlush}), or null. */
+  private Runnable[] afterFlush = new Runnable[8];
   private int dirtyCount;
 
   private FlushBatch() {}
@@ -72,15 +74,42 @@ public final class FlushBatch {
     ch.writeAndFlush(msg, promise);
   }
 
+  /**
+   * Writes {@code msg} with a void promise and flushes it now, or when the loop's batch closes;
+   * {@code afterFlush} runs on the loop right after that flush, once however many writes it follows.
+   * It may look at what is still unsent and write (and flush) again.
+   */
+  public static void writeThenFlush(Channel ch, Object msg, Runnable afterFlush) {
+    if (ch.eventLoop().inEventLoop()) {
+      FlushBatch b = LOOP.get();
+      if (b.depth > 0) {
+        ch.write(msg, ch.voidPromise());
+        b.mark(ch, afterFlush);
+        return;
+      }
+    }
+    ch.writeAndFlush(msg, ch.voidPromise());
+    afterFlush.run();
+  }
+
   private void mark(Channel ch) {
+    mark(ch, null);
+  }
+
+  private void mark(Channel ch, Runnable after) {
     for (int i = 0; i < dirtyCount; i++) {
       if (dirty[i] == ch) {
+        if (after != null) {
+          afterFlush[i] = after;
+        }
         return;
       }
     }
     if (dirtyCount == dirty.length) {
       dirty = Arrays.copyOf(dirty, dirtyCount * 2);
+      afterFlush = Arrays.copyOf(afterFlush, dirtyCount * 2);
     }
+    afterFlush[dirtyCount] = after;
     dirty[dirtyCount++] = ch;
   }
 
@@ -88,8 +117,13 @@ public final class FlushBatch {
     // A flush may complete writes whose listeners write again: take the list as it is now.
     while (dirtyCount > 0) {
       Channel ch = dirty[--dirtyCount];
+      Runnable after = afterFlush[dirtyCount];
       dirty[dirtyCount] = null;
+      afterFlush[dirtyCount] = null;
       ch.flush();
+      if (after != null) {
+        after.run();
+      }
     }
   }
 }
