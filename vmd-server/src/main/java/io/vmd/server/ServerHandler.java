@@ -1,7 +1,7 @@
 package io.vmd.server;
 
 import io.netty.buffer.ByteBuf;
-import io.netty.buffer.CompositeByteBuf;
+import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
@@ -290,8 +290,8 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
     int flags = Frame.flags(f) & (Frame.FLAG_STAMPS | Frame.FLAG_SEALED);
     boolean lend = !sealed && count >= LEND_FROM_PAGES && store.pins();
     int headBytes = Frame.LENGTH_FIELD + Frame.HEADER_SIZE + bitmap;
-    // Copied: one buffer for it all. Lent: the head, then one component per run of slots and the
-    // stamps, never consolidated (copied) by Netty.
+    // Copied: one buffer for it all. Lent: the head, then a message per run of slots and the stamps,
+    // written one after the other (nothing can come between them on the loop).
     ByteBuf head = ctx.alloc().directBuffer(lend ? headBytes
         : headBytes + count * (Frame.recordSize(flags) + (stamps ? 8 : 0)));
     Frame.writeHeader(head, Op.GET, Frame.FLAG_REPLY | flags, 0,
@@ -299,8 +299,7 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
     int bitmapAt = head.writerIndex();
     head.writeZero(bitmap);
     // The head goes in once written: a component counts the bytes it holds when added.
-    CompositeByteBuf lent = lend ? ctx.alloc().compositeDirectBuffer(count + 2).addComponent(true, head) : null;
-    PinnedPages pages = lend ? new PinnedPages(lent, count) : null;
+    PinnedPages pages = lend ? PinnedPages.of(count) : null;
     int present = 0;
     long[] pageStamps = stamps ? stampScratch() : null;
     try {
@@ -317,11 +316,11 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
       }
     } catch (RuntimeException e) {
       if (lend) {
+        pages.finish();
+        pages.releaseViews();
         pages.unpin();
-        lent.release();
-      } else {
-        head.release();
       }
+      head.release();
       throw e;
     }
     // Asked by re-replication, which must give a new copy the version of the one it copies.
@@ -336,11 +335,17 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
       return;
     }
     pages.finish();
-    if (stamps) {
-      lent.addComponent(true, tail);
+    long frame = head.readableBytes() + pages.bytes() + (stamps ? tail.readableBytes() : 0);
+    head.setInt(0, (int) (frame - Frame.LENGTH_FIELD));
+    ctx.write(head, ctx.voidPromise());
+    for (int i = 0; i < pages.views(); i++) {
+      ctx.write(pages.takeView(i), ctx.voidPromise());
     }
-    head.setInt(0, lent.readableBytes() - Frame.LENGTH_FIELD);
-    ctx.write(lent).addListener(sent -> pages.unpin());
+    if (stamps) {
+      ctx.write(tail, ctx.voidPromise());
+    }
+    // Writes complete in order: when the empty one after them has, every view has left (or failed).
+    ctx.write(Unpooled.EMPTY_BUFFER).addListener(pages);
   }
 
   private void delete(ChannelHandlerContext ctx, ByteBuf f) {

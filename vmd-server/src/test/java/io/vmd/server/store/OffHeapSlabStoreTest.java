@@ -37,14 +37,19 @@ class OffHeapSlabStoreTest extends PageStoreContract {
   private record Lent(CompositeByteBuf bytes, PinnedPages pins, byte[] expected) {}
 
   private Lent lend(OffHeapSlabStore slab, int ns, long first, int count) {
-    CompositeByteBuf reply = Unpooled.compositeBuffer(count + 2);
-    PinnedPages pins = new PinnedPages(reply, count);
+    PinnedPages pins = PinnedPages.of(count);
     ByteBuf copy = Unpooled.buffer(count * Pages.PAGE_SIZE);
     for (int i = 0; i < count; i++) {
       assertThat(slab.readPinned(ns, first + i, pins)).isNotEqualTo(PageStore.NO_STAMP);
       slab.read(ns, first + i, copy);
     }
     pins.finish();
+    // What the reply would send: its views, in order.
+    CompositeByteBuf reply = Unpooled.compositeBuffer(count + 2);
+    for (int i = 0; i < pins.views(); i++) {
+      reply.addComponent(true, pins.takeView(i));
+    }
+    assertThat((long) reply.readableBytes()).isEqualTo(pins.bytes());
     return new Lent(reply, pins, ByteBufUtil.getBytes(copy));
   }
 
