@@ -78,6 +78,17 @@ public final class Repairer implements AutoCloseable {
     return this;
   }
 
+  /** For a namespace repaired on request, whose progress nobody reports. */
+  private static final Listener UNWATCHED = new Listener() {
+    @Override
+    public void underReplicated(long pages) {
+    }
+
+    @Override
+    public void rereplicated(long copies) {
+    }
+  };
+
   /** Keeps {@code ns} whole from now on (while it is writable here). */
   public void track(Namespace ns, RangeLock lock, Listener listener) {
     tracked.put(ns, new Tracked(ns, lock, listener));
@@ -93,15 +104,7 @@ public final class Repairer implements AutoCloseable {
    * CLI's drain); returns the pages copied.
    */
   public long repairNow(Namespace ns) throws InterruptedException {
-    Tracked t = new Tracked(ns, RangeLock.NONE, new Listener() {
-      @Override
-      public void underReplicated(long pages) {
-      }
-
-      @Override
-      public void rereplicated(long copies) {
-      }
-    });
+    Tracked t = new Tracked(ns, RangeLock.NONE, UNWATCHED);
     long total = 0;
     for (int copied = pass(t, true); copied > 0; copied = pass(t, true)) {
       total += copied;
@@ -181,24 +184,16 @@ public final class Repairer implements AutoCloseable {
     return copied;
   }
 
+  /** As a comeback of {@code server} makes {@link #tick} do for {@code ns}: for tests that time it. */
+  void rejoin(Namespace ns, int server) throws InterruptedException {
+    rejoin(new Tracked(ns, RangeLock.NONE, UNWATCHED), server);
+  }
+
   /**
    * A server came back: it catches up with the namespace, copies the table places there but it lacks
    * are forgotten (re-replication restores them), and copies it holds that the table no longer places
    * there (rewritten elsewhere meanwhile) are deleted from it.
    */
-  /** As a comeback of {@code server} makes {@link #tick} do for {@code ns}: for tests that time it. */
-  void rejoin(Namespace ns, int server) throws InterruptedException {
-    rejoin(new Tracked(ns, RangeLock.NONE, new Listener() {
-      @Override
-      public void underReplicated(long pages) {
-      }
-
-      @Override
-      public void rereplicated(long copies) {
-      }
-    }), server);
-  }
-
   private void rejoin(Tracked t, int server) throws InterruptedException {
     Namespace ns = t.namespace();
     if (ns.unresolvedServers().contains(server)) {

@@ -298,7 +298,6 @@ final class ServerHandler extends ChannelInboundHandlerAdapter {
         Frame.requestId(f), ns.id(), ns.epoch(), first, count, 0);
     int bitmapAt = head.writerIndex();
     head.writeZero(bitmap);
-    // The head goes in once written: a component counts the bytes it holds when added.
     PinnedPages pages = lend ? PinnedPages.of(count) : null;
     int present = 0;
     long[] pageStamps = stamps ? stampScratch() : null;
