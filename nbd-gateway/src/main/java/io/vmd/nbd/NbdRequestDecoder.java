@@ -3,6 +3,7 @@ package io.vmd.nbd;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.handler.codec.ByteToMessageDecoder;
+import io.vmd.common.Slices;
 import io.vmd.protocol.ProtocolException;
 import java.util.List;
 
@@ -32,6 +33,7 @@ final class NbdRequestDecoder extends ByteToMessageDecoder {
     // and again each time the cumulation grew, into fresh pool chunks the allocator zeroes; composing
     // the reads copies nothing. Small requests merge: slices of a composite have no memory address, so
     // writing one to a server's socket made a new NIO view of each of its parts (garbage per request).
+    // A gathered payload is taken as slices of the reads themselves (Slices), which keep an address.
     setCumulator((alloc, cumulation, in) ->
         (gathering ? COMPOSITE_CUMULATOR : MERGE_CUMULATOR).cumulate(alloc, cumulation, in));
   }
@@ -46,7 +48,7 @@ final class NbdRequestDecoder extends ByteToMessageDecoder {
           return;
         }
         gathering = false;
-        out.add(NbdRequest.piece(streamAt, in.readRetainedSlice(piece)));
+        out.add(NbdRequest.piece(streamAt, Slices.readRetainedSlice(in, piece)));
         streamAt += piece;
         streamLeft -= piece;
         continue;
@@ -80,7 +82,7 @@ final class NbdRequestDecoder extends ByteToMessageDecoder {
         }
         gathering = false;
         in.skipBytes(HEADER);
-        payload = in.readRetainedSlice((int) length);
+        payload = Slices.readRetainedSlice(in, (int) length);
       } else {
         in.skipBytes(HEADER);
       }

@@ -1,7 +1,6 @@
 package io.vmd.nbd;
 
 import io.netty.buffer.ByteBuf;
-import io.netty.buffer.CompositeByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFutureListener;
@@ -9,6 +8,7 @@ import io.netty.channel.ChannelOutboundBuffer;
 import io.netty.channel.EventLoop;
 import io.netty.handler.ssl.SslHandler;
 import io.vmd.common.FlushBatch;
+import io.vmd.common.Slices;
 import java.util.ArrayDeque;
 import java.util.concurrent.RejectedExecutionException;
 
@@ -174,28 +174,8 @@ final class ReplyWriter {
   private void written(NbdRequest r, ByteBuf reply) {
     unconfirmed.add(r);
     sinceBarrier++;
-    FlushBatch.writeThenFlush(channel, plain ? lastOfParts(reply) : reply, afterFlush);
-  }
-
-  /**
-   * A whole composite reply (a READ's page runs, one per server reply) goes out as its parts, each a
-   * message of its own, and the last part is returned to be written after them. The epoll transport
-   * hands a part's memory address to the kernel as it is; a composite it turns into two new
-   * {@code DirectByteBuffer}s per part, most of what a 1 MiB READ allocated. (TLS encrypts the
-   * composite as it is.)
-   */
-  private ByteBuf lastOfParts(ByteBuf reply) {
-    if (!(reply instanceof CompositeByteBuf parts) || parts.numComponents() < 2 || parts.readerIndex() != 0
-        || parts.writerIndex() != parts.capacity()) {
-      return reply;
-    }
-    int n = parts.numComponents();
-    for (int i = 0; i < n - 1; i++) {
-      channel.write(parts.internalComponent(i).retain(), channel.voidPromise());
-    }
-    ByteBuf last = parts.internalComponent(n - 1).retain();
-    parts.release();
-    return last;
+    // A READ's page runs go out as messages of their own (TLS encrypts the composite as it is).
+    FlushBatch.writeThenFlush(channel, plain ? Slices.writeAllButLastPart(channel, reply) : reply, afterFlush);
   }
 
   /**

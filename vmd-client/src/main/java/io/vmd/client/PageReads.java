@@ -6,6 +6,7 @@ import io.netty.buffer.CompositeByteBuf;
 import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.util.Recycler;
 import io.vmd.common.PageCopy;
+import io.vmd.common.Slices;
 import io.vmd.meta.NamespaceMeta;
 import io.vmd.protocol.ErrorCode;
 import io.vmd.protocol.Frame;
@@ -364,12 +365,14 @@ final class PageReads {
       Namespace.PagesCallback pcb = pagesDone;
       ByteBuf result = null;
       if (error == null) {
-        CompositeByteBuf joined = alloc.compositeDirectBuffer(count);
+        // Flattened: a run gathered from several socket reads adds its pieces, so that every part
+        // keeps a memory address (Slices); never consolidated (that would copy).
+        CompositeByteBuf joined = alloc.compositeDirectBuffer(Integer.MAX_VALUE);
         for (int i = 0; i < count; ) {
           ByteBuf part = parts[i];
           parts[i] = null;
-          joined.addComponent(true, part);
           i += part.readableBytes() / Pages.PAGE_SIZE;
+          joined.addFlattenedComponents(true, part);
         }
         result = joined;
       } else {
@@ -476,7 +479,7 @@ final class PageReads {
       if (ns.seal == null && op.isShared()
           && Frame.payloadLength(f) == Frame.bitmapBytes(count) + count * Pages.PAGE_SIZE) {
         // Every page present: the run is one slice of the reply, no copy.
-        op.parts[at] = f.retainedSlice(pageAt, count * Pages.PAGE_SIZE);
+        op.parts[at] = Slices.retainedSlice(f, pageAt, count * Pages.PAGE_SIZE);
         return null;
       }
       ByteBuf dst;

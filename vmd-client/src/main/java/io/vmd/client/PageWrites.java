@@ -3,6 +3,7 @@ package io.vmd.client;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.util.Recycler;
+import io.vmd.common.Slices;
 import io.vmd.protocol.ErrorCode;
 import io.vmd.protocol.Frame;
 import io.vmd.protocol.Op;
@@ -194,7 +195,7 @@ final class PageWrites {
     ByteBuf header = conn.header(Frame.LENGTH_FIELD + Frame.HEADER_SIZE);
     Frame.writeHeader(header, Op.PUT, ns.seal == null ? 0 : Frame.FLAG_SEALED, 0, id, ns.record.id(),
         ns.record.epoch(), page, count, stamp, count * ns.recordBytes);
-    ByteBuf payload = op.src.retainedSlice(op.src.readerIndex() + srcPage * ns.recordBytes, count * ns.recordBytes);
+    ByteBuf payload = Slices.retainedSlice(op.src, op.src.readerIndex() + srcPage * ns.recordBytes, count * ns.recordBytes);
     op.begin();
     conn.send(id, header, payload, PutFrame.of(ns, op, server, page, count, srcPage, fresh, slot, stamp));
   }

@@ -22,6 +22,7 @@ import io.netty.util.collection.LongObjectHashMap;
 import io.netty.util.concurrent.ScheduledFuture;
 import io.vmd.common.ClusterKey;
 import io.vmd.common.FlushBatch;
+import io.vmd.common.Slices;
 import io.vmd.common.Transports;
 import io.vmd.common.tls.ClusterTls;
 import io.vmd.common.tls.Identity;
@@ -134,7 +135,7 @@ final class ServerConnection {
             if (config.tls() != null) {
               ch.pipeline().addLast(config.tls().clientHandler(ch.alloc(), state.address()));
             }
-            ch.pipeline().addLast(new FrameDecoder()).addLast(new Handler());
+            ch.pipeline().addLast(new FrameDecoder().forwarding()).addLast(new Handler());
           }
         });
     ChannelFuture cf = b.connect(state.address().toSocketAddress());
@@ -361,7 +362,8 @@ final class ServerConnection {
         return;
       }
       ch.write(header, ch.voidPromise());
-      FlushBatch.writeAndFlush(ch, payload);
+      // A payload gathered from several reads goes out as its parts (Slices).
+      FlushBatch.writeAndFlush(ch, Slices.writeAllButLastPart(ch, payload));
       return;
     }
     CompositeByteBuf frame = ch.alloc().compositeDirectBuffer(2);

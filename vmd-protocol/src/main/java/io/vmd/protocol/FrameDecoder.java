@@ -3,6 +3,7 @@ package io.vmd.protocol;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.handler.codec.ByteToMessageDecoder;
+import io.vmd.common.Slices;
 import java.util.List;
 
 /**
@@ -15,6 +16,7 @@ import java.util.List;
 public final class FrameDecoder extends ByteToMessageDecoder {
   private int maxFrame;
   private final int maxAuthenticated;
+  private boolean forwarding;
 
   public FrameDecoder() {
     this(Frame.MAX_FRAME);
@@ -30,6 +32,17 @@ public final class FrameDecoder extends ByteToMessageDecoder {
     this.maxAuthenticated = max;
     // Page frames are up to 4 MiB and arrive in many reads: gather them without copying.
     setCumulator(COMPOSITE_CUMULATOR);
+  }
+
+  /**
+   * For a peer whose frames' bytes are written on to another socket (the gateway's page replies): a
+   * frame spanning socket reads comes as a composite of the reads' slices ({@link Slices}), which a
+   * write takes apart without garbage. A consumer that copies frames out is better served by the
+   * default, one slice of the gathered reads (fewer objects per frame).
+   */
+  public FrameDecoder forwarding() {
+    forwarding = true;
+    return this;
   }
 
   /** The peer has proved itself: frames up to the full maximum from now on. */
@@ -57,7 +70,7 @@ public final class FrameDecoder extends ByteToMessageDecoder {
         return;
       }
       in.skipBytes(Frame.LENGTH_FIELD);
-      out.add(in.readRetainedSlice(length));
+      out.add(forwarding ? Slices.readRetainedSlice(in, length) : in.readRetainedSlice(length));
     }
   }
 }
