@@ -286,8 +286,9 @@ final class PageReads {
   }
 
   /**
-   * A read: either copies pages into the caller's buffer, or (shared) keeps each run's pages as a
-   * retained slice of the reply, indexed by the run's first page, and joins them at the end.
+   * A read: either copies pages into the caller's buffer, or (shared) keeps, for each run, the
+   * buffer holding its pages (a reply, retained) and where in it they start, indexed by the run's
+   * first page, and joins slices of them at the end.
    */
   static final class ReadOp extends IoOp {
     static final Recycler<ReadOp> POOL = new Recycler<ReadOp>() {
@@ -301,6 +302,9 @@ final class PageReads {
     ByteBuf dst;
     int end;
     private ByteBuf[] parts = new ByteBuf[0];
+    /** Where in {@code parts[at]} the run starting at page {@code at} starts, and its pages. */
+    private int[] partIndex = new int[0];
+    private int[] partPages = new int[0];
     private int count;
     private ByteBufAllocator alloc;
     private Namespace.PagesCallback pagesDone;
@@ -312,6 +316,8 @@ final class PageReads {
     void shared(int pages, ByteBufAllocator allocator, Namespace.PagesCallback done) {
       if (parts.length < pages) {
         parts = new ByteBuf[pages];
+        partIndex = new int[pages];
+        partPages = new int[pages];
       }
       count = pages;
       alloc = allocator;
@@ -336,16 +342,23 @@ final class PageReads {
         ByteBuf part = alloc.directBuffer(n * Pages.PAGE_SIZE);
         part.writerIndex(n * Pages.PAGE_SIZE);
         PageCopy.copy(src, 0, part, 0, n * Pages.PAGE_SIZE);
-        parts[at] = part;
+        part(at, n, part, 0);
       } else {
         PageCopy.copy(src, 0, dst, base + at * Pages.PAGE_SIZE, n * Pages.PAGE_SIZE);
       }
     }
 
+    /** Pages {@code [at, at + n)} of the read are {@code buf}'s bytes from {@code index} ({@code buf} is the read's). */
+    void part(int at, int n, ByteBuf buf, int index) {
+      parts[at] = buf;
+      partIndex[at] = index;
+      partPages[at] = n;
+    }
+
     /** Pages {@code [at, at + n)} of the read were never written. */
     void zeros(int at, int n, int base) {
       if (isShared()) {
-        parts[at] = alloc.directBuffer(n * Pages.PAGE_SIZE).writeZero(n * Pages.PAGE_SIZE);
+        part(at, n, alloc.directBuffer(n * Pages.PAGE_SIZE).writeZero(n * Pages.PAGE_SIZE), 0);
       } else {
         PageCopy.zero(dst, base + at * Pages.PAGE_SIZE, n * Pages.PAGE_SIZE);
       }
@@ -365,14 +378,16 @@ final class PageReads {
       Namespace.PagesCallback pcb = pagesDone;
       ByteBuf result = null;
       if (error == null) {
-        // Flattened: a run gathered from several socket reads adds its pieces, so that every part
-        // keeps a memory address (Slices); never consolidated (that would copy).
+        // A run gathered from several socket reads adds a slice of each, so that every part keeps a
+        // memory address (Slices); never consolidated (that would copy).
         CompositeByteBuf joined = alloc.compositeDirectBuffer(Integer.MAX_VALUE);
         for (int i = 0; i < count; ) {
           ByteBuf part = parts[i];
           parts[i] = null;
-          i += part.readableBytes() / Pages.PAGE_SIZE;
-          joined.addFlattenedComponents(true, part);
+          int pages = partPages[i];
+          Slices.addSlices(joined, part, partIndex[i], pages * Pages.PAGE_SIZE);
+          part.release();
+          i += pages;
         }
         result = joined;
       } else {
@@ -478,8 +493,8 @@ final class PageReads {
       }
       if (ns.seal == null && op.isShared()
           && Frame.payloadLength(f) == Frame.bitmapBytes(count) + count * Pages.PAGE_SIZE) {
-        // Every page present: the run is one slice of the reply, no copy.
-        op.parts[at] = Slices.retainedSlice(f, pageAt, count * Pages.PAGE_SIZE);
+        // Every page present: the run is the reply's own bytes, kept until the read is joined; no copy.
+        op.part(at, count, f.retain(), pageAt);
         return null;
       }
       ByteBuf dst;
@@ -487,7 +502,7 @@ final class PageReads {
       if (op.isShared()) {
         dst = op.alloc.directBuffer(count * Pages.PAGE_SIZE);
         dst.writerIndex(count * Pages.PAGE_SIZE);
-        op.parts[at] = dst;
+        op.part(at, count, dst, 0);
         dstAt = 0;
       } else {
         dst = op.dst;

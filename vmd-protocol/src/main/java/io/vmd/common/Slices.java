@@ -23,10 +23,7 @@ public final class Slices {
       return sliceOfRoot(buf, index, length);
     }
     CompositeByteBuf composite = (CompositeByteBuf) buf;
-    if (index < 0 || length < 0 || index > composite.capacity() - length) {
-      throw new IndexOutOfBoundsException("range " + index + "+" + length + " outside a buffer of "
-          + composite.capacity());
-    }
+    checkRange(composite, index, length);
     int c = composite.toComponentIndex(index);
     int at = index - composite.toByteIndex(c);
     // The component's bytes as a buffer of their own, indexed from 0 (cached by the composite).
@@ -36,21 +33,42 @@ public final class Slices {
     }
     CompositeByteBuf parts = composite.alloc().compositeDirectBuffer(Integer.MAX_VALUE);
     try {
-      for (int left = length;;) {
-        int n = Math.min(left, part.capacity() - at);
-        if (n > 0) {
-          parts.addComponent(true, sliceOfRoot(part, at, n));
-        }
-        left -= n;
-        if (left == 0) {
-          return parts;
-        }
-        part = composite.internalComponent(++c);
-        at = 0;
-      }
+      addSlices(parts, composite, index, length);
+      return parts;
     } catch (RuntimeException e) {
       parts.release();
       throw e;
+    }
+  }
+
+  /**
+   * Adds {@code length} bytes of {@code src} from {@code index} to the end of {@code target} as
+   * retained slices ({@code src}'s parts' slices when it is a composite); {@code src} keeps its own
+   * reference. No composite in between: a reply joined from page runs adds each run this way.
+   */
+  public static void addSlices(CompositeByteBuf target, ByteBuf src, int index, int length) {
+    if (!(src instanceof CompositeByteBuf)) {
+      target.addComponent(true, sliceOfRoot(src, index, length));
+      return;
+    }
+    CompositeByteBuf composite = (CompositeByteBuf) src;
+    checkRange(composite, index, length);
+    int c = composite.toComponentIndex(index);
+    int at = index - composite.toByteIndex(c);
+    for (int left = length; left > 0; at = 0) {
+      ByteBuf part = composite.internalComponent(c++);
+      int n = Math.min(left, part.capacity() - at);
+      if (n > 0) {
+        target.addComponent(true, sliceOfRoot(part, at, n));
+        left -= n;
+      }
+    }
+  }
+
+  private static void checkRange(ByteBuf buf, int index, int length) {
+    if (index < 0 || length < 0 || index > buf.capacity() - length) {
+      throw new IndexOutOfBoundsException("range " + index + "+" + length + " outside a buffer of "
+          + buf.capacity());
     }
   }
 
@@ -64,10 +82,7 @@ public final class Slices {
     ByteBuf root = buf.unwrap();
     if (buf instanceof AbstractDerivedByteBuf && root != null && !(root instanceof WrappedByteBuf)
         && buf.hasMemoryAddress() && root.hasMemoryAddress()) {
-      if (index < 0 || length < 0 || index > buf.capacity() - length) {
-        throw new IndexOutOfBoundsException("range " + index + "+" + length + " outside a buffer of "
-            + buf.capacity());
-      }
+      checkRange(buf, index, length);
       long offset = buf.memoryAddress() - root.memoryAddress();
       if (offset >= 0 && offset + index + length <= root.capacity()) {
         return root.retainedSlice((int) offset + index, length);

@@ -130,6 +130,26 @@ class SlicesTest {
   }
 
   @Test
+  void slicesAddedToAReplyAreEachAddressableAndOutliveTheirSources() {
+    List<ByteBuf> made = new ArrayList<>();
+    CompositeByteBuf gathered = parts(made, 100, 200);
+    ByteBuf single = numbered(300, 50);
+    made.add(single);
+    CompositeByteBuf reply = ALLOC.compositeDirectBuffer(Integer.MAX_VALUE);
+    Slices.addSlices(reply, gathered, 10, 290);
+    Slices.addSlices(reply, single, 0, 50);
+    gathered.release();
+    single.release();
+    assertThat(reply.numComponents()).isEqualTo(3);
+    for (int i = 0; i < reply.numComponents(); i++) {
+      assertThat(reply.internalComponent(i).hasMemoryAddress()).isTrue();
+    }
+    assertNumbered(reply, 10, 340);
+    reply.release();
+    assertThat(made).allSatisfy(p -> assertThat(p.refCnt()).isZero());
+  }
+
+  @Test
   void aWholeCompositeIsWrittenAsItsParts() {
     EmbeddedChannel ch = new EmbeddedChannel();
     List<ByteBuf> made = new ArrayList<>();
