@@ -348,7 +348,10 @@ final class PageReads {
       }
     }
 
-    /** Pages {@code [at, at + n)} of the read are {@code buf}'s bytes from {@code index} ({@code buf} is the read's). */
+    /**
+     * Pages {@code [at, at + n)} of the read are {@code buf}'s bytes from {@code index}; the read owns
+     * the reference to {@code buf}.
+     */
     void part(int at, int n, ByteBuf buf, int index) {
       parts[at] = buf;
       partIndex[at] = index;

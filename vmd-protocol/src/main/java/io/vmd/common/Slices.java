@@ -11,8 +11,8 @@ import io.netty.channel.Channel;
  * (a frame or payload gathered from several socket reads) has no memory address: each write of it,
  * and each retry of a partial write, builds an array of {@code ByteBuffer}s over its parts, which was
  * most of what the gateway allocated per 1 MiB request. These slice the composite's parts instead:
- * one part's slice when the range lies in one, else a composite of the parts' slices, which the
- * receiver can take apart again ({@link CompositeByteBuf#addFlattenedComponents}). Nothing is copied.
+ * one part's slice when the range lies in one, else a composite of the parts' slices, which
+ * {@link #addSlices} and {@link #writeAllButLastPart} take apart again. Nothing is copied.
  */
 public final class Slices {
   private Slices() {}
@@ -33,7 +33,7 @@ public final class Slices {
     }
     CompositeByteBuf parts = composite.alloc().compositeDirectBuffer(Integer.MAX_VALUE);
     try {
-      addSlices(parts, composite, index, length);
+      addParts(parts, composite, c, at, length);
       return parts;
     } catch (RuntimeException e) {
       parts.release();
@@ -54,7 +54,12 @@ public final class Slices {
     CompositeByteBuf composite = (CompositeByteBuf) src;
     checkRange(composite, index, length);
     int c = composite.toComponentIndex(index);
-    int at = index - composite.toByteIndex(c);
+    addParts(target, composite, c, index - composite.toByteIndex(c), length);
+  }
+
+  /** Adds slices of {@code length} bytes of {@code composite}'s parts, from byte {@code at} of part {@code c}. */
+  private static void addParts(CompositeByteBuf target, CompositeByteBuf composite, int c, int at,
+      int length) {
     for (int left = length; left > 0; at = 0) {
       ByteBuf part = composite.internalComponent(c++);
       int n = Math.min(left, part.capacity() - at);
